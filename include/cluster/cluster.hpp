@@ -1,0 +1,5 @@
+// Everything cluster offers, in one include.
+// Layers, bottom to top: io (runtime), wire (typed messages), ipc (channels), cluster.
+#pragma once
+
+#include <cluster/io.hpp>

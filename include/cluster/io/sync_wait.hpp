@@ -1,0 +1,19 @@
+// cluster::sync_wait: runs a task to completion from ordinary code and returns its value,
+// on this thread's io_context or, when there is none, on one made for the occasion.
+#pragma once
+
+#include <utility>
+
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/task.hpp>
+
+namespace cluster {
+
+template <class T>
+T sync_wait(task<T> t) {
+    if (io_context* ctx = io_context::current()) return ctx->run_until(std::move(t));
+    io_context ctx;
+    return ctx.run_until(std::move(t));
+}
+
+} // namespace cluster

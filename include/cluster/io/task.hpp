@@ -1,0 +1,184 @@
+// cluster::task<T>: a lazy, move-only coroutine that produces T (or T&, or nothing).
+// Awaiting starts it; completion resumes the awaiter by symmetric transfer.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <cluster/io/trampoline.hpp>
+
+namespace cluster {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+// What every task promise shares: who awaits it and which stop token it answers to.
+// A task inherits its awaiter's stop token, so cancelling a parent reaches the ops of
+// every task it is awaiting (see io/op.hpp).
+class task_promise_base {
+public:
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+            return transfer_to(self.promise().continuation_);
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    const std::stop_token& stop_token() const noexcept { return stop_token_; }
+    void set_stop_token(std::stop_token token) noexcept { stop_token_ = std::move(token); }
+
+private:
+    std::coroutine_handle<> continuation_ = std::noop_coroutine();
+    std::stop_token stop_token_;
+};
+
+template <class T>
+class task_promise final : public task_promise_base {
+public:
+    task<T> get_return_object() noexcept;
+    template <class U>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        result_.template emplace<1>(std::forward<U>(value));
+    }
+    void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+
+    T take() {
+        if (result_.index() == 2) std::rethrow_exception(std::get<2>(result_));
+        return std::move(std::get<1>(result_));
+    }
+
+private:
+    std::variant<std::monostate, T, std::exception_ptr> result_;
+};
+
+template <class T>
+class task_promise<T&> final : public task_promise_base {
+public:
+    task<T&> get_return_object() noexcept;
+    void return_value(T& value) noexcept { value_ = std::addressof(value); }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+    T& take() {
+        if (exception_) std::rethrow_exception(exception_);
+        return *value_;
+    }
+
+private:
+    T* value_ = nullptr;
+    std::exception_ptr exception_;
+};
+
+template <>
+class task_promise<void> final : public task_promise_base {
+public:
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+    void take() {
+        if (exception_) std::rethrow_exception(exception_);
+    }
+
+private:
+    std::exception_ptr exception_;
+};
+
+// The stop token of the coroutine doing the awaiting, when it is a task; a coroutine
+// of another kind answers to no stop token.
+template <class Promise>
+std::stop_token awaiting_stop_token(std::coroutine_handle<Promise> h) noexcept {
+    if constexpr (std::is_base_of_v<task_promise_base, Promise>)
+        return h.promise().stop_token();
+    else
+        return {};
+}
+
+} // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+public:
+    using promise_type = detail::task_promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    explicit task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+    task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            destroy();
+            handle_ = std::exchange(other.handle_, {});
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() { destroy(); }
+
+    [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
+    [[nodiscard]] bool done() const noexcept { return handle_ && handle_.done(); }
+
+    // Runs the task under `token` instead of the token of whoever awaits it.
+    task& with_stop_token(std::stop_token token) & noexcept {
+        handle_.promise().set_stop_token(std::move(token));
+        token_fixed_ = true;
+        return *this;
+    }
+    task&& with_stop_token(std::stop_token token) && noexcept { return std::move(with_stop_token(std::move(token))); }
+
+    auto operator co_await() && noexcept { return awaiter{handle_, token_fixed_}; }
+    auto operator co_await() & noexcept { return awaiter{handle_, token_fixed_}; }
+
+    // For the runtime's own drivers (sync_wait, scopes): start and inspect by hand.
+    [[nodiscard]] std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+
+private:
+    struct awaiter {
+        std::coroutine_handle<promise_type> h;
+        bool token_fixed;
+
+        bool await_ready() const noexcept { return false; }
+        template <class Awaiting>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Awaiting> awaiting) noexcept {
+            h.promise().set_continuation(awaiting);
+            if (!token_fixed) h.promise().set_stop_token(detail::awaiting_stop_token(awaiting));
+            return detail::transfer_to(h);
+        }
+        decltype(auto) await_resume() { return h.promise().take(); }
+    };
+
+    void destroy() noexcept {
+        if (handle_) handle_.destroy();
+        handle_ = {};
+    }
+
+    std::coroutine_handle<promise_type> handle_;
+    bool token_fixed_ = false;
+};
+
+namespace detail {
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+template <class T>
+task<T&> task_promise<T&>::get_return_object() noexcept {
+    return task<T&>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+} // namespace detail
+
+} // namespace cluster

@@ -1,0 +1,41 @@
+// cluster::with_timeout for tasks: a task that has not finished within a duration is
+// asked to stop (its ops are cancelled) and the caller gets std::errc::timed_out.
+#pragma once
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+#include <cluster/io/ops.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/when_all.hpp>
+
+namespace cluster {
+
+namespace detail {
+template <class T>
+struct is_result : std::false_type {};
+template <class T>
+struct is_result<result<T>> : std::true_type {};
+
+// A task of result<U> times out into result<U> itself, not result<result<U>>.
+template <class T>
+using timed_result_t = std::conditional_t<is_result<T>::value, T, result<T>>;
+
+template <class Rep, class Period>
+task<void> expire_after(std::chrono::duration<Rep, Period> d) {
+    (void)co_await io::sleep_for(d);
+}
+} // namespace detail
+
+template <class T, class Rep, class Period>
+task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
+    auto first = co_await when_any(std::move(t), detail::expire_after(d));
+    if (first.index() == 1) co_return std::make_error_code(std::errc::timed_out);
+    if constexpr (std::is_void_v<T>)
+        co_return detail::timed_result_t<T>{};
+    else
+        co_return std::move(std::get<0>(first));
+}
+
+} // namespace cluster
