@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then builds and runs every test three times: g++ without
+# optimisation, clang++ optimised (with the fuzzers), and clang++ with ASan + UBSan.
+# Everything builds with -Wall -Wextra -Wpedantic -Werror.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+
+jobs=$(nproc)
+run_config() {
+    local name=$1 cxx=$2; shift 2
+    echo "=== $name ==="
+    cmake -S . -B "build/$name" -DCMAKE_CXX_COMPILER="$cxx" -DCLUSTER_WERROR=ON "$@" >/dev/null
+    cmake --build "build/$name" -j "$jobs"
+    (cd "build/$name" && ctest --output-on-failure -j "$jobs" --timeout 300)
+}
+
+run_config gcc-debug g++ -DCMAKE_BUILD_TYPE=Debug
+run_config clang-release clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_config clang-asan clang++ -DCMAKE_BUILD_TYPE=Debug -DCLUSTER_SANITIZE=ON -DCLUSTER_FUZZ=OFF
+echo "all three configurations passed"
