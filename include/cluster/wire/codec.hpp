@@ -1,0 +1,756 @@
+// cluster::wire codec: encoded_size, encode and decode for described types and the std
+// vocabulary types built from them, plus each type's canonical spelling for fingerprints.
+#pragma once
+
+// Wire format (both peers run on one machine, so scalars are in native byte order and
+// native size; nothing here is meant for a network or for files):
+//   arithmetic, enum     its object bytes (enums as their underlying type)
+//   bool, optional flag  one byte, exactly 0 or 1
+//   string, vector, map  u32 count, then the chars / elements / key-value pairs
+//   array<T, N>          N elements, no count
+//   variant              u8 alternative index, then the alternative
+//   described struct     its public bases' fields, then its own members, in order
+//   duration             its count() as Rep
+//   unique_fd            u32 index into the frame's SCM_RIGHTS fds (0xffffffff = empty)
+// Runs of non-bool arithmetic values are copied with one memcpy.
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <boost/describe/bases.hpp>
+#include <boost/describe/class.hpp>  // users describe their messages with these macros
+#include <boost/describe/enum.hpp>
+#include <boost/describe/enumerators.hpp>
+#include <boost/describe/members.hpp>
+#include <boost/describe/modifiers.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include "cluster/io/error.hpp"
+#include "cluster/io/unique_fd.hpp"
+#include "cluster/wire/buffer.hpp"
+#include "cluster/wire/decode_error.hpp"
+#include "cluster/wire/type_name.hpp"
+
+namespace cluster::wire {
+
+// Raw fd numbers the encoder found, in index order, to attach with SCM_RIGHTS. They are
+// borrowed from the message, which must outlive the send.
+using fd_list = std::vector<int>;
+
+// Without recursive types, only a hostile or corrupt frame could nest deeper than this.
+inline constexpr unsigned max_depth = 64;
+
+namespace detail {
+
+inline constexpr std::uint32_t no_fd = 0xffffffffu;
+
+struct writer {
+    std::byte* pos;
+    fd_list* fds;
+
+    void put(const void* from, std::size_t n) noexcept {
+        std::memcpy(pos, from, n);
+        pos += n;
+    }
+    // memcpy from a null pointer is undefined even for zero bytes, and empty vectors have one.
+    void put_run(const void* from, std::size_t n) noexcept {
+        if (n != 0) put(from, n);
+    }
+    template <class U>
+    void put_value(U value) noexcept {
+        put(&value, sizeof value);
+    }
+};
+
+struct reader {
+    reader(std::span<const std::byte> in, std::span<unique_fd> received) noexcept
+        : pos(in.data()), end(in.data() + in.size()), fds(received) {}
+
+    const std::byte* pos;
+    const std::byte* end;
+    std::span<unique_fd> fds;
+    unsigned depth = 0;
+    errc error{};
+    std::string path;  // written only on failure, innermost segment first
+
+    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end - pos); }
+    bool fail(errc e) noexcept {
+        error = e;
+        return false;
+    }
+    bool take(void* to, std::size_t n) noexcept {
+        if (remaining() < n) return fail(errc::truncated);
+        if (n != 0) std::memcpy(to, pos, n);
+        pos += n;
+        return true;
+    }
+    template <class U>
+    bool take_value(U& value) noexcept {
+        return take(&value, sizeof value);
+    }
+    // A count is only believed if the bytes left could hold that many of the smallest
+    // element: this is what keeps a forged 4 GiB length from reaching an allocator.
+    bool take_count(std::uint32_t& n, std::size_t min_element_size) {
+        if (!take_value(n)) return false;
+        if (min_element_size != 0 && n > remaining() / min_element_size) return fail(errc::length_overflow);
+        return true;
+    }
+    bool enter() {
+        if (++depth > max_depth) return fail(errc::too_deep);
+        return true;
+    }
+    bool leave() noexcept {
+        --depth;
+        return true;
+    }
+    // Called while unwinding a failure, so the happy path never formats a path.
+    bool prefix(std::string_view a, std::string_view b = {}) {
+        path.insert(0, b);
+        path.insert(0, a);
+        return false;
+    }
+    bool prefix_index(std::size_t i, std::string_view after = {}) {
+        path.insert(0, after);
+        path.insert(0, "[" + std::to_string(i) + "]");
+        return false;
+    }
+};
+
+[[noreturn]] inline void throw_too_long() {
+    throw std::system_error(make_error_code(errc::length_overflow),
+                            "cluster::wire: a string, vector or map with 2^32 or more elements cannot be encoded");
+}
+
+inline std::size_t length_prefix(std::size_t n) {
+    if (n > std::numeric_limits<std::uint32_t>::max()) throw_too_long();
+    return sizeof(std::uint32_t);
+}
+
+template <class T>
+inline constexpr bool always_false = false;
+
+// Non-bool arithmetic: every bit pattern is a valid value, so runs of them are memcpy'd.
+template <class T>
+inline constexpr bool is_bulk = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+
+template <class T>
+concept described_struct = std::is_class_v<T> && boost::describe::has_describe_members<T>::value;
+
+template <class T>
+concept described_enum = std::is_enum_v<T> && boost::describe::has_describe_enumerators<T>::value;
+
+// The canonical spelling is fed to a sink, which either hashes it (fingerprint) or
+// collects it (schema text for diagnostics); both are constexpr-friendly.
+template <class S>
+constexpr void spell_number(S& sink, std::int64_t value) {
+    if (value < 0) sink("-");
+    auto magnitude = value < 0 ? 0 - static_cast<std::uint64_t>(value) : static_cast<std::uint64_t>(value);
+    char digits[20] = {};
+    std::size_t n = 0;
+    do {
+        digits[19 - n++] = static_cast<char>('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude != 0);
+    sink(std::string_view(digits + 20 - n, n));
+}
+
+} // namespace detail
+
+// One specialisation per supported type family; each provides
+//   min_size   the fewest bytes any value encodes to (bounds forged counts)
+//   fixed      whether every value encodes to exactly min_size bytes
+//   has_fds    whether values may carry file descriptors
+//   size(v), write(w, v), read(r, v) -> bool, spell(sink)
+template <class T, class = void>
+struct codec {
+    static_assert(detail::always_false<T>,
+                  "cluster::wire: no codec for type T; describe it with BOOST_DESCRIBE_STRUCT "
+                  "(or BOOST_DESCRIBE_ENUM), or use a supported std type");
+};
+
+template <class T>
+struct codec<T, std::enable_if_t<detail::is_bulk<T>>> {
+    static constexpr std::size_t min_size = sizeof(T);
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = false;
+    static constexpr std::size_t size(const T&) noexcept { return sizeof(T); }
+    static void write(detail::writer& w, const T& v) noexcept { w.put_value(v); }
+    static bool read(detail::reader& r, T& v) noexcept { return r.take_value(v); }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        if constexpr (std::is_same_v<T, char>) {
+            sink("char");
+        } else {
+            sink(std::is_floating_point_v<T> ? "f" : std::is_signed_v<T> ? "i" : "u");
+            detail::spell_number(sink, sizeof(T) * 8);
+        }
+    }
+};
+
+template <>
+struct codec<bool> {
+    static constexpr std::size_t min_size = 1;
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = false;
+    static constexpr std::size_t size(bool) noexcept { return 1; }
+    static void write(detail::writer& w, bool v) noexcept { w.put_value(static_cast<std::uint8_t>(v)); }
+    static bool read(detail::reader& r, bool& v) {
+        std::uint8_t byte = 0;
+        if (!r.take_value(byte)) return false;
+        if (byte > 1) return r.fail(errc::invalid_value);
+        v = byte == 1;
+        return true;
+    }
+    template <class S>
+    static constexpr void spell(S& sink) { sink("bool"); }
+};
+
+template <detail::described_enum E>
+struct codec<E> {
+    using underlying = std::underlying_type_t<E>;
+    static constexpr std::size_t min_size = sizeof(underlying);
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = false;
+    static constexpr std::size_t size(E) noexcept { return sizeof(underlying); }
+    static void write(detail::writer& w, E v) noexcept { w.put_value(static_cast<underlying>(v)); }
+    static bool read(detail::reader& r, E& v) {
+        underlying raw{};
+        if (!r.take_value(raw)) return false;
+        if (!is_enumerator(raw)) return r.fail(errc::invalid_enum);
+        v = static_cast<E>(raw);
+        return true;
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("enum<");
+        codec<underlying>::spell(sink);
+        sink(">{");
+        boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>([&](auto d) {
+            sink(d.name);
+            sink("=");
+            detail::spell_number(sink, static_cast<std::int64_t>(d.value));
+            sink(";");
+        });
+        sink("}");
+    }
+
+private:
+    static constexpr bool is_enumerator(underlying raw) noexcept {
+        bool found = false;
+        boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>(
+            [&](auto d) { found = found || static_cast<underlying>(d.value) == raw; });
+        return found;
+    }
+};
+
+template <>
+struct codec<std::monostate> {
+    static constexpr std::size_t min_size = 0;
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = false;
+    static constexpr std::size_t size(std::monostate) noexcept { return 0; }
+    static void write(detail::writer&, std::monostate) noexcept {}
+    static bool read(detail::reader&, std::monostate&) noexcept { return true; }
+    template <class S>
+    static constexpr void spell(S& sink) { sink("none"); }
+};
+
+template <>
+struct codec<std::string> {
+    static constexpr std::size_t min_size = sizeof(std::uint32_t);
+    static constexpr bool fixed = false;
+    static constexpr bool has_fds = false;
+    static std::size_t size(const std::string& v) { return detail::length_prefix(v.size()) + v.size(); }
+    static void write(detail::writer& w, const std::string& v) noexcept {
+        w.put_value(static_cast<std::uint32_t>(v.size()));
+        w.put_run(v.data(), v.size());
+    }
+    static bool read(detail::reader& r, std::string& v) {
+        std::uint32_t n = 0;
+        if (!r.take_count(n, 1)) return false;
+        v.assign(reinterpret_cast<const char*>(r.pos), n);
+        r.pos += n;
+        return true;
+    }
+    template <class S>
+    static constexpr void spell(S& sink) { sink("string"); }
+};
+
+template <class Rep, class Period>
+struct codec<std::chrono::duration<Rep, Period>> {
+    using duration = std::chrono::duration<Rep, Period>;
+    static constexpr std::size_t min_size = codec<Rep>::min_size;
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = false;
+    static constexpr std::size_t size(const duration&) noexcept { return min_size; }
+    static void write(detail::writer& w, const duration& v) noexcept { codec<Rep>::write(w, v.count()); }
+    static bool read(detail::reader& r, duration& v) {
+        Rep count{};
+        if (!codec<Rep>::read(r, count)) return false;
+        v = duration(count);
+        return true;
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("duration<");
+        codec<Rep>::spell(sink);
+        sink(",");
+        detail::spell_number(sink, Period::num);
+        sink("/");
+        detail::spell_number(sink, Period::den);
+        sink(">");
+    }
+};
+
+template <>
+struct codec<unique_fd> {
+    static constexpr std::size_t min_size = sizeof(std::uint32_t);
+    static constexpr bool fixed = true;
+    static constexpr bool has_fds = true;
+    static constexpr std::size_t size(const unique_fd&) noexcept { return min_size; }
+    static void write(detail::writer& w, const unique_fd& v) {
+        if (!v.valid()) return w.put_value(detail::no_fd);
+        w.put_value(static_cast<std::uint32_t>(w.fds->size()));
+        w.fds->push_back(v.get());
+    }
+    // Taking the fd out of the span is what makes a second reference to it missing_fd.
+    static bool read(detail::reader& r, unique_fd& v) {
+        std::uint32_t index = 0;
+        if (!r.take_value(index)) return false;
+        if (index == detail::no_fd) {
+            v.reset();
+            return true;
+        }
+        if (index >= r.fds.size() || !r.fds[index].valid()) return r.fail(errc::missing_fd);
+        v = std::move(r.fds[index]);
+        return true;
+    }
+    template <class S>
+    static constexpr void spell(S& sink) { sink("fd"); }
+};
+
+template <class T, class Alloc>
+struct codec<std::vector<T, Alloc>> {
+    using element = codec<T>;
+    static_assert(element::min_size != 0, "cluster::wire: vector elements must encode to at least one byte");
+    static constexpr std::size_t min_size = sizeof(std::uint32_t);
+    static constexpr bool fixed = false;
+    static constexpr bool has_fds = element::has_fds;
+
+    static std::size_t size(const std::vector<T, Alloc>& v) {
+        std::size_t n = detail::length_prefix(v.size());
+        if constexpr (element::fixed) {
+            n += v.size() * element::min_size;
+        } else {
+            for (const auto& e : v) n += element::size(e);
+        }
+        return n;
+    }
+    static void write(detail::writer& w, const std::vector<T, Alloc>& v) {
+        w.put_value(static_cast<std::uint32_t>(v.size()));
+        if constexpr (detail::is_bulk<T>) {
+            w.put_run(v.data(), v.size() * sizeof(T));
+        } else {
+            for (const auto& e : v) element::write(w, e);
+        }
+    }
+    static bool read(detail::reader& r, std::vector<T, Alloc>& v) {
+        std::uint32_t n = 0;
+        if (!r.take_count(n, element::min_size)) return false;
+        if constexpr (detail::is_bulk<T>) {
+            v.resize(n);
+            return r.take(v.data(), n * sizeof(T));
+        } else {
+            if (!r.enter()) return false;
+            v.clear();
+            v.reserve(n);
+            for (std::uint32_t i = 0; i < n; ++i)
+                if (!read_element(r, v)) return r.prefix_index(i);
+            return r.leave();
+        }
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("vector<");
+        element::spell(sink);
+        sink(">");
+    }
+
+private:
+    // vector<bool> hands out proxies, not bool&, so it decodes through a local.
+    static bool read_element(detail::reader& r, std::vector<T, Alloc>& v) {
+        if constexpr (std::is_same_v<T, bool>) {
+            bool b = false;
+            if (!element::read(r, b)) return false;
+            v.push_back(b);
+            return true;
+        } else {
+            return element::read(r, v.emplace_back());
+        }
+    }
+};
+
+template <class T, std::size_t N>
+struct codec<std::array<T, N>> {
+    using element = codec<T>;
+    static constexpr std::size_t min_size = N * element::min_size;
+    static constexpr bool fixed = element::fixed;
+    static constexpr bool has_fds = element::has_fds;
+
+    static std::size_t size(const std::array<T, N>& v) {
+        if constexpr (fixed) {
+            return min_size;
+        } else {
+            std::size_t n = 0;
+            for (const auto& e : v) n += element::size(e);
+            return n;
+        }
+    }
+    static void write(detail::writer& w, const std::array<T, N>& v) {
+        if constexpr (detail::is_bulk<T>) {
+            w.put_run(v.data(), sizeof v);
+        } else {
+            for (const auto& e : v) element::write(w, e);
+        }
+    }
+    static bool read(detail::reader& r, std::array<T, N>& v) {
+        if constexpr (detail::is_bulk<T>) {
+            return r.take(v.data(), N * sizeof(T));
+        } else {
+            if (!r.enter()) return false;
+            for (std::size_t i = 0; i < N; ++i)
+                if (!element::read(r, v[i])) return r.prefix_index(i);
+            return r.leave();
+        }
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("array<");
+        element::spell(sink);
+        sink(",");
+        detail::spell_number(sink, static_cast<std::int64_t>(N));
+        sink(">");
+    }
+};
+
+template <class T>
+struct codec<std::optional<T>> {
+    using element = codec<T>;
+    static constexpr std::size_t min_size = 1;
+    static constexpr bool fixed = false;
+    static constexpr bool has_fds = element::has_fds;
+
+    static std::size_t size(const std::optional<T>& v) { return 1 + (v ? element::size(*v) : 0); }
+    static void write(detail::writer& w, const std::optional<T>& v) {
+        w.put_value(static_cast<std::uint8_t>(v.has_value()));
+        if (v) element::write(w, *v);
+    }
+    static bool read(detail::reader& r, std::optional<T>& v) {
+        std::uint8_t engaged = 0;
+        if (!r.take_value(engaged)) return false;
+        if (engaged > 1) return r.fail(errc::invalid_value);
+        if (engaged == 0) {
+            v.reset();
+            return true;
+        }
+        return r.enter() && element::read(r, v.emplace()) && r.leave();
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("optional<");
+        element::spell(sink);
+        sink(">");
+    }
+};
+
+template <class... Ts>
+struct codec<std::variant<Ts...>> {
+    static_assert(sizeof...(Ts) <= 255, "cluster::wire: a variant's index is encoded in one byte");
+    using variant = std::variant<Ts...>;
+    static constexpr std::size_t min_size = 1 + std::min({codec<Ts>::min_size...});
+    static constexpr bool fixed = false;
+    static constexpr bool has_fds = (codec<Ts>::has_fds || ...);
+
+    // std::visit throws bad_variant_access for a valueless variant: nothing to send.
+    static std::size_t size(const variant& v) {
+        return 1 + std::visit([](const auto& alt) { return codec_of(alt).size(alt); }, v);
+    }
+    static void write(detail::writer& w, const variant& v) {
+        w.put_value(static_cast<std::uint8_t>(v.index()));
+        std::visit([&](const auto& alt) { codec_of(alt).write(w, alt); }, v);
+    }
+    static bool read(detail::reader& r, variant& v) {
+        std::uint8_t index = 0;
+        if (!r.take_value(index)) return false;
+        if (index >= sizeof...(Ts)) return r.fail(errc::invalid_variant_index);
+        if (!r.enter()) return false;
+        return boost::mp11::mp_with_index<sizeof...(Ts)>(index, [&](auto i) {
+            using alternative = std::variant_alternative_t<i, variant>;
+            if (!codec<alternative>::read(r, v.template emplace<i>())) return prefix_alternative<alternative>(r, i);
+            return r.leave();
+        });
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("variant<");
+        bool first = true;
+        ((sink(std::exchange(first, false) ? "" : ","), codec<Ts>::spell(sink)), ...);
+        sink(">");
+    }
+
+private:
+    template <class A>
+    static codec<A> codec_of(const A&) {
+        return {};
+    }
+    // Named alternatives read better in a path than their index.
+    template <class A>
+    static bool prefix_alternative(detail::reader& r, std::size_t i) {
+        if constexpr (detail::described_struct<A> || detail::described_enum<A>)
+            return r.prefix("<", std::string(type_name<A>()) + ">");
+        else
+            return r.prefix("<", std::to_string(i) + ">");
+    }
+};
+
+namespace detail {
+
+// std::map and std::unordered_map share one encoding: a count, then key, value pairs.
+template <class Map>
+struct map_codec {
+    using key = typename Map::key_type;
+    using mapped = typename Map::mapped_type;
+    static constexpr std::size_t pair_size = codec<key>::min_size + codec<mapped>::min_size;
+    static_assert(pair_size != 0, "cluster::wire: map entries must encode to at least one byte");
+    static constexpr std::size_t min_size = sizeof(std::uint32_t);
+    static constexpr bool fixed = false;
+    static constexpr bool has_fds = codec<key>::has_fds || codec<mapped>::has_fds;
+
+    static std::size_t size(const Map& m) {
+        std::size_t n = length_prefix(m.size());
+        if constexpr (codec<key>::fixed && codec<mapped>::fixed) {
+            n += m.size() * pair_size;
+        } else {
+            for (const auto& [k, v] : m) n += codec<key>::size(k) + codec<mapped>::size(v);
+        }
+        return n;
+    }
+    static void write(writer& w, const Map& m) {
+        w.put_value(static_cast<std::uint32_t>(m.size()));
+        for (const auto& [k, v] : m) {
+            codec<key>::write(w, k);
+            codec<mapped>::write(w, v);
+        }
+    }
+    // A repeated key is rejected: no encoder of a real map produces one.
+    static bool read(reader& r, Map& m) {
+        std::uint32_t n = 0;
+        if (!r.take_count(n, pair_size)) return false;
+        if (!r.enter()) return false;
+        m.clear();
+        if constexpr (requires { m.reserve(n); }) m.reserve(n);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            key k{};
+            mapped v{};
+            if (!codec<key>::read(r, k)) return r.prefix_index(i, ".key");
+            if (!codec<mapped>::read(r, v)) return r.prefix_index(i, ".value");
+            if (!m.emplace(std::move(k), std::move(v)).second) {
+                r.fail(errc::invalid_value);
+                return r.prefix_index(i, ".key");
+            }
+        }
+        return r.leave();
+    }
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("map<");
+        codec<key>::spell(sink);
+        sink(",");
+        codec<mapped>::spell(sink);
+        sink(">");
+    }
+};
+
+} // namespace detail
+
+template <class K, class V, class Compare, class Alloc>
+struct codec<std::map<K, V, Compare, Alloc>> : detail::map_codec<std::map<K, V, Compare, Alloc>> {};
+
+template <class K, class V, class Hash, class Eq, class Alloc>
+struct codec<std::unordered_map<K, V, Hash, Eq, Alloc>>
+    : detail::map_codec<std::unordered_map<K, V, Hash, Eq, Alloc>> {};
+
+namespace detail {
+
+template <class P>
+struct pointee;
+template <class C, class M>
+struct pointee<M C::*> {
+    using type = M;
+};
+
+// Folds over a Boost.Describe descriptor list; f is called as f.template operator()<D>().
+template <template <class...> class L, class... D, class F>
+constexpr std::size_t sum_over(L<D...>, [[maybe_unused]] F f) {
+    return (std::size_t{0} + ... + f.template operator()<D>());
+}
+template <template <class...> class L, class... D, class F>
+constexpr bool any_over(L<D...>, [[maybe_unused]] F f) {
+    return (false || ... || f.template operator()<D>());
+}
+
+} // namespace detail
+
+// Described structs: public bases first (flattened into the derived struct's path),
+// then the struct's own members of any access, in declaration order.
+template <detail::described_struct T>
+struct codec<T> {
+    static constexpr auto any_access = boost::describe::mod_public | boost::describe::mod_protected |
+                                       boost::describe::mod_private;
+    using bases = boost::describe::describe_bases<T, boost::describe::mod_public>;
+    using members = boost::describe::describe_members<T, any_access>;
+    static_assert(boost::mp11::mp_size<bases>::value ==
+                      boost::mp11::mp_size<boost::describe::describe_bases<T, any_access>>::value,
+                  "cluster::wire: a described struct's bases must be public to be encoded");
+
+    template <class D>
+    using member = typename detail::pointee<std::remove_cv_t<decltype(D::pointer)>>::type;
+    template <class D>
+    using base = typename D::type;
+
+    static constexpr std::size_t min_size =
+        detail::sum_over(bases{}, []<class D>() { return codec<base<D>>::min_size; }) +
+        detail::sum_over(members{}, []<class D>() { return codec<member<D>>::min_size; });
+    static constexpr bool fixed = !detail::any_over(bases{}, []<class D>() { return !codec<base<D>>::fixed; }) &&
+                                  !detail::any_over(members{}, []<class D>() { return !codec<member<D>>::fixed; });
+    static constexpr bool has_fds = detail::any_over(bases{}, []<class D>() { return codec<base<D>>::has_fds; }) ||
+                                    detail::any_over(members{}, []<class D>() { return codec<member<D>>::has_fds; });
+
+    static std::size_t size(const T& v) {
+        if constexpr (fixed) {
+            return min_size;
+        } else {
+            return [&]<template <class...> class L, class... D>(L<D...>) {
+                return (std::size_t{0} + ... + codec<base<D>>::size(v));
+            }(bases{}) + [&]<template <class...> class L, class... D>(L<D...>) {
+                return (std::size_t{0} + ... + codec<member<D>>::size(v.*D::pointer));
+            }(members{});
+        }
+    }
+    static void write(detail::writer& w, const T& v) { write_fields(w, v); }
+    static bool read(detail::reader& r, T& v) { return r.enter() && read_fields(r, v) && r.leave(); }
+
+    template <class S>
+    static constexpr void spell(S& sink) {
+        sink("{");
+        spell_fields(sink);
+        sink("}");
+    }
+
+    // A base's fields, written as part of a derived struct: no nesting of their own.
+    static void write_fields(detail::writer& w, const T& v) {
+        [&]<template <class...> class L, class... D>(L<D...>) { (codec<base<D>>::write_fields(w, v), ...); }(bases{});
+        [&]<template <class...> class L, class... D>(L<D...>) {
+            (codec<member<D>>::write(w, v.*D::pointer), ...);
+        }(members{});
+    }
+    static bool read_fields(detail::reader& r, T& v) {
+        return read_bases(r, v) && [&]<template <class...> class L, class... D>(L<D...>) {
+            return (read_member<D>(r, v) && ...);
+        }(members{});
+    }
+    template <class S>
+    static constexpr void spell_fields(S& sink) {
+        [&]<template <class...> class L, class... D>(L<D...>) { (codec<base<D>>::spell_fields(sink), ...); }(bases{});
+        [&]<template <class...> class L, class... D>(L<D...>) {
+            ((sink(D::name), sink(":"), codec<member<D>>::spell(sink), sink(";")), ...);
+        }(members{});
+    }
+
+private:
+    static bool read_bases(detail::reader& r, T& v) {
+        return [&]<template <class...> class L, class... D>(L<D...>) {
+            return (codec<base<D>>::read_fields(r, v) && ...);
+        }(bases{});
+    }
+    template <class D>
+    static bool read_member(detail::reader& r, T& v) {
+        return codec<member<D>>::read(r, v.*D::pointer) || r.prefix(".", D::name);
+    }
+};
+
+// Whether T can carry file descriptors (and so needs an fd_list to be encoded).
+template <class T>
+inline constexpr bool carries_fds = codec<T>::has_fds;
+
+// The exact number of bytes encode() appends for v.
+template <class T>
+[[nodiscard]] std::size_t encoded_size(const T& v) {
+    return codec<T>::size(v);
+}
+
+// Writes exactly encoded_size(v) bytes at out; returns the end of what was written.
+template <class T>
+std::byte* encode_to(std::byte* out, const T& v, fd_list* fds) {
+    detail::writer w{out, fds};
+    codec<T>::write(w, v);
+    return w.pos;
+}
+
+// Appends v's encoding to out and the fds it refers to (in index order) to fds.
+template <class T>
+void encode(const T& v, buffer& out, fd_list& fds) {
+    encode_to(out.extend(encoded_size(v)), v, &fds);
+}
+
+template <class T>
+    requires(!carries_fds<T>)
+void encode(const T& v, buffer& out) {
+    encode_to(out.extend(encoded_size(v)), v, nullptr);
+}
+
+namespace detail {
+
+// Paths start at a named type; containers at the root start with their first segment.
+template <class T>
+constexpr std::string_view root_name() noexcept {
+    if constexpr (described_struct<T> || described_enum<T>)
+        return type_name<T>();
+    else
+        return {};
+}
+
+} // namespace detail
+
+// Decodes exactly all of in as a T. fds are the descriptors that arrived with the bytes;
+// those the message refers to are moved out of the span, the rest stay with the caller.
+template <class T>
+[[nodiscard]] decode_result<T> decode(std::span<const std::byte> in, std::span<unique_fd> fds = {}) {
+    static_assert(std::is_default_constructible_v<T>, "cluster::wire: decoded types must be default-constructible");
+    // One named result, decoded into in place: NRVO, no move of the decoded value.
+    decode_result<T> out(boost::system::in_place_value);
+    detail::reader r(in, fds);
+    if (!codec<T>::read(r, *out) || (r.pos != r.end && !r.fail(errc::trailing_bytes))) {
+        r.path.insert(0, detail::root_name<T>());
+        out = decode_result<T>(boost::system::in_place_error, decode_error{make_error_code(r.error), std::move(r.path)});
+    }
+    return out;
+}
+
+} // namespace cluster::wire

@@ -1,0 +1,125 @@
+// cluster::wire::frame_header: the fixed 24 bytes before every payload on a channel,
+// its validation, and encoding or decoding a whole frame of a protocol's message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <system_error>
+#include <type_traits>
+
+#include "cluster/io/error.hpp"
+#include "cluster/io/result.hpp"
+#include "cluster/io/unique_fd.hpp"
+#include "cluster/wire/buffer.hpp"
+#include "cluster/wire/codec.hpp"
+#include "cluster/wire/decode_error.hpp"
+#include "cluster/wire/fingerprint.hpp"
+#include "cluster/wire/protocol.hpp"
+
+namespace cluster::wire {
+
+// Laid out on the wire exactly as declared, in native byte order (both ends share a machine).
+struct frame_header {
+    std::uint32_t payload_size = 0;  // bytes after the header
+    std::uint32_t type_id = 0;       // protocol<Ts...>::id<T>
+    std::uint64_t fingerprint = 0;   // protocol<Ts...>::fingerprint<T>
+    std::uint16_t fd_count = 0;      // descriptors attached to the frame with SCM_RIGHTS
+    std::uint16_t flags = 0;         // frame_flags
+    std::uint32_t tag = 0;           // request/response correlation; 0 = none
+
+    friend bool operator==(const frame_header&, const frame_header&) = default;
+};
+
+inline constexpr std::size_t frame_header_size = 24;
+static_assert(sizeof(frame_header) == frame_header_size && std::has_unique_object_representations_v<frame_header>,
+              "frame_header must have no padding: it is copied to and from the wire as is");
+
+struct frame_flags {
+    static constexpr std::uint16_t request = 1;   // the peer is expected to answer with the same tag
+    static constexpr std::uint16_t response = 2;  // answers the request with the same tag
+    // The payload is not in the stream: it is the frame's last fd, a sealed memfd of
+    // payload_size bytes (large messages travel without being copied through the socket).
+    static constexpr std::uint16_t memfd = 4;
+    static constexpr std::uint16_t known = request | response | memfd;
+};
+
+// The kernel's SCM_MAX_FD: no more descriptors than this fit in one sendmsg.
+inline constexpr std::uint16_t max_frame_fds = 253;
+
+// The descriptors the message itself refers to: a memfd frame's last fd is its payload.
+[[nodiscard]] constexpr std::uint16_t message_fd_count(const frame_header& h) noexcept {
+    const bool has_memfd = (h.flags & frame_flags::memfd) != 0 && h.fd_count != 0;
+    return static_cast<std::uint16_t>(h.fd_count - (has_memfd ? 1 : 0));
+}
+
+// Whether h describes a possible frame. The payload size limit is the channel's to
+// enforce (as frame_too_large), not the header's.
+[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+    constexpr std::uint16_t exchange = frame_flags::request | frame_flags::response;
+    const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
+    const bool both_directions = (h.flags & exchange) == exchange;
+    const bool untagged_exchange = (h.flags & exchange) != 0 && h.tag == 0;
+    const bool memfd_missing = (h.flags & frame_flags::memfd) != 0 && h.fd_count == 0;
+    // Every descriptor the message refers to costs a 4-byte index in the payload.
+    const bool fds_without_room = std::uint64_t{message_fd_count(h)} * sizeof(std::uint32_t) > h.payload_size;
+    return !reserved_flags && !both_directions && !untagged_exchange && !memfd_missing &&
+           h.fd_count <= max_frame_fds && !fds_without_room;
+}
+
+inline void encode_header(const frame_header& h, std::span<std::byte, frame_header_size> out) noexcept {
+    std::memcpy(out.data(), &h, frame_header_size);
+}
+
+// Reads the header from the first frame_header_size bytes: truncated if there are fewer,
+// bad_frame if they do not describe a possible frame.
+[[nodiscard]] inline result<frame_header> parse_header(std::span<const std::byte> bytes) noexcept {
+    if (bytes.size() < frame_header_size) return make_error_code(errc::truncated);
+    frame_header h;
+    std::memcpy(&h, bytes.data(), frame_header_size);
+    if (!header_is_valid(h)) return make_error_code(errc::bad_frame);
+    return h;
+}
+
+// Appends header + payload of msg to out (frames batch up in one buffer) and returns the
+// raw fds to attach to this frame; they are borrowed from msg, which must outlive the send.
+// A frame that could not be valid (bad flags, too many fds, payload over 4 GiB) is a
+// programming error: it throws std::system_error and leaves out as it was. The payload is
+// written inline, so frame_flags::memfd is refused here too.
+template <class P, class T>
+    requires message_of<T, P>
+fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+    const std::size_t payload_size = encoded_size(msg);
+    if (payload_size > std::numeric_limits<std::uint32_t>::max())
+        throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
+    const std::size_t start = out.size();
+    std::byte* frame = out.extend(frame_header_size + payload_size);
+    fd_list fds;
+    encode_to(frame + frame_header_size, msg, &fds);
+    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
+                         static_cast<std::uint16_t>(fds.size()), flags, tag};
+    if (fds.size() > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
+        out.truncate(start);
+        throw std::system_error(make_error_code(errc::bad_frame),
+                                "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
+    }
+    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+    return fds;
+}
+
+// Decodes a frame's payload (exactly h.payload_size bytes, wherever it was read from) with
+// the fds the message refers to (a memfd frame's payload fd excluded).
+template <class P>
+[[nodiscard]] decode_result<typename P::message> decode_frame(const frame_header& h, std::span<const std::byte> payload,
+                                                              std::span<unique_fd> fds) {
+    auto fail = [](errc code) {
+        return decode_result<typename P::message>(boost::system::in_place_error, decode_error{make_error_code(code), {}});
+    };
+    if (payload.size() != h.payload_size) return fail(errc::truncated);
+    if (fds.size() < message_fd_count(h)) return fail(errc::missing_fd);
+    return P::decode(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)));
+}
+
+} // namespace cluster::wire

@@ -1,0 +1,119 @@
+// cluster::wire::protocol<Ts...> (also cluster::protocol): the message types a channel
+// carries, their type ids and fingerprints, and decoding a (type id, payload) to one of them.
+#pragma once
+
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include "cluster/io/error.hpp"
+#include "cluster/io/unique_fd.hpp"
+#include "cluster/wire/codec.hpp"
+#include "cluster/wire/decode_error.hpp"
+#include "cluster/wire/fingerprint.hpp"
+#include "cluster/wire/type_name.hpp"
+
+namespace cluster::wire {
+
+// Whether no two of Ts share a type id: a protocol could not tell them apart on the wire.
+template <class... Ts>
+inline constexpr bool distinct_type_ids = [] {
+    const std::array<std::uint32_t, sizeof...(Ts)> ids{type_id<Ts>...};
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        for (std::size_t j = i + 1; j < ids.size(); ++j)
+            if (ids[i] == ids[j]) return false;
+    return true;
+}();
+
+template <class... Ts>
+class protocol {
+    static_assert(sizeof...(Ts) > 0, "cluster::protocol: a protocol needs at least one message type");
+    static_assert((std::is_default_constructible_v<Ts> && ...),
+                  "cluster::protocol: message types must be default-constructible to be decoded");
+
+    static constexpr std::array<std::uint32_t, sizeof...(Ts)> ids{type_id<Ts>...};
+
+    static_assert(distinct_type_ids<Ts...>,
+                  "cluster::protocol: two message types share a type id (a type listed twice, two types "
+                  "with the same name, or a hash collision); give one a distinct cluster_name");
+
+public:
+    using message = std::variant<Ts...>;
+    static constexpr std::size_t size = sizeof...(Ts);
+
+    template <class T>
+    static constexpr bool contains = (std::is_same_v<T, Ts> || ...);
+
+    template <class T>
+        requires contains<T>
+    static constexpr std::uint32_t id = type_id<T>;
+
+    template <class T>
+        requires contains<T>
+    static constexpr std::uint64_t fingerprint = wire::fingerprint<T>;
+
+    template <class T>
+        requires contains<T>
+    static constexpr std::string_view name = type_name<T>();
+
+    // Decodes one message that arrived as (type_id, fingerprint, payload, fds). Errors say
+    // what was wrong: unknown_type, schema_mismatch naming the type, or a field path.
+    [[nodiscard]] static decode_result<message> decode(std::uint32_t type_id, std::uint64_t fingerprint,
+                                                       std::span<const std::byte> payload,
+                                                       std::span<unique_fd> fds = {}) {
+        const std::size_t index = index_of(type_id);
+        if (index == size) return unknown(type_id);
+        return boost::mp11::mp_with_index<size>(index, [&](auto i) {
+            return decode_as<boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, i>>(fingerprint, payload, fds);
+        });
+    }
+
+private:
+    static constexpr std::size_t index_of(std::uint32_t type_id) noexcept {
+        std::size_t i = 0;
+        while (i < size && ids[i] != type_id) ++i;
+        return i;
+    }
+
+    static decode_result<message> fail(errc code, std::string path) {
+        return decode_result<message>(boost::system::in_place_error, decode_error{make_error_code(code), std::move(path)});
+    }
+
+    static decode_result<message> unknown(std::uint32_t type_id) {
+        char hex[8];
+        auto end = std::to_chars(hex, hex + sizeof hex, type_id, 16).ptr;
+        return fail(errc::unknown_type, "type id 0x" + std::string(hex, end));
+    }
+
+    template <class T>
+    static decode_result<message> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
+                                            std::span<unique_fd> fds) {
+        if (fingerprint != wire::fingerprint<T>) return fail(errc::schema_mismatch, std::string(type_name<T>()));
+        auto decoded = wire::decode<T>(payload, fds);
+        if (!decoded) return decode_result<message>(boost::system::in_place_error, std::move(decoded.error()));
+        return decode_result<message>(boost::system::in_place_value, std::in_place_type<T>, std::move(*decoded));
+    }
+};
+
+// Satisfied when T is one of P's message types: what send() functions constrain on.
+template <class T, class P>
+concept message_of = P::template contains<T>;
+
+} // namespace cluster::wire
+
+namespace cluster {
+
+template <class... Ts>
+using protocol = wire::protocol<Ts...>;
+
+} // namespace cluster
