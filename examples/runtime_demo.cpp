@@ -18,7 +18,8 @@ task<void> echo(int fd) {
     char buf[256];
     while (auto n = co_await io::read(fd, buf)) {
         if (*n == 0) co_return;
-        if (!co_await io::write(fd, std::span(buf, *n))) co_return;
+        auto written = co_await io::write(fd, std::span(buf, *n));
+        if (!written) co_return;
     }
 }
 

@@ -58,12 +58,11 @@ public:
     ~child_process() { kill_and_reap(); }
 
     // fork(2). In the parent: the child's handle. In the child: an empty handle
-    // (is_child() true), with this thread's io_context forgotten — build a new one.
+    // (is_child() true); the parent's io_context is no longer current there — build a new one.
     static result<child_process> fork() {
         pid_t pid = ::fork();
         if (pid < 0) return errno_code(errno);
         if (pid == 0) {
-            io_context::forget_current_after_fork();
             child_process c;
             c.in_child_ = true;
             return c;

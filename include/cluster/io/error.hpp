@@ -23,6 +23,7 @@ enum class errc {
     bad_frame,              // a frame header that does not check out
     missing_fd,             // a message refers to a file descriptor that did not arrive
     channel_closed,         // the channel was closed (by us, or after a protocol error)
+    unexpected_type,        // a valid message, but not the type the receiver asked for
 };
 
 class error_category final : public std::error_category {
@@ -44,6 +45,7 @@ public:
         case errc::bad_frame: return "malformed frame header";
         case errc::missing_fd: return "file descriptor missing from the message";
         case errc::channel_closed: return "channel closed";
+        case errc::unexpected_type: return "unexpected message type";
         }
         return "unknown cluster error";
     }

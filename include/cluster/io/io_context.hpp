@@ -3,8 +3,10 @@
 #pragma once
 
 #include <liburing.h>
+#include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/io/error.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/trampoline.hpp>
 
@@ -48,13 +51,20 @@ struct root_promise {
     void return_void() noexcept {}
     void unhandled_exception() noexcept {}  // the awaited task keeps its own exception
 };
+// Starts `t` and waits for it without taking its result (co_await would move the value
+// out of the task): run_until takes the value, or the exception, from the task itself.
 template <class T>
 root_coroutine run_root(task<T>& t) {
-    try {
-        co_await t;
-    } catch (...) {
-        // Left in the task: run_until rethrows it from there.
-    }
+    struct start {
+        std::coroutine_handle<typename task<T>::promise_type> h;
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> root) noexcept {
+            h.promise().set_continuation(root);
+            return transfer_to(h);
+        }
+        void await_resume() const noexcept {}
+    };
+    co_await start{t.handle()};
 }
 
 } // namespace detail
@@ -68,6 +78,7 @@ struct io_context_options {
 class io_context {
 public:
     explicit io_context(io_context_options options = {}) : owner_pid_(::getpid()) {
+        forget_in_forked_children();
         setup(options);
         previous_ = current_;
         current_ = this;
@@ -95,8 +106,6 @@ public:
                                     "cluster: no io_context on this thread (create one, or use sync_wait)");
         return *current_;
     }
-    // After fork(): the child must not touch the parent's ring. It may build its own.
-    static void forget_current_after_fork() noexcept { current_ = nullptr; }
 
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags; }
     [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
@@ -124,6 +133,18 @@ public:
     // Cancels the op behind `c` and waits, without resuming any coroutine, until its
     // last CQE: for an op whose memory is about to go away. Other CQEs wait their turn.
     void cancel_and_wait(detail::completion* c, bool& finished) {
+        // Its CQE may have left the ring already and be waiting its turn in stashed_.
+        const auto mine = reinterpret_cast<std::uintptr_t>(c);
+        for (auto it = stashed_.begin(); it != stashed_.end();) {
+            if (it->user_data != mine) {
+                ++it;
+                continue;
+            }
+            const auto e = *it;
+            it = stashed_.erase(it);
+            settle(e, false);
+        }
+        if (finished) return;
         cancel(c);
         while (!finished) {
             io_uring_submit_and_wait(&ring_, 1);
@@ -137,6 +158,14 @@ public:
     }
 
     void post(std::coroutine_handle<> h) { ready_.push_back(h); }
+
+    // End-of-turn hooks: `c` completes (res 0) once, right before the loop next submits,
+    // so that work queued all through a turn (a channel's frames) leaves in one go.
+    void defer(detail::completion* c) { deferred_.push_back(c); }
+    void cancel_defer(detail::completion* c) noexcept {
+        std::erase(deferred_, c);
+        std::replace(running_deferred_.begin(), running_deferred_.end(), c, static_cast<detail::completion*>(nullptr));
+    }
 
     // Runs until stop() or until nothing is left to wait for.
     void run() {
@@ -172,11 +201,14 @@ public:
     // One turn: resume what is ready, submit, wait for at least one completion if
     // nothing else can make progress, and dispatch every completion that arrived.
     void run_once() {
+        // A loop run from inside another loop's coroutine hands the trampoline back when
+        // it returns, so nothing is ever posted to a loop that has gone.
+        const detail::trampoline::saved outer_trampoline;
         CLUSTER_MARK_STACK_BASE();
         install_trampoline();
         resume_ready();
-        if (!stashed_.empty())
-            for (const auto& e : std::exchange(stashed_, {})) settle(e, true);
+        dispatch_stashed();
+        run_deferred(true);
         if (!ready_.empty() || stopped_) {
             submit_and_get_events();
         } else if (in_flight_ > 0) {
@@ -189,6 +221,13 @@ public:
     }
 
 private:
+    // After any fork() the child must not touch the parent's ring (it is not even mapped
+    // there): the forking thread's current context is forgotten, and the child may build its own.
+    static void forget_in_forked_children() {
+        static const int registered = ::pthread_atfork(nullptr, nullptr, [] { current_ = nullptr; });
+        (void)registered;
+    }
+
     void setup(const io_context_options& options) {
         io_uring_params params{};
         params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
@@ -275,16 +314,16 @@ private:
         return out;
     }
 
-    // Copies a batch out of the CQ before dispatching it, so that a resumed coroutine
-    // may reap (cancel_and_wait) without invalidating what is being walked.
+    // Moves a batch out of the CQ into stashed_ and dispatches from there one CQE at a
+    // time: a resumed coroutine may destroy an op whose CQE is still waiting its turn,
+    // and cancel_and_wait must find that CQE (it is no longer in the ring).
     void reap() {
         for (;;) {
             io_uring_cqe* batch[64];
-            detail::cqe_copy copies[64];
             unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 64);
-            for (unsigned i = 0; i < n; ++i) copies[i] = {batch[i]->user_data, batch[i]->res, batch[i]->flags};
+            for (unsigned i = 0; i < n; ++i) stashed_.push_back({batch[i]->user_data, batch[i]->res, batch[i]->flags});
             io_uring_cq_advance(&ring_, n);
-            for (unsigned i = 0; i < n; ++i) settle(copies[i], true);
+            dispatch_stashed();
             if (n == 64) continue;
             if (!io_uring_cq_has_overflow(&ring_)) return;
             io_uring_get_events(&ring_);
@@ -292,7 +331,26 @@ private:
         }
     }
 
-    [[nodiscard]] bool idle() const noexcept { return in_flight_ == 0 && ready_.empty() && stashed_.empty(); }
+    [[nodiscard]] bool idle() const noexcept {
+        return in_flight_ == 0 && ready_.empty() && stashed_.empty() && deferred_.empty();
+    }
+
+    // Hooks may defer again (into deferred_) or cancel one another (nulled here).
+    void run_deferred(bool resume) {
+        if (deferred_.empty()) return;
+        std::swap(deferred_, running_deferred_);
+        for (std::size_t i = 0; i < running_deferred_.size(); ++i)
+            if (auto* c = running_deferred_[i]) c->complete(c, 0, 0, resume);
+        running_deferred_.clear();
+    }
+
+    void dispatch_stashed() {
+        while (!stashed_.empty()) {
+            const auto e = stashed_.front();
+            stashed_.pop_front();
+            settle(e, true);
+        }
+    }
 
     void settle(const detail::cqe_copy& e, bool resume) {
         if (!(e.flags & IORING_CQE_F_MORE)) --in_flight_;
@@ -321,6 +379,7 @@ private:
     // without resuming anybody. Awaiting coroutines stay suspended for their owners to
     // destroy; their ops see they are finished and touch nothing.
     void drain() {
+        run_deferred(false);
         if (in_flight_ == 0) return;
         io_uring_prep_cancel64(sqe(nullptr), 0, IORING_ASYNC_CANCEL_ANY);
         for (const auto& e : std::exchange(stashed_, {})) settle(e, false);
@@ -338,7 +397,9 @@ private:
     std::size_t in_flight_ = 0;
     bool stopped_ = false;
     std::deque<std::coroutine_handle<>> ready_;
-    std::vector<detail::cqe_copy> stashed_;
+    std::deque<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
+    std::vector<detail::completion*> deferred_;
+    std::vector<detail::completion*> running_deferred_;
 };
 
 } // namespace cluster

@@ -16,4 +16,12 @@ T sync_wait(task<T> t) {
     return ctx.run_until(std::move(t));
 }
 
+// Any other awaitable (an op, a channel's receive) is awaited from a task made for it.
+template <class Awaitable>
+decltype(auto) sync_wait(Awaitable&& awaitable) {
+    using value = decltype(std::declval<Awaitable&&>().await_resume());
+    return sync_wait([](Awaitable&& a) -> task<value> { co_return co_await std::forward<Awaitable>(a); }(
+        std::forward<Awaitable>(awaitable)));
+}
+
 } // namespace cluster

@@ -114,11 +114,13 @@ public:
 
     task() noexcept = default;
     explicit task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-    task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+    task(task&& other) noexcept
+        : handle_(std::exchange(other.handle_, {})), token_fixed_(std::exchange(other.token_fixed_, false)) {}
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             destroy();
             handle_ = std::exchange(other.handle_, {});
+            token_fixed_ = std::exchange(other.token_fixed_, false);
         }
         return *this;
     }

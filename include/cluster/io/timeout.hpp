@@ -30,12 +30,16 @@ task<void> expire_after(std::chrono::duration<Rep, Period> d) {
 
 template <class T, class Rep, class Period>
 task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
+    using timed = detail::timed_result_t<T>;
     auto first = co_await when_any(std::move(t), detail::expire_after(d));
-    if (first.index() == 1) co_return std::make_error_code(std::errc::timed_out);
+    // In place, explicitly: for T = std::error_code, value and error have the same type.
+    if (first.index() == 1) co_return timed(boost::system::in_place_error, std::make_error_code(std::errc::timed_out));
     if constexpr (std::is_void_v<T>)
-        co_return detail::timed_result_t<T>{};
-    else
+        co_return timed{};
+    else if constexpr (detail::is_result<T>::value)
         co_return std::move(std::get<0>(first));
+    else
+        co_return timed(boost::system::in_place_value, std::move(std::get<0>(first)));
 }
 
 } // namespace cluster

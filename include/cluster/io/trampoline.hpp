@@ -24,6 +24,21 @@ struct trampoline {
     static inline thread_local void (*post)(void* loop, std::coroutine_handle<>) = nullptr;
 
     static constexpr std::ptrdiff_t depth_limit = 256 * 1024;
+
+    // Restores the state found at construction: a loop installs itself for one turn only.
+    struct saved {
+        const char* base = stack_base;
+        void* saved_loop = loop;
+        void (*saved_post)(void*, std::coroutine_handle<>) = post;
+        saved() = default;
+        saved(const saved&) = delete;
+        saved& operator=(const saved&) = delete;
+        ~saved() {
+            stack_base = base;
+            loop = saved_loop;
+            post = saved_post;
+        }
+    };
 };
 
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
