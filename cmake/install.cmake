@@ -1,6 +1,5 @@
 # Install rules: headers, the exported cluster::cluster target, a CMake package
 # config (find_package(cluster CONFIG)) and a pkg-config file.
-include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(CLUSTER_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/cluster")
