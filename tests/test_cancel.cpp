@@ -5,6 +5,8 @@
 
 #include <cluster/io.hpp>
 
+#include "support.hpp"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,11 +20,7 @@ using namespace cluster;
 
 namespace {
 
-std::array<unique_fd, 2> make_socketpair(int type = SOCK_STREAM) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) throw std::system_error(errno, std::system_category(), "socketpair");
-    return {unique_fd(sv[0]), unique_fd(sv[1])};
-}
+using test_support::make_socketpair;
 
 // Reads once; the error code, or success.
 task<std::error_code> read_once(int fd) {

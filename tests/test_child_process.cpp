@@ -5,6 +5,8 @@
 
 #include <cluster/io.hpp>
 
+#include "support.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,15 +33,7 @@ namespace {
     for (;;) ::pause();
 }
 
-std::size_t open_fd_count() {
-    std::size_t n = 0;
-    DIR* d = ::opendir("/proc/self/fd");
-    if (!d) return 0;
-    while (dirent* e = ::readdir(d))
-        if (e->d_name[0] != '.') ++n;
-    ::closedir(d);
-    return n - 1;  // the directory stream's own descriptor
-}
+using test_support::open_fd_count;
 
 bool is_reaped(pid_t pid) {
     int status;

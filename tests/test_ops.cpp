@@ -8,6 +8,8 @@
 
 #include <cluster/io.hpp>
 
+#include "support.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -30,11 +32,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::array<unique_fd, 2> make_socketpair(int type = SOCK_STREAM) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) throw std::system_error(errno, std::system_category(), "socketpair");
-    return {unique_fd(sv[0]), unique_fd(sv[1])};
-}
+using test_support::make_socketpair;
 
 std::array<unique_fd, 2> make_pipe() {
     int p[2];

@@ -4,6 +4,8 @@
 
 #include <cluster/io.hpp>
 
+#include "support.hpp"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,11 +23,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::array<unique_fd, 2> make_socketpair(int type = SOCK_STREAM) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) throw std::system_error(errno, std::system_category(), "socketpair");
-    return {unique_fd(sv[0]), unique_fd(sv[1])};
-}
+using test_support::make_socketpair;
 
 // Counts the frames that were destroyed: proof that a task's frame was reclaimed.
 struct frame_guard {
