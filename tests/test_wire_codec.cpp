@@ -16,7 +16,7 @@
 #include <variant>
 #include <vector>
 
-#include "cluster/wire.hpp"
+#include <cluster/wire.hpp>
 
 namespace app {
 

@@ -10,7 +10,7 @@
 #include <system_error>
 #include <vector>
 
-#include "cluster/wire.hpp"
+#include <cluster/wire.hpp>
 
 namespace app {
 

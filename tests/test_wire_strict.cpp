@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "cluster/wire.hpp"
+#include <cluster/wire.hpp>
 
 struct result {
     std::uint64_t id = 0;

@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "cluster/wire.hpp"
+#include <cluster/wire.hpp>
 
 namespace fuzz {
 

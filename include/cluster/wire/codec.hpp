@@ -41,13 +41,21 @@
 #include <boost/describe/modifiers.hpp>
 #include <boost/mp11/algorithm.hpp>
 
-#include "cluster/io/error.hpp"
-#include "cluster/io/unique_fd.hpp"
-#include "cluster/wire/buffer.hpp"
-#include "cluster/wire/decode_error.hpp"
-#include "cluster/wire/type_name.hpp"
+#include <cluster/io/error.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/wire/buffer.hpp>
+#include <cluster/wire/decode_error.hpp>
+#include <cluster/wire/type_name.hpp>
+
+namespace cluster {
+class shared_bytes;  // cluster/wire/shared_bytes.hpp
+}
 
 namespace cluster::wire {
+
+// Runs of bytes an encoder may leave out of its output and have sent by reference
+// (writev-style); defined with shared_bytes, the only codec that uses it.
+struct gather_list;
 
 // Raw fd numbers the encoder found, in index order, to attach with SCM_RIGHTS. They are
 // borrowed from the message, which must outlive the send.
@@ -63,6 +71,7 @@ inline constexpr std::uint32_t no_fd = 0xffffffffu;
 struct writer {
     std::byte* pos;
     fd_list* fds;
+    gather_list* gather = nullptr;  // set: shared_bytes may leave its bytes out (see gather_list)
 
     void put(const void* from, std::size_t n) noexcept {
         std::memcpy(pos, from, n);
@@ -88,6 +97,7 @@ struct reader {
     unsigned depth = 0;
     errc error{};
     std::string path;  // written only on failure, innermost segment first
+    const shared_bytes* owner = nullptr;  // set: keeps the input alive, shared_bytes may alias it
 
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end - pos); }
     bool fail(errc e) noexcept {
@@ -284,7 +294,10 @@ struct codec<std::string> {
     static bool read(detail::reader& r, std::string& v) {
         std::uint32_t n = 0;
         if (!r.take_count(n, 1)) return false;
-        v.assign(reinterpret_cast<const char*>(r.pos), n);
+        // clear() + append(): assign() goes through the general _M_replace, which costs
+        // as much again as the whole rest of a small message's decode.
+        v.clear();
+        v.append(reinterpret_cast<const char*>(r.pos), n);
         r.pos += n;
         return true;
     }
@@ -695,19 +708,22 @@ private:
     }
 };
 
+// The entry points below are declared inline: GCC then inlines them where a template
+// alone stays a call, and for a small message that call was a third of the codec's time.
+
 // Whether T can carry file descriptors (and so needs an fd_list to be encoded).
 template <class T>
 inline constexpr bool carries_fds = codec<T>::has_fds;
 
 // The exact number of bytes encode() appends for v.
 template <class T>
-[[nodiscard]] std::size_t encoded_size(const T& v) {
+[[nodiscard]] inline std::size_t encoded_size(const T& v) {
     return codec<T>::size(v);
 }
 
 // Writes exactly encoded_size(v) bytes at out; returns the end of what was written.
 template <class T>
-std::byte* encode_to(std::byte* out, const T& v, fd_list* fds) {
+inline std::byte* encode_to(std::byte* out, const T& v, fd_list* fds) {
     detail::writer w{out, fds};
     codec<T>::write(w, v);
     return w.pos;
@@ -715,13 +731,13 @@ std::byte* encode_to(std::byte* out, const T& v, fd_list* fds) {
 
 // Appends v's encoding to out and the fds it refers to (in index order) to fds.
 template <class T>
-void encode(const T& v, buffer& out, fd_list& fds) {
+inline void encode(const T& v, buffer& out, fd_list& fds) {
     encode_to(out.extend(encoded_size(v)), v, &fds);
 }
 
 template <class T>
     requires(!carries_fds<T>)
-void encode(const T& v, buffer& out) {
+inline void encode(const T& v, buffer& out) {
     encode_to(out.extend(encoded_size(v)), v, nullptr);
 }
 
@@ -736,20 +752,88 @@ constexpr std::string_view root_name() noexcept {
         return {};
 }
 
+// Converts to a default-initialised T. As a constructor argument the copy is elided,
+// so the T is built in place without the value-initialisation `T()` would do.
+// The members are indeterminate until the decoder writes them, which it does for every
+// one before the value is used (a failed decode discards it): g++ cannot see that.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <class T>
+struct default_initialised {
+    template <class U>
+        requires std::is_same_v<U, T>
+    operator U() const {
+        T v;
+        return v;
+    }
+};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// Calls make with the constructor arguments of a fresh T for the decoder to fill. An
+// aggregate is default-initialised: the decoder writes every member, and value-
+// initialising it would first zero the whole object, padding and all (that zeroing was
+// most of a small message's decode time). Anything else, which may have constructors
+// default_initialised could confuse, is value-initialised.
+template <class T, class Make>
+decltype(auto) make_fresh(Make make) {
+    if constexpr (std::is_aggregate_v<T>)
+        return make(default_initialised<T>{});
+    else
+        return make();
+}
+
+// Reads a T from all of r's input: bytes left over are an error too.
+template <class T>
+bool read_whole(reader& r, T& v) {
+    return codec<T>::read(r, v) && (r.pos == r.end || r.fail(errc::trailing_bytes));
+}
+
+// The error r ran into, its path rooted at T. Out of line: only a failure formats a path.
+template <class T>
+[[gnu::cold, gnu::noinline]] decode_error error_of(reader& r) {
+    r.path.insert(0, root_name<T>());
+    return decode_error{make_error_code(r.error), std::move(r.path)};
+}
+
+// Turns out into that error; out of line for the same reason.
+template <class T>
+[[gnu::cold, gnu::noinline]] void fail(decode_result<T>& out, reader& r) {
+    out = decode_result<T>(boost::system::in_place_error, error_of<T>(r));
+}
+
 } // namespace detail
+
+// Decodes exactly all of in into v, overwriting what it held: decode<T> for a caller that
+// has a T to fill (one built in place where it will be handed out: nothing is moved).
+// On failure v holds a partly decoded value, good only for destruction or assignment.
+template <class T>
+[[nodiscard]] inline std::optional<decode_error> decode_into(T& v, std::span<const std::byte> in,
+                                                             std::span<unique_fd> fds = {},
+                                                             const shared_bytes* owner = nullptr) {
+    detail::reader r(in, fds);
+    r.owner = owner;
+    if (detail::read_whole(r, v)) return std::nullopt;
+    return detail::error_of<T>(r);
+}
 
 // Decodes exactly all of in as a T. fds are the descriptors that arrived with the bytes;
 // those the message refers to are moved out of the span, the rest stay with the caller.
+// owner, when given, holds in's bytes: decoded shared_bytes may share them instead of copying.
 template <class T>
-[[nodiscard]] decode_result<T> decode(std::span<const std::byte> in, std::span<unique_fd> fds = {}) {
+[[nodiscard]] inline decode_result<T> decode(std::span<const std::byte> in, std::span<unique_fd> fds = {},
+                                             const shared_bytes* owner = nullptr) {
     static_assert(std::is_default_constructible_v<T>, "cluster::wire: decoded types must be default-constructible");
     // One named result, decoded into in place: NRVO, no move of the decoded value.
-    decode_result<T> out(boost::system::in_place_value);
+    auto out = detail::make_fresh<T>(
+        [](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
     detail::reader r(in, fds);
-    if (!codec<T>::read(r, *out) || (r.pos != r.end && !r.fail(errc::trailing_bytes))) {
-        r.path.insert(0, detail::root_name<T>());
-        out = decode_result<T>(boost::system::in_place_error, decode_error{make_error_code(r.error), std::move(r.path)});
-    }
+    r.owner = owner;
+    if (!detail::read_whole(r, *out)) detail::fail(out, r);
     return out;
 }
 

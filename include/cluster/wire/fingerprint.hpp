@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "cluster/wire/codec.hpp"
+#include <cluster/wire/codec.hpp>
 
 namespace cluster::wire {
 

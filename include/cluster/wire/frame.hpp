@@ -6,18 +6,20 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <type_traits>
 
-#include "cluster/io/error.hpp"
-#include "cluster/io/result.hpp"
-#include "cluster/io/unique_fd.hpp"
-#include "cluster/wire/buffer.hpp"
-#include "cluster/wire/codec.hpp"
-#include "cluster/wire/decode_error.hpp"
-#include "cluster/wire/fingerprint.hpp"
-#include "cluster/wire/protocol.hpp"
+#include <cluster/io/error.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/wire/buffer.hpp>
+#include <cluster/wire/codec.hpp>
+#include <cluster/wire/decode_error.hpp>
+#include <cluster/wire/fingerprint.hpp>
+#include <cluster/wire/protocol.hpp>
+#include <cluster/wire/shared_bytes.hpp>
 
 namespace cluster::wire {
 
@@ -69,8 +71,16 @@ inline constexpr std::uint16_t max_frame_fds = 253;
            h.fd_count <= max_frame_fds && !fds_without_room;
 }
 
+// Field by field, the same bytes as one copy of h: h has usually just been assembled, and
+// one wide load of it stalls on store forwarding (half of a small frame's encode time).
 inline void encode_header(const frame_header& h, std::span<std::byte, frame_header_size> out) noexcept {
-    std::memcpy(out.data(), &h, frame_header_size);
+    auto put = [&](std::size_t offset, const auto& field) { std::memcpy(out.data() + offset, &field, sizeof field); };
+    put(offsetof(frame_header, payload_size), h.payload_size);
+    put(offsetof(frame_header, type_id), h.type_id);
+    put(offsetof(frame_header, fingerprint), h.fingerprint);
+    put(offsetof(frame_header, fd_count), h.fd_count);
+    put(offsetof(frame_header, flags), h.flags);
+    put(offsetof(frame_header, tag), h.tag);
 }
 
 // Reads the header from the first frame_header_size bytes: truncated if there are fewer,
@@ -87,21 +97,33 @@ inline void encode_header(const frame_header& h, std::span<std::byte, frame_head
 // raw fds to attach to this frame; they are borrowed from msg, which must outlive the send.
 // A frame that could not be valid (bad flags, too many fds, payload over 4 GiB) is a
 // programming error: it throws std::system_error and leaves out as it was. The payload is
-// written inline, so frame_flags::memfd is refused here too.
+// written inline, so frame_flags::memfd is refused here too. With gather, large
+// shared_bytes may be left out of out and listed there instead (offsets into out), to be
+// sent by reference: out then holds frame_header_size + payload_size - gather->total bytes.
 template <class P, class T>
     requires message_of<T, P>
-fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0,
+                     gather_list* gather = nullptr) {
     const std::size_t payload_size = encoded_size(msg);
     if (payload_size > std::numeric_limits<std::uint32_t>::max())
         throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
     const std::size_t start = out.size();
     std::byte* frame = out.extend(frame_header_size + payload_size);
     fd_list fds;
-    encode_to(frame + frame_header_size, msg, &fds);
+    detail::writer w{frame + frame_header_size, &fds, gather};
+    const std::size_t runs_before = gather ? gather->runs.size() : 0;
+    const std::size_t total_before = gather ? gather->total : 0;
+    if (gather) gather->base = out.data();
+    codec<T>::write(w, msg);
+    out.truncate(static_cast<std::size_t>(w.pos - out.data()));
     const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
                          static_cast<std::uint16_t>(fds.size()), flags, tag};
     if (fds.size() > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
         out.truncate(start);
+        if (gather) {
+            gather->runs.resize(runs_before);
+            gather->total = total_before;
+        }
         throw std::system_error(make_error_code(errc::bad_frame),
                                 "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
     }
@@ -109,17 +131,43 @@ fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint
     return fds;
 }
 
+namespace detail {
+
+// Why a frame's payload and fds cannot be decoded at all, or errc{} if they may be.
+[[nodiscard]] constexpr errc frame_mismatch(const frame_header& h, std::span<const std::byte> payload,
+                                            std::span<unique_fd> fds) noexcept {
+    if (payload.size() != h.payload_size) return errc::truncated;
+    if (fds.size() < message_fd_count(h)) return errc::missing_fd;
+    return {};
+}
+
+} // namespace detail
+
 // Decodes a frame's payload (exactly h.payload_size bytes, wherever it was read from) with
-// the fds the message refers to (a memfd frame's payload fd excluded).
+// the fds the message refers to (a memfd frame's payload fd excluded). owner, when given,
+// holds payload's bytes, and decoded shared_bytes may share them (see wire::decode).
 template <class P>
 [[nodiscard]] decode_result<typename P::message> decode_frame(const frame_header& h, std::span<const std::byte> payload,
-                                                              std::span<unique_fd> fds) {
-    auto fail = [](errc code) {
-        return decode_result<typename P::message>(boost::system::in_place_error, decode_error{make_error_code(code), {}});
-    };
-    if (payload.size() != h.payload_size) return fail(errc::truncated);
-    if (fds.size() < message_fd_count(h)) return fail(errc::missing_fd);
-    return P::decode(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)));
+                                                              std::span<unique_fd> fds,
+                                                              const shared_bytes* owner = nullptr) {
+    if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{})
+        return decode_result<typename P::message>(boost::system::in_place_error, decode_error{make_error_code(e), {}});
+    return P::decode(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)), owner);
+}
+
+// decode_frame() into the optional returned, where the message is built in place (see
+// protocol::decode_in_place). Empty on failure, with error set.
+template <class P>
+[[nodiscard]] std::optional<typename P::message> decode_frame_in_place(const frame_header& h,
+                                                                       std::span<const std::byte> payload,
+                                                                       std::span<unique_fd> fds,
+                                                                       const shared_bytes* owner,
+                                                                       std::optional<decode_error>& error) {
+    if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {
+        error = decode_error{make_error_code(e), {}};
+        return std::nullopt;
+    }
+    return P::decode_in_place(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)), owner, error);
 }
 
 } // namespace cluster::wire

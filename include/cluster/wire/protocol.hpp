@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,12 +17,12 @@
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
-#include "cluster/io/error.hpp"
-#include "cluster/io/unique_fd.hpp"
-#include "cluster/wire/codec.hpp"
-#include "cluster/wire/decode_error.hpp"
-#include "cluster/wire/fingerprint.hpp"
-#include "cluster/wire/type_name.hpp"
+#include <cluster/io/error.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/wire/codec.hpp>
+#include <cluster/wire/decode_error.hpp>
+#include <cluster/wire/fingerprint.hpp>
+#include <cluster/wire/type_name.hpp>
 
 namespace cluster::wire {
 
@@ -42,6 +43,9 @@ class protocol {
                   "cluster::protocol: message types must be default-constructible to be decoded");
 
     static constexpr std::array<std::uint32_t, sizeof...(Ts)> ids{type_id<Ts>...};
+    static constexpr std::array<std::uint64_t, sizeof...(Ts)> fingerprints{wire::fingerprint<Ts>...};
+    template <std::size_t I>
+    using type_at = boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, I>;
 
     static_assert(distinct_type_ids<Ts...>,
                   "cluster::protocol: two message types share a type id (a type listed twice, two types "
@@ -68,13 +72,42 @@ public:
 
     // Decodes one message that arrived as (type_id, fingerprint, payload, fds). Errors say
     // what was wrong: unknown_type, schema_mismatch naming the type, or a field path.
+    // owner, when given, holds payload's bytes (see wire::decode).
     [[nodiscard]] static decode_result<message> decode(std::uint32_t type_id, std::uint64_t fingerprint,
                                                        std::span<const std::byte> payload,
-                                                       std::span<unique_fd> fds = {}) {
+                                                       std::span<unique_fd> fds = {},
+                                                       const shared_bytes* owner = nullptr) {
         const std::size_t index = index_of(type_id);
         if (index == size) return unknown(type_id);
         return boost::mp11::mp_with_index<size>(index, [&](auto i) {
-            return decode_as<boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, i>>(fingerprint, payload, fds);
+            return decode_as<boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, i>>(fingerprint, payload, fds, owner);
+        });
+    }
+
+    // decode(), for a receiver that hands the message out in an optional: the message is
+    // built in the optional returned, and never moved. Empty on failure, with error set.
+    [[nodiscard]] static std::optional<message> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
+                                                                std::span<const std::byte> payload,
+                                                                std::span<unique_fd> fds, const shared_bytes* owner,
+                                                                std::optional<decode_error>& error) {
+        const std::size_t index = index_of(type_id);
+        if (index == size) {
+            error = unknown(type_id).error();
+            return std::nullopt;
+        }
+        if (fingerprint != fingerprints[index]) {
+            error = boost::mp11::mp_with_index<size>(index, [](auto i) { return mismatch<type_at<i>>().error(); });
+            return std::nullopt;
+        }
+        return boost::mp11::mp_with_index<size>(index, [&](auto i) {
+            constexpr std::size_t I = decltype(i)::value;
+            // Engaged from the start: a default-constructed optional would be zeroed first.
+            auto out = detail::make_fresh<type_at<I>>([](auto... fresh) {
+                return std::optional<message>(std::in_place, std::in_place_index<I>, fresh...);
+            });
+            error = wire::decode_into(*std::get_if<I>(&*out), payload, fds, owner);
+            if (error) out.reset();
+            return out;
         });
     }
 
@@ -96,12 +129,21 @@ private:
     }
 
     template <class T>
+    static decode_result<message> mismatch() {
+        return fail(errc::schema_mismatch, std::string(type_name<T>()));
+    }
+
+    // Decoded in place in the result: no move of the message.
+    template <class T>
     static decode_result<message> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
-                                            std::span<unique_fd> fds) {
-        if (fingerprint != wire::fingerprint<T>) return fail(errc::schema_mismatch, std::string(type_name<T>()));
-        auto decoded = wire::decode<T>(payload, fds);
-        if (!decoded) return decode_result<message>(boost::system::in_place_error, std::move(decoded.error()));
-        return decode_result<message>(boost::system::in_place_value, std::in_place_type<T>, std::move(*decoded));
+                                            std::span<unique_fd> fds, const shared_bytes* owner) {
+        if (fingerprint != wire::fingerprint<T>) return mismatch<T>();
+        auto out = detail::make_fresh<T>([](auto... fresh) {
+            return decode_result<message>(boost::system::in_place_value, std::in_place_type<T>, fresh...);
+        });
+        if (auto error = wire::decode_into(*std::get_if<T>(&*out), payload, fds, owner))
+            out = decode_result<message>(boost::system::in_place_error, std::move(*error));
+        return out;
     }
 };
 
