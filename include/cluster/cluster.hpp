@@ -3,3 +3,5 @@
 #pragma once
 
 #include <cluster/io.hpp>
+#include <cluster/ipc.hpp>
+#include <cluster/wire.hpp>

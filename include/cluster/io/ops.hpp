@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <cluster/io/op.hpp>
+#include <cluster/io/scm_rights.hpp>
 #include <cluster/io/unique_fd.hpp>
 
 namespace cluster::io {
@@ -116,16 +117,9 @@ private:
 class sendmsg_op : public basic_op<sendmsg_op, result<std::size_t>> {
 public:
     sendmsg_op(int fd, std::span<const iovec> iov, std::span<const int> fds, int flags)
-        : fd_(fd), iov_(iov), flags_(flags), control_(fds.empty() ? 0 : CMSG_SPACE(fds.size_bytes())) {
-        if (fds.empty()) return;
-        msghdr probe{};
-        probe.msg_control = control_.data();
-        probe.msg_controllen = control_.size();
-        cmsghdr* c = CMSG_FIRSTHDR(&probe);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size_bytes());
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size_bytes());
+        : fd_(fd), iov_(iov), flags_(flags) {
+        msghdr packed{};
+        attach_fds(packed, control_, fds);
     }
     void prepare(io_uring_sqe* sqe) noexcept {
         msg_ = {};
@@ -155,7 +149,8 @@ struct received {
     bool control_truncated = false;
 };
 
-inline constexpr std::size_t max_fds_per_message = 64;
+// The kernel's SCM_MAX_FD: no more fds than this travel with one message.
+inline constexpr std::size_t max_fds_per_message = 253;
 
 class recvmsg_op : public basic_op<recvmsg_op, result<received>> {
 public:
@@ -171,16 +166,7 @@ public:
     }
     result<received> complete(int res) {
         // Whatever arrived is owned before anything else: fds must not leak on error.
-        received r;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg_); c; c = CMSG_NXTHDR(&msg_, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < n; ++i) {
-                int received_fd;
-                std::memcpy(&received_fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                r.fds.emplace_back(received_fd);
-            }
-        }
+        received r{0, take_fds(msg_), false};
         if (res < 0) return errno_code(-res);
         r.bytes = static_cast<std::size_t>(res);
         r.control_truncated = (msg_.msg_flags & MSG_CTRUNC) != 0;

@@ -1,0 +1,7 @@
+// The ipc layer in one include: channel<P> over a socketpair, the frame reader that
+// feeds it, and sealed memfds for large payloads.
+#pragma once
+
+#include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/frame_reader.hpp>
+#include <cluster/ipc/memfd.hpp>

@@ -1,0 +1,241 @@
+// cluster::ipc::frame_reader: cuts a received byte stream (and the fds that came with it)
+// into frames, without I/O of its own: the channel feeds it, and the fuzzer does too.
+#pragma once
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cluster/io/error.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/wire/frame.hpp>
+#include <cluster/wire/shared_bytes.hpp>
+
+namespace cluster::ipc {
+
+// One complete frame: its header, its payload (in the reader's buffer, or mapped from
+// the sealed memfd that carried it) and the fds that belong to it. Valid until consume().
+// A large payload sits in a buffer of its own, owner: a decoded shared_bytes may keep
+// (share) it instead of copying out of it.
+struct frame_view {
+    wire::frame_header header;
+    std::span<const std::byte> payload;
+    std::span<unique_fd> fds;
+    const shared_bytes* owner = nullptr;
+};
+
+// What went wrong with the stream, with enough words to act on.
+struct stream_error {
+    std::error_code code;
+    std::string detail;
+};
+
+// Payloads of at least 16 chunks (1 MiB by default) are received into a buffer of their
+// own, mapped with huge pages; it is lent to the decoded message when a shared_bytes in
+// it wants the bytes, else kept warm for the next large frame. The one kept is dropped as
+// soon as a smaller frame comes, and is MADV_FREE'd while it waits: an idle channel pins
+// no large buffer the kernel cannot take back.
+class frame_reader {
+public:
+    explicit frame_reader(std::size_t max_payload, std::size_t chunk = 64 * 1024)
+        : max_payload_(max_payload), chunk_(chunk), large_(16 * chunk), pool_(detail::recycler::make()) {}
+    frame_reader(const frame_reader&) = delete;
+    frame_reader& operator=(const frame_reader&) = delete;
+    ~frame_reader() {
+        current_.reset();
+        big_ = {};
+        mapping_ = {};
+        pool_->release();
+    }
+
+    // Where the next receive should put bytes: at least one chunk, or the rest of the
+    // frame in progress when that is larger, so a frame of any size is read in place.
+    [[nodiscard]] std::span<std::byte> writable() {
+        if (big_data_) return {big_data_ + big_filled_, header_->payload_size - big_filled_};
+        std::size_t want = chunk_;
+        if (header_ && !memfd_frame()) want = std::max(want, frame_bytes() - buffered());
+        if (capacity_ - end_ < want) make_room(want);
+        return {data_.get() + end_, capacity_ - end_};
+    }
+    void commit(std::size_t n) noexcept {
+        if (big_data_)
+            big_filled_ += n;
+        else
+            end_ += n;
+    }
+    void add_fds(std::vector<unique_fd>& fds) {
+        for (auto& fd : fds) fds_.push_back(std::move(fd));
+        fds.clear();
+    }
+
+    // The next complete frame (valid until consume()), nullptr if none has arrived yet,
+    // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
+    [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
+        if (current_) return &*current_;
+        if (!header_) {
+            if (buffered() < wire::frame_header_size) return nothing_yet;
+            // Copied straight out of the buffer: going through wire::parse_header's result
+            // stalled on store forwarding, a measurable share of a small message's receive.
+            wire::frame_header h;
+            std::memcpy(&h, data_.get() + begin_, wire::frame_header_size);
+            if (!wire::header_is_valid(h))
+                return fail(make_error_code(errc::bad_frame), "frame header does not check out");
+            if (h.payload_size > max_payload_)
+                return fail(make_error_code(errc::frame_too_large),
+                            std::to_string(h.payload_size) + " byte payload, limit " + std::to_string(max_payload_));
+            if ((h.flags & wire::frame_flags::memfd) && h.fd_count == 0)
+                return fail(make_error_code(errc::bad_frame), "memfd frame without its memfd");
+            header_ = h;
+            if (!memfd_frame() && h.payload_size >= large_)
+                start_large_frame();
+            else
+                pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
+        }
+        if (big_data_ ? big_filled_ < header_->payload_size : buffered() < frame_bytes()) return nothing_yet;
+        // fds travel with the first bytes of the write that carried them, so a frame's fds
+        // have always arrived by the time its last byte has.
+        if (fds_.size() < header_->fd_count)
+            return fail(make_error_code(errc::missing_fd), std::to_string(header_->fd_count) + " fds announced, " +
+                                                               std::to_string(fds_.size()) + " arrived");
+        frame_fds_.clear();
+        for (unsigned i = 0; i < header_->fd_count; ++i) {
+            frame_fds_.push_back(std::move(fds_.front()));
+            fds_.pop_front();
+        }
+        std::span<const std::byte> payload;
+        const shared_bytes* owner = nullptr;
+        std::span<unique_fd> fds{frame_fds_};
+        if (big_data_) {
+            payload = big_.bytes();
+            owner = &big_;
+        } else if (memfd_frame()) {
+            auto mapped = map_memfd(frame_fds_.back(), header_->payload_size);
+            if (!mapped) return fail(mapped.error(), "payload memfd unusable");
+            payload = *mapped;
+            owner = &mapping_;
+            fds = fds.first(fds.size() - 1);
+        } else {
+            payload = {data_.get() + begin_ + wire::frame_header_size, header_->payload_size};
+        }
+        return &current_.emplace(frame_view{*header_, payload, fds, owner});
+    }
+
+    // Drops the frame next() returned; its fds not taken by the decoder are closed.
+    void consume() noexcept {
+        if (!current_) return;
+        if (big_data_) {
+            // Back to the recycler, unless a decoded value now shares it.
+            big_ = {};
+            big_data_ = nullptr;
+            big_filled_ = 0;
+        } else {
+            begin_ += frame_bytes();
+        }
+        header_.reset();
+        current_.reset();
+        frame_fds_.clear();
+        mapping_ = {};
+        if (begin_ != end_) return;
+        begin_ = end_ = 0;
+        // After a large frame the buffer goes back, rather than pinning its size forever.
+        if (capacity_ > 16 * chunk_) {
+            data_.reset();
+            capacity_ = 0;
+        }
+    }
+
+    // Bytes of a frame that has started but not finished: what a peer that vanishes
+    // leaves behind.
+    [[nodiscard]] std::size_t partial_bytes() const noexcept {
+        return buffered() + (big_data_ ? wire::frame_header_size + big_filled_ : 0);
+    }
+
+private:
+    [[nodiscard]] bool memfd_frame() const noexcept { return header_->flags & wire::frame_flags::memfd; }
+    [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
+    [[nodiscard]] std::size_t frame_bytes() const noexcept {
+        return wire::frame_header_size + (memfd_frame() ? 0 : header_->payload_size);
+    }
+
+    // The header (already parsed) leaves the chunk buffer; the payload bytes that came with
+    // it move to the large buffer, where the rest is received in place.
+    void start_large_frame() {
+        auto [owner, data] = detail::bytes_access::lend(*pool_, header_->payload_size);
+        big_ = std::move(owner);
+        big_data_ = data;
+        begin_ += wire::frame_header_size;
+        big_filled_ = std::min<std::size_t>(buffered(), header_->payload_size);
+        if (big_filled_) std::memcpy(big_data_, data_.get() + begin_, big_filled_);
+        begin_ += big_filled_;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+
+    static constexpr const frame_view* nothing_yet = nullptr;
+
+    boost::system::result<const frame_view*, stream_error> fail(std::error_code code, std::string detail) {
+        return stream_error{code, std::move(detail)};
+    }
+
+    void make_room(std::size_t want) {
+        const std::size_t live = buffered();
+        if (begin_ > 0 && capacity_ - live >= want) {
+            std::memmove(data_.get(), data_.get() + begin_, live);
+        } else {
+            const std::size_t capacity = std::max(live + want, capacity_ + capacity_ / 2);
+            auto grown = std::make_unique_for_overwrite<std::byte[]>(capacity);
+            if (live) std::memcpy(grown.get(), data_.get() + begin_, live);
+            data_ = std::move(grown);
+            capacity_ = capacity;
+        }
+        begin_ = 0;
+        end_ = live;
+    }
+
+    // A payload in a memfd is trusted only once sealed against writes and shrinking:
+    // the sender can then neither change it under the decoder nor make reads fault.
+    result<std::span<const std::byte>> map_memfd(const unique_fd& fd, std::size_t size) {
+        constexpr int required = F_SEAL_WRITE | F_SEAL_SHRINK;
+        int seals = ::fcntl(fd.get(), F_GET_SEALS);
+        if (seals < 0 || (seals & required) != required) return make_error_code(errc::bad_frame);
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || static_cast<std::size_t>(st.st_size) < size)
+            return make_error_code(errc::truncated);
+        if (size == 0) return std::span<const std::byte>{};
+        void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
+        if (p == MAP_FAILED) return errno_code(errno);
+        mapping_ = detail::bytes_access::adopt_mapping(static_cast<std::byte*>(p), size);
+        if (mapping_.empty()) return make_error_code(std::errc::not_enough_memory);
+        return mapping_.bytes();
+    }
+
+    std::size_t max_payload_;
+    std::size_t chunk_;
+    std::unique_ptr<std::byte[]> data_;
+    std::size_t capacity_ = 0;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+    std::deque<unique_fd> fds_;
+    std::vector<unique_fd> frame_fds_;
+    std::optional<wire::frame_header> header_;
+    std::optional<frame_view> current_;
+    shared_bytes mapping_;  // a memfd frame's payload, mapped
+    std::size_t large_;
+    detail::recycler* pool_;
+    shared_bytes big_;  // a large frame's payload buffer
+    std::byte* big_data_ = nullptr;
+    std::size_t big_filled_ = 0;
+};
+
+} // namespace cluster::ipc

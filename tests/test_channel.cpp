@@ -1,0 +1,468 @@
+// channel<P>: typed messages over a socketpair, in one process and across fork().
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include <cluster/io.hpp>
+#include <cluster/ipc/channel.hpp>
+
+#include <boost/describe.hpp>
+
+#include <dirent.h>
+#include <sys/wait.h>
+
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+using namespace cluster;
+
+namespace chan_test {
+
+struct ping {
+    std::uint64_t seq = 0;
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(ping, (), (seq, text))
+
+struct chunk {
+    std::uint64_t seq = 0;
+    std::vector<std::uint8_t> bytes;
+};
+BOOST_DESCRIBE_STRUCT(chunk, (), (seq, bytes))
+
+struct pipe_end {
+    std::string label;
+    unique_fd fd;
+};
+BOOST_DESCRIBE_STRUCT(pipe_end, (), (label, fd))
+
+struct many_fds {
+    std::vector<unique_fd> fds;
+};
+BOOST_DESCRIBE_STRUCT(many_fds, (), (fds))
+
+// Same name on the wire, different members: what a stale worker binary would send.
+struct job_v1 {
+    static constexpr std::string_view cluster_name = "job";
+    std::uint64_t id = 0;
+};
+BOOST_DESCRIBE_STRUCT(job_v1, (), (id))
+struct job_v2 {
+    static constexpr std::string_view cluster_name = "job";
+    std::uint64_t id = 0;
+    std::string owner;
+};
+BOOST_DESCRIBE_STRUCT(job_v2, (), (id, owner))
+
+} // namespace chan_test
+
+using namespace chan_test;
+using proto = protocol<ping, chunk, pipe_end, many_fds>;
+
+namespace {
+
+using test_support::open_fd_count;
+
+// Chunk contents: a window into one pseudo-random table, starting where seq says, so
+// every chunk differs from its neighbours and is checked with one memcmp.
+constexpr std::size_t max_chunk = 16u << 20;
+const std::vector<std::uint8_t>& pattern() {
+    static const std::vector<std::uint8_t> table = [] {
+        std::vector<std::uint8_t> t(max_chunk + 4096);
+        std::uint32_t x = 2463534242u;
+        for (auto& b : t) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            b = static_cast<std::uint8_t>(x);
+        }
+        return t;
+    }();
+    return table;
+}
+
+chunk make_chunk(std::uint64_t seq, std::size_t size) {
+    const auto* start = pattern().data() + seq % 4096;
+    return chunk{seq, std::vector<std::uint8_t>(start, start + size)};
+}
+
+bool chunk_intact(const chunk& c, std::uint64_t seq, std::size_t size) {
+    return c.seq == seq && c.bytes.size() == size && std::memcmp(c.bytes.data(), pattern().data() + seq % 4096, size) == 0;
+}
+
+struct pair_of_channels {
+    channel<proto> a, b;
+    explicit pair_of_channels(ipc::channel_options oa = {}, ipc::channel_options ob = {})
+        : pair_of_channels(ipc::make_socket_pair().value(), oa, ob) {}
+
+private:
+    pair_of_channels(std::pair<unique_fd, unique_fd> fds, ipc::channel_options oa, ipc::channel_options ob)
+        : a(std::move(fds.first), oa), b(std::move(fds.second), ob) {}
+};
+
+} // namespace
+
+TEST_CASE("messages arrive whole and in order") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        for (std::uint64_t i = 0; i < 1000; ++i) {
+            // Named, not a braced temporary: GCC 12 miscompiles those across co_await.
+            const ping msg{i, "message " + std::to_string(i)};
+            auto queued = co_await p.a.send(msg);
+            REQUIRE(queued);
+        }
+        for (std::uint64_t i = 0; i < 1000; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            auto* got = std::get_if<ping>(&*m);
+            REQUIRE(got);
+            CHECK(got->seq == i);
+            CHECK(got->text == "message " + std::to_string(i));
+        }
+    }());
+    CHECK(p.b.stats().frames_received == 1000);
+}
+
+TEST_CASE("everything sent in one loop turn goes out in one write") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        for (std::uint64_t i = 0; i < 500; ++i) REQUIRE(p.a.try_send(ping{i, "x"}));
+        { auto done = co_await p.a.flush(); REQUIRE(done); }
+    }());
+    CHECK(p.a.stats().frames_sent == 500);
+    CHECK(p.a.stats().writes == 1);
+}
+
+TEST_CASE("receive<T> returns the one type, and closes the channel on another") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        const ping seven{7, "seven"};
+        (void)co_await p.a.send(seven);
+        const chunk other{8, {1, 2, 3}};  // GCC 12 cannot hold an initializer_list across co_await
+        (void)co_await p.a.send(other);
+        auto first = co_await p.b.receive<ping>();
+        REQUIRE(first);
+        CHECK(first->seq == 7);
+        auto second = co_await p.b.receive<ping>();
+        CHECK_FALSE(second);
+        CHECK(p.b.close_reason() == errc::unexpected_type);
+        CHECK_FALSE(p.b.is_open());
+    }());
+}
+
+TEST_CASE("tags and flags travel in the envelope") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        const ping question{1, "q"};
+        (void)co_await p.a.send(question, 42, wire::frame_flags::request);
+        auto e = co_await p.b.receive_envelope();
+        REQUIRE(e);
+        CHECK(e->tag == 42);
+        CHECK(e->flags == wire::frame_flags::request);
+        CHECK(std::get<ping>(e->message).text == "q");
+    }());
+}
+
+TEST_CASE("an fd sent in a message arrives open and usable") {
+    io_context ctx;
+    pair_of_channels p;
+    int pipefd[2];
+    REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+    unique_fd read_end(pipefd[0]);
+    const auto before = open_fd_count();
+    sync_wait([&]() -> task<void> {
+        {
+            pipe_end msg{"writer", unique_fd(pipefd[1])};
+            { auto done = co_await p.a.send(msg); REQUIRE(done); }
+        }  // our copy closes here: the queued frame holds its own
+        auto m = co_await p.b.receive();
+        REQUIRE(m);
+        auto& got = std::get<pipe_end>(*m);
+        CHECK(got.label == "writer");
+        REQUIRE(got.fd);
+        CHECK((::fcntl(got.fd.get(), F_GETFD) & FD_CLOEXEC) != 0);
+        REQUIRE(::write(got.fd.get(), "hello", 5) == 5);
+    }());
+    char buf[8] = {};
+    REQUIRE(::read(read_end.get(), buf, sizeof buf) == 5);
+    CHECK(std::string(buf, 5) == "hello");
+    CHECK(open_fd_count() == before - 1);  // the write end went, nothing else stayed open
+}
+
+TEST_CASE("more fds than one sendmsg may carry are split across writes") {
+    io_context ctx;
+    pair_of_channels p;
+    const auto before = open_fd_count();
+    sync_wait([&]() -> task<void> {
+        // 3 messages × 200 fds: no single sendmsg may carry more than 253.
+        for (int round = 0; round < 3; ++round) {
+            many_fds msg;
+            for (int i = 0; i < 200; ++i) msg.fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            { auto done = co_await p.a.send(msg); REQUIRE(done); }
+        }
+        for (int round = 0; round < 3; ++round) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            auto& got = std::get<many_fds>(*m);
+            REQUIRE(got.fds.size() == 200);
+            for (auto& fd : got.fds) CHECK(::fcntl(fd.get(), F_GETFD) >= 0);
+        }
+    }());
+    CHECK(p.a.stats().writes >= 3);
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("a payload above the memfd threshold travels in a sealed memfd") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        { auto done = co_await p.a.send(make_chunk(1, 3u << 20)); REQUIRE(done); }
+        { auto done = co_await p.a.send(make_chunk(2, 1000)); REQUIRE(done); }
+        auto big = co_await p.b.receive();
+        REQUIRE(big);
+        CHECK(chunk_intact(std::get<chunk>(*big), 1, 3u << 20));
+        auto small = co_await p.b.receive();
+        REQUIRE(small);
+        CHECK(chunk_intact(std::get<chunk>(*small), 2, 1000));
+    }());
+    CHECK(p.a.stats().memfd_frames == 1);
+}
+
+TEST_CASE("a large payload below the memfd threshold is copied through the socket") {
+    io_context ctx;
+    ipc::channel_options no_memfd;
+    no_memfd.memfd_threshold = 1u << 30;
+    pair_of_channels p(no_memfd);
+    sync_wait([&]() -> task<void> {
+        std::uint64_t received = 0;
+        scope s;
+        // Spawned coroutines outlive the lambda expression: what they use are parameters.
+        s.spawn([](channel<proto>& in, std::uint64_t& count) -> task<void> {
+            auto m = co_await in.receive();
+            REQUIRE(m);
+            CHECK(chunk_intact(std::get<chunk>(*m), 9, 16u << 20));
+            ++count;
+        }(p.b, received));
+        { auto done = co_await p.a.send(make_chunk(9, 16u << 20)); REQUIRE(done); }
+        co_await s.join();
+        CHECK(received == 1);
+    }());
+    CHECK(p.a.stats().memfd_frames == 0);
+}
+
+TEST_CASE("a frame above the receiver's limit closes the channel with frame_too_large") {
+    io_context ctx;
+    ipc::channel_options small_limit;
+    small_limit.max_frame_size = 1024;
+    pair_of_channels p({}, small_limit);
+    sync_wait([&]() -> task<void> {
+        (void)co_await p.a.send(make_chunk(1, 100));
+        (void)co_await p.a.send(make_chunk(2, 4096));
+        auto ok = co_await p.b.receive();
+        REQUIRE(ok);
+        auto refused = co_await p.b.receive();
+        CHECK_FALSE(refused);
+        CHECK(p.b.close_reason() == errc::frame_too_large);
+        // The sender learns too: the receiver shut the socket down.
+        const ping after{3, "after"};
+        auto late = co_await p.a.send(after);
+        if (late) late = co_await p.a.flush();
+        CHECK_FALSE(late);
+    }());
+}
+
+TEST_CASE("sends wait above the high-water mark until the peer reads") {
+    io_context ctx;
+    ipc::channel_options tight;
+    tight.high_water_mark = 64 * 1024;
+    pair_of_channels p(tight);
+    sync_wait([&]() -> task<void> {
+        std::size_t sent = 0;
+        scope s;
+        s.spawn([](channel<proto>& out, std::size_t& count, std::size_t limit) -> task<void> {
+            // 8 MiB: far more than the socket buffer and the high-water mark together.
+            for (std::uint64_t i = 0; i < 128; ++i) {
+                { auto done = co_await out.send(make_chunk(i, 64 * 1024)); REQUIRE(done); }
+                ++count;
+                CHECK(out.queued_bytes() < limit);
+            }
+        }(p.a, sent, tight.high_water_mark));
+        CHECK(sent < 128);  // the sender is blocked, not buffering without bound
+        for (std::uint64_t i = 0; i < 128; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            REQUIRE(chunk_intact(std::get<chunk>(*m), i, 64 * 1024));
+        }
+        co_await s.join();
+        CHECK(sent == 128);
+    }());
+}
+
+TEST_CASE("shutdown ends the peer's receive cleanly") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        const ping last{1, "last"};
+        (void)co_await p.a.send(last);
+        { auto done = co_await p.a.shutdown(); REQUIRE(done); }
+        auto m = co_await p.b.receive();
+        REQUIRE(m);
+        auto end = co_await p.b.receive();
+        CHECK_FALSE(end);
+        CHECK_FALSE(p.b.close_reason());  // clean: no error
+    }());
+}
+
+TEST_CASE("a peer that dies mid-frame is an eof error, not a hang or a crash") {
+    io_context ctx;
+    auto [mine, theirs] = ipc::make_socket_pair().value();
+    channel<proto> ch(std::move(mine));
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        // Half a frame: a header announcing 1000 bytes, and 10 of them.
+        wire::frame_header h{1000, proto::id<ping>, proto::fingerprint<ping>, 0, 0, 0};
+        std::byte bytes[wire::frame_header_size + 10] = {};
+        std::memcpy(bytes, &h, sizeof h);
+        (void)!::write(theirs.get(), bytes, sizeof bytes);
+        _exit(0);
+    }
+    theirs.reset();
+    auto m = sync_wait(ch.receive());
+    CHECK_FALSE(m);
+    CHECK(ch.close_reason() == errc::eof);
+    CHECK_THAT(ch.close_message(), Catch::Contains("mid-frame"));
+    ::waitpid(pid, nullptr, 0);
+}
+
+TEST_CASE("garbage from the peer closes the channel with a reason") {
+    io_context ctx;
+    std::uint32_t seed = 12345;
+    for (int round = 0; round < 200; ++round) {
+        auto [mine, theirs] = ipc::make_socket_pair().value();
+        channel<proto> ch(std::move(mine));
+        std::vector<std::uint8_t> junk(64 + round);
+        for (auto& b : junk) b = static_cast<std::uint8_t>((seed = seed * 1103515245 + 12345) >> 16);
+        REQUIRE(::write(theirs.get(), junk.data(), junk.size()) == static_cast<ssize_t>(junk.size()));
+        theirs.reset();
+        // Either the bytes happened to form messages (then the stream still ends), or the
+        // channel names what was wrong; never a crash.
+        for (;;) {
+            auto m = sync_wait(ch.receive());
+            if (!m) break;
+        }
+        CHECK_FALSE(ch.is_open());
+        if (ch.close_reason()) CHECK_FALSE(ch.close_message().empty());
+    }
+}
+
+TEST_CASE("a peer built from different code is told apart by fingerprint") {
+    io_context ctx;
+    auto [x, y] = ipc::make_socket_pair().value();
+    channel<protocol<job_v1>> old_worker(std::move(x));
+    channel<protocol<job_v2>> new_primary(std::move(y));
+    sync_wait([&]() -> task<void> {
+        (void)co_await old_worker.send(job_v1{5});
+        auto m = co_await new_primary.receive();
+        CHECK_FALSE(m);
+        CHECK(new_primary.close_reason() == errc::schema_mismatch);
+        CHECK_THAT(new_primary.close_message(), Catch::Contains("job"));
+    }());
+}
+
+TEST_CASE("a type the receiver's protocol lacks is unknown_type") {
+    io_context ctx;
+    auto [x, y] = ipc::make_socket_pair().value();
+    channel<proto> sender(std::move(x));
+    channel<protocol<ping>> receiver(std::move(y));
+    sync_wait([&]() -> task<void> {
+        const chunk stranger{1, {1}};  // GCC 12 cannot hold an initializer_list across co_await
+        (void)co_await sender.send(stranger);
+        auto m = co_await receiver.receive();
+        CHECK_FALSE(m);
+        CHECK(receiver.close_reason() == errc::unknown_type);
+    }());
+}
+
+TEST_CASE("send to a peer that is gone is an error, never SIGPIPE") {
+    io_context ctx;
+    auto [x, y] = ipc::make_socket_pair().value();
+    channel<proto> ch(std::move(x));
+    y.reset();
+    sync_wait([&]() -> task<void> {
+        const ping anyone{1, "anyone?"};
+        auto queued = co_await ch.send(anyone);
+        CHECK(queued);  // queued: the failure shows when the batch is written
+        auto flushed = co_await ch.flush();
+        REQUIRE_FALSE(flushed);
+        CHECK(flushed.error() == std::errc::broken_pipe);
+        const ping still{2, "still?"};
+        auto after = co_await ch.send(still);
+        CHECK_FALSE(after);
+    }());
+}
+
+TEST_CASE("a channel destroyed with a receive and a write in flight leaves nothing behind") {
+    io_context ctx;
+    const auto before = open_fd_count();
+    {
+        auto [x, y] = ipc::make_socket_pair().value();
+        channel<proto> a(std::move(x));
+        channel<proto> b(std::move(y));
+        scope s;
+        // Nobody sends to b and nobody reads a: b's receive and b's write both stay pending.
+        s.spawn([](channel<proto>& in) -> task<void> { (void)co_await in.receive(); }(b));
+        s.spawn([](channel<proto>& out) -> task<void> {
+            for (std::uint64_t i = 0; i < 128; ++i) (void)co_await out.send(make_chunk(i, 64 * 1024));
+        }(b));
+        ctx.run_once();
+        CHECK(b.queued_bytes() > 0);
+        // The scope goes first (declared last): its tasks are destroyed mid-await, then the
+        // channels cancel their own ops and wait for the kernel to let go of their buffers.
+    }
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("1 GiB streams between two processes in order and intact") {
+    io_context ctx;
+    constexpr std::size_t chunk_size = 256 * 1024;
+    constexpr std::uint64_t chunks = (1u << 30) / chunk_size;
+    auto [mine, theirs] = ipc::make_socket_pair().value();
+    auto child = child_process::fork().value();
+    if (child.is_child()) {
+        mine.reset();
+        int status = 0;
+        {
+            io_context child_ctx;
+            channel<proto> out(std::move(theirs));
+            status = sync_wait([&]() -> task<int> {
+                // Bound first: g++ 12 miscompiles co_await used directly as a condition.
+                for (std::uint64_t i = 0; i < chunks; ++i) {
+                    auto queued = co_await out.send(make_chunk(i, chunk_size));
+                    if (!queued) co_return 1;
+                }
+                auto closed = co_await out.shutdown();
+                co_return closed ? 0 : 2;
+            }());
+        }
+        _exit(status);
+    }
+    theirs.reset();
+    channel<proto> in(std::move(mine));
+    std::uint64_t good = 0;
+    sync_wait([&]() -> task<void> {
+        while (auto m = co_await in.receive()) {
+            auto* c = std::get_if<chunk>(&*m);
+            if (c && chunk_intact(*c, good, chunk_size)) ++good;
+        }
+    }());
+    CHECK(good == chunks);
+    CHECK_FALSE(in.close_reason());
+    auto status = sync_wait(child.wait());
+    REQUIRE(status.has_value());
+    CHECK(status->success());
+}
