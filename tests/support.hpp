@@ -2,7 +2,9 @@
 // descriptors, which every leak check compares before and after.
 #pragma once
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -19,6 +21,25 @@ inline std::array<cluster::unique_fd, 2> make_socketpair(int type = SOCK_STREAM)
     if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
         throw std::system_error(errno, std::system_category(), "socketpair");
     return {cluster::unique_fd(sv[0]), cluster::unique_fd(sv[1])};
+}
+
+// A TCP socket listening on 127.0.0.1 at a port the kernel picks (see local_address).
+inline cluster::unique_fd tcp_listener(int backlog = 16) {
+    cluster::unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
+        throw std::system_error(errno, std::system_category(), "bind/listen");
+    return fd;
+}
+
+inline sockaddr_in local_address(int fd) {
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        throw std::system_error(errno, std::system_category(), "getsockname");
+    return addr;
 }
 
 // Open descriptors, not counting the one reading /proc/self/fd.

@@ -29,7 +29,7 @@ namespace {
     ::_exit(code);
 }
 
-[[noreturn]] void child_sleep_forever() {
+[[noreturn]] void park_until_killed() {
     for (;;) ::pause();
 }
 
@@ -77,7 +77,7 @@ TEST_CASE("fork, exit with a code, wait returns it") {
 TEST_CASE("a child killed by a signal reports the signal by name") {
     auto child = child_process::fork();
     REQUIRE(child.has_value());
-    if (child->is_child()) child_sleep_forever();
+    if (child->is_child()) park_until_killed();
     REQUIRE(child->send_signal(SIGKILL).has_value());
     auto st = sync_wait(wait_for(*child));
     REQUIRE(st.has_value());
@@ -127,7 +127,7 @@ TEST_CASE("send_signal delivers the signal the child is waiting for") {
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGTERM, &dfl, &old);
     auto other = child_process::fork();
-    if (other && other->is_child()) child_sleep_forever();
+    if (other && other->is_child()) park_until_killed();
     ::sigaction(SIGTERM, &old, nullptr);
     REQUIRE(other.has_value());
     REQUIRE(other->send_signal(SIGTERM).has_value());
@@ -170,7 +170,7 @@ TEST_CASE("destroying the handle of a running child kills and reaps it") {
     {
         auto child = child_process::fork();
         REQUIRE(child.has_value());
-        if (child->is_child()) child_sleep_forever();
+        if (child->is_child()) park_until_killed();
         pid = child->pid();
         CHECK(proc_entry_exists(pid));
     }
@@ -180,7 +180,7 @@ TEST_CASE("destroying the handle of a running child kills and reaps it") {
     // Moving a handle hands over the child; the moved-from handle owns nothing.
     auto a = child_process::fork();
     REQUIRE(a.has_value());
-    if (a->is_child()) child_sleep_forever();
+    if (a->is_child()) park_until_killed();
     pid = a->pid();
     child_process b = std::move(*a);
     CHECK_FALSE(a->running());
@@ -237,7 +237,7 @@ TEST_CASE("adopt() takes charge of a child forked by other means") {
     // detach() lets a child go: the handle no longer kills it on destruction.
     pid_t free_pid = ::fork();
     REQUIRE(free_pid >= 0);
-    if (free_pid == 0) child_sleep_forever();
+    if (free_pid == 0) park_until_killed();
     {
         auto h = child_process::adopt(free_pid);
         REQUIRE(h.has_value());

@@ -33,23 +33,9 @@ namespace {
 
 using test_support::make_socketpair;
 
-unique_fd tcp_listener() {
-    unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 16) != 0)
-        throw std::system_error(errno, std::system_category(), "bind/listen");
-    return fd;
-}
+using test_support::tcp_listener;
 
-sockaddr_in local_address(int fd) {
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    return addr;
-}
+using test_support::local_address;
 
 bool kernel_at_least(int major, int minor) {
     utsname u{};

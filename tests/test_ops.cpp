@@ -40,22 +40,9 @@ std::array<unique_fd, 2> make_pipe() {
     return {unique_fd(p[0]), unique_fd(p[1])};
 }
 
-unique_fd tcp_listener(int backlog = 16) {
-    unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
-        throw std::system_error(errno, std::system_category(), "bind/listen");
-    return fd;
-}
+using test_support::tcp_listener;
 
-sockaddr_in local_address(int fd) {
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    return addr;
-}
+using test_support::local_address;
 
 unique_fd blocking_tcp_connect(const sockaddr_in& addr) {
     unique_fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
