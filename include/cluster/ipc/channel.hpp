@@ -309,24 +309,34 @@ private:
 
         static void on_flush(state& s, int, bool resume) {
             s.flush_scheduled = false;
-            if (resume) s.write_more();
+            if (!resume) return;
+            s.write_more();
+            s.wake_senders();
         }
 
+        // Writes what is queued: first straight to the socket, without blocking, which
+        // costs one syscall and no completion to wait for (a small batch usually fits);
+        // what the socket will not take now goes to io_uring, which waits for room.
         void write_more() {
-            if (!write_idle || write_error) return;
-            if (sent == sending.size()) {
-                if (filling.size() == 0) return;
-                std::swap(sending, filling);
-                filling.clear();
-                sent = 0;
-                marks_sent = 0;
+            while (write_idle && !write_error) {
+                if (sent == sending.size()) {
+                    if (filling.size() == 0) return;
+                    std::swap(sending, filling);
+                    filling.clear();
+                    sent = 0;
+                    marks_sent = 0;
+                }
+                prepare_write();
+                const ssize_t n = ::sendmsg(fd.get(), &send_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail_writes(errno_code(errno));
+                if (n >= 0) ++stats.writes;
+                if (n < 0 || !written(static_cast<std::size_t>(n))) return submit_write();
             }
-            start_write();
         }
 
         // One sendmsg: the rest of `sending`, cut short before any frame whose fds would
         // not fit into this message's SCM_RIGHTS.
-        void start_write() {
+        void prepare_write() {
             std::size_t end = sending.size();
             std::size_t fd_begin = 0, fd_count = 0, m = marks_sent;
             for (std::size_t i = 0; i < marks_sent; ++i) fd_begin += sending.marks[i].count;
@@ -349,10 +359,35 @@ private:
             }
             io::attach_fds(send_msg, send_control,
                            std::span<const unique_fd>(sending.fds).subspan(fd_begin, fd_count));
+            pending_marks = m;
+        }
+
+        void submit_write() {
             io_uring_prep_sendmsg(ctx->sqe(&write_hook), fd.get(), &send_msg, MSG_NOSIGNAL);
             write_idle = false;
-            pending_marks = m;
             ++stats.writes;
+        }
+
+        // Accounts for n bytes of the prepared sendmsg; true when all of it went out.
+        // Even a short write carried all of its fds: they ride on the first byte.
+        bool written(std::size_t n) {
+            const std::size_t wanted = prepared_bytes();
+            sent += n;
+            if (n > 0) marks_sent = pending_marks;
+            if (sent == sending.size()) {
+                sending.clear();
+                sent = 0;
+                marks_sent = 0;
+            }
+            if (n == wanted) return true;
+            prepare_write();  // the rest, from where the socket stopped
+            return false;
+        }
+
+        [[nodiscard]] std::size_t prepared_bytes() const noexcept {
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < send_msg.msg_iovlen; ++i) n += send_msg.msg_iov[i].iov_len;
+            return n;
         }
 
         // iovecs for the stream bytes [sent, end) of `sending`: buffer pieces with the
@@ -380,14 +415,7 @@ private:
             if (res < 0) {
                 s.fail_writes(errno_code(-res));
             } else {
-                s.sent += static_cast<std::size_t>(res);
-                // Even a short write carried all of its fds: they ride on the first byte.
-                if (res > 0) s.marks_sent = s.pending_marks;
-                if (s.sent == s.sending.size()) {
-                    s.sending.clear();
-                    s.sent = 0;
-                    s.marks_sent = 0;
-                }
+                (void)s.written(static_cast<std::size_t>(res));
                 if (resume) s.write_more();
             }
             if (resume) s.wake_senders();
