@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -21,6 +22,13 @@ inline std::array<cluster::unique_fd, 2> make_socketpair(int type = SOCK_STREAM)
     if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
         throw std::system_error(errno, std::system_category(), "socketpair");
     return {cluster::unique_fd(sv[0]), cluster::unique_fd(sv[1])};
+}
+
+// A close-on-exec pipe: {read end, write end}.
+inline std::array<cluster::unique_fd, 2> make_pipe() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
+    return {cluster::unique_fd(p[0]), cluster::unique_fd(p[1])};
 }
 
 // A TCP socket listening on 127.0.0.1 at a port the kernel picks (see local_address).

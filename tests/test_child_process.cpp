@@ -91,9 +91,7 @@ TEST_CASE("a child killed by a signal reports the signal by name") {
 }
 
 TEST_CASE("send_signal delivers the signal the child is waiting for") {
-    int p[2];
-    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    unique_fd r(p[0]), w(p[1]);
+    auto [r, w] = test_support::make_pipe();
     auto child = child_process::fork();
     REQUIRE(child.has_value());
     if (child->is_child()) {
@@ -137,9 +135,7 @@ TEST_CASE("send_signal delivers the signal the child is waiting for") {
 }
 
 TEST_CASE("try_wait before and after the child exits") {
-    int p[2];
-    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    unique_fd r(p[0]), w(p[1]);
+    auto [r, w] = test_support::make_pipe();
     auto child = child_process::fork();
     REQUIRE(child.has_value());
     if (child->is_child()) {

@@ -34,11 +34,7 @@ namespace {
 
 using test_support::make_socketpair;
 
-std::array<unique_fd, 2> make_pipe() {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
-    return {unique_fd(p[0]), unique_fd(p[1])};
-}
+using test_support::make_pipe;
 
 using test_support::tcp_listener;
 
