@@ -5,3 +5,14 @@
 #include <cluster/io.hpp>
 #include <cluster/ipc.hpp>
 #include <cluster/wire.hpp>
+
+#include <cluster/control.hpp>
+#include <cluster/cpu_count.hpp>
+#include <cluster/events.hpp>
+#include <cluster/message.hpp>
+#include <cluster/options.hpp>
+#include <cluster/primary.hpp>
+#include <cluster/role.hpp>
+#include <cluster/run.hpp>
+#include <cluster/worker.hpp>
+#include <cluster/worker_handle.hpp>

@@ -5,6 +5,8 @@
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/error.hpp>
 #include <cluster/io/io_context.hpp>
+#include <cluster/io/latch.hpp>
+#include <cluster/io/mailbox.hpp>
 #include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/op.hpp>
 #include <cluster/io/ops.hpp>

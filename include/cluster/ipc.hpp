@@ -5,3 +5,4 @@
 #include <cluster/ipc/channel.hpp>
 #include <cluster/ipc/frame_reader.hpp>
 #include <cluster/ipc/memfd.hpp>
+#include <cluster/ipc/request_table.hpp>

@@ -24,6 +24,7 @@ enum class errc {
     missing_fd,             // a message refers to a file descriptor that did not arrive
     channel_closed,         // the channel was closed (by us, or after a protocol error)
     unexpected_type,        // a valid message, but not the type the receiver asked for
+    peer_gone,              // the other process went away before answering
 };
 
 class error_category final : public std::error_category {
@@ -46,6 +47,7 @@ public:
         case errc::missing_fd: return "file descriptor missing from the message";
         case errc::channel_closed: return "channel closed";
         case errc::unexpected_type: return "unexpected message type";
+        case errc::peer_gone: return "the peer went away before answering";
         }
         return "unknown cluster error";
     }

@@ -108,6 +108,8 @@ public:
     }
 
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags; }
+    // The ring's descriptor: a forked child that runs on without exec closes it.
+    [[nodiscard]] int native_handle() const noexcept { return ring_.ring_fd; }
     [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
     [[nodiscard]] unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
@@ -158,6 +160,8 @@ public:
     }
 
     void post(std::coroutine_handle<> h) { ready_.push_back(h); }
+    // Takes back a post whose coroutine is being destroyed before its turn came.
+    void cancel_post(std::coroutine_handle<> h) noexcept { std::erase(ready_, h); }
 
     // End-of-turn hooks: `c` completes (res 0) once, right before the loop next submits,
     // so that work queued all through a turn (a channel's frames) leaves in one go.
@@ -209,7 +213,9 @@ public:
         resume_ready();
         dispatch_stashed();
         run_deferred(true);
-        if (!ready_.empty() || stopped_) {
+        // A hook may have deferred another (a woken sender queued more): that one must
+        // run next turn, not after whatever completion the kernel delivers next.
+        if (!ready_.empty() || !deferred_.empty() || stopped_) {
             submit_and_get_events();
         } else if (in_flight_ > 0) {
             int r;

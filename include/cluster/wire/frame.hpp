@@ -45,7 +45,11 @@ struct frame_flags {
     // The payload is not in the stream: it is the frame's last fd, a sealed memfd of
     // payload_size bytes (large messages travel without being copied through the socket).
     static constexpr std::uint16_t memfd = 4;
-    static constexpr std::uint16_t known = request | response | memfd;
+    // Between workers, through the primary: the tag names a worker, the one the frame is
+    // for (worker to primary; all_workers for every other) or the one it is from.
+    static constexpr std::uint16_t routed = 8;
+    static constexpr std::uint16_t known = request | response | memfd | routed;
+    static constexpr std::uint32_t all_workers = 0xffffffff;
 };
 
 // The kernel's SCM_MAX_FD: no more descriptors than this fit in one sendmsg.
@@ -64,10 +68,11 @@ inline constexpr std::uint16_t max_frame_fds = 253;
     const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
     const bool both_directions = (h.flags & exchange) == exchange;
     const bool untagged_exchange = (h.flags & exchange) != 0 && h.tag == 0;
+    const bool misrouted = (h.flags & frame_flags::routed) != 0 && ((h.flags & exchange) != 0 || h.tag == 0);
     const bool memfd_missing = (h.flags & frame_flags::memfd) != 0 && h.fd_count == 0;
     // Every descriptor the message refers to costs a 4-byte index in the payload.
     const bool fds_without_room = std::uint64_t{message_fd_count(h)} * sizeof(std::uint32_t) > h.payload_size;
-    return !reserved_flags && !both_directions && !untagged_exchange && !memfd_missing &&
+    return !reserved_flags && !both_directions && !untagged_exchange && !misrouted && !memfd_missing &&
            h.fd_count <= max_frame_fds && !fds_without_room;
 }
 

@@ -1,0 +1,140 @@
+// cluster::event<P> and its kinds: what a primary hears about its workers (Node's cluster
+// events fork, online, listening, message, disconnect, exit and setup), one at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <cluster/io/child_process.hpp>
+#include <cluster/message.hpp>
+#include <cluster/options.hpp>
+
+namespace cluster {
+
+enum class event_kind { fork, online, listening, message, disconnect, exit, setup };
+
+// The worker process exists; it is not running the worker's code yet.
+struct fork_event {
+    static constexpr event_kind kind = event_kind::fork;
+    unsigned worker_id = 0;
+    pid_t pid = 0;
+};
+
+// The worker runs: its loop is up and it is about to call the worker's code.
+struct online_event {
+    static constexpr event_kind kind = event_kind::online;
+    unsigned worker_id = 0;
+    pid_t pid = 0;
+};
+
+// A socket of the worker's listens (worker<P>::announce_listening()).
+struct listening_event {
+    static constexpr event_kind kind = event_kind::listening;
+    unsigned worker_id = 0;
+    int family = 0;  // AF_INET, AF_INET6 or AF_UNIX
+    std::string address;
+    std::uint16_t port = 0;
+};
+
+// The channel to the worker has closed: nothing more comes from it or goes to it.
+struct disconnect_event {
+    static constexpr event_kind kind = event_kind::disconnect;
+    unsigned worker_id = 0;
+    std::error_code reason;  // empty when the worker closed it cleanly (or exited)
+};
+
+// The worker process is gone; always after its disconnect event.
+struct exit_event {
+    static constexpr event_kind kind = event_kind::exit;
+    unsigned worker_id = 0;
+    pid_t pid = 0;
+    exit_status status;
+    bool exited_after_disconnect = false;  // it left because it was asked to (or chose to)
+};
+
+// primary<P>::setup() changed the options of the workers forked from now on.
+struct setup_event {
+    static constexpr event_kind kind = event_kind::setup;
+    primary_options settings;
+};
+
+template <class P>
+class worker_handle;
+
+template <class P>
+class event {
+public:
+    using value_type = std::variant<fork_event, online_event, listening_event, cluster::message<P>, disconnect_event,
+                                    exit_event, setup_event>;
+
+    template <class E>
+    event(E e, std::shared_ptr<worker_handle<P>> worker = nullptr)
+        : value_(std::move(e)), worker_(std::move(worker)) {}
+
+    [[nodiscard]] event_kind kind() const noexcept { return static_cast<event_kind>(value_.index()); }
+
+    // E is one of the event structs above, or message<P>.
+    template <class E>
+    [[nodiscard]] bool is() const noexcept {
+        return std::holds_alternative<E>(value_);
+    }
+    template <class E>
+    [[nodiscard]] E* get_if() noexcept {
+        return std::get_if<E>(&value_);
+    }
+    template <class E>
+    [[nodiscard]] const E* get_if() const noexcept {
+        return std::get_if<E>(&value_);
+    }
+
+    // The message, if this is a message event whose message is a T.
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] T* message() noexcept {
+        auto* m = get_if<cluster::message<P>>();
+        return m ? m->template get_if<T>() : nullptr;
+    }
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] const T* message() const noexcept {
+        auto* m = get_if<cluster::message<P>>();
+        return m ? m->template get_if<T>() : nullptr;
+    }
+
+    // The worker the event is about (none for setup). The handle lives as long as the
+    // event does, even after the worker's exit.
+    [[nodiscard]] worker_handle<P>* worker() const noexcept { return worker_.get(); }
+    [[nodiscard]] unsigned worker_id() const noexcept;
+
+    [[nodiscard]] value_type& value() noexcept { return value_; }
+
+private:
+    value_type value_;
+    std::shared_ptr<worker_handle<P>> worker_;
+};
+
+static_assert(static_cast<int>(event_kind::setup) == 6, "event_kind follows event<P>'s alternatives");
+
+template <class P>
+unsigned event<P>::worker_id() const noexcept {
+    return std::visit(
+        [](const auto& e) -> unsigned {
+            if constexpr (std::is_same_v<std::decay_t<decltype(e)>, setup_event>)
+                return 0;
+            else if constexpr (std::is_same_v<std::decay_t<decltype(e)>, cluster::message<P>>)
+                return e.from;
+            else
+                return e.worker_id;
+        },
+        value_);
+}
+
+} // namespace cluster

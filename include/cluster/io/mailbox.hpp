@@ -1,0 +1,92 @@
+// cluster::mailbox<T>: a queue that tasks take from, in order or picking what matches (a
+// kind of event, a type of message), until it is closed.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
+
+#include <cluster/io/parked.hpp>
+
+namespace cluster {
+
+template <class T>
+class mailbox {
+public:
+    // Which items a taker wants; none: any item.
+    using match_fn = bool (*)(const T&) noexcept;
+
+    mailbox() = default;
+    mailbox(const mailbox&) = delete;
+    mailbox& operator=(const mailbox&) = delete;
+
+    // Hands value to the oldest taker it matches, or queues it. Nothing is
+    // queued once closed.
+    void push(T value) {
+        if (closed_) return;
+        for (detail::parked* p = waiters_.front(); p; p = detail::parked_list::next(*p)) {
+            auto* t = static_cast<taker*>(p);
+            if (matches(value, t->match)) {
+                t->slot.emplace(std::move(value));
+                t->wake();
+                return;
+            }
+        }
+        items_.push_back(std::move(value));
+    }
+
+    // What is queued can still be taken; after that takers get nothing.
+    void close() noexcept {
+        closed_ = true;
+        waiters_.wake_all();
+    }
+
+    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+
+    // The oldest item that matches, waiting for one if needed; nothing once closed and
+    // none is left, or if the taking task was asked to stop.
+    [[nodiscard]] auto take(match_fn match = nullptr) noexcept { return taker{*this, match}; }
+
+    std::optional<T> try_take(match_fn match = nullptr) {
+        for (auto it = items_.begin(); it != items_.end(); ++it) {
+            if (matches(*it, match)) {
+                std::optional<T> out(std::move(*it));
+                items_.erase(it);
+                return out;
+            }
+        }
+        return std::nullopt;
+    }
+
+private:
+    struct taker : detail::parked {
+        mailbox& box;
+        match_fn match;
+        std::optional<T> slot;
+        taker(mailbox& b, match_fn m) noexcept : box(b), match(m) {}
+        bool await_ready() {
+            slot = box.try_take(match);
+            return slot || box.closed_;
+        }
+        template <class Promise>
+        void await_suspend(std::coroutine_handle<Promise> h) {
+            park(box.waiters_, h);
+        }
+        // An item handed over is returned even if a stop came after it: never lost.
+        std::optional<T> await_resume() {
+            (void)resumed();
+            return std::move(slot);
+        }
+    };
+
+    static bool matches(const T& value, match_fn match) noexcept { return !match || match(value); }
+
+    std::deque<T> items_;
+    bool closed_ = false;
+    detail::parked_list waiters_;
+};
+
+} // namespace cluster

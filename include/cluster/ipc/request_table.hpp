@@ -1,0 +1,132 @@
+// cluster::ipc::request_table<M>: requests waiting for their responses, by tag. A response
+// completes the request with its tag; the end of the channel fails every one still waiting.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include <cluster/io/error.hpp>
+#include <cluster/io/parked.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/timeout.hpp>
+#include <cluster/ipc/channel.hpp>
+#include <cluster/wire/frame.hpp>
+
+namespace cluster::ipc {
+
+template <class M>
+class request_table {
+public:
+    request_table() = default;
+    request_table(const request_table&) = delete;
+    request_table& operator=(const request_table&) = delete;
+
+    // One request in flight: its tag while it lives, and the response once it comes.
+    class slot : detail::parked {
+    public:
+        explicit slot(request_table& t) : table_(t), tag_(t.open(*this)) {}
+        slot(const slot&) = delete;
+        slot& operator=(const slot&) = delete;
+        ~slot() {
+            if (tag_) table_.pending_.erase(tag_);
+        }
+
+        [[nodiscard]] std::uint32_t tag() const noexcept { return tag_; }
+
+        // The response; the table's error once it failed; operation_canceled on a stop.
+        task<result<M>> response() { co_return co_await awaiter{*this}; }
+
+    private:
+        friend class request_table;
+        struct awaiter {
+            slot& s;
+            bool await_ready() const noexcept { return s.done(); }
+            template <class Promise>
+            void await_suspend(std::coroutine_handle<Promise> h) {
+                s.park(s.waiters_, h);
+            }
+            result<M> await_resume() {
+                (void)s.resumed();
+                if (s.value_) return std::move(*s.value_);
+                if (s.error_) return s.error_;
+                return std::make_error_code(std::errc::operation_canceled);
+            }
+        };
+
+        [[nodiscard]] bool done() const noexcept { return value_.has_value() || static_cast<bool>(error_); }
+        void finish() noexcept {
+            table_.pending_.erase(std::exchange(tag_, 0));
+            wake();
+        }
+
+        request_table& table_;
+        std::uint32_t tag_;
+        std::optional<M> value_;
+        std::error_code error_;
+        detail::parked_list waiters_;
+    };
+
+    // Completes the request tagged `tag`; false when none waits (it timed out, or the
+    // peer answered what was never asked).
+    bool complete(std::uint32_t tag, M&& response) {
+        auto it = pending_.find(tag);
+        if (it == pending_.end()) return false;
+        slot& s = *it->second;
+        s.value_.emplace(std::move(response));
+        s.finish();
+        return true;
+    }
+
+    // Fails every request waiting, and every one made from now on.
+    void fail_all(std::error_code ec) {
+        error_ = ec;
+        while (!pending_.empty()) {
+            slot& s = *pending_.begin()->second;
+            s.error_ = ec;
+            s.finish();
+        }
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return pending_.size(); }
+
+private:
+    std::uint32_t open(slot& s) {
+        if (error_) {
+            s.error_ = error_;
+            return 0;
+        }
+        // Tags wrap around after 2^32 requests; 0 means "no tag", and one still in use is skipped.
+        do ++next_;
+        while (next_ == 0 || pending_.contains(next_));
+        pending_.emplace(next_, &s);
+        return next_;
+    }
+
+    std::unordered_map<std::uint32_t, slot*> pending_;
+    std::uint32_t next_ = 0;
+    std::error_code error_;
+};
+
+// Sends msg as a request over ch and waits up to `timeout` for the response, which must
+// be a Reply. Errors: the send's, timed_out, peer_gone (the channel ended first), or
+// unexpected_type (the peer answered with another type).
+template <class Reply, class P, class T, class Rep, class Period>
+task<result<Reply>> request(channel<P>& ch, request_table<typename P::message>& table, const T& msg,
+                            std::chrono::duration<Rep, Period> timeout) {
+    typename request_table<typename P::message>::slot slot(table);
+    if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
+    auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
+    if (!sent) co_return sent.error();
+    auto answer = co_await with_timeout(slot.response(), timeout);
+    if (!answer) co_return answer.error();
+    if (auto* reply = std::get_if<Reply>(&*answer)) co_return std::move(*reply);
+    co_return make_error_code(errc::unexpected_type);
+}
+
+} // namespace cluster::ipc

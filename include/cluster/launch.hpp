@@ -1,0 +1,191 @@
+// cluster::detail::launch(): starts one worker process, forked or exec'd, with its end of
+// the channel, the primary's options applied in the child, and setup failures reported back.
+#pragma once
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cluster/io/child_process.hpp>
+#include <cluster/io/error.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/ipc/channel.hpp>
+#include <cluster/options.hpp>
+#include <cluster/role.hpp>
+
+extern char** environ;
+
+namespace cluster::detail {
+
+// Where in the child's setup a failure happened; sent back over the status pipe.
+enum class launch_stage : std::int32_t { death_signal = 1, stdio, cwd, gid, uid, exec };
+
+inline const char* to_string(launch_stage s) noexcept {
+    switch (s) {
+    case launch_stage::death_signal: return "prctl(PR_SET_PDEATHSIG)";
+    case launch_stage::stdio: return "redirecting stdout/stderr";
+    case launch_stage::cwd: return "chdir to the cwd option";
+    case launch_stage::gid: return "setgid to the gid option";
+    case launch_stage::uid: return "setuid to the uid option";
+    case launch_stage::exec: return "execve of the exec option";
+    }
+    return "setup";
+}
+
+struct launch_failure {
+    launch_stage stage;
+    std::int32_t error;
+};
+
+// A worker process just started, from the primary's side.
+struct launched {
+    child_process child;
+    unique_fd link;    // the primary's end of the channel
+    unique_fd out;     // silent: the worker's stdout, to relay
+    unique_fd err;     // silent: the worker's stderr, to relay
+    unique_fd status;  // reads a launch_failure, or end of file once the worker started
+};
+
+inline result<std::array<unique_fd, 2>> cloexec_pipe() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return errno_code(errno);
+    return std::array<unique_fd, 2>{unique_fd(p[0]), unique_fd(p[1])};
+}
+
+// argv and envp for execve, built before fork: the child must not allocate.
+struct exec_image {
+    std::string path;
+    std::vector<std::string> strings;
+    std::vector<char*> argv, envp;
+
+    exec_image(const primary_options& o, const std::vector<std::string>& primary_args, unsigned id, int link_fd) {
+        path = o.exec.empty() ? "/proc/self/exe" : o.exec;
+        const std::string arg0 = o.exec.empty() && !primary_args.empty() ? primary_args.front() : path;
+        std::vector<std::string> args{arg0};
+        if (o.args)
+            args.insert(args.end(), o.args->begin(), o.args->end());
+        else if (!primary_args.empty())
+            args.insert(args.end(), primary_args.begin() + 1, primary_args.end());
+        std::map<std::string, std::string> env;
+        for (char** e = environ; e && *e; ++e) {
+            std::string_view entry(*e);
+            const auto eq = entry.find('=');
+            if (eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+        }
+        for (const auto& [name, value] : o.env) env[name] = value;
+        env[worker_id_env] = std::to_string(id);
+        env[channel_fd_env] = std::to_string(link_fd);
+        strings.reserve(args.size() + env.size());
+        for (auto& a : args) strings.push_back(std::move(a));
+        const std::size_t argc = strings.size();
+        for (const auto& [name, value] : env) strings.push_back(name + "=" + value);
+        for (std::size_t i = 0; i < strings.size(); ++i) (i < argc ? argv : envp).push_back(strings[i].data());
+        argv.push_back(nullptr);
+        envp.push_back(nullptr);
+    }
+};
+
+// In the child: applies the options, or reports what failed and exits.
+class child_setup {
+public:
+    child_setup(const primary_options& o, int status_fd, pid_t primary) noexcept
+        : o_(o), status_(status_fd), primary_(primary) {}
+
+    void apply(int out_fd, int err_fd) const noexcept {
+        // The primary may die between fork() and prctl(); then nobody would send the signal.
+        if (::prctl(PR_SET_PDEATHSIG, o_.death_signal) != 0) fail(launch_stage::death_signal);
+        if (::getppid() != primary_) ::_exit(1);
+        // The primary blocks what its signalfd reads; a worker starts with nothing blocked.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (out_fd >= 0 && (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0))
+            fail(launch_stage::stdio);
+        if (!o_.cwd.empty() && ::chdir(o_.cwd.c_str()) != 0) fail(launch_stage::cwd);
+        if (o_.gid) {
+            // Root dropping to a group keeps no supplementary groups of root's.
+            if (::geteuid() == 0 && ::setgroups(0, nullptr) != 0) fail(launch_stage::gid);
+            if (::setgid(*o_.gid) != 0) fail(launch_stage::gid);
+        }
+        if (o_.uid && ::setuid(*o_.uid) != 0) fail(launch_stage::uid);
+    }
+
+    [[noreturn]] void exec(exec_image& image, int link_fd) const noexcept {
+        const int flags = ::fcntl(link_fd, F_GETFD);
+        if (flags < 0 || ::fcntl(link_fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) fail(launch_stage::exec);
+        ::execve(image.path.c_str(), image.argv.data(), image.envp.data());
+        fail(launch_stage::exec);
+    }
+
+    [[noreturn]] void fail(launch_stage stage) const noexcept {
+        const launch_failure f{stage, errno};
+        (void)!::write(status_, &f, sizeof f);
+        ::_exit(127);
+    }
+
+private:
+    const primary_options& o_;
+    int status_;
+    pid_t primary_;
+};
+
+// Forks a worker. In exec mode the child execs; in fork mode it calls
+// run_worker(link) and exits with what it returns; run_worker must first close
+// the primary's own descriptors that the child inherited.
+template <class RunWorker>
+result<launched> launch(const primary_options& o, const std::vector<std::string>& primary_args, unsigned id,
+                        RunWorker&& run_worker) {
+    auto link = ipc::make_socket_pair();  // {the primary's end, the worker's end}
+    if (!link) return link.error();
+    auto status = cloexec_pipe();
+    if (!status) return status.error();
+    std::array<unique_fd, 2> out, err;
+    if (o.silent) {
+        auto o1 = cloexec_pipe(), o2 = cloexec_pipe();
+        if (!o1) return o1.error();
+        if (!o2) return o2.error();
+        out = std::move(*o1);
+        err = std::move(*o2);
+    }
+    std::optional<exec_image> image;
+    if (o.mode == start_mode::exec) image.emplace(o, primary_args, id, link->second.get());
+
+    // Buffered output would otherwise be written twice, by the primary and by the worker.
+    std::fflush(nullptr);
+    const pid_t primary = ::getpid();
+    auto child = child_process::fork();
+    if (!child) return child.error();
+    if (child->is_child()) {
+        const child_setup setup(o, (*status)[1].get(), primary);
+        setup.apply(out[1].get(), err[1].get());
+        if (image) setup.exec(*image, link->second.get());
+        for (int fd : {link->first.get(), (*status)[0].get(), out[0].get(), out[1].get(), err[0].get(), err[1].get(),
+                       (*status)[1].get()})
+            if (fd >= 0) ::close(fd);
+        for (const auto& [name, value] : o.env) ::setenv(name.c_str(), value.c_str(), 1);
+        const int code = run_worker(unique_fd(link->second.release()));
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+    return launched{std::move(*child), std::move(link->first), std::move(out[0]), std::move(err[0]),
+                    std::move((*status)[0])};
+}
+
+} // namespace cluster::detail

@@ -1,0 +1,57 @@
+// cluster::run<P>(): the entry point of a cluster program. In the primary it runs the
+// primary's code; in each worker, forked or exec'd, the worker's; and returns the exit code.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cluster/io/error.hpp>
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/sync_wait.hpp>
+#include <cluster/options.hpp>
+#include <cluster/primary.hpp>
+#include <cluster/role.hpp>
+#include <cluster/worker.hpp>
+
+namespace cluster {
+
+namespace detail {
+
+// An exec'd worker's channel: the descriptor its primary named in the environment.
+inline unique_fd inherited_channel() {
+    const unsigned fd = parse_positive(std::getenv(channel_fd_env));
+    struct stat st{};
+    if (this_worker_id() == 0 || fd == 0 || ::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode))
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                std::string("cluster: ") + worker_id_env + " is set, but " + channel_fd_env +
+                                    " does not name this worker's channel (was it started by its primary?)");
+    ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    // What this worker starts itself is not a worker.
+    ::unsetenv(worker_id_env);
+    ::unsetenv(channel_fd_env);
+    return unique_fd(static_cast<int>(fd));
+}
+
+} // namespace detail
+
+// primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). When
+// primary_main returns, the workers still running are disconnected (and killed after
+// options.stop_timeout). Throws std::system_error if the process cannot start its role.
+template <class P, class PrimaryMain, class WorkerMain>
+int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_main, primary_options options = {}) {
+    typename worker<P>::main_function on_worker(std::forward<WorkerMain>(worker_main));
+    if (is_worker()) return detail::run_worker_process<P>(this_worker_id(), detail::inherited_channel(), on_worker);
+    io_context ctx;
+    primary<P> p(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
+    return sync_wait(p.run(std::function<task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
+}
+
+} // namespace cluster

@@ -1,0 +1,197 @@
+// cluster::worker<P>: a worker process's side of the cluster — its id, messages from and to
+// the primary, requests both ways, messages to other workers, and leaving gracefully.
+#pragma once
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+
+#include <cluster/control.hpp>
+#include <cluster/io/mailbox.hpp>
+#include <cluster/io/scope.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/timeout.hpp>
+#include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/request_table.hpp>
+#include <cluster/link.hpp>
+#include <cluster/message.hpp>
+
+namespace cluster {
+
+namespace detail {
+// A socket's local address as text and port, for a listening event.
+inline result<control::listening> describe_listening(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return errno_code(errno);
+    control::listening out;
+    out.family = addr.ss_family;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+        const auto& in = reinterpret_cast<const sockaddr_in&>(addr);
+        ::inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
+        out.address = text;
+        out.port = ntohs(in.sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(addr);
+        ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+        out.address = text;
+        out.port = ntohs(in6.sin6_port);
+    } else if (addr.ss_family == AF_UNIX) {
+        const auto& un = reinterpret_cast<const sockaddr_un&>(addr);
+        out.address.assign(un.sun_path, strnlen(un.sun_path, sizeof un.sun_path));
+    }
+    return out;
+}
+
+// How long a finished worker waits for its last messages to reach the primary.
+inline constexpr std::chrono::seconds final_flush_timeout{5};
+} // namespace detail
+
+template <class P>
+class worker {
+public:
+    using protocol = P;
+    using link_protocol = control::link_protocol<P>;
+    using main_function = std::function<task<void>(worker&)>;
+
+    worker(unsigned id, unique_fd link) : id_(id), link_(std::move(link)) {}
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    [[nodiscard]] unsigned id() const noexcept { return id_; }
+    [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
+
+    // The next message from the primary (or, routed, from another worker); nothing once
+    // the primary has disconnected this worker or gone away.
+    [[nodiscard]] auto receive() { return inbox_.take(); }
+
+    // The next message that is a T; other messages stay for receive().
+    template <class T>
+        requires wire::message_of<T, P>
+    task<std::optional<incoming<T>>> receive() {
+        auto m = co_await inbox_.take([](const message<P>& m) noexcept { return m.template is<T>(); });
+        if (!m) co_return std::nullopt;
+        co_return incoming<T>{std::move(std::get<T>(m->value)), m->from, m->request_tag};
+    }
+
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] auto send(const T& msg) {
+        return link_.send(msg);
+    }
+
+    // Asks the primary and waits up to `timeout` for its reply, a Reply. Errors: timed_out,
+    // peer_gone (the primary went away), unexpected_type, or the send's.
+    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
+        requires wire::message_of<T, P> && wire::message_of<Reply, P>
+    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+        return ipc::request<Reply>(link_, requests_, msg, timeout);
+    }
+
+    // Answers a request this worker received (from the primary, or routed from a worker).
+    template <class V, class R>
+        requires wire::message_of<R, P>
+    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
+        detail::check_replyable(to);
+        return link_.send(response, to.request_tag, wire::frame_flags::response);
+    }
+
+    // To another worker, through the primary; dropped if that worker is gone.
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] auto send_to(unsigned worker_id, const T& msg) {
+        if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "cluster: send_to() needs a worker id (use send() for the primary)");
+        return link_.send(msg, worker_id, wire::frame_flags::routed);
+    }
+
+    // To every other worker, through the primary.
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] auto broadcast(const T& msg) {
+        return link_.send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
+    }
+
+    // Tells the primary that `listening_fd` listens: it emits a listening event.
+    task<result<void>> announce_listening(int listening_fd) {
+        auto described = detail::describe_listening(listening_fd);
+        if (!described) co_return described.error();
+        co_return co_await link_.send(*described);
+    }
+
+    // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
+    // everything queued is delivered, and the channel closes; receive() then ends.
+    task<result<void>> disconnect() {
+        const control::leaving bye;
+        auto sent = co_await link_.send(bye);
+        if (!sent) co_return sent;
+        co_return co_await link_.shutdown();
+    }
+
+    [[nodiscard]] bool is_connected() const noexcept { return link_.is_open() && !inbox_.closed(); }
+    // Requested once the primary disconnects this worker or goes away: pass it to the loops
+    // that should end then (an accept loop, a timer).
+    [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
+    [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
+
+    // The worker process's life: say online, run main, deliver what it sent, and return
+    // its exit code (1 if it threw).
+    task<int> run(const main_function& main) {
+        scope background;
+        background.spawn(pump(*this));
+        const control::online hello{static_cast<std::int32_t>(::getpid())};
+        (void)co_await link_.send(hello);
+        int code = 0;
+        try {
+            co_await main(*this);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+            code = 1;
+        }
+        (void)co_await with_timeout(link_.shutdown(), detail::final_flush_timeout);
+        co_return code;
+    }
+
+private:
+    static task<void> pump(worker& self) {
+        while (auto e = co_await self.link_.receive_envelope()) {
+            if (!self.dispatch(std::move(*e))) break;
+        }
+        self.inbox_.close();
+        self.requests_.fail_all(make_error_code(errc::peer_gone));
+        self.stopping_.request_stop();
+    }
+
+    // False once the primary has asked this worker to leave: nothing follows that.
+    bool dispatch(ipc::envelope<link_protocol>&& e) {
+        if (e.flags & wire::frame_flags::response) {
+            (void)requests_.complete(e.tag, std::move(e.message));
+            return true;
+        }
+        if (std::holds_alternative<control::disconnect>(e.message)) return false;
+        if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) inbox_.push(std::move(*m));
+        return true;
+    }
+
+    unsigned id_;
+    ipc::channel<link_protocol> link_;
+    mailbox<message<P>> inbox_;
+    ipc::request_table<typename link_protocol::message> requests_;
+    std::stop_source stopping_;
+};
+
+} // namespace cluster

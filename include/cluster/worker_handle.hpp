@@ -1,0 +1,124 @@
+// cluster::worker_handle<P>: the primary's hold on one worker — its id and pid, messages and
+// requests to it, kill(), a graceful disconnect(), and what became of it.
+#pragma once
+
+#include <sys/socket.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include <cluster/control.hpp>
+#include <cluster/io/child_process.hpp>
+#include <cluster/io/latch.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/request_table.hpp>
+#include <cluster/launch.hpp>
+#include <cluster/link.hpp>
+#include <cluster/message.hpp>
+
+namespace cluster {
+
+template <class P>
+class primary;
+
+template <class P>
+class worker_handle {
+public:
+    using link_protocol = control::link_protocol<P>;
+
+    worker_handle(unsigned id, detail::launched&& started)
+        : id_(id), child_(std::move(started.child)), link_(std::move(started.link)), out_(std::move(started.out)),
+          err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
+    worker_handle(const worker_handle&) = delete;
+    worker_handle& operator=(const worker_handle&) = delete;
+
+    [[nodiscard]] unsigned id() const noexcept { return id_; }
+    [[nodiscard]] pid_t pid() const noexcept { return child_.pid(); }
+
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] auto send(const T& msg) {
+        return link_.send(msg);
+    }
+
+    // Asks the worker and waits up to `timeout` for its reply, a Reply. Errors: timed_out,
+    // peer_gone (the worker disconnected or died first), unexpected_type, or the send's.
+    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
+        requires wire::message_of<T, P> && wire::message_of<Reply, P>
+    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+        return ipc::request<Reply>(link_, requests_, msg, timeout);
+    }
+
+    // Answers a request this worker sent to the primary.
+    template <class V, class R>
+        requires wire::message_of<R, P>
+    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
+        detail::check_replyable(to);
+        return link_.send(response, to.request_tag, wire::frame_flags::response);
+    }
+
+    // Signals the worker process (never another that reused its pid). This is not a
+    // disconnect: a worker killed this way did not exit after disconnect.
+    result<void> kill(int signal = SIGTERM) const noexcept { return child_.send_signal(signal); }
+
+    // Asks the worker to leave and waits until it has disconnected: its receive() ends,
+    // its code finishes, and it exits (exited_after_disconnect() is then true).
+    task<result<void>> disconnect() {
+        if (!connected_) co_return result<void>{};
+        exited_after_disconnect_ = true;
+        if (!disconnect_sent_) {
+            disconnect_sent_ = true;
+            const control::disconnect leave;
+            (void)co_await link_.send(leave);  // if this fails the worker is gone: the wait ends
+        }
+        (void)co_await disconnected_.wait();
+        co_return result<void>{};
+    }
+
+    [[nodiscard]] bool is_online() const noexcept { return online_; }
+    [[nodiscard]] bool is_connected() const noexcept { return connected_; }
+    [[nodiscard]] bool is_dead() const noexcept { return child_.status().has_value(); }
+    [[nodiscard]] bool exited_after_disconnect() const noexcept { return exited_after_disconnect_; }
+    // How the process ended, once it has.
+    [[nodiscard]] const std::optional<exit_status>& status() const noexcept { return child_.status(); }
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
+
+private:
+    friend class primary<P>;
+
+    // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
+    void close_in_forked_child() const noexcept {
+        for (int fd : {link_.native_handle(), child_.pidfd(), out_.get(), err_.get(), status_pipe_.get()})
+            if (fd >= 0) ::close(fd);
+    }
+
+    // The worker's side of the stream is done: stop talking to it, both ways.
+    void disconnected() {
+        connected_ = false;
+        ::shutdown(link_.native_handle(), SHUT_RDWR);
+        requests_.fail_all(make_error_code(errc::peer_gone));
+        disconnected_.set();
+    }
+
+    unsigned id_;
+    child_process child_;
+    ipc::channel<link_protocol> link_;
+    unique_fd out_, err_, status_pipe_;
+    ipc::request_table<typename link_protocol::message> requests_;
+    bool online_ = false;
+    bool connected_ = true;
+    bool disconnect_sent_ = false;
+    bool exited_after_disconnect_ = false;
+    latch disconnected_;
+    // The tasks reading from the worker (channel, and stdout/stderr when silent).
+    unsigned readers_ = 0;
+    latch readers_done_;
+    std::stop_source stop_readers_;
+    latch exited_;
+};
+
+} // namespace cluster
