@@ -805,6 +805,19 @@ template <class T>
 [[gnu::cold, gnu::noinline]] void fail(decode_result<T>& out, reader& r) {
     out = decode_result<T>(boost::system::in_place_error, error_of<T>(r));
 }
+template <class T>
+[[gnu::cold, gnu::noinline]] void fail(std::optional<decode_error>& error, reader& r) {
+    error = error_of<T>(r);
+}
+
+// wire::decode_into() for a receiver decoding message after message: error is written
+// only on failure, so success costs no optional<decode_error> built and moved.
+template <class T>
+bool decode_into(T& v, reader& r, std::optional<decode_error>& error) {
+    if (read_whole(r, v)) return true;
+    fail<T>(error, r);
+    return false;
+}
 
 } // namespace detail
 

@@ -167,7 +167,9 @@ template <class P>
         error = decode_error{make_error_code(e), {}};
         return std::nullopt;
     }
-    return P::decode_in_place(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)), owner, error);
+    detail::reader r(payload, fds.first(message_fd_count(h)));
+    r.owner = owner;
+    return P::decode_in_place(h.type_id, h.fingerprint, r, error);
 }
 
 } // namespace cluster::wire

@@ -90,6 +90,16 @@ public:
                                                                 std::span<const std::byte> payload,
                                                                 std::span<unique_fd> fds, const shared_bytes* owner,
                                                                 std::optional<decode_error>& error) {
+        detail::reader r(payload, fds);
+        r.owner = owner;
+        return decode_in_place(type_id, fingerprint, r, error);
+    }
+
+    // The same from a reader over the payload: one reference instead of the payload, fds
+    // and owner, which as arguments spill to the stack and stall on store forwarding.
+    [[nodiscard]] static std::optional<message> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
+                                                                detail::reader& r,
+                                                                std::optional<decode_error>& error) {
         const std::size_t index = index_of(type_id);
         if (index == size) {
             error = unknown(type_id).error();
@@ -99,14 +109,15 @@ public:
             error = boost::mp11::mp_with_index<size>(index, [](auto i) { return mismatch<type_at<i>>().error(); });
             return std::nullopt;
         }
-        return boost::mp11::mp_with_index<size>(index, [&](auto i) {
+        // The return type is spelled out: clang 14 does not elide the copy of `out` from a
+        // lambda whose return type is deduced.
+        return boost::mp11::mp_with_index<size>(index, [&](auto i) -> std::optional<message> {
             constexpr std::size_t I = decltype(i)::value;
             // Engaged from the start: a default-constructed optional would be zeroed first.
             auto out = detail::make_fresh<type_at<I>>([](auto... fresh) {
                 return std::optional<message>(std::in_place, std::in_place_index<I>, fresh...);
             });
-            error = wire::decode_into(*std::get_if<I>(&*out), payload, fds, owner);
-            if (error) out.reset();
+            if (!detail::decode_into(*std::get_if<I>(&*out), r, error)) out.reset();
             return out;
         });
     }
