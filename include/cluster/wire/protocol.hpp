@@ -97,29 +97,17 @@ public:
 
     // The same from a reader over the payload: one reference instead of the payload, fds
     // and owner, which as arguments spill to the stack and stall on store forwarding.
+    // One named result, emplaced by whichever type matches: NRVO, no move of the message,
+    // and no call per layer of dispatch.
     [[nodiscard]] static std::optional<message> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
                                                                 detail::reader& r,
                                                                 std::optional<decode_error>& error) {
-        const std::size_t index = index_of(type_id);
-        if (index == size) {
-            error = unknown(type_id).error();
-            return std::nullopt;
-        }
-        if (fingerprint != fingerprints[index]) {
-            error = boost::mp11::mp_with_index<size>(index, [](auto i) { return mismatch<type_at<i>>().error(); });
-            return std::nullopt;
-        }
-        // The return type is spelled out: clang 14 does not elide the copy of `out` from a
-        // lambda whose return type is deduced.
-        return boost::mp11::mp_with_index<size>(index, [&](auto i) -> std::optional<message> {
-            constexpr std::size_t I = decltype(i)::value;
-            // Engaged from the start: a default-constructed optional would be zeroed first.
-            auto out = detail::make_fresh<type_at<I>>([](auto... fresh) {
-                return std::optional<message>(std::in_place, std::in_place_index<I>, fresh...);
-            });
-            if (!detail::decode_into(*std::get_if<I>(&*out), r, error)) out.reset();
-            return out;
-        });
+        std::optional<message> out;
+        const bool known = [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
+        }(std::make_index_sequence<size>{});
+        if (!known) error = unknown(type_id).error();
+        return out;
     }
 
 private:
@@ -142,6 +130,19 @@ private:
     template <class T>
     static decode_result<message> mismatch() {
         return fail(errc::schema_mismatch, std::string(type_name<T>()));
+    }
+
+    template <std::size_t I>
+    static void decode_alternative(std::optional<message>& out, std::uint64_t fingerprint, detail::reader& r,
+                                   std::optional<decode_error>& error) {
+        using T = type_at<I>;
+        if (fingerprint != fingerprints[I]) {
+            error = mismatch<T>().error();
+            return;
+        }
+        T& v = detail::make_fresh<T>(
+            [&](auto... fresh) -> T& { return std::get<I>(out.emplace(std::in_place_index<I>, fresh...)); });
+        if (!detail::decode_into(v, r, error)) out.reset();
     }
 
     // Decoded in place in the result: no move of the message.
