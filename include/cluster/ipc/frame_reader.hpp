@@ -82,30 +82,8 @@ public:
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
     // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
     [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
-        if (complete_) return &frame_;
-        if (!has_header_) {
-            if (buffered() < wire::frame_header_size) return nothing_yet;
-            // Straight into the frame handed out: a copy of a header assembled field by
-            // field stalls on store forwarding, a measurable share of a small receive.
-            std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
-            if (!wire::header_is_valid(frame_.header) || frame_.header.payload_size > max_payload_)
-                return header_error();
-            has_header_ = true;
-            if (!memfd_frame() && frame_.header.payload_size >= large_)
-                start_large_frame();
-            else
-                pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
-        }
-        if (big_data_ ? big_filled_ < frame_.header.payload_size : buffered() < frame_bytes()) return nothing_yet;
-        if (frame_.header.fd_count == 0 && !big_data_) {
-            frame_.payload = {data_.get() + begin_ + wire::frame_header_size, frame_.header.payload_size};
-            frame_.fds = {};
-            frame_.owner = nullptr;
-        } else if (auto failed = complete_with_fds_or_buffer()) {
-            return std::move(*failed);
-        }
-        complete_ = true;
-        return &frame_;
+        if (complete_ || take_small_frame()) return &frame_;
+        return next_in_full();
     }
 
     // Drops the frame next() returned; its fds not taken by the decoder are closed.
@@ -140,6 +118,49 @@ public:
     }
 
 private:
+    // The common case, kept small enough to inline: a whole frame already buffered, with
+    // no fds and no buffer of its own. Anything else is left to next_in_full().
+    bool take_small_frame() {
+        if (has_header_ || buffered() < wire::frame_header_size) return false;
+        // Straight into the frame handed out: a copy of a header assembled field by field
+        // stalls on store forwarding, a measurable share of a small receive.
+        std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
+        const wire::frame_header& h = frame_.header;
+        if (h.fd_count != 0 || h.payload_size >= large_ || h.payload_size > max_payload_ ||
+            buffered() - wire::frame_header_size < h.payload_size || !wire::header_is_valid(h))
+            return false;
+        pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
+        frame_.payload = {data_.get() + begin_ + wire::frame_header_size, h.payload_size};
+        frame_.fds = {};
+        frame_.owner = nullptr;
+        has_header_ = complete_ = true;
+        return true;
+    }
+
+    [[nodiscard]] boost::system::result<const frame_view*, stream_error> next_in_full() {
+        if (!has_header_) {
+            if (buffered() < wire::frame_header_size) return nothing_yet;
+            std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
+            if (!wire::header_is_valid(frame_.header) || frame_.header.payload_size > max_payload_)
+                return header_error();
+            has_header_ = true;
+            if (!memfd_frame() && frame_.header.payload_size >= large_)
+                start_large_frame();
+            else
+                pool_->drop_parked();
+        }
+        if (big_data_ ? big_filled_ < frame_.header.payload_size : buffered() < frame_bytes()) return nothing_yet;
+        if (frame_.header.fd_count == 0 && !big_data_) {
+            frame_.payload = {data_.get() + begin_ + wire::frame_header_size, frame_.header.payload_size};
+            frame_.fds = {};
+            frame_.owner = nullptr;
+        } else if (auto failed = complete_with_fds_or_buffer()) {
+            return std::move(*failed);
+        }
+        complete_ = true;
+        return &frame_;
+    }
+
     [[nodiscard]] bool memfd_frame() const noexcept { return frame_.header.flags & wire::frame_flags::memfd; }
     [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
     [[nodiscard]] std::size_t frame_bytes() const noexcept {
