@@ -60,6 +60,8 @@ inline constexpr std::uint16_t max_frame_fds = 253;
 // Whether h describes a possible frame. The payload size limit is the channel's to
 // enforce (as frame_too_large), not the header's.
 [[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+    // Nothing below can fail without flags or fds: the common frame is waved through first.
+    if ((h.flags | h.fd_count) == 0) return true;
     constexpr std::uint16_t exchange = frame_flags::request | frame_flags::response;
     const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
     const bool both_directions = (h.flags & exchange) == exchange;
