@@ -81,13 +81,13 @@ public:
 
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
     // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
-    [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
+    [[gnu::always_inline]] [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
         if (complete_ || take_small_frame()) return &frame_;
         return next_in_full();
     }
 
     // Drops the frame next() returned; its fds not taken by the decoder are closed.
-    void consume() noexcept {
+    [[gnu::always_inline]] void consume() noexcept {
         if (!complete_) return;
         complete_ = has_header_ = false;
         if (big_data_) {
@@ -120,7 +120,7 @@ public:
 private:
     // The common case, kept small enough to inline: a whole frame already buffered, with
     // no fds and no buffer of its own. Anything else is left to next_in_full().
-    bool take_small_frame() {
+    [[gnu::always_inline]] bool take_small_frame() {
         if (has_header_ || buffered() < wire::frame_header_size) return false;
         // Straight into the frame handed out: a copy of a header assembled field by field
         // stalls on store forwarding, a measurable share of a small receive.

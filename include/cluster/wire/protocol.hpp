@@ -97,16 +97,13 @@ public:
 
     // The same from a reader over the payload: one reference instead of the payload, fds
     // and owner, which as arguments spill to the stack and stall on store forwarding.
-    // One named result, emplaced by whichever type matches: NRVO, no move of the message,
-    // and no call per layer of dispatch.
-    [[nodiscard]] static std::optional<message> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
-                                                                detail::reader& r,
-                                                                std::optional<decode_error>& error) {
+    // One named result, emplaced by whichever type matches: NRVO, no move of the message.
+    // Inline, and so is the dispatch, like the rest of a channel's receive path.
+    [[gnu::always_inline]] [[nodiscard]] static std::optional<message> decode_in_place(
+        std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r, std::optional<decode_error>& error) {
         std::optional<message> out;
-        const bool known = [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
-        }(std::make_index_sequence<size>{});
-        if (!known) error = unknown(type_id).error();
+        if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<size>{}))
+            error = unknown(type_id).error();
         return out;
     }
 
@@ -132,9 +129,17 @@ private:
         return fail(errc::schema_mismatch, std::string(type_name<T>()));
     }
 
+    // Whether type_id is one of Ts; if so, its message is decoded into out.
+    template <std::size_t... I>
+    [[gnu::always_inline]] static bool decode_known(std::optional<message>& out, std::uint32_t type_id,
+                                                    std::uint64_t fingerprint, detail::reader& r,
+                                                    std::optional<decode_error>& error, std::index_sequence<I...>) {
+        return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
+    }
+
     template <std::size_t I>
-    static void decode_alternative(std::optional<message>& out, std::uint64_t fingerprint, detail::reader& r,
-                                   std::optional<decode_error>& error) {
+    [[gnu::always_inline]] static void decode_alternative(std::optional<message>& out, std::uint64_t fingerprint,
+                                                          detail::reader& r, std::optional<decode_error>& error) {
         using T = type_at<I>;
         if (fingerprint != fingerprints[I]) {
             error = mismatch<T>().error();
