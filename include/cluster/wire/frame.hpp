@@ -95,6 +95,50 @@ inline void encode_header(const frame_header& h, std::span<std::byte, frame_head
     return h;
 }
 
+namespace detail {
+
+[[noreturn]] inline void throw_above_4gib() {
+    throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
+}
+
+[[noreturn]] inline void throw_invalid_frame() {
+    throw std::system_error(make_error_code(errc::bad_frame),
+                            "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
+}
+
+// encode_frame(), for a caller that has sized the payload already (payload_size is
+// encoded_size(msg)) and collects the fds itself: into fds, which may be null for a
+// message that cannot carry any.
+template <class P, class T>
+void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag, std::uint16_t flags,
+                     gather_list* gather, fd_list* fds) {
+    if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
+    const std::size_t start = out.size();
+    const std::size_t fds_before = fds ? fds->size() : 0;
+    std::byte* frame = out.extend(frame_header_size + payload_size);
+    writer w{frame + frame_header_size, fds, gather};
+    const std::size_t runs_before = gather ? gather->runs.size() : 0;
+    const std::size_t total_before = gather ? gather->total : 0;
+    if (gather) gather->base = out.data();
+    codec<T>::write(w, msg);
+    out.truncate(static_cast<std::size_t>(w.pos - out.data()));
+    const std::size_t fd_count = fds ? fds->size() - fds_before : 0;
+    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
+                         static_cast<std::uint16_t>(fd_count), flags, tag};
+    if (fd_count > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
+        out.truncate(start);
+        if (gather) {
+            gather->runs.resize(runs_before);
+            gather->total = total_before;
+        }
+        if (fds) fds->resize(fds_before);
+        throw_invalid_frame();
+    }
+    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+}
+
+} // namespace detail
+
 // Appends header + payload of msg to out (frames batch up in one buffer) and returns the
 // raw fds to attach to this frame; they are borrowed from msg, which must outlive the send.
 // A frame that could not be valid (bad flags, too many fds, payload over 4 GiB) is a
@@ -106,30 +150,8 @@ template <class P, class T>
     requires message_of<T, P>
 fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0,
                      gather_list* gather = nullptr) {
-    const std::size_t payload_size = encoded_size(msg);
-    if (payload_size > std::numeric_limits<std::uint32_t>::max())
-        throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
-    const std::size_t start = out.size();
-    std::byte* frame = out.extend(frame_header_size + payload_size);
     fd_list fds;
-    detail::writer w{frame + frame_header_size, &fds, gather};
-    const std::size_t runs_before = gather ? gather->runs.size() : 0;
-    const std::size_t total_before = gather ? gather->total : 0;
-    if (gather) gather->base = out.data();
-    codec<T>::write(w, msg);
-    out.truncate(static_cast<std::size_t>(w.pos - out.data()));
-    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
-                         static_cast<std::uint16_t>(fds.size()), flags, tag};
-    if (fds.size() > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
-        out.truncate(start);
-        if (gather) {
-            gather->runs.resize(runs_before);
-            gather->total = total_before;
-        }
-        throw std::system_error(make_error_code(errc::bad_frame),
-                                "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
-    }
-    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+    detail::encode_frame_to<P>(out, msg, encoded_size(msg), tag, flags, gather, &fds);
     return fds;
 }
 
