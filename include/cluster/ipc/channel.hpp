@@ -225,9 +225,35 @@ private:
 
         // ---- sending ----
 
+        // A small message without fds, the common case, is framed straight into the batch:
+        // no fds to collect or dup, nothing to undo (a frame that cannot be encoded throws
+        // and leaves the batch as it was).
         template <class T>
         std::error_code queue(const T& msg, std::uint32_t tag, std::uint16_t flags) {
             if (write_error) return write_error;
+            if constexpr (!wire::carries_fds<T>) {
+                const std::size_t size = wire::encoded_size(msg);
+                if (size <= options.memfd_threshold) {
+                    wire::detail::encode_frame_to<P>(filling.bytes, msg, size, tag, flags, &filling.gather, nullptr);
+                    return queued();
+                }
+            }
+            return queue_with_fds_or_memfd(msg, tag, flags);
+        }
+
+        // Counts a frame in; the batch leaves at the end of this loop turn. Only the first
+        // frame of a turn has a flush to schedule: the rest skip the call.
+        std::error_code queued() {
+            ++stats.frames_sent;
+            if (!flush_scheduled && write_idle) schedule_flush();
+            return no_error();
+        }
+
+        // std::error_code() calls std::system_category() in libstdc++, a call per message.
+        static std::error_code no_error() noexcept { return make_error_code(errc{}); }
+
+        template <class T>
+        std::error_code queue_with_fds_or_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
             const std::size_t start = filling.bytes.size();
             const std::size_t stream_start = filling.size();
             const std::size_t fds_before = filling.fds.size();
@@ -250,8 +276,7 @@ private:
                     ec = queue_in_memfd(msg, tag, flags);
                 }
             } else {
-                ec = wire::encoded_size(msg) > options.memfd_threshold ? queue_in_memfd(msg, tag, flags)
-                                                                       : queue_inline(msg, tag, flags);
+                ec = queue_in_memfd(msg, tag, flags);  // queue() took it inline if it was small enough
             }
             if (ec) {
                 undo();
@@ -259,18 +284,12 @@ private:
             }
             if (filling.fds.size() > fds_before)
                 filling.marks.push_back({stream_start, filling.fds.size() - fds_before});
-            ++stats.frames_sent;
-            schedule_flush();
-            return {};
+            return queued();
         }
 
         template <class T>
         std::error_code queue_inline(const T& msg, std::uint32_t tag, std::uint16_t flags) {
-            auto fds = wire::encode_frame<P>(filling.bytes, msg, tag, flags, &filling.gather);
-            if constexpr (wire::carries_fds<T>)
-                return adopt_dups(fds);
-            else
-                return {};  // no fds to dup: spares every small message a call
+            return adopt_dups(wire::encode_frame<P>(filling.bytes, msg, tag, flags, &filling.gather));
         }
 
         template <class T>
