@@ -183,7 +183,7 @@ template <class P>
 // protocol::decode_in_place). Empty on failure, with error set. Inline: a channel runs it
 // for every message it receives.
 template <class P>
-[[gnu::always_inline]] [[nodiscard]] std::optional<typename P::message> decode_frame_in_place(
+[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::message> decode_frame_in_place(
     const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds, const shared_bytes* owner,
     std::optional<decode_error>& error) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {
