@@ -15,6 +15,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using namespace cluster;
@@ -134,6 +135,26 @@ TEST_CASE("everything sent in one loop turn goes out in one write") {
     }());
     CHECK(p.a.stats().frames_sent == 500);
     CHECK(p.a.stats().writes == 1);
+}
+
+TEST_CASE("a send with impossible flags throws and leaves the batch as it was") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        REQUIRE(p.a.try_send(ping{1, "before"}));
+        const std::size_t queued = p.a.queued_bytes();
+        // An untagged request, and the memfd flag a sender may not set: no frame has them.
+        REQUIRE_THROWS_AS(p.a.try_send(ping{2, "untagged"}, 0, wire::frame_flags::request), std::system_error);
+        REQUIRE_THROWS_AS(p.a.try_send(ping{3, "memfd"}, 7, wire::frame_flags::memfd), std::system_error);
+        CHECK(p.a.queued_bytes() == queued);
+        REQUIRE(p.a.try_send(ping{4, "after"}));
+        for (std::uint64_t seq : {1u, 4u}) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            CHECK(std::get<ping>(*m).seq == seq);
+        }
+    }());
+    CHECK(p.a.stats().frames_sent == 2);
 }
 
 TEST_CASE("receive<T> returns the one type, and closes the channel on another") {

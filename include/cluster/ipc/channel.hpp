@@ -225,9 +225,35 @@ private:
 
         // ---- sending ----
 
+        // A small message without fds, the common case, is framed straight into the batch:
+        // no fds to collect or dup, nothing to undo (a frame that cannot be encoded throws
+        // and leaves the batch as it was).
         template <class T>
         std::error_code queue(const T& msg, std::uint32_t tag, std::uint16_t flags) {
             if (write_error) return write_error;
+            if constexpr (!wire::carries_fds<T>) {
+                const std::size_t size = wire::encoded_size(msg);
+                if (size <= options.memfd_threshold) {
+                    wire::detail::encode_frame_to<P>(filling.bytes, msg, size, tag, flags, &filling.gather, nullptr);
+                    return queued();
+                }
+            }
+            return queue_with_fds_or_memfd(msg, tag, flags);
+        }
+
+        // Counts a frame in; the batch leaves at the end of this loop turn. Only the first
+        // frame of a turn has a flush to schedule: the rest skip the call.
+        std::error_code queued() {
+            ++stats.frames_sent;
+            if (!flush_scheduled && write_idle) schedule_flush();
+            return no_error();
+        }
+
+        // std::error_code() calls std::system_category() in libstdc++, a call per message.
+        static std::error_code no_error() noexcept { return make_error_code(errc{}); }
+
+        template <class T>
+        std::error_code queue_with_fds_or_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
             const std::size_t start = filling.bytes.size();
             const std::size_t stream_start = filling.size();
             const std::size_t fds_before = filling.fds.size();
@@ -250,8 +276,7 @@ private:
                     ec = queue_in_memfd(msg, tag, flags);
                 }
             } else {
-                ec = wire::encoded_size(msg) > options.memfd_threshold ? queue_in_memfd(msg, tag, flags)
-                                                                       : queue_inline(msg, tag, flags);
+                ec = queue_in_memfd(msg, tag, flags);  // queue() took it inline if it was small enough
             }
             if (ec) {
                 undo();
@@ -259,18 +284,12 @@ private:
             }
             if (filling.fds.size() > fds_before)
                 filling.marks.push_back({stream_start, filling.fds.size() - fds_before});
-            ++stats.frames_sent;
-            schedule_flush();
-            return {};
+            return queued();
         }
 
         template <class T>
         std::error_code queue_inline(const T& msg, std::uint32_t tag, std::uint16_t flags) {
-            auto fds = wire::encode_frame<P>(filling.bytes, msg, tag, flags, &filling.gather);
-            if constexpr (wire::carries_fds<T>)
-                return adopt_dups(fds);
-            else
-                return {};  // no fds to dup: spares every small message a call
+            return adopt_dups(wire::encode_frame<P>(filling.bytes, msg, tag, flags, &filling.gather));
         }
 
         template <class T>
@@ -452,7 +471,10 @@ private:
         // Whether a receive can complete without waiting: a whole frame is buffered (it is
         // decoded by take_message(), straight into the value handed out), or the channel
         // has closed.
-        bool take_ready() {
+        // The receive path, down to the codec of the message, is forced inline (always_inline
+        // here, in frame_reader and in wire's frame decoder): left to itself the compiler
+        // made ten calls of it per message, and they cost more than the decoding did.
+        [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
             auto next = reader.next();
             if (!next) {
@@ -465,14 +487,14 @@ private:
 
         // The message in the frame take_ready() found; nothing once the channel has closed,
         // or if this frame does not check out (which closes it).
-        std::optional<message> take_message() {
+        [[gnu::always_inline]] std::optional<message> take_message() {
             if (!frame) return std::nullopt;
             return decode_frame();
         }
 
         // Apart from take_message() so that `out` is its only return value: then it is
         // built in the caller's optional (NRVO), not moved there.
-        std::optional<message> decode_frame() {
+        [[gnu::always_inline]] std::optional<message> decode_frame() {
             std::optional<wire::decode_error> error;
             auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error);
             frame = nullptr;

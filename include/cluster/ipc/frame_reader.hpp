@@ -54,7 +54,6 @@ public:
     frame_reader(const frame_reader&) = delete;
     frame_reader& operator=(const frame_reader&) = delete;
     ~frame_reader() {
-        current_.reset();
         big_ = {};
         mapping_ = {};
         pool_->release();
@@ -63,9 +62,9 @@ public:
     // Where the next receive should put bytes: at least one chunk, or the rest of the
     // frame in progress when that is larger, so a frame of any size is read in place.
     [[nodiscard]] std::span<std::byte> writable() {
-        if (big_data_) return {big_data_ + big_filled_, header_->payload_size - big_filled_};
+        if (big_data_) return {big_data_ + big_filled_, frame_.header.payload_size - big_filled_};
         std::size_t want = chunk_;
-        if (header_ && !memfd_frame()) want = std::max(want, frame_bytes() - buffered());
+        if (has_header_ && !memfd_frame()) want = std::max(want, frame_bytes() - buffered());
         if (capacity_ - end_ < want) make_room(want);
         return {data_.get() + end_, capacity_ - end_};
     }
@@ -82,59 +81,15 @@ public:
 
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
     // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
-    [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
-        if (current_) return &*current_;
-        if (!header_) {
-            if (buffered() < wire::frame_header_size) return nothing_yet;
-            // Copied straight out of the buffer: going through wire::parse_header's result
-            // stalled on store forwarding, a measurable share of a small message's receive.
-            wire::frame_header h;
-            std::memcpy(&h, data_.get() + begin_, wire::frame_header_size);
-            if (!wire::header_is_valid(h))
-                return fail(make_error_code(errc::bad_frame), "frame header does not check out");
-            if (h.payload_size > max_payload_)
-                return fail(make_error_code(errc::frame_too_large),
-                            std::to_string(h.payload_size) + " byte payload, limit " + std::to_string(max_payload_));
-            if ((h.flags & wire::frame_flags::memfd) && h.fd_count == 0)
-                return fail(make_error_code(errc::bad_frame), "memfd frame without its memfd");
-            header_ = h;
-            if (!memfd_frame() && h.payload_size >= large_)
-                start_large_frame();
-            else
-                pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
-        }
-        if (big_data_ ? big_filled_ < header_->payload_size : buffered() < frame_bytes()) return nothing_yet;
-        // fds travel with the first bytes of the write that carried them, so a frame's fds
-        // have always arrived by the time its last byte has.
-        if (fds_.size() < header_->fd_count)
-            return fail(make_error_code(errc::missing_fd), std::to_string(header_->fd_count) + " fds announced, " +
-                                                               std::to_string(fds_.size()) + " arrived");
-        frame_fds_.clear();
-        for (unsigned i = 0; i < header_->fd_count; ++i) {
-            frame_fds_.push_back(std::move(fds_.front()));
-            fds_.pop_front();
-        }
-        std::span<const std::byte> payload;
-        const shared_bytes* owner = nullptr;
-        std::span<unique_fd> fds{frame_fds_};
-        if (big_data_) {
-            payload = big_.bytes();
-            owner = &big_;
-        } else if (memfd_frame()) {
-            auto mapped = map_memfd(frame_fds_.back(), header_->payload_size);
-            if (!mapped) return fail(mapped.error(), "payload memfd unusable");
-            payload = *mapped;
-            owner = &mapping_;
-            fds = fds.first(fds.size() - 1);
-        } else {
-            payload = {data_.get() + begin_ + wire::frame_header_size, header_->payload_size};
-        }
-        return &current_.emplace(frame_view{*header_, payload, fds, owner});
+    [[gnu::always_inline]] [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
+        if (complete_ || take_small_frame()) return &frame_;
+        return next_in_full();
     }
 
     // Drops the frame next() returned; its fds not taken by the decoder are closed.
-    void consume() noexcept {
-        if (!current_) return;
+    [[gnu::always_inline]] void consume() noexcept {
+        if (!complete_) return;
+        complete_ = has_header_ = false;
         if (big_data_) {
             // Back to the recycler, unless a decoded value now shares it.
             big_ = {};
@@ -143,10 +98,10 @@ public:
         } else {
             begin_ += frame_bytes();
         }
-        header_.reset();
-        current_.reset();
-        frame_fds_.clear();
-        mapping_ = {};
+        if (frame_.header.fd_count != 0) {
+            frame_fds_.clear();
+            mapping_ = {};
+        }
         if (begin_ != end_) return;
         begin_ = end_ = 0;
         // After a large frame the buffer goes back, rather than pinning its size forever.
@@ -163,30 +118,110 @@ public:
     }
 
 private:
-    [[nodiscard]] bool memfd_frame() const noexcept { return header_->flags & wire::frame_flags::memfd; }
+    // The common case, kept small enough to inline: a whole frame already buffered, with
+    // no fds and no buffer of its own. Anything else is left to next_in_full().
+    [[gnu::always_inline]] bool take_small_frame() {
+        if (has_header_ || buffered() < wire::frame_header_size) return false;
+        // Straight into the frame handed out: a copy of a header assembled field by field
+        // stalls on store forwarding, a measurable share of a small receive.
+        std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
+        const wire::frame_header& h = frame_.header;
+        if (h.fd_count != 0 || h.payload_size >= large_ || h.payload_size > max_payload_ ||
+            buffered() - wire::frame_header_size < h.payload_size || !wire::header_is_valid(h))
+            return false;
+        pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
+        frame_.payload = {data_.get() + begin_ + wire::frame_header_size, h.payload_size};
+        frame_.fds = {};
+        frame_.owner = nullptr;
+        has_header_ = complete_ = true;
+        return true;
+    }
+
+    [[nodiscard]] boost::system::result<const frame_view*, stream_error> next_in_full() {
+        if (!has_header_) {
+            if (buffered() < wire::frame_header_size) return nothing_yet;
+            std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
+            if (!wire::header_is_valid(frame_.header) || frame_.header.payload_size > max_payload_)
+                return header_error();
+            has_header_ = true;
+            if (!memfd_frame() && frame_.header.payload_size >= large_)
+                start_large_frame();
+            else
+                pool_->drop_parked();
+        }
+        if (big_data_ ? big_filled_ < frame_.header.payload_size : buffered() < frame_bytes()) return nothing_yet;
+        if (frame_.header.fd_count == 0 && !big_data_) {
+            frame_.payload = {data_.get() + begin_ + wire::frame_header_size, frame_.header.payload_size};
+            frame_.fds = {};
+            frame_.owner = nullptr;
+        } else if (auto failed = complete_with_fds_or_buffer()) {
+            return std::move(*failed);
+        }
+        complete_ = true;
+        return &frame_;
+    }
+
+    [[nodiscard]] bool memfd_frame() const noexcept { return frame_.header.flags & wire::frame_flags::memfd; }
     [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
     [[nodiscard]] std::size_t frame_bytes() const noexcept {
-        return wire::frame_header_size + (memfd_frame() ? 0 : header_->payload_size);
+        return wire::frame_header_size + (memfd_frame() ? 0 : frame_.header.payload_size);
     }
 
     // The header (already parsed) leaves the chunk buffer; the payload bytes that came with
     // it move to the large buffer, where the rest is received in place.
     void start_large_frame() {
-        auto [owner, data] = detail::bytes_access::lend(*pool_, header_->payload_size);
+        const std::size_t size = frame_.header.payload_size;
+        auto [owner, data] = detail::bytes_access::lend(*pool_, size);
         big_ = std::move(owner);
         big_data_ = data;
         begin_ += wire::frame_header_size;
-        big_filled_ = std::min<std::size_t>(buffered(), header_->payload_size);
+        big_filled_ = std::min<std::size_t>(buffered(), size);
         if (big_filled_) std::memcpy(big_data_, data_.get() + begin_, big_filled_);
         begin_ += big_filled_;
         if (begin_ == end_) begin_ = end_ = 0;
     }
 
-    static constexpr const frame_view* nothing_yet = nullptr;
-
-    boost::system::result<const frame_view*, stream_error> fail(std::error_code code, std::string detail) {
-        return stream_error{code, std::move(detail)};
+    // Why the header just read does not check out. It stays unaccepted: asked again, next()
+    // says the same.
+    [[gnu::cold]] stream_error header_error() const {
+        const wire::frame_header& h = frame_.header;
+        if (!wire::header_is_valid(h)) return {make_error_code(errc::bad_frame), "frame header does not check out"};
+        return {make_error_code(errc::frame_too_large),
+                std::to_string(h.payload_size) + " byte payload, limit " + std::to_string(max_payload_)};
     }
+
+    // The rest of a whole frame that has fds or a buffer of its own: its fds taken from
+    // those received, and its payload found (a memfd frame's is mapped).
+    std::optional<stream_error> complete_with_fds_or_buffer() {
+        const wire::frame_header& h = frame_.header;
+        // fds travel with the first bytes of the write that carried them, so a frame's fds
+        // have always arrived by the time its last byte has.
+        if (fds_.size() < h.fd_count)
+            return stream_error{make_error_code(errc::missing_fd), std::to_string(h.fd_count) + " fds announced, " +
+                                                                       std::to_string(fds_.size()) + " arrived"};
+        frame_fds_.clear();
+        for (unsigned i = 0; i < h.fd_count; ++i) {
+            frame_fds_.push_back(std::move(fds_.front()));
+            fds_.pop_front();
+        }
+        frame_.fds = frame_fds_;
+        frame_.owner = nullptr;
+        if (big_data_) {
+            frame_.payload = big_.bytes();
+            frame_.owner = &big_;
+        } else if (memfd_frame()) {
+            auto mapped = map_memfd(frame_fds_.back(), h.payload_size);
+            if (!mapped) return stream_error{mapped.error(), "payload memfd unusable"};
+            frame_.payload = *mapped;
+            frame_.owner = &mapping_;
+            frame_.fds = frame_.fds.first(frame_.fds.size() - 1);
+        } else {
+            frame_.payload = {data_.get() + begin_ + wire::frame_header_size, h.payload_size};
+        }
+        return std::nullopt;
+    }
+
+    static constexpr const frame_view* nothing_yet = nullptr;
 
     void make_room(std::size_t want) {
         const std::size_t live = buffered();
@@ -228,8 +263,9 @@ private:
     std::size_t end_ = 0;
     std::deque<unique_fd> fds_;
     std::vector<unique_fd> frame_fds_;
-    std::optional<wire::frame_header> header_;
-    std::optional<frame_view> current_;
+    frame_view frame_;         // the header once has_header_, the rest once complete_
+    bool has_header_ = false;
+    bool complete_ = false;
     shared_bytes mapping_;  // a memfd frame's payload, mapped
     std::size_t large_;
     detail::recycler* pool_;

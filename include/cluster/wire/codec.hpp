@@ -789,7 +789,7 @@ decltype(auto) make_fresh(Make make) {
 
 // Reads a T from all of r's input: bytes left over are an error too.
 template <class T>
-bool read_whole(reader& r, T& v) {
+[[gnu::always_inline]] inline bool read_whole(reader& r, T& v) {
     return codec<T>::read(r, v) && (r.pos == r.end || r.fail(errc::trailing_bytes));
 }
 
@@ -804,6 +804,19 @@ template <class T>
 template <class T>
 [[gnu::cold, gnu::noinline]] void fail(decode_result<T>& out, reader& r) {
     out = decode_result<T>(boost::system::in_place_error, error_of<T>(r));
+}
+template <class T>
+[[gnu::cold, gnu::noinline]] void fail(std::optional<decode_error>& error, reader& r) {
+    error = error_of<T>(r);
+}
+
+// wire::decode_into() for a receiver decoding message after message: error is written
+// only on failure, so success costs no optional<decode_error> built and moved.
+template <class T>
+[[gnu::always_inline]] inline bool decode_into(T& v, reader& r, std::optional<decode_error>& error) {
+    if (read_whole(r, v)) return true;
+    fail<T>(error, r);
+    return false;
 }
 
 } // namespace detail

@@ -64,6 +64,8 @@ inline constexpr std::uint16_t max_frame_fds = 253;
 // Whether h describes a possible frame. The payload size limit is the channel's to
 // enforce (as frame_too_large), not the header's.
 [[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+    // Nothing below can fail without flags or fds: the common frame is waved through first.
+    if ((h.flags | h.fd_count) == 0) return true;
     constexpr std::uint16_t exchange = frame_flags::request | frame_flags::response;
     const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
     const bool both_directions = (h.flags & exchange) == exchange;
@@ -98,6 +100,50 @@ inline void encode_header(const frame_header& h, std::span<std::byte, frame_head
     return h;
 }
 
+namespace detail {
+
+[[noreturn]] inline void throw_above_4gib() {
+    throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
+}
+
+[[noreturn]] inline void throw_invalid_frame() {
+    throw std::system_error(make_error_code(errc::bad_frame),
+                            "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
+}
+
+// encode_frame(), for a caller that has sized the payload already (payload_size is
+// encoded_size(msg)) and collects the fds itself: into fds, which may be null for a
+// message that cannot carry any.
+template <class P, class T>
+void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag, std::uint16_t flags,
+                     gather_list* gather, fd_list* fds) {
+    if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
+    const std::size_t start = out.size();
+    const std::size_t fds_before = fds ? fds->size() : 0;
+    std::byte* frame = out.extend(frame_header_size + payload_size);
+    writer w{frame + frame_header_size, fds, gather};
+    const std::size_t runs_before = gather ? gather->runs.size() : 0;
+    const std::size_t total_before = gather ? gather->total : 0;
+    if (gather) gather->base = out.data();
+    codec<T>::write(w, msg);
+    out.truncate(static_cast<std::size_t>(w.pos - out.data()));
+    const std::size_t fd_count = fds ? fds->size() - fds_before : 0;
+    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
+                         static_cast<std::uint16_t>(fd_count), flags, tag};
+    if (fd_count > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
+        out.truncate(start);
+        if (gather) {
+            gather->runs.resize(runs_before);
+            gather->total = total_before;
+        }
+        if (fds) fds->resize(fds_before);
+        throw_invalid_frame();
+    }
+    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+}
+
+} // namespace detail
+
 // Appends header + payload of msg to out (frames batch up in one buffer) and returns the
 // raw fds to attach to this frame; they are borrowed from msg, which must outlive the send.
 // A frame that could not be valid (bad flags, too many fds, payload over 4 GiB) is a
@@ -109,30 +155,8 @@ template <class P, class T>
     requires message_of<T, P>
 fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0,
                      gather_list* gather = nullptr) {
-    const std::size_t payload_size = encoded_size(msg);
-    if (payload_size > std::numeric_limits<std::uint32_t>::max())
-        throw std::system_error(make_error_code(errc::frame_too_large), "cluster::wire: message above 4 GiB");
-    const std::size_t start = out.size();
-    std::byte* frame = out.extend(frame_header_size + payload_size);
     fd_list fds;
-    detail::writer w{frame + frame_header_size, &fds, gather};
-    const std::size_t runs_before = gather ? gather->runs.size() : 0;
-    const std::size_t total_before = gather ? gather->total : 0;
-    if (gather) gather->base = out.data();
-    codec<T>::write(w, msg);
-    out.truncate(static_cast<std::size_t>(w.pos - out.data()));
-    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
-                         static_cast<std::uint16_t>(fds.size()), flags, tag};
-    if (fds.size() > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
-        out.truncate(start);
-        if (gather) {
-            gather->runs.resize(runs_before);
-            gather->total = total_before;
-        }
-        throw std::system_error(make_error_code(errc::bad_frame),
-                                "cluster::wire: frame flags, tag or fd count (at most 253) are invalid");
-    }
-    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+    detail::encode_frame_to<P>(out, msg, encoded_size(msg), tag, flags, gather, &fds);
     return fds;
 }
 
@@ -161,18 +185,19 @@ template <class P>
 }
 
 // decode_frame() into the optional returned, where the message is built in place (see
-// protocol::decode_in_place). Empty on failure, with error set.
+// protocol::decode_in_place). Empty on failure, with error set. Inline: a channel runs it
+// for every message it receives.
 template <class P>
-[[nodiscard]] std::optional<typename P::message> decode_frame_in_place(const frame_header& h,
-                                                                       std::span<const std::byte> payload,
-                                                                       std::span<unique_fd> fds,
-                                                                       const shared_bytes* owner,
-                                                                       std::optional<decode_error>& error) {
+[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::message> decode_frame_in_place(
+    const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds, const shared_bytes* owner,
+    std::optional<decode_error>& error) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {
         error = decode_error{make_error_code(e), {}};
         return std::nullopt;
     }
-    return P::decode_in_place(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)), owner, error);
+    detail::reader r(payload, fds.first(message_fd_count(h)));
+    r.owner = owner;
+    return P::decode_in_place(h.type_id, h.fingerprint, r, error);
 }
 
 } // namespace cluster::wire

@@ -90,25 +90,21 @@ public:
                                                                 std::span<const std::byte> payload,
                                                                 std::span<unique_fd> fds, const shared_bytes* owner,
                                                                 std::optional<decode_error>& error) {
-        const std::size_t index = index_of(type_id);
-        if (index == size) {
+        detail::reader r(payload, fds);
+        r.owner = owner;
+        return decode_in_place(type_id, fingerprint, r, error);
+    }
+
+    // The same from a reader over the payload: one reference instead of the payload, fds
+    // and owner, which as arguments spill to the stack and stall on store forwarding.
+    // One named result, emplaced by whichever type matches: NRVO, no move of the message.
+    // Inline, and so is the dispatch, like the rest of a channel's receive path.
+    [[gnu::always_inline]] [[nodiscard]] static std::optional<message> decode_in_place(
+        std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r, std::optional<decode_error>& error) {
+        std::optional<message> out;
+        if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<size>{}))
             error = unknown(type_id).error();
-            return std::nullopt;
-        }
-        if (fingerprint != fingerprints[index]) {
-            error = boost::mp11::mp_with_index<size>(index, [](auto i) { return mismatch<type_at<i>>().error(); });
-            return std::nullopt;
-        }
-        return boost::mp11::mp_with_index<size>(index, [&](auto i) {
-            constexpr std::size_t I = decltype(i)::value;
-            // Engaged from the start: a default-constructed optional would be zeroed first.
-            auto out = detail::make_fresh<type_at<I>>([](auto... fresh) {
-                return std::optional<message>(std::in_place, std::in_place_index<I>, fresh...);
-            });
-            error = wire::decode_into(*std::get_if<I>(&*out), payload, fds, owner);
-            if (error) out.reset();
-            return out;
-        });
+        return out;
     }
 
 private:
@@ -131,6 +127,27 @@ private:
     template <class T>
     static decode_result<message> mismatch() {
         return fail(errc::schema_mismatch, std::string(type_name<T>()));
+    }
+
+    // Whether type_id is one of Ts; if so, its message is decoded into out.
+    template <std::size_t... I>
+    [[gnu::always_inline]] static bool decode_known(std::optional<message>& out, std::uint32_t type_id,
+                                                    std::uint64_t fingerprint, detail::reader& r,
+                                                    std::optional<decode_error>& error, std::index_sequence<I...>) {
+        return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
+    }
+
+    template <std::size_t I>
+    [[gnu::always_inline]] static void decode_alternative(std::optional<message>& out, std::uint64_t fingerprint,
+                                                          detail::reader& r, std::optional<decode_error>& error) {
+        using T = type_at<I>;
+        if (fingerprint != fingerprints[I]) {
+            error = mismatch<T>().error();
+            return;
+        }
+        T& v = detail::make_fresh<T>(
+            [&](auto... fresh) -> T& { return std::get<I>(out.emplace(std::in_place_index<I>, fresh...)); });
+        if (!detail::decode_into(v, r, error)) out.reset();
     }
 
     // Decoded in place in the result: no move of the message.
