@@ -60,7 +60,8 @@ struct launched {
     unique_fd link;    // the primary's end of the channel
     unique_fd out;     // silent: the worker's stdout, to relay
     unique_fd err;     // silent: the worker's stderr, to relay
-    unique_fd status;  // reads a launch_failure, or end of file once the worker started
+    unique_fd status;  // reads a launch_failure, or end of file once the worker started; none
+                       // when nothing could fail
 };
 
 inline result<std::array<unique_fd, 2>> cloexec_pipe() {
@@ -154,8 +155,16 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
                         RunWorker&& run_worker) {
     auto link = ipc::make_socket_pair();  // {the primary's end, the worker's end}
     if (!link) return link.error();
-    auto status = cloexec_pipe();
-    if (!status) return status.error();
+    if (o.death_signal <= 0 || o.death_signal >= NSIG) return errno_code(EINVAL);
+    // A plain fork-mode child has no step left that can fail: nobody need wait to hear so,
+    // and fork() returns as soon as the process exists.
+    const bool may_fail = o.mode == start_mode::exec || !o.cwd.empty() || o.uid || o.gid;
+    std::array<unique_fd, 2> status;
+    if (may_fail) {
+        auto made = cloexec_pipe();
+        if (!made) return made.error();
+        status = std::move(*made);
+    }
     std::array<unique_fd, 2> out, err;
     if (o.silent) {
         auto o1 = cloexec_pipe(), o2 = cloexec_pipe();
@@ -173,11 +182,11 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     auto child = child_process::fork();
     if (!child) return child.error();
     if (child->is_child()) {
-        const child_setup setup(o, (*status)[1].get(), primary);
+        const child_setup setup(o, status[1].get(), primary);
         setup.apply(out[1].get(), err[1].get());
         if (image) setup.exec(*image, link->second.get());
-        for (int fd : {link->first.get(), (*status)[0].get(), out[0].get(), out[1].get(), err[0].get(), err[1].get(),
-                       (*status)[1].get()})
+        for (int fd : {link->first.get(), status[0].get(), out[0].get(), out[1].get(), err[0].get(), err[1].get(),
+                       status[1].get()})
             if (fd >= 0) ::close(fd);
         for (const auto& [name, value] : o.env) ::setenv(name.c_str(), value.c_str(), 1);
         const int code = run_worker(unique_fd(link->second.release()));
@@ -185,7 +194,7 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
         ::_exit(code);
     }
     return launched{std::move(*child), std::move(link->first), std::move(out[0]), std::move(err[0]),
-                    std::move((*status)[0])};
+                    std::move(status[0])};
 }
 
 } // namespace cluster::detail

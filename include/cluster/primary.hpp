@@ -38,8 +38,8 @@ namespace cluster {
 
 namespace detail {
 
-// How long a dead worker's readers get to finish what it left in the socket and pipes,
-// in case a process it forked keeps them open.
+// How long a dead worker's readers get to finish what it left in its stdout and stderr
+// pipes, in case a process it forked keeps them open.
 inline constexpr std::chrono::milliseconds reader_grace{250};
 
 // The whole life of a worker process, as the process itself sees it.
@@ -91,6 +91,10 @@ public:
     }
     [[nodiscard]] const primary_options& settings() const noexcept { return options_; }
 
+    // True once disconnect_all() or stop_all() began: exits from then on are expected,
+    // and a restart loop should not replace them.
+    [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+
     // The workers that have not exited, by id (Node's cluster.workers).
     [[nodiscard]] std::vector<handle*> workers() const {
         std::vector<handle*> out;
@@ -124,7 +128,8 @@ public:
         requires wire::message_of<T, P>
     task<incoming<T>> next_message() {
         auto e = co_await events_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
-        auto& m = *taken(std::move(e)).template get_if<message<P>>();
+        auto taken_event = taken(std::move(e));  // named: m points into it
+        auto& m = *taken_event.template get_if<message<P>>();
         co_return incoming<T>{std::move(std::get<T>(m.value)), m.from, m.request_tag};
     }
 
@@ -140,6 +145,7 @@ public:
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
     task<void> disconnect_all() {
+        stopping_ = true;
         std::vector<task<void>> leaving;
         for (handle* h : workers()) leaving.push_back(disconnect_and_wait(find(h->id())));
         (void)co_await when_all(std::move(leaving));
@@ -184,7 +190,8 @@ private:
         auto h = std::make_shared<handle>(id, std::move(*started));
         // Listed before the wait below: a worker forked meanwhile must close these fds.
         handles_.emplace(id, h);
-        auto failure = co_await read_launch_failure(h->status_pipe_.get());
+        std::optional<detail::launch_failure> failure;
+        if (h->status_pipe_) failure = co_await read_launch_failure(h->status_pipe_.get());
         h->status_pipe_.reset();
         if (failure) {
             handles_.erase(id);
@@ -224,8 +231,18 @@ private:
 
     event<P> taken(std::optional<event<P>> e) {
         if (!e) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: event wait stopped");
-        if (auto* x = e->template get_if<exit_event>()) handles_.erase(x->worker_id);
+        if (auto* x = e->template get_if<exit_event>()) forget(x->worker_id);
         return std::move(*e);
+    }
+
+    // Once its exit is taken, a worker's fork, online, listening and disconnect events still
+    // queued are history: a loop that only takes exits must not pile them up (nor the handle
+    // they hold). Its messages stay.
+    void forget(unsigned id) {
+        handles_.erase(id);
+        events_.erase_if([id](const event<P>& e) {
+            return e.worker_id() == id && e.kind() != event_kind::message && e.kind() != event_kind::setup;
+        });
     }
 
     // Everything the primary does for one worker, from fork to exit event.
@@ -238,6 +255,9 @@ private:
             self.tasks_.spawn(relay(h, h->err_.get(), STDERR_FILENO));
         }
         auto status = co_await h->child_.wait();
+        // All the worker sent is in our receive queue by now, but its end of the socket closes
+        // only when the kernel tears its io_uring down, milliseconds later: end the stream here.
+        ::shutdown(h->link_.native_handle(), SHUT_RD);
         auto drained = co_await with_timeout(wait_latch(h->readers_done_), detail::reader_grace);
         if (!drained) {
             // A process the worker forked holds its end: stop reading what it may still send.
@@ -245,6 +265,7 @@ private:
             h->stop_readers_.request_stop();
             (void)co_await h->readers_done_.wait();
         }
+        h->release();
         exit_event e{h->id_, h->pid(), status ? *status : exit_status{}, h->exited_after_disconnect_};
         h->exited_.set();
         self.events_.push(event<P>(std::move(e), h));
@@ -349,6 +370,7 @@ private:
     std::vector<std::string> args_;
     io_context* ctx_;
     unsigned next_id_ = 1;
+    bool stopping_ = false;
     std::map<unsigned, std::shared_ptr<handle>> handles_;
     mailbox<event<P>> events_;
     scope tasks_;  // last: destroyed first, while the handles its tasks use still exist

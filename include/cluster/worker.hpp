@@ -147,6 +147,9 @@ public:
     [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
     [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
     [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
+    // The socket to the primary, for diagnostics and tests: bytes written to it directly
+    // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
+    [[nodiscard]] int native_handle() const noexcept { return link_.native_handle(); }
 
     // The worker process's life: say online, run main, deliver what it sent, and return
     // its exit code (1 if it threw).

@@ -31,13 +31,14 @@ public:
     using link_protocol = control::link_protocol<P>;
 
     worker_handle(unsigned id, detail::launched&& started)
-        : id_(id), child_(std::move(started.child)), link_(std::move(started.link)), out_(std::move(started.out)),
+        : id_(id), pid_(started.child.pid()), child_(std::move(started.child)), link_(std::move(started.link)),
+          out_(std::move(started.out)),
           err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
     worker_handle(const worker_handle&) = delete;
     worker_handle& operator=(const worker_handle&) = delete;
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
-    [[nodiscard]] pid_t pid() const noexcept { return child_.pid(); }
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
     template <class T>
         requires wire::message_of<T, P>
@@ -72,8 +73,11 @@ public:
         exited_after_disconnect_ = true;
         if (!disconnect_sent_) {
             disconnect_sent_ = true;
+            // Queued without waiting for the socket to drain: a worker that reads nothing must
+            // not hold this up (stop_all()'s deadline is what deals with it). If the worker is
+            // already gone, the wait below ends all the same.
             const control::disconnect leave;
-            (void)co_await link_.send(leave);  // if this fails the worker is gone: the wait ends
+            (void)link_.send(leave);
         }
         (void)co_await disconnected_.wait();
         co_return result<void>{};
@@ -96,6 +100,15 @@ private:
             if (fd >= 0) ::close(fd);
     }
 
+    // The worker has exited and everything it sent was read: its descriptors go now, not
+    // when the last event about it does. Later sends fail with channel_closed, kill() with ESRCH.
+    void release() {
+        link_.close();
+        child_.detach();
+        out_.reset();
+        err_.reset();
+    }
+
     // The worker's side of the stream is done: stop talking to it, both ways.
     void disconnected() {
         connected_ = false;
@@ -105,6 +118,7 @@ private:
     }
 
     unsigned id_;
+    pid_t pid_;
     child_process child_;
     ipc::channel<link_protocol> link_;
     unique_fd out_, err_, status_pipe_;

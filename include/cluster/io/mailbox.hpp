@@ -26,14 +26,7 @@ public:
     // queued once closed.
     void push(T value) {
         if (closed_) return;
-        for (detail::parked* p = waiters_.front(); p; p = detail::parked_list::next(*p)) {
-            auto* t = static_cast<taker*>(p);
-            if (matches(value, t->match)) {
-                t->slot.emplace(std::move(value));
-                t->wake();
-                return;
-            }
-        }
+        if (hand_over(value)) return;
         items_.push_back(std::move(value));
     }
 
@@ -61,6 +54,12 @@ public:
         return std::nullopt;
     }
 
+    // Drops the queued items pred accepts; returns how many.
+    template <class Pred>
+    std::size_t erase_if(Pred pred) {
+        return std::erase_if(items_, pred);
+    }
+
 private:
     struct taker : detail::parked {
         mailbox& box;
@@ -75,12 +74,30 @@ private:
         void await_suspend(std::coroutine_handle<Promise> h) {
             park(box.waiters_, h);
         }
-        // An item handed over is returned even if a stop came after it: never lost.
+        // A stop that came after an item was handed over, but before this task ran, puts
+        // the item back in front: a taker that lost a when_any() race must not eat it.
         std::optional<T> await_resume() {
-            (void)resumed();
-            return std::move(slot);
+            if (!resumed() && slot) box.give_back(std::move(*std::exchange(slot, std::nullopt)));
+            return std::exchange(slot, std::nullopt);
         }
     };
+
+    bool hand_over(T& value) {
+        for (detail::parked* p = waiters_.front(); p; p = detail::parked_list::next(*p)) {
+            auto* t = static_cast<taker*>(p);
+            if (matches(value, t->match)) {
+                t->slot.emplace(std::move(value));
+                t->wake();
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // It was the oldest of its kind when it was handed over, so it is again.
+    void give_back(T value) {
+        if (!hand_over(value)) items_.push_front(std::move(value));
+    }
 
     static bool matches(const T& value, match_fn match) noexcept { return !match || match(value); }
 

@@ -119,6 +119,11 @@ public:
         co_return result<void>{};
     }
 
+    // Closes the socket now. What is queued is dropped; waiting senders get channel_closed
+    // and a waiting receive() gets nothing, as does every later send and receive. The
+    // descriptor is released at once: the kernel's ops on it are cancelled first.
+    void close() { s_->close_now(); }
+
     [[nodiscard]] bool is_open() const noexcept { return !s_->read_closed; }
     // Empty after a clean end of stream; otherwise why the channel closed.
     [[nodiscard]] std::error_code close_reason() const noexcept { return s_->reason; }
@@ -564,6 +569,24 @@ private:
             reason_detail = std::move(detail);
             ::shutdown(fd.get(), SHUT_RDWR);
             fail_writes(make_error_code(errc::channel_closed));
+        }
+
+        void close_now() {
+            if (!fd) return;
+            close_with(make_error_code(errc::channel_closed), "closed");
+            fail_writes(make_error_code(errc::channel_closed));
+            if (flush_scheduled) ctx->cancel_defer(&flush_hook);
+            flush_scheduled = false;
+            if (!write_idle) ctx->cancel_and_wait(&write_hook, write_idle);
+            if (!recv_idle) ctx->cancel_and_wait(&recv_hook, recv_idle);
+            frame = nullptr;
+            fd.reset();
+            wake(blocked_senders);
+            wake(flush_waiters);
+            if (waiter* w = std::exchange(receiver, nullptr)) {
+                w->s = nullptr;
+                w->h.resume();
+            }
         }
 
         // Declared after the functions they name, which must be visible here.

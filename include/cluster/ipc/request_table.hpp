@@ -66,10 +66,11 @@ public:
         }
 
         request_table& table_;
-        std::uint32_t tag_;
         std::optional<M> value_;
         std::error_code error_;
         detail::parked_list waiters_;
+        // Last: open() may set error_, which must already be constructed by then.
+        std::uint32_t tag_;
     };
 
     // Completes the request tagged `tag`; false when none waits (it timed out, or the
