@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -450,6 +451,47 @@ TEST_CASE("a channel destroyed with a receive and a write in flight leaves nothi
         // channels cancel their own ops and wait for the kernel to let go of their buffers.
     }
     CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("close() releases the socket at once and wakes whoever waits on the channel") {
+    io_context ctx;
+    const auto before = open_fd_count();
+    ipc::channel_options tight;
+    tight.high_water_mark = 64 * 1024;
+    pair_of_channels p({}, tight);
+    sync_wait([&]() -> task<void> {
+        std::optional<result<void>> blocked_send;
+        bool receive_ended = false;
+        scope s;
+        // Nobody reads a: b's sender blocks above the high-water mark, with a write in flight.
+        s.spawn([](channel<proto>& out, std::optional<result<void>>& last) -> task<void> {
+            for (std::uint64_t i = 0;; ++i) {
+                auto sent = co_await out.send(make_chunk(i, 64 * 1024));
+                if (!sent) {
+                    last = sent;
+                    co_return;
+                }
+            }
+        }(p.b, blocked_send));
+        s.spawn([](channel<proto>& in, bool& ended) -> task<void> {
+            auto m = co_await in.receive();
+            ended = !m;
+        }(p.b, receive_ended));
+        co_await io::nop();
+        REQUIRE_FALSE(blocked_send);
+        p.b.close();
+        CHECK(open_fd_count() == before + 1);  // only a's end is left
+        co_await s.join();
+        REQUIRE(blocked_send);
+        CHECK(blocked_send->error() == errc::channel_closed);
+        CHECK(receive_ended);
+        const ping late{1, "late"};
+        auto later = co_await p.b.send(late);
+        CHECK(later.error() == errc::channel_closed);
+        auto none = co_await p.b.receive();
+        CHECK_FALSE(none);
+        p.b.close();  // twice is harmless
+    }());
 }
 
 TEST_CASE("1 GiB streams between two processes in order and intact") {

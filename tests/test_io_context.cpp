@@ -464,3 +464,48 @@ TEST_CASE("after a raw fork() the child has no current io_context and can build 
     CHECK(verdict == 'y');
     CHECK(io_context::current() == &parent);
 }
+
+namespace {
+
+// End-of-turn hooks for the test below: the first defers the second, which sets a latch.
+struct hook_deferring : detail::completion {
+    io_context* ctx;
+    detail::completion* next;
+    hook_deferring(io_context& c, detail::completion& n) : ctx(&c), next(&n) {
+        complete = [](detail::completion* self, int, unsigned, bool) noexcept {
+            auto* me = static_cast<hook_deferring*>(self);
+            me->ctx->defer(me->next);
+        };
+    }
+};
+
+struct hook_setting : detail::completion {
+    latch* flag;
+    explicit hook_setting(latch& l) : flag(&l) {
+        complete = [](detail::completion* self, int, unsigned, bool) noexcept {
+            static_cast<hook_setting*>(self)->flag->set();
+        };
+    }
+};
+
+task<void> wait_for(latch& l) { (void)co_await l.wait(); }
+
+task<void> sleep_long() { (void)co_await io::sleep_for(10s); }
+
+task<std::size_t> defer_then_race(io_context& ctx, detail::completion& first, latch& second_ran) {
+    ctx.defer(&first);
+    auto winner = co_await when_any(wait_for(second_ran), sleep_long());
+    co_return winner.index();
+}
+
+} // namespace
+
+TEST_CASE("a hook deferred by a deferred hook runs on the next turn, not after the next completion") {
+    // Regression: with nothing ready, run_once went to wait in the kernel although a hook
+    // had just deferred another; the only op in flight (the sleep) then decided when it ran.
+    io_context ctx;
+    latch second_ran;
+    hook_setting second(second_ran);
+    hook_deferring first(ctx, second);
+    CHECK(ctx.run_until(defer_then_race(ctx, first, second_ran)) == 0);
+}

@@ -318,3 +318,45 @@ TEST_CASE("an impossible frame is refused at encode time and leaves the buffer a
     REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::memfd), std::system_error);
     REQUIRE(out.size() == before);
 }
+
+TEST_CASE("routed frames name a worker in the tag and are neither requests nor responses", "[wire][frame]") {
+    const wire::frame_header plain{16, 1, 2, 0, 0, 0};
+    auto routed = [&](std::uint16_t flags, std::uint32_t tag) {
+        auto h = plain;
+        h.flags = flags;
+        h.tag = tag;
+        return h;
+    };
+    auto parse = [](wire::frame_header h) {
+        std::array<std::byte, wire::frame_header_size> bytes{};
+        wire::encode_header(h, bytes);
+        return wire::parse_header(bytes);
+    };
+    constexpr auto r = wire::frame_flags::routed;
+    STATIC_REQUIRE(r == 8);
+    for (std::uint32_t tag : {1u, 42u, wire::frame_flags::all_workers}) {
+        CHECK(wire::header_is_valid(routed(r, tag)));
+        CHECK(parse(routed(r, tag)).has_value());
+    }
+    for (const auto& bad : {routed(r, 0), routed(r | wire::frame_flags::request, 5),
+                            routed(r | wire::frame_flags::response, 5)}) {
+        CHECK_FALSE(wire::header_is_valid(bad));
+        CHECK(parse(bad).error() == errc::bad_frame);
+    }
+
+    wire::buffer out;
+    const app::job sent{3, "to worker 7"};
+    (void)wire::encode_frame<proto>(out, sent, 7, r);
+    auto header = wire::parse_header(out.bytes());
+    REQUIRE(header.has_value());
+    CHECK(header->flags == r);
+    CHECK(header->tag == 7);
+    auto decoded = wire::decode_frame<proto>(*header, out.bytes().subspan(wire::frame_header_size), {});
+    REQUIRE(decoded.has_value());
+    CHECK(std::get<app::job>(*decoded).text == "to worker 7");
+
+    const std::size_t before = out.size();
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, sent, 0, r), std::system_error);
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, sent, 7, r | wire::frame_flags::request), std::system_error);
+    CHECK(out.size() == before);
+}

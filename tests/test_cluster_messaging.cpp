@@ -1,0 +1,734 @@
+// Messages between a primary and its forked workers: order and content both ways, requests
+// both ways, routing between workers, fds, and workers that break the protocol or die mid-frame.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+
+namespace msg_test {
+
+struct job {
+    std::uint64_t id = 0;
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(job, (), (id, text))
+
+struct answer {
+    std::uint64_t id = 0;
+    std::uint64_t length = 0;
+};
+BOOST_DESCRIBE_STRUCT(answer, (), (id, length))
+
+struct tick {
+    std::uint64_t seq = 0;
+};
+BOOST_DESCRIBE_STRUCT(tick, (), (seq))
+
+struct note {
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(note, (), (text))
+
+// A worker got a note from another worker: which one it was, and what it said.
+struct seen {
+    std::uint32_t by = 0;
+    std::uint32_t from = 0;
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(seen, (), (by, from, text))
+
+struct pipe_end {
+    std::string label;
+    unique_fd fd;
+};
+BOOST_DESCRIBE_STRUCT(pipe_end, (), (label, fd))
+
+// Bytes for a worker to write straight to its socket, as a peer built from other code might.
+struct raw_bytes {
+    std::vector<std::uint8_t> bytes;
+    bool then_exit = false;
+};
+BOOST_DESCRIBE_STRUCT(raw_bytes, (), (bytes, then_exit))
+
+// Not in the protocol at all.
+struct alien {
+    std::uint64_t x = 0;
+};
+BOOST_DESCRIBE_STRUCT(alien, (), (x))
+
+// A job from a stale build: the same name, other members.
+struct stale_job {
+    static constexpr std::string_view cluster_name = "msg_test::job";
+    std::uint64_t id = 0;
+};
+BOOST_DESCRIBE_STRUCT(stale_job, (), (id))
+
+} // namespace msg_test
+
+using namespace msg_test;
+using P = protocol<job, answer, tick, note, seen, pipe_end, raw_bytes>;
+using handle = worker_handle<P>;
+
+namespace {
+
+using test_support::open_fd_count;
+
+// Every wait's bound: a bug fails the test instead of hanging it.
+constexpr auto patience = 10s;
+constexpr std::size_t in_flight = 1000;
+
+// Awaits t, or fails the test when it takes longer than patience. A task of result<U>
+// gets its result back as it is.
+template <class T>
+task<T> bounded(task<T> t, const char* what) {
+    auto r = co_await with_timeout(std::move(t), patience);
+    if (!r && r.error() == std::errc::timed_out) throw std::runtime_error(std::string("waited 10 s in vain for ") + what);
+    if constexpr (std::is_void_v<T>)
+        co_return;
+    else if constexpr (std::is_same_v<T, decltype(r)>)
+        co_return r;
+    else
+        co_return std::move(*r);
+}
+
+task<handle*> start(primary<P>& p) {
+    auto h = co_await with_timeout(p.try_fork(), patience);
+    if (!h) throw std::system_error(h.error(), "starting a worker");
+    co_return *h;
+}
+
+template <class T>
+task<std::vector<incoming<T>>> take_messages(primary<P>& p, std::size_t n) {
+    std::vector<incoming<T>> out;
+    while (out.size() < n) out.push_back(co_await p.template next_message<T>());
+    co_return out;
+}
+
+using event_log = std::map<unsigned, std::vector<event<P>>>;
+
+// Everything the primary reports until each worker in ids has exited, by worker.
+task<event_log> events_until_exit(primary<P>& p, std::set<unsigned> ids) {
+    event_log log;
+    while (!ids.empty()) {
+        auto e = co_await p.next_event();
+        if (e.is<exit_event>()) ids.erase(e.worker_id());
+        log[e.worker_id()].push_back(std::move(e));
+    }
+    co_return log;
+}
+
+// A worker's events as words, a run of messages counted: "fork online 3000 messages exit".
+std::string story(const std::vector<event<P>>& events) {
+    static constexpr const char* names[] = {"fork", "online", "listening", "message", "disconnect", "exit", "setup"};
+    std::string out;
+    std::size_t messages = 0;
+    for (const auto& e : events) {
+        if (e.kind() == event_kind::message) {
+            ++messages;
+            continue;
+        }
+        if (messages) out += std::to_string(std::exchange(messages, 0)) + " messages ";
+        out += names[static_cast<int>(e.kind())] + std::string(" ");
+    }
+    if (messages) out += std::to_string(messages) + " messages ";
+    if (!out.empty()) out.pop_back();
+    return out;
+}
+
+const exit_event& exit_of(const std::vector<event<P>>& events) {
+    REQUIRE(!events.empty());
+    const auto* e = events.back().get_if<exit_event>();
+    REQUIRE(e);
+    return *e;
+}
+
+// Disconnects every worker and returns what came until each has exited.
+task<event_log> finish(primary<P>& p, std::set<unsigned> ids) {
+    co_await bounded(p.disconnect_all(), "every worker to exit");
+    co_return co_await bounded(events_until_exit(p, std::move(ids)), "the exit events");
+}
+
+template <class Proto, class T>
+std::vector<std::uint8_t> frame_of(const T& msg) {
+    wire::buffer out;
+    (void)wire::encode_frame<Proto>(out, msg);
+    const auto* first = reinterpret_cast<const std::uint8_t*>(out.bytes().data());
+    return {first, first + out.size()};
+}
+
+// ---- worker side ----
+
+// In a worker, a broken expectation ends the process with code 1, saying why on stderr.
+void expect(bool ok, const std::string& what) {
+    if (!ok) throw std::runtime_error(what);
+}
+
+// Answers each job with its length and each tick with a note, in the order they came.
+task<void> echo_worker(worker<P>& w) {
+    while (auto m = co_await w.receive()) {
+        if (auto* j = m->get_if<job>()) {
+            const answer a{j->id, j->text.size()};
+            (void)co_await w.send(a);
+        } else if (auto* t = m->get_if<tick>()) {
+            const note n{"tick " + std::to_string(t->seq)};
+            (void)co_await w.send(n);
+        }
+    }
+}
+
+constexpr std::uint64_t picked = 100;
+
+// Takes the ticks first, with receive<tick>(), then whatever else came, and echoes each.
+task<void> picky_worker(worker<P>& w) {
+    for (std::uint64_t i = 0; i < picked; ++i) {
+        auto t = co_await w.receive<tick>();
+        expect(t && t->value.seq == i && t->from == from_primary, "tick " + std::to_string(i) + " in order");
+        const note n{"tick " + std::to_string(t->value.seq)};
+        (void)co_await w.send(n);
+    }
+    co_await echo_worker(w);
+}
+
+// Replies to the batch of jobs it held, last asked first answered.
+task<void> answer_in_reverse(worker<P>& w, std::vector<message<P>>& held) {
+    for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        const answer a{it->get<job>().id, it->get<job>().text.size()};
+        (void)co_await w.reply(*it, a);
+    }
+    held.clear();
+}
+
+// Answers requests: a job with its length, a tick with a note (the wrong type). Jobs
+// marked "batch" are held until in_flight have come; one marked "hold" until a note
+// says "release"; one marked "die" kills the worker.
+task<void> answering_worker(worker<P>& w) {
+    std::vector<message<P>> batch;
+    std::optional<message<P>> held;
+    while (auto m = co_await w.receive()) {
+        if (auto* n = m->get_if<note>(); n && n->text == "release" && held) {
+            const answer late{held->get<job>().id, 0};
+            (void)co_await w.reply(*held, late);
+            held.reset();
+        } else if (m->is<tick>() && m->is_request()) {
+            const note wrong{"a note, not an answer"};
+            (void)co_await w.reply(*m, wrong);
+        } else if (m->is<job>() && m->is_request()) {
+            const auto& j = m->get<job>();
+            if (j.text == "die") {
+                ::kill(::getpid(), SIGKILL);
+            } else if (j.text == "hold") {
+                held = std::move(*m);
+            } else if (j.text == "batch") {
+                batch.push_back(std::move(*m));
+                if (batch.size() == in_flight) co_await answer_in_reverse(w, batch);
+            } else {
+                const answer a{j.id, j.text.size()};
+                (void)co_await w.reply(*m, a);
+            }
+        }
+    }
+}
+
+task<void> tell(worker<P>& w, std::string text) {
+    const note n{std::move(text)};
+    (void)co_await w.send(n);
+}
+
+std::string outcome(const result<answer>& r) {
+    return r ? "answer " + std::to_string(r->id) + " of length " + std::to_string(r->length) : r.error().message();
+}
+
+// Asks the primary: in_flight jobs at once, a tick (answered with the wrong type), a job
+// it gives up on after 50 ms, one more job, and a last one answered by a disconnect.
+// Each outcome goes to the primary as a note; the last decides the exit code.
+task<void> asking_worker(worker<P>& w) {
+    std::vector<job> jobs;
+    for (std::uint64_t i = 0; i < in_flight; ++i) jobs.push_back(job{i, std::string(i % 7, 'q')});
+    std::vector<task<result<answer>>> asks;
+    for (const auto& j : jobs) asks.push_back(w.request<answer>(j, patience));
+    auto answers = co_await when_all(std::move(asks));
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < in_flight; ++i) right += answers[i] && answers[i]->id == i && answers[i]->length == i % 7;
+    co_await tell(w, std::to_string(right) + " right");
+
+    const tick t{1};
+    auto wrong = co_await w.request<answer>(t, patience);
+    co_await tell(w, outcome(wrong));
+
+    const job slow{2, "slow"};
+    auto timed = co_await w.request<answer>(slow, 50ms);
+    co_await tell(w, outcome(timed));
+    const job next{3, "next"};
+    auto after = co_await w.request<answer>(next, patience);
+    co_await tell(w, outcome(after));
+
+    const job last{4, "leave"};
+    auto gone = co_await w.request<answer>(last, patience);
+    expect(!gone && gone.error() == errc::peer_gone, "the last request ends in peer_gone, not " + outcome(gone));
+    expect(w.stopping(), "a disconnected worker is stopping");
+}
+
+// Passes a note on when the primary asks (a job "send_to" naming the worker in its id, or
+// "broadcast"), and reports each note it gets as seen.
+task<void> routing_worker(worker<P>& w) {
+    while (auto m = co_await w.receive()) {
+        if (auto* j = m->get_if<job>()) {
+            const note n{j->text + " from " + std::to_string(w.id())};
+            if (j->text == "send_to")
+                (void)co_await w.send_to(static_cast<unsigned>(j->id), n);
+            else
+                (void)co_await w.broadcast(n);
+        } else if (auto* n = m->get_if<note>()) {
+            const seen s{w.id(), m->from, n->text};
+            (void)co_await w.send(s);
+        }
+    }
+}
+
+task<std::string> read_to_end(int fd) {
+    std::string out;
+    char buf[256];
+    for (;;) {
+        auto n = co_await io::read(fd, std::span(buf));
+        if (!n || *n == 0) co_return out;
+        out.append(buf, *n);
+    }
+}
+
+// Hands the primary a pipe's write end and reports what came through it; then writes
+// through the write end the primary hands back.
+task<void> fd_worker(worker<P>& w) {
+    auto ends = test_support::make_pipe();
+    {
+        const pipe_end mine{"to the primary", std::move(ends[1])};
+        auto sent = co_await w.send(mine);
+        expect(bool(sent), "sending a pipe end");
+    }  // ours closes: the primary's copy is the only write end left
+    auto heard = co_await read_to_end(ends[0].get());
+    co_await tell(w, heard);
+    auto theirs = co_await w.receive<pipe_end>();
+    expect(theirs && theirs->value.fd.valid(), "a pipe end from the primary");
+    const std::string text = "through " + theirs->value.label + " from worker " + std::to_string(w.id());
+    expect(::write(theirs->value.fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()),
+           "writing through the primary's pipe");
+}
+
+void write_fully(int fd, const std::vector<std::uint8_t>& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        expect(n > 0, "writing raw bytes");
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+// Echoes tick requests, and writes raw_bytes straight to its socket, then exits at once
+// if told to, or carries on until the primary cuts it off.
+task<void> raw_worker(worker<P>& w) {
+    while (auto m = co_await w.receive()) {
+        if (auto* r = m->get_if<raw_bytes>()) {
+            write_fully(w.native_handle(), r->bytes);
+            if (r->then_exit) ::_exit(0);
+        } else if (m->is<tick>() && m->is_request()) {
+            (void)co_await w.reply(*m, m->get<tick>());
+        }
+    }
+}
+
+constexpr std::uint64_t chatter = 3000;
+
+task<void> chatty_worker(worker<P>& w) {
+    for (std::uint64_t i = 0; i < chatter; ++i) {
+        const tick t{i};
+        (void)co_await w.send(t);
+    }
+}
+
+// ---- primary side ----
+
+constexpr std::uint64_t pairs = 5000;  // a job and a tick each: 10,000 messages each way
+
+std::string filler(std::uint64_t i) { return std::string(i % 50, static_cast<char>('a' + i % 26)); }
+
+// Jobs and ticks numbered 0 to n - 1, a job then a tick.
+task<void> send_pairs(handle& h, std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const job j{i, filler(i)};
+        auto sent = co_await h.send(j);
+        REQUIRE(sent.has_value());
+        const tick t{i};
+        sent = co_await h.send(t);
+        REQUIRE(sent.has_value());
+    }
+}
+
+task<void> check_echoes(primary<P>& p, unsigned from) {
+    for (std::uint64_t i = 0; i < pairs; ++i) {
+        auto m = co_await p.next<message<P>>();
+        REQUIRE(m.from == from);
+        REQUIRE_FALSE(m.is_request());
+        const auto* a = m.get_if<answer>();
+        REQUIRE(a);
+        REQUIRE(a->id == i);
+        REQUIRE(a->length == i % 50);
+        m = co_await p.next<message<P>>();
+        const auto* n = m.get_if<note>();
+        REQUIRE(n);
+        REQUIRE(n->text == "tick " + std::to_string(i));
+    }
+}
+
+task<void> both_ways_in_order(primary<P>& p) {
+    auto& h = *co_await start(p);
+    co_await bounded(send_pairs(h, pairs), "sending 10,000 messages");
+    co_await bounded(check_echoes(p, h.id()), "10,000 replies");
+    const std::set<unsigned> ids{h.id()};
+    auto log = co_await finish(p, ids);
+    CHECK(story(log[1]) == "fork online disconnect exit");
+    CHECK(exit_of(log[1]).status.success());
+}
+
+task<void> picking_by_type(primary<P>& p) {
+    auto& h = *co_await start(p);
+    co_await bounded(send_pairs(h, picked), "sending");
+    // The notes come first (the worker took the ticks first): skipped here, still queued.
+    auto answers = co_await bounded(take_messages<answer>(p, picked), "the answers");
+    for (std::uint64_t i = 0; i < picked; ++i) {
+        REQUIRE(answers[i].value.id == i);
+        REQUIRE(answers[i].value.length == i % 50);
+        REQUIRE(answers[i].from == h.id());
+    }
+    auto notes = co_await bounded(take_messages<note>(p, picked), "the notes");
+    for (std::uint64_t i = 0; i < picked; ++i) REQUIRE(notes[i].value.text == "tick " + std::to_string(i));
+    const std::set<unsigned> ids{h.id()};
+    auto log = co_await finish(p, ids);
+    CHECK(story(log[1]) == "fork online disconnect exit");  // every message was taken, none twice
+    CHECK(exit_of(log[1]).status.success());
+}
+
+task<void> primary_asks(primary<P>& p) {
+    auto& h = *co_await start(p);
+
+    std::vector<job> jobs;
+    for (std::uint64_t i = 0; i < in_flight; ++i) jobs.push_back(job{i, "batch"});
+    std::vector<task<result<answer>>> asks;
+    for (const auto& j : jobs) asks.push_back(h.request<answer>(j, patience));
+    auto answers = co_await when_all(std::move(asks));
+    for (std::uint64_t i = 0; i < in_flight; ++i) {
+        REQUIRE(answers[i].has_value());
+        REQUIRE(answers[i]->id == i);
+    }
+
+    const tick t{1};
+    auto wrong = co_await h.request<answer>(t, patience);
+    CHECK(wrong.error() == errc::unexpected_type);
+
+    const job hold{2, "hold"};
+    auto timed = co_await h.request<answer>(hold, 50ms);
+    CHECK(timed.error() == std::errc::timed_out);
+    const note release{"release"};
+    (void)co_await h.send(release);  // the late answer comes back, and is dropped
+    const job next{3, "next"};
+    auto after = co_await h.request<answer>(next, patience);
+    REQUIRE(after.has_value());
+    CHECK(after->id == 3);
+    CHECK(after->length == 4);
+
+    const job die{4, "die"};
+    const auto asked = std::chrono::steady_clock::now();
+    auto gone = co_await h.request<answer>(die, patience);
+    CHECK(gone.error() == errc::peer_gone);
+    CHECK(std::chrono::steady_clock::now() - asked < patience / 2);
+    auto again = co_await h.request<answer>(next, patience);
+    CHECK(again.error() == errc::peer_gone);
+
+    const std::set<unsigned> ids{h.id()};
+    auto log = co_await bounded(events_until_exit(p, ids), "the exit event");
+    CHECK(story(log[1]) == "fork online disconnect exit");  // the late answer made no event
+    CHECK(exit_of(log[1]).status.signal == SIGKILL);
+}
+
+task<void> reply_to_all(primary<P>& p, handle& h, std::vector<incoming<job>>& asked) {
+    for (std::size_t k = asked.size(); k-- > 0;) {
+        const auto& q = asked[k];
+        REQUIRE(q.is_request());
+        REQUIRE(q.from == h.id());
+        const answer a{q.value.id, q.value.text.size()};
+        if (k % 2) {
+            auto sent = co_await p.reply(q, a);
+            REQUIRE(sent.has_value());
+        } else {
+            auto sent = co_await h.reply(q, a);
+            REQUIRE(sent.has_value());
+        }
+    }
+}
+
+task<void> worker_asks(primary<P>& p) {
+    auto& h = *co_await start(p);
+    auto asked = co_await bounded(take_messages<job>(p, in_flight), "the worker's requests");
+    co_await bounded(reply_to_all(p, h, asked), "replying");
+    auto report = co_await bounded(p.next_message<note>(), "the batch report");
+    CHECK(report.value.text == std::to_string(in_flight) + " right");
+
+    auto t = co_await bounded(p.next_message<tick>(), "the tick request");
+    const note not_an_answer{"not an answer"};
+    (void)co_await p.reply(t, not_an_answer);
+    report = co_await bounded(p.next_message<note>(), "the wrong-type report");
+    CHECK(report.value.text == make_error_code(errc::unexpected_type).message());
+
+    auto slow = co_await bounded(p.next_message<job>(), "the slow request");
+    CHECK(slow.value.text == "slow");
+    report = co_await bounded(p.next_message<note>(), "the timeout report");
+    CHECK(report.value.text == std::make_error_code(std::errc::timed_out).message());
+    const answer late{slow.value.id, 0};
+    (void)co_await p.reply(slow, late);
+    auto next = co_await bounded(p.next_message<job>(), "the next request");
+    const answer a{next.value.id, next.value.text.size()};
+    (void)co_await h.reply(next, a);
+    report = co_await bounded(p.next_message<note>(), "the next report");
+    CHECK(report.value.text == "answer 3 of length 4");
+
+    auto last = co_await bounded(p.next_message<job>(), "the last request");
+    CHECK(last.value.text == "leave");
+    (void)co_await bounded(h.disconnect(), "the disconnect");
+    const std::set<unsigned> ids{h.id()};
+    auto log = co_await bounded(events_until_exit(p, ids), "the exit event");
+    CHECK(story(log[1]) == "fork online disconnect exit");
+    const auto& exit = exit_of(log[1]);
+    CHECK(exit.status.success());  // the worker's last request saw peer_gone
+    CHECK(exit.exited_after_disconnect);
+}
+
+task<void> ask_to_route(handle& h, std::uint64_t target, std::string text) {
+    const job j{target, std::move(text)};
+    auto sent = co_await h.send(j);
+    REQUIRE(sent.has_value());
+}
+
+// "3 got from 1: text", sorted.
+std::vector<std::string> sorted(const std::vector<incoming<seen>>& got) {
+    std::vector<std::string> out;
+    for (const auto& s : got)
+        out.push_back(std::to_string(s.value.by) + " got from " + std::to_string(s.value.from) + ": " + s.value.text);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+task<void> await_online(primary<P>& p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) (void)co_await p.next<online_event>();
+}
+
+task<void> routing(primary<P>& p) {
+    std::vector<handle*> w;
+    for (int i = 0; i < 5; ++i) w.push_back(co_await start(p));  // ids 1 to 5
+    // Online before anyone leaves, so that what follows for 1, 2 and 3 is only their end.
+    co_await bounded(await_online(p, 5), "five workers online");
+    // 4 has exited and been forgotten; 5 is disconnected and not yet reaped.
+    (void)co_await bounded(w[3]->disconnect(), "worker 4's disconnect");
+    const std::set<unsigned> four{4};
+    (void)co_await bounded(events_until_exit(p, four), "worker 4's exit");
+    (void)co_await bounded(w[4]->disconnect(), "worker 5's disconnect");
+    REQUIRE(p.worker(4) == nullptr);
+    REQUIRE(p.worker(5) != nullptr);
+
+    const std::array<std::uint64_t, 3> nowhere{4, 5, 99};
+    for (std::uint64_t gone : nowhere) co_await ask_to_route(*w[0], gone, "send_to");
+    co_await ask_to_route(*w[0], 3, "send_to");
+    auto direct = co_await bounded(take_messages<seen>(p, 1), "worker 3's note");
+    CHECK(direct[0].from == 3);
+    CHECK(direct[0].value.from == 1);
+    CHECK(direct[0].value.text == "send_to from 1");
+
+    co_await ask_to_route(*w[1], 0, "broadcast");
+    auto broadcast = co_await bounded(take_messages<seen>(p, 2), "the broadcast");
+    const std::vector<std::string> expected{"1 got from 2: broadcast from 2", "3 got from 2: broadcast from 2"};
+    CHECK(sorted(broadcast) == expected);
+
+    // A worker handles what it received before the disconnect: a stray note's report
+    // would come before its disconnect event.
+    const std::set<unsigned> ids{1, 2, 3, 5};
+    auto log = co_await finish(p, ids);
+    for (unsigned id : {1u, 2u, 3u}) {
+        CHECK(story(log[id]) == "disconnect exit");  // no note reached anyone twice, or its sender
+        CHECK(exit_of(log[id]).status.success());
+    }
+}
+
+task<void> fds_both_ways(primary<P>& p) {
+    auto& h = *co_await start(p);
+    {
+        auto given = co_await bounded(p.next_message<pipe_end>(), "the worker's pipe end");
+        CHECK(given.value.label == "to the primary");
+        REQUIRE(given.value.fd.valid());
+        REQUIRE(::write(given.value.fd.get(), "hello", 5) == 5);
+    }  // closed: the worker reads to the end
+    auto heard = co_await bounded(p.next_message<note>(), "what the worker read");
+    CHECK(heard.value.text == "hello");
+
+    auto ends = test_support::make_pipe();
+    {
+        const pipe_end theirs{"the primary's pipe", std::move(ends[1])};
+        auto sent = co_await h.send(theirs);
+        REQUIRE(sent.has_value());
+    }
+    auto text = co_await bounded(read_to_end(ends[0].get()), "the worker's writing");
+    CHECK(text == "through the primary's pipe from worker 1");
+    const std::set<unsigned> ids{h.id()};
+    auto log = co_await finish(p, ids);
+    CHECK(exit_of(log[1]).status.success());
+}
+
+struct misbehaviour {
+    const char* what;
+    std::vector<std::uint8_t> bytes;
+    bool then_exit;
+    errc reason;
+};
+
+std::vector<misbehaviour> misbehaviours() {
+    const auto half = frame_of<P>(note{std::string(100, 'n')});
+    return {
+        {"bytes that are no frame", std::vector<std::uint8_t>(48, 0xab), false, errc::bad_frame},
+        {"a type outside the protocol", frame_of<protocol<alien>>(alien{7}), false, errc::unknown_type},
+        {"a job of another build", frame_of<protocol<stale_job>>(stale_job{7}), false, errc::schema_mismatch},
+        {"half a frame, then death", {half.begin(), half.begin() + half.size() / 2}, true, errc::eof},
+    };
+}
+
+task<void> echo_tick(handle& h, std::uint64_t seq) {
+    const tick t{seq};
+    auto echoed = co_await h.request<tick>(t, patience);
+    REQUIRE(echoed.has_value());
+    CHECK(echoed->seq == seq);
+}
+
+// Starts a worker, has it misbehave, and returns its events to its exit.
+task<std::vector<event<P>>> misbehave(primary<P>& p, const misbehaviour& m) {
+    auto& bad = *co_await start(p);
+    const unsigned id = bad.id();
+    const raw_bytes raw{m.bytes, m.then_exit};
+    (void)co_await bad.send(raw);
+    const std::set<unsigned> ids{id};
+    auto log = co_await bounded(events_until_exit(p, ids), "the misbehaving worker's exit");
+    co_return std::move(log[id]);
+}
+
+task<void> cut_off(primary<P>& p) {
+    auto& good = *co_await start(p);
+    (void)co_await bounded(p.next<online_event>(), "the good worker online");
+    (void)co_await bounded(p.next<fork_event>(), "the good worker's fork event");
+    const auto fds = open_fd_count();
+    std::uint64_t seq = 0;
+    const auto cases = misbehaviours();
+    for (const auto& m : cases) {
+        INFO(m.what);
+        {
+            auto events = co_await misbehave(p, m);
+            CHECK(story(events) == "fork online disconnect exit");
+            const auto* d = events[2].get_if<disconnect_event>();
+            REQUIRE(d);
+            CHECK(d->reason == m.reason);
+            CHECK(exit_of(events).status.success());
+        }  // its handle goes with its events
+        CHECK(open_fd_count() == fds);
+        co_await echo_tick(good, ++seq);
+    }
+    auto& fresh = *co_await start(p);
+    co_await echo_tick(fresh, ++seq);
+    const unsigned good_id = good.id(), fresh_id = fresh.id();
+    const std::set<unsigned> ids{good_id, fresh_id};
+    auto log = co_await finish(p, ids);
+    CHECK(story(log[good_id]) == "disconnect exit");
+    CHECK(story(log[fresh_id]) == "fork online disconnect exit");
+}
+
+task<void> busy_order(primary<P>& p) {
+    for (int i = 0; i < 3; ++i) (void)co_await start(p);
+    const std::set<unsigned> ids{1, 2, 3};
+    auto log = co_await bounded(events_until_exit(p, ids), "three chatty workers");
+    for (unsigned id : ids) {
+        INFO("worker " << id);
+        const auto& events = log[id];
+        REQUIRE(story(events) == "fork online " + std::to_string(chatter) + " messages disconnect exit");
+        for (std::uint64_t i = 0; i < chatter; ++i) {
+            const auto* t = events[2 + i].message<tick>();
+            REQUIRE(t);
+            REQUIRE(t->seq == i);
+        }
+        CHECK_FALSE(events[2 + chatter].get_if<disconnect_event>()->reason);
+        const auto& exit = exit_of(events);
+        CHECK(exit.status.success());
+        CHECK_FALSE(exit.exited_after_disconnect);
+    }
+}
+
+// The test's life of a primary: body, then stop_all().
+template <class Body>
+void with_primary(typename worker<P>::main_function worker_main, Body body) {
+    io_context ctx;
+    primary<P> p(primary_options{}, std::move(worker_main), {});
+    sync_wait(body(p));
+    sync_wait(p.stop_all());
+}
+
+} // namespace
+
+TEST_CASE("ten thousand messages of two types each way arrive in order and intact") {
+    with_primary(echo_worker, both_ways_in_order);
+}
+
+TEST_CASE("next_message skips other kinds and a worker's receive<T> leaves others queued") {
+    with_primary(picky_worker, picking_by_type);
+}
+
+TEST_CASE("the primary's requests are answered and correlated, and fail on wrong type, timeout, or death") {
+    with_primary(answering_worker, primary_asks);
+}
+
+TEST_CASE("a worker's requests are answered by the primary, and fail with peer_gone on disconnect") {
+    with_primary(asking_worker, worker_asks);
+}
+
+TEST_CASE("send_to reaches one worker and broadcast every other, from the sender, and gone targets drop") {
+    with_primary(routing_worker, routing);
+}
+
+TEST_CASE("fds in messages go from a worker to the primary and back, and work") {
+    const auto fds = open_fd_count();
+    with_primary(fd_worker, fds_both_ways);
+    CHECK(open_fd_count() == fds);
+}
+
+TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and the primary carries on") {
+    with_primary(raw_worker, cut_off);
+}
+
+TEST_CASE("during heavy traffic each worker's events keep their order") {
+    with_primary(chatty_worker, busy_order);
+}
