@@ -1,0 +1,143 @@
+// job_queue: the primary hands typed jobs to its workers as requests, a few in flight per
+// worker, re-sends the jobs of a worker that died before answering, and replaces the dead.
+// --chaos SIGKILLs a random worker every few milliseconds: every job must still be done
+// once. Exits 0 only when it prints "M jobs done, 0 lost, 0 duplicated".
+//   ./job_queue --workers 4 --jobs 2000 [--chaos]
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string_view>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+
+struct job {
+    std::uint64_t id = 0, n = 0;
+};
+BOOST_DESCRIBE_STRUCT(job, (), (id, n))
+struct job_done {
+    std::uint64_t id = 0, steps = 0;
+};
+BOOST_DESCRIBE_STRUCT(job_done, (), (id, steps))
+using proto = protocol<job, job_done>;
+
+constexpr unsigned in_flight_per_worker = 4;
+constexpr auto job_timeout = 5s;  // then the job goes to another worker; a late answer is dropped
+constexpr auto chaos_period = 5ms;
+constexpr auto give_up_after = 60s;  // jobs still unanswered then are lost
+
+// Answers are recorded under the job id they carry, so a job answered twice shows up as a
+// duplicate. A job whose worker died unanswered is re-sent: it may have run already, but
+// only an answer that arrived counts.
+struct board {
+    mailbox<job> queue;
+    std::vector<unsigned> answers;  // by job id
+    std::size_t done = 0;
+    unsigned resent = 0, replaced = 0;
+    latch all_done;
+
+    void record(const job_done& d) {
+        if (++answers.at(d.id) == 1 && ++done == answers.size()) all_done.set();
+    }
+};
+
+// The work: the Collatz steps of 2000 numbers from n, summed.
+std::uint64_t collatz_steps(std::uint64_t n) {
+    std::uint64_t steps = 0;
+    for (std::uint64_t start = n; start < n + 2000; ++start)
+        for (std::uint64_t x = start; x != 1; ++steps) x = x % 2 ? 3 * x + 1 : x / 2;
+    return steps;
+}
+
+task<void> worker_main(worker<proto>& w) {
+    while (auto j = co_await w.receive<job>()) {
+        const job_done d{j->value.id, collatz_steps(j->value.n)};
+        auto sent = co_await w.reply(*j, d);
+        if (!sent) co_return;
+    }
+}
+
+// One of a worker's request slots; it ends with its worker. The handle is looked up for
+// each job: it is gone once restart_dead() has taken the worker's exit event.
+task<void> feed(primary<proto>& p, board& b, unsigned worker_id) {
+    while (auto j = co_await b.queue.take()) {
+        auto* h = p.worker(worker_id);
+        if (!h || !h->is_connected()) {
+            b.queue.push(*j);  // never sent: it goes to another worker's slot
+            co_return;
+        }
+        auto answer = co_await h->request<job_done>(*j, job_timeout);
+        if (!answer) {  // peer_gone: the worker died first; or it is stuck (timed_out)
+            ++b.resent;
+            b.queue.push(*j);
+            co_return;
+        }
+        b.record(*answer);
+    }
+}
+
+task<void> start_worker(primary<proto>& p, board& b, scope& feeders) {
+    auto& h = co_await p.fork();
+    for (unsigned i = 0; i < in_flight_per_worker; ++i) feeders.spawn(feed(p, b, h.id()));
+}
+
+task<void> restart_dead(primary<proto>& p, board& b, scope& feeders) {
+    for (;;) {
+        (void)co_await p.next<exit_event>();
+        ++b.replaced;
+        co_await start_worker(p, b, feeders);
+    }
+}
+
+task<void> chaos(primary<proto>& p, const board& b) {
+    std::mt19937 rng(std::random_device{}());
+    while (!b.queue.closed()) {
+        auto slept = co_await io::sleep_for(chaos_period);
+        if (!slept) co_return;
+        auto alive = p.workers();
+        if (!alive.empty()) (void)alive[rng() % alive.size()]->kill(SIGKILL);
+    }
+}
+
+task<void> until_done(board& b) { (void)co_await b.all_done.wait(); }
+
+task<void> primary_main(primary<proto>& p, unsigned workers, unsigned jobs, bool with_chaos, bool& ok) {
+    board b;
+    b.answers.resize(jobs);
+    for (std::uint64_t id = 0; id < jobs; ++id) b.queue.push(job{id, 1'000'000 + 97 * id});
+    if (jobs == 0) b.all_done.set();
+    scope tasks;
+    for (unsigned i = 0; i < workers; ++i) co_await start_worker(p, b, tasks);
+    if (with_chaos) tasks.spawn(chaos(p, b));
+    (void)co_await when_any(restart_dead(p, b, tasks), with_timeout(until_done(b), give_up_after));
+    b.queue.close();
+    co_await tasks.join();  // the requests still in flight end too: an answer that late still counts
+    const auto lost = std::count(b.answers.begin(), b.answers.end(), 0u);
+    const auto duplicated = std::count_if(b.answers.begin(), b.answers.end(), [](unsigned n) { return n > 1; });
+    std::printf("%u workers died and were replaced, %u jobs re-sent\n", b.replaced, b.resent);
+    std::printf("%zu jobs done, %td lost, %td duplicated\n", b.done, lost, duplicated);
+    ok = b.done == jobs && lost == 0 && duplicated == 0;
+}
+
+// The number after `flag` on the command line, or `fallback`.
+unsigned option(int argc, char** argv, std::string_view flag, unsigned fallback) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (argv[i] == flag) return static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
+    return fallback;
+}
+
+int main(int argc, char** argv) {
+    const unsigned workers = option(argc, argv, "--workers", 4), jobs = option(argc, argv, "--jobs", 2000);
+    const bool with_chaos = std::find(argv + 1, argv + argc, std::string_view("--chaos")) != argv + argc;
+    bool ok = false;
+    const int code = run<proto>(
+        argc, argv, [&](primary<proto>& p) { return primary_main(p, workers, jobs, with_chaos, ok); }, worker_main);
+    return code == 0 && ok ? 0 : 1;
+}
