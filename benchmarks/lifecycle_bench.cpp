@@ -1,0 +1,151 @@
+// lifecycle_bench: how fast workers come up — from the first fork() until every worker is
+// online (2 and 16 workers, fork and exec mode), and from a worker's SIGKILL until its
+// replacement is online — each beside Node.js cluster doing the same in the same run.
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+
+using namespace cluster;
+using clock_type = std::chrono::steady_clock;
+
+namespace bench_types {
+struct nothing {};
+BOOST_DESCRIBE_STRUCT(nothing, (), ())
+} // namespace bench_types
+
+using proto = protocol<bench_types::nothing>;
+
+namespace {
+
+constexpr int online_2_repeats = 50;
+constexpr int online_16_repeats = 20;
+constexpr int kills = 200;
+
+double ms_since(clock_type::time_point start) {
+    return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+}
+
+// Nearest rank: the smallest sample with at least q of them at or below it.
+double percentile(std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return v[std::max<std::size_t>(rank, 1) - 1];
+}
+
+// A worker that does nothing until it is disconnected.
+task<void> idle(worker<proto>& w) {
+    while (auto m = co_await w.receive()) {
+    }
+}
+
+
+task<double> bring_up(primary<proto>& p, unsigned n) {
+    const auto start = clock_type::now();
+    for (unsigned i = 0; i < n; ++i) (void)co_await p.fork();
+    for (unsigned i = 0; i < n; ++i) (void)co_await p.next<online_event>();
+    const double ms = ms_since(start);
+    co_await p.stop_all();
+    co_return ms;
+}
+
+// Each repetition starts from a fresh primary: nothing of the last one's workers is left.
+std::vector<double> online_ms(const std::vector<std::string>& args, start_mode mode, unsigned n, int repeats) {
+    std::vector<double> samples;
+    for (int r = 0; r < repeats; ++r) {
+        primary_options options;
+        options.mode = mode;
+        primary<proto> p(options, idle, args);
+        samples.push_back(sync_wait(bring_up(p, n)));
+    }
+    return samples;
+}
+
+// Two workers up; then, `count` times: SIGKILL one, and once its exit event is in, fork
+// its replacement and wait until that one is online.
+task<std::vector<double>> crash_cycles(primary<proto>& p, int count) {
+    for (int i = 0; i < 2; ++i) (void)co_await p.fork();
+    for (int i = 0; i < 2; ++i) (void)co_await p.next<online_event>();
+    std::vector<double> samples;
+    for (int k = 0; k < count; ++k) {
+        const auto start = clock_type::now();
+        (void)p.workers().front()->kill(SIGKILL);
+        (void)co_await p.next<exit_event>();
+        (void)co_await p.fork();
+        (void)co_await p.next<online_event>();
+        samples.push_back(ms_since(start));
+    }
+    co_await p.stop_all();
+    co_return samples;
+}
+
+std::vector<double> crash_to_online_ms(const std::vector<std::string>& args) {
+    primary<proto> p(primary_options{}, idle, args);
+    return sync_wait(crash_cycles(p, kills));
+}
+
+struct node_figures {
+    double online_2 = 0, online_16 = 0, crash_p50 = 0, crash_p99 = 0;
+};
+
+// Node's cluster doing the same, when node is installed; nothing when it is not.
+std::optional<node_figures> run_node() {
+    if (std::system("command -v node >/dev/null 2>&1") != 0) return std::nullopt;
+    const std::string cmd = std::string("node ") + CLUSTER_BENCH_DIR + "/node/lifecycle.js";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) return std::nullopt;
+    char line[512] = {};
+    node_figures f;
+    const char* format = "{\"online_2_ms\":%lf,\"online_16_ms\":%lf,\"crash_p50_ms\":%lf,\"crash_p99_ms\":%lf}";
+    const bool read = std::fgets(line, sizeof line, p) &&
+                      std::sscanf(line, format, &f.online_2, &f.online_16, &f.crash_p50, &f.crash_p99) == 4;
+    const int status = ::pclose(p);
+    if (!read || status != 0) return std::nullopt;
+    return f;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Exec-mode workers are this program run again.
+    if (is_worker())
+        return run<proto>(argc, argv, [](primary<proto>&) -> task<void> { co_return; }, idle);
+    const std::vector<std::string> args(argv, argv + argc);
+    io_context ctx;
+
+    const auto fork_2 = online_ms(args, start_mode::fork, 2, online_2_repeats);
+    const auto fork_16 = online_ms(args, start_mode::fork, 16, online_16_repeats);
+    const auto exec_2 = online_ms(args, start_mode::exec, 2, online_2_repeats);
+    const auto exec_16 = online_ms(args, start_mode::exec, 16, online_16_repeats);
+    const auto crashes = crash_to_online_ms(args);
+    std::fprintf(stderr, "lifecycle_bench: p50 of %d (2 workers) and %d (16 workers) bring-ups, %d kills\n",
+                 online_2_repeats, online_16_repeats, kills);
+    const auto node = run_node();
+    if (!node) std::fprintf(stderr, "lifecycle_bench: node is not installed (or its run failed): no baselines\n");
+
+    const node_figures n = node.value_or(node_figures{});
+    const std::string by = node ? "Node.js cluster: " : "Node.js cluster (not measured, no node): ";
+    const std::string reported = "reported beside Node";
+    bench::print({"online_2_fork", bench::median(fork_2), "ms", by + "2 workers, first fork() to all 'online', p50",
+                  n.online_2, "lower", "<= 1 ms and >= 50x faster than Node"});
+    bench::print({"online_16_fork", bench::median(fork_16), "ms", by + "16 workers to all 'online', p50", n.online_16,
+                  "lower", reported});
+    bench::print({"online_2_exec", bench::median(exec_2), "ms", by + "2 workers to all 'online', p50", n.online_2,
+                  "lower", reported});
+    bench::print({"online_16_exec", bench::median(exec_16), "ms", by + "16 workers to all 'online', p50", n.online_16,
+                  "lower", reported});
+    bench::print({"crash_to_online", bench::median(crashes), "ms", by + "SIGKILL to the replacement's 'online', p50",
+                  n.crash_p50, "lower", "<= 2 ms p50 and >= 30x faster than Node"});
+    bench::print({"crash_to_online_p99", percentile(crashes, 0.99), "ms",
+                  by + "SIGKILL to the replacement's 'online', p99", n.crash_p99, "lower", reported});
+}
