@@ -194,7 +194,7 @@ public:
             if (idle())
                 throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
                                         "cluster: the task waits for something nothing can deliver");
-            run_once();
+            run_once(root.handle);
         }
         return t.handle().promise().take();
     }
@@ -204,7 +204,9 @@ public:
 
     // One turn: resume what is ready, submit, wait for at least one completion if
     // nothing else can make progress, and dispatch every completion that arrived.
-    void run_once() {
+    // Once `until` is done the turn waits for nothing: run_until() must return then,
+    // although ops it no longer cares about (a live peer's receive) stay in flight.
+    void run_once(std::coroutine_handle<> until = nullptr) {
         // A loop run from inside another loop's coroutine hands the trampoline back when
         // it returns, so nothing is ever posted to a loop that has gone.
         const detail::trampoline::saved outer_trampoline;
@@ -215,7 +217,7 @@ public:
         run_deferred(true);
         // A hook may have deferred another (a woken sender queued more): that one must
         // run next turn, not after whatever completion the kernel delivers next.
-        if (!ready_.empty() || !deferred_.empty() || stopped_) {
+        if (!ready_.empty() || !deferred_.empty() || stopped_ || (until && until.done())) {
             submit_and_get_events();
         } else if (in_flight_ > 0) {
             int r;

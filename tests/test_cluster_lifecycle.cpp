@@ -1,0 +1,857 @@
+// The cluster's worker lifecycle with real processes and signals, in fork and exec mode: event
+// order, kill, disconnect, exit codes, ids, silent output, scale, orphans, setup and roles.
+#include <catch2/catch.hpp>
+
+#include <cluster/cluster.hpp>
+
+#include "cluster_fixture.hpp"
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+using cluster_fixture::proto;
+namespace behaviour = cluster_fixture::behaviour;
+
+namespace {
+
+using handle = worker_handle<proto>;
+using test_support::open_fd_count;
+
+// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
+constexpr auto wait_limit = 10s;
+constexpr unsigned many_workers = 64;
+constexpr uid_t nobody = 65534;
+
+const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
+
+primary_options options_for(start_mode mode, const char* worker_behaviour) {
+    primary_options o;
+    o.mode = mode;
+    if (mode == start_mode::exec) {
+        o.exec = CLUSTER_WORKER_FIXTURE;
+        o.args = std::vector<std::string>{};
+    }
+    o.env[cluster_fixture::behaviour_env] = worker_behaviour;
+    return o;
+}
+
+std::string real_path(const char* path) {
+    char resolved[PATH_MAX];
+    return ::realpath(path, resolved) ? resolved : "";
+}
+
+// The program a worker of this mode runs, as its /proc/self/exe names it.
+std::string expected_exe(start_mode mode) {
+    return mode == start_mode::exec ? real_path(CLUSTER_WORKER_FIXTURE) : real_path("/proc/self/exe");
+}
+
+bool no_children() {
+    siginfo_t info{};
+    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+template <class T>
+inline constexpr bool is_result_v = false;
+template <class T>
+inline constexpr bool is_result_v<result<T>> = true;
+
+// Awaits t, failing the test if it takes longer than wait_limit. A task of result<U>
+// gives its other failures back for the caller to check (none of the waits here times
+// out on its own, so timed_out can only be wait_limit's).
+template <class T>
+task<T> bounded(task<T> t) {
+    auto r = co_await with_timeout(std::move(t), wait_limit);
+    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << wait_limit.count() << " s");
+    if constexpr (is_result_v<T>)
+        co_return r;
+    else if constexpr (!std::is_void_v<T>)
+        co_return std::move(*r);
+}
+
+// fork(), bounded; the options are taken by reference so no temporary sits in a co_await.
+task<handle&> fork_worker(primary<proto>& p, const fork_options& o) {
+    auto h = co_await bounded(p.try_fork(o));
+    if (!h) FAIL("fork failed: " << h.error().message());
+    co_return **h;
+}
+
+const fork_options as_configured{};
+
+task<handle&> fork_worker(primary<proto>& p) { co_return co_await fork_worker(p, as_configured); }
+
+// Takes events until worker id's event of kind k, which is the last one returned.
+task<std::vector<event<proto>>> events_through(primary<proto>& p, unsigned id, event_kind k) {
+    std::vector<event<proto>> seen;
+    do seen.push_back(co_await bounded(p.next_event()));
+    while (seen.back().kind() != k || seen.back().worker_id() != id);
+    co_return seen;
+}
+
+// Takes events until n of them were E's; returns those.
+template <class E>
+task<std::vector<E>> collect(primary<proto>& p, std::size_t n) {
+    std::vector<E> out;
+    while (out.size() < n) {
+        auto e = co_await bounded(p.next_event());
+        if (auto* x = e.template get_if<E>()) out.push_back(*x);
+    }
+    co_return out;
+}
+
+// "fork online message …": the kinds of worker id's events, in order.
+std::string kinds_of(const std::vector<event<proto>>& events, unsigned id) {
+    static constexpr std::array<const char*, 7> names{"fork", "online", "listening", "message", "disconnect", "exit", "setup"};
+    std::string out;
+    for (const auto& e : events)
+        if (e.worker_id() == id) out += (out.empty() ? "" : " ") + std::string(names[static_cast<std::size_t>(e.kind())]);
+    return out;
+}
+
+const exit_event& exit_of(const std::vector<event<proto>>& events) { return *events.back().get_if<exit_event>(); }
+
+template <class T>
+const T* find_message(const std::vector<event<proto>>& events) {
+    for (const auto& e : events)
+        if (auto* m = e.template message<T>()) return m;
+    return nullptr;
+}
+
+// What worker id reported about itself; it returns afterwards, so this waits for its exit.
+task<cluster_fixture::identity> identity_of(primary<proto>& p, unsigned id) {
+    auto events = co_await events_through(p, id, event_kind::exit);
+    const auto* me = find_message<cluster_fixture::identity>(events);
+    REQUIRE(me);
+    CHECK(exit_of(events).status.success());
+    co_return *me;
+}
+
+// Runs body against a primary on a fresh loop, stops what is left, and checks that no
+// descriptor and no child outlives the primary.
+template <class Body>
+void with_primary(primary_options o, Body&& body) {
+    const std::size_t fds = open_fd_count();
+    {
+        io_context ctx;
+        primary<proto> p(std::move(o), cluster_fixture::worker_main);
+        sync_wait(body(p));
+        sync_wait(bounded(p.stop_all()));
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+std::vector<unsigned> listed_ids(const primary<proto>& p) {
+    std::vector<unsigned> ids;
+    for (const handle* h : p.workers()) ids.push_back(h->id());
+    return ids;
+}
+
+std::string read_all(int fd) {
+    std::string out;
+    char buf[65536];
+    for (off_t at = 0;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, at);
+        if (n <= 0) return out;
+        out.append(buf, static_cast<std::size_t>(n));
+        at += n;
+    }
+}
+
+std::string read_file(const std::string& path) {
+    const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    return fd ? read_all(fd.get()) : "";
+}
+
+// A fresh name for a file a worker writes; the file goes with this object.
+class temp_path {
+public:
+    temp_path() {
+        char name[] = "/tmp/cluster_lifecycle_XXXXXX";
+        const int fd = ::mkstemp(name);
+        if (fd < 0) throw std::system_error(errno, std::system_category(), "mkstemp");
+        ::close(fd);
+        path_ = name;
+    }
+    temp_path(const temp_path&) = delete;
+    temp_path& operator=(const temp_path&) = delete;
+    ~temp_path() { ::unlink(path_.c_str()); }
+    [[nodiscard]] const std::string& str() const noexcept { return path_; }
+
+private:
+    std::string path_;
+};
+
+// Forks n workers and waits until all are online. No Catch assertion: children of the
+// test use it too.
+task<std::vector<pid_t>> fork_until_online(primary<proto>& p, std::size_t n) {
+    std::vector<pid_t> pids;
+    for (std::size_t i = 0; i < n; ++i) {
+        const handle& h = co_await p.fork(as_configured);
+        pids.push_back(h.pid());
+    }
+    for (std::size_t online = 0; online < n;) {
+        auto e = co_await p.next_event();
+        online += e.is<online_event>();
+    }
+    co_return pids;
+}
+
+struct fork_failure {
+    std::error_code code;
+    std::string what;
+};
+
+// What fork() threw; fails the test if it did not throw.
+task<fork_failure> failed_fork(primary<proto>& p, const fork_options& o) {
+    std::optional<fork_failure> failure;
+    try {
+        (void)co_await p.fork(o);
+    } catch (const std::system_error& e) {
+        failure = fork_failure{e.code(), e.what()};
+    }
+    if (!failure) FAIL("fork() succeeded");
+    co_return *failure;
+}
+
+} // namespace
+
+TEST_CASE("one worker's events come in order: fork, online, message, disconnect, exit") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const char* how = GENERATE(behaviour::hello_then_disconnect, behaviour::hello_then_return);
+    INFO(mode_name(mode) << ", worker: " << how);
+    with_primary(options_for(mode, how), [&](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        const unsigned id = h.id();
+        const pid_t pid = h.pid();
+        auto events = co_await events_through(p, id, event_kind::exit);
+        REQUIRE(kinds_of(events, id) == "fork online message disconnect exit");
+        CHECK(events.front().get_if<fork_event>()->pid == pid);
+        CHECK(find_message<cluster_fixture::hello>(events)->worker_id == id);
+        const auto& gone = exit_of(events);
+        CHECK(gone.pid == pid);
+        CHECK(gone.status.success());
+        // Only a worker that disconnected (rather than just returning) exited after disconnect.
+        CHECK(gone.exited_after_disconnect == (std::string_view(how) == behaviour::hello_then_disconnect));
+        for (const auto& e : events)
+            if (auto* d = e.get_if<disconnect_event>()) CHECK_FALSE(d->reason);
+    });
+}
+
+TEST_CASE("kill(SIGKILL): a disconnect event, then an exit event with SIGKILL, not after disconnect") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    with_primary(options_for(mode, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        const unsigned id = h.id();
+        auto started = co_await events_through(p, id, event_kind::online);
+        CHECK(kinds_of(started, id) == "fork online");
+        REQUIRE(h.kill(SIGKILL).has_value());
+        auto ended = co_await events_through(p, id, event_kind::exit);
+        CHECK(kinds_of(ended, id) == "disconnect exit");
+        const auto& gone = exit_of(ended);
+        CHECK(gone.status.signal == SIGKILL);
+        CHECK_FALSE(gone.exited_after_disconnect);
+        CHECK(ended.back().worker()->is_dead());
+    });
+}
+
+TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, it exits 0 after disconnect") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const bool primary_asks = GENERATE(true, false);
+    INFO(mode_name(mode) << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
+    const temp_path marker;
+    auto options = options_for(mode, primary_asks ? behaviour::wait_for_disconnect : behaviour::leave_then_wait);
+    options.env[cluster_fixture::marker_env] = marker.str();
+    with_primary(options, [&](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        const unsigned id = h.id();
+        (void)co_await events_through(p, id, event_kind::online);
+        if (primary_asks) {
+            auto left = co_await bounded(h.disconnect());
+            CHECK(left.has_value());
+            CHECK_FALSE(h.is_connected());
+            CHECK(h.exited_after_disconnect());
+        }
+        auto ended = co_await events_through(p, id, event_kind::exit);
+        CHECK(kinds_of(ended, id) == "disconnect exit");
+        CHECK_FALSE(ended.front().get_if<disconnect_event>()->reason);
+        const auto& gone = exit_of(ended);
+        CHECK(gone.status.success());
+        CHECK(gone.exited_after_disconnect);
+    });
+    CHECK(read_file(marker.str()) == cluster_fixture::finished_mark);
+}
+
+TEST_CASE("a worker that throws exits with code 1, one that returns with code 0") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const bool throws = GENERATE(true, false);
+    INFO(mode_name(mode) << (throws ? ", the worker throws" : ", the worker returns"));
+    with_primary(options_for(mode, throws ? behaviour::throw_at_once : behaviour::hello_then_return),
+                 [&](primary<proto>& p) -> task<void> {
+                     const unsigned id = (co_await fork_worker(p)).id();
+                     auto events = co_await events_through(p, id, event_kind::exit);
+                     const auto& gone = exit_of(events);
+                     CHECK(gone.status.signal == 0);
+                     CHECK(gone.status.code == (throws ? 1 : 0));
+                     CHECK_FALSE(gone.exited_after_disconnect);
+                 });
+}
+
+TEST_CASE("ids count from 1 and are never reused, workers() lists the living, worker(id) forgets the exited") {
+    with_primary(options_for(start_mode::fork, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
+        for (unsigned expected = 1; expected <= 3; ++expected) {
+            const unsigned id = (co_await fork_worker(p)).id();
+            CHECK(id == expected);
+        }
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 2, 3});
+
+        REQUIRE(p.worker(2)->kill(SIGKILL).has_value());
+        auto killed = co_await events_through(p, 2, event_kind::exit);
+        CHECK(p.worker(2) == nullptr);
+        CHECK(killed.back().worker()->id() == 2);  // the event still holds the handle
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 3});
+        const unsigned fourth = (co_await fork_worker(p)).id();
+        CHECK(fourth == 4);
+
+        auto left = co_await bounded(p.worker(1)->disconnect());
+        CHECK(left.has_value());
+        (void)co_await events_through(p, 1, event_kind::exit);
+        CHECK(p.worker(1) == nullptr);
+        const unsigned fifth = (co_await fork_worker(p)).id();
+        CHECK(fifth == 5);
+        CHECK(listed_ids(p) == std::vector<unsigned>{3, 4, 5});
+
+        // Exited but their exit events not taken yet: not listed, still known by id.
+        co_await bounded(p.disconnect_all());
+        CHECK(listed_ids(p).empty());
+        for (unsigned id : {3u, 4u, 5u}) {
+            REQUIRE(p.worker(id) != nullptr);
+            CHECK(p.worker(id)->is_dead());
+        }
+        (void)co_await collect<exit_event>(p, 3);
+        for (unsigned id : {3u, 4u, 5u}) CHECK(p.worker(id) == nullptr);
+    });
+}
+
+namespace {
+
+// Two chatty silent workers, waited for until both exit; in a child whose stdout and stderr
+// are captured, so no Catch assertion here.
+task<void> run_chatty_workers(primary<proto>& p) {
+    for (int i = 0; i < 2; ++i) (void)co_await p.fork(as_configured);
+    for (int exits = 0; exits < 2;) {
+        auto e = co_await p.next_event();
+        exits += e.is<exit_event>();
+    }
+}
+
+[[noreturn]] void chatty_primary(start_mode mode) {
+    int code = 0;
+    try {
+        io_context ctx;
+        auto options = options_for(mode, behaviour::chatty);
+        options.silent = true;
+        primary<proto> p(options, cluster_fixture::worker_main);
+        auto done = sync_wait(with_timeout(run_chatty_workers(p), wait_limit));
+        code = done ? 0 : 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "chatty primary: %s\n", e.what());
+        code = 3;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+}
+
+struct captured {
+    std::optional<exit_status> status;
+    std::string out, err;
+};
+
+captured run_chatty_primary(start_mode mode) {
+    const unique_fd out(::memfd_create("stdout", MFD_CLOEXEC)), err(::memfd_create("stderr", MFD_CLOEXEC));
+    REQUIRE((out && err));
+    std::fflush(nullptr);
+    auto child = child_process::fork();
+    REQUIRE(child.has_value());
+    if (child->is_child()) {
+        if (::dup2(out.get(), STDOUT_FILENO) < 0 || ::dup2(err.get(), STDERR_FILENO) < 0) ::_exit(4);
+        chatty_primary(mode);
+    }
+    io_context ctx;
+    auto status = sync_wait(bounded(child->wait()));
+    return {status ? std::optional(*status) : std::nullopt, read_all(out.get()), read_all(err.get())};
+}
+
+// Splits relayed output by worker: prefix → its lines, in order, without the prefix.
+std::map<std::string, std::vector<std::string>> lines_by_prefix(const std::string& text) {
+    std::map<std::string, std::vector<std::string>> out;
+    std::size_t at = 0;
+    for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+        const std::string line = text.substr(at, nl - at);
+        const auto end = line.find("] ");
+        if (end == std::string::npos)
+            out[""].push_back(line);
+        else
+            out[line.substr(0, end + 2)].push_back(line.substr(end + 2));
+    }
+    if (at != text.size()) out["(unterminated)"].push_back(text.substr(at));
+    return out;
+}
+
+std::vector<std::string> chatty_lines(std::string_view stream, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) out.push_back(cluster_fixture::chatty_line(stream, i));
+    if (stream == "out") out.emplace_back(cluster_fixture::chatty_tail);
+    return out;
+}
+
+// Where two line lists first differ, for a readable failure; empty when equal.
+std::string first_difference(const std::vector<std::string>& got, const std::vector<std::string>& want) {
+    for (std::size_t i = 0; i < std::max(got.size(), want.size()); ++i) {
+        const std::string g = i < got.size() ? got[i] : "(nothing)", w = i < want.size() ? want[i] : "(nothing)";
+        if (g != w) return "line " + std::to_string(i) + ": got '" + g + "', want '" + w + "'";
+    }
+    return "";
+}
+
+void check_relayed(const std::string& text, std::string_view stream, int n) {
+    const auto by_prefix = lines_by_prefix(text);
+    std::set<std::string> prefixes;
+    for (const auto& [prefix, lines] : by_prefix) prefixes.insert(prefix);
+    CHECK(prefixes == std::set<std::string>{"[worker 1] ", "[worker 2] "});
+    for (const auto& [prefix, lines] : by_prefix) {
+        INFO(stream << " of " << prefix);
+        CHECK(first_difference(lines, chatty_lines(stream, n)) == "");
+    }
+}
+
+} // namespace
+
+TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whole and in order") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    const std::size_t fds = open_fd_count();
+    const auto got = run_chatty_primary(mode);
+    {
+        INFO("the primary's stderr begins: " << got.err.substr(0, 300));
+        REQUIRE(got.status.has_value());
+        CHECK(got.status->success());
+    }
+    check_relayed(got.out, "out", cluster_fixture::chatty_out_lines);
+    check_relayed(got.err, "err", cluster_fixture::chatty_err_lines);
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+TEST_CASE("64 workers on a small machine all come online and all leave after disconnect_all()") {
+    with_primary(options_for(start_mode::fork, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
+        for (unsigned i = 0; i < many_workers; ++i) (void)co_await fork_worker(p);
+        auto online = co_await collect<online_event>(p, many_workers);
+        CHECK(online.size() == many_workers);
+        CHECK(p.workers().size() == many_workers);
+        co_await bounded(p.disconnect_all());
+        auto exits = co_await collect<exit_event>(p, many_workers);
+        std::set<unsigned> ids;
+        unsigned clean = 0;
+        for (const auto& x : exits) {
+            ids.insert(x.worker_id);
+            clean += x.exited_after_disconnect && x.status.success();
+        }
+        CHECK(clean == many_workers);
+        CHECK(ids.size() == many_workers);
+        CHECK(*ids.begin() == 1);
+        CHECK(*ids.rbegin() == many_workers);
+        CHECK(p.workers().empty());
+    });
+}
+
+TEST_CASE("200 fork/exit cycles leave no zombie and no descriptor behind") {
+    with_primary(options_for(start_mode::fork, behaviour::hello_then_return), [](primary<proto>& p) -> task<void> {
+        const std::size_t fds = open_fd_count();
+        int clean = 0;
+        for (int i = 0; i < 200; ++i) {
+            const unsigned id = (co_await fork_worker(p)).id();
+            auto events = co_await events_through(p, id, event_kind::exit);
+            clean += exit_of(events).status.success();
+        }
+        CHECK(clean == 200);
+        CHECK(no_children());
+        CHECK(open_fd_count() == fds);
+    });
+}
+
+namespace {
+
+// The primary's two steps as separate sync_wait()s, the first returning while its worker
+// runs and waits: in a child, so a loop that never returns fails the test instead of hanging it.
+[[noreturn]] void primary_returning_early() {
+    int code = 3;
+    try {
+        io_context ctx;
+        primary<proto> p(options_for(start_mode::fork, behaviour::wait_for_disconnect), cluster_fixture::worker_main);
+        (void)sync_wait(fork_until_online(p, 1));
+        sync_wait(p.stop_all());
+        code = p.workers().empty() ? 0 : 4;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "primary returning early: %s\n", e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+}
+
+} // namespace
+
+TEST_CASE("sync_wait() returns when its task is done, while a live worker's ops are still in flight") {
+    std::fflush(nullptr);
+    auto child = child_process::fork();
+    REQUIRE(child.has_value());
+    if (child->is_child()) primary_returning_early();
+    io_context ctx;
+    auto status = sync_wait(bounded(child->wait()));
+    REQUIRE(status.has_value());
+    CHECK(status->success());
+}
+
+TEST_CASE("stop_all() kills the workers that ignore its disconnect once stop_timeout has passed") {
+    auto options = options_for(start_mode::fork, behaviour::ignore_disconnect);
+    options.stop_timeout = 200ms;
+    with_primary(options, [](primary<proto>& p) -> task<void> {
+        (void)co_await bounded(fork_until_online(p, 2));
+        const auto began = std::chrono::steady_clock::now();
+        co_await bounded(p.stop_all());
+        CHECK(std::chrono::steady_clock::now() - began >= 200ms);
+        auto exits = co_await collect<exit_event>(p, 2);
+        for (const auto& x : exits) {
+            CHECK(x.status.signal == SIGKILL);
+            CHECK(x.exited_after_disconnect);  // it was asked to leave
+        }
+    });
+}
+
+TEST_CASE("destroying a primary kills and reaps its running workers, and closes their descriptors") {
+    const std::size_t fds = open_fd_count();
+    {
+        io_context ctx;
+        primary<proto> p(options_for(start_mode::fork, behaviour::ignore_disconnect), cluster_fixture::worker_main);
+        const auto pids = sync_wait(bounded(fork_until_online(p, 3)));
+        CHECK(pids.size() == 3);
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+namespace {
+
+constexpr std::size_t orphan_count = 4;
+
+// A primary in a child of the test, so no Catch assertion here: reports its workers' pids
+// once they are online, then waits to be killed.
+[[noreturn]] void orphaning_primary(start_mode mode, int report_fd) {
+    try {
+        io_context ctx;
+        primary<proto> p(options_for(mode, behaviour::wait_for_disconnect), cluster_fixture::worker_main);
+        auto pids = sync_wait(with_timeout(fork_until_online(p, orphan_count), wait_limit));
+        const auto size = static_cast<ssize_t>(orphan_count * sizeof(pid_t));
+        if (pids && ::write(report_fd, pids->data(), static_cast<std::size_t>(size)) == size)
+            for (;;) ::pause();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "orphaning primary: %s\n", e.what());
+    }
+    ::_exit(3);
+}
+
+task<std::vector<pid_t>> read_pids(int fd) {
+    std::vector<pid_t> pids(orphan_count);
+    auto* bytes = reinterpret_cast<std::byte*>(pids.data());
+    const std::size_t size = orphan_count * sizeof(pid_t);
+    for (std::size_t got = 0; got < size;) {
+        auto n = co_await io::read(fd, std::span(bytes + got, size - got));
+        if (!n || *n == 0) FAIL("the primary did not report its workers");
+        got += *n;
+    }
+    co_return pids;
+}
+
+// Orphans reaped by the test for as long as it lives (they are not its own children).
+class subreaper {
+public:
+    subreaper() {
+        ::prctl(PR_GET_CHILD_SUBREAPER, &previous_);
+        REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    }
+    subreaper(const subreaper&) = delete;
+    subreaper& operator=(const subreaper&) = delete;
+    ~subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, previous_); }
+
+private:
+    int previous_ = 0;
+};
+
+// Processes held by pidfd; any still running when this goes is killed, and all are reaped.
+class orphans {
+public:
+    explicit orphans(const std::vector<pid_t>& pids) {
+        for (pid_t pid : pids) {
+            const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+            REQUIRE(fd >= 0);
+            fds_.emplace_back(fd);
+        }
+    }
+    orphans(const orphans&) = delete;
+    orphans& operator=(const orphans&) = delete;
+    ~orphans() {
+        for (const auto& fd : fds_) {
+            ::syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+            siginfo_t info{};
+            ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd.get()), &info, WEXITED);
+        }
+    }
+
+    // How many are still running at the deadline.
+    [[nodiscard]] int running_at(std::chrono::steady_clock::time_point deadline) const {
+        int running = 0;
+        for (const auto& fd : fds_) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            pollfd pfd{fd.get(), POLLIN, 0};
+            running += ::poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) != 1;
+        }
+        return running;
+    }
+
+private:
+    std::vector<unique_fd> fds_;
+};
+
+} // namespace
+
+TEST_CASE("when the primary is SIGKILLed, every worker is gone within 500 ms") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    const std::size_t fds = open_fd_count();
+    {
+        const subreaper reaper;
+        auto [report_r, report_w] = test_support::make_pipe();
+        std::fflush(nullptr);
+        auto primary_process = child_process::fork();
+        REQUIRE(primary_process.has_value());
+        if (primary_process->is_child()) {
+            report_r.reset();
+            orphaning_primary(mode, report_w.get());
+        }
+        report_w.reset();
+        io_context ctx;
+        const orphans workers(sync_wait(bounded(read_pids(report_r.get()))));
+        const auto killed_at = std::chrono::steady_clock::now();
+        REQUIRE(primary_process->send_signal(SIGKILL).has_value());
+        auto status = sync_wait(bounded(primary_process->wait()));
+        REQUIRE(status.has_value());
+        CHECK(status->signal == SIGKILL);
+        CHECK(workers.running_at(killed_at + 500ms) == 0);
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+TEST_CASE("a cwd that does not exist: fork() throws naming the chdir, and leaks nothing") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    with_primary(options_for(mode, behaviour::hello_then_return), [](primary<proto>& p) -> task<void> {
+        fork_options nowhere;
+        nowhere.cwd = "/nonexistent/cluster-test-cwd";
+        const auto failure = co_await bounded(failed_fork(p, nowhere));
+        CHECK(failure.code == std::errc::no_such_file_or_directory);
+        CHECK_THAT(failure.what, Catch::Contains("chdir to the cwd option"));
+        CHECK(p.workers().empty());
+        CHECK(no_children());
+        auto tried = co_await bounded(p.try_fork(nowhere));
+        REQUIRE_FALSE(tried.has_value());
+        CHECK(tried.error() == std::errc::no_such_file_or_directory);
+        // The failures left no event behind: the next one is the next worker's.
+        const unsigned id = (co_await fork_worker(p)).id();
+        auto events = co_await events_through(p, id, event_kind::exit);
+        CHECK(events.front().get_if<fork_event>() != nullptr);
+        CHECK(kinds_of(events, id) == "fork online message disconnect exit");
+    });
+}
+
+TEST_CASE("exec of a program that does not exist: fork() throws naming the execve, and leaks nothing") {
+    auto options = options_for(start_mode::exec, behaviour::hello_then_return);
+    options.exec = "/nonexistent/cluster-test-program";
+    with_primary(options, [](primary<proto>& p) -> task<void> {
+        const auto failure = co_await bounded(failed_fork(p, as_configured));
+        CHECK(failure.code == std::errc::no_such_file_or_directory);
+        CHECK_THAT(failure.what, Catch::Contains("execve of the exec option"));
+        CHECK(p.workers().empty());
+        CHECK(no_children());
+    });
+}
+
+TEST_CASE("uid and gid: a root primary's worker runs as them, anyone else's fork() fails naming setuid") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    if (::geteuid() == 0) {
+        auto options = options_for(mode, behaviour::report_identity);
+        options.uid = nobody;
+        options.gid = nobody;
+        with_primary(options, [](primary<proto>& p) -> task<void> {
+            const unsigned id = (co_await fork_worker(p)).id();
+            const auto me = co_await identity_of(p, id);
+            CHECK(me.uid == nobody);
+            CHECK(me.gid == nobody);
+        });
+    } else {
+        with_primary(options_for(mode, behaviour::report_identity), [](primary<proto>& p) -> task<void> {
+            fork_options other_user;
+            other_user.uid = ::getuid() == nobody ? nobody - 1 : nobody;
+            const auto failure = co_await bounded(failed_fork(p, other_user));
+            CHECK(failure.code == std::errc::operation_not_permitted);
+            CHECK_THAT(failure.what, Catch::Contains("setuid to the uid option"));
+        });
+    }
+}
+
+namespace {
+
+// Puts the thread's affinity mask back however the test ends.
+class affinity_restorer {
+public:
+    explicit affinity_restorer(const cpu_set_t& saved) : saved_(saved) {}
+    affinity_restorer(const affinity_restorer&) = delete;
+    affinity_restorer& operator=(const affinity_restorer&) = delete;
+    ~affinity_restorer() { ::sched_setaffinity(0, sizeof saved_, &saved_); }
+
+private:
+    cpu_set_t saved_;
+};
+
+int first_cpu(const cpu_set_t& set) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &set)) return cpu;
+    return -1;
+}
+
+} // namespace
+
+TEST_CASE("cpu_count() counts the affinity mask, and drops when the mask narrows to one CPU") {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    REQUIRE(::sched_getaffinity(0, sizeof all, &all) == 0);
+    CHECK(cpu_count() == static_cast<unsigned>(CPU_COUNT(&all)));
+    const affinity_restorer restore(all);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first_cpu(all), &one);
+    REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+    CHECK(cpu_count() == 1);
+}
+
+TEST_CASE("is_primary(), is_worker() and this_worker_id() on both sides") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    CHECK(is_primary());
+    CHECK_FALSE(is_worker());
+    CHECK(this_worker_id() == 0);
+    with_primary(options_for(mode, behaviour::report_identity), [&](primary<proto>& p) -> task<void> {
+        // Two in turn, so an id other than 1 is seen too.
+        for (unsigned expected = 1; expected <= 2; ++expected) {
+            const unsigned id = (co_await fork_worker(p)).id();
+            const auto me = co_await identity_of(p, id);
+            CHECK_FALSE(me.primary);
+            CHECK(me.worker);
+            CHECK(me.worker_id == expected);
+            CHECK(me.uid == ::getuid());
+            CHECK(me.exe == expected_exe(mode));
+        }
+    });
+    // A forked worker changed its own role, not the primary's.
+    CHECK(is_primary());
+    CHECK(this_worker_id() == 0);
+}
+
+namespace {
+
+bool accepts_connections(const std::string& address, std::uint16_t port) {
+    const unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    return ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) == 1 &&
+           ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+} // namespace
+
+TEST_CASE("announce_listening() gives the primary a listening event with the socket's address and port") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    with_primary(options_for(mode, behaviour::listen), [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        const unsigned id = h.id();
+        auto events = co_await events_through(p, id, event_kind::message);
+        REQUIRE(kinds_of(events, id) == "fork online listening message");
+        const auto& l = *events[2].get_if<listening_event>();
+        CHECK(l.worker_id == id);
+        CHECK(l.family == AF_INET);
+        CHECK(l.address == "127.0.0.1");
+        CHECK(l.port == find_message<cluster_fixture::bound_port>(events)->port);
+        CHECK(accepts_connections(l.address, l.port));
+        auto left = co_await bounded(h.disconnect());
+        CHECK(left.has_value());
+        auto ended = co_await events_through(p, id, event_kind::exit);
+        CHECK(exit_of(ended).status.success());
+    });
+}
+
+TEST_CASE("setup() emits a setup event, and workers forked after it get the new options") {
+    auto before = options_for(start_mode::fork, behaviour::report_identity);
+    before.env[cluster_fixture::tag_env] = "first";
+    with_primary(before, [](primary<proto>& p) -> task<void> {
+        const unsigned first = (co_await fork_worker(p)).id();
+        const auto old = co_await identity_of(p, first);
+        CHECK(old.tag == "first");
+        CHECK(old.exe == expected_exe(start_mode::fork));
+
+        auto after = options_for(start_mode::exec, behaviour::report_identity);
+        after.env[cluster_fixture::tag_env] = "second";
+        p.setup(after);
+        auto e = co_await bounded(p.next_event());
+        const auto* setup = e.get_if<setup_event>();
+        REQUIRE(setup);
+        CHECK(setup->settings.mode == start_mode::exec);
+        CHECK(setup->settings.env.at(cluster_fixture::tag_env) == "second");
+        CHECK(e.worker() == nullptr);
+        CHECK(p.settings().mode == start_mode::exec);
+
+        const unsigned second = (co_await fork_worker(p)).id();
+        const auto now = co_await identity_of(p, second);
+        CHECK(now.tag == "second");
+        CHECK(now.exe == expected_exe(start_mode::exec));
+    });
+}
