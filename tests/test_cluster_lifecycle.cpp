@@ -282,6 +282,25 @@ TEST_CASE("kill(SIGKILL): a disconnect event, then an exit event with SIGKILL, n
     });
 }
 
+namespace {
+void count_signal(int) {}
+} // namespace
+
+TEST_CASE("a fork-mode worker starts with the primary's signal handlers back to the default, as exec would") {
+    struct sigaction caught{}, previous{};
+    caught.sa_handler = count_signal;
+    REQUIRE(::sigaction(SIGUSR1, &caught, &previous) == 0);
+    with_primary(options_for(start_mode::fork, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        const unsigned id = h.id();
+        (void)co_await events_through(p, id, event_kind::online);
+        REQUIRE(h.kill(SIGUSR1).has_value());
+        auto ended = co_await events_through(p, id, event_kind::exit);
+        CHECK(exit_of(ended).status.signal == SIGUSR1);  // the default action: it ends the worker
+    });
+    ::sigaction(SIGUSR1, &previous, nullptr);
+}
+
 TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, it exits 0 after disconnect") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     const bool primary_asks = GENERATE(true, false);
@@ -687,7 +706,7 @@ TEST_CASE("a cwd that does not exist: fork() throws naming the chdir, and leaks 
         nowhere.cwd = "/nonexistent/cluster-test-cwd";
         const auto failure = co_await bounded(failed_fork(p, nowhere));
         CHECK(failure.code == std::errc::no_such_file_or_directory);
-        CHECK_THAT(failure.what, Catch::Contains("chdir to the cwd option"));
+        CHECK_THAT(failure.what, Catch::Contains("chdir to the cwd option") && Catch::Contains("/nonexistent/cluster-test-cwd"));
         CHECK(p.workers().empty());
         CHECK(no_children());
         auto tried = co_await bounded(p.try_fork(nowhere));
@@ -707,7 +726,8 @@ TEST_CASE("exec of a program that does not exist: fork() throws naming the execv
     with_primary(options, [](primary<proto>& p) -> task<void> {
         const auto failure = co_await bounded(failed_fork(p, as_configured));
         CHECK(failure.code == std::errc::no_such_file_or_directory);
-        CHECK_THAT(failure.what, Catch::Contains("execve of the exec option"));
+        CHECK_THAT(failure.what,
+                   Catch::Contains("execve of the exec option") && Catch::Contains("/nonexistent/cluster-test-program"));
         CHECK(p.workers().empty());
         CHECK(no_children());
     });

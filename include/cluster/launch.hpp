@@ -49,6 +49,17 @@ inline const char* to_string(launch_stage s) noexcept {
     return "setup";
 }
 
+// What the failed step was about, for the error message: " (/the/path)", or nothing.
+inline std::string stage_subject(launch_stage s, const primary_options& o) {
+    switch (s) {
+    case launch_stage::cwd: return " (" + o.cwd + ")";
+    case launch_stage::exec: return " (" + (o.exec.empty() ? std::string("/proc/self/exe") : o.exec) + ")";
+    case launch_stage::uid: return o.uid ? " (" + std::to_string(*o.uid) + ")" : "";
+    case launch_stage::gid: return o.gid ? " (" + std::to_string(*o.gid) + ")" : "";
+    default: return "";
+    }
+}
+
 struct launch_failure {
     launch_stage stage;
     std::int32_t error;
@@ -113,10 +124,12 @@ public:
         // The primary may die between fork() and prctl(); then nobody would send the signal.
         if (::prctl(PR_SET_PDEATHSIG, o_.death_signal) != 0) fail(launch_stage::death_signal);
         if (::getppid() != primary_) ::_exit(1);
-        // The primary blocks what its signalfd reads; a worker starts with nothing blocked.
+        // The primary blocks what its signalfd reads; a worker starts with nothing blocked,
+        // and, as exec would leave it, with the primary's handlers back to the default.
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        reset_handlers();
         if (out_fd >= 0 && (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0))
             fail(launch_stage::stdio);
         if (!o_.cwd.empty() && ::chdir(o_.cwd.c_str()) != 0) fail(launch_stage::cwd);
@@ -133,6 +146,16 @@ public:
         if (flags < 0 || ::fcntl(link_fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) fail(launch_stage::exec);
         ::execve(image.path.c_str(), image.argv.data(), image.envp.data());
         fail(launch_stage::exec);
+    }
+
+    static void reset_handlers() noexcept {
+        for (int sig = 1; sig < NSIG; ++sig) {
+            struct sigaction current{};
+            if (::sigaction(sig, nullptr, &current) != 0) continue;
+            const bool caught = (current.sa_flags & SA_SIGINFO) ? current.sa_sigaction != nullptr
+                                                                : current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN;
+            if (caught) ::signal(sig, SIG_DFL);
+        }
     }
 
     [[noreturn]] void fail(launch_stage stage) const noexcept {

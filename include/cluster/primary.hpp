@@ -196,7 +196,8 @@ private:
         if (failure) {
             handles_.erase(id);
             (void)co_await h->child_.wait();
-            what = "cluster: worker " + std::to_string(id) + " could not start: " + to_string(failure->stage);
+            what = "cluster: worker " + std::to_string(id) + " could not start: " + to_string(failure->stage) +
+                   detail::stage_subject(failure->stage, o);
             co_return errno_code(failure->error);
         }
         tasks_.spawn(supervise(*this, h));
