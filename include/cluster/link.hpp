@@ -1,15 +1,20 @@
-// cluster::detail link helpers: turning what arrives on a primary–worker channel into
-// the user's message<P>, and sending replies with the right tag.
+// cluster::link_end<P>: one end of the channel between a primary and a worker, and what
+// both ends do with it alike — send, request, reply — and how arrivals become message<P>.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
 #include <cluster/control.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/unique_fd.hpp>
 #include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/request_table.hpp>
 #include <cluster/message.hpp>
 #include <cluster/wire/frame.hpp>
 
@@ -49,3 +54,49 @@ void check_replyable(const incoming<V>& to) {
 }
 
 } // namespace cluster::detail
+
+namespace cluster {
+
+template <class P>
+class link_end {
+public:
+    using protocol = P;
+    using link_protocol = control::link_protocol<P>;
+
+    link_end(const link_end&) = delete;
+    link_end& operator=(const link_end&) = delete;
+
+    template <class T>
+        requires wire::message_of<T, P>
+    [[nodiscard]] auto send(const T& msg) {
+        return link_.send(msg);
+    }
+
+    // Asks the other end and waits up to `timeout` for its reply, a Reply. Errors:
+    // timed_out, peer_gone (the other end disconnected or died first), unexpected_type
+    // (it answered with another type), or the send's.
+    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
+        requires wire::message_of<T, P> && wire::message_of<Reply, P>
+    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+        return ipc::request<Reply>(link_, requests_, msg, timeout);
+    }
+
+    // Answers a request that came in on this link.
+    template <class V, class R>
+        requires wire::message_of<R, P>
+    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
+        detail::check_replyable(to);
+        return link_.send(response, to.request_tag, wire::frame_flags::response);
+    }
+
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
+
+protected:
+    explicit link_end(unique_fd fd) : link_(std::move(fd)) {}
+    ~link_end() = default;
+
+    ipc::channel<link_protocol> link_;
+    ipc::request_table<typename link_protocol::message> requests_;
+};
+
+} // namespace cluster

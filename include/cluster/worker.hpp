@@ -23,7 +23,6 @@
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
-#include <cluster/ipc/request_table.hpp>
 #include <cluster/link.hpp>
 #include <cluster/message.hpp>
 
@@ -60,15 +59,15 @@ inline constexpr std::chrono::seconds final_flush_timeout{5};
 } // namespace detail
 
 template <class P>
-class worker {
+class worker : public link_end<P> {
+    using link_end<P>::link_;
+    using link_end<P>::requests_;
+
 public:
-    using protocol = P;
-    using link_protocol = control::link_protocol<P>;
+    using typename link_end<P>::link_protocol;
     using main_function = std::function<task<void>(worker&)>;
 
-    worker(unsigned id, unique_fd link) : id_(id), link_(std::move(link)) {}
-    worker(const worker&) = delete;
-    worker& operator=(const worker&) = delete;
+    worker(unsigned id, unique_fd link) : link_end<P>(std::move(link)), id_(id) {}
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
     [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
@@ -84,28 +83,6 @@ public:
         auto m = co_await inbox_.take([](const message<P>& m) noexcept { return m.template is<T>(); });
         if (!m) co_return std::nullopt;
         co_return incoming<T>{std::move(std::get<T>(m->value)), m->from, m->request_tag};
-    }
-
-    template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto send(const T& msg) {
-        return link_.send(msg);
-    }
-
-    // Asks the primary and waits up to `timeout` for its reply, a Reply. Errors: timed_out,
-    // peer_gone (the primary went away), unexpected_type, or the send's.
-    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
-        requires wire::message_of<T, P> && wire::message_of<Reply, P>
-    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
-        return ipc::request<Reply>(link_, requests_, msg, timeout);
-    }
-
-    // Answers a request this worker received (from the primary, or routed from a worker).
-    template <class V, class R>
-        requires wire::message_of<R, P>
-    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
-        detail::check_replyable(to);
-        return link_.send(response, to.request_tag, wire::frame_flags::response);
     }
 
     // To another worker, through the primary; dropped if that worker is gone.
@@ -146,7 +123,6 @@ public:
     // that should end then (an accept loop, a timer).
     [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
     [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
-    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
     // The socket to the primary, for diagnostics and tests: bytes written to it directly
     // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
     [[nodiscard]] int native_handle() const noexcept { return link_.native_handle(); }
@@ -191,9 +167,7 @@ private:
     }
 
     unsigned id_;
-    ipc::channel<link_protocol> link_;
     mailbox<message<P>> inbox_;
-    ipc::request_table<typename link_protocol::message> requests_;
     std::stop_source stopping_;
 };
 

@@ -15,7 +15,6 @@
 #include <cluster/io/latch.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
-#include <cluster/ipc/request_table.hpp>
 #include <cluster/launch.hpp>
 #include <cluster/link.hpp>
 #include <cluster/message.hpp>
@@ -26,41 +25,18 @@ template <class P>
 class primary;
 
 template <class P>
-class worker_handle {
-public:
-    using link_protocol = control::link_protocol<P>;
+class worker_handle : public link_end<P> {
+    using link_end<P>::link_;
+    using link_end<P>::requests_;
 
+public:
     worker_handle(unsigned id, detail::launched&& started)
-        : id_(id), pid_(started.child.pid()), child_(std::move(started.child)), link_(std::move(started.link)),
+        : link_end<P>(std::move(started.link)), id_(id), pid_(started.child.pid()), child_(std::move(started.child)),
           out_(std::move(started.out)),
           err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
-    worker_handle(const worker_handle&) = delete;
-    worker_handle& operator=(const worker_handle&) = delete;
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-
-    template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto send(const T& msg) {
-        return link_.send(msg);
-    }
-
-    // Asks the worker and waits up to `timeout` for its reply, a Reply. Errors: timed_out,
-    // peer_gone (the worker disconnected or died first), unexpected_type, or the send's.
-    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
-        requires wire::message_of<T, P> && wire::message_of<Reply, P>
-    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
-        return ipc::request<Reply>(link_, requests_, msg, timeout);
-    }
-
-    // Answers a request this worker sent to the primary.
-    template <class V, class R>
-        requires wire::message_of<R, P>
-    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
-        detail::check_replyable(to);
-        return link_.send(response, to.request_tag, wire::frame_flags::response);
-    }
 
     // Signals the worker process (never another that reused its pid). This is not a
     // disconnect: a worker killed this way did not exit after disconnect.
@@ -89,7 +65,6 @@ public:
     [[nodiscard]] bool exited_after_disconnect() const noexcept { return exited_after_disconnect_; }
     // How the process ended, once it has.
     [[nodiscard]] const std::optional<exit_status>& status() const noexcept { return child_.status(); }
-    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
 
 private:
     friend class primary<P>;
@@ -120,9 +95,7 @@ private:
     unsigned id_;
     pid_t pid_;
     child_process child_;
-    ipc::channel<link_protocol> link_;
     unique_fd out_, err_, status_pipe_;
-    ipc::request_table<typename link_protocol::message> requests_;
     bool online_ = false;
     bool connected_ = true;
     bool disconnect_sent_ = false;
