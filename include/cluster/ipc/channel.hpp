@@ -32,7 +32,7 @@ namespace cluster::ipc {
 
 struct channel_options {
     std::size_t max_frame_size = 64u << 20;    // larger payloads are refused, and close the channel
-    std::size_t high_water_mark = 4u << 20;    // queued bytes past which send() waits for the socket
+    std::size_t high_water_mark = 256u << 10;    // queued bytes past which send() waits for the socket
     std::size_t memfd_threshold = 1u << 20;    // larger payloads travel in a sealed memfd
     std::size_t read_chunk = 64u << 10;        // bytes asked of each receive
 };
