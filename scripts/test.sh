@@ -10,7 +10,7 @@ jobs=$(nproc)
 run_config() {
     local name=$1 cxx=$2; shift 2
     echo "=== $name ==="
-    cmake -S . -B "build/$name" -DCMAKE_CXX_COMPILER="$cxx" -DCLUSTER_WERROR=ON "$@" >/dev/null
+    cmake -S . -B "build/$name" -DCMAKE_CXX_COMPILER="$cxx" -DCLUSTER_WERROR=ON -DCLUSTER_BUILD_TESTS=ON "$@" >/dev/null
     cmake --build "build/$name" -j "$jobs"
     (cd "build/$name" && ctest --output-on-failure -j "$jobs" --timeout 300)
 }
