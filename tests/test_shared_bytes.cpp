@@ -350,6 +350,7 @@ TEST_CASE("values received inline and by fd stay valid after their channel is go
     const auto src = pattern(4u << 20, 9);
     ipc::channel_options inline_big;
     inline_big.memfd_threshold = 64u << 20;
+    inline_big.high_water_mark = 64u << 20;  // one task sends it all before it receives
     std::vector<shared_bytes> kept;
     {
         io_context ctx;
@@ -430,6 +431,7 @@ TEST_CASE("large frames reuse one receive buffer, and values keep theirs") {
     io_context ctx;
     ipc::channel_options inline_big;
     inline_big.memfd_threshold = 64u << 20;
+    inline_big.high_water_mark = 64u << 20;  // one task sends it all before it receives
     auto [x, y] = ipc::make_socket_pair().value();
     channel<proto> a(std::move(x), inline_big);
     channel<proto> b(std::move(y), inline_big);
