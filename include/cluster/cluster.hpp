@@ -12,6 +12,7 @@
 #include <cluster/message.hpp>
 #include <cluster/options.hpp>
 #include <cluster/primary.hpp>
+#include <cluster/restart_policy.hpp>
 #include <cluster/role.hpp>
 #include <cluster/run.hpp>
 #include <cluster/worker.hpp>
