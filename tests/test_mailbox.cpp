@@ -28,6 +28,14 @@ struct next_tag_access {
 template struct next_tag_access<&table::next_>;
 std::uint32_t& next_tag(table& t);
 
+// Runs body on a fresh loop with a fresh T to work on.
+template <class T, class Body>
+void run_on(Body body) {
+    io_context ctx;
+    T subject;
+    sync_wait(body(subject));
+}
+
 // Suspends until the next turn of the loop, behind everything posted before it.
 struct next_turn {
     bool await_ready() const noexcept { return false; }
@@ -73,9 +81,7 @@ task<void> response_into(table::slot& s, std::optional<result<std::string>>& got
 } // namespace
 
 TEST_CASE("a mailbox hands items out in the order they came") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         for (int i = 0; i < 100; ++i) box.push(i);
         CHECK(box.size() == 100);
         for (int i = 0; i < 100; ++i) {
@@ -92,13 +98,11 @@ TEST_CASE("a mailbox hands items out in the order they came") {
         for (int i = 0; i < 3; ++i) box.push(10 + i);
         co_await s.join();
         for (int i = 0; i < 3; ++i) CHECK(got[i].value == 10 + i);
-    }(box));
+    });
 }
 
 TEST_CASE("take with a match function picks the oldest match and leaves the rest queued") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         for (int v : {1, 3, 4, 5, 6}) box.push(v);
         auto even = co_await box.take(&is_even);
         CHECK(even == 4);
@@ -120,13 +124,11 @@ TEST_CASE("take with a match function picks the oldest match and leaves the rest
         CHECK(got.value == 8);
         CHECK(box.size() == 1);
         CHECK(box.try_take() == 7);
-    }(box));
+    });
 }
 
 TEST_CASE("after close() a mailbox delivers what was queued, then nothing") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         taken waiting;
         scope s;
         s.spawn(take_even_into(box, waiting));
@@ -145,13 +147,11 @@ TEST_CASE("after close() a mailbox delivers what was queued, then nothing") {
         CHECK(a == 1);
         CHECK(b == 3);
         CHECK_FALSE(none);
-    }(box));
+    });
 }
 
 TEST_CASE("a take stopped by with_timeout or when_any yields nothing and loses no later item") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         taken got;
         auto timed = co_await with_timeout(take_into(box, got), 1ms);
         CHECK(timed.error() == std::errc::timed_out);
@@ -169,13 +169,11 @@ TEST_CASE("a take stopped by with_timeout or when_any yields nothing and loses n
         box.push(6);
         auto later = co_await box.take();
         CHECK(later == 6);
-    }(box));
+    });
 }
 
 TEST_CASE("an item handed to a taker that is stopped before it runs goes back to the mailbox") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         taken got;
         scope s;
         s.spawn(take_into(box, got));
@@ -195,13 +193,11 @@ TEST_CASE("an item handed to a taker that is stopped before it runs goes back to
         CHECK(first.index() == 1);
         CHECK_FALSE(got.value);
         CHECK(box.try_take() == 8);
-    }(box));
+    });
 }
 
 TEST_CASE("an item given back goes to a taker already waiting for it") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         taken stopped, waiting;
         scope first, second;
         first.spawn(take_into(box, stopped));
@@ -213,13 +209,11 @@ TEST_CASE("an item given back goes to a taker already waiting for it") {
         CHECK_FALSE(stopped.value);
         CHECK(waiting.value == 5);
         CHECK(box.size() == 0);
-    }(box));
+    });
 }
 
 TEST_CASE("a task destroyed while waiting on a mailbox leaves it, woken or not") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         taken got;
         {
             scope s;
@@ -240,13 +234,11 @@ TEST_CASE("a task destroyed while waiting on a mailbox leaves it, woken or not")
         CHECK_FALSE(got.done);
         box.push(4);
         CHECK(box.try_take() == 4);
-    }(box));
+    });
 }
 
 TEST_CASE("push never resumes a taker inside it, only on a later turn of the loop") {
-    io_context ctx;
-    mailbox<int> box;
-    sync_wait([](mailbox<int>& box) -> task<void> {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
         bool resumed = false;
         scope s;
         s.spawn(take_then_flag(box, resumed));
@@ -255,13 +247,11 @@ TEST_CASE("push never resumes a taker inside it, only on a later turn of the loo
         co_await next_turn{};  // queued behind the taker's resumption
         CHECK(resumed);
         co_await s.join();
-    }(box));
+    });
 }
 
 TEST_CASE("a latch wakes every waiter once set, and a stopped wait returns false") {
-    io_context ctx;
-    latch l;
-    sync_wait([](latch& l) -> task<void> {
+    run_on<latch>([](latch& l) -> task<void> {
         std::optional<bool> stopped;
         auto first = co_await when_any(wait_into(l, stopped), finish_now());
         CHECK(first.index() == 1);
@@ -279,13 +269,11 @@ TEST_CASE("a latch wakes every waiter once set, and a stopped wait returns false
         CHECK(b == true);
         auto after = co_await l.wait();  // already set: no wait
         CHECK(after);
-    }(l));
+    });
 }
 
 TEST_CASE("a request table completes requests by tag and refuses unknown or late tags") {
-    io_context ctx;
-    table t;
-    sync_wait([](table& t) -> task<void> {
+    run_on<table>([](table& t) -> task<void> {
         table::slot a(t), b(t);
         CHECK(a.tag() != 0);
         CHECK(b.tag() != 0);
@@ -323,13 +311,11 @@ TEST_CASE("a request table completes requests by tag and refuses unknown or late
         CHECK(t.complete(d.tag(), "early"));
         auto early = co_await d.response();
         CHECK(early.value() == "early");
-    }(t));
+    });
 }
 
 TEST_CASE("fail_all fails the requests waiting and every one made after") {
-    io_context ctx;
-    table t;
-    sync_wait([](table& t) -> task<void> {
+    run_on<table>([](table& t) -> task<void> {
         table::slot waiting(t);
         const auto tag = waiting.tag();
         std::optional<result<std::string>> got;
@@ -347,7 +333,7 @@ TEST_CASE("fail_all fails the requests waiting and every one made after") {
         CHECK(t.size() == 0);
         auto r = co_await later.response();
         CHECK(r.error() == errc::peer_gone);
-    }(t));
+    });
 }
 
 TEST_CASE("request tags wrap around past 0 and past tags still in use") {
