@@ -54,6 +54,8 @@ const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode"
 primary_options options_for(start_mode mode, const char* worker_behaviour) {
     primary_options o;
     o.mode = mode;
+    // These cases are about Node's semantics, where nothing restarts on its own.
+    o.restart.mode = restart_mode::temporary;
     if (mode == start_mode::exec) {
         o.exec = CLUSTER_WORKER_FIXTURE;
         o.args = std::vector<std::string>{};
@@ -161,7 +163,7 @@ void with_primary(primary_options o, Body&& body) {
         io_context ctx;
         primary<proto> p(std::move(o), cluster_fixture::worker_main);
         sync_wait(body(p));
-        sync_wait(bounded(p.stop_all()));
+        sync_wait(bounded(p.shutdown()));
     }
     CHECK(open_fd_count() == fds);
     CHECK(no_children());
@@ -536,7 +538,7 @@ namespace {
         io_context ctx;
         primary<proto> p(options_for(start_mode::fork, behaviour::wait_for_disconnect), cluster_fixture::worker_main);
         (void)sync_wait(fork_until_online(p, 1));
-        sync_wait(p.stop_all());
+        sync_wait(p.shutdown());
         code = p.workers().empty() ? 0 : 4;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "primary returning early: %s\n", e.what());
@@ -558,13 +560,13 @@ TEST_CASE("sync_wait() returns when its task is done, while a live worker's ops 
     CHECK(status->success());
 }
 
-TEST_CASE("stop_all() kills the workers that ignore its disconnect once stop_timeout has passed") {
+TEST_CASE("shutdown() kills the workers that ignore its disconnect once shutdown_timeout has passed") {
     auto options = options_for(start_mode::fork, behaviour::ignore_disconnect);
-    options.stop_timeout = 200ms;
+    options.shutdown_timeout = 200ms;
     with_primary(options, [](primary<proto>& p) -> task<void> {
         (void)co_await bounded(fork_until_online(p, 2));
         const auto began = std::chrono::steady_clock::now();
-        co_await bounded(p.stop_all());
+        co_await bounded(p.shutdown());
         CHECK(std::chrono::steady_clock::now() - began >= 200ms);
         auto exits = co_await collect<exit_event>(p, 2);
         for (const auto& x : exits) {

@@ -144,7 +144,8 @@ task<event_log> events_until_exit(primary<P>& p, std::set<unsigned> ids) {
 
 // A worker's events as words, a run of messages counted: "fork online 3000 messages exit".
 std::string story(const std::vector<event<P>>& events) {
-    static constexpr const char* names[] = {"fork", "online", "listening", "message", "disconnect", "exit", "setup"};
+    static constexpr const char* names[] = {"fork",  "online", "listening",         "message", "disconnect",
+                                            "exit",  "setup",  "restart_scheduled", "gave_up", "reload"};
     std::string out;
     std::size_t messages = 0;
     for (const auto& e : events) {
@@ -688,13 +689,15 @@ task<void> busy_order(primary<P>& p) {
     }
 }
 
-// The test's life of a primary: body, then stop_all().
+// The test's life of a primary: body, then shutdown().
 template <class Body>
 void with_primary(typename worker<P>::main_function worker_main, Body body) {
     io_context ctx;
-    primary<P> p(primary_options{}, std::move(worker_main), {});
+    primary_options o;
+    o.restart.mode = restart_mode::temporary;  // Node's semantics: nothing restarts on its own
+    primary<P> p(o, std::move(worker_main), {});
     sync_wait(body(p));
-    sync_wait(p.stop_all());
+    sync_wait(p.shutdown());
 }
 
 } // namespace

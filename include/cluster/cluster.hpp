@@ -9,9 +9,11 @@
 #include <cluster/control.hpp>
 #include <cluster/cpu_count.hpp>
 #include <cluster/events.hpp>
+#include <cluster/exit_code.hpp>
 #include <cluster/message.hpp>
 #include <cluster/options.hpp>
 #include <cluster/primary.hpp>
+#include <cluster/resident_memory.hpp>
 #include <cluster/restart_policy.hpp>
 #include <cluster/role.hpp>
 #include <cluster/run.hpp>

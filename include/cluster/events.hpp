@@ -1,9 +1,10 @@
 // cluster::event<P> and its kinds: what a primary hears about its workers (Node's cluster
-// events fork, online, listening, message, disconnect, exit and setup), one at a time.
+// events fork … setup) and what its supervisor decides (restarts, giving up, reloads).
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -19,7 +20,35 @@
 
 namespace cluster {
 
-enum class event_kind { fork, online, listening, message, disconnect, exit, setup };
+enum class event_kind { fork, online, listening, message, disconnect, exit, setup, restart_scheduled, gave_up, reload };
+
+// Why the primary ended a worker, when it was the primary's doing.
+enum class stop_reason {
+    none,          // the worker ended on its own (returned, crashed, was killed from outside)
+    disconnect,    // worker_handle::disconnect() or disconnect_all()
+    hung,          // no heartbeat for heartbeat_timeout
+    not_ready,     // a replacement not ready within ready_timeout
+    reload,        // replaced by a rolling reload
+    scale_down,    // scale() removed it
+    max_messages,  // recycled after max_messages
+    max_memory,    // recycled above max_memory
+    shutdown,      // shutdown(), a stop signal, or run()'s end
+};
+
+inline const char* to_string(stop_reason r) noexcept {
+    switch (r) {
+    case stop_reason::none: return "none";
+    case stop_reason::disconnect: return "disconnect";
+    case stop_reason::hung: return "hung";
+    case stop_reason::not_ready: return "not ready";
+    case stop_reason::reload: return "reload";
+    case stop_reason::scale_down: return "scale down";
+    case stop_reason::max_messages: return "max_messages";
+    case stop_reason::max_memory: return "max_memory";
+    case stop_reason::shutdown: return "shutdown";
+    }
+    return "unknown";
+}
 
 // The worker process exists; it is not running the worker's code yet.
 struct fork_event {
@@ -58,12 +87,41 @@ struct exit_event {
     pid_t pid = 0;
     exit_status status;
     bool exited_after_disconnect = false;  // it left because it was asked to (or chose to)
+    stop_reason reason = stop_reason::none;
+
+    // Killed for missing its heartbeats.
+    [[nodiscard]] bool hung() const noexcept { return reason == stop_reason::hung; }
 };
 
 // primary<P>::setup() changed the options of the workers forked from now on.
 struct setup_event {
     static constexpr event_kind kind = event_kind::setup;
     primary_options settings;
+};
+
+// The restart policy will replace the worker that exited, after `delay`.
+struct restart_scheduled_event {
+    static constexpr event_kind kind = event_kind::restart_scheduled;
+    unsigned worker_id = 0;  // the worker that exited; its replacement gets a new id
+    std::chrono::milliseconds delay{0};
+    unsigned attempt = 0;  // restarts since the backoff was last reset, this one included
+};
+
+// Too many restarts too quickly: the primary restarts no more and stops; run() returns
+// exit_code::gave_up.
+struct gave_up_event {
+    static constexpr event_kind kind = event_kind::gave_up;
+    unsigned worker_id = 0;  // the worker whose exit was one too many
+    std::string reason;
+};
+
+// A rolling replacement ended: a reload, or the recycling of one worker.
+struct reload_event {
+    static constexpr event_kind kind = event_kind::reload;
+    stop_reason cause = stop_reason::reload;  // reload, max_messages or max_memory
+    bool ok = true;                           // false: it stopped early, the old workers still serve
+    unsigned replaced = 0;
+    std::string reason;  // why it stopped, when it did
 };
 
 template <class P>
@@ -73,7 +131,7 @@ template <class P>
 class event {
 public:
     using value_type = std::variant<fork_event, online_event, listening_event, cluster::message<P>, disconnect_event,
-                                    exit_event, setup_event>;
+                                    exit_event, setup_event, restart_scheduled_event, gave_up_event, reload_event>;
 
     template <class E>
     event(E e, std::shared_ptr<worker_handle<P>> worker = nullptr)
@@ -109,7 +167,7 @@ public:
         return m ? m->template get_if<T>() : nullptr;
     }
 
-    // The worker the event is about (none for setup). The handle lives as long as the
+    // The worker the event is about (none for setup and reload). The handle lives as long as the
     // event does, even after the worker's exit.
     [[nodiscard]] worker_handle<P>* worker() const noexcept { return worker_.get(); }
     [[nodiscard]] unsigned worker_id() const noexcept;
@@ -121,15 +179,16 @@ private:
     std::shared_ptr<worker_handle<P>> worker_;
 };
 
-static_assert(static_cast<int>(event_kind::setup) == 6, "event_kind follows event<P>'s alternatives");
+static_assert(static_cast<int>(event_kind::reload) == 9, "event_kind follows event<P>'s alternatives");
 
 template <class P>
 unsigned event<P>::worker_id() const noexcept {
     return std::visit(
         [](const auto& e) -> unsigned {
-            if constexpr (std::is_same_v<std::decay_t<decltype(e)>, setup_event>)
+            using E = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<E, setup_event> || std::is_same_v<E, reload_event>)
                 return 0;
-            else if constexpr (std::is_same_v<std::decay_t<decltype(e)>, cluster::message<P>>)
+            else if constexpr (std::is_same_v<E, cluster::message<P>>)
                 return e.from;
             else
                 return e.worker_id;

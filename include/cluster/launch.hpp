@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -34,6 +35,25 @@ extern char** environ;
 
 namespace cluster::detail {
 
+// The program this process runs, as the path it had when first asked (primary<P> asks at
+// construction). Exec mode runs what is at that path when a worker starts, so replacing the
+// file and reloading upgrades the workers. If the file was gone already, /proc/self/exe
+// still names the primary's own image.
+inline const std::string& self_exe() {
+    static const std::string path = [] {
+        std::string p(PATH_MAX, '\0');
+        const ssize_t n = ::readlink("/proc/self/exe", p.data(), p.size());
+        if (n <= 0 || static_cast<std::size_t>(n) == p.size()) return std::string("/proc/self/exe");
+        p.resize(static_cast<std::size_t>(n));
+        if (p.ends_with(" (deleted)") || ::access(p.c_str(), X_OK) != 0) return std::string("/proc/self/exe");
+        return p;
+    }();
+    return path;
+}
+
+// The program an exec-mode worker runs.
+inline const std::string& exec_path(const primary_options& o) { return o.exec.empty() ? self_exe() : o.exec; }
+
 // Where in the child's setup a failure happened; sent back over the status pipe.
 enum class launch_stage : std::int32_t { death_signal = 1, stdio, cwd, gid, uid, exec };
 
@@ -53,7 +73,7 @@ inline const char* to_string(launch_stage s) noexcept {
 inline std::string stage_subject(launch_stage s, const primary_options& o) {
     switch (s) {
     case launch_stage::cwd: return " (" + o.cwd + ")";
-    case launch_stage::exec: return " (" + (o.exec.empty() ? std::string("/proc/self/exe") : o.exec) + ")";
+    case launch_stage::exec: return " (" + exec_path(o) + ")";
     case launch_stage::uid: return o.uid ? " (" + std::to_string(*o.uid) + ")" : "";
     case launch_stage::gid: return o.gid ? " (" + std::to_string(*o.gid) + ")" : "";
     default: return "";
@@ -88,7 +108,7 @@ struct exec_image {
     std::vector<char*> argv, envp;
 
     exec_image(const primary_options& o, const std::vector<std::string>& primary_args, unsigned id, int link_fd) {
-        path = o.exec.empty() ? "/proc/self/exe" : o.exec;
+        path = exec_path(o);
         const std::string arg0 = o.exec.empty() && !primary_args.empty() ? primary_args.front() : path;
         std::vector<std::string> args{arg0};
         if (o.args)

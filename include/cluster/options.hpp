@@ -1,15 +1,19 @@
 // cluster::primary_options and fork_options: how workers start — Node's setupPrimary()
-// settings (exec, args, env, cwd, silent, uid, gid) and the start mode, fork or exec.
+// settings and the start mode — and how the primary supervises them.
 #pragma once
 
 #include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <cluster/restart_policy.hpp>
 
 namespace cluster {
 
@@ -28,7 +32,19 @@ struct primary_options {
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
     int death_signal = SIGKILL;                    // what a worker gets if its primary dies
-    std::chrono::milliseconds stop_timeout{5000};  // run(): how long workers have to leave at the end
+
+    // Supervision: see docs/supervision.md.
+    restart_policy restart;                               // whether and when a dead worker is replaced
+    std::chrono::milliseconds heartbeat_timeout{30'000};  // a worker silent this long is hung; 0: never
+    std::chrono::milliseconds kill_timeout{5'000};        // a hung worker gets SIGTERM, then SIGKILL after this
+    std::chrono::milliseconds shutdown_timeout{10'000};   // a graceful stop's deadline, then SIGKILL
+    bool wait_ready = false;                              // a worker is ready at w.ready(), not at online
+    std::chrono::milliseconds ready_timeout{30'000};      // a reload's new worker must be ready by then
+    std::uint64_t max_messages = 0;                       // replace a worker after it received this many; 0: never
+    std::uint64_t max_messages_jitter = 0;                // plus 0..this, so workers are not replaced together
+    std::size_t max_memory = 0;                           // replace a worker whose RSS exceeds this many bytes; 0: never
+    std::chrono::milliseconds memory_check_interval{1'000};
+    bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
 };
 
 // What one fork() changes from the primary's options; env is merged over theirs.

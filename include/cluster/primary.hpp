@@ -1,7 +1,9 @@
 // cluster::primary<P>: the primary process's side of the cluster — forking workers, their
-// events awaited together or one kind at a time, routing between workers, stopping them all.
+// events, routing between workers, and supervising them: restarts, hangs, stops, reloads, scaling.
 #pragma once
 
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +14,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <random>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -19,10 +24,12 @@
 
 #include <cluster/control.hpp>
 #include <cluster/events.hpp>
+#include <cluster/exit_code.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
+#include <cluster/io/signal_set.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
@@ -30,6 +37,8 @@
 #include <cluster/launch.hpp>
 #include <cluster/link.hpp>
 #include <cluster/options.hpp>
+#include <cluster/resident_memory.hpp>
+#include <cluster/restart_policy.hpp>
 #include <cluster/role.hpp>
 #include <cluster/worker.hpp>
 #include <cluster/worker_handle.hpp>
@@ -42,10 +51,33 @@ namespace detail {
 // pipes, in case a process it forked keeps them open.
 inline constexpr std::chrono::milliseconds reader_grace{250};
 
+// Ctrl-C in a terminal signals the whole process group. The primary turns it into a graceful
+// stop; a worker that died of it at once would drop its work. A handler rather than SIG_IGN,
+// so that what the worker execs gets the default back.
+inline void ignore_interrupts() noexcept {
+    struct sigaction sa{};
+    sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+}
+
+// Several beats per timeout, so one late beat is not a hang.
+inline std::chrono::milliseconds heartbeat_interval(std::chrono::milliseconds timeout) noexcept {
+    return std::max(std::chrono::milliseconds(1), timeout / 4);
+}
+
+// Bytes the worker sent that the primary has not read yet.
+inline bool bytes_waiting(int fd) noexcept {
+    int n = 0;
+    return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 // The whole life of a worker process, as the process itself sees it.
 template <class P>
 int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::main_function& main) {
     current_role() = role{true, id};
+    ignore_interrupts();
     io_context ctx;
     worker<P> w(id, std::move(link));
     return sync_wait(w.run(main));
@@ -59,21 +91,26 @@ public:
     using protocol = P;
     using handle = worker_handle<P>;
     using worker_main = typename worker<P>::main_function;
+    using clock = std::chrono::steady_clock;
 
     // args: the primary's own command line, which exec'd workers get by default.
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
         : options_(std::move(options)), worker_main_(std::move(main)), args_(std::move(args)),
-          ctx_(&io_context::current_or_throw()) {}
+          ctx_(&io_context::current_or_throw()), planner_(options_.restart) {
+        (void)detail::self_exe();  // now, before anyone replaces the file: see self_exe()
+        turns_.push(turn_token{});
+    }
     primary(const primary&) = delete;
     primary& operator=(const primary&) = delete;
     // Tasks go first (their ops are cancelled); then each handle kills and reaps its worker.
     ~primary() = default;
 
     // Starts a worker and returns its handle once the process exists (its fork event is
-    // queued); throws std::system_error, saying what failed, if it cannot start.
+    // queued); throws std::system_error, saying what failed, if it cannot start. The
+    // worker is supervised: the restart policy replaces it if it dies.
     task<handle&> fork(fork_options o = {}) {
         std::string what;
-        auto started = co_await start(merged(options_, o), what);
+        auto started = co_await start_new_slot(std::move(o), what);
         if (!started) throw std::system_error(started.error(), what);
         co_return **started;
     }
@@ -81,19 +118,26 @@ public:
     // The same, with the failure as a value.
     task<result<handle*>> try_fork(fork_options o = {}) {
         std::string what;
-        co_return co_await start(merged(options_, o), what);
+        co_return co_await start_new_slot(std::move(o), what);
     }
 
     // Node's setupPrimary(): options for the workers forked from now on; a setup event follows.
+    // A new restart policy starts with no restarts counted.
     void setup(primary_options o) {
         options_ = std::move(o);
-        events_.push(event<P>(setup_event{options_}));
+        planner_ = restart_planner(options_.restart);
+        report(event<P>(setup_event{options_}));
     }
     [[nodiscard]] const primary_options& settings() const noexcept { return options_; }
 
-    // True once disconnect_all() or stop_all() began: exits from then on are expected,
-    // and a restart loop should not replace them.
+    // True once disconnect_all() or shutdown() began: exits from then on are expected, and
+    // nothing is restarted.
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+    // True once the restart policy gave up on a crash loop (a gave_up event was emitted).
+    [[nodiscard]] bool gave_up() const noexcept { return gave_up_; }
+    // How many workers the primary keeps running: scale()'s number. Counts the workers
+    // forked and not retired, dead ones waiting for their restart included.
+    [[nodiscard]] std::size_t target() const noexcept { return slots_.size(); }
 
     // The workers that have not exited, by id (Node's cluster.workers).
     [[nodiscard]] std::vector<handle*> workers() const {
@@ -115,7 +159,7 @@ public:
         co_return taken(std::move(e));
     }
 
-    // The next event of kind E (fork_event … setup_event, or message<P>); the others stay
+    // The next event of kind E (fork_event … reload_event, or message<P>); the others stay
     // queued for next_event().
     template <class E>
     task<E> next() {
@@ -144,43 +188,143 @@ public:
     }
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
+    // Nothing is restarted from then on.
     task<void> disconnect_all() {
-        stopping_ = true;
-        std::vector<task<void>> leaving;
-        for (handle* h : workers()) leaving.push_back(disconnect_and_wait(find(h->id())));
-        (void)co_await when_all(std::move(leaving));
+        stop_supervising();
+        co_await disconnect_everyone(stop_reason::disconnect);
     }
 
-    // The end of run(): workers get options().stop_timeout to leave, then SIGKILL.
-    task<void> stop_all() {
-        auto left = co_await with_timeout(disconnect_all(), options_.stop_timeout);
-        if (left) co_return;
-        std::vector<task<void>> dying;
-        for (handle* h : workers()) {
-            (void)h->kill(SIGKILL);
-            dying.push_back(wait_exited(find(h->id())));
+    // The graceful stop: nothing is restarted, every worker is disconnected and gets
+    // shutdown_timeout to finish its work, then the rest are SIGKILLed. A stop signal
+    // starts it, and run() ends with it. A second call waits for the first.
+    task<void> shutdown() {
+        if (shutdown_begun_) {
+            (void)co_await shutdown_done_.wait();
+            co_return;
         }
-        (void)co_await when_all(std::move(dying));
+        shutdown_begun_ = true;
+        finished_.set();
+        stop_supervising();
+        auto first = co_await when_any(disconnect_everyone(stop_reason::shutdown),
+                                       detail::expire_after(options_.shutdown_timeout), wait_latch(abort_));
+        if (first.index() != 0) co_await kill_everyone();
+        shutdown_done_.set();
     }
 
-    // The primary's life in run(): main, then stop_all(). Returns the exit code (1 if main threw).
+    // Rolling reload: replaces the workers one at a time — starts the new one, waits until it
+    // is ready (online, or w.ready() with wait_ready), then gracefully retires an old one. A
+    // new worker not ready within ready_timeout is killed and the reload stops there; the old
+    // workers keep serving. In exec mode the new workers run the program as it is on disk now.
+    // Emits a reload_event, and returns it.
+    task<reload_event> reload() {
+        auto turn = co_await take_turn();
+        reload_queued_ = false;
+        reload_event out;
+        if (!turn || stopping_) {
+            out.ok = false;
+            out.reason = "the primary is stopping";
+            co_return out;
+        }
+        std::vector<unsigned> old;
+        for (const auto& [slot, s] : slots_)
+            if (s.worker) old.push_back(s.worker->id());
+        for (unsigned id : old) {
+            auto r = co_await replace(id, stop_reason::reload);
+            if (!r.failure.empty()) {
+                out.ok = false;
+                out.reason = std::move(r.failure);
+                break;
+            }
+            out.replaced += r.replaced ? 1 : 0;
+        }
+        report(event<P>(out));
+        co_return out;
+    }
+
+    // Keeps n workers: forks the missing ones, or gracefully retires the extra ones (those
+    // waiting for a restart first, then the oldest), and returns once they have exited.
+    // Throws std::system_error if a worker cannot start.
+    task<void> scale(std::size_t n) {
+        auto turn = co_await take_turn();
+        if (!turn || stopping_) co_return;
+        co_await resize(n);
+    }
+
+    // The primary's life in run(): main, then supervision until a stop — a stop signal, a
+    // shutdown(), the restart policy giving up, or, once main has returned, no worker left
+    // to supervise — then shutdown(). Returns run()'s exit code (see exit_code).
     task<int> run(std::function<task<void>(primary&)> main) {
-        int code = 0;
-        try {
-            co_await main(*this);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "cluster: primary: uncaught exception: %s\n", e.what());
-            code = 1;
-        }
-        co_await stop_all();
-        co_return code;
+        std::optional<signal_set> signals;
+        if (options_.handle_signals) signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
+        scope watching;
+        if (signals) watching.spawn(watch_signals(*this, *signals));
+        const int code = co_await run_main(std::move(main));
+        stop_listening();
+        if (slots_.empty()) finished_.set();
+        (void)co_await finished_.wait();
+        co_await shutdown();
+        watching.request_stop();
+        co_await watching.join();
+        if (signals) drain(*signals);
+        if (gave_up_) std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", give_up_reason_.c_str());
+        co_return gave_up_ ? exit_code::gave_up : code;
     }
 
 private:
     using link_protocol = control::link_protocol<P>;
     using link_envelope = ipc::envelope<link_protocol>;
 
-    task<result<handle*>> start(primary_options o, std::string& what) {
+    // A place in the cluster that the primary keeps filled: the options it was forked with,
+    // and the worker filling it (none while a restart is pending).
+    struct slot_state {
+        fork_options options;
+        std::shared_ptr<handle> worker;
+        std::stop_source pending_restart;
+    };
+
+    // Reload, scale and recycling take turns: each sees the cluster as the last one left it.
+    struct turn_token {};
+    class turn {
+    public:
+        explicit turn(mailbox<turn_token>* owner) noexcept : owner_(owner) {}
+        turn(turn&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)) {}
+        turn& operator=(turn&&) = delete;
+        ~turn() {
+            if (owner_) owner_->push(turn_token{});
+        }
+
+    private:
+        mailbox<turn_token>* owner_;
+    };
+    task<std::optional<turn>> take_turn() {
+        auto token = co_await turns_.take();
+        if (!token) co_return std::nullopt;
+        co_return std::optional<turn>(std::in_place, &turns_);
+    }
+
+    struct replacement {
+        bool replaced = false;
+        std::string failure;  // why the new worker could not take over; empty if it did (or was not needed)
+    };
+
+    // ---- starting workers ----
+
+    task<result<handle*>> start_new_slot(fork_options o, std::string& what) {
+        if (shutdown_begun_) {
+            what = "cluster: cannot start a worker: the primary is shutting down";
+            co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        const unsigned slot = next_slot_++;
+        slots_[slot].options = std::move(o);
+        auto started = co_await start(slot, what, true);
+        if (!started) forget_slot(slot);
+        co_return started;
+    }
+
+    // A worker for `slot`; bound to it at once, or (a reload's replacement) only once ready.
+    task<result<handle*>> start(unsigned slot, std::string& what, bool bind_now) {
+        auto it = slots_.find(slot);
+        const primary_options o = merged(options_, it == slots_.end() ? fork_options{} : it->second.options);
         const unsigned id = next_id_++;
         auto started = detail::launch(o, args_, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
         if (!started) {
@@ -200,9 +344,28 @@ private:
                    detail::stage_subject(failure->stage, o);
             co_return errno_code(failure->error);
         }
+        h->wait_ready_ = o.wait_ready;
+        configure(*h, o);
         tasks_.spawn(supervise(*this, h));
-        events_.push(event<P>(fork_event{id, h->pid()}, h));
+        if (o.heartbeat_timeout.count() > 0) tasks_.spawn(until_exit(h, watch_heartbeats(h, o.heartbeat_timeout, o.kill_timeout)));
+        if (o.max_memory > 0) tasks_.spawn(until_exit(h, watch_memory(*this, h, o.max_memory, o.memory_check_interval)));
+        report(event<P>(fork_event{id, h->pid()}, h));
+        if (bind_now) {
+            if (auto s = slots_.find(slot); s != slots_.end() && !stopping_)
+                bind(slot, s->second, h);
+            else
+                tasks_.spawn(retire(h, stop_reason::scale_down));  // its place went away while it started
+        }
         co_return h.get();
+    }
+
+    // The worker's first message: what its loop does on its own.
+    void configure(handle& h, const primary_options& o) {
+        control::settings s;
+        if (o.heartbeat_timeout.count() > 0) s.heartbeat_interval_ms = detail::heartbeat_interval(o.heartbeat_timeout).count();
+        if (o.max_messages > 0)
+            s.max_messages = o.max_messages + std::uniform_int_distribution<std::uint64_t>(0, o.max_messages_jitter)(rng_);
+        (void)h.link_.send(s);
     }
 
     // Nothing once the worker started (exec'd, or ready to run its code); else what failed.
@@ -225,6 +388,277 @@ private:
         return detail::run_worker_process<P>(id, std::move(link), worker_main_);
     }
 
+    // ---- slots: what the restart policy, reload and scale keep filled ----
+
+    void bind(unsigned slot, slot_state& s, const std::shared_ptr<handle>& h) {
+        s.pending_restart.request_stop();
+        s.pending_restart = std::stop_source{};
+        if (s.worker) s.worker->slot_ = 0;
+        s.worker = h;
+        h->slot_ = slot;
+    }
+
+    void forget_slot(unsigned slot) {
+        if (auto it = slots_.find(slot); it != slots_.end()) {
+            it->second.pending_restart.request_stop();
+            if (it->second.worker) it->second.worker->slot_ = 0;
+            slots_.erase(it);
+        }
+        if (!listening_ && slots_.empty()) finished_.set();
+    }
+
+    // Nothing is restarted from now on.
+    void stop_supervising() {
+        stopping_ = true;
+        while (!slots_.empty()) forget_slot(slots_.begin()->first);
+    }
+
+    // A worker that filled a slot exited: the restart policy decides what follows.
+    void after_exit(handle& h, const exit_status& status) {
+        auto it = slots_.find(h.slot_);
+        if (h.slot_ == 0 || it == slots_.end() || it->second.worker.get() != &h) return;
+        it->second.worker.reset();
+        plan(it->first, h.id_, status, h.exited_after_disconnect_, clock::now() - h.started_);
+    }
+
+    void plan(unsigned slot, unsigned worker_id, const exit_status& status, bool after_disconnect, clock::duration uptime) {
+        if (stopping_) return forget_slot(slot);
+        auto d = planner_.on_exit(status, after_disconnect, uptime, clock::now());
+        switch (d.what) {
+        case restart_decision::action::restart:
+            report(event<P>(restart_scheduled_event{worker_id, d.delay, planner_.attempt()}));
+            tasks_.spawn(restart_later(*this, slot, d.delay, slots_[slot].pending_restart.get_token()));
+            return;
+        case restart_decision::action::none: return forget_slot(slot);
+        case restart_decision::action::give_up:
+            forget_slot(slot);
+            give_up(worker_id, std::move(d.reason));
+            return;
+        }
+    }
+
+    static task<void> restart_later(primary& self, unsigned slot, std::chrono::milliseconds delay, std::stop_token cancel) {
+        auto slept = co_await io::sleep_for(delay).with_stop_token(cancel);
+        if (!slept || self.stopping_ || !self.slots_.contains(slot)) co_return;
+        std::string what;
+        auto started = co_await self.start(slot, what, true);
+        if (started) co_return;
+        // As good as a crash at birth: the backoff and the cap apply.
+        std::fprintf(stderr, "%s: %s\n", what.c_str(), started.error().message().c_str());
+        if (self.slots_.contains(slot)) self.plan(slot, 0, exit_status{.code = 1}, false, clock::duration{});
+    }
+
+    void give_up(unsigned worker_id, std::string reason) {
+        gave_up_ = true;
+        give_up_reason_ = reason;
+        report(event<P>(gave_up_event{worker_id, std::move(reason)}));
+        request_stop();
+    }
+
+    // An external stop (a signal, giving up): run() cancels main and shuts down.
+    void request_stop() {
+        cancel_main_.set();
+        finished_.set();
+    }
+
+    // ---- replacing, retiring, scaling ----
+
+    // Replaces worker `id` in its slot: a new worker, ready, then the old one leaves.
+    task<replacement> replace(unsigned id, stop_reason why) {
+        auto old = find(id);
+        if (!old || old->retiring_ || old->is_dead() || old->slot_ == 0 || stopping_) co_return replacement{};
+        const unsigned slot = old->slot_;
+        std::string what;
+        auto started = co_await start(slot, what, false);
+        if (!started) co_return replacement{false, what + ": " + started.error().message()};
+        auto fresh = find((*started)->id());
+        auto ready = co_await with_timeout(wait_ready(fresh), options_.ready_timeout);
+        const bool is_ready = ready && *ready;
+        if (!is_ready) {
+            fresh->reason_ = stop_reason::not_ready;
+            (void)fresh->kill(SIGKILL);
+            (void)co_await fresh->exited_.wait();
+            co_return replacement{false, "worker " + std::to_string(fresh->id()) +
+                                             (ready ? " exited before it was ready"
+                                                    : " was not ready within " + std::to_string(options_.ready_timeout.count()) + " ms")};
+        }
+        auto s = slots_.find(slot);
+        if (stopping_ || s == slots_.end() || (s->second.worker && s->second.worker != old)) {
+            // The slot went away, or a restart already filled it after the old one died.
+            co_await retire(fresh, why);
+            co_return replacement{};
+        }
+        bind(slot, s->second, fresh);
+        co_await retire(old, why);
+        co_return replacement{true, {}};
+    }
+
+    // True once h is ready; false if it exited first.
+    static task<bool> wait_ready(std::shared_ptr<handle> h) {
+        auto first = co_await when_any(wait_latch(h->ready_), wait_latch(h->exited_));
+        co_return first.index() == 0;
+    }
+
+    // A graceful disconnect with shutdown_timeout to leave, then SIGKILL.
+    task<void> retire(std::shared_ptr<handle> h, stop_reason why) {
+        h->slot_ = 0;
+        h->retiring_ = true;
+        if (h->reason_ == stop_reason::none) h->reason_ = why;
+        auto left = co_await with_timeout(disconnect_and_wait(h), options_.shutdown_timeout);
+        if (left) co_return;
+        (void)h->kill(SIGKILL);
+        (void)co_await h->exited_.wait();
+    }
+
+    task<void> resize(std::size_t n) {
+        while (slots_.size() < n) {
+            fork_options defaults;
+            std::string what;
+            auto started = co_await start_new_slot(std::move(defaults), what);
+            if (!started) throw std::system_error(started.error(), what);
+        }
+        std::vector<task<void>> leaving;
+        while (slots_.size() > n) {
+            const unsigned slot = extra_slot();
+            auto w = slots_[slot].worker;
+            forget_slot(slot);
+            if (w) leaving.push_back(retire(std::move(w), stop_reason::scale_down));
+        }
+        (void)co_await when_all(std::move(leaving));
+    }
+
+    // The slot to give up when scaling down: one waiting for a restart, else the oldest worker's.
+    unsigned extra_slot() const {
+        unsigned oldest = 0, oldest_worker = 0;
+        for (const auto& [slot, s] : slots_) {
+            if (!s.worker) return slot;
+            if (oldest == 0 || s.worker->id() < oldest_worker) {
+                oldest = slot;
+                oldest_worker = s.worker->id();
+            }
+        }
+        return oldest;
+    }
+
+    void recycle(const std::shared_ptr<handle>& h, stop_reason why) {
+        if (h->recycle_asked_ || h->retiring_ || h->slot_ == 0 || stopping_) return;
+        h->recycle_asked_ = true;
+        tasks_.spawn(recycle_worker(*this, h, why));
+    }
+
+    static task<void> recycle_worker(primary& self, std::shared_ptr<handle> h, stop_reason why) {
+        auto turn = co_await self.take_turn();
+        if (!turn) co_return;
+        auto r = co_await self.replace(h->id(), why);
+        if (!r.replaced && r.failure.empty()) co_return;  // it left meanwhile
+        h->recycle_asked_ = false;  // if it failed, a later check asks again
+        reload_event out;
+        out.cause = why;
+        out.ok = r.failure.empty();
+        out.replaced = r.replaced ? 1 : 0;
+        out.reason = std::move(r.failure);
+        self.report(event<P>(std::move(out)));
+    }
+
+    // ---- stopping ----
+
+    task<void> disconnect_everyone(stop_reason why) {
+        std::vector<task<void>> leaving;
+        for (handle* h : workers()) {
+            if (h->reason_ == stop_reason::none) h->reason_ = why;
+            leaving.push_back(disconnect_and_wait(find(h->id())));
+        }
+        (void)co_await when_all(std::move(leaving));
+    }
+
+    task<void> kill_everyone() {
+        std::vector<task<void>> dying;
+        for (handle* h : workers()) {
+            (void)h->kill(SIGKILL);
+            dying.push_back(wait_exited(find(h->id())));
+        }
+        (void)co_await when_all(std::move(dying));
+    }
+
+    task<int> run_main(std::function<task<void>(primary&)> main) {
+        try {
+            auto first = co_await when_any(main(*this), wait_latch(cancel_main_));
+            (void)first;
+        } catch (const std::exception& e) {
+            if (cancel_main_.is_set()) co_return exit_code::ok;  // it was stopping anyway
+            std::fprintf(stderr, "cluster: primary: uncaught exception: %s\n", e.what());
+            co_return exit_code::failed;
+        }
+        co_return exit_code::ok;
+    }
+
+    static task<void> watch_signals(primary& self, signal_set& signals) {
+        for (;;) {
+            auto signo = co_await signals.next();
+            if (!signo) co_return;
+            self.on_signal(*signo);
+        }
+    }
+
+    void on_signal(int signo) {
+        switch (signo) {
+        case SIGTERM:
+        case SIGINT:
+            if (finished_.is_set()) return stop_now();  // a second stop signal: no more waiting
+            return request_stop();
+        case SIGHUP:
+            if (!reload_queued_) {
+                reload_queued_ = true;
+                tasks_.spawn(reload_on_signal(*this));
+            }
+            return;
+        case SIGTTIN: return tasks_.spawn(scale_on_signal(*this, +1));
+        case SIGTTOU: return tasks_.spawn(scale_on_signal(*this, -1));
+        default: return;
+        }
+    }
+
+    void stop_now() {
+        abort_.set();
+        for (handle* h : workers()) (void)h->kill(SIGKILL);
+    }
+
+    static task<void> reload_on_signal(primary& self) { (void)co_await self.reload(); }
+
+    // SIGTTIN adds a worker, SIGTTOU removes one, never the last (as gunicorn).
+    static task<void> scale_on_signal(primary& self, int delta) {
+        auto turn = co_await self.take_turn();
+        if (!turn || self.stopping_) co_return;
+        const std::size_t now = self.slots_.size();
+        if (delta < 0 && now <= 1) co_return;
+        try {
+            co_await self.resize(delta > 0 ? now + 1 : now - 1);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s\n", e.what());
+        }
+    }
+
+    // Stop signals that came after the stop are dropped: unblocked, they would kill us.
+    static void drain(signal_set& signals) {
+        signalfd_siginfo info;
+        while (::read(signals.native_handle(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        }
+    }
+
+    // ---- events ----
+
+    // Once main has returned nobody takes events: they are dropped, as Node drops an event
+    // nobody listens to (and a worker's handle goes at its exit).
+    void report(event<P> e) {
+        if (listening_) return events_.push(std::move(e));
+        if (auto* x = e.template get_if<exit_event>()) forget(x->worker_id);
+    }
+
+    void stop_listening() {
+        listening_ = false;
+        while (auto e = events_.try_take()) (void)taken(std::move(e));
+    }
+
     std::shared_ptr<handle> find(unsigned id) const {
         auto it = handles_.find(id);
         return it == handles_.end() ? nullptr : it->second;
@@ -238,13 +672,21 @@ private:
 
     // Once its exit is taken, a worker's fork, online, listening and disconnect events still
     // queued are history: a loop that only takes exits must not pile them up (nor the handle
-    // they hold). Its messages stay.
+    // they hold). Its messages, and what the supervisor decided about it, stay.
     void forget(unsigned id) {
         handles_.erase(id);
         events_.erase_if([id](const event<P>& e) {
-            return e.worker_id() == id && e.kind() != event_kind::message && e.kind() != event_kind::setup;
+            switch (e.kind()) {
+            case event_kind::fork:
+            case event_kind::online:
+            case event_kind::listening:
+            case event_kind::disconnect: return e.worker_id() == id;
+            default: return false;
+            }
         });
     }
+
+    // ---- one worker, from fork to exit ----
 
     // Everything the primary does for one worker, from fork to exit event.
     static task<void> supervise(primary& self, std::shared_ptr<handle> h) {
@@ -267,9 +709,49 @@ private:
             (void)co_await h->readers_done_.wait();
         }
         h->release();
-        exit_event e{h->id_, h->pid(), status ? *status : exit_status{}, h->exited_after_disconnect_};
+        const exit_status final_status = status ? *status : exit_status{};
+        exit_event e{h->id_, h->pid(), final_status, h->exited_after_disconnect_, h->reason_};
         h->exited_.set();
-        self.events_.push(event<P>(std::move(e), h));
+        self.report(event<P>(std::move(e), h));
+        self.after_exit(*h, final_status);
+    }
+
+    // A worker whose loop sends no heartbeat for `timeout` is hung: SIGTERM, then SIGKILL
+    // after `grace`. Ends when the worker exits (until_exit).
+    static task<void> watch_heartbeats(std::shared_ptr<handle> h, std::chrono::milliseconds timeout,
+                                       std::chrono::milliseconds grace) {
+        for (;;) {
+            const auto deadline = h->last_beat_ + timeout;
+            if (clock::now() < deadline) {
+                auto slept = co_await io::sleep_until(deadline);
+                if (!slept) co_return;
+            } else if (detail::bytes_waiting(h->link_.native_handle())) {
+                // We are behind, not the worker: its beats may be in what we have not read.
+                auto slept = co_await io::sleep_for(detail::heartbeat_interval(timeout));
+                if (!slept) co_return;
+            } else {
+                break;
+            }
+        }
+        h->reason_ = stop_reason::hung;
+        (void)h->kill(SIGTERM);
+        auto waited = co_await io::sleep_for(grace);
+        if (waited) (void)h->kill(SIGKILL);
+    }
+
+    // max_memory: the worker's resident set, every `every`; above `limit`, it is recycled.
+    static task<void> watch_memory(primary& self, std::shared_ptr<handle> h, std::size_t limit,
+                                   std::chrono::milliseconds every) {
+        for (;;) {
+            auto slept = co_await io::sleep_for(every);
+            if (!slept) co_return;
+            auto rss = resident_memory(h->pid());
+            if (rss && *rss > limit) self.recycle(h, stop_reason::max_memory);
+        }
+    }
+
+    static task<void> until_exit(std::shared_ptr<handle> h, task<void> t) {
+        (void)co_await when_any(std::move(t), wait_latch(h->exited_));
     }
 
     static task<void> wait_latch(latch& l) { (void)co_await l.wait(); }
@@ -286,22 +768,36 @@ private:
                 self.dispatch(h, std::move(*e));
         }
         h->disconnected();
-        self.events_.push(event<P>(disconnect_event{h->id_, h->link_.close_reason()}, h));
+        self.report(event<P>(disconnect_event{h->id_, h->link_.close_reason()}, h));
         reader_done(*h);
     }
 
     void dispatch(const std::shared_ptr<handle>& h, link_envelope&& e) {
         if (e.flags & wire::frame_flags::response) {
             (void)h->requests_.complete(e.tag, std::move(e.message));
-        } else if (std::holds_alternative<control::online>(e.message)) {
+        } else if (e.message.index() >= control::control_count) {
+            if (auto m = detail::to_incoming<P>(std::move(e), h->id_)) report(event<P>(std::move(*m), h));
+        } else {
+            on_control(h, std::move(e.message));
+        }
+    }
+
+    void on_control(const std::shared_ptr<handle>& h, typename link_protocol::message&& m) {
+        if (std::holds_alternative<control::heartbeat>(m)) {
+            h->last_beat_ = clock::now();
+        } else if (std::holds_alternative<control::online>(m)) {
             h->online_ = true;
-            events_.push(event<P>(online_event{h->id_, h->pid()}, h));
-        } else if (auto* l = std::get_if<control::listening>(&e.message)) {
-            events_.push(event<P>(listening_event{h->id_, l->family, std::move(l->address), l->port}, h));
-        } else if (std::holds_alternative<control::leaving>(e.message)) {
+            h->last_beat_ = clock::now();
+            if (!h->wait_ready_) h->ready_.set();
+            report(event<P>(online_event{h->id_, h->pid()}, h));
+        } else if (std::holds_alternative<control::ready>(m)) {
+            h->ready_.set();
+        } else if (std::holds_alternative<control::recycle>(m)) {
+            recycle(h, stop_reason::max_messages);
+        } else if (auto* l = std::get_if<control::listening>(&m)) {
+            report(event<P>(listening_event{h->id_, l->family, std::move(l->address), l->port}, h));
+        } else if (std::holds_alternative<control::leaving>(m)) {
             h->exited_after_disconnect_ = true;
-        } else if (auto m = detail::to_incoming<P>(std::move(e), h->id_)) {
-            events_.push(event<P>(std::move(*m), h));
         }
     }
 
@@ -371,9 +867,23 @@ private:
     std::vector<std::string> args_;
     io_context* ctx_;
     unsigned next_id_ = 1;
+    unsigned next_slot_ = 1;
     bool stopping_ = false;
+    bool shutdown_begun_ = false;
+    bool listening_ = true;  // false once run()'s main has returned
+    bool reload_queued_ = false;
+    bool gave_up_ = false;
+    std::string give_up_reason_;
+    restart_planner planner_;
+    std::mt19937_64 rng_{std::random_device{}()};
     std::map<unsigned, std::shared_ptr<handle>> handles_;
+    std::map<unsigned, slot_state> slots_;
     mailbox<event<P>> events_;
+    mailbox<turn_token> turns_;
+    latch cancel_main_;    // a stop from outside main: main is cancelled
+    latch finished_;       // run() goes on to shutdown()
+    latch abort_;          // a second stop signal: shutdown() stops waiting
+    latch shutdown_done_;
     scope tasks_;  // last: destroyed first, while the handles its tasks use still exist
 };
 

@@ -76,6 +76,8 @@ public:
         const double capped = std::min(grown, static_cast<double>(policy_.max_delay.count()));
         return std::chrono::milliseconds(static_cast<std::int64_t>(capped));
     }
+    // Restarts since the backoff was last reset, the one just decided included.
+    [[nodiscard]] unsigned attempt() const noexcept { return step_; }
     [[nodiscard]] bool gave_up() const noexcept { return gave_up_; }
     [[nodiscard]] const restart_policy& policy() const noexcept { return policy_; }
 

@@ -42,9 +42,9 @@ inline unique_fd inherited_channel() {
 
 } // namespace detail
 
-// primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). When
-// primary_main returns, the workers still running are disconnected (and killed after
-// options.stop_timeout). Throws std::system_error if the process cannot start its role.
+// primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). In the
+// primary, returns once the cluster has stopped (see primary<P>::run) with an exit_code; in
+// a worker, the worker's exit code. Throws std::system_error if the process cannot start its role.
 template <class P, class PrimaryMain, class WorkerMain>
 int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_main, primary_options options = {}) {
     typename worker<P>::main_function on_worker(std::forward<WorkerMain>(worker_main));

@@ -1,5 +1,5 @@
 // cluster::worker<P>: a worker process's side of the cluster — its id, messages from and to
-// the primary, requests both ways, messages to other workers, and leaving gracefully.
+// the primary, requests both ways, messages to other workers, heartbeats, and leaving gracefully.
 #pragma once
 
 #include <sys/socket.h>
@@ -19,6 +19,7 @@
 
 #include <cluster/control.hpp>
 #include <cluster/io/mailbox.hpp>
+#include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
@@ -109,6 +110,13 @@ public:
         co_return co_await link_.send(*described);
     }
 
+    // Tells the primary this worker is ready to serve. With primary_options::wait_ready, a
+    // rolling reload waits for it, instead of for online, before it retires an old worker.
+    task<result<void>> ready() {
+        const control::ready r;
+        co_return co_await link_.send(r);
+    }
+
     // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
     // everything queued is delivered, and the channel closes; receive() then ends.
     task<result<void>> disconnect() {
@@ -131,6 +139,7 @@ public:
     // its exit code (1 if it threw).
     task<int> run(const main_function& main) {
         scope background;
+        background_ = &background;
         background.spawn(pump(*this));
         const control::online hello{static_cast<std::int32_t>(::getpid())};
         (void)co_await link_.send(hello);
@@ -162,13 +171,47 @@ private:
             return true;
         }
         if (std::holds_alternative<control::disconnect>(e.message)) return false;
-        if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) inbox_.push(std::move(*m));
+        if (auto* s = std::get_if<control::settings>(&e.message)) {
+            apply(*s);
+        } else if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) {
+            inbox_.push(std::move(*m));
+            count_message();
+        }
         return true;
+    }
+
+    void apply(const control::settings& s) {
+        max_messages_ = s.max_messages;
+        if (s.heartbeat_interval_ms > 0) background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
+    }
+
+    // max_messages: the primary replaces this worker (it keeps serving until disconnected).
+    void count_message() {
+        if (max_messages_ != 0 && ++received_ == max_messages_) {
+            const control::recycle r;
+            (void)link_.send(r);
+        }
+    }
+
+    // Heartbeats come from the loop itself, so they stop when code blocks it (a CPU-bound
+    // loop, a blocking call) and not while it only keeps the loop busy. They go on after a
+    // disconnect, while main finishes its work: that worker is not hung.
+    static task<void> beat(worker& self, std::chrono::milliseconds every) {
+        const control::heartbeat b;
+        for (;;) {
+            auto slept = co_await io::sleep_for(every);
+            if (!slept) co_return;
+            auto sent = co_await self.link_.send(b);
+            if (!sent) co_return;
+        }
     }
 
     unsigned id_;
     mailbox<message<P>> inbox_;
     std::stop_source stopping_;
+    scope* background_ = nullptr;  // run()'s: the tasks that end with it
+    std::uint64_t max_messages_ = 0;
+    std::uint64_t received_ = 0;
 };
 
 } // namespace cluster

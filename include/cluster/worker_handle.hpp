@@ -1,5 +1,5 @@
 // cluster::worker_handle<P>: the primary's hold on one worker — its id and pid, messages and
-// requests to it, kill(), a graceful disconnect(), and what became of it.
+// requests to it, kill(), a graceful disconnect(), its liveness, and what became of it.
 #pragma once
 
 #include <sys/socket.h>
@@ -11,6 +11,7 @@
 #include <utility>
 
 #include <cluster/control.hpp>
+#include <cluster/events.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/task.hpp>
@@ -46,6 +47,7 @@ public:
     // its code finishes, and it exits (exited_after_disconnect() is then true).
     task<result<void>> disconnect() {
         if (!connected_) co_return result<void>{};
+        if (reason_ == stop_reason::none) reason_ = stop_reason::disconnect;
         exited_after_disconnect_ = true;
         if (!disconnect_sent_) {
             disconnect_sent_ = true;
@@ -60,6 +62,8 @@ public:
     }
 
     [[nodiscard]] bool is_online() const noexcept { return online_; }
+    // Online, or, with primary_options::wait_ready, once the worker called ready().
+    [[nodiscard]] bool is_ready() const noexcept { return ready_.is_set(); }
     [[nodiscard]] bool is_connected() const noexcept { return connected_; }
     [[nodiscard]] bool is_dead() const noexcept { return child_.status().has_value(); }
     [[nodiscard]] bool exited_after_disconnect() const noexcept { return exited_after_disconnect_; }
@@ -92,6 +96,8 @@ private:
         disconnected_.set();
     }
 
+    using clock = std::chrono::steady_clock;
+
     unsigned id_;
     pid_t pid_;
     child_process child_;
@@ -106,6 +112,16 @@ private:
     latch readers_done_;
     std::stop_source stop_readers_;
     latch exited_;
+
+    // Supervision (primary.hpp).
+    unsigned slot_ = 0;  // the place it fills in the cluster; 0: none (leaving, or a replacement not ready yet)
+    bool retiring_ = false;
+    bool wait_ready_ = false;
+    bool recycle_asked_ = false;
+    stop_reason reason_ = stop_reason::none;
+    clock::time_point started_ = clock::now();
+    clock::time_point last_beat_ = started_;
+    latch ready_;
 };
 
 } // namespace cluster
