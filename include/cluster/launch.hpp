@@ -144,12 +144,14 @@ public:
         // The primary may die between fork() and prctl(); then nobody would send the signal.
         if (::prctl(PR_SET_PDEATHSIG, o_.death_signal) != 0) fail(launch_stage::death_signal);
         if (::getppid() != primary_) ::_exit(1);
-        // The primary blocks what its signalfd reads; a worker starts with nothing blocked,
-        // and, as exec would leave it, with the primary's handlers back to the default.
+        // A worker starts with the primary's handlers back to the default, as exec would
+        // leave them, and then with nothing blocked (the primary blocks what its signalfd
+        // reads). Everything is blocked until then (see launch()): a signal in between waits,
+        // and then meets the default, never a primary's handler running in the worker.
+        reset_handlers();
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        reset_handlers();
         if (out_fd >= 0 && (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0))
             fail(launch_stage::stdio);
         if (!o_.cwd.empty() && ::chdir(o_.cwd.c_str()) != 0) fail(launch_stage::cwd);
@@ -222,7 +224,11 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     // Buffered output would otherwise be written twice, by the primary and by the worker.
     std::fflush(nullptr);
     const pid_t primary = ::getpid();
+    sigset_t all, before;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &before);
     auto child = child_process::fork();
+    if (!child || !child->is_child()) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (!child) return child.error();
     if (child->is_child()) {
         const child_setup setup(o, status[1].get(), primary);
