@@ -124,3 +124,18 @@ TEST_CASE("restarts spread wider than the period never give up") {
     for (int i = 0; i < 100; ++i, t += 1100ms) REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
     CHECK_FALSE(plan.gave_up());
 }
+
+TEST_CASE("workers that had run for the stable uptime do not count toward the cap") {
+    restart_policy p = without_jitter();
+    restart_planner plan(p);
+    const auto t = clock_type::now();
+    // Sixteen long-lived workers killed at once (the OOM killer): each is replaced.
+    for (int i = 0; i < 16; ++i) {
+        const auto d = plan.on_exit(crashed, false, p.stable_uptime, t);
+        REQUIRE(d.what == action::restart);
+        CHECK(d.delay == p.initial_delay);
+    }
+    // Quick deaths still count, and the cap still holds for them.
+    for (unsigned i = 0; i < p.max_restarts; ++i) REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
+    CHECK(plan.on_exit(crashed, false, 10ms, t).what == action::give_up);
+}

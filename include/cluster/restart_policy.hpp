@@ -29,8 +29,8 @@ struct restart_policy {
     // died together do not all come back in the same millisecond.
     double jitter = 0.2;
     std::chrono::milliseconds stable_uptime{30'000};  // a worker up this long resets the backoff
-    unsigned max_restarts = 10;                       // more restarts than this within `period`:
-    std::chrono::milliseconds period{10'000};         // a crash loop; stop restarting
+    unsigned max_restarts = 10;                       // more restarts than this within `period`, of
+    std::chrono::milliseconds period{10'000};         // workers up less than stable_uptime: give up
 };
 
 struct restart_decision {
@@ -58,13 +58,17 @@ public:
         if (gave_up_) return {restart_decision::action::none, {}, "restarts were given up earlier"};
         if (auto why = not_replaced(status, exited_after_disconnect); !why.empty())
             return {restart_decision::action::none, {}, why};
-        if (uptime >= policy_.stable_uptime) step_ = 0;
+        // A worker that ran for stable_uptime was no crash loop: it starts the backoff over
+        // and is not counted, so workers that served for hours and were killed together (the
+        // OOM killer, a pkill) are all replaced, however many there are.
+        const bool stable = uptime >= policy_.stable_uptime;
+        if (stable) step_ = 0;
         while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
-        if (restarts_.size() >= policy_.max_restarts) {
+        if (!stable && restarts_.size() >= policy_.max_restarts) {
             gave_up_ = true;
             return {restart_decision::action::give_up, {}, storm_reason()};
         }
-        restarts_.push_back(now);
+        if (!stable) restarts_.push_back(now);
         const auto delay = jittered(backoff());
         ++step_;
         return {restart_decision::action::restart, delay, {}};
