@@ -20,6 +20,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <cluster/control.hpp>
@@ -215,40 +216,15 @@ public:
     // is ready (online, or w.ready() with wait_ready), then gracefully retires an old one. A
     // new worker not ready within ready_timeout is killed and the reload stops there; the old
     // workers keep serving. In exec mode the new workers run the program as it is on disk now.
-    // Emits a reload_event, and returns it.
-    task<reload_event> reload() {
-        auto turn = co_await take_turn();
-        reload_queued_ = false;
-        reload_event out;
-        if (!turn || stopping_) {
-            out.ok = false;
-            out.reason = "the primary is stopping";
-            co_return out;
-        }
-        std::vector<unsigned> old;
-        for (const auto& [slot, s] : slots_)
-            if (s.worker) old.push_back(s.worker->id());
-        for (unsigned id : old) {
-            auto r = co_await replace(id, stop_reason::reload);
-            if (!r.failure.empty()) {
-                out.ok = false;
-                out.reason = std::move(r.failure);
-                break;
-            }
-            out.replaced += r.replaced ? 1 : 0;
-        }
-        report(event<P>(out));
-        co_return out;
-    }
+    // Emits a reload_event, and returns it. A caller asked to stop first (main, at a stop
+    // signal) stops waiting with operation_canceled; the reload goes on (see on_own()).
+    task<reload_event> reload() { co_return co_await on_own(rolling_reload()); }
 
     // Keeps n workers: forks the missing ones, or gracefully retires the extra ones (those
     // waiting for a restart first, then the oldest), and returns once they have exited.
-    // Throws std::system_error if a worker cannot start.
-    task<void> scale(std::size_t n) {
-        auto turn = co_await take_turn();
-        if (!turn || stopping_) co_return;
-        co_await resize(n);
-    }
+    // Throws std::system_error if a worker cannot start. Like reload(), it goes on if the
+    // caller is asked to stop first.
+    task<void> scale(std::size_t n) { (void)co_await on_own(scale_to(n)); }
 
     // The primary's life in run(): main, then supervision until a stop — a stop signal, a
     // shutdown(), the restart policy giving up, or, once main has returned, no worker left
@@ -257,8 +233,12 @@ public:
         std::optional<signal_set> signals;
         if (options_.handle_signals) signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
         scope watching;
-        if (signals) watching.spawn(watch_signals(*this, *signals));
+        if (signals) {
+            signal_fd_ = signals->native_handle();
+            watching.spawn(watch_signals(*this, *signals));
+        }
         const int code = co_await run_main(std::move(main));
+        if (code == exit_code::failed) request_stop();  // a primary whose logic failed must not go on serving
         stop_listening();
         if (slots_.empty()) finished_.set();
         (void)co_await finished_.wait();
@@ -266,6 +246,7 @@ public:
         watching.request_stop();
         co_await watching.join();
         if (signals) drain(*signals);
+        signal_fd_ = -1;
         if (gave_up_) std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", give_up_reason_.c_str());
         co_return gave_up_ ? exit_code::gave_up : code;
     }
@@ -384,6 +365,7 @@ private:
     // In a fork-mode worker, still inside fork(): close what is the primary's, then run.
     int become_worker(unsigned id, unique_fd link) {
         ::close(ctx_->native_handle());
+        if (signal_fd_ >= 0) ::close(signal_fd_);
         for (const auto& [other, h] : handles_) h->close_in_forked_child();
         return detail::run_worker_process<P>(id, std::move(link), worker_main_);
     }
@@ -418,6 +400,9 @@ private:
         auto it = slots_.find(h.slot_);
         if (h.slot_ == 0 || it == slots_.end() || it->second.worker.get() != &h) return;
         it->second.worker.reset();
+        // h.disconnect() is the primary's code removing this worker, as scale() would: not
+        // a failure to recover from, whatever the mode.
+        if (h.reason_ == stop_reason::disconnect) return forget_slot(it->first);
         plan(it->first, h.id_, status, h.exited_after_disconnect_, clock::now() - h.started_);
     }
 
@@ -604,7 +589,7 @@ private:
         switch (signo) {
         case SIGTERM:
         case SIGINT:
-            if (finished_.is_set()) return stop_now();  // a second stop signal: no more waiting
+            if (++stop_signals_ > 1) return stop_now();  // the second one: no more waiting
             return request_stop();
         case SIGHUP:
             if (!reload_queued_) {
@@ -623,7 +608,71 @@ private:
         for (handle* h : workers()) (void)h->kill(SIGKILL);
     }
 
-    static task<void> reload_on_signal(primary& self) { (void)co_await self.reload(); }
+    static task<void> reload_on_signal(primary& self) { (void)co_await self.rolling_reload(true); }
+
+    // Cancelled halfway, a reload or a scale would take its waits' ends for answers: a new
+    // worker killed as not ready "in time", an old one SIGKILLed instead of retired. So they
+    // run among the primary's own tasks, where a caller's stop does not reach them, and the
+    // caller waits for the outcome (an exception included).
+    template <class T>
+    struct outcome {
+        std::optional<T> value;
+        std::exception_ptr error;
+        latch done;
+    };
+
+    template <class T>
+    task<T> on_own(task<T> t) {
+        auto out = std::make_shared<outcome<T>>();
+        tasks_.spawn(deliver(std::move(t), out));
+        const bool finished = co_await out->done.wait();
+        if (!finished)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: wait stopped");
+        if (out->error) std::rethrow_exception(out->error);
+        co_return std::move(*out->value);
+    }
+
+    template <class T>
+    static task<void> deliver(task<T> t, std::shared_ptr<outcome<T>> out) {
+        try {
+            out->value.emplace(co_await std::move(t));
+        } catch (...) {
+            out->error = std::current_exception();
+        }
+        out->done.set();
+    }
+
+    task<std::monostate> scale_to(std::size_t n) {
+        auto turn = co_await take_turn();
+        if (turn && !stopping_) co_await resize(n);
+        co_return std::monostate{};
+    }
+
+    // A SIGHUP's reload, once begun, is no longer queued: another SIGHUP queues the next.
+    task<reload_event> rolling_reload(bool by_signal = false) {
+        auto turn = co_await take_turn();
+        if (by_signal) reload_queued_ = false;
+        reload_event out;
+        if (!turn || stopping_) {
+            out.ok = false;
+            out.reason = "the primary is stopping";
+            co_return out;
+        }
+        std::vector<unsigned> old;
+        for (const auto& [slot, s] : slots_)
+            if (s.worker) old.push_back(s.worker->id());
+        for (unsigned id : old) {
+            auto r = co_await replace(id, stop_reason::reload);
+            if (!r.failure.empty()) {
+                out.ok = false;
+                out.reason = std::move(r.failure);
+                break;
+            }
+            out.replaced += r.replaced ? 1 : 0;
+        }
+        report(event<P>(out));
+        co_return out;
+    }
 
     // SIGTTIN adds a worker, SIGTTOU removes one, never the last (as gunicorn).
     static task<void> scale_on_signal(primary& self, int delta) {
@@ -717,7 +766,7 @@ private:
     }
 
     // A worker whose loop sends no heartbeat for `timeout` is hung: SIGTERM, then SIGKILL
-    // after `grace`. Ends when the worker exits (until_exit).
+    // after `grace`. Ends when the worker exits (until_exit) or its channel ends.
     static task<void> watch_heartbeats(std::shared_ptr<handle> h, std::chrono::milliseconds timeout,
                                        std::chrono::milliseconds grace) {
         for (;;) {
@@ -725,6 +774,10 @@ private:
             if (clock::now() < deadline) {
                 auto slept = co_await io::sleep_until(deadline);
                 if (!slept) co_return;
+            } else if (!h->is_connected()) {
+                // Its channel has ended (as when it disconnected itself): no beat can come any
+                // more, and it is leaving, not hung, while it finishes its work.
+                co_return;
             } else if (detail::bytes_waiting(h->link_.native_handle())) {
                 // We are behind, not the worker: its beats may be in what we have not read.
                 auto slept = co_await io::sleep_for(detail::heartbeat_interval(timeout));
@@ -872,6 +925,8 @@ private:
     bool shutdown_begun_ = false;
     bool listening_ = true;  // false once run()'s main has returned
     bool reload_queued_ = false;
+    unsigned stop_signals_ = 0;
+    int signal_fd_ = -1;  // run()'s signalfd, which a fork-mode worker must not keep
     bool gave_up_ = false;
     std::string give_up_reason_;
     restart_planner planner_;

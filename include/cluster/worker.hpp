@@ -186,8 +186,10 @@ private:
     }
 
     // max_messages: the primary replaces this worker (it keeps serving until disconnected).
+    // Asked again after each max_messages more, in case that replacement failed (was not
+    // ready in time): retried, but no faster than that, should replacements keep failing.
     void count_message() {
-        if (max_messages_ != 0 && ++received_ == max_messages_) {
+        if (max_messages_ != 0 && ++received_ % max_messages_ == 0) {
             const control::recycle r;
             (void)link_.send(r);
         }

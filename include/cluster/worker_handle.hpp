@@ -52,7 +52,7 @@ public:
         if (!disconnect_sent_) {
             disconnect_sent_ = true;
             // Queued without waiting for the socket to drain: a worker that reads nothing must
-            // not hold this up (stop_all()'s deadline is what deals with it). If the worker is
+            // not hold this up (shutdown()'s deadline is what deals with it). If the worker is
             // already gone, the wait below ends all the same.
             const control::disconnect leave;
             (void)link_.send(leave);
@@ -67,6 +67,8 @@ public:
     [[nodiscard]] bool is_connected() const noexcept { return connected_; }
     [[nodiscard]] bool is_dead() const noexcept { return child_.status().has_value(); }
     [[nodiscard]] bool exited_after_disconnect() const noexcept { return exited_after_disconnect_; }
+    // Why the primary is ending (or ended) it; none while it is not (see exit_event::reason).
+    [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
     // How the process ended, once it has.
     [[nodiscard]] const std::optional<exit_status>& status() const noexcept { return child_.status(); }
 
