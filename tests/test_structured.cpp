@@ -257,7 +257,8 @@ TEST_CASE("when_any: the first to finish wins, the losers are cancelled and awai
         auto v = co_await when_any(read_forever(fd), nops_then_count(1, done));
         CHECK(v.index() == 1);
         CHECK(done == 1);
-        CHECK(std::get<0>(co_await when_any(value_after(0, 9))) == 9);  // a single task
+        auto single = co_await when_any(value_after(0, 9));  // a single task
+        CHECK(std::get<0>(single) == 9);
     };
     sync_wait(body(sp[0].get()));
     // No stale read left in the kernel.

@@ -1,0 +1,743 @@
+// The restart policy and heartbeats with real processes: a crash loop hits the cap and run()
+// says so, the backoff grows and resets, which exits each restart_mode replaces, replacements
+// run the worker's code again (fork and exec mode), hung workers are killed and replaced, and
+// busy ones are not.
+#include <catch2/catch.hpp>
+
+#include <cluster/cluster.hpp>
+
+#include "cluster_fixture.hpp"
+#include "support.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+using cluster_fixture::hello;
+using cluster_fixture::proto;
+namespace behaviour = cluster_fixture::behaviour;
+
+namespace {
+
+using handle = worker_handle<proto>;
+using worker_main = primary<proto>::worker_main;
+using clock_type = std::chrono::steady_clock;
+using test_support::open_fd_count;
+
+// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
+constexpr auto wait_limit = 10s;
+
+template <class T>
+inline constexpr bool is_result_v = false;
+template <class T>
+inline constexpr bool is_result_v<result<T>> = true;
+
+// Awaits t, failing the test if it takes longer than wait_limit.
+template <class T>
+task<T> bounded(task<T> t) {
+    auto r = co_await with_timeout(std::move(t), wait_limit);
+    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << wait_limit.count() << " s");
+    if constexpr (is_result_v<T>)
+        co_return r;
+    else if constexpr (!std::is_void_v<T>)
+        co_return std::move(*r);
+}
+
+bool no_children() {
+    siginfo_t info{};
+    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// Runs body against a primary on a fresh loop, stops what is left, and checks that no
+// descriptor and no child outlives the primary.
+template <class Body>
+void with_primary(primary_options o, worker_main main, Body&& body) {
+    const std::size_t fds = open_fd_count();
+    {
+        io_context ctx;
+        primary<proto> p(std::move(o), std::move(main));
+        sync_wait(body(p));
+        sync_wait(bounded(p.shutdown()));
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+const fork_options as_configured{};
+
+task<handle&> fork_worker(primary<proto>& p) {
+    auto h = co_await bounded(p.try_fork(as_configured));
+    if (!h) FAIL("fork failed: " << h.error().message());
+    co_return **h;
+}
+
+// Takes events until worker id's event of kind k, which is the last one returned.
+task<std::vector<event<proto>>> events_through(primary<proto>& p, unsigned id, event_kind k) {
+    std::vector<event<proto>> seen;
+    do seen.push_back(co_await bounded(p.next_event()));
+    while (seen.back().kind() != k || seen.back().worker_id() != id);
+    co_return seen;
+}
+
+const char* kind_name(event_kind k) {
+    static constexpr std::array<const char*, 10> names{"fork",  "online",  "listening",         "message", "disconnect",
+                                                       "exit",  "setup",   "restart_scheduled", "gave_up", "reload"};
+    return names[static_cast<std::size_t>(k)];
+}
+
+// "1 fork, 1 online, …": each event's worker and kind, in order.
+std::string story_of(const std::vector<event<proto>>& events) {
+    std::string out;
+    for (const auto& e : events)
+        out += (out.empty() ? "" : ", ") + std::to_string(e.worker_id()) + " " + kind_name(e.kind());
+    return out;
+}
+
+// The kinds of worker id's events, in order.
+std::string kinds_of(const std::vector<event<proto>>& events, unsigned id) {
+    std::string out;
+    for (const auto& e : events)
+        if (e.worker_id() == id) out += (out.empty() ? "" : " ") + std::string(kind_name(e.kind()));
+    return out;
+}
+
+template <class E>
+std::vector<E> all_of(const std::vector<event<proto>>& events) {
+    std::vector<E> out;
+    for (const auto& e : events)
+        if (auto* x = e.template get_if<E>()) out.push_back(*x);
+    return out;
+}
+
+const exit_event& exit_of(const std::vector<event<proto>>& events) { return *events.back().get_if<exit_event>(); }
+
+std::vector<unsigned> living_ids(const primary<proto>& p) {
+    std::vector<unsigned> ids;
+    for (const handle* h : p.workers()) ids.push_back(h->id());
+    return ids;
+}
+
+// A policy whose delays are exact and short, so the sequence of restarts is the test's to check.
+primary_options quick_restarts(restart_mode mode = restart_mode::permanent) {
+    primary_options o;
+    o.restart.mode = mode;
+    o.restart.initial_delay = 1ms;
+    o.restart.factor = 1;
+    o.restart.jitter = 0;
+    return o;
+}
+
+// ---- what the fork-mode workers do (in the child: no Catch assertions) ----
+
+task<void> say_hello(worker<proto>& w) {
+    const hello h{w.id()};
+    auto sent = co_await w.send(h);
+    if (!sent) throw std::system_error(sent.error(), "send");
+}
+
+// The primary has this worker's hello once the reply comes back: what the worker does next
+// (spinning, say) cannot keep the hello from the primary.
+task<void> say_hello_and_wait_for_reply(worker<proto>& w) {
+    const hello h{w.id()};
+    auto answered = co_await w.request<hello>(h, wait_limit);
+    if (!answered) throw std::system_error(answered.error(), "request");
+}
+
+task<void> stay_until_disconnected(worker<proto>& w) {
+    while (auto m = co_await w.receive()) {
+    }
+}
+
+task<void> crash_at_once(worker<proto>&) {
+    throw std::runtime_error("thrown on purpose by the test's worker");
+    co_return;
+}
+
+task<void> exit_1_at_once(worker<proto>&) {
+    ::_exit(1);
+    co_return;
+}
+
+// The first worker of a test does what the test is about; its replacements stay until disconnected.
+bool is_first(const worker<proto>& w) { return w.id() == 1; }
+
+// Keeps the CPU without ever giving the loop a turn: no heartbeat goes out.
+[[noreturn]] void spin_forever() {
+    volatile std::uint64_t spins = 0;
+    for (;;) spins = spins + 1;
+}
+
+void spin_for(clock_type::duration d) {
+    volatile std::uint64_t spins = 0;
+    for (const auto until = clock_type::now() + d; clock_type::now() < until;) spins = spins + 1;
+}
+
+} // namespace
+
+// ---- crash loops ----
+
+namespace {
+
+constexpr unsigned crash_cap = 3;
+
+primary_options crash_loop_options() {
+    auto o = quick_restarts();
+    o.restart.max_restarts = crash_cap;
+    o.restart.period = 10s;
+    return o;
+}
+
+// run()'s main: records every event until the restart policy gives up.
+task<void> record_until_gave_up(primary<proto>& p, std::vector<event<proto>>& seen) {
+    (void)co_await p.fork(as_configured);
+    do seen.push_back(co_await bounded(p.next_event()));
+    while (!seen.back().is<gave_up_event>());
+}
+
+// The supervisor's part of the events: starts, exits and what the policy made of them.
+std::vector<event<proto>> supervision_only(const std::vector<event<proto>>& events) {
+    std::vector<event<proto>> out;
+    for (const auto& e : events)
+        if (e.is<fork_event>() || e.is<exit_event>() || e.is<restart_scheduled_event>() || e.is<gave_up_event>())
+            out.push_back(e);
+    return out;
+}
+
+// What a crash loop of crash_cap restarts looks like: each worker starts and dies, and is
+// replaced, until the exit one too many.
+std::string crash_loop_story() {
+    std::string out;
+    for (unsigned id = 1; id <= crash_cap + 1; ++id) {
+        const std::string w = std::to_string(id);
+        out += w + " fork, " + w + " exit, " + (id <= crash_cap ? w + " restart_scheduled, " : "");
+    }
+    return out + std::to_string(crash_cap + 1) + " gave_up";
+}
+
+} // namespace
+
+static_assert(exit_code::gave_up != exit_code::ok && exit_code::gave_up != exit_code::failed);
+
+TEST_CASE("a crash loop hits the restart cap: restarts, then gave_up, and run() returns exit_code::gave_up") {
+    const bool throws = GENERATE(true, false);
+    INFO((throws ? "the workers throw" : "the workers _exit(1)"));
+    std::vector<event<proto>> seen;
+    int code = -1;
+    const std::size_t fds = open_fd_count();
+    {
+        io_context ctx;
+        primary<proto> p(crash_loop_options(), throws ? crash_at_once : exit_1_at_once);
+        code = sync_wait(p.run([&seen](primary<proto>& self) { return record_until_gave_up(self, seen); }));
+        CHECK(p.gave_up());
+        CHECK(p.target() == 0);
+        CHECK(p.workers().empty());
+    }
+    CHECK(code == exit_code::gave_up);
+    REQUIRE(story_of(supervision_only(seen)) == crash_loop_story());
+    // A worker that _exits at once may die before its online message is out.
+    if (throws) CHECK(all_of<online_event>(seen).size() == crash_cap + 1);
+
+    for (const auto& gone : all_of<exit_event>(seen)) {
+        CHECK(gone.status.code == 1);
+        CHECK(gone.status.signal == 0);
+        CHECK(gone.reason == stop_reason::none);
+        CHECK_FALSE(gone.exited_after_disconnect);
+    }
+    const auto restarts = all_of<restart_scheduled_event>(seen);
+    for (unsigned i = 0; i < restarts.size(); ++i) {
+        CHECK(restarts[i].worker_id == i + 1);
+        CHECK(restarts[i].attempt == i + 1);
+        CHECK(restarts[i].delay == 1ms);
+    }
+    const auto gave_up = all_of<gave_up_event>(seen).front();
+    CHECK(gave_up.worker_id == crash_cap + 1);
+    CHECK(gave_up.reason == "more than 3 restarts within 10000 ms");
+
+    for (const auto& forked : all_of<fork_event>(seen)) CHECK(process_gone(forked.pid));
+    CHECK(no_children());
+    CHECK(open_fd_count() == fds);
+}
+
+TEST_CASE("restarts further apart than the period never add up to a crash loop") {
+    auto o = quick_restarts();
+    o.restart.initial_delay = 20ms;
+    o.restart.max_restarts = 1;
+    o.restart.period = 5ms;  // shorter than any two restarts are apart: each is the only one in its period
+    with_primary(o, crash_at_once, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        for (unsigned id = 1; id <= 4; ++id) {
+            auto events = co_await events_through(p, id, event_kind::restart_scheduled);
+            CHECK(all_of<gave_up_event>(events).empty());
+            CHECK(events.back().get_if<restart_scheduled_event>()->attempt == id);
+        }
+        CHECK_FALSE(p.gave_up());
+        CHECK(p.target() == 1);
+    });
+}
+
+// ---- backoff ----
+
+namespace {
+
+constexpr auto stable_uptime = 600ms;
+constexpr unsigned steady_worker = 5;  // the one worker that stays up longer than stable_uptime
+
+// Every worker crashes at once, but steady_worker first stays up for stable_uptime and more.
+task<void> crash_unless_steady(worker<proto>& w) {
+    if (w.id() == steady_worker) co_await io::sleep_for(stable_uptime + 100ms);
+    throw std::runtime_error("crashing on purpose");
+}
+
+} // namespace
+
+TEST_CASE("the backoff doubles up to max_delay, and a worker up for stable_uptime resets it") {
+    auto o = quick_restarts();
+    o.restart.initial_delay = 10ms;
+    o.restart.factor = 2;
+    o.restart.max_delay = 40ms;
+    o.restart.stable_uptime = stable_uptime;
+    o.restart.max_restarts = 100;
+    with_primary(o, crash_unless_steady, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        std::vector<restart_scheduled_event> restarts;
+        for (unsigned id = 1; id <= steady_worker + 1; ++id) {
+            auto events = co_await events_through(p, id, event_kind::restart_scheduled);
+            restarts.push_back(*events.back().get_if<restart_scheduled_event>());
+        }
+        std::vector<long> delays;
+        std::vector<unsigned> attempts;
+        for (const auto& r : restarts) {
+            delays.push_back(static_cast<long>(r.delay.count()));
+            attempts.push_back(r.attempt);
+        }
+        // Worker 5's exit comes after a stable uptime: back to the initial delay, attempt 1.
+        CHECK(delays == std::vector<long>{10, 20, 40, 40, 10, 20});
+        CHECK(attempts == std::vector<unsigned>{1, 2, 3, 4, 1, 2});
+    });
+}
+
+// ---- which exits each mode replaces ----
+
+namespace {
+
+enum class ending {
+    returns_0,     // the worker's code returns
+    throws,        // it throws: exit code 1
+    killed,        // the test SIGKILLs it
+    leaves,        // it calls w.disconnect(), then returns
+    disconnected,  // the test calls h.disconnect(); it returns
+};
+
+const char* ending_name(ending how) {
+    switch (how) {
+    case ending::returns_0: return "returns 0";
+    case ending::throws: return "throws";
+    case ending::killed: return "is SIGKILLed";
+    case ending::leaves: return "disconnects itself";
+    case ending::disconnected: return "is disconnected by the primary";
+    }
+    return "?";
+}
+
+const char* mode_name(restart_mode m) {
+    switch (m) {
+    case restart_mode::permanent: return "permanent";
+    case restart_mode::transient: return "transient";
+    case restart_mode::temporary: return "temporary";
+    }
+    return "?";
+}
+
+// h.disconnect() is the primary's code removing a worker: no mode replaces it.
+bool replaced(restart_mode mode, ending how) {
+    if (how == ending::disconnected) return false;
+    switch (mode) {
+    case restart_mode::permanent: return true;
+    case restart_mode::temporary: return false;
+    case restart_mode::transient: return how == ending::throws || how == ending::killed;
+    }
+    return false;
+}
+
+task<void> first_returns(worker<proto>& w) {
+    if (!is_first(w)) co_await stay_until_disconnected(w);
+}
+
+task<void> first_throws(worker<proto>& w) {
+    if (!is_first(w)) co_return co_await stay_until_disconnected(w);
+    throw std::runtime_error("thrown on purpose by the test's worker");
+}
+
+task<void> first_leaves(worker<proto>& w) {
+    if (is_first(w)) {
+        auto left = co_await w.disconnect();
+        if (!left) throw std::system_error(left.error(), "disconnect");
+    }
+    co_await stay_until_disconnected(w);
+}
+
+worker_main code_for(ending how) {
+    switch (how) {
+    case ending::returns_0: return first_returns;
+    case ending::throws: return first_throws;
+    case ending::leaves: return first_leaves;
+    case ending::killed:
+    case ending::disconnected: return stay_until_disconnected;
+    }
+    return stay_until_disconnected;
+}
+
+// What the test does to worker h, once online, to end it as `how` says.
+task<void> end_worker(handle& h, ending how) {
+    if (how == ending::killed) REQUIRE(h.kill(SIGKILL).has_value());
+    if (how == ending::disconnected) {
+        auto left = co_await bounded(h.disconnect());
+        REQUIRE(left.has_value());
+    }
+}
+
+void check_exit(const exit_event& gone, ending how) {
+    CHECK(gone.status.signal == (how == ending::killed ? SIGKILL : 0));
+    CHECK(gone.status.code == (how == ending::throws ? 1 : 0));
+    CHECK(gone.exited_after_disconnect == (how == ending::leaves || how == ending::disconnected));
+    CHECK(gone.reason == (how == ending::disconnected ? stop_reason::disconnect : stop_reason::none));
+}
+
+} // namespace
+
+TEST_CASE("permanent replaces every exit, transient only crashes, temporary none, and h.disconnect() is a removal") {
+    const restart_mode mode = GENERATE(restart_mode::permanent, restart_mode::transient, restart_mode::temporary);
+    const ending how = GENERATE(ending::returns_0, ending::throws, ending::killed, ending::leaves, ending::disconnected);
+    const bool expect_restart = replaced(mode, how);
+    INFO(mode_name(mode) << ", the worker " << ending_name(how) << (expect_restart ? ": replaced" : ": not replaced"));
+    with_primary(quick_restarts(mode), code_for(how), [&](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        (void)co_await events_through(p, 1, event_kind::online);
+        co_await end_worker(h, how);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        check_exit(exit_of(ended), how);
+        // The policy decided as the exit event was queued: a restart is pending or the slot is gone.
+        CHECK(p.target() == (expect_restart ? 1u : 0u));
+        if (expect_restart) {
+            auto next = co_await bounded(p.next_event());
+            REQUIRE(next.is<restart_scheduled_event>());
+            CHECK(next.worker_id() == 1);
+            CHECK(next.get_if<restart_scheduled_event>()->attempt == 1);
+            auto replacement = co_await events_through(p, 2, event_kind::online);
+            CHECK(kinds_of(replacement, 2) == "fork online");
+            CHECK(living_ids(p) == std::vector<unsigned>{2});
+            CHECK(p.target() == 1);
+        } else {
+            // Anything the policy said about worker 1 would come before this fork's event.
+            (void)co_await fork_worker(p);
+            auto next = co_await bounded(p.next_event());
+            CHECK(story_of({next}) == "2 fork");
+            CHECK(p.target() == 1);
+        }
+    });
+}
+
+TEST_CASE("a transient worker that disconnected itself and then crashed is not replaced") {
+    auto leave_then_crash = [](worker<proto>& w) -> task<void> {
+        auto left = co_await w.disconnect();
+        if (!left) throw std::system_error(left.error(), "disconnect");
+        throw std::runtime_error("crashing after the disconnect");
+    };
+    with_primary(quick_restarts(restart_mode::transient), leave_then_crash, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        CHECK(exit_of(ended).status.code == 1);
+        CHECK(exit_of(ended).exited_after_disconnect);
+        CHECK(p.target() == 0);
+    });
+}
+
+// ---- replacements ----
+
+namespace {
+
+const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
+
+std::string real_path(const char* path) {
+    char resolved[PATH_MAX];
+    return ::realpath(path, resolved) ? resolved : "";
+}
+
+primary_options reporting_workers(start_mode mode) {
+    auto o = quick_restarts();
+    o.restart.initial_delay = 50ms;  // a few restarts while the test looks, not a storm
+    o.mode = mode;
+    if (mode == start_mode::exec) {
+        o.exec = CLUSTER_WORKER_FIXTURE;
+        o.args = std::vector<std::string>{};
+    }
+    o.env[cluster_fixture::behaviour_env] = behaviour::report_identity;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("a replacement is a new worker: a new id and process, its own fork and online, the worker's code again") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    INFO(mode_name(mode));
+    const std::string exe = mode == start_mode::exec ? real_path(CLUSTER_WORKER_FIXTURE) : real_path("/proc/self/exe");
+    // report_identity returns once it has reported: permanent replaces it after its exit code 0.
+    with_primary(reporting_workers(mode), cluster_fixture::worker_main, [&](primary<proto>& p) -> task<void> {
+        const pid_t first_pid = (co_await fork_worker(p)).pid();
+        auto first = co_await events_through(p, 1, event_kind::restart_scheduled);
+        CHECK(kinds_of(first, 1) == "fork online message disconnect exit restart_scheduled");
+        auto second = co_await events_through(p, 2, event_kind::message);
+        CHECK(kinds_of(second, 2) == "fork online message");
+        const auto forked = all_of<fork_event>(second).front();
+        CHECK(forked.pid != first_pid);
+        const auto* me = second.back().message<cluster_fixture::identity>();
+        REQUIRE(me);
+        CHECK(me->worker);
+        CHECK(me->worker_id == 2);
+        CHECK(me->exe == exe);
+    });
+}
+
+TEST_CASE("a replacement starts no sooner than its restart delay") {
+    auto o = quick_restarts();
+    o.restart.initial_delay = 300ms;
+    with_primary(o, stay_until_disconnected, [&](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        (void)co_await events_through(p, 1, event_kind::online);
+        const auto killed_at = clock_type::now();
+        REQUIRE(h.kill(SIGKILL).has_value());
+        auto ended = co_await events_through(p, 1, event_kind::restart_scheduled);
+        CHECK(ended.back().get_if<restart_scheduled_event>()->delay == 300ms);
+        CHECK(p.target() == 1);
+        CHECK(p.workers().empty());
+        (void)co_await events_through(p, 2, event_kind::fork);
+        CHECK(clock_type::now() - killed_at >= 300ms);
+    });
+}
+
+// ---- heartbeats ----
+
+namespace {
+
+constexpr auto heartbeat_timeout = 500ms;
+constexpr auto kill_timeout = 500ms;
+// On top of a deadline, for a loaded machine under ASan.
+constexpr auto margin = 3s;
+
+primary_options watched() {
+    auto o = quick_restarts();
+    o.heartbeat_timeout = heartbeat_timeout;
+    o.kill_timeout = kill_timeout;
+    return o;
+}
+
+task<void> spin_after_hello(worker<proto>& w) {
+    if (!is_first(w)) co_return co_await stay_until_disconnected(w);
+    co_await say_hello_and_wait_for_reply(w);
+    spin_forever();
+}
+
+task<void> spin_deaf_to_sigterm(worker<proto>& w) {
+    if (!is_first(w)) co_return co_await stay_until_disconnected(w);
+    ::signal(SIGTERM, SIG_IGN);
+    co_await say_hello_and_wait_for_reply(w);
+    spin_forever();
+}
+
+task<void> spin_with_sigterm_blocked(worker<proto>& w) {
+    if (!is_first(w)) co_return co_await stay_until_disconnected(w);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &term, nullptr);
+    co_await say_hello_and_wait_for_reply(w);
+    spin_forever();
+}
+
+// Answers the worker's hello, after which it spins; returns when it did.
+task<clock_type::time_point> let_it_spin(primary<proto>& p) {
+    auto asked = co_await bounded(p.next_message<hello>());
+    const hello answer = asked.value;
+    auto replied = co_await p.reply(asked, answer);
+    REQUIRE(replied.has_value());
+    co_return clock_type::now();
+}
+
+} // namespace
+
+TEST_CASE("a worker spinning without turning its loop is SIGTERMed as hung and replaced") {
+    with_primary(watched(), spin_after_hello, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        const auto spinning_since = co_await let_it_spin(p);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        const auto took = clock_type::now() - spinning_since;
+        const auto& gone = exit_of(ended);
+        CHECK(gone.hung());
+        CHECK(gone.reason == stop_reason::hung);
+        CHECK(gone.status.signal == SIGTERM);
+        CHECK_FALSE(gone.exited_after_disconnect);
+        CHECK(took < heartbeat_timeout + margin);
+        auto next = co_await bounded(p.next_event());
+        CHECK(story_of({next}) == "1 restart_scheduled");
+        auto replacement = co_await events_through(p, 2, event_kind::online);
+        CHECK(kinds_of(replacement, 2) == "fork online");
+    });
+}
+
+TEST_CASE("a hung worker that does not die of SIGTERM is SIGKILLed after kill_timeout") {
+    const bool ignores = GENERATE(true, false);
+    INFO((ignores ? "SIGTERM ignored" : "SIGTERM blocked"));
+    const worker_main spin = ignores ? spin_deaf_to_sigterm : spin_with_sigterm_blocked;
+    with_primary(watched(), spin, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        const auto spinning_since = co_await let_it_spin(p);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        const auto took = clock_type::now() - spinning_since;
+        const auto& gone = exit_of(ended);
+        CHECK(gone.hung());
+        CHECK(gone.status.signal == SIGKILL);
+        CHECK(took >= kill_timeout);
+        CHECK(took < heartbeat_timeout + kill_timeout + margin);
+        auto replacement = co_await events_through(p, 2, event_kind::online);
+        CHECK(kinds_of(replacement, 1) == "restart_scheduled");
+    });
+}
+
+namespace {
+
+// Works for several heartbeat timeouts, in small pieces, each followed by a turn of the loop.
+task<void> busy_in_pieces(worker<proto>& w) {
+    for (const auto until = clock_type::now() + 3 * heartbeat_timeout; clock_type::now() < until;) {
+        spin_for(1ms);
+        auto turned = co_await io::nop();
+        if (!turned) throw std::system_error(turned.error(), "nop");
+    }
+    co_await say_hello(w);
+    co_await stay_until_disconnected(w);
+}
+
+// Spins for longer than any heartbeat timeout of these tests, without a turn of its loop.
+task<void> spin_a_while(worker<proto>& w) {
+    spin_for(3 * heartbeat_timeout);
+    co_await say_hello(w);
+    co_await stay_until_disconnected(w);
+}
+
+// Worker 1 is still there after what it was doing, and leaves when asked.
+task<void> check_it_survived(primary<proto>& p, handle& h) {
+    auto done = co_await events_through(p, 1, event_kind::message);
+    CHECK(kinds_of(done, 1) == "fork online message");
+    CHECK_FALSE(h.is_dead());
+    auto left = co_await bounded(h.disconnect());
+    CHECK(left.has_value());
+    auto ended = co_await events_through(p, 1, event_kind::exit);
+    CHECK(exit_of(ended).reason == stop_reason::disconnect);
+    CHECK(exit_of(ended).status.success());
+}
+
+} // namespace
+
+TEST_CASE("a worker that keeps its loop turning while busy is not hung") {
+    with_primary(watched(), busy_in_pieces, [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        co_await check_it_survived(p, h);
+    });
+}
+
+TEST_CASE("heartbeat_timeout 0 turns the watchdog off: a spinning worker is left alone") {
+    auto o = watched();
+    o.heartbeat_timeout = 0ms;
+    with_primary(o, spin_a_while, [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        co_await check_it_survived(p, h);
+    });
+}
+
+namespace {
+
+constexpr unsigned burst = 100'000;
+
+task<void> send_a_burst(worker<proto>& w) {
+    const hello h{w.id()};
+    for (unsigned i = 0; i < burst; ++i) {
+        auto sent = co_await w.send(h);
+        if (!sent) throw std::system_error(sent.error(), "send");
+    }
+    co_await stay_until_disconnected(w);
+}
+
+} // namespace
+
+TEST_CASE("a burst of messages does not hold up the heartbeats behind it into a false hang") {
+    auto o = watched();
+    o.heartbeat_timeout = 200ms;
+    with_primary(o, send_a_burst, [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        for (unsigned received = 0; received < burst;) {
+            auto e = co_await bounded(p.next_event());
+            if (auto* gone = e.get_if<exit_event>())
+                FAIL("worker exited after " << received << " messages, stop reason: " << to_string(gone->reason));
+            received += e.message<hello>() != nullptr;
+        }
+        CHECK_FALSE(h.is_dead());
+        auto left = co_await bounded(h.disconnect());
+        CHECK(left.has_value());
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        CHECK(exit_of(ended).reason == stop_reason::disconnect);
+    });
+}
+
+// The worker's beats wait in the socket meanwhile: late to be read is not late to be sent.
+TEST_CASE("a primary whose own loop stalls past heartbeat_timeout does not take its workers for hung") {
+    with_primary(watched(), stay_until_disconnected, [](primary<proto>& p) -> task<void> {
+        handle& h = co_await fork_worker(p);
+        (void)co_await events_through(p, 1, event_kind::online);
+        spin_for(3 * heartbeat_timeout);
+        auto left = co_await bounded(h.disconnect());
+        CHECK(left.has_value());
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        CHECK(exit_of(ended).reason == stop_reason::disconnect);
+        CHECK(exit_of(ended).status.success());
+    });
+}
+
+namespace {
+
+// Leaves the cluster, then finishes its work, its loop turning all along.
+task<void> leave_then_finish(worker<proto>& w) {
+    auto left = co_await w.disconnect();
+    if (!left) throw std::system_error(left.error(), "disconnect");
+    (void)co_await io::sleep_for(3 * heartbeat_timeout);
+}
+
+} // namespace
+
+// A regression test: the watchdog went on after the worker disconnected itself, when its
+// channel is closed and no beat can come, and SIGTERMed it as hung while it finished its work.
+TEST_CASE("a worker that disconnected itself is not hung while it finishes its work") {
+    with_primary(watched(), leave_then_finish, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        const auto& gone = exit_of(ended);
+        CHECK_FALSE(gone.hung());
+        CHECK(gone.status.success());
+        CHECK(gone.exited_after_disconnect);
+    });
+}

@@ -1,0 +1,772 @@
+// Scaling and recycling with real processes and signals: scale() up and down, SIGTTIN and
+// SIGTTOU sent to run(), max_messages and max_memory replacing a worker through the reload
+// path, resident_memory(), and how recycling, scaling and reload take turns.
+#include <catch2/catch.hpp>
+
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+
+#include "support.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+
+namespace scale_test {
+
+struct ping {
+    std::uint64_t seq = 0;
+};
+BOOST_DESCRIBE_STRUCT(ping, (), (seq))
+
+// Who answered, and how many messages it had received by then, this ping included.
+struct pong {
+    std::uint64_t seq = 0;
+    std::uint32_t worker_id = 0;
+    std::uint64_t received = 0;
+};
+BOOST_DESCRIBE_STRUCT(pong, (), (seq, worker_id, received))
+
+// Allocate this much and touch every page; keep it until exit.
+struct hog {
+    std::uint64_t mib = 0;
+};
+BOOST_DESCRIBE_STRUCT(hog, (), (mib))
+
+// A sum read back from the touched pages, so no compiler drops the writes.
+struct hogged {
+    std::uint64_t checksum = 0;
+};
+BOOST_DESCRIBE_STRUCT(hogged, (), (checksum))
+
+// Call ready(): with wait_ready, the test decides when a reload's new worker takes over.
+struct go {};
+BOOST_DESCRIBE_STRUCT(go, (), ())
+
+} // namespace scale_test
+
+using namespace scale_test;
+using P = protocol<ping, pong, hog, hogged, go>;
+using handle = worker_handle<P>;
+
+namespace {
+
+using test_support::open_fd_count;
+
+// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
+constexpr auto patience = 10s;
+constexpr std::size_t mib = std::size_t{1} << 20;
+constexpr std::size_t sample_stride = 4096;  // one byte read back per (small) page
+
+// ---- the workers ----
+
+std::uint64_t touch(std::vector<std::unique_ptr<unsigned char[]>>& held, std::size_t bytes) {
+    auto block = std::make_unique_for_overwrite<unsigned char[]>(bytes);
+    std::memset(block.get(), 0x5a, bytes);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < bytes; i += sample_stride) sum += block[i];
+    held.push_back(std::move(block));
+    return sum;
+}
+
+// Answers every message until the primary disconnects it. No Catch here: it runs in the worker.
+task<void> serve(worker<P>& w) {
+    std::uint64_t received = 0;
+    std::vector<std::unique_ptr<unsigned char[]>> held;
+    while (auto m = co_await w.receive()) {
+        ++received;
+        if (const auto* p = m->get_if<ping>()) {
+            const pong answer{p->seq, w.id(), received};
+            (void)co_await w.reply(*m, answer);
+        } else if (const auto* h = m->get_if<hog>()) {
+            const hogged answer{touch(held, h->mib * mib)};
+            (void)co_await w.reply(*m, answer);
+        } else if (m->is<go>()) {
+            (void)co_await w.ready();
+        }
+    }
+}
+
+// ---- waiting, bounded ----
+
+template <class T>
+inline constexpr bool is_result_v = false;
+template <class T>
+inline constexpr bool is_result_v<result<T>> = true;
+
+// Awaits t, failing the test if it takes longer than patience. A task of result<U> gives
+// its other failures back for the caller to check.
+template <class T>
+task<T> bounded(task<T> t) {
+    auto r = co_await with_timeout(std::move(t), patience);
+    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << patience.count() << " s");
+    if constexpr (is_result_v<T>)
+        co_return r;
+    else if constexpr (!std::is_void_v<T>)
+        co_return std::move(*r);
+}
+
+template <class E>
+task<E> next(primary<P>& p) {
+    co_return co_await bounded(p.next<E>());
+}
+
+// The next event, if one is queued now: a timeout of zero loses to a take that needs no wait.
+task<std::optional<event<P>>> queued_event(primary<P>& p) {
+    auto e = co_await with_timeout(p.next_event(), 0ms);
+    if (!e) co_return std::nullopt;
+    co_return std::move(*e);
+}
+
+// Every event queued now.
+task<std::vector<event<P>>> queued_events(primary<P>& p) {
+    std::vector<event<P>> out;
+    while (auto e = co_await queued_event(p)) out.push_back(std::move(*e));
+    co_return out;
+}
+
+// Takes events until n workers came online; returns all it took.
+task<std::vector<event<P>>> until_online(primary<P>& p, std::size_t n) {
+    std::vector<event<P>> seen;
+    for (std::size_t online = 0; online < n;) {
+        seen.push_back(co_await bounded(p.next_event()));
+        online += seen.back().is<online_event>();
+    }
+    co_return seen;
+}
+
+// Takes events through the next E; returns all it took, that one last.
+template <class E>
+task<std::vector<event<P>>> through(primary<P>& p) {
+    std::vector<event<P>> seen;
+    do seen.push_back(co_await bounded(p.next_event()));
+    while (!seen.back().is<E>());
+    co_return seen;
+}
+
+// Nothing at all happens for `quiet`: for what must not happen, there is no event to wait on.
+task<void> expect_quiet(primary<P>& p, std::chrono::milliseconds quiet) {
+    auto e = co_await with_timeout(p.next_event(), quiet);
+    if (e) FAIL("unexpected event of kind " << static_cast<int>(e->kind()) << " about worker " << e->worker_id());
+}
+
+// ---- reading what happened ----
+
+// Where in `events` the first event of kind E about worker id is; events.size() if none.
+template <class E>
+std::size_t position(const std::vector<event<P>>& events, unsigned id) {
+    for (std::size_t i = 0; i < events.size(); ++i)
+        if (events[i].is<E>() && events[i].worker_id() == id) return i;
+    return events.size();
+}
+
+template <class E>
+std::vector<E> only(const std::vector<event<P>>& events) {
+    std::vector<E> out;
+    for (const auto& e : events)
+        if (const auto* x = e.template get_if<E>()) out.push_back(*x);
+    return out;
+}
+
+std::set<unsigned> ids_of(const std::vector<fork_event>& forks) {
+    std::set<unsigned> out;
+    for (const auto& f : forks) out.insert(f.worker_id);
+    return out;
+}
+
+std::vector<unsigned> listed_ids(const primary<P>& p) {
+    std::vector<unsigned> ids;
+    for (const handle* h : p.workers()) ids.push_back(h->id());
+    return ids;
+}
+
+// ---- talking to workers ----
+
+task<result<pong>> request_ping(handle& h, std::uint64_t seq) {
+    const ping m{seq};
+    co_return co_await h.request<pong>(m, patience);
+}
+
+task<pong> ping_ok(handle& h, std::uint64_t seq) {
+    auto r = co_await request_ping(h, seq);
+    if (!r) FAIL("ping " << seq << " to worker " << h.id() << ": " << r.error().message());
+    co_return *r;
+}
+
+task<void> tell_ready(handle& h) {
+    const go m;
+    auto sent = co_await h.send(m);
+    if (!sent) FAIL("go to worker " << h.id() << ": " << sent.error().message());
+}
+
+// ---- the primary ----
+
+bool no_children() {
+    siginfo_t info{};
+    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+// Runs body against a primary on a fresh loop, stops what is left, and checks that no
+// descriptor and no child outlives the primary.
+template <class Body>
+void with_primary(primary_options o, Body&& body) {
+    const std::size_t fds = open_fd_count();
+    {
+        io_context ctx;
+        primary<P> p(std::move(o), serve);
+        sync_wait(body(p));
+        sync_wait(bounded(p.shutdown()));
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+} // namespace
+
+TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and returns once they exited") {
+    with_primary(primary_options{}, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        CHECK(p.target() == 2);
+        (void)co_await until_online(p, 2);
+
+        co_await bounded(p.scale(5));
+        CHECK(p.target() == 5);
+        auto started = co_await until_online(p, 3);
+        CHECK(ids_of(only<fork_event>(started)) == std::set<unsigned>{3, 4, 5});
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 2, 3, 4, 5});
+
+        co_await bounded(p.scale(1));
+        CHECK(p.target() == 1);
+        for (unsigned id = 1; id <= 4; ++id) {
+            INFO("worker " << id);
+            REQUIRE(p.worker(id) != nullptr);  // its exit event is not taken yet
+            CHECK(p.worker(id)->is_dead());
+        }
+        CHECK(listed_ids(p) == std::vector<unsigned>{5});
+        auto retired = only<exit_event>(co_await queued_events(p));
+        REQUIRE(retired.size() == 4);
+        for (const auto& x : retired) {
+            INFO("worker " << x.worker_id);
+            CHECK(x.worker_id <= 4);
+            CHECK(x.reason == stop_reason::scale_down);
+            CHECK(x.exited_after_disconnect);
+            CHECK(x.status.success());
+        }
+
+        co_await bounded(p.scale(0));
+        CHECK(p.target() == 0);
+        CHECK(p.workers().empty());
+        auto last = co_await next<exit_event>(p);
+        CHECK(last.worker_id == 5);
+        CHECK(last.reason == stop_reason::scale_down);
+        CHECK(last.exited_after_disconnect);
+    });
+}
+
+TEST_CASE("scaling down gives up a slot waiting for its restart before any running worker") {
+    constexpr auto restart_delay = 750ms;
+    primary_options o;
+    o.restart.initial_delay = restart_delay;
+    o.restart.jitter = 0;
+    with_primary(o, [&](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(3));
+        (void)co_await until_online(p, 3);
+
+        // The middle one, so that "the oldest" would be another.
+        REQUIRE(p.worker(2)->kill(SIGKILL).has_value());
+        auto killed = co_await next<exit_event>(p);
+        CHECK(killed.worker_id == 2);
+        CHECK(killed.status.signal == SIGKILL);
+        auto planned = co_await next<restart_scheduled_event>(p);
+        CHECK(planned.worker_id == 2);
+        CHECK(planned.delay == restart_delay);
+        CHECK(p.target() == 3);
+
+        co_await bounded(p.scale(2));
+        CHECK(p.target() == 2);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 3});
+        // No worker retired, and the cancelled restart forks nothing when its time comes.
+        co_await expect_quiet(p, 2 * restart_delay);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 3});
+        CHECK(p.target() == 2);
+    });
+}
+
+namespace {
+
+bool is_pending(int signo) {
+    sigset_t pending;
+    sigemptyset(&pending);
+    ::sigpending(&pending);
+    return sigismember(&pending, signo) == 1;
+}
+
+// A signal that changes nothing has no event to wait for. The primary's signalfd takes it
+// off the pending set; one more turn of the loop and the primary has acted on what it read.
+task<void> until_handled(int signo) {
+    while (is_pending(signo)) (void)co_await io::sleep_for(1ms);
+    (void)co_await io::sleep_for(1ms);
+}
+
+task<void> raise_and_wait_handled(int signo) {
+    REQUIRE(::kill(::getpid(), signo) == 0);
+    co_await bounded(until_handled(signo));
+}
+
+task<unsigned> raise_and_expect_fork(primary<P>& p) {
+    REQUIRE(::kill(::getpid(), SIGTTIN) == 0);
+    const unsigned id = (co_await next<fork_event>(p)).worker_id;
+    auto up = co_await next<online_event>(p);
+    CHECK(up.worker_id == id);
+    co_return id;
+}
+
+task<void> raise_and_expect_retired(primary<P>& p, unsigned oldest) {
+    REQUIRE(::kill(::getpid(), SIGTTOU) == 0);
+    auto gone = co_await next<exit_event>(p);
+    CHECK(gone.worker_id == oldest);
+    CHECK(gone.reason == stop_reason::scale_down);
+    CHECK(gone.exited_after_disconnect);
+}
+
+task<void> scale_by_signals(primary<P>& p) {
+    co_await bounded(p.scale(1));
+    (void)co_await until_online(p, 1);
+
+    // Bound first: a co_await inside CHECK is also in its unevaluated branch, which g++ runs.
+    const unsigned second = co_await raise_and_expect_fork(p);
+    CHECK(second == 2);
+    CHECK(p.target() == 2);
+    const unsigned third = co_await raise_and_expect_fork(p);
+    CHECK(third == 3);
+    CHECK(p.target() == 3);
+
+    co_await raise_and_expect_retired(p, 1);
+    CHECK(p.target() == 2);
+    co_await raise_and_expect_retired(p, 2);
+    CHECK(p.target() == 1);
+
+    co_await raise_and_wait_handled(SIGTTOU);
+    // Scaling takes turns: once this scale(1) has run, so has what SIGTTOU started. Had it
+    // retired the last worker, this would have forked another.
+    co_await bounded(p.scale(1));
+    CHECK(listed_ids(p) == std::vector<unsigned>{3});
+    CHECK(p.target() == 1);
+
+    // The next thing to happen is SIGTTIN's fork: nothing left over from SIGTTOU.
+    REQUIRE(::kill(::getpid(), SIGTTIN) == 0);
+    auto e = co_await bounded(p.next_event());
+    CHECK(e.is<fork_event>());
+    CHECK(e.worker_id() == 4);
+
+    REQUIRE(::kill(::getpid(), SIGTERM) == 0);
+}
+
+// SIGTTIN and SIGTTOU stop a process by default: one left pending when a failing test ends
+// run() early, and so unblocks them, would freeze the whole test binary.
+class ignoring {
+public:
+    explicit ignoring(std::initializer_list<int> signals) {
+        for (int s : signals) {
+            struct sigaction ignore{};
+            ignore.sa_handler = SIG_IGN;
+            sigemptyset(&ignore.sa_mask);
+            struct sigaction before{};
+            ::sigaction(s, &ignore, &before);
+            previous_.emplace_back(s, before);
+        }
+    }
+    ignoring(const ignoring&) = delete;
+    ignoring& operator=(const ignoring&) = delete;
+    ~ignoring() {
+        for (const auto& [s, before] : previous_) ::sigaction(s, &before, nullptr);
+    }
+
+private:
+    std::vector<std::pair<int, struct sigaction>> previous_;
+};
+
+} // namespace
+
+TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never the last") {
+    // Linux keeps a blocked signal pending even if it is ignored: the signalfd still reads it.
+    const ignoring job_control{SIGTTIN, SIGTTOU};
+    const std::size_t fds = open_fd_count();
+    int code = -1;
+    {
+        io_context ctx;
+        primary<P> p(primary_options{}, serve);
+        code = sync_wait(p.run(scale_by_signals));
+    }
+    CHECK(code == exit_code::ok);
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+TEST_CASE("max_messages: the worker that got its 50th message is replaced through the reload path, losing nothing") {
+    primary_options o;
+    o.max_messages = 50;
+    with_primary(o, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(1));
+        (void)co_await until_online(p, 1);
+        handle& old = *p.worker(1);
+
+        for (std::uint64_t seq = 1; seq <= 50; ++seq) {
+            CHECK(p.workers().size() == 1);
+            auto answer = co_await ping_ok(old, seq);
+            CHECK(answer.received == seq);
+        }
+        // Its ask to be replaced came ahead of the 50th answer, and a fork-mode worker is
+        // listed the moment it is forked.
+        CHECK(p.workers().size() == 2);
+
+        // Queued now, before the loop can see the replacement online: ahead of the disconnect
+        // that retires the worker, so it must answer every one.
+        std::vector<task<result<pong>>> burst;
+        for (std::uint64_t seq = 51; seq <= 70; ++seq) burst.push_back(request_ping(old, seq));
+        auto answers = co_await bounded(when_all(std::move(burst)));
+        for (const auto& a : answers) {
+            REQUIRE(a.has_value());
+            CHECK(a->worker_id == 1);
+            CHECK(a->received == a->seq);
+        }
+
+        auto events = co_await through<reload_event>(p);
+        const auto forks = only<fork_event>(events);
+        REQUIRE(forks.size() == 1);
+        const unsigned fresh = forks.front().worker_id;
+        CHECK(fresh == 2);
+        const std::size_t up = position<online_event>(events, fresh);
+        const std::size_t left = position<disconnect_event>(events, 1);
+        const std::size_t gone = position<exit_event>(events, 1);
+        CHECK(up < left);
+        CHECK(left < gone);
+        REQUIRE(gone < events.size());
+        const auto& x = *events[gone].get_if<exit_event>();
+        CHECK(x.reason == stop_reason::max_messages);
+        CHECK(x.exited_after_disconnect);
+        CHECK(x.status.success());
+        const auto& done = *events.back().get_if<reload_event>();
+        CHECK(done.cause == stop_reason::max_messages);
+        CHECK(done.ok);
+        CHECK(done.replaced == 1);
+
+        CHECK(listed_ids(p) == std::vector<unsigned>{fresh});
+        CHECK(p.target() == 1);
+        auto answer = co_await ping_ok(*p.worker(fresh), 1);
+        CHECK(answer.worker_id == fresh);
+        CHECK(answer.received == 1);
+    });
+}
+
+namespace {
+
+constexpr std::uint64_t limit = 10;
+constexpr std::uint64_t jitter = 10;
+
+// Pings the only worker one message at a time until its replacement starts; returns how many
+// it got. A worker's request to be replaced travels ahead of its answer, and a fork-mode
+// worker is listed the moment it is forked: so the replacement is listed by the time the
+// answer to the message that reached the limit arrives.
+task<std::uint64_t> ping_until_replaced(primary<P>& p, std::uint64_t& seq) {
+    REQUIRE(p.workers().size() == 1);
+    handle& h = *p.workers().front();
+    for (std::uint64_t got = 1;; ++got) {
+        auto answer = co_await ping_ok(h, ++seq);
+        CHECK(answer.received == got);
+        if (p.workers().size() > 1) co_return got;
+        if (got > limit + jitter) FAIL("worker " << h.id() << " was not replaced after " << got << " messages");
+    }
+}
+
+} // namespace
+
+TEST_CASE("max_messages with jitter: each worker is replaced after between M and M + J messages") {
+    constexpr std::size_t recycles = 8;
+    primary_options o;
+    o.max_messages = limit;
+    o.max_messages_jitter = jitter;
+    with_primary(o, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(1));
+        (void)co_await until_online(p, 1);
+        std::vector<std::uint64_t> limits;
+        std::uint64_t seq = 0;
+        for (std::size_t i = 0; i < recycles; ++i) {
+            const unsigned old = p.workers().front()->id();
+            limits.push_back(co_await ping_until_replaced(p, seq));
+            auto events = co_await through<reload_event>(p);
+            const auto exits = only<exit_event>(events);
+            REQUIRE(exits.size() == 1);
+            CHECK(exits.front().worker_id == old);
+            CHECK(exits.front().reason == stop_reason::max_messages);
+            const auto& done = *events.back().get_if<reload_event>();
+            CHECK(done.cause == stop_reason::max_messages);
+            CHECK(done.ok);
+            CHECK(done.replaced == 1);
+        }
+        INFO("messages per worker: " << Catch::Detail::stringify(limits));
+        for (auto n : limits) {
+            CHECK(n >= limit);
+            CHECK(n <= limit + jitter);
+        }
+        // Eight draws from eleven values, all alike: about once in 20 million runs.
+        CHECK(std::set<std::uint64_t>(limits.begin(), limits.end()).size() > 1);
+    });
+}
+
+namespace {
+
+task<std::size_t> idle_worker_rss(primary<P>& p) {
+    co_await bounded(p.scale(1));
+    (void)co_await until_online(p, 1);
+    auto rss = resident_memory(p.workers().front()->pid());
+    REQUIRE(rss.has_value());
+    co_await bounded(p.scale(0));
+    (void)co_await next<exit_event>(p);
+    co_return *rss;
+}
+
+} // namespace
+
+TEST_CASE("max_memory: a worker above the limit is replaced through the reload path, an idle one is left alone") {
+    constexpr std::uint64_t allocated_mib = 64;
+    constexpr std::size_t headroom = 32 * mib;
+    constexpr auto check_every = 50ms;
+    with_primary(primary_options{}, [&](primary<P>& p) -> task<void> {
+        // Measured here: what a forked worker starts with depends on the build (ASan's is larger).
+        const std::size_t baseline = co_await idle_worker_rss(p);
+        auto limited = p.settings();
+        limited.max_memory = baseline + headroom;
+        limited.memory_check_interval = check_every;
+        p.setup(limited);
+        (void)co_await next<setup_event>(p);
+
+        co_await bounded(p.scale(2));
+        (void)co_await until_online(p, 2);
+        const auto ids = listed_ids(p);
+        REQUIRE(ids.size() == 2);
+        const unsigned big = ids[0], idle = ids[1];
+
+        const hog allocate{allocated_mib};
+        auto touched = co_await p.worker(big)->request<hogged>(allocate, patience);
+        REQUIRE(touched.has_value());
+        CHECK(touched->checksum == 0x5a * (allocated_mib * mib / sample_stride));
+
+        auto events = co_await through<reload_event>(p);
+        const auto forks = only<fork_event>(events);
+        REQUIRE(forks.size() == 1);
+        const unsigned fresh = forks.front().worker_id;
+        const std::size_t up = position<online_event>(events, fresh);
+        const std::size_t gone = position<exit_event>(events, big);
+        CHECK(up < gone);
+        REQUIRE(gone < events.size());
+        const auto& x = *events[gone].get_if<exit_event>();
+        CHECK(x.reason == stop_reason::max_memory);
+        CHECK(x.exited_after_disconnect);
+        CHECK(only<exit_event>(events).size() == 1);
+        const auto& done = *events.back().get_if<reload_event>();
+        CHECK(done.cause == stop_reason::max_memory);
+        CHECK(done.ok);
+        CHECK(done.replaced == 1);
+
+        // Checked every 50 ms all along, and again now: still under the limit, still running.
+        co_await expect_quiet(p, 6 * check_every);
+        CHECK(listed_ids(p) == std::vector<unsigned>{idle, fresh});
+        CHECK(p.target() == 2);
+    });
+}
+
+namespace {
+
+std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
+// Never a process id: ids run below pid_max.
+pid_t no_such_pid() {
+    long max = 0;
+    std::ifstream("/proc/sys/kernel/pid_max") >> max;
+    REQUIRE(max > 0);
+    return static_cast<pid_t>(max);
+}
+
+} // namespace
+
+TEST_CASE("resident_memory(): this process's resident set, growing as memory is touched, and ENOENT for no process") {
+    auto before = resident_memory(::getpid());
+    REQUIRE(before.has_value());
+    CHECK(*before > 0);
+    CHECK(*before % page_size() == 0);
+    CHECK(*before < static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * page_size());
+
+    constexpr std::size_t size = 64 * mib;
+    void* block = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(block != MAP_FAILED);
+    std::memset(block, 0x5a, size);
+    auto after = resident_memory(::getpid());
+    ::munmap(block, size);
+    REQUIRE(after.has_value());
+    CHECK(*after >= *before + size * 3 / 4);
+
+    auto none = resident_memory(no_such_pid());
+    REQUIRE_FALSE(none.has_value());
+    CHECK(none.error() == std::errc::no_such_file_or_directory);
+}
+
+namespace {
+
+task<void> reload_into(primary<P>& p, reload_event& out) { out = co_await p.reload(); }
+
+task<void> scale_to(primary<P>& p, std::size_t n) { co_await p.scale(n); }
+
+task<void> joined(scope& s) { co_await s.join(); }
+
+} // namespace
+
+TEST_CASE("a worker reaching max_messages during a reload is replaced once, by the reload") {
+    primary_options o;
+    o.max_messages = 50;
+    o.wait_ready = true;  // the test decides when each of the reload's new workers is ready
+    with_primary(o, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        (void)co_await until_online(p, 2);
+        handle& second = *p.worker(2);
+        for (std::uint64_t seq = 1; seq < 50; ++seq) (void)co_await ping_ok(second, seq);
+
+        reload_event reloaded;
+        scope reloading;
+        reloading.spawn(reload_into(p, reloaded));
+        const unsigned first_new = (co_await next<fork_event>(p)).worker_id;
+        CHECK(first_new == 3);
+
+        // Its 50th: it asks to be replaced while the reload waits for worker 3. The recycling
+        // must wait its turn; meanwhile nothing starts for it.
+        auto answer = co_await ping_ok(second, 50);
+        CHECK(answer.received == 50);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 2, 3});
+
+        co_await tell_ready(*p.worker(first_new));
+        const unsigned second_new = (co_await next<fork_event>(p)).worker_id;
+        CHECK(second_new == 4);
+        co_await tell_ready(*p.worker(second_new));
+        co_await bounded(joined(reloading));
+        CHECK(reloaded.cause == stop_reason::reload);
+        CHECK(reloaded.ok);
+        CHECK(reloaded.replaced == 2);
+
+        // Taking turns: once this scale(2) has run, the recycling that waited has too.
+        co_await bounded(p.scale(2));
+        CHECK(listed_ids(p) == std::vector<unsigned>{3, 4});
+        CHECK(p.target() == 2);
+        auto events = co_await queued_events(p);
+        CHECK(only<fork_event>(events).empty());
+        const auto exits = only<exit_event>(events);
+        REQUIRE(exits.size() == 2);
+        for (const auto& x : exits) {
+            INFO("worker " << x.worker_id);
+            CHECK(x.worker_id <= 2);
+            CHECK(x.reason == stop_reason::reload);
+        }
+        const auto reloads = only<reload_event>(events);
+        REQUIRE(reloads.size() == 1);
+        CHECK(reloads.front().cause == stop_reason::reload);
+    });
+}
+
+TEST_CASE("scale() waits for a recycling under way, then retires the worker that replaced the recycled one") {
+    primary_options o;
+    o.max_messages = 5;
+    o.wait_ready = true;  // the test decides when the replacement is ready
+    with_primary(o, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(1));
+        (void)co_await until_online(p, 1);
+        handle& old = *p.worker(1);
+        for (std::uint64_t seq = 1; seq <= 5; ++seq) (void)co_await ping_ok(old, seq);
+        const unsigned fresh = (co_await next<fork_event>(p)).worker_id;
+
+        scope scaling;
+        scaling.spawn(scale_to(p, 0));
+        // Its turn comes after the recycling's: nothing has changed yet.
+        CHECK(p.target() == 1);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, fresh});
+
+        co_await tell_ready(*p.worker(fresh));
+        co_await bounded(joined(scaling));
+        CHECK(p.target() == 0);
+        CHECK(p.workers().empty());
+        auto events = co_await queued_events(p);
+        CHECK(only<fork_event>(events).empty());
+        const auto exits = only<exit_event>(events);
+        REQUIRE(exits.size() == 2);
+        CHECK(exits[0].worker_id == 1);
+        CHECK(exits[0].reason == stop_reason::max_messages);
+        CHECK(exits[1].worker_id == fresh);
+        CHECK(exits[1].reason == stop_reason::scale_down);
+        const auto reloads = only<reload_event>(events);
+        REQUIRE(reloads.size() == 1);
+        CHECK(reloads.front().cause == stop_reason::max_messages);
+        CHECK(reloads.front().ok);
+        CHECK(reloads.front().replaced == 1);
+    });
+}
+
+TEST_CASE("max_messages: a worker whose replacement was not ready in time asks again after as many messages more") {
+    primary_options o;
+    o.max_messages = 5;
+    o.wait_ready = true;  // the first replacement never calls ready()
+    o.ready_timeout = 300ms;
+    with_primary(o, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(1));
+        (void)co_await until_online(p, 1);
+        handle& old = *p.worker(1);
+        for (std::uint64_t seq = 1; seq <= 5; ++seq) (void)co_await ping_ok(old, seq);
+
+        auto failed = co_await through<reload_event>(p);
+        const auto& first = *failed.back().get_if<reload_event>();
+        CHECK(first.cause == stop_reason::max_messages);
+        CHECK_FALSE(first.ok);
+        CHECK(first.replaced == 0);
+        const auto killed = only<exit_event>(failed);
+        REQUIRE(killed.size() == 1);
+        CHECK(killed.front().worker_id == 2);
+        CHECK(killed.front().reason == stop_reason::not_ready);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1});
+
+        // Asked again after five more, not before.
+        for (std::uint64_t seq = 6; seq <= 10; ++seq) {
+            CHECK(listed_ids(p) == std::vector<unsigned>{1});
+            auto answer = co_await ping_ok(old, seq);
+            CHECK(answer.worker_id == 1);
+        }
+        const unsigned second_try = (co_await next<fork_event>(p)).worker_id;
+        CHECK(second_try == 3);
+        co_await tell_ready(*p.worker(second_try));
+        auto replaced = co_await through<reload_event>(p);
+        const auto& done = *replaced.back().get_if<reload_event>();
+        CHECK(done.cause == stop_reason::max_messages);
+        CHECK(done.ok);
+        CHECK(done.replaced == 1);
+        const auto gone = only<exit_event>(replaced);
+        REQUIRE(gone.size() == 1);
+        CHECK(gone.front().worker_id == 1);
+        CHECK(gone.front().reason == stop_reason::max_messages);
+        CHECK(listed_ids(p) == std::vector<unsigned>{second_try});
+    });
+}
