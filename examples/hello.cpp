@@ -1,7 +1,12 @@
-// hello: Node's basic cluster example. The primary forks one worker per CPU and forks a
-// replacement whenever one dies; the workers answer "hello world" over HTTP, all on the
-// one port. Ctrl-C or SIGTERM disconnects every worker and ends the program.
-//   ./hello [--workers N] [--port P]      then: curl localhost:8000, or kill -9 a worker
+// hello: Node's basic cluster example, supervised. The primary keeps one worker per CPU
+// answering "hello world" over HTTP, all on one port, and prints what its supervisor does.
+// Nothing here restarts a worker or handles a signal: the restart policy and run() do.
+//   ./hello [--workers N] [--port P] [--crash]      then: curl localhost:8000, and
+//   kill -9 <a worker>    the restart policy replaces it
+//   kill -HUP <primary>   rolling reload: every worker replaced by a fresh one, one at a time
+//   kill -TTIN / -TTOU    one worker more / one fewer
+//   kill -TERM, Ctrl-C    graceful stop, exit code 0 (a second one kills the workers at once)
+//   --crash               every worker fails as it starts: the primary gives up, exit code 3
 #include <cluster/cluster.hpp>
 
 #include <boost/describe.hpp>
@@ -10,9 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <csignal>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -48,12 +54,10 @@ unique_fd listen_on(unsigned port) {
 }
 
 task<void> serve(worker<proto>& w, int listener) {
-    // Ctrl-C reaches the whole process group; the primary decides when workers leave.
-    std::signal(SIGINT, SIG_IGN);
-    std::printf("Worker %d started\n", ::getpid());
     constexpr std::string_view hello =
         "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n";
-    // The stop token ends these waits when the primary disconnects this worker.
+    // The stop token ends these waits when the primary disconnects this worker (a stop, a
+    // reload, a scale-down); the request being answered is finished first.
     while (auto client = co_await io::accept(listener).with_stop_token(w.stop_token())) {
         char request[4096];
         (void)co_await io::recv(client->get(), request).with_stop_token(w.stop_token());
@@ -61,31 +65,53 @@ task<void> serve(worker<proto>& w, int listener) {
     }
 }
 
-task<void> restart_dead(primary<proto>& p) {
-    for (;;) {
-        auto dead = co_await p.next<exit_event>();
-        std::printf("Worker %d died (%s). Restarting...\n", dead.pid, dead.status.to_string().c_str());
-        (void)co_await p.fork();
+task<void> fail_at_start(worker<proto>&) { throw std::runtime_error("--crash: this worker fails as it starts"); }
+
+// One line per thing the supervisor did.
+void print(const event<proto>& e) {
+    if (auto* o = e.get_if<online_event>()) {
+        std::printf("Worker %u (pid %d) online\n", o->worker_id, o->pid);
+    } else if (auto* x = e.get_if<exit_event>()) {
+        const std::string why = x->reason == stop_reason::none ? "" : std::string(" (") + to_string(x->reason) + ")";
+        std::printf("Worker %u (pid %d) exited: %s%s\n", x->worker_id, x->pid, x->status.to_string().c_str(), why.c_str());
+    } else if (auto* r = e.get_if<restart_scheduled_event>()) {
+        std::printf("Replacing worker %u in %lld ms (restart %u)\n", r->worker_id,
+                    static_cast<long long>(r->delay.count()), r->attempt);
+    } else if (auto* g = e.get_if<gave_up_event>()) {
+        std::printf("Giving up: %s\n", g->reason.c_str());
+    } else if (auto* l = e.get_if<reload_event>()) {
+        if (l->ok)
+            std::printf("Reload done: %u workers replaced\n", l->replaced);
+        else
+            std::printf("Reload stopped after %u workers: %s\n", l->replaced, l->reason.c_str());
     }
 }
 
-task<void> until_signal(signal_set& signals) { (void)co_await signals.next(); }
-
+// Never returns: a stop signal or the policy giving up cancels it, and run() then stops
+// the workers.
 task<void> primary_main(primary<proto>& p, unsigned workers) {
-    signal_set stop{SIGINT, SIGTERM};
     std::printf("Primary %d running\n", ::getpid());
-    for (unsigned i = 0; i < workers; ++i) (void)co_await p.fork();
-    (void)co_await when_any(restart_dead(p), until_signal(stop));
-    std::printf("Primary %d stopping: disconnecting %zu workers\n", ::getpid(), p.workers().size());
-    co_await p.disconnect_all();
-    std::printf("All workers have left\n");
+    co_await p.scale(workers);
+    for (;;) {
+        auto e = co_await p.next_event();
+        print(e);
+    }
 }
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, as they happen, even into a pipe
     const unsigned workers = option(argc, argv, "--workers", cpu_count());
+    const bool crash = std::find(argv + 1, argv + argc, std::string_view("--crash")) != argv + argc;
     const unique_fd listener = listen_on(option(argc, argv, "--port", 8000));
-    return run<proto>(
+    primary_options options;
+    // A crash loop's cap, lowered from the default 10 so that --crash gives up within a
+    // second. With the default backoff, one worker crashing alone never reaches 10 restarts
+    // in 10 s: the policy would go on retrying it every 15 s, forever.
+    if (crash) options.restart.max_restarts = 3;
+    const int code = run<proto>(
         argc, argv, [workers](primary<proto>& p) { return primary_main(p, workers); },
-        [&listener](worker<proto>& w) { return serve(w, listener.get()); });
+        [&listener, crash](worker<proto>& w) { return crash ? fail_at_start(w) : serve(w, listener.get()); }, options);
+    // Only the primary gets here: a forked worker ends inside run().
+    std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
+    return code;
 }

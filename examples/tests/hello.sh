@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# hello as an operator sees it: its workers start and answer HTTP, one killed with SIGKILL
-# is replaced, and SIGTERM disconnects them all: hello exits 0 and leaves no worker behind.
-# Every step waits for the line hello prints, never for a fixed time.
+# hello as an operator drives it: its workers answer HTTP; one killed with SIGKILL is
+# replaced by the restart policy; SIGHUP replaces them all and they still answer; SIGTTIN
+# adds one and SIGTTOU removes one; SIGTERM stops hello with exit code 0 and no worker left.
+# Then --crash: workers that fail as they start make the primary give up, with exit code 3.
+# Every step waits for a line hello prints (each wait bounded), never for a fixed time.
 #   hello.sh <path to hello>
 set -euo pipefail
 hello=$1
@@ -10,48 +12,115 @@ primary=
 trap '[[ -n $primary ]] && kill -KILL "$primary" 2>/dev/null; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-mkfifo "$dir/out"
-"$hello" --workers 2 --port 0 >"$dir/out" 2>&1 &
-primary=$!
-exec 3<"$dir/out"
+declare -A live=() seen=()  # worker pids, from hello's online and exit lines
 
-# Echoes hello's output up to the first line matching $1 (an ERE); BASH_REMATCH holds it.
+# Starts hello with these arguments, its output readable on fd 3.
+start() {
+    rm -f "$dir/out"
+    mkfifo "$dir/out"
+    "$hello" "$@" >"$dir/out" 2>&1 &
+    primary=$!
+    exec 3<"$dir/out"
+}
+
+# Echoes hello's output up to the first line matching $1 (an ERE), keeping track of the
+# workers on the way; BASH_REMATCH then holds that line's match.
 expect() {
     local line
     while IFS= read -r -t 20 -u 3 line; do
         echo "$line"
+        if [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ online$ ]]; then
+            live[${BASH_REMATCH[1]}]=1
+            seen[${BASH_REMATCH[1]}]=1
+        elif [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ exited ]]; then
+            unset "live[${BASH_REMATCH[1]}]"
+        fi
         [[ $line =~ $1 ]] && return 0
     done
     fail "no line matching '$1'"
 }
 
+# Waits for hello to end; its exit code must be $1. Echoes the rest of its output: a
+# worker that outlived it would hold the pipe open, hence the time limit.
+expect_exit() {
+    local code=0 line
+    wait "$primary" || code=$?
+    primary=
+    while IFS= read -r -t 5 -u 3 line; do echo "$line"; done
+    exec 3<&-
+    [[ $code == "$1" ]] || fail "hello exited with $code, not $1"
+}
+
+workers() { [[ ${#live[@]} == "$1" ]] || fail "${#live[@]} workers running, not $1"; }
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+hello_world() {
+    local line
+    exec 4<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET / HTTP/1.0\r\n\r\n' >&4
+    while IFS= read -r -t 10 -u 4 line; do
+        if [[ $line == 'hello world' ]]; then
+            exec 4<&-
+            return 0
+        fi
+    done
+    fail "no hello world from port $port"
+}
+
+start --workers 2 --port 0
 expect '^Listening on port ([0-9]+)$'
 port=${BASH_REMATCH[1]}
 expect "^Primary $primary running$"
-expect '^Worker ([0-9]+) started$'
-first=${BASH_REMATCH[1]}
-expect '^Worker ([0-9]+) started$'
-second=${BASH_REMATCH[1]}
+expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
+expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
+hello_world
 
-exec 4<>"/dev/tcp/127.0.0.1/$port"
-printf 'GET / HTTP/1.0\r\n\r\n' >&4
-grep -qx 'hello world' <&4 || fail "no hello world from port $port"
-exec 4<&-
+echo "--- SIGKILL a worker: the restart policy replaces it"
+victim=$(printf '%s\n' "${!live[@]}" | head -n 1)
+kill -KILL "$victim"
+expect "^Worker [0-9]+ \(pid $victim\) exited: signal SIGKILL$"
+expect '^Replacing worker [0-9]+ in [0-9]+ ms \(restart 1\)$'
+expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
+workers 2
+hello_world
 
-kill -KILL "$first"
-expect "^Worker $first died \(signal SIGKILL\)\. Restarting\.\.\.$"
-expect '^Worker ([0-9]+) started$'
-replacement=${BASH_REMATCH[1]}
+echo "--- SIGHUP: a rolling reload replaces every worker"
+before=("${!live[@]}")
+kill -HUP "$primary"
+expect '^Reload done: 2 workers replaced$'
+workers 2
+for pid in "${before[@]}"; do
+    [[ -z ${live[$pid]:-} ]] || fail "worker $pid was not replaced"
+    if alive "$pid"; then fail "worker $pid still runs after the reload"; fi
+done
+hello_world
 
+echo "--- SIGTTIN adds a worker, SIGTTOU removes one"
+kill -TTIN "$primary"
+expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
+workers 3
+kill -TTOU "$primary"
+expect '^Worker [0-9]+ \(pid [0-9]+\) exited: exit code 0 \(scale down\)$'
+workers 2
+hello_world
+
+echo "--- SIGTERM: a graceful stop"
 kill -TERM "$primary"
-expect "^Primary $primary stopping: disconnecting 2 workers$"
-expect '^All workers have left$'
-code=0
-wait "$primary" || code=$?
-primary=
-cat <&3
-[[ $code == 0 ]] || fail "hello exited with $code"
-for pid in "$first" "$second" "$replacement"; do
-    if kill -0 "$pid" 2>/dev/null; then fail "worker $pid outlived its primary"; fi
+expect "^Primary $primary stopped: exit code 0$"
+expect_exit 0
+for pid in "${!seen[@]}"; do
+    if alive "$pid"; then fail "worker $pid outlived its primary"; fi
+done
+
+echo "--- --crash: the restart policy gives up on a crash loop"
+seen=()
+live=()
+start --workers 2 --port 0 --crash
+expect '^Giving up: more than 3 restarts within [0-9]+ ms$'
+expect "^Primary $primary stopped: exit code 3$"
+expect_exit 3
+for pid in "${!seen[@]}"; do
+    if alive "$pid"; then fail "worker $pid outlived its primary"; fi
 done
 echo "PASS"
