@@ -8,8 +8,10 @@
 
 #include <cluster/control.hpp>
 #include <cluster/cpu_count.hpp>
+#include <cluster/endpoint.hpp>
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
+#include <cluster/listen_socket.hpp>
 #include <cluster/message.hpp>
 #include <cluster/options.hpp>
 #include <cluster/primary.hpp>
@@ -17,5 +19,6 @@
 #include <cluster/restart_policy.hpp>
 #include <cluster/role.hpp>
 #include <cluster/run.hpp>
+#include <cluster/tcp_stream.hpp>
 #include <cluster/worker.hpp>
 #include <cluster/worker_handle.hpp>
