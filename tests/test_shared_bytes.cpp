@@ -315,7 +315,9 @@ TEST_CASE("large heap values go by reference; with more copied bytes, the memfd 
     io_context ctx;
     const auto big = pattern(3u << 20, 8);
     auto [x, y] = ipc::make_socket_pair().value();
-    channel<proto> a(std::move(x));
+    ipc::channel_options roomy;
+    roomy.high_water_mark = 64u << 20;  // one task sends megabytes before it receives
+    channel<proto> a(std::move(x), roomy);
     shared_bytes kept;
     {
         channel<proto> b(std::move(y));
