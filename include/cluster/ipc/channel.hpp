@@ -479,8 +479,14 @@ private:
         // The receive path, down to the codec of the message, is forced inline (always_inline
         // here, in frame_reader and in wire's frame decoder): left to itself the compiler
         // made ten calls of it per message, and they cost more than the decoding did.
+        // The common frame is taken without building next()'s result, whose error half
+        // made this too big to inline.
         [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
+            frame = reader.next_small();
+            return frame != nullptr || take_next();
+        }
+        bool take_next() {
             auto next = reader.next();
             if (!next) {
                 close_with(next.error().code, next.error().detail);
