@@ -648,7 +648,7 @@ private:
     struct receive_awaiter : suspending {
         state& st;
         explicit receive_awaiter(state& s) noexcept : suspending(s), st(s) {}
-        bool await_ready() { return st.take_ready(); }
+        [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
         void await_suspend(std::coroutine_handle<> h) {
             this->h = h;
             st.receiver = this;

@@ -61,11 +61,10 @@ inline constexpr std::uint16_t max_frame_fds = 253;
     return static_cast<std::uint16_t>(h.fd_count - (has_memfd ? 1 : 0));
 }
 
-// Whether h describes a possible frame. The payload size limit is the channel's to
-// enforce (as frame_too_large), not the header's.
-[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
-    // Nothing below can fail without flags or fds: the common frame is waved through first.
-    if ((h.flags | h.fd_count) == 0) return true;
+namespace detail {
+
+// header_is_valid() for a frame with flags or fds.
+[[nodiscard]] constexpr bool flagged_header_is_valid(const frame_header& h) noexcept {
     constexpr std::uint16_t exchange = frame_flags::request | frame_flags::response;
     const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
     const bool both_directions = (h.flags & exchange) == exchange;
@@ -76,6 +75,15 @@ inline constexpr std::uint16_t max_frame_fds = 253;
     const bool fds_without_room = std::uint64_t{message_fd_count(h)} * sizeof(std::uint32_t) > h.payload_size;
     return !reserved_flags && !both_directions && !untagged_exchange && !misrouted && !memfd_missing &&
            h.fd_count <= max_frame_fds && !fds_without_room;
+}
+
+} // namespace detail
+
+// Whether h describes a possible frame. The payload size limit is the channel's to
+// enforce (as frame_too_large), not the header's. Nothing can fail without flags or fds:
+// the common frame is waved through here, small enough to inline (a call per message).
+[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+    return (h.flags | h.fd_count) == 0 || detail::flagged_header_is_valid(h);
 }
 
 // Field by field, the same bytes as one copy of h: h has usually just been assembled, and
