@@ -239,7 +239,7 @@ private:
             if constexpr (!wire::carries_fds<T>) {
                 const std::size_t size = wire::encoded_size(msg);
                 if (size <= options.memfd_threshold) {
-                    wire::detail::encode_frame_to<P>(filling.bytes, msg, size, tag, flags, &filling.gather, nullptr);
+                    wire::detail::encode_plain_frame_to<P>(filling.bytes, msg, size, tag, flags);
                     return queued();
                 }
             }

@@ -150,6 +150,23 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
     encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
 }
 
+// encode_frame_to() for a message that can carry no fds, and so no shared_bytes either (a
+// shared_bytes may be a memfd): no fds to count, no runs to gather, and a header known
+// before the payload, so an invalid one is refused before anything is written.
+template <class P, class T>
+    requires(!carries_fds<T>)
+void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag,
+                           std::uint16_t flags) {
+    if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
+    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0,
+                         flags, tag};
+    if ((flags & frame_flags::memfd) != 0 || !header_is_valid(h)) throw_invalid_frame();
+    std::byte* frame = out.extend(frame_header_size + payload_size);
+    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+    writer w{frame + frame_header_size, nullptr};
+    codec<T>::write(w, msg);
+}
+
 } // namespace detail
 
 // Appends header + payload of msg to out (frames batch up in one buffer) and returns the
