@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -76,6 +77,21 @@ struct derived : named {
 };
 BOOST_DESCRIBE_STRUCT(named, (), (label))
 BOOST_DESCRIBE_STRUCT(derived, (named), (extra))
+
+// Fixed-size all through: read as one run of fields with a single bounds check.
+struct marker {
+    std::uint32_t id = 0;
+    bool on = false;
+    run_mode mode = run_mode::fast;
+};
+BOOST_DESCRIBE_STRUCT(marker, (), (id, on, mode))
+
+struct track {
+    std::uint64_t id = 0;
+    std::array<marker, 3> markers{};
+    std::uint16_t tail = 0;
+};
+BOOST_DESCRIBE_STRUCT(track, (), (id, markers, tail))
 
 struct handles {
     cluster::unique_fd first;
@@ -229,6 +245,22 @@ TEST_CASE("errors name the field that failed", "[wire][strict]") {
         put<std::uint8_t>(bytes, 2);
         put<std::uint8_t>(bytes, 0);
         REQUIRE(error_of<config>(bytes) == "config.verbose: invalid value");
+    }
+    SECTION("a bad value or a cut inside a run of fixed-size fields") {
+        const track t{1, {marker{1, true, run_mode::safe}, marker{2, false, run_mode::fast}, marker{}}, 5};
+        REQUIRE(wire::decode<track>(encode_bytes(t)).value().markers[0].mode == run_mode::safe);
+        // id, then 7 bytes a marker: id, on, mode.
+        auto bad_bool = encode_bytes(t);
+        bad_bool[8 + 7 + 4] = std::byte{2};
+        REQUIRE(error_of<track>(bad_bool) == "track.markers[1].on: invalid value");
+        auto bad_enum = encode_bytes(t);
+        bad_enum[8 + 14 + 5] = std::byte{9};
+        REQUIRE(error_of<track>(bad_enum) == "track.markers[2].mode: invalid enum value");
+        auto cut = encode_bytes(t);
+        cut.pop_back();
+        REQUIRE(error_of<track>(cut) == "track.tail: truncated");
+        cut.resize(8 + 7 + 3);
+        REQUIRE(error_of<track>(cut) == "track.markers[1].id: truncated");
     }
     SECTION("an optional flag that is neither 0 nor 1") {
         std::vector<std::byte> bytes;

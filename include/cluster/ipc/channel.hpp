@@ -239,7 +239,7 @@ private:
             if constexpr (!wire::carries_fds<T>) {
                 const std::size_t size = wire::encoded_size(msg);
                 if (size <= options.memfd_threshold) {
-                    wire::detail::encode_frame_to<P>(filling.bytes, msg, size, tag, flags, &filling.gather, nullptr);
+                    wire::detail::encode_plain_frame_to<P>(filling.bytes, msg, size, tag, flags);
                     return queued();
                 }
             }
@@ -479,8 +479,14 @@ private:
         // The receive path, down to the codec of the message, is forced inline (always_inline
         // here, in frame_reader and in wire's frame decoder): left to itself the compiler
         // made ten calls of it per message, and they cost more than the decoding did.
+        // The common frame is taken without building next()'s result, whose error half
+        // made this too big to inline.
         [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
+            frame = reader.next_small();
+            return frame != nullptr || take_next();
+        }
+        bool take_next() {
             auto next = reader.next();
             if (!next) {
                 close_with(next.error().code, next.error().detail);
@@ -642,7 +648,7 @@ private:
     struct receive_awaiter : suspending {
         state& st;
         explicit receive_awaiter(state& s) noexcept : suspending(s), st(s) {}
-        bool await_ready() { return st.take_ready(); }
+        [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
         void await_suspend(std::coroutine_handle<> h) {
             this->h = h;
             st.receiver = this;

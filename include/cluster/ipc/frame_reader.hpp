@@ -82,8 +82,14 @@ public:
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
     // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
     [[gnu::always_inline]] [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
-        if (complete_ || take_small_frame()) return &frame_;
+        if (const frame_view* f = next_small()) return f;
         return next_in_full();
+    }
+
+    // next() as far as it can go with no result to build: the frame if one is complete
+    // and small (no fds, no buffer of its own), else nullptr, and next() has the answer.
+    [[gnu::always_inline]] [[nodiscard]] const frame_view* next_small() {
+        return complete_ || take_small_frame() ? &frame_ : nullptr;
     }
 
     // Drops the frame next() returned; its fds not taken by the decoder are closed.

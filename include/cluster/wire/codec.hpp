@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -187,12 +188,27 @@ constexpr void spell_number(S& sink, std::int64_t value) {
 //   fixed      whether every value encodes to exactly min_size bytes
 //   has_fds    whether values may carry file descriptors
 //   size(v), write(w, v), read(r, v) -> bool, spell(sink)
+// and, when fixed, may provide
+//   read_at(r, p, v) -> bool   reads the min_size bytes at p, which the caller has checked
+//                              are in r's input (r.pos is not used or moved)
+// A described struct checks the bounds of a run of such members once, then reads them
+// from known offsets, with no per-field check or update of r.pos.
 template <class T, class = void>
 struct codec {
     static_assert(detail::always_false<T>,
                   "cluster::wire: no codec for type T; describe it with BOOST_DESCRIBE_STRUCT "
                   "(or BOOST_DESCRIBE_ENUM), or use a supported std type");
 };
+
+namespace detail {
+
+// Whether T's codec has read_at(): T can be read where the caller has checked the bounds.
+template <class T>
+concept reads_at = codec<T>::fixed && requires(reader& r, const std::byte* p, T& v) {
+    { codec<T>::read_at(r, p, v) } -> std::same_as<bool>;
+};
+
+} // namespace detail
 
 template <class T>
 struct codec<T, std::enable_if_t<detail::is_bulk<T>>> {
@@ -202,6 +218,10 @@ struct codec<T, std::enable_if_t<detail::is_bulk<T>>> {
     static constexpr std::size_t size(const T&) noexcept { return sizeof(T); }
     static void write(detail::writer& w, const T& v) noexcept { w.put_value(v); }
     static bool read(detail::reader& r, T& v) noexcept { return r.take_value(v); }
+    static bool read_at(detail::reader&, const std::byte* p, T& v) noexcept {
+        std::memcpy(&v, p, sizeof v);
+        return true;
+    }
     template <class S>
     static constexpr void spell(S& sink) {
         if constexpr (std::is_same_v<T, char>) {
@@ -221,8 +241,10 @@ struct codec<bool> {
     static constexpr std::size_t size(bool) noexcept { return 1; }
     static void write(detail::writer& w, bool v) noexcept { w.put_value(static_cast<std::uint8_t>(v)); }
     static bool read(detail::reader& r, bool& v) {
-        std::uint8_t byte = 0;
-        if (!r.take_value(byte)) return false;
+        return r.remaining() < min_size ? r.fail(errc::truncated) : read_at(r, r.pos++, v);
+    }
+    static bool read_at(detail::reader& r, const std::byte* p, bool& v) {
+        const auto byte = static_cast<std::uint8_t>(*p);
         if (byte > 1) return r.fail(errc::invalid_value);
         v = byte == 1;
         return true;
@@ -240,8 +262,13 @@ struct codec<E> {
     static constexpr std::size_t size(E) noexcept { return sizeof(underlying); }
     static void write(detail::writer& w, E v) noexcept { w.put_value(static_cast<underlying>(v)); }
     static bool read(detail::reader& r, E& v) {
+        if (r.remaining() < min_size) return r.fail(errc::truncated);
+        r.pos += min_size;
+        return read_at(r, r.pos - min_size, v);
+    }
+    static bool read_at(detail::reader& r, const std::byte* p, E& v) {
         underlying raw{};
-        if (!r.take_value(raw)) return false;
+        std::memcpy(&raw, p, sizeof raw);
         if (!is_enumerator(raw)) return r.fail(errc::invalid_enum);
         v = static_cast<E>(raw);
         return true;
@@ -277,6 +304,7 @@ struct codec<std::monostate> {
     static constexpr std::size_t size(std::monostate) noexcept { return 0; }
     static void write(detail::writer&, std::monostate) noexcept {}
     static bool read(detail::reader&, std::monostate&) noexcept { return true; }
+    static bool read_at(detail::reader&, const std::byte*, std::monostate&) noexcept { return true; }
     template <class S>
     static constexpr void spell(S& sink) { sink("none"); }
 };
@@ -319,6 +347,12 @@ struct codec<std::chrono::duration<Rep, Period>> {
         v = duration(count);
         return true;
     }
+    static bool read_at(detail::reader& r, const std::byte* p, duration& v) {
+        Rep count{};
+        if (!codec<Rep>::read_at(r, p, count)) return false;
+        v = duration(count);
+        return true;
+    }
     template <class S>
     static constexpr void spell(S& sink) {
         sink("duration<");
@@ -344,8 +378,13 @@ struct codec<unique_fd> {
     }
     // Taking the fd out of the span is what makes a second reference to it missing_fd.
     static bool read(detail::reader& r, unique_fd& v) {
+        if (r.remaining() < min_size) return r.fail(errc::truncated);
+        r.pos += min_size;
+        return read_at(r, r.pos - min_size, v);
+    }
+    static bool read_at(detail::reader& r, const std::byte* p, unique_fd& v) {
         std::uint32_t index = 0;
-        if (!r.take_value(index)) return false;
+        std::memcpy(&index, p, sizeof index);
         if (index == detail::no_fd) {
             v.reset();
             return true;
@@ -449,6 +488,19 @@ struct codec<std::array<T, N>> {
             if (!r.enter()) return false;
             for (std::size_t i = 0; i < N; ++i)
                 if (!element::read(r, v[i])) return r.prefix_index(i);
+            return r.leave();
+        }
+    }
+    static bool read_at(detail::reader& r, const std::byte* p, std::array<T, N>& v)
+        requires detail::reads_at<T>
+    {
+        if constexpr (detail::is_bulk<T>) {
+            if constexpr (N != 0) std::memcpy(v.data(), p, N * sizeof(T));
+            return true;
+        } else {
+            if (!r.enter()) return false;
+            for (std::size_t i = 0; i < N; ++i)
+                if (!element::read_at(r, p + i * element::min_size, v[i])) return r.prefix_index(i);
             return r.leave();
         }
     }
@@ -646,6 +698,9 @@ struct codec<T> {
     using member = typename detail::pointee<std::remove_cv_t<decltype(D::pointer)>>::type;
     template <class D>
     using base = typename D::type;
+    static constexpr std::size_t member_count = boost::mp11::mp_size<members>::value;
+    template <std::size_t I>
+    using member_at = boost::mp11::mp_at_c<members, I>;
 
     static constexpr std::size_t min_size =
         detail::sum_over(bases{}, []<class D>() { return codec<base<D>>::min_size; }) +
@@ -666,8 +721,18 @@ struct codec<T> {
             }(members{});
         }
     }
+    // Whether the whole struct, bases included, can be read where its bounds were checked.
+    static constexpr bool all_read_at =
+        !detail::any_over(bases{}, []<class D>() { return !codec<base<D>>::all_read_at; }) &&
+        !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
+
     static void write(detail::writer& w, const T& v) { write_fields(w, v); }
     static bool read(detail::reader& r, T& v) { return r.enter() && read_fields(r, v) && r.leave(); }
+    static bool read_at(detail::reader& r, const std::byte* p, T& v)
+        requires all_read_at
+    {
+        return r.enter() && read_fields_at(r, p, v) && r.leave();
+    }
 
     template <class S>
     static constexpr void spell(S& sink) {
@@ -683,10 +748,13 @@ struct codec<T> {
             (codec<member<D>>::write(w, v.*D::pointer), ...);
         }(members{});
     }
-    static bool read_fields(detail::reader& r, T& v) {
-        return read_bases(r, v) && [&]<template <class...> class L, class... D>(L<D...>) {
-            return (read_member<D>(r, v) && ...);
-        }(members{});
+    static bool read_fields(detail::reader& r, T& v) { return read_bases(r, v) && read_members<0>(r, v); }
+    static bool read_fields_at(detail::reader& r, const std::byte* p, T& v)
+        requires all_read_at
+    {
+        return [&]<template <class...> class L, class... D>(L<D...>) {
+            return ((codec<base<D>>::read_fields_at(r, p, v) && (p += codec<base<D>>::min_size, true)) && ...);
+        }(bases{}) && read_run<0>(r, p, v, std::make_index_sequence<member_count>{});
     }
     template <class S>
     static constexpr void spell_fields(S& sink) {
@@ -702,9 +770,58 @@ private:
             return (codec<base<D>>::read_fields(r, v) && ...);
         }(bases{});
     }
-    template <class D>
+    template <std::size_t I>
     static bool read_member(detail::reader& r, T& v) {
+        using D = member_at<I>;
         return codec<member<D>>::read(r, v.*D::pointer) || r.prefix(".", D::name);
+    }
+    template <std::size_t I>
+    static bool read_member_at(detail::reader& r, const std::byte* p, T& v) {
+        using D = member_at<I>;
+        return codec<member<D>>::read_at(r, p, v.*D::pointer) || r.prefix(".", D::name);
+    }
+
+    // Per member: whether it has read_at, and where it starts if all before it are fixed.
+    static constexpr auto member_reads_at = []<std::size_t... I>(std::index_sequence<I...>) {
+        return std::array<bool, member_count>{detail::reads_at<member<member_at<I>>>...};
+    }(std::make_index_sequence<member_count>{});
+    static constexpr auto member_offset = []<std::size_t... I>(std::index_sequence<I...>) {
+        std::array<std::size_t, member_count + 1> offsets{};
+        ((offsets[I + 1] = offsets[I] + codec<member<member_at<I>>>::min_size), ...);
+        return offsets;
+    }(std::make_index_sequence<member_count>{});
+    static constexpr std::size_t run_end(std::size_t i) {
+        while (i < member_count && member_reads_at[i]) ++i;
+        return i;
+    }
+
+    // Members I onwards. A run of members with read_at costs one bounds check; if the
+    // input is too short for it, its members are read one by one, which finds the one cut
+    // short for the error path.
+    template <std::size_t I>
+    static bool read_members(detail::reader& r, T& v) {
+        if constexpr (I == member_count) {
+            return true;
+        } else if constexpr (!member_reads_at[I]) {
+            return read_member<I>(r, v) && read_members<I + 1>(r, v);
+        } else {
+            constexpr std::size_t end = run_end(I);
+            constexpr std::size_t bytes = member_offset[end] - member_offset[I];
+            auto run = std::make_index_sequence<end - I>{};
+            if (r.remaining() < bytes) return read_each<I>(r, v, run);
+            const std::byte* p = r.pos;
+            r.pos += bytes;
+            return read_run<I>(r, p, v, run) && read_members<end>(r, v);
+        }
+    }
+    template <std::size_t I, std::size_t... K>
+    static bool read_each(detail::reader& r, T& v, std::index_sequence<K...>) {
+        return (read_member<I + K>(r, v) && ...);
+    }
+    // Members I + K..., whose bytes start at p.
+    template <std::size_t I, std::size_t... K>
+    static bool read_run(detail::reader& r, const std::byte* p, T& v, std::index_sequence<K...>) {
+        return (read_member_at<I + K>(r, p + (member_offset[I + K] - member_offset[I]), v) && ...);
     }
 };
 

@@ -61,11 +61,10 @@ inline constexpr std::uint16_t max_frame_fds = 253;
     return static_cast<std::uint16_t>(h.fd_count - (has_memfd ? 1 : 0));
 }
 
-// Whether h describes a possible frame. The payload size limit is the channel's to
-// enforce (as frame_too_large), not the header's.
-[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
-    // Nothing below can fail without flags or fds: the common frame is waved through first.
-    if ((h.flags | h.fd_count) == 0) return true;
+namespace detail {
+
+// header_is_valid() for a frame with flags or fds.
+[[nodiscard]] constexpr bool flagged_header_is_valid(const frame_header& h) noexcept {
     constexpr std::uint16_t exchange = frame_flags::request | frame_flags::response;
     const bool reserved_flags = (h.flags & ~frame_flags::known) != 0;
     const bool both_directions = (h.flags & exchange) == exchange;
@@ -76,6 +75,15 @@ inline constexpr std::uint16_t max_frame_fds = 253;
     const bool fds_without_room = std::uint64_t{message_fd_count(h)} * sizeof(std::uint32_t) > h.payload_size;
     return !reserved_flags && !both_directions && !untagged_exchange && !misrouted && !memfd_missing &&
            h.fd_count <= max_frame_fds && !fds_without_room;
+}
+
+} // namespace detail
+
+// Whether h describes a possible frame. The payload size limit is the channel's to
+// enforce (as frame_too_large), not the header's. Nothing can fail without flags or fds:
+// the common frame is waved through here, small enough to inline (a call per message).
+[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+    return (h.flags | h.fd_count) == 0 || detail::flagged_header_is_valid(h);
 }
 
 // Field by field, the same bytes as one copy of h: h has usually just been assembled, and
@@ -140,6 +148,23 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
         throw_invalid_frame();
     }
     encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+}
+
+// encode_frame_to() for a message that can carry no fds, and so no shared_bytes either (a
+// shared_bytes may be a memfd): no fds to count, no runs to gather, and a header known
+// before the payload, so an invalid one is refused before anything is written.
+template <class P, class T>
+    requires(!carries_fds<T>)
+void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag,
+                           std::uint16_t flags) {
+    if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
+    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0,
+                         flags, tag};
+    if ((flags & frame_flags::memfd) != 0 || !header_is_valid(h)) throw_invalid_frame();
+    std::byte* frame = out.extend(frame_header_size + payload_size);
+    encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
+    writer w{frame + frame_header_size, nullptr};
+    codec<T>::write(w, msg);
 }
 
 } // namespace detail

@@ -138,10 +138,12 @@ public:
         retain();
         return b;
     }
-    void drop_parked() noexcept {
-        // Called for every small frame: a plain load first, as the exchange (a locked
-        // instruction) cost a tenth of a small message's receive.
-        if (parked_.load(std::memory_order_relaxed) == nullptr) return;
+    // Called for every small frame: a plain load, inline, first; the exchange (a locked
+    // instruction) cost a tenth of a small message's receive, and the call a few percent.
+    [[gnu::always_inline]] void drop_parked() noexcept {
+        if (parked_.load(std::memory_order_relaxed) != nullptr) drop_parked_now();
+    }
+    void drop_parked_now() noexcept {
         if (mapped_block* b = parked_.exchange(nullptr, std::memory_order_acq_rel)) mapped_block::destroy(b);
     }
     void park(mapped_block* b) noexcept {
