@@ -376,6 +376,81 @@ TEST_CASE("a second SIGINT during a graceful stop SIGKILLs the workers at once, 
     });
 }
 
+namespace {
+
+// Once a worker says it was asked to leave, main's shutdown() is under way: a stop signal.
+task<void> signal_once_stopping(int notified, int signo, steady::time_point& at) {
+    std::array<char, 1> byte{};
+    auto n = co_await bounded(read_some(notified, byte));
+    REQUIRE(n.has_value());
+    at = steady::now();
+    raise_signal(signo);
+}
+
+// The signalfds among pid's descriptors.
+std::size_t signalfds_of(pid_t pid) {
+    std::size_t found = 0;
+    const auto dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(entry.path(), ec);
+        if (!ec && target.string() == "anon_inode:[signalfd]") ++found;
+    }
+    return found;
+}
+
+task<void> throw_after_starting(primary<proto>& p, stop_scene& s) {
+    s.online = co_await start_workers(p, 2);
+    throw std::runtime_error("primary_main fails on purpose");
+}
+
+} // namespace
+
+TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the workers' time short") {
+    const auto notify = test_support::make_pipe();
+    auto o = options_for(start_mode::fork, behaviour::ignore);
+    o.shutdown_timeout = 700ms;
+    o.env[stop_reload::notify_fd_env] = std::to_string(notify[1].get());
+    with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
+        const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
+            s.online = co_await start_workers(p, 2);
+            s.side.spawn(signal_once_stopping(notify[0].get(), SIGTERM, s.second_stop));
+            s.stop_began = steady::now();
+            co_await p.shutdown();
+        });
+        CHECK(code == exit_code::ok);
+        REQUIRE(s.second_stop > s.stop_began);
+        // The workers ignore the stop: only shutdown_timeout ends them, not the signal.
+        CHECK(steady::now() - s.stop_began >= o.shutdown_timeout);
+        check_handles(s, false);
+    });
+}
+
+TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() returns exit_code::failed") {
+    auto o = options_for(start_mode::fork, behaviour::serve);
+    with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
+        const int code = run_primary(p, [&s](primary<proto>& p) { return throw_after_starting(p, s); });
+        CHECK(code == exit_code::failed);
+        check_handles(s, true);
+    });
+}
+
+TEST_CASE("fork-mode workers do not keep run()'s signalfd") {
+    auto o = options_for(start_mode::fork, behaviour::serve);
+    with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
+        const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
+            s.online = co_await start_workers(p, 2);
+            CHECK(signalfds_of(::getpid()) == 1);  // run()'s own
+            for (handle* h : handles_in(s.online)) {
+                INFO("worker " << h->id());
+                CHECK(signalfds_of(h->pid()) == 0);
+            }
+            co_await p.shutdown();
+        });
+        CHECK(code == exit_code::ok);
+    });
+}
+
 // ---- rolling reloads ----
 
 namespace {

@@ -199,17 +199,17 @@ public:
     // shutdown_timeout to finish its work, then the rest are SIGKILLed. A stop signal
     // starts it, and run() ends with it. A second call waits for the first.
     task<void> shutdown() {
-        if (shutdown_begun_) {
-            (void)co_await shutdown_done_.wait();
-            co_return;
+        if (!shutdown_begun_) {
+            shutdown_begun_ = true;
+            finished_.set();
+            stop_supervising();
+            // On the primary's own tasks, as a reload: a stop signal cancelling the main that
+            // called this must not cut the workers' time short.
+            tasks_.spawn(stop_gracefully(*this));
         }
-        shutdown_begun_ = true;
-        finished_.set();
-        stop_supervising();
-        auto first = co_await when_any(disconnect_everyone(stop_reason::shutdown),
-                                       detail::expire_after(options_.shutdown_timeout), wait_latch(abort_));
-        if (first.index() != 0) co_await kill_everyone();
-        shutdown_done_.set();
+        const bool done = co_await shutdown_done_.wait();
+        if (!done)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: shutdown() wait stopped");
     }
 
     // Rolling reload: replaces the workers one at a time — starts the new one, waits until it
@@ -554,6 +554,13 @@ private:
             leaving.push_back(disconnect_and_wait(find(h->id())));
         }
         (void)co_await when_all(std::move(leaving));
+    }
+
+    static task<void> stop_gracefully(primary& self) {
+        auto first = co_await when_any(self.disconnect_everyone(stop_reason::shutdown),
+                                       detail::expire_after(self.options_.shutdown_timeout), wait_latch(self.abort_));
+        if (first.index() != 0) co_await self.kill_everyone();
+        self.shutdown_done_.set();
     }
 
     task<void> kill_everyone() {
