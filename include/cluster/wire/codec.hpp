@@ -729,7 +729,12 @@ struct codec<T> {
         !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
 
     static void write(detail::writer& w, const T& v) { write_fields(w, v); }
-    static bool read(detail::reader& r, T& v) { return r.enter() && read_fields(r, v) && r.leave(); }
+    // Forced inline down to the members (read_fields, read_members, read_member): a call
+    // per struct level spills the reader, and a small message spent more on the calls
+    // than on its fields.
+    [[gnu::always_inline]] static bool read(detail::reader& r, T& v) {
+        return r.enter() && read_fields(r, v) && r.leave();
+    }
     static bool read_at(detail::reader& r, const std::byte* p, T& v)
         requires all_read_at
     {
@@ -750,7 +755,9 @@ struct codec<T> {
             (codec<member<D>>::write(w, v.*D::pointer), ...);
         }(members{});
     }
-    static bool read_fields(detail::reader& r, T& v) { return read_bases(r, v) && read_members<0>(r, v); }
+    [[gnu::always_inline]] static bool read_fields(detail::reader& r, T& v) {
+        return read_bases(r, v) && read_members<0>(r, v);
+    }
     static bool read_fields_at(detail::reader& r, const std::byte* p, T& v)
         requires all_read_at
     {
