@@ -656,7 +656,9 @@ private:
             st.receiver = this;
             st.start_receive();
         }
-        auto await_resume() {
+        // Inline like await_ready(): the decoding happens here, and as a call it spilled
+        // and reloaded what the coroutine had in registers.
+        [[gnu::always_inline]] auto await_resume() {
             if constexpr (WithEnvelope)
                 return st.take_envelope();
             else
