@@ -78,9 +78,28 @@ struct writer {
         std::memcpy(pos, from, n);
         pos += n;
     }
-    // memcpy from a null pointer is undefined even for zero bytes, and empty vectors have one.
+    // memcpy from a null pointer is undefined even for zero bytes, and empty vectors have
+    // one: put_short() copies nothing then.
     void put_run(const void* from, std::size_t n) noexcept {
-        if (n != 0) put(from, n);
+        if (n <= 16) return put_short(static_cast<const std::byte*>(from), n);
+        put(from, n);
+    }
+    // A short run (a name, a key) in two overlapping fixed-size copies, inline: memcpy of
+    // a size not known at compile time is a call, costing more than the copy.
+    void put_short(const std::byte* from, std::size_t n) noexcept {
+        if (n >= 8) {
+            std::memcpy(pos, from, 8);
+            std::memcpy(pos + n - 8, from + n - 8, 8);
+        } else if (n >= 4) {
+            std::memcpy(pos, from, 4);
+            std::memcpy(pos + n - 4, from + n - 4, 4);
+        } else if (n >= 2) {
+            std::memcpy(pos, from, 2);
+            std::memcpy(pos + n - 2, from + n - 2, 2);
+        } else if (n == 1) {
+            *pos = *from;
+        }
+        pos += n;
     }
     template <class U>
     void put_value(U value) noexcept {
