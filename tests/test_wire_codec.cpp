@@ -351,6 +351,19 @@ TEST_CASE("arithmetic runs are one contiguous copy of the elements", "[wire][cod
     check_round_trip(std::vector<std::uint64_t>{});
 }
 
+// Short runs are copied by overlapping fixed-size pieces, which differ by length.
+TEST_CASE("strings and byte vectors of every short length encode exactly", "[wire][codec]") {
+    for (std::size_t n = 0; n <= 40; ++n) {
+        std::string s(n, '\0');
+        for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+        const auto bytes = encode_all(s);
+        REQUIRE(bytes.size() == 4 + n);
+        REQUIRE(std::memcmp(bytes.data() + 4, s.data(), n) == 0);
+        check_round_trip(s);
+        check_round_trip(std::vector<std::uint8_t>(s.begin(), s.end()));
+    }
+}
+
 TEST_CASE("encoded_size is exact and computed without encoding", "[wire][codec]") {
     generator gen(99);
     for (int i = 0; i < 200; ++i) {

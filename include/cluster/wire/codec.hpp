@@ -78,9 +78,28 @@ struct writer {
         std::memcpy(pos, from, n);
         pos += n;
     }
-    // memcpy from a null pointer is undefined even for zero bytes, and empty vectors have one.
+    // memcpy from a null pointer is undefined even for zero bytes, and empty vectors have
+    // one: put_short() copies nothing then.
     void put_run(const void* from, std::size_t n) noexcept {
-        if (n != 0) put(from, n);
+        if (n <= 16) return put_short(static_cast<const std::byte*>(from), n);
+        put(from, n);
+    }
+    // A short run (a name, a key) in two overlapping fixed-size copies, inline: memcpy of
+    // a size not known at compile time is a call, costing more than the copy.
+    void put_short(const std::byte* from, std::size_t n) noexcept {
+        if (n >= 8) {
+            std::memcpy(pos, from, 8);
+            std::memcpy(pos + n - 8, from + n - 8, 8);
+        } else if (n >= 4) {
+            std::memcpy(pos, from, 4);
+            std::memcpy(pos + n - 4, from + n - 4, 4);
+        } else if (n >= 2) {
+            std::memcpy(pos, from, 2);
+            std::memcpy(pos + n - 2, from + n - 2, 2);
+        } else if (n == 1) {
+            *pos = *from;
+        }
+        pos += n;
     }
     template <class U>
     void put_value(U value) noexcept {
@@ -319,7 +338,9 @@ struct codec<std::string> {
         w.put_value(static_cast<std::uint32_t>(v.size()));
         w.put_run(v.data(), v.size());
     }
-    static bool read(detail::reader& r, std::string& v) {
+    // Forced inline: a string is in most messages, and as a call (clang's choice) its
+    // spills and reloads of the reader cost a small message's receive 5%.
+    [[gnu::always_inline]] static bool read(detail::reader& r, std::string& v) {
         std::uint32_t n = 0;
         if (!r.take_count(n, 1)) return false;
         // clear() + append(): assign() goes through the general _M_replace, which costs
@@ -727,7 +748,12 @@ struct codec<T> {
         !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
 
     static void write(detail::writer& w, const T& v) { write_fields(w, v); }
-    static bool read(detail::reader& r, T& v) { return r.enter() && read_fields(r, v) && r.leave(); }
+    // Forced inline down to the members (read_fields, read_members, read_member): a call
+    // per struct level spills the reader, and a small message spent more on the calls
+    // than on its fields.
+    [[gnu::always_inline]] static bool read(detail::reader& r, T& v) {
+        return r.enter() && read_fields(r, v) && r.leave();
+    }
     static bool read_at(detail::reader& r, const std::byte* p, T& v)
         requires all_read_at
     {
@@ -748,7 +774,9 @@ struct codec<T> {
             (codec<member<D>>::write(w, v.*D::pointer), ...);
         }(members{});
     }
-    static bool read_fields(detail::reader& r, T& v) { return read_bases(r, v) && read_members<0>(r, v); }
+    [[gnu::always_inline]] static bool read_fields(detail::reader& r, T& v) {
+        return read_bases(r, v) && read_members<0>(r, v);
+    }
     static bool read_fields_at(detail::reader& r, const std::byte* p, T& v)
         requires all_read_at
     {
@@ -771,7 +799,7 @@ private:
         }(bases{});
     }
     template <std::size_t I>
-    static bool read_member(detail::reader& r, T& v) {
+    [[gnu::always_inline]] static bool read_member(detail::reader& r, T& v) {
         using D = member_at<I>;
         return codec<member<D>>::read(r, v.*D::pointer) || r.prefix(".", D::name);
     }
@@ -797,9 +825,10 @@ private:
 
     // Members I onwards. A run of members with read_at costs one bounds check; if the
     // input is too short for it, its members are read one by one, which finds the one cut
-    // short for the error path.
+    // short for the error path. Forced inline, with read_member(): members after a run
+    // were otherwise left as a call per struct.
     template <std::size_t I>
-    static bool read_members(detail::reader& r, T& v) {
+    [[gnu::always_inline]] static bool read_members(detail::reader& r, T& v) {
         if constexpr (I == member_count) {
             return true;
         } else if constexpr (!member_reads_at[I]) {

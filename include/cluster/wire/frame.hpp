@@ -152,11 +152,12 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
 
 // encode_frame_to() for a message that can carry no fds, and so no shared_bytes either (a
 // shared_bytes may be a memfd): no fds to count, no runs to gather, and a header known
-// before the payload, so an invalid one is refused before anything is written.
+// before the payload, so an invalid one is refused before anything is written. Inline:
+// a channel's send() runs it for every message.
 template <class P, class T>
     requires(!carries_fds<T>)
-void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag,
-                           std::uint16_t flags) {
+[[gnu::always_inline]] inline void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size,
+                                                       std::uint32_t tag, std::uint16_t flags) {
     if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
     const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0,
                          flags, tag};
