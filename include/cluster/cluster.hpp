@@ -12,6 +12,7 @@
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
 #include <cluster/listen_socket.hpp>
+#include <cluster/listener.hpp>
 #include <cluster/message.hpp>
 #include <cluster/options.hpp>
 #include <cluster/primary.hpp>
@@ -19,6 +20,7 @@
 #include <cluster/restart_policy.hpp>
 #include <cluster/role.hpp>
 #include <cluster/run.hpp>
+#include <cluster/schedule.hpp>
 #include <cluster/tcp_stream.hpp>
 #include <cluster/worker.hpp>
 #include <cluster/worker_handle.hpp>

@@ -1,5 +1,5 @@
 // cluster::control: the messages a primary and its workers exchange for themselves (online,
-// listening, disconnect, heartbeats, readiness), and link_protocol<P>, which carries them beside P.
+// listening, disconnect, heartbeats, readiness, connections), and link_protocol<P>, which carries them beside P.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 
 #include <boost/describe.hpp>
 
+#include <cluster/io/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
 
 namespace cluster::control {
@@ -52,11 +53,66 @@ BOOST_DESCRIBE_STRUCT(ready, (), ())
 struct recycle {};
 BOOST_DESCRIBE_STRUCT(recycle, (), ())
 
+// Worker to primary, as a request: listen on `endpoint` (its text) with `schedule`.
+struct listen_request {
+    std::string endpoint;
+    std::uint8_t schedule = 0;
+    std::int32_t backlog = 0;
+    std::int8_t v6_only = -1;  // -1: the system's default
+    bool reuse_address = true;
+    bool replace_stale_unix_socket = true;
+};
+BOOST_DESCRIBE_STRUCT(listen_request, (), (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket))
+
+// Primary to worker, the answer: the listener's id and address, and the socket to accept
+// on when the worker accepts itself (shared, reuseport); or the errno and the step that failed.
+struct listen_reply {
+    std::int32_t error = 0;
+    std::string what;
+    std::uint32_t listener = 0;
+    std::string local;
+    unique_fd socket;
+};
+BOOST_DESCRIBE_STRUCT(listen_reply, (), (error, what, listener, local, socket))
+
+// Primary to worker: a connection the primary accepted for `listener`. The primary keeps
+// its own copy until the worker answers with a handoff_ack, so none is lost to a worker
+// that dies or refuses first.
+struct connection {
+    std::uint32_t listener = 0;
+    std::uint64_t seq = 0;
+    unique_fd socket;
+};
+BOOST_DESCRIBE_STRUCT(connection, (), (listener, seq, socket))
+
+// Worker to primary: the connection `seq` was taken by the worker's code, or refused (the
+// worker is at its connection limit, or no longer accepts): the primary offers it elsewhere.
+struct handoff_ack {
+    std::uint64_t seq = 0;
+    bool accepted = false;
+};
+BOOST_DESCRIBE_STRUCT(handoff_ack, (), (seq, accepted))
+
+// Worker to primary: `count` connections handed out by `listener` have closed (for the
+// schedules that weigh open connections).
+struct connections_closed {
+    std::uint32_t listener = 0;
+    std::uint32_t count = 0;
+};
+BOOST_DESCRIBE_STRUCT(connections_closed, (), (listener, count))
+
+// Worker to primary: this worker no longer accepts on `listener`.
+struct unlisten {
+    std::uint32_t listener = 0;
+};
+BOOST_DESCRIBE_STRUCT(unlisten, (), (listener))
+
 template <class P>
 struct link_protocol_of;
 template <class... Ts>
 struct link_protocol_of<wire::protocol<Ts...>> {
-    using type = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, Ts...>;
+    using type = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle,
+                                listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
 };
 
 // What the socketpair between a primary and a worker carries: P's messages and the above.
@@ -64,6 +120,6 @@ template <class P>
 using link_protocol = typename link_protocol_of<P>::type;
 
 // How many of a link's alternatives come before P's own.
-inline constexpr std::size_t control_count = 8;
+inline constexpr std::size_t control_count = 14;
 
 } // namespace cluster::control

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <cluster/restart_policy.hpp>
+#include <cluster/schedule.hpp>
 
 namespace cluster {
 
@@ -45,6 +46,9 @@ struct primary_options {
     std::size_t max_memory = 0;                           // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
+
+    // Connections: see docs/connections.md.
+    pick_function pick;  // schedule::custom: which worker gets a connection
 };
 
 // What one fork() changes from the primary's options; env is merged over theirs.

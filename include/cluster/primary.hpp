@@ -1,5 +1,6 @@
 // cluster::primary<P>: the primary process's side of the cluster — forking workers, their
-// events, routing between workers, and supervising them: restarts, hangs, stops, reloads, scaling.
+// events, routing between workers and connections to them, and supervising them: restarts,
+// hangs, stops, reloads, scaling.
 #pragma once
 
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <variant>
 #include <vector>
 
+#include <cluster/balancer.hpp>
 #include <cluster/control.hpp>
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
@@ -97,7 +99,7 @@ public:
     // args: the primary's own command line, which exec'd workers get by default.
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
         : options_(std::move(options)), worker_main_(std::move(main)), args_(std::move(args)),
-          ctx_(&io_context::current_or_throw()), planner_(options_.restart) {
+          ctx_(&io_context::current_or_throw()), planner_(options_.restart), balancer_(options_) {
         (void)detail::self_exe();  // now, before anyone replaces the file: see self_exe()
         turns_.push(turn_token{});
     }
@@ -191,6 +193,7 @@ public:
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
     // Nothing is restarted from then on.
     task<void> disconnect_all() {
+        balancer_.stop_accepting();
         stop_supervising();
         co_await disconnect_everyone(stop_reason::disconnect);
     }
@@ -202,6 +205,7 @@ public:
         if (!shutdown_begun_) {
             shutdown_begun_ = true;
             finished_.set();
+            balancer_.stop_accepting();  // first: it still has every socket, and every worker to hand connections to
             stop_supervising();
             // On the primary's own tasks, as a reload: a stop signal cancelling the main that
             // called this must not cut the workers' time short.
@@ -326,6 +330,7 @@ private:
             co_return errno_code(failure->error);
         }
         h->wait_ready_ = o.wait_ready;
+        h->home_slot_ = slot;
         configure(*h, o);
         tasks_.spawn(supervise(*this, h));
         if (o.heartbeat_timeout.count() > 0) tasks_.spawn(until_exit(h, watch_heartbeats(h, o.heartbeat_timeout, o.kill_timeout)));
@@ -367,6 +372,7 @@ private:
         ::close(ctx_->native_handle());
         if (signal_fd_ >= 0) ::close(signal_fd_);
         for (const auto& [other, h] : handles_) h->close_in_forked_child();
+        balancer_.close_in_forked_child();
         return detail::run_worker_process<P>(id, std::move(link), worker_main_);
     }
 
@@ -381,6 +387,7 @@ private:
     }
 
     void forget_slot(unsigned slot) {
+        balancer_.forget_slot(slot);
         if (auto it = slots_.find(slot); it != slots_.end()) {
             it->second.pending_restart.request_stop();
             if (it->second.worker) it->second.worker->slot_ = 0;
@@ -828,6 +835,7 @@ private:
                 self.dispatch(h, std::move(*e));
         }
         h->disconnected();
+        self.balancer_.worker_gone(*h);
         self.report(event<P>(disconnect_event{h->id_, h->link_.close_reason()}, h));
         reader_done(*h);
     }
@@ -837,6 +845,8 @@ private:
             (void)h->requests_.complete(e.tag, std::move(e.message));
         } else if (e.message.index() >= control::control_count) {
             if (auto m = detail::to_incoming<P>(std::move(e), h->id_)) report(event<P>(std::move(*m), h));
+        } else if (auto* ask = std::get_if<control::listen_request>(&e.message)) {
+            listen_for(h, *ask, e.tag);
         } else {
             on_control(h, std::move(e.message));
         }
@@ -856,9 +866,24 @@ private:
             recycle(h, stop_reason::max_messages);
         } else if (auto* l = std::get_if<control::listening>(&m)) {
             report(event<P>(listening_event{h->id_, l->family, std::move(l->address), l->port}, h));
+        } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
+            balancer_.acknowledged(*h, ack->seq, ack->accepted);
+        } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
+            balancer_.connections_closed(*h, closed->listener, closed->count);
+        } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
+            balancer_.unlisten(*h, bye->listener);
         } else if (std::holds_alternative<control::leaving>(m)) {
             h->exited_after_disconnect_ = true;
         }
+    }
+
+    // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.
+    void listen_for(const std::shared_ptr<handle>& h, const control::listen_request& ask, std::uint32_t tag) {
+        endpoint local;
+        const auto reply = balancer_.listen(h, ask, tasks_, local);
+        (void)h->link_.send(reply, tag, wire::frame_flags::response);
+        if (reply.error == 0)
+            report(event<P>(listening_event{h->id_, local.family(), local.address(), local.port()}, h));
     }
 
     // A message from one worker to another (or to all others): it goes on marked with
@@ -942,6 +967,7 @@ private:
     std::map<unsigned, slot_state> slots_;
     mailbox<event<P>> events_;
     mailbox<turn_token> turns_;
+    detail::balancer<P> balancer_;  // before tasks_: its accept loops are among them
     latch cancel_main_;    // a stop from outside main: main is cancelled
     latch finished_;       // run() goes on to shutdown()
     latch abort_;          // a second stop signal: shutdown() stops waiting

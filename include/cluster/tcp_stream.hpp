@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -59,7 +60,19 @@ inline std::span<iovec> advance_iovecs(std::span<iovec> iov, std::size_t n) noex
     return iov;
 }
 
+// What counts a listener's open connections: told once when a stream it handed out is
+// closed, destroyed or released.
+class connection_tracker {
+public:
+    virtual void closed() noexcept = 0;
+
+protected:
+    ~connection_tracker() = default;
+};
+
 } // namespace detail
+
+class listener;
 
 class tcp_stream {
 public:
@@ -67,12 +80,26 @@ public:
     explicit tcp_stream(unique_fd socket) noexcept : fd_(std::move(socket)) {}
     // `peer` is remembered: peer() still answers once the connection is gone.
     tcp_stream(unique_fd socket, const endpoint& peer) noexcept : fd_(std::move(socket)), peer_(peer) {}
+    tcp_stream(tcp_stream&&) noexcept = default;
+    tcp_stream& operator=(tcp_stream&& other) noexcept {
+        if (this != &other) {
+            untrack();
+            fd_ = std::move(other.fd_);
+            peer_ = other.peer_;
+            tracker_ = std::move(other.tracker_);
+        }
+        return *this;
+    }
+    ~tcp_stream() { untrack(); }
 
     [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
     explicit operator bool() const noexcept { return is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return fd_.get(); }
     // Gives the socket up without closing it (to pass it to another process, say).
-    [[nodiscard]] unique_fd release() noexcept { return std::move(fd_); }
+    [[nodiscard]] unique_fd release() noexcept {
+        untrack();
+        return std::move(fd_);
+    }
 
     // Every read and write below answers the awaiting task's stop token (ECANCELED).
     // The single ops (read_some, write_some, shutdown, close) also take .with_timeout(d)
@@ -120,7 +147,10 @@ public:
 
     // Closes through the ring; the stream is empty from now on. Ops still pending on the
     // socket are not woken by this: stop them first.
-    [[nodiscard]] io::close_op close() noexcept { return io::close(std::move(fd_)); }
+    [[nodiscard]] io::close_op close() noexcept {
+        untrack();
+        return io::close(std::move(fd_));
+    }
 
     // The other end, as accept() or connect() saw it, for as long as the stream is open;
     // else getpeername(), which fails with ENOTCONN once the connection is gone.
@@ -139,6 +169,12 @@ public:
     }
 
 private:
+    friend class listener;
+
+    void untrack() noexcept {
+        if (tracker_) std::exchange(tracker_, nullptr)->closed();
+    }
+
     static task<result<void>> read_all(int fd, std::span<std::byte> buf) {
         while (!buf.empty()) {
             auto n = co_await io::recv(fd, buf);
@@ -174,6 +210,7 @@ private:
 
     unique_fd fd_;
     endpoint peer_;
+    std::shared_ptr<detail::connection_tracker> tracker_;  // the listener that handed it out, if any
 };
 
 class accept_stream_op : public io::basic_op<accept_stream_op, result<tcp_stream>> {

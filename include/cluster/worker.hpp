@@ -1,23 +1,22 @@
 // cluster::worker<P>: a worker process's side of the cluster — its id, messages from and to
-// the primary, requests both ways, messages to other workers, heartbeats, and leaving gracefully.
+// the primary, requests both ways, messages to other workers, listening, heartbeats, and leaving gracefully.
 #pragma once
 
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <utility>
 
 #include <cluster/control.hpp>
+#include <cluster/endpoint.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
@@ -25,42 +24,27 @@
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/link.hpp>
+#include <cluster/listener.hpp>
 #include <cluster/message.hpp>
+#include <cluster/schedule.hpp>
 
 namespace cluster {
 
 namespace detail {
-// A socket's local address as text and port, for a listening event.
-inline result<control::listening> describe_listening(int fd) {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return errno_code(errno);
-    control::listening out;
-    out.family = addr.ss_family;
-    char text[INET6_ADDRSTRLEN] = {};
-    if (addr.ss_family == AF_INET) {
-        const auto& in = reinterpret_cast<const sockaddr_in&>(addr);
-        ::inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
-        out.address = text;
-        out.port = ntohs(in.sin_port);
-    } else if (addr.ss_family == AF_INET6) {
-        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(addr);
-        ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
-        out.address = text;
-        out.port = ntohs(in6.sin6_port);
-    } else if (addr.ss_family == AF_UNIX) {
-        const auto& un = reinterpret_cast<const sockaddr_un&>(addr);
-        out.address.assign(un.sun_path, strnlen(un.sun_path, sizeof un.sun_path));
-    }
-    return out;
+// A listening event's contents.
+inline control::listening describe_listening(const endpoint& local) {
+    return control::listening{local.family(), local.address(), local.port()};
 }
+
+// How long a worker waits for the primary to open a socket for it.
+inline constexpr std::chrono::seconds listen_timeout{30};
 
 // How long a finished worker waits for its last messages to reach the primary.
 inline constexpr std::chrono::seconds final_flush_timeout{5};
 } // namespace detail
 
 template <class P>
-class worker : public link_end<P> {
+class worker : public link_end<P>, private detail::listener_host {
     using link_end<P>::link_;
     using link_end<P>::requests_;
 
@@ -69,6 +53,13 @@ public:
     using main_function = std::function<task<void>(worker&)>;
 
     worker(unsigned id, unique_fd link) : link_end<P>(std::move(link)), id_(id) {}
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+    // Streams may outlive their worker: their closes then go nowhere.
+    ~worker() {
+        for (auto& [id, weak] : listeners_)
+            if (auto state = weak.lock()) state->detach();
+    }
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
     [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
@@ -103,11 +94,32 @@ public:
         return link_.send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
     }
 
-    // Tells the primary that `listening_fd` listens: it emits a listening event.
+    // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or
+    // shares the one it has, and emits a listening event. Workers that listen on the same
+    // endpoint text share it, port 0 included (they all get the port the kernel chose, as in
+    // Node). Throws std::system_error naming the endpoint and the step that failed.
+    task<listener> listen(const endpoint& at, schedule how = schedule::round_robin, listener_options o = {}) {
+        std::string what;
+        auto opened = co_await open_listener(at, how, o, what);
+        if (!opened)
+            throw std::system_error(opened.error(), "cluster: worker " + std::to_string(id_) + " cannot listen on " +
+                                                        at.to_string() + ": " + what);
+        co_return std::move(*opened);
+    }
+
+    // The same, with the failure as a value.
+    task<result<listener>> try_listen(const endpoint& at, schedule how = schedule::round_robin, listener_options o = {}) {
+        std::string what;
+        co_return co_await open_listener(at, how, o, what);
+    }
+
+    // Tells the primary that `listening_fd`, a socket this worker opened itself, listens:
+    // it emits a listening event.
     task<result<void>> announce_listening(int listening_fd) {
-        auto described = detail::describe_listening(listening_fd);
-        if (!described) co_return described.error();
-        co_return co_await link_.send(*described);
+        auto local = local_endpoint(listening_fd);
+        if (!local) co_return local.error();
+        const auto described = detail::describe_listening(*local);
+        co_return co_await link_.send(described);
     }
 
     // Tells the primary this worker is ready to serve. With primary_options::wait_ready, a
@@ -118,8 +130,12 @@ public:
     }
 
     // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
-    // everything queued is delivered, and the channel closes; receive() then ends.
+    // everything queued is delivered, and the channel closes; receive() then ends. Its
+    // listeners accept no more; connections handed to them and not taken go to other workers.
     task<result<void>> disconnect() {
+        // Before `leaving`: once the channel is shut, no answer about a connection could
+        // reach the primary, which then offers every unanswered one elsewhere.
+        give_back_connections();
         const control::leaving bye;
         auto sent = co_await link_.send(bye);
         if (!sent) co_return sent;
@@ -161,7 +177,65 @@ private:
         }
         self.inbox_.close();
         self.requests_.fail_all(make_error_code(errc::peer_gone));
+        self.stop_listeners();
         self.stopping_.request_stop();
+    }
+
+    task<result<listener>> open_listener(const endpoint& at, schedule how, const listener_options& o, std::string& what) {
+        control::listen_request ask;
+        ask.endpoint = at.to_string();
+        ask.schedule = static_cast<std::uint8_t>(how);
+        ask.backlog = o.socket.backlog;
+        ask.v6_only = static_cast<std::int8_t>(o.socket.v6_only ? (*o.socket.v6_only ? 1 : 0) : -1);
+        ask.reuse_address = o.socket.reuse_address;
+        ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
+        auto reply = co_await ipc::request<control::listen_reply>(link_, requests_, ask, detail::listen_timeout);
+        if (!reply) {
+            what = "no answer from the primary";
+            co_return reply.error();
+        }
+        if (reply->error != 0) {
+            what = std::move(reply->what);
+            co_return errno_code(reply->error);
+        }
+        auto local = endpoint::parse(reply->local);
+        auto state = std::make_shared<detail::listener_state>(static_cast<detail::listener_host*>(this), reply->listener, how,
+                                                              local ? *local : at, std::move(reply->socket), o);
+        listeners_[reply->listener] = state;
+        if (stopping()) state->stop_accepting();
+        co_return listener(std::move(state));
+    }
+
+    // A connection the primary accepted for one of this worker's listeners.
+    void route(control::connection&& c) {
+        auto it = listeners_.find(c.listener);
+        auto state = it == listeners_.end() ? nullptr : it->second.lock();
+        if (!state) return acknowledge(c.seq, false);
+        state->offer(c.seq, std::move(c.socket));
+    }
+
+    void give_back_connections() noexcept {
+        for (auto& [id, weak] : listeners_)
+            if (auto state = weak.lock()) state->give_back();
+    }
+
+    void stop_listeners() noexcept {
+        for (auto& [id, weak] : listeners_)
+            if (auto state = weak.lock()) state->stop_accepting();
+    }
+
+    void acknowledge(std::uint64_t seq, bool accepted) noexcept override {
+        const control::handoff_ack ack{seq, accepted};
+        (void)link_.send(ack);
+    }
+    void report_closed(std::uint32_t listener) noexcept override {
+        const control::connections_closed closed{listener, 1};
+        (void)link_.send(closed);
+    }
+    void report_unlisten(std::uint32_t listener) noexcept override {
+        listeners_.erase(listener);
+        const control::unlisten bye{listener};
+        (void)link_.send(bye);
     }
 
     // False once the primary has asked this worker to leave: nothing follows that.
@@ -171,7 +245,9 @@ private:
             return true;
         }
         if (std::holds_alternative<control::disconnect>(e.message)) return false;
-        if (auto* s = std::get_if<control::settings>(&e.message)) {
+        if (auto* c = std::get_if<control::connection>(&e.message)) {
+            route(std::move(*c));
+        } else if (auto* s = std::get_if<control::settings>(&e.message)) {
             apply(*s);
         } else if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) {
             inbox_.push(std::move(*m));
@@ -214,6 +290,7 @@ private:
     scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
+    std::map<std::uint32_t, std::weak_ptr<detail::listener_state>> listeners_;  // by the primary's listener id
 };
 
 } // namespace cluster

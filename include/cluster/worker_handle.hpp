@@ -24,6 +24,10 @@ namespace cluster {
 
 template <class P>
 class primary;
+namespace detail {
+template <class P>
+class balancer;
+}
 
 template <class P>
 class worker_handle : public link_end<P> {
@@ -74,6 +78,7 @@ public:
 
 private:
     friend class primary<P>;
+    friend class detail::balancer<P>;
 
     // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
     void close_in_forked_child() const noexcept {
@@ -116,7 +121,8 @@ private:
     latch exited_;
 
     // Supervision (primary.hpp).
-    unsigned slot_ = 0;  // the place it fills in the cluster; 0: none (leaving, or a replacement not ready yet)
+    unsigned slot_ = 0;       // the place it fills in the cluster; 0: none (leaving, or a replacement not ready yet)
+    unsigned home_slot_ = 0;  // the place it was started for, filled or not
     bool retiring_ = false;
     bool wait_ready_ = false;
     bool recycle_asked_ = false;

@@ -25,6 +25,7 @@ enum class errc {
     channel_closed,         // the channel was closed (by us, or after a protocol error)
     unexpected_type,        // a valid message, but not the type the receiver asked for
     peer_gone,              // the other process went away before answering
+    listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
 };
 
 class error_category final : public std::error_category {
@@ -48,6 +49,7 @@ public:
         case errc::channel_closed: return "channel closed";
         case errc::unexpected_type: return "unexpected message type";
         case errc::peer_gone: return "the peer went away before answering";
+        case errc::listener_closed: return "the listener accepts no more connections";
         }
         return "unknown cluster error";
     }

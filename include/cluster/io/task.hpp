@@ -183,4 +183,21 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
 }
 } // namespace detail
 
+namespace detail {
+struct stop_token_awaiter {
+    std::stop_token token;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        token = awaiting_stop_token(h);
+        return false;
+    }
+    std::stop_token await_resume() noexcept { return std::move(token); }
+};
+} // namespace detail
+
+// co_await current_stop_token(): the awaiting task's own stop token, for code that must
+// answer it and a second one at once (combine them in a std::stop_source).
+[[nodiscard]] inline detail::stop_token_awaiter current_stop_token() noexcept { return {}; }
+
 } // namespace cluster

@@ -1,0 +1,234 @@
+// cluster::listener: a worker's side of a listening endpoint — the connections the primary
+// hands it, or the socket it accepts on itself — counted while open, and drained when it leaves.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <utility>
+
+#include <cluster/endpoint.hpp>
+#include <cluster/io/error.hpp>
+#include <cluster/io/latch.hpp>
+#include <cluster/io/mailbox.hpp>
+#include <cluster/io/result.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/unique_fd.hpp>
+#include <cluster/listen_socket.hpp>
+#include <cluster/schedule.hpp>
+#include <cluster/tcp_stream.hpp>
+
+namespace cluster {
+
+struct listener_options {
+    // Open connections at which this worker takes no more: the primary offers them to
+    // another worker (schedules where it accepts), or this worker stops accepting until one
+    // closes (shared, reuseport). 0: no limit.
+    std::size_t max_connections = 0;
+    // The socket's options (backlog, v6_only, ...), used by whoever creates it first.
+    listen_options socket;
+};
+
+namespace detail {
+
+// What a listener tells the primary, through its worker's channel.
+class listener_host {
+public:
+    virtual void acknowledge(std::uint64_t seq, bool accepted) noexcept = 0;
+    virtual void report_closed(std::uint32_t listener) noexcept = 0;
+    virtual void report_unlisten(std::uint32_t listener) noexcept = 0;
+
+protected:
+    ~listener_host() = default;
+};
+
+struct handed_connection {
+    std::uint64_t seq = 0;
+    unique_fd socket;
+};
+
+// A latch that can be waited on again: each notify() wakes the waiters so far.
+class notifier {
+public:
+    task<bool> wait() {
+        auto current = current_;  // kept alive in this frame until its waiters have run
+        co_return co_await current->wait();
+    }
+    void notify() { std::exchange(current_, std::make_shared<latch>())->set(); }
+
+private:
+    std::shared_ptr<latch> current_ = std::make_shared<latch>();
+};
+
+// Shared by the listener, the worker that routes connections to it, and the streams it
+// handed out (which outlive it, and report their close to it).
+class listener_state final : public connection_tracker {
+public:
+    listener_state(listener_host* host, std::uint32_t id, schedule s, endpoint local, unique_fd socket,
+                   const listener_options& o)
+        : host_(host), id_(id), schedule_(s), local_(std::move(local)), socket_(std::move(socket)),
+          max_connections_(o.max_connections), reports_closes_(s == schedule::least_connections || s == schedule::custom) {}
+
+    // A connection the primary handed over: queued for accept(), or refused.
+    void offer(std::uint64_t seq, unique_fd socket) {
+        if (!accepting() || at_limit(handed_.size())) {
+            refused_at_limit_ = accepting();
+            if (host_) host_->acknowledge(seq, false);
+            return;
+        }
+        handed_.push(handed_connection{seq, std::move(socket)});
+    }
+
+    // The worker is leaving: what was handed over is still served, nothing more is taken.
+    void stop_accepting() noexcept {
+        stopped_ = true;
+        handed_.close();
+        stop_.request_stop();
+        room_.notify();
+    }
+
+    // What was handed over and not taken goes back to the primary, which offers it elsewhere.
+    void give_back() noexcept {
+        stop_accepting();
+        while (auto c = handed_.try_take())
+            if (host_) host_->acknowledge(c->seq, false);
+    }
+
+    // The listener is gone.
+    void close() noexcept {
+        if (closed_) return;
+        give_back();
+        closed_ = true;
+        if (host_ && primary_accepts(schedule_)) host_->report_unlisten(id_);
+        socket_.reset();
+    }
+
+    // A worker that refused a connection for its limit says when it has room again: the
+    // primary may be holding that connection for it.
+    void closed() noexcept override {
+        --open_;
+        const bool room_again = std::exchange(refused_at_limit_, false);
+        if ((reports_closes_ || room_again) && host_) host_->report_closed(id_);
+        room_.notify();
+        if (open_ == 0) idle_.notify();
+    }
+
+    void detach() noexcept { host_ = nullptr; }
+
+    [[nodiscard]] bool accepting() const noexcept { return !stopped_; }
+    [[nodiscard]] bool at_limit(std::size_t queued) const noexcept {
+        return max_connections_ != 0 && open_ + queued >= max_connections_;
+    }
+
+    listener_host* host_;
+    std::uint32_t id_;
+    schedule schedule_;
+    endpoint local_;
+    unique_fd socket_;  // shared, reuseport: the socket this worker accepts on
+    std::size_t max_connections_;
+    bool reports_closes_;
+    bool stopped_ = false;
+    bool closed_ = false;
+    bool refused_at_limit_ = false;
+    std::size_t open_ = 0;
+    std::uint64_t accepted_ = 0;
+    mailbox<handed_connection> handed_;
+    std::stop_source stop_;
+    notifier room_;  // a connection closed, or accepting stopped
+    notifier idle_;  // no connection open any more
+};
+
+} // namespace detail
+
+class listener {
+public:
+    listener() noexcept = default;
+    explicit listener(std::shared_ptr<detail::listener_state> state) noexcept : state_(std::move(state)) {}
+    listener(listener&&) noexcept = default;
+    listener& operator=(listener&& other) noexcept {
+        if (this != &other) {
+            close();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
+    ~listener() { close(); }
+
+    // The next connection. Once the worker is leaving (the primary disconnected it) or
+    // close() was called, the connections already handed to it come first, then
+    // errc::listener_closed. Answers the awaiting task's stop token (operation_canceled).
+    task<result<tcp_stream>> accept() {
+        auto state = state_;  // the listener may be moved or closed while this waits
+        if (!state || state->closed_) co_return make_error_code(errc::listener_closed);
+        if (primary_accepts(state->schedule_)) co_return co_await take_handed(std::move(state));
+        co_return co_await accept_on_socket(std::move(state));
+    }
+
+    // Stops accepting: connections handed over and not taken go back to the primary.
+    void close() noexcept {
+        if (state_) state_->close();
+    }
+
+    [[nodiscard]] bool is_open() const noexcept { return state_ && !state_->closed_; }
+    // The address bound: a port 0 resolved to the port the kernel chose.
+    [[nodiscard]] const endpoint& local() const noexcept { return state_->local_; }
+    [[nodiscard]] cluster::schedule schedule() const noexcept { return state_->schedule_; }
+    // Accepted through this listener and not closed yet.
+    [[nodiscard]] std::size_t connections() const noexcept { return state_->open_; }
+    [[nodiscard]] std::uint64_t accepted() const noexcept { return state_->accepted_; }
+
+    // Until every connection accepted through this listener is closed. False if the
+    // awaiting task was asked to stop first.
+    task<bool> drained() {
+        auto state = state_;
+        while (state && state->open_ > 0) {
+            const bool woke = co_await state->idle_.wait();
+            if (!woke) co_return false;
+        }
+        co_return true;
+    }
+
+private:
+    static tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s) {
+        ++state->open_;
+        ++state->accepted_;
+        s.tracker_ = state;
+        return s;
+    }
+
+    static task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state) {
+        auto handed = co_await state->handed_.take();
+        if (!handed) {
+            if (state->stopped_) co_return make_error_code(errc::listener_closed);
+            co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        if (state->host_) state->host_->acknowledge(handed->seq, true);
+        co_return track(state, tcp_stream(std::move(handed->socket)));
+    }
+
+    static task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state) {
+        auto mine = co_await current_stop_token();
+        while (state->accepting() && state->at_limit(0)) {
+            const bool woke = co_await state->room_.wait();
+            if (!woke) co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        if (!state->accepting()) co_return make_error_code(errc::listener_closed);
+        std::stop_source either;
+        std::stop_callback on_mine(mine, [&either] { either.request_stop(); });
+        std::stop_callback on_leaving(state->stop_.get_token(), [&either] { either.request_stop(); });
+        auto accepted = co_await cluster::accept(state->socket_.get()).with_stop_token(either.get_token());
+        if (!accepted) {
+            // EINVAL: the socket no longer listens (the primary stopped it: the cluster stops).
+            if (!state->accepting() || accepted.error() == std::errc::invalid_argument)
+                co_return make_error_code(errc::listener_closed);
+            co_return accepted.error();
+        }
+        co_return track(state, std::move(*accepted));
+    }
+
+    std::shared_ptr<detail::listener_state> state_;
+};
+
+} // namespace cluster
