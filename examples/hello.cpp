@@ -11,8 +11,6 @@
 
 #include <boost/describe.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +19,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 using namespace cluster;
 
@@ -37,39 +34,36 @@ unsigned option(int argc, char** argv, std::string_view flag, unsigned fallback)
     return fallback;
 }
 
-// Opened before the first fork: every worker, and every replacement, accepts on it.
-unique_fd listen_on(unsigned port) {
-    unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int on = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 128) != 0)
-        throw std::system_error(errno, std::system_category(), "hello: port " + std::to_string(port));
-    socklen_t len = sizeof addr;
-    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-    std::printf("Listening on port %u\n", ntohs(addr.sin_port));
-    return fd;
-}
-
-task<void> serve(worker<proto>& w, int listener) {
+task<void> answer(tcp_stream client, std::stop_token stop) {
     constexpr std::string_view hello =
         "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n";
-    // The stop token ends these waits when the primary disconnects this worker (a stop, a
-    // reload, a scale-down); the request being answered is finished first.
-    while (auto client = co_await io::accept(listener).with_stop_token(w.stop_token())) {
-        char request[4096];
-        (void)co_await io::recv(client->get(), request).with_stop_token(w.stop_token());
-        (void)co_await io::send(client->get(), hello);
+    char request[4096];
+    (void)co_await client.read_some(request).with_stop_token(stop);
+    (void)co_await client.write(hello);
+}
+
+// As in Node, every worker listens on the port, and the primary hands each connection to
+// the next worker. Disconnected (a stop, a reload, a scale-down), a worker takes no new
+// connection and answers those it has.
+task<void> serve(worker<proto>& w, unsigned port) {
+    auto listener = co_await w.listen(endpoint::tcp("0.0.0.0", static_cast<std::uint16_t>(port)));
+    scope answering;
+    for (;;) {
+        auto client = co_await listener.accept();
+        if (!client) break;
+        answering.spawn(answer(std::move(*client), w.stop_token()));
     }
+    co_await answering.join();
 }
 
 task<void> fail_at_start(worker<proto>&) { throw std::runtime_error("--crash: this worker fails as it starts"); }
 
 // One line per thing the supervisor did.
-void print(const event<proto>& e) {
-    if (auto* o = e.get_if<online_event>()) {
+void print(const event<proto>& e, bool& port_shown) {
+    if (auto* l = e.get_if<listening_event>(); l && !port_shown) {
+        port_shown = true;  // every worker listens on the same port: say it once
+        std::printf("Listening on port %u\n", l->port);
+    } else if (auto* o = e.get_if<online_event>()) {
         std::printf("Worker %u (pid %d) online\n", o->worker_id, o->pid);
     } else if (auto* x = e.get_if<exit_event>()) {
         const std::string why = x->reason == stop_reason::none ? "" : std::string(" (") + to_string(x->reason) + ")";
@@ -92,9 +86,10 @@ void print(const event<proto>& e) {
 task<void> primary_main(primary<proto>& p, unsigned workers) {
     std::printf("Primary %d running\n", ::getpid());
     co_await p.scale(workers);
+    bool port_shown = false;
     for (;;) {
         auto e = co_await p.next_event();
-        print(e);
+        print(e, port_shown);
     }
 }
 
@@ -102,7 +97,7 @@ int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, as they happen, even into a pipe
     const unsigned workers = option(argc, argv, "--workers", cpu_count());
     const bool crash = std::find(argv + 1, argv + argc, std::string_view("--crash")) != argv + argc;
-    const unique_fd listener = listen_on(option(argc, argv, "--port", 8000));
+    const unsigned port = option(argc, argv, "--port", 8000);
     primary_options options;
     // A crash loop's cap, lowered from the default 10 so that --crash gives up within a
     // second. With the default backoff, one worker crashing alone never reaches 10 restarts
@@ -110,7 +105,7 @@ int main(int argc, char** argv) {
     if (crash) options.restart.max_restarts = 3;
     const int code = run<proto>(
         argc, argv, [workers](primary<proto>& p) { return primary_main(p, workers); },
-        [&listener, crash](worker<proto>& w) { return crash ? fail_at_start(w) : serve(w, listener.get()); }, options);
+        [port, crash](worker<proto>& w) { return crash ? fail_at_start(w) : serve(w, port); }, options);
     // Only the primary gets here: a forked worker ends inside run().
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;

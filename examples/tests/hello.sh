@@ -69,11 +69,10 @@ hello_world() {
 }
 
 start --workers 2 --port 0
+expect "^Primary $primary running$"
 expect '^Listening on port ([0-9]+)$'
 port=${BASH_REMATCH[1]}
-expect "^Primary $primary running$"
-expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
-expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
+while (( ${#live[@]} < 2 )); do expect '^Worker [0-9]+ \(pid [0-9]+\) online$'; done
 hello_world
 
 echo "--- SIGKILL a worker: the restart policy replaces it"
