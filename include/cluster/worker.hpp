@@ -14,6 +14,7 @@
 #include <stop_token>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <cluster/control.hpp>
 #include <cluster/endpoint.hpp>
@@ -189,29 +190,43 @@ private:
         ask.v6_only = static_cast<std::int8_t>(o.socket.v6_only ? (*o.socket.v6_only ? 1 : 0) : -1);
         ask.reuse_address = o.socket.reuse_address;
         ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
+        ++listens_pending_;
         auto reply = co_await ipc::request<control::listen_reply>(link_, requests_, ask, detail::listen_timeout);
+        --listens_pending_;
+        std::shared_ptr<detail::listener_state> state;
         if (!reply) {
             what = "no answer from the primary";
-            co_return reply.error();
-        }
-        if (reply->error != 0) {
+        } else if (reply->error != 0) {
             what = std::move(reply->what);
-            co_return errno_code(reply->error);
+        } else {
+            auto local = endpoint::parse(reply->local);
+            state = std::make_shared<detail::listener_state>(static_cast<detail::listener_host*>(this), reply->listener,
+                                                             how, local ? *local : at, std::move(reply->socket), o);
+            listeners_[reply->listener] = state;
+            if (stopping()) state->stop_accepting();
         }
-        auto local = endpoint::parse(reply->local);
-        auto state = std::make_shared<detail::listener_state>(static_cast<detail::listener_host*>(this), reply->listener, how,
-                                                              local ? *local : at, std::move(reply->socket), o);
-        listeners_[reply->listener] = state;
-        if (stopping()) state->stop_accepting();
+        route_early();
+        if (!reply) co_return reply.error();
+        if (!state) co_return errno_code(reply->error);
         co_return listener(std::move(state));
     }
 
-    // A connection the primary accepted for one of this worker's listeners.
+    // A connection the primary accepted for one of this worker's listeners. The first ones
+    // may come right behind the listen reply, before the listen() that waits for it has
+    // resumed: those wait for it.
     void route(control::connection&& c) {
         auto it = listeners_.find(c.listener);
+        if (it == listeners_.end() && listens_pending_ > 0) return early_.push_back(std::move(c));
         auto state = it == listeners_.end() ? nullptr : it->second.lock();
         if (!state) return acknowledge(c.seq, false);
         state->offer(c.seq, std::move(c.socket));
+    }
+
+    // A listen() has its answer: connections that came before it go to their listener now,
+    // or, with no other listen() waiting for its answer, back to the primary.
+    void route_early() {
+        auto early = std::exchange(early_, {});
+        for (auto& c : early) route(std::move(c));
     }
 
     void give_back_connections() noexcept {
@@ -291,6 +306,8 @@ private:
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
     std::map<std::uint32_t, std::weak_ptr<detail::listener_state>> listeners_;  // by the primary's listener id
+    unsigned listens_pending_ = 0;             // listen() calls waiting for the primary's answer
+    std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet
 };
 
 } // namespace cluster
