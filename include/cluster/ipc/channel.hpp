@@ -353,7 +353,7 @@ private:
                     marks_sent = 0;
                 }
                 prepare_write();
-                const ssize_t n = ::sendmsg(fd.get(), &send_msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+                const ssize_t n = send_prepared();
                 if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail_writes(errno_code(errno));
                 if (n >= 0) ++stats.writes;
                 if (n < 0 || !written(static_cast<std::size_t>(n))) return submit_write();
@@ -386,6 +386,15 @@ private:
             io::attach_fds(send_msg, send_control,
                            std::span<const unique_fd>(sending.fds).subspan(fd_begin, fd_count));
             pending_marks = m;
+        }
+
+        // send() when there is one run of bytes and no fds: the kernel then has no msghdr
+        // and iovec array to copy in, which is a good part of a small write's cost.
+        ssize_t send_prepared() noexcept {
+            constexpr int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+            if (send_msg.msg_iovlen == 1 && send_msg.msg_controllen == 0)
+                return ::send(fd.get(), send_msg.msg_iov[0].iov_base, send_msg.msg_iov[0].iov_len, flags);
+            return ::sendmsg(fd.get(), &send_msg, flags);
         }
 
         void submit_write() {
