@@ -95,6 +95,8 @@ public:
             return;
         }
         drain();
+        // Frees this thread's registration slot now, not at thread exit.
+        if (ring_registered_) (void)io_uring_unregister_ring_fd(&ring_);
         io_uring_queue_exit(&ring_);
     }
 
@@ -265,6 +267,10 @@ private:
         }
         // A forked child gets no mapping of this ring, so it can never corrupt ours.
         io_uring_ring_dontfork(&ring_);
+        // io_uring_enter then finds the ring without an fd lookup (fget/fput) each turn. The
+        // registration belongs to this thread, so only a ring tied to it (SINGLE_ISSUER) is
+        // registered; a thread may register only 16 rings, and past that plain enter it is.
+        if (ring_.flags & IORING_SETUP_SINGLE_ISSUER) ring_registered_ = io_uring_register_ring_fd(&ring_) == 1;
     }
 
     static std::system_error setup_error(int err) {
@@ -400,6 +406,7 @@ private:
     static inline thread_local io_context* current_ = nullptr;
 
     io_uring ring_{};
+    bool ring_registered_ = false;
     pid_t owner_pid_;
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
