@@ -344,6 +344,39 @@ private:
         // costs one syscall and no completion to wait for (a small batch usually fits);
         // what the socket will not take now goes to io_uring, which waits for room.
         void write_more() {
+            if (write_idle && !write_error && sent == sending.size() && filling.fds.empty() &&
+                filling.gather.runs.empty())
+                return write_plain_batch();
+            write_queued();
+        }
+
+        // The common batch, plain bytes with nothing left of an earlier one, is sent from
+        // where it was encoded: no swap of the two batches (four containers each) and no
+        // msghdr to prepare unless the socket takes less than all of it.
+        void write_plain_batch() {
+            const std::size_t size = filling.bytes.size();
+            if (size == 0) return;
+            const ssize_t n = ::send(fd.get(), filling.bytes.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n == static_cast<ssize_t>(size)) {
+                ++stats.writes;
+                filling.clear();
+                return;
+            }
+            const int err = errno;
+            std::swap(sending, filling);
+            filling.clear();
+            sent = 0;
+            marks_sent = 0;
+            prepare_write();
+            if (n < 0 && err != EAGAIN && err != EWOULDBLOCK) return fail_writes(errno_code(err));
+            if (n >= 0) {
+                ++stats.writes;
+                (void)written(static_cast<std::size_t>(n));  // a short write: the rest is prepared
+            }
+            submit_write();
+        }
+
+        void write_queued() {
             while (write_idle && !write_error) {
                 if (sent == sending.size()) {
                     if (filling.size() == 0) return;
