@@ -528,7 +528,7 @@ private:
         [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
             frame = reader.next_small();
-            return frame != nullptr || take_next();
+            return frame != nullptr || (reader.may_hold_more() && take_next());
         }
         bool take_next() {
             auto next = reader.next();
