@@ -331,11 +331,16 @@ private:
     // Moves a batch out of the CQ into stashed_ and dispatches from there one CQE at a
     // time: a resumed coroutine may destroy an op whose CQE is still waiting its turn,
     // and cancel_and_wait must find that CQE (it is no longer in the ring).
+    // The CQ is walked inline (io_uring_for_each_cqe), not through liburing's out-of-line
+    // peek: this runs every turn, for the one CQE a turn usually brings.
     void reap() {
         for (;;) {
-            io_uring_cqe* batch[64];
-            unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 64);
-            for (unsigned i = 0; i < n; ++i) stashed_.push_back({batch[i]->user_data, batch[i]->res, batch[i]->flags});
+            unsigned n = 0, head;
+            io_uring_cqe* cqe;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                stashed_.push_back({cqe->user_data, cqe->res, cqe->flags});
+                if (++n == 64) break;
+            }
             io_uring_cq_advance(&ring_, n);
             dispatch_stashed();
             if (n == 64) continue;
