@@ -95,7 +95,10 @@ public:
             return;
         }
         drain();
-        // Frees this thread's registration slot now, not at thread exit.
+        // Frees this thread's registration slot now, not at thread exit (liburing 2.3's
+        // queue_exit does the same; this does not rely on it). Like the rest of the
+        // context, it assumes destruction on the thread that created it: the slot is that
+        // thread's.
         if (ring_registered_) (void)io_uring_unregister_ring_fd(&ring_);
         io_uring_queue_exit(&ring_);
     }
