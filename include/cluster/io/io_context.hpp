@@ -95,6 +95,11 @@ public:
             return;
         }
         drain();
+        // Frees this thread's registration slot now, not at thread exit (liburing 2.3's
+        // queue_exit does the same; this does not rely on it). Like the rest of the
+        // context, it assumes destruction on the thread that created it: the slot is that
+        // thread's.
+        if (ring_registered_) (void)io_uring_unregister_ring_fd(&ring_);
         io_uring_queue_exit(&ring_);
     }
 
@@ -265,6 +270,10 @@ private:
         }
         // A forked child gets no mapping of this ring, so it can never corrupt ours.
         io_uring_ring_dontfork(&ring_);
+        // io_uring_enter then finds the ring without an fd lookup (fget/fput) each turn. The
+        // registration belongs to this thread, so only a ring tied to it (SINGLE_ISSUER) is
+        // registered; a thread may register only 16 rings, and past that plain enter it is.
+        if (ring_.flags & IORING_SETUP_SINGLE_ISSUER) ring_registered_ = io_uring_register_ring_fd(&ring_) == 1;
     }
 
     static std::system_error setup_error(int err) {
@@ -325,11 +334,16 @@ private:
     // Moves a batch out of the CQ into stashed_ and dispatches from there one CQE at a
     // time: a resumed coroutine may destroy an op whose CQE is still waiting its turn,
     // and cancel_and_wait must find that CQE (it is no longer in the ring).
+    // The CQ is walked inline (io_uring_for_each_cqe), not through liburing's out-of-line
+    // peek: this runs every turn, for the one CQE a turn usually brings.
     void reap() {
         for (;;) {
-            io_uring_cqe* batch[64];
-            unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 64);
-            for (unsigned i = 0; i < n; ++i) stashed_.push_back({batch[i]->user_data, batch[i]->res, batch[i]->flags});
+            unsigned n = 0, head;
+            io_uring_cqe* cqe;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                stashed_.push_back({cqe->user_data, cqe->res, cqe->flags});
+                if (++n == 64) break;
+            }
             io_uring_cq_advance(&ring_, n);
             dispatch_stashed();
             if (n == 64) continue;
@@ -400,6 +414,7 @@ private:
     static inline thread_local io_context* current_ = nullptr;
 
     io_uring ring_{};
+    bool ring_registered_ = false;
     pid_t owner_pid_;
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;

@@ -117,6 +117,12 @@ public:
         }
     }
 
+    // Whether next() may find what next_small() did not: not when not even a header is
+    // buffered, the usual state between messages, which then costs no call.
+    [[gnu::always_inline]] [[nodiscard]] bool may_hold_more() const noexcept {
+        return has_header_ || buffered() >= wire::frame_header_size;
+    }
+
     // Bytes of a frame that has started but not finished: what a peer that vanishes
     // leaves behind.
     [[nodiscard]] std::size_t partial_bytes() const noexcept {
