@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs what cluster needs from Debian 12's archive: the build (default) or, with
-# --test, everything the test suite uses too (clang, sanitizer and libFuzzer runtimes).
+# Installs what cluster needs from Debian 12's archive: the build (default); with --test,
+# everything the test suite uses too (clang, sanitizer and libFuzzer runtimes); with
+# --demo, wrk as well, which scripts/http_demo.sh puts a load on http_server with.
 set -euo pipefail
 
-packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev)
-if [[ "${1:-}" == "--test" ]]; then
-    packages+=(catch2 clang libclang-rt-14-dev)
-fi
+# node-llhttp: the C sources of Node's HTTP parser, which examples/http_server builds.
+packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp)
+for arg in "$@"; do
+    case $arg in
+        --test) packages+=(catch2 clang libclang-rt-14-dev) ;;
+        --demo) packages+=(wrk) ;;
+        *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

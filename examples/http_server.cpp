@@ -1,0 +1,240 @@
+// http_server: the seed's "Clustered Node App" in C++. The primary forks one worker per CPU
+// and keeps them running; every worker serves HTTP/1.1 (keep-alive, pipelining; parsed by
+// llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
+//   ./http_server [--workers N] [--port P] [--host A] [--schedule S]
+//     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
+//     A: address (default 127.0.0.1); S: round_robin (default), shared, reuseport, sticky
+//     or least_connections
+//   GET /       Hello, World!
+//   GET /pid    the pid of the worker that answered
+//   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
+//   GET /crash  the worker aborts, and the primary replaces it
+// SIGTERM or Ctrl-C stops it gracefully (exit code 0): each worker answers the requests in
+// progress, closes its connections and prints "worker <id> (pid <pid>): <C> connections,
+// <R> requests". SIGHUP replaces the workers one by one; SIGTTIN / SIGTTOU add or remove one.
+#include "http_session.hpp"
+
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+#include <boost/json.hpp>
+#include <boost/json/src.hpp>  // Boost.JSON header-only: in this one translation unit
+
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+
+// The workers take no messages, but a protocol names at least one type.
+struct nothing {};
+BOOST_DESCRIBE_STRUCT(nothing, (), ())
+using proto = protocol<nothing>;
+
+// What the command line chose. The workers get it through run(), from main().
+struct settings {
+    unsigned workers = 0;
+    endpoint where;
+    cluster::schedule how = schedule::round_robin;
+};
+
+// GET /json: Boost.JSON turns any described struct into JSON.
+struct worker_status {
+    std::string message = "Hello, World!";
+    unsigned worker = 0;
+    int pid = 0;
+    std::uint64_t requests = 0;  // answered by this worker so far, this one included
+};
+BOOST_DESCRIBE_STRUCT(worker_status, (), (message, worker, pid, requests))
+
+// One worker's routes. The constant answers are formatted once, at its start; /json is
+// serialized per request, into buffers that are reused: no request allocates.
+class routes {
+public:
+    explicit routes(unsigned worker_id)
+        : pid_("200 OK", "text/plain", std::to_string(::getpid())), status_{.worker = worker_id, .pid = ::getpid()} {}
+
+    void operator()(const http::request& req, http::response& res) {
+        ++served_;
+        const route r = find(req.path);
+        if (r == route::none) return res.send(not_found_);
+        if (req.method != HTTP_GET && req.method != HTTP_HEAD) return res.send(not_allowed_);
+        switch (r) {
+        case route::hello: return res.send(hello_);
+        case route::pid: return res.send(pid_);
+        case route::json: return send_status(res);
+        case route::crash: crash();
+        case route::none: return;
+        }
+    }
+
+    [[nodiscard]] std::uint64_t served() const noexcept { return served_; }
+
+private:
+    enum class route { hello, pid, json, crash, none };
+
+    static route find(std::string_view path) noexcept {
+        if (path == "/") return route::hello;
+        if (path == "/pid") return route::pid;
+        if (path == "/json") return route::json;
+        if (path == "/crash") return route::crash;
+        return route::none;
+    }
+
+    void send_status(http::response& res) {
+        status_.requests = served_;
+        std::array<unsigned char, 1024> memory;  // holds the JSON value: far more than it needs
+        boost::json::monotonic_resource arena(memory.data(), memory.size());
+        const boost::json::value value = boost::json::value_from(status_, &arena);
+        json_.reset(&value);
+        std::array<char, 256> text;  // the longest status is about 100 bytes
+        res.send("200 OK", "application/json", json_.read(text.data(), text.size()));
+    }
+
+    [[noreturn]] void crash() const {
+        std::fprintf(stderr, "worker %u (pid %d): GET /crash: aborting\n", status_.worker, status_.pid);
+        std::abort();
+    }
+
+    const http::prepared_response hello_{"200 OK", "text/plain", "Hello, World!"};
+    const http::prepared_response pid_;
+    const http::prepared_response not_found_{"404 Not Found", "text/plain", "Not Found\n"};
+    const http::prepared_response not_allowed_{"405 Method Not Allowed", "text/plain", "Method Not Allowed\n",
+                                               "Allow: GET, HEAD\r\n"};
+    worker_status status_;
+    boost::json::serializer json_;
+    std::uint64_t served_ = 0;
+};
+
+task<void> worker_main(worker<proto>& w, const settings& s) {
+    auto connections = co_await w.listen(s.where, s.how);
+    routes app(w.id());
+    // Once the primary disconnects this worker (a stop, a reload, a scale-down), accept()
+    // ends and the server drains: the requests in progress are answered, and then closed.
+    http::server<routes> server(app, w.stop_token());
+    for (;;) {
+        auto stream = co_await connections.accept();
+        if (stream) {
+            server.serve(std::move(*stream));
+            continue;
+        }
+        if (stream.error() == errc::listener_closed) break;
+        // Out of file descriptors, say: wait for some to close rather than spin.
+        std::fprintf(stderr, "worker %u: accept: %s\n", w.id(), stream.error().message().c_str());
+        (void)co_await io::sleep_for(100ms).with_stop_token(w.stop_token());
+    }
+    co_await server.join();
+    std::printf("worker %u (pid %d): %llu connections, %llu requests\n", w.id(), ::getpid(),
+                static_cast<unsigned long long>(connections.accepted()), static_cast<unsigned long long>(app.served()));
+    std::fflush(stdout);
+}
+
+// The seed's lines, from the primary's events.
+class lifecycle {
+public:
+    explicit lifecycle(const settings& s) : settings_(s) {}
+
+    void print(const event<proto>& e) {
+        if (auto* o = e.get_if<online_event>()) {
+            std::printf("Worker %d started\n", o->pid);
+        } else if (auto* l = e.get_if<listening_event>()) {
+            print_first_listening(*l);
+        } else if (auto* x = e.get_if<exit_event>()) {
+            last_exit_ = x->pid;
+            if (x->reason != stop_reason::none) std::printf("Worker %d exited (%s)\n", x->pid, to_string(x->reason));
+        } else if (e.is<restart_scheduled_event>()) {
+            // It comes right after its worker's exit event.
+            std::printf("Worker %d died. Restarting...\n", last_exit_);
+        } else if (auto* g = e.get_if<gave_up_event>()) {
+            std::printf("Giving up: %s\n", g->reason.c_str());
+        }
+    }
+
+private:
+    // Every worker listens; the address is the same for all (port 0 included: the kernel's
+    // choice is shared), so it is said once.
+    void print_first_listening(const listening_event& l) {
+        if (listening_) return;
+        listening_ = true;
+        const bool v6 = l.family == AF_INET6;
+        std::printf("Listening on http://%s%s%s:%u (%s, %u worker%s)\n", v6 ? "[" : "", l.address.c_str(), v6 ? "]" : "",
+                    l.port, to_string(settings_.how), settings_.workers, settings_.workers == 1 ? "" : "s");
+    }
+
+    const settings& settings_;
+    pid_t last_exit_ = 0;
+    bool listening_ = false;
+};
+
+// Never returns: a stop signal (or the restart policy giving up on a crash loop) cancels
+// it, and run() then stops the workers.
+task<void> primary_main(primary<proto>& p, const settings& s) {
+    std::printf("Primary %d running\n", ::getpid());
+    for (unsigned i = 0; i < s.workers; ++i) co_await p.fork();
+    lifecycle log(s);
+    for (;;) {
+        auto e = co_await p.next_event();
+        log.print(e);
+    }
+}
+
+// The text after `flag` on the command line, or `fallback`.
+std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (argv[i] == flag) return argv[i + 1];
+    return fallback;
+}
+
+std::optional<unsigned> number(std::string_view text, unsigned max) {
+    unsigned n = 0;
+    const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (err != std::errc() || end != text.data() + text.size() || n > max) return std::nullopt;
+    return n;
+}
+
+std::optional<endpoint> address(std::string_view host, std::optional<unsigned> port) {
+    if (!port) return std::nullopt;
+    try {
+        return endpoint::tcp(host, static_cast<std::uint16_t>(*port));
+    } catch (const std::system_error&) {
+        return std::nullopt;
+    }
+}
+
+std::optional<settings> parse_settings(int argc, char** argv) {
+    settings s;
+    const auto workers = number(option(argc, argv, "--workers", "0"), 1024);
+    const auto how = parse_schedule(option(argc, argv, "--schedule", "round_robin"));
+    const auto port = number(option(argc, argv, "--port", "8000"), 65535);
+    const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port);
+    if (!workers || !how || how == schedule::custom || !where) {
+        std::fprintf(stderr, "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--schedule "
+                             "round_robin|shared|reuseport|sticky|least_connections]\n", argv[0]);
+        return std::nullopt;
+    }
+    s.workers = *workers == 0 ? cpu_count() : *workers;
+    s.how = *how;
+    s.where = *where;
+    return s;
+}
+
+int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, as they happen, even into a pipe
+    const auto s = parse_settings(argc, argv);
+    if (!s) return 2;
+    const int code = run<proto>(
+        argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
+        [&s](worker<proto>& w) { return worker_main(w, *s); });
+    // Only the primary gets here: a forked worker ends inside run().
+    std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
+    return code;
+}
