@@ -1,0 +1,448 @@
+#!/usr/bin/env bash
+# http_bench: requests per second of examples/http_server (2 workers) under each schedule,
+# beside nginx (worker_processes 2, reuseport) and Node.js cluster + http (2 workers), all
+# driven by wrk in the same run: first over keep-alive connections, then with a new
+# connection per request (Connection: close). Also each schedule's connections per worker.
+# Ends with one JSON object per figure, one per line, as every benchmark here does.
+#
+#   benchmarks/http_bench.sh [--server PATH] [--build-dir DIR] [--duration S] [--rounds N]
+#                            [--warmup S] [--connections N] [--threads N] [--workers N]
+#                            [--schedules a,b,...] [--modes keepalive,close]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+usage() {
+    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    cat <<EOF
+
+  --server PATH       http_server binary (default: build it in --build-dir, Release)
+  --build-dir DIR     where to build it (default: $root/build/bench)
+  --duration S        seconds wrk measures each server, each round (default 3)
+  --rounds N          rounds; each figure is the median over them (default 3)
+  --warmup S          seconds of unmeasured load on each server before (default 1)
+  --connections N     wrk connections (default 64)
+  --threads N         wrk threads (default 2)
+  --workers N         workers of every server (default 2)
+  --schedules LIST    http_server schedules (default round_robin,shared,reuseport,sticky,least_connections)
+  --modes LIST        keepalive, close or both (default keepalive,close)
+EOF
+}
+
+server=
+build_dir=$root/build/bench
+duration=3
+rounds=3
+warmup=1
+connections=64
+threads=2
+workers=2
+schedules=round_robin,shared,reuseport,sticky,least_connections
+modes=keepalive,close
+while (($#)); do
+    case $1 in
+        --server) server=$2; shift 2 ;;
+        --build-dir) build_dir=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --warmup) warmup=$2; shift 2 ;;
+        --connections) connections=$2; shift 2 ;;
+        --threads) threads=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
+        --schedules) schedules=$2; shift 2 ;;
+        --modes) modes=$2; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "http_bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+for n in "$duration" "$rounds" "$warmup" "$connections" "$threads" "$workers"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "http_bench: '$n' is not a positive whole number" >&2; exit 2; }
+done
+IFS=, read -r -a schedule_list <<<"$schedules"
+IFS=, read -r -a mode_list <<<"$modes"
+for m in "${mode_list[@]}"; do
+    [[ $m == keepalive || $m == close ]] || { echo "http_bench: unknown mode '$m'" >&2; exit 2; }
+done
+
+die() { echo "http_bench: $*" >&2; exit 1; }
+
+# --- processes: every server runs in its own session, so it and its workers form one
+# process group that cleanup can end whatever happened; wrk is tracked the same way. ----
+tmp=$(mktemp -d -t http_bench.XXXXXX)
+declare -A running=()  # pid of each server (= its process group) still up
+wrk_pid=
+
+cleanup() {
+    local pid
+    if [[ -n $wrk_pid ]]; then
+        kill -KILL "$wrk_pid" 2>/dev/null || true
+        wait "$wrk_pid" 2>/dev/null || true
+    fi
+    for pid in "${!running[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    ((${#running[@]})) && sleep 0.5
+    for pid in "${!running[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+# The EXIT trap runs on these too once the script exits through them.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- what the baselines need: installed from Debian's archive only when missing --------
+# A package counts as present when its command is there (nginx may come from the nginx or
+# nginx-full package, node from NodeSource) or dpkg says it is installed.
+find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+missing=()
+declare -A command_of=([wrk]=wrk [nginx-light]=nginx [nodejs]=node)
+for p in wrk nginx-light nodejs; do
+    if [[ ${command_of[$p]} == nginx ]]; then [[ -n $(find_nginx) ]] && continue
+    else command -v "${command_of[$p]}" >/dev/null && continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+nginx_bin=$(find_nginx)
+[[ -n $nginx_bin ]] || die "nginx not found after installing nginx-light"
+command -v wrk >/dev/null || die "wrk not found"
+command -v node >/dev/null || die "node not found"
+command -v ss >/dev/null || die "ss (iproute2) not found"
+
+# --- the server under test: optimised, as every benchmark here is ---------------------
+if [[ -z $server ]]; then
+    echo "building http_server (Release) in $build_dir"
+    build_log=$tmp/build.log
+    if ! { cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCLUSTER_BUILD_TESTS=OFF \
+               -DCLUSTER_BUILD_EXAMPLES=ON -DCLUSTER_BUILD_BENCHMARKS=OFF &&
+           cmake --build "$build_dir" --target http_server -j "$(nproc)"; } >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        die "building http_server failed"
+    fi
+    server=$build_dir/examples/http_server
+fi
+[[ -x $server ]] || die "no http_server at '$server'"
+
+# A free loopback port below the ephemeral range, so that wrk's own connections (and their
+# TIME_WAITs) never hold it; ss -a sees every state, TIME_WAIT included.
+free_port() {
+    local low p
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+    ((low > 12000)) || low=61000
+    for _ in {1..200}; do
+        p=$((10000 + RANDOM % (low - 10000)))
+        if [[ -z $(ss -Htan "sport = :$p") ]]; then
+            echo "$p"
+            return
+        fi
+    done
+    die "no free port found"
+}
+
+# nginx's compiled-in temp paths are under /var/lib/nginx: point each module's into the
+# run's own directory so nginx starts as root or not. Only modules built in take the
+# directive (a trimmed build rejects the others).
+nginx_temp_paths() {
+    local dir=$1 m v
+    v=$("$nginx_bin" -V 2>&1)
+    echo "client_body_temp_path $dir/client_body;"
+    for m in proxy fastcgi uwsgi scgi; do
+        [[ $v == *"--without-http_${m}_module"* ]] || echo "${m}_temp_path $dir/$m;"
+    done
+}
+
+write_nginx_conf() {  # dir port
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+# Written by benchmarks/http_bench.sh: the same 13-byte text/plain answer as http_server.
+worker_processes $workers;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    $(nginx_temp_paths "$dir")
+    server {
+        listen 127.0.0.1:$port reuseport;
+        keepalive_requests 1000000;
+        keepalive_timeout 600s;
+        location = / {
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }
+    }
+}
+EOF
+}
+
+# Starts one server ($1: a schedule name, nginx or node) on $2, its output in $3; sets
+# server_pid. setsid does not fork here (a background job of a script is no group leader),
+# so the pid is the server's own and its process group's.
+start_server() {
+    local what=$1 port=$2 log=$3
+    : >"$log"  # before the server opens it: wait_ready reads it at once
+    case $what in
+        nginx)
+            write_nginx_conf "$tmp/nginx-$port" "$port"
+            setsid "$nginx_bin" -p "$tmp/nginx-$port" -c "$tmp/nginx-$port/nginx.conf" \
+                -e "$tmp/nginx-$port/error.log" </dev/null >"$log" 2>&1 &
+            ;;
+        node) setsid node "$here/node/http_cluster.js" "$port" "$workers" </dev/null >"$log" 2>&1 & ;;
+        *) setsid "$server" --workers "$workers" --port "$port" --schedule "$what" </dev/null >"$log" 2>&1 & ;;
+    esac
+    server_pid=$!
+    running[$server_pid]=1
+}
+
+# Waits (at most 15 s) until the server listens: its "Listening on" line where it prints
+# one, and the listening sockets the kernel shows (one per worker under reuseport). No
+# probe connection is made: it would count in the workers' connection counts.
+wait_ready() {
+    local what=$1 pid=$2 port=$3 log=$4 sockets=1
+    [[ $what == nginx || $what == reuseport ]] && sockets=$workers
+    for _ in {1..150}; do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "$what exited as it started"; }
+        if { [[ $what == nginx ]] || grep -q '^Listening on' "$log"; } &&
+           (($(ss -Htln "sport = :$port" | wc -l) >= sockets)); then
+            # http_server says it listens once its first worker does: give the others a
+            # moment too, or the first connections would all be counted on that one.
+            sleep 0.3
+            return
+        fi
+        sleep 0.1
+    done
+    cat "$log" >&2
+    die "$what did not listen on port $port within 15 s"
+}
+
+# Stops a server the way its operator would (nginx: SIGQUIT, graceful; the others:
+# SIGTERM), waits for it, then ends anything left in its process group.
+stop_server() {
+    local what=$1 pid=$2 log=$3 sig=TERM status=0
+    [[ $what == nginx ]] && sig=QUIT
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    for _ in {1..100}; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "warning: $what did not stop within 10 s of SIG$sig; killed" >&2
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    wait "$pid" || status=$?
+    # Workers may still be finishing as their primary is reaped: give them a moment.
+    for _ in {1..20}; do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$pid" 2>/dev/null; then
+        echo "warning: $what left processes behind after its primary exited; killed them" >&2
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    unset "running[$pid]"
+    ((status == 0)) || { echo "warning: $what exited with status $status; its output:" >&2; cat "$log" >&2; }
+}
+
+# Runs wrk in the background (so a signal to this script ends it too) and waits for it.
+run_wrk() {  # port seconds mode output
+    local args=(-t"$threads" -c"$connections" -d"$2"s --latency)
+    [[ $3 == close ]] && args+=(-H 'Connection: close')
+    wrk "${args[@]}" "http://127.0.0.1:$1/" >"$4" 2>&1 &
+    wrk_pid=$!
+    wait "$wrk_pid" || { cat "$4" >&2; die "wrk failed"; }
+    wrk_pid=
+}
+
+# wrk's latency percentile ($2, e.g. 99%) in ms from its --latency output ($1).
+wrk_percentile() {
+    awk -v q="$2" '$1 == q {
+        v = $2 + 0
+        if ($2 ~ /us$/) v /= 1000; else if ($2 ~ /ms$/) v *= 1; else if ($2 ~ /s$/) v *= 1000
+        printf "%.3f", v; exit }' "$1"
+}
+
+# Socket errors plus non-2xx answers in wrk's output: a server that fails requests must
+# not look fast.
+wrk_errors() {
+    awk '/Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+         /Non-2xx or 3xx responses:/ { n += $5 }
+         END { print n + 0 }' "$1"
+}
+
+# Per-worker connection counts from the lines http_server (and http_cluster.js) print as
+# they stop, largest first, comma-separated; "-" when there are none (nginx).
+worker_counts() {
+    local counts
+    counts=$(sed -nE 's/^worker [0-9]+ \(pid [0-9]+\): ([0-9]+) connections, [0-9]+ requests.*/\1/p' "$1" |
+        sort -rn | paste -sd, -)
+    echo "${counts:--}"
+}
+
+label() {
+    case $1 in
+        nginx) echo "nginx" ;;
+        node) echo "node cluster" ;;
+        *) echo "http_server $1" ;;
+    esac
+}
+
+mode_label() { if [[ $1 == close ]]; then echo "Connection: close"; else echo "keep-alive"; fi; }
+
+# results: mode, server, round, req/s, errors, p50 ms, p99 ms, per-worker counts.
+results=$tmp/results.tsv
+: >"$results"
+
+measure() {  # what mode round
+    local what=$1 mode=$2 round=$3 port log out rps errors p50 p99 counts
+    port=$(free_port)
+    log=$tmp/$what-$mode-$round.log
+    out=$tmp/$what-$mode-$round.wrk
+    start_server "$what" "$port" "$log"
+    wait_ready "$what" "$server_pid" "$port" "$log"
+    run_wrk "$port" "$warmup" "$mode" /dev/null
+    run_wrk "$port" "$duration" "$mode" "$out"
+    stop_server "$what" "$server_pid" "$log"
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    [[ -n $rps ]] || { cat "$out" >&2; die "no Requests/sec in wrk's output for $what"; }
+    errors=$(wrk_errors "$out")
+    p50=$(wrk_percentile "$out" 50%)
+    p99=$(wrk_percentile "$out" 99%)
+    counts=$(worker_counts "$log")
+    if [[ $what != nginx && $counts != - ]] && (($(tr , '\n' <<<"$counts" | wc -l) != workers)); then
+        echo "warning: $what printed counts for $(tr , '\n' <<<"$counts" | wc -l) workers, not $workers" >&2
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$what" "$round" "$rps" "$errors" "$p50" "$p99" "$counts" >>"$results"
+    printf '  %-10s  %-30s  %10.0f req/s  p99 %7.2f ms  errors %s  connections per worker %s\n' \
+        "$mode" "$(label "$what")" "$rps" "$p99" "$errors" "$counts"
+}
+
+servers=("${schedule_list[@]}" nginx node)
+
+echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
+echo "  http_server: $server"
+echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
+echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
+echo "  wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
+echo "wrk runs on the same CPUs as the servers and takes its share of them; that share is the"
+echo "same for every server measured, so the ratios are fair while the absolute requests/s"
+echo "are lower than a separate client machine would see. Each round runs every server once,"
+echo "in a rotated order, so drift in the machine's speed hits them all alike. Connection counts
+per worker cover the warm-up and the measurement."
+echo
+
+start=$SECONDS
+for ((r = 1; r <= rounds; r++)); do
+    echo "round $r/$rounds"
+    n=${#servers[@]}
+    for mode in "${mode_list[@]}"; do
+        for ((i = 0; i < n; i++)); do
+            measure "${servers[$(((i + r - 1) % n))]}" "$mode" "$r"
+        done
+    done
+done
+echo "($((SECONDS - start)) s of measurement)"
+
+# --- summary: medians over the rounds ---------------------------------------------------
+# field ($3: 4 req/s, 6 p50, 7 p99) of (mode $1, server $2), median over the rounds.
+median_of() {
+    awk -F'\t' -v m="$1" -v s="$2" -v f="$3" '$1 == m && $2 == s { v[++n] = $f }
+        END {
+            if (!n) { print "nan"; exit }
+            for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+            printf "%.6g\n", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }' "$results"
+}
+# The median over the rounds of each round's max/min connections per worker; inf when a
+# worker got none, "-" without counts.
+fairness_of() {
+    awk -F'\t' -v m="$1" -v s="$2" '$1 == m && $2 == s && $8 != "-" {
+            k = split($8, c, ","); mx = c[1]; mn = c[k]
+            v[++n] = mn > 0 ? mx / mn : 1e300
+        }
+        END {
+            if (!n) { print "-"; exit }
+            for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+            r = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            if (r >= 1e300) print "inf"; else printf "%.4g\n", r
+        }' "$results"
+}
+counts_of() {  # every round's counts, "max/min" each
+    awk -F'\t' -v m="$1" -v s="$2" '$1 == m && $2 == s {
+            k = split($8, c, ","); out = out (out ? " " : "") (k > 1 ? c[1] "/" c[k] : c[1])
+        } END { print out }' "$results"
+}
+errors_of() { awk -F'\t' -v m="$1" -v s="$2" '$1 == m && $2 == s { n += $5 } END { print n + 0 }' "$results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "-" }'; }
+
+json_lines=()
+# Appends one figure's JSON line. A value that is no number is null: "inf" (a worker got no
+# connection) or "-" (no counts: the server did not print them as it stopped).
+figure() {  # name value unit baseline baseline_value better target
+    json_lines+=("$(awk -v n="$1" -v v="$2" -v u="$3" -v b="$4" -v bv="$5" -v better="$6" -v t="$7" 'BEGIN {
+        num = v ~ /^[0-9.]+([eE][-+]?[0-9]+)?$/ ? sprintf("%.6g", v) : "null"
+        r = (num == "null" || bv == 0) ? "null" : sprintf("%.4g", v / bv)
+        printf "{\"name\": \"%s\", \"value\": %s, \"unit\": \"%s\", \"baseline\": \"%s\", \"baseline_value\": %.6g, \"ratio\": %s, \"better\": \"%s\", \"target\": \"%s\"}", n, num, u, b, bv, r, better, t
+    }')")
+}
+
+node_version=$(node --version)
+nginx_version=$("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\//nginx /')
+for mode in "${mode_list[@]}"; do
+    sfx=
+    [[ $mode == close ]] && sfx=_close
+    nginx_rps=$(median_of "$mode" nginx 4)
+    node_rps=$(median_of "$mode" node 4)
+    echo
+    echo "$(mode_label "$mode"): wrk -t$threads -c$connections -d${duration}s$([[ $mode == close ]] && echo " -H 'Connection: close'"), median of $rounds rounds"
+    printf '%-30s %10s %9s %8s %8s %8s %7s %8s  %s\n' server req/s "vs nginx" "vs node" "p50 ms" "p99 ms" errors \
+        max/min "connections per worker, max/min, each round"
+    best='' best_rps=0
+    for s in "${servers[@]}"; do
+        rps=$(median_of "$mode" "$s" 4)
+        printf '%-30s %10.0f %9s %8s %8.2f %8.2f %7s %8s  %s\n' "$(label "$s")" "$rps" "$(ratio "$rps" "$nginx_rps")" \
+            "$(ratio "$rps" "$node_rps")" "$(median_of "$mode" "$s" 6)" "$(median_of "$mode" "$s" 7)" \
+            "$(errors_of "$mode" "$s")" "$(fairness_of "$mode" "$s")" "$(counts_of "$mode" "$s")"
+        if [[ $s != nginx && $s != node ]] && awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }'; then
+            best=$s best_rps=$rps
+        fi
+    done
+    echo "best schedule: $best ($(ratio "$best_rps" "$nginx_rps")x nginx, $(ratio "$best_rps" "$node_rps")x node)"
+    if [[ " ${schedule_list[*]} " == *" sticky "* ]]; then
+        echo "sticky hashes the client's address, and wrk is one client (127.0.0.1): every connection"
+        echo "goes to one worker, so its row is one worker's throughput."
+    fi
+
+    how=
+    [[ $mode == close ]] && how=", a new connection per request"
+    if [[ -n $best ]]; then
+        figure "http_vs_nginx$sfx" "$best_rps" "requests/s" \
+            "$nginx_version, worker_processes $workers, reuseport$how (http_server's best schedule: $best)" \
+            "$nginx_rps" higher "ratio >= 1.1"
+        figure "http_vs_node$sfx" "$best_rps" "requests/s" \
+            "Node.js $node_version cluster + http, $workers workers, SCHED_RR$how (http_server's best schedule: $best)" \
+            "$node_rps" higher "ratio >= 2"
+    fi
+    if [[ " ${schedule_list[*]} " == *" round_robin "* && " ${schedule_list[*]} " == *" reuseport "* ]]; then
+        figure "rr_vs_reuseport$sfx" "$(median_of "$mode" round_robin 4)" "requests/s" \
+            "http_server's reuseport schedule$how" "$(median_of "$mode" reuseport 4)" higher "ratio >= 0.9"
+    fi
+    if [[ " ${schedule_list[*]} " == *" round_robin "* ]]; then
+        figure "rr_fairness$sfx" "$(fairness_of "$mode" round_robin)" "max/min connections per worker" \
+            "perfectly even (1.0)" 1 lower "ratio <= 1.1"
+    fi
+done
+echo
+printf '%s\n' "${json_lines[@]}"
