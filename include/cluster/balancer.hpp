@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <stop_token>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -21,7 +23,6 @@
 
 #include <cluster/control.hpp>
 #include <cluster/endpoint.hpp>
-#include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
@@ -71,18 +72,19 @@ public:
         control::listen_reply reply;
         auto l = find_or_open(ask, tasks, reply);
         if (!l) return reply;
+        if (std::any_of(l->members.begin(), l->members.end(), [&](const auto& m) { return m.get() == h.get(); })) {
+            failure(reply, EADDRINUSE, "this worker already listens there");
+            return reply;
+        }
         if (l->sched == schedule::shared) {
             reply.socket = dup_socket(l->socket.get());
         } else if (l->sched == schedule::reuseport) {
             if (!socket_for_slot(*l, h->home_slot_, reply)) return reply;
-        } else {
-            if (std::any_of(l->members.begin(), l->members.end(), [&](const auto& m) { return m.get() == h.get(); })) {
-                failure(reply, EADDRINUSE, "this worker already listens there");
-                return reply;
-            }
-            l->members.push_back(h);
-            retry_waiting(*l);
         }
+        // Every schedule's members: where the primary accepts, they get its connections; with
+        // shared and reuseport, they get what a graceful stop takes out of the sockets.
+        l->members.push_back(h);
+        retry_waiting(*l);
         reply.listener = l->id;
         reply.local = l->local.to_string();
         listening = l->local;
@@ -132,12 +134,18 @@ public:
     // The cluster stops: the connections already waiting in the primary's sockets go to the
     // workers before they are disconnected, and then every socket stops listening, so that
     // later clients are refused instead of left waiting for workers that are leaving.
+    //
+    // A listening socket that stops listening resets the connections the kernel completed
+    // and nobody accepted. So every socket, the workers' own included (shared, reuseport:
+    // the primary holds them too), is emptied first; and the workers, told by the failed
+    // accept, take what is handed to them until their disconnect.
     void stop_accepting() {
         for (auto& [key, l] : listeners_) {
             if (l->stopped) continue;
             l->stopped = true;
-            if (l->acceptor) l->acceptor->cancel();
-            if (primary_accepts(l->sched)) sweep(*l);
+            l->stop_polling.request_stop();
+            sweep(*l, l->socket.get());
+            for (auto& [slot, s] : l->per_slot) sweep(*l, s.get());
             ::shutdown(l->socket.get(), SHUT_RD);
             for (auto& [slot, s] : l->per_slot) ::shutdown(s.get(), SHUT_RD);
             l->waiting.clear();
@@ -183,7 +191,7 @@ private:
         listen_options options;
         unique_fd socket;
         std::map<unsigned, unique_fd> per_slot;  // reuseport: each slot's socket, which its next worker reuses
-        io::multishot_accept* acceptor = nullptr;  // while accept_loop runs
+        std::stop_source stop_polling;  // ends accept_loop
         bool stopped = false;
         std::vector<std::shared_ptr<handle>> members;  // the workers it hands connections to, in join order
         std::size_t cursor = 0;
@@ -280,20 +288,33 @@ private:
         return h.connected_ && !h.disconnect_sent_ && !h.exited_after_disconnect_;
     }
 
+    // Readiness, then accept4() until the queue is empty: each connection is the
+    // balancer's from the moment it exists. (An io_uring accept installs the fd before its
+    // completion is seen, and a worker forked in between would keep a copy.)
     static task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
-        io::multishot_accept acceptor(l->socket.get());
-        l->acceptor = &acceptor;
+        const int fd = l->socket.get();
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
         while (!l->stopped) {
-            auto fd = co_await acceptor.next();
-            if (fd) {
-                self.admit(*l, std::move(*fd));
-                continue;
-            }
+            auto ready = co_await io::poll(fd, POLLIN).with_stop_token(l->stop_polling.get_token());
             if (l->stopped) break;
-            const bool go_on = co_await self.survive(fd.error());
+            const std::error_code failed = ready ? self.accept_queued(*l, fd) : ready.error();
+            if (!failed) continue;
+            const bool go_on = co_await self.survive(failed);
             if (!go_on) break;
         }
-        l->acceptor = nullptr;
+    }
+
+    // Every connection the kernel has queued; an error other than an empty queue.
+    std::error_code accept_queued(listening_socket& l, int fd) {
+        for (;;) {
+            unique_fd socket(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+            if (socket) {
+                admit(l, std::move(socket));
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
+            if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) return errno_code(errno);
+        }
     }
 
     // Out of descriptors or memory: say so once and wait a little, as a server must; a
@@ -318,17 +339,11 @@ private:
         distribute(l, std::move(c));
     }
 
-    // The graceful stop's last accepts, without waiting: what the kernel already queued.
-    void sweep(listening_socket& l) {
-        ::fcntl(l.socket.get(), F_SETFL, ::fcntl(l.socket.get(), F_GETFL) | O_NONBLOCK);
-        for (;;) {
-            unique_fd socket(::accept4(l.socket.get(), nullptr, nullptr, SOCK_CLOEXEC));
-            if (!socket) {
-                if (errno == EINTR || errno == ECONNABORTED) continue;
-                return;
-            }
-            admit(l, std::move(socket));
-        }
+    // The graceful stop's last accepts: what the kernel already queued.
+    void sweep(listening_socket& l, int fd) {
+        if (fd < 0) return;
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        (void)accept_queued(l, fd);
     }
 
     void distribute(listening_socket& l, pending_connection c) {

@@ -118,6 +118,11 @@ public:
     void detach() noexcept { host_ = nullptr; }
 
     [[nodiscard]] bool accepting() const noexcept { return !stopped_; }
+    // Where the primary accepts; and, once the primary has stopped the socket or this worker
+    // is leaving, for the connections a graceful stop took out of the socket for it.
+    [[nodiscard]] bool takes_handed_only() const noexcept {
+        return primary_accepts(schedule_) || socket_stopped_ || stopped_ || handed_.size() > 0;
+    }
     [[nodiscard]] bool at_limit(std::size_t queued) const noexcept {
         return max_connections_ != 0 && open_ + queued >= max_connections_;
     }
@@ -132,6 +137,7 @@ public:
     bool stopped_ = false;
     bool closed_ = false;
     bool refused_at_limit_ = false;
+    bool socket_stopped_ = false;  // shared, reuseport: the primary shut the socket down
     std::size_t open_ = 0;
     std::uint64_t accepted_ = 0;
     mailbox<handed_connection> handed_;
@@ -162,7 +168,7 @@ public:
     task<result<tcp_stream>> accept() {
         auto state = state_;  // the listener may be moved or closed while this waits
         if (!state || state->closed_) co_return make_error_code(errc::listener_closed);
-        if (primary_accepts(state->schedule_)) co_return co_await take_handed(std::move(state));
+        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
         co_return co_await accept_on_socket(std::move(state));
     }
 
@@ -214,18 +220,17 @@ private:
             const bool woke = co_await state->room_.wait();
             if (!woke) co_return std::make_error_code(std::errc::operation_canceled);
         }
-        if (!state->accepting()) co_return make_error_code(errc::listener_closed);
+        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
         std::stop_source either;
         std::stop_callback on_mine(mine, [&either] { either.request_stop(); });
         std::stop_callback on_leaving(state->stop_.get_token(), [&either] { either.request_stop(); });
         auto accepted = co_await cluster::accept(state->socket_.get()).with_stop_token(either.get_token());
-        if (!accepted) {
-            // EINVAL: the socket no longer listens (the primary stopped it: the cluster stops).
-            if (!state->accepting() || accepted.error() == std::errc::invalid_argument)
-                co_return make_error_code(errc::listener_closed);
-            co_return accepted.error();
-        }
-        co_return track(state, std::move(*accepted));
+        if (accepted) co_return track(state, std::move(*accepted));
+        // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
+        // on it comes through the primary.
+        if (accepted.error() == std::errc::invalid_argument) state->socket_stopped_ = true;
+        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
+        co_return accepted.error();
     }
 
     std::shared_ptr<detail::listener_state> state_;

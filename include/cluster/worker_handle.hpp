@@ -82,6 +82,7 @@ private:
 
     // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
     void close_in_forked_child() const noexcept {
+        link_.close_queued_fds_in_forked_child();
         for (int fd : {link_.native_handle(), child_.pidfd(), out_.get(), err_.get(), status_pipe_.get()})
             if (fd >= 0) ::close(fd);
     }

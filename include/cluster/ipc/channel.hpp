@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <coroutine>
@@ -134,6 +135,13 @@ public:
         return s_->reason_detail.empty() ? s_->reason.message() : s_->reason_detail + ": " + s_->reason.message();
     }
     [[nodiscard]] int native_handle() const noexcept { return s_->fd.get(); }
+
+    // In a process forked while fds wait in the send queue: they are the parent's to send,
+    // and a child that kept them would hold, say, a client's connection open.
+    void close_queued_fds_in_forked_child() const noexcept {
+        for (const auto* b : {&s_->filling, &s_->sending})
+            for (const auto& fd : b->fds) ::close(fd.get());
+    }
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return s_->queued_bytes(); }
     [[nodiscard]] const channel_stats& stats() const noexcept { return s_->stats; }
 
