@@ -163,14 +163,6 @@ public:
         for (const auto& [seq, entry] : in_flight_) ::close(entry.c.socket.get());
     }
 
-    // How many connections the primary holds for the workers: handed over and not yet taken,
-    // or waiting for a worker that can take them.
-    [[nodiscard]] std::size_t pending() const noexcept {
-        std::size_t n = in_flight_.size();
-        for (const auto& [key, l] : listeners_) n += l->waiting.size();
-        return n;
-    }
-
 private:
     struct pending_connection {
         std::uint32_t listener = 0;
