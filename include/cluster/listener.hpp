@@ -211,7 +211,9 @@ private:
             co_return std::make_error_code(std::errc::operation_canceled);
         }
         if (state->host_) state->host_->acknowledge(handed->seq, true);
-        co_return track(state, tcp_stream(std::move(handed->socket)));
+        tcp_stream stream(std::move(handed->socket));
+        stream.shared_ = true;
+        co_return track(state, std::move(stream));
     }
 
     static task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state) {

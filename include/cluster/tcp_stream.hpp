@@ -84,13 +84,18 @@ public:
     tcp_stream& operator=(tcp_stream&& other) noexcept {
         if (this != &other) {
             untrack();
+            end_shared();
             fd_ = std::move(other.fd_);
             peer_ = other.peer_;
             tracker_ = std::move(other.tracker_);
+            shared_ = std::exchange(other.shared_, false);
         }
         return *this;
     }
-    ~tcp_stream() { untrack(); }
+    ~tcp_stream() {
+        untrack();
+        end_shared();
+    }
 
     [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
     explicit operator bool() const noexcept { return is_open(); }
@@ -98,6 +103,7 @@ public:
     // Gives the socket up without closing it (to pass it to another process, say).
     [[nodiscard]] unique_fd release() noexcept {
         untrack();
+        shared_ = false;
         return std::move(fd_);
     }
 
@@ -149,6 +155,7 @@ public:
     // socket are not woken by this: stop them first.
     [[nodiscard]] io::close_op close() noexcept {
         untrack();
+        end_shared();
         return io::close(std::move(fd_));
     }
 
@@ -173,6 +180,13 @@ private:
 
     void untrack() noexcept {
         if (tracker_) std::exchange(tracker_, nullptr)->closed();
+    }
+
+    // A connection the primary handed over stays open in the primary until it reads the
+    // worker's acknowledgement, so closing here would not end it: the peer would wait for
+    // its FIN, and the primary would pay for the teardown. Shutting down ends it now.
+    void end_shared() noexcept {
+        if (std::exchange(shared_, false) && fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
     }
 
     static task<result<void>> read_all(int fd, std::span<std::byte> buf) {
@@ -211,6 +225,7 @@ private:
     unique_fd fd_;
     endpoint peer_;
     std::shared_ptr<detail::connection_tracker> tracker_;  // the listener that handed it out, if any
+    bool shared_ = false;                                  // see end_shared()
 };
 
 class accept_stream_op : public io::basic_op<accept_stream_op, result<tcp_stream>> {
