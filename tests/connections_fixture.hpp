@@ -12,6 +12,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -86,6 +87,8 @@ inline constexpr const char* schedule_env = "CONN_SCHEDULE";
 inline constexpr const char* max_env = "CONN_MAX_CONNECTIONS";
 inline constexpr const char* behaviour_env = "CONN_BEHAVIOUR";
 inline constexpr const char* note_closes_env = "CONN_NOTE_CLOSES";
+// A port: the worker first says "inherited <n>", the connections on it it holds unasked.
+inline constexpr const char* inherited_port_env = "CONN_INHERITED_PORT";
 
 namespace behaviour {
 // Listens and serves the line protocol until disconnected.
@@ -119,6 +122,22 @@ inline worker_settings settings_from_env() {
     s.behaviour = env_or(behaviour_env, s.behaviour);
     s.note_closes = env_or(note_closes_env, "0") == "1";
     return s;
+}
+
+// This process's sockets accepted on `port`: connected, with `port` as their own end. A
+// worker forked by the primary has none before it takes a connection; one it has then is a
+// client's connection the primary held, and which now stays open as long as this copy.
+inline std::size_t accepted_on_port(std::uint16_t port) {
+    std::size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        const int fd = std::stoi(entry.path().filename().string());
+        int listening = 1;
+        socklen_t len = sizeof listening;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening) continue;
+        auto local = cluster::local_endpoint(fd);
+        if (local && local->is_ip() && local->port() == port) ++n;
+    }
+    return n;
 }
 
 namespace detail {
@@ -206,6 +225,8 @@ inline cluster::task<void> drain(cluster::worker<proto>& w) {
 
 // worker_main for every connection test.
 inline cluster::task<void> worker_main(cluster::worker<proto>& w) {
+    if (const auto port = env_or(inherited_port_env, ""); !port.empty())
+        co_await detail::tell(w, "inherited " + std::to_string(accepted_on_port(static_cast<std::uint16_t>(std::stoul(port)))));
     const worker_settings s = settings_from_env();
     const cluster::endpoint at(s.where);
     cluster::listener_options lo;

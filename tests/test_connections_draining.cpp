@@ -63,6 +63,14 @@ task<unsigned> answer_of(tcp_stream& s, std::string payload) {
     co_return static_cast<unsigned>(std::stoul(got.substr(0, space)));
 }
 
+// Forks a worker that first says how many connections on `port` it inherited: must be none.
+task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
+    const auto counting = conn::with_env(conn::inherited_port_env, std::to_string(port));
+    (void)co_await conn::fork_worker(p, counting);
+    const auto said = co_await conn::note_starting(p, "inherited ");
+    CHECK(said.text == "inherited 0");
+}
+
 // True if nothing comes on s for `d`: the request is still waiting somewhere.
 task<bool> still_unanswered(tcp_stream& s, std::chrono::milliseconds d) {
     std::array<char, 16> buf{};
@@ -266,7 +274,8 @@ TEST_CASE("a worker forked while a connection is in flight to another keeps no c
         for (int i = 0; i < 3; i += 2) (void)co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
         // 1 is in flight to the lazy worker: the primary holds a copy until it is taken. A
         // worker forked now must not keep that copy.
-        const auto late = co_await conn::start_listening(p, 1);
+        co_await fork_inheriting_none(p, at.port);
+        const auto late = co_await conn::listening(p);
         const conn::command close{"close_listener"};
         auto sent = co_await conn::worker_of(p, idle.worker_id).send(close);
         REQUIRE(sent.has_value());
@@ -305,13 +314,47 @@ TEST_CASE("a worker forked just as the primary passes a connection on keeps no c
             auto m = co_await p.next_message<conn::note>();
             if (m.value.text == "listener closed") break;
         }
-        auto forked = co_await p.try_fork(conn::as_configured);
+        const auto counting = conn::with_env(conn::inherited_port_env, std::to_string(at.port));
+        auto forked = co_await p.try_fork(counting);
         REQUIRE(forked.has_value());
+        const auto said = co_await conn::note_starting(p, "inherited ");
+        CHECK(said.text == "inherited 0");
         const unsigned id = co_await conn::bounded(answer_of(asked[1], "1"));
         CHECK(id == at.worker_id);
         // Its worker closed it after answering: nobody else holds it open.
         const bool closed = co_await conn::closed_by_peer(asked[1], 2000ms);
         CHECK(closed);
+    });
+}
+
+namespace {
+
+// Connections one after another until `stop`: the primary is accepting at any moment.
+task<void> steady_load(endpoint to, const bool& stop, std::size_t& served) {
+    while (!stop) {
+        (void)co_await conn::served_by(to, "load");
+        ++served;
+    }
+}
+
+} // namespace
+
+// The kernel creates an accepted connection's fd before the primary sees its completion;
+// the primary must not fork in between, or the worker keeps a copy nobody knows of.
+TEST_CASE("workers forked while the primary accepts a stream of connections inherit none of them") {
+    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await conn::start_listening(p, 1);
+        bool stop = false;
+        std::size_t served = 0;
+        scope load;
+        for (int i = 0; i < 4; ++i) load.spawn(steady_load(where(at), stop, served));
+        for (int i = 0; i < 12; ++i) {
+            co_await fork_inheriting_none(p, at.port);
+            (void)co_await conn::listening(p);
+        }
+        stop = true;
+        co_await conn::bounded(conn::joined(load));
+        CHECK(served > 0);
     });
 }
 

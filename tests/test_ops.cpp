@@ -49,6 +49,21 @@ unique_fd blocking_tcp_connect(const sockaddr_in& addr) {
 
 bool cloexec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
 
+// This process's connected sockets whose own end is `to`: the connections accepted from it.
+std::size_t accepted_from(const sockaddr_in& to) {
+    std::size_t n = 0;
+    for (int fd = 0; fd < 1024; ++fd) {
+        int listening = 1;
+        socklen_t len = sizeof listening;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening) continue;
+        sockaddr_in local{};
+        len = sizeof local;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+        if (local.sin_family == AF_INET && local.sin_port == to.sin_port) ++n;
+    }
+    return n;
+}
+
 std::string as_string(const char* p, std::size_t n) { return std::string(p, n); }
 
 struct temp_file {
@@ -348,6 +363,43 @@ TEST_CASE("multishot_accept cancel() ends a waiting next() with ECANCELED") {
         auto client = blocking_tcp_connect(to);
         auto again = co_await acceptor.next();
         REQUIRE(again.has_value());
+    };
+    sync_wait(body(listener.get(), addr));
+}
+
+// What fork() relies on: once pause() returns, every fd the kernel accepted is queued (none
+// exists unseen), and none is accepted until rearm(), however many turns the loop takes.
+TEST_CASE("multishot_accept pause() queues all it accepted and accepts nothing until rearm()") {
+    auto listener = tcp_listener();
+    auto addr = local_address(listener.get());
+    auto body = [](int lfd, sockaddr_in to) -> task<void> {
+        io::multishot_accept acceptor(lfd);
+        std::vector<unique_fd> clients, accepted;
+        auto waiting = [](io::multishot_accept& a) -> task<result<unique_fd>> { co_return co_await a.next(); };
+        auto pausing = [](io::multishot_accept& a, std::vector<unique_fd>& clients, std::vector<unique_fd>& accepted,
+                          sockaddr_in to) -> task<void> {
+            (void)co_await io::nop();  // the waiter has armed the op
+            for (int i = 0; i < 3; ++i) clients.push_back(blocking_tcp_connect(to));
+            a.pause();
+            const std::size_t seen = accepted_from(to);
+            for (int i = 0; i < 2; ++i) clients.push_back(blocking_tcp_connect(to));
+            for (int i = 0; i < 3; ++i) (void)co_await io::nop();
+            CHECK(accepted_from(to) == seen);
+            auto queued = a.take_queued();
+            CHECK(queued.size() == seen);
+            for (auto& q : queued) accepted.push_back(std::move(q));
+            a.rearm();
+        };
+        auto [first, done] = co_await when_all(waiting(acceptor), pausing(acceptor, clients, accepted, to));
+        (void)done;
+        REQUIRE(first.has_value());  // after rearm(): the op accepts again
+        accepted.push_back(std::move(*first));
+        while (accepted.size() < clients.size()) {
+            auto more = co_await acceptor.next();
+            REQUIRE(more.has_value());
+            accepted.push_back(std::move(*more));
+        }
+        CHECK(accepted_from(to) == clients.size());
     };
     sync_wait(body(listener.get(), addr));
 }

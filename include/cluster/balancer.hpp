@@ -23,6 +23,7 @@
 
 #include <cluster/control.hpp>
 #include <cluster/endpoint.hpp>
+#include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
@@ -143,6 +144,10 @@ public:
         for (auto& [key, l] : listeners_) {
             if (l->stopped) continue;
             l->stopped = true;
+            if (l->acceptor) {
+                l->acceptor->pause();
+                for (auto& socket : l->acceptor->take_queued()) admit(*l, std::move(socket));
+            }
             l->stop_polling.request_stop();
             sweep(*l, l->socket.get());
             for (auto& [slot, s] : l->per_slot) sweep(*l, s.get());
@@ -152,10 +157,22 @@ public:
         }
     }
 
+    // Around a fork-mode worker's fork(): every connection accepted by then is one the
+    // balancer knows of, which the child closes, and none is accepted until it exists.
+    void pause_accepting() {
+        for (auto& [key, l] : listeners_)
+            if (l->acceptor) l->acceptor->pause();
+    }
+    void resume_accepting() {
+        for (auto& [key, l] : listeners_)
+            if (l->acceptor) l->acceptor->rearm();
+    }
+
     // In a fork-mode worker, still inside fork(): the primary's sockets, and the clients'
     // connections it holds, are not the worker's to keep open.
     void close_in_forked_child() const noexcept {
         for (const auto& [key, l] : listeners_) {
+            if (l->acceptor) l->acceptor->close_queued_in_forked_child();
             ::close(l->socket.get());
             for (const auto& [slot, s] : l->per_slot) ::close(s.get());
             for (const auto& c : l->waiting) ::close(c.socket.get());
@@ -184,6 +201,7 @@ private:
         unique_fd socket;
         std::map<unsigned, unique_fd> per_slot;  // reuseport: each slot's socket, which its next worker reuses
         std::stop_source stop_polling;  // ends accept_loop
+        io::multishot_accept* acceptor = nullptr;  // accept_loop's, while it runs
         bool stopped = false;
         std::vector<std::shared_ptr<handle>> members;  // the workers it hands connections to, in join order
         std::size_t cursor = 0;
@@ -283,7 +301,40 @@ private:
     // Readiness, then accept4() until the queue is empty: each connection is the
     // balancer's from the moment it exists. (An io_uring accept installs the fd before its
     // completion is seen, and a worker forked in between would keep a copy.)
+    // A multishot io_uring accept: one armed op yields every connection, with no accept
+    // syscalls of our own. Kernels before 5.19 answer EINVAL: readiness and accept4() then.
     static task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
+        io::multishot_accept acceptor(l->socket.get());
+        const acceptor_registration registered(*l, acceptor);
+        std::stop_callback on_stop(l->stop_polling.get_token(), [&acceptor] { acceptor.cancel(); });
+        bool accepted_any = false;
+        while (!l->stopped) {
+            auto next = co_await acceptor.next();
+            if (l->stopped) break;
+            if (next) {
+                accepted_any = true;
+                self.admit(*l, std::move(*next));
+                continue;
+            }
+            if (!accepted_any && next.error() == std::errc::invalid_argument) break;
+            const bool go_on = co_await self.survive(next.error());
+            if (!go_on) co_return;
+        }
+        if (!l->stopped) co_await poll_loop(self, l);
+    }
+
+    // While accept_loop runs: fork() and stop_accepting() reach its acceptor through this.
+    struct acceptor_registration {
+        listening_socket& l;
+        acceptor_registration(listening_socket& s, io::multishot_accept& a) noexcept : l(s) { l.acceptor = &a; }
+        ~acceptor_registration() { l.acceptor = nullptr; }
+        acceptor_registration(const acceptor_registration&) = delete;
+        acceptor_registration& operator=(const acceptor_registration&) = delete;
+    };
+
+    // Readiness, then accept4() until the queue is empty: each connection is the
+    // balancer's from the moment it exists.
+    static task<void> poll_loop(balancer& self, std::shared_ptr<listening_socket> l) {
         const int fd = l->socket.get();
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
         while (!l->stopped) {

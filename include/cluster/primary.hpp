@@ -311,7 +311,10 @@ private:
         auto it = slots_.find(slot);
         const primary_options o = merged(options_, it == slots_.end() ? fork_options{} : it->second.options);
         const unsigned id = next_id_++;
+        const bool forks = o.mode == start_mode::fork;
+        if (forks) balancer_.pause_accepting();
         auto started = detail::launch(o, args_, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
+        if (forks) balancer_.resume_accepting();
         if (!started) {
             what = "cluster: cannot start worker " + std::to_string(id);
             co_return started.error();
