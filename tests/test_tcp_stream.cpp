@@ -7,7 +7,6 @@
 
 #include <cluster/io.hpp>
 #include <cluster/listen_socket.hpp>
-#include <cluster/listener.hpp>
 #include <cluster/tcp_stream.hpp>
 
 #include "support.hpp"
@@ -384,39 +383,6 @@ TEST_CASE("close() closes through the ring, and a hundred connections leak no de
         auto twice = co_await empty.close();  // nothing to close is EBADF, not a crash
         REQUIRE_FALSE(twice.has_value());
         CHECK(twice.error() == std::errc::bad_file_descriptor);
-    };
-    sync_wait(body(listener.get()));
-}
-
-// The primary keeps its copy of a connection it handed over until it reads the worker's
-// acknowledgement; the worker closing the stream must end the connection even so.
-TEST_CASE("a handed connection ends when the worker closes it, though the primary still holds it") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        for (const bool by_close : {true, false}) {
-            auto pair = co_await connect_pair(lfd);
-            unique_fd primary_copy = pair.server.release();
-            auto state = std::make_shared<detail::listener_state>(nullptr, 1, schedule::round_robin, endpoint{},
-                                                                  unique_fd{}, listener_options{});
-            state->offer(1, unique_fd(::dup(primary_copy.get())));
-            cluster::listener handed(state);
-            auto stream = co_await handed.accept();
-            REQUIRE(stream.has_value());
-            auto w = co_await stream->write(std::string_view("bye"));
-            REQUIRE(w.has_value());
-            if (by_close) {
-                auto closed = co_await stream->close();
-                REQUIRE(closed.has_value());
-            } else {
-                tcp_stream gone = std::move(*stream);  // ends here, by its destructor
-            }
-            char buf[8] = {};
-            auto r = co_await pair.client.read(buf);  // EOF now, not when primary_copy closes
-            REQUIRE_FALSE(r.has_value());
-            CHECK(r.error() == errc::eof);
-            CHECK(std::string_view(buf, 3) == "bye");
-            CHECK(fd_is_open(primary_copy.get()));
-        }
     };
     sync_wait(body(listener.get()));
 }

@@ -1,0 +1,192 @@
+// cluster::listener on its own, fed as a worker's channel feeds it (no primary): handed
+// connections taken by accept(), their counts, drained(), refusals at max_connections,
+// close() giving back what was not taken, and the end of a handed connection.
+//
+// Note for g++ 12: results of co_await are always named before they are tested.
+#include <catch2/catch.hpp>
+
+#include <cluster/io.hpp>
+#include <cluster/listen_socket.hpp>
+#include <cluster/listener.hpp>
+#include <cluster/tcp_stream.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+using namespace cluster;
+
+namespace {
+
+// What the listener tells the primary, written down.
+struct recording_host final : detail::listener_host {
+    std::vector<std::pair<std::uint64_t, bool>> acks;
+    int closes = 0;
+    int unlistens = 0;
+    void acknowledge(std::uint64_t seq, bool accepted) noexcept override { acks.emplace_back(seq, accepted); }
+    void report_closed(std::uint32_t) noexcept override { ++closes; }
+    void report_unlisten(std::uint32_t) noexcept override { ++unlistens; }
+};
+
+std::shared_ptr<detail::listener_state> handed_state(detail::listener_host* host, schedule how,
+                                                     std::size_t max_connections = 0) {
+    listener_options o;
+    o.max_connections = max_connections;
+    return std::make_shared<detail::listener_state>(host, 1, how, endpoint{}, unique_fd{}, o);
+}
+
+// A client and the server end of its connection, as the primary would have accepted it.
+struct connection {
+    tcp_stream client;
+    unique_fd server;
+};
+
+task<connection> connect_one(int listen_fd) {
+    auto ep = local_endpoint(listen_fd);
+    REQUIRE(ep.has_value());
+    auto client = co_await connect(*ep);
+    REQUIRE(client.has_value());
+    auto server = co_await accept(listen_fd);
+    REQUIRE(server.has_value());
+    connection c{std::move(*client), server->release()};
+    co_return std::move(c);
+}
+
+unique_fd dup_of(const unique_fd& fd) { return unique_fd(::dup(fd.get())); }
+
+} // namespace
+
+// The primary keeps its copy of a connection it handed over until it reads the worker's
+// acknowledgement; the worker closing the stream must end the connection even so.
+TEST_CASE("a handed connection ends when the worker closes it, though the primary still holds it") {
+    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
+    auto body = [](int lfd) -> task<void> {
+        for (const bool by_close : {true, false}) {
+            auto c = co_await connect_one(lfd);
+            auto state = handed_state(nullptr, schedule::round_robin);
+            state->offer(1, dup_of(c.server));  // c.server stays open: the primary's copy
+            listener handed(state);
+            auto stream = co_await handed.accept();
+            REQUIRE(stream.has_value());
+            auto w = co_await stream->write(std::string_view("bye"));
+            REQUIRE(w.has_value());
+            if (by_close) {
+                auto closed = co_await stream->close();
+                REQUIRE(closed.has_value());
+            } else {
+                tcp_stream gone = std::move(*stream);  // ends here, by its destructor
+            }
+            char buf[8] = {};
+            auto r = co_await c.client.read(buf);  // EOF now, not when the primary's copy closes
+            REQUIRE_FALSE(r.has_value());
+            CHECK(r.error() == errc::eof);
+            CHECK(std::string_view(buf, 3) == "bye");
+            CHECK(::fcntl(c.server.get(), F_GETFD) != -1);
+        }
+    };
+    sync_wait(body(socket.get()));
+}
+
+TEST_CASE("accept() acknowledges each connection it takes, counts it, and drained() waits until all are closed") {
+    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
+    auto body = [](int lfd) -> task<void> {
+        recording_host host;
+        auto state = handed_state(&host, schedule::least_connections);
+        listener l(state);
+        std::vector<connection> clients;
+        for (std::uint64_t seq = 1; seq <= 2; ++seq) {
+            clients.push_back(co_await connect_one(lfd));
+            state->offer(seq, dup_of(clients.back().server));
+        }
+        auto first = co_await l.accept();
+        auto second = co_await l.accept();
+        REQUIRE(first.has_value());
+        REQUIRE(second.has_value());
+        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, true}});
+        CHECK(l.accepted() == 2);
+        CHECK(l.connections() == 2);
+
+        bool drained = false;
+        auto waiter = [](listener& l, bool& drained) -> task<void> {
+            const bool all = co_await l.drained();
+            CHECK(all);
+            drained = true;
+        };
+        auto closer = [](tcp_stream& a, tcp_stream& b, const bool& drained, listener& l) -> task<void> {
+            auto one = co_await a.close();
+            REQUIRE(one.has_value());
+            (void)co_await io::nop();  // the waiter has had its turn
+            CHECK_FALSE(drained);
+            CHECK(l.connections() == 1);
+            auto two = co_await b.close();
+            REQUIRE(two.has_value());
+        };
+        co_await when_all(waiter(l, drained), closer(*first, *second, drained, l));
+        CHECK(drained);
+        CHECK(l.connections() == 0);
+        CHECK(host.closes == 2);  // least_connections: every close is reported
+
+        std::stop_source stop;
+        auto held = co_await connect_one(lfd);
+        state->offer(3, dup_of(held.server));
+        auto third = co_await l.accept();
+        REQUIRE(third.has_value());
+        stop.request_stop();
+        const bool all = co_await l.drained().with_stop_token(stop.get_token());
+        CHECK_FALSE(all);  // asked to stop, with a connection still open
+    };
+    sync_wait(body(socket.get()));
+}
+
+TEST_CASE("at max_connections a handed connection is refused, and the first close after says there is room") {
+    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
+    auto body = [](int lfd) -> task<void> {
+        recording_host host;
+        auto state = handed_state(&host, schedule::round_robin, 1);
+        listener l(state);
+        auto a = co_await connect_one(lfd);
+        auto b = co_await connect_one(lfd);
+        state->offer(1, dup_of(a.server));
+        auto taken = co_await l.accept();
+        REQUIRE(taken.has_value());
+        state->offer(2, dup_of(b.server));
+        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}});
+        CHECK(host.closes == 0);
+        auto closed = co_await taken->close();
+        REQUIRE(closed.has_value());
+        CHECK(host.closes == 1);  // round_robin reports closes only after a refusal
+    };
+    sync_wait(body(socket.get()));
+}
+
+TEST_CASE("close() gives back what was handed and not taken, and accept() then says listener_closed") {
+    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
+    auto body = [](int lfd) -> task<void> {
+        recording_host host;
+        auto state = handed_state(&host, schedule::round_robin);
+        listener l(state);
+        std::vector<connection> clients;
+        for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+            clients.push_back(co_await connect_one(lfd));
+            state->offer(seq, dup_of(clients.back().server));
+        }
+        auto taken = co_await l.accept();
+        REQUIRE(taken.has_value());
+        l.close();
+        CHECK_FALSE(l.is_open());
+        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}, {3, false}});
+        CHECK(host.unlistens == 1);
+        auto after = co_await l.accept();
+        REQUIRE_FALSE(after.has_value());
+        CHECK(after.error() == errc::listener_closed);
+        CHECK(taken->is_open());  // what was taken is the worker's to finish
+    };
+    sync_wait(body(socket.get()));
+}
