@@ -61,6 +61,17 @@ task<connection> connect_one(int listen_fd) {
 
 unique_fd dup_of(const unique_fd& fd) { return unique_fd(::dup(fd.get())); }
 
+// n new connections, offered to `state` as the primary hands them over (seq 1 to n); the
+// server ends stay open here, as the primary's copies.
+task<std::vector<connection>> hand_over(int listen_fd, detail::listener_state& state, std::uint64_t n) {
+    std::vector<connection> out;
+    for (std::uint64_t seq = 1; seq <= n; ++seq) {
+        out.push_back(co_await connect_one(listen_fd));
+        state.offer(seq, dup_of(out.back().server));
+    }
+    co_return out;
+}
+
 } // namespace
 
 // The primary keeps its copy of a connection it handed over until it reads the worker's
@@ -100,11 +111,7 @@ TEST_CASE("accept() acknowledges each connection it takes, counts it, and draine
         recording_host host;
         auto state = handed_state(&host, schedule::least_connections);
         listener l(state);
-        std::vector<connection> clients;
-        for (std::uint64_t seq = 1; seq <= 2; ++seq) {
-            clients.push_back(co_await connect_one(lfd));
-            state->offer(seq, dup_of(clients.back().server));
-        }
+        auto clients = co_await hand_over(lfd, *state, 2);
         auto first = co_await l.accept();
         auto second = co_await l.accept();
         REQUIRE(first.has_value());
@@ -172,11 +179,7 @@ TEST_CASE("close() gives back what was handed and not taken, and accept() then s
         recording_host host;
         auto state = handed_state(&host, schedule::round_robin);
         listener l(state);
-        std::vector<connection> clients;
-        for (std::uint64_t seq = 1; seq <= 3; ++seq) {
-            clients.push_back(co_await connect_one(lfd));
-            state->offer(seq, dup_of(clients.back().server));
-        }
+        auto clients = co_await hand_over(lfd, *state, 3);
         auto taken = co_await l.accept();
         REQUIRE(taken.has_value());
         l.close();
