@@ -469,6 +469,28 @@ TEST_CASE("a transient worker that disconnected itself and then crashed is not r
     });
 }
 
+// Its channel is gone, so no heartbeat can say it is hung: the time to leave says it.
+TEST_CASE("a worker that disconnected itself and then hangs is SIGKILLed after shutdown_timeout, as hung") {
+    auto leave_then_hang = [](worker<proto>& w) -> task<void> {
+        if (!is_first(w)) co_return co_await stay_until_disconnected(w);
+        auto left = co_await w.disconnect();
+        if (!left) throw std::system_error(left.error(), "disconnect");
+        for (;;) ::pause();  // not even its loop runs
+    };
+    auto o = quick_restarts(restart_mode::permanent);
+    o.shutdown_timeout = 200ms;
+    with_primary(std::move(o), leave_then_hang, [](primary<proto>& p) -> task<void> {
+        (void)co_await fork_worker(p);
+        auto ended = co_await events_through(p, 1, event_kind::exit);
+        const exit_event& gone = exit_of(ended);
+        CHECK(gone.status.signal == SIGKILL);
+        CHECK(gone.exited_after_disconnect);
+        CHECK(gone.reason == stop_reason::hung);
+        auto replacement = co_await events_through(p, 2, event_kind::online);  // its slot is filled again
+        CHECK(kinds_of(replacement, 2) == "fork online");
+    });
+}
+
 // ---- replacements ----
 
 namespace {

@@ -26,7 +26,7 @@ enum class event_kind { fork, online, listening, message, disconnect, exit, setu
 enum class stop_reason {
     none,          // the worker ended on its own (returned, crashed, was killed from outside)
     disconnect,    // worker_handle::disconnect() or disconnect_all()
-    hung,          // no heartbeat for heartbeat_timeout
+    hung,          // no heartbeat for heartbeat_timeout, or alive shutdown_timeout after leaving on its own
     not_ready,     // a replacement not ready within ready_timeout
     reload,        // replaced by a rolling reload
     scale_down,    // scale() removed it

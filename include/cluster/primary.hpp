@@ -841,6 +841,17 @@ private:
         self.balancer_.worker_gone(*h);
         self.report(event<P>(disconnect_event{h->id_, h->link_.close_reason()}, h));
         reader_done(*h);
+        if (!h->disconnect_sent_ && !h->retiring_ && !self.stopping_) self.tasks_.spawn(exit_deadline(self, h));
+    }
+
+    // A worker whose channel ended without the primary asking (it disconnected itself) can
+    // no longer send heartbeats; it has shutdown_timeout to exit, as one the primary
+    // disconnects, or it is hung: SIGKILL. Otherwise its slot would never be filled again.
+    static task<void> exit_deadline(primary& self, std::shared_ptr<handle> h) {
+        auto exited = co_await with_timeout(wait_latch(h->exited_), self.options_.shutdown_timeout);
+        if (exited || h->retiring_ || h->is_dead()) co_return;
+        if (h->reason_ == stop_reason::none) h->reason_ = stop_reason::hung;
+        (void)h->kill(SIGKILL);
     }
 
     void dispatch(const std::shared_ptr<handle>& h, link_envelope&& e) {
