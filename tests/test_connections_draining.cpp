@@ -71,6 +71,33 @@ task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
     CHECK(said.text == "inherited 0");
 }
 
+// Every other request in `asked`, from `first` on, is answered by `worker_id`.
+task<void> answered_by(std::vector<tcp_stream>& asked, std::size_t first, unsigned worker_id) {
+    for (std::size_t i = first; i < asked.size(); i += 2) {
+        const unsigned id = co_await conn::bounded(answer_of(asked[i], std::to_string(i)));
+        CHECK(id == worker_id);
+    }
+}
+
+// A serving worker and a lazy one, which round robin alternates between, and n requests on
+// new connections. Once the serving worker's (the even ones) are answered, the odd ones
+// were handed to the lazy worker before them, which has not taken them.
+struct odd_ones_held {
+    conn::listen_result at;    // the serving worker
+    conn::listen_result idle;  // the lazy one
+    std::vector<tcp_stream> asked;
+};
+
+task<odd_ones_held> hold_odd_ones(primary<proto>& p, int n) {
+    odd_ones_held h;
+    h.at = co_await conn::start_listening(p, 1);
+    const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
+    h.idle = co_await conn::start_listening(p, 1, lazy);
+    for (int i = 0; i < n; ++i) h.asked.push_back(co_await conn::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
+    co_await answered_by(h.asked, 0, h.at.worker_id);
+    co_return std::move(h);
+}
+
 // True if nothing comes on s for `d`: the request is still waiting somewhere.
 task<bool> still_unanswered(tcp_stream& s, std::chrono::milliseconds d) {
     std::array<char, 16> buf{};
@@ -146,51 +173,27 @@ TEST_CASE("a connection made while no worker listens waits in the primary, and t
 
 TEST_CASE("listener.close() gives back the connections handed to it and not taken: another worker serves them") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-        const auto idle = co_await conn::start_listening(p, 1, lazy);
-        // Round robin: 0, 2, 4 to the serving worker, 1, 3, 5 to the lazy one.
-        std::vector<tcp_stream> asked;
-        for (int i = 0; i < 6; ++i) asked.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        for (int i = 0; i < 6; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == at.worker_id);
-        }
-        // The lazy worker holds the others.
-        const bool unanswered = co_await still_unanswered(asked[1], 100ms);
+        auto held = co_await hold_odd_ones(p, 6);
+        const bool unanswered = co_await still_unanswered(held.asked[1], 100ms);
         CHECK(unanswered);
         const conn::command close{"close_listener"};
-        auto sent = co_await conn::worker_of(p, idle.worker_id).send(close);
+        auto sent = co_await conn::worker_of(p, held.idle.worker_id).send(close);
         REQUIRE(sent.has_value());
         (void)co_await conn::note_starting(p, "listener closed");
-        for (int i = 1; i < 6; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == at.worker_id);
-        }
+        co_await answered_by(held.asked, 1, held.at.worker_id);
         const auto pongs = co_await conn::bounded(conn::ping_all(p));
-        for (const auto& pg : pongs) CHECK(pg.accepted == (pg.worker_id == at.worker_id ? 6u : 0u));
+        for (const auto& pg : pongs) CHECK(pg.accepted == (pg.worker_id == held.at.worker_id ? 6u : 0u));
     });
 }
 
 TEST_CASE("a disconnected worker's accept() gives the connections handed to it, then listener_closed") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-        const auto idle = co_await conn::start_listening(p, 1, lazy);
-        std::vector<tcp_stream> asked;
-        for (int i = 0; i < 7; ++i) asked.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        // Once 6 is answered, 1, 3 and 5 were handed to the lazy worker before it (round robin, in order).
-        for (int i = 0; i < 7; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == at.worker_id);
-        }
+        auto held = co_await hold_odd_ones(p, 7);
+        const auto idle = held.idle;
         // Disconnected, the lazy worker accepts at last: what it was handed, then listener_closed.
         auto left = co_await conn::bounded(conn::worker_of(p, idle.worker_id).disconnect());
         CHECK(left.has_value());
-        for (int i = 1; i < 7; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == idle.worker_id);
-        }
+        co_await answered_by(held.asked, 1, idle.worker_id);
         const auto ended = co_await conn::note_starting(p, "accept ended");
         CHECK(ended.text == "accept ended: " + make_error_code(errc::listener_closed).message());
         const auto e = co_await conn::bounded(p.next<exit_event>());
@@ -201,21 +204,9 @@ TEST_CASE("a disconnected worker's accept() gives the connections handed to it, 
 
 TEST_CASE("a worker killed before it took its connections: the primary hands them to another") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-        const auto idle = co_await conn::start_listening(p, 1, lazy);
-        std::vector<tcp_stream> asked;
-        for (int i = 0; i < 6; ++i) asked.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        // Once 4 is answered, 1 and 3 were handed to the lazy worker before it (round robin, in order).
-        for (int i = 0; i < 6; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == at.worker_id);
-        }
-        REQUIRE(conn::worker_of(p, idle.worker_id).kill(SIGKILL).has_value());
-        for (int i = 1; i < 6; i += 2) {
-            const unsigned id = co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
-            CHECK(id == at.worker_id);
-        }
+        auto held = co_await hold_odd_ones(p, 6);
+        REQUIRE(conn::worker_of(p, held.idle.worker_id).kill(SIGKILL).has_value());
+        co_await answered_by(held.asked, 1, held.at.worker_id);
     });
 }
 
@@ -266,12 +257,10 @@ TEST_CASE("a worker SIGKILLed mid-request loses only its own requests, and the c
 
 TEST_CASE("a worker forked while a connection is in flight to another keeps no copy: the client sees its close") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-        const auto idle = co_await conn::start_listening(p, 1, lazy);
-        std::vector<tcp_stream> asked;
-        for (int i = 0; i < 3; ++i) asked.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        for (int i = 0; i < 3; i += 2) (void)co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
+        auto held = co_await hold_odd_ones(p, 3);
+        const auto at = held.at;
+        const auto idle = held.idle;
+        auto& asked = held.asked;
         // 1 is in flight to the lazy worker: the primary holds a copy until it is taken. A
         // worker forked now must not keep that copy.
         co_await fork_inheriting_none(p, at.port);
@@ -296,12 +285,10 @@ TEST_CASE("a worker forked while a connection is in flight to another keeps no c
 
 TEST_CASE("a worker forked just as the primary passes a connection on keeps no copy: the client sees its close") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-        const auto idle = co_await conn::start_listening(p, 1, lazy);
-        std::vector<tcp_stream> asked;
-        for (int i = 0; i < 3; ++i) asked.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        for (int i = 0; i < 3; i += 2) (void)co_await conn::bounded(answer_of(asked[static_cast<std::size_t>(i)], std::to_string(i)));
+        auto held = co_await hold_odd_ones(p, 3);
+        const auto at = held.at;
+        const auto idle = held.idle;
+        auto& asked = held.asked;
         // 1 is in flight to the lazy worker. Closing its listener gives it back, and in the same
         // frames the worker says so: the primary offers 1 to the serving worker (a copy of it
         // queued in that worker's channel until the loop sends it) and wakes this task, which
