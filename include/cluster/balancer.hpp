@@ -298,9 +298,6 @@ private:
         return h.connected_ && !h.disconnect_sent_ && !h.exited_after_disconnect_;
     }
 
-    // Readiness, then accept4() until the queue is empty: each connection is the
-    // balancer's from the moment it exists. (An io_uring accept installs the fd before its
-    // completion is seen, and a worker forked in between would keep a copy.)
     // A multishot io_uring accept: one armed op yields every connection, with no accept
     // syscalls of our own. Kernels before 5.19 answer EINVAL: readiness and accept4() then.
     static task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
