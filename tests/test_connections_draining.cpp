@@ -499,6 +499,14 @@ std::string failures_of(const load& l) {
     return out;
 }
 
+// n workers, and the clients running `l` against them in `clients`, 100 requests into it.
+task<void> under_load(primary<proto>& p, std::size_t n, load& l, scope& clients) {
+    const auto at = co_await conn::start_listening(p, n);
+    l.to = where(at);
+    for (unsigned c = 0; c < client_count; ++c) clients.spawn(client(l, c));
+    co_await conn::bounded(progress(l, 100));
+}
+
 } // namespace
 
 TEST_CASE("a client load through a rolling reload sees no failed request") {
@@ -509,11 +517,8 @@ TEST_CASE("a client load through a rolling reload sees no failed request") {
     load l;
     l.keep_alive = keep_alive;
     conn::with_primary(conn::options_for(how), [&](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, workers);
-        l.to = where(at);
         scope clients;
-        for (unsigned c = 0; c < client_count; ++c) clients.spawn(client(l, c));
-        co_await conn::bounded(progress(l, 100));
+        co_await under_load(p, workers, l, clients);
         const auto r = co_await conn::bounded(p.reload());
         CHECK(r.ok);
         CHECK(r.replaced == workers);
@@ -545,11 +550,8 @@ TEST_CASE("a client load through a graceful stop sees no failed request, then it
     load l;
     l.keep_alive = keep_alive;
     conn::with_primary(conn::options_for(how), [&](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, cluster_size);
-        l.to = where(at);
         scope clients;
-        for (unsigned c = 0; c < client_count; ++c) clients.spawn(client(l, c));
-        co_await conn::bounded(progress(l, 100));
+        co_await under_load(p, cluster_size, l, clients);
         l.cluster_stopping = true;
         if (by_shutdown)
             co_await conn::bounded(p.shutdown());
