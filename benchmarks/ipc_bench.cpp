@@ -49,7 +49,7 @@ struct ack {
 };
 BOOST_DESCRIBE_STRUCT(ack, (), (size))
 
-} // namespace bench_types
+}  // namespace bench_types
 
 using namespace bench_types;
 using proto = protocol<sample, blob, ack>;
@@ -107,8 +107,7 @@ constexpr int rtt_rounds = 20'000;
 double raw_rtt_ns() {
     auto [child, fd] = spawn([](unique_fd s) {
         char m[64];
-        while (read_full(s.get(), m, sizeof m) && write_full(s.get(), m, sizeof m)) {
-        }
+        while (read_full(s.get(), m, sizeof m) && write_full(s.get(), m, sizeof m)) {}
     });
     char m[64] = {};
     auto start = clock_type::now();
@@ -237,8 +236,7 @@ double raw_large_per_second() {
     auto [child, fd] = spawn([](unique_fd s) {
         std::vector<char> buf(large);
         char ok = 1;
-        while (read_full(s.get(), buf.data(), buf.size()) && write_full(s.get(), &ok, 1)) {
-        }
+        while (read_full(s.get(), buf.data(), buf.size()) && write_full(s.get(), &ok, 1)) {}
     });
     std::vector<char> payload(large, 'x');
     std::vector<double> rates;
@@ -360,7 +358,7 @@ std::pair<double, double> codec_ns() {
     return {bench::median(t), bench::median(h)};
 }
 
-} // namespace
+}  // namespace
 
 int main() {
     {

@@ -22,7 +22,7 @@ using clock_type = std::chrono::steady_clock;
 namespace bench_types {
 struct nothing {};
 BOOST_DESCRIBE_STRUCT(nothing, (), ())
-} // namespace bench_types
+}  // namespace bench_types
 
 using proto = protocol<bench_types::nothing>;
 
@@ -45,10 +45,8 @@ double percentile(std::vector<double> v, double q) {
 
 // A worker that does nothing until it is disconnected.
 task<void> idle(worker<proto>& w) {
-    while (auto m = co_await w.receive()) {
-    }
+    while (auto m = co_await w.receive()) {}
 }
-
 
 task<double> bring_up(primary<proto>& p, unsigned n) {
     const auto start = clock_type::now();
@@ -116,12 +114,13 @@ std::optional<node_figures> run_node() {
     return f;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     // Exec-mode workers are this program run again.
     if (is_worker())
-        return run<proto>(argc, argv, [](primary<proto>&) -> task<void> { co_return; }, idle);
+        return run<proto>(
+            argc, argv, [](primary<proto>&) -> task<void> { co_return; }, idle);
     const std::vector<std::string> args(argv, argv + argc);
     io_context ctx;
 

@@ -20,11 +20,10 @@ struct figure {
 };
 
 inline void print(const figure& f) {
-    std::printf(
-        "{\"name\": \"%s\", \"value\": %.4g, \"unit\": \"%s\", \"baseline\": \"%s\", \"baseline_value\": %.4g, "
-        "\"ratio\": %.4g, \"better\": \"%s\", \"target\": \"%s\"}\n",
-        f.name.c_str(), f.value, f.unit.c_str(), f.baseline.c_str(), f.baseline_value,
-        f.baseline_value != 0 ? f.value / f.baseline_value : 0.0, f.better.c_str(), f.target.c_str());
+    std::printf("{\"name\": \"%s\", \"value\": %.4g, \"unit\": \"%s\", \"baseline\": \"%s\", \"baseline_value\": %.4g, "
+                "\"ratio\": %.4g, \"better\": \"%s\", \"target\": \"%s\"}\n",
+                f.name.c_str(), f.value, f.unit.c_str(), f.baseline.c_str(), f.baseline_value,
+                f.baseline_value != 0 ? f.value / f.baseline_value : 0.0, f.better.c_str(), f.target.c_str());
     std::fflush(stdout);
 }
 
@@ -33,4 +32,4 @@ inline double median(std::vector<double> v) {
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-} // namespace bench
+}  // namespace bench

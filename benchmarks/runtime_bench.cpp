@@ -94,7 +94,7 @@ double plain_call_ns() {
     return ns;
 }
 
-} // namespace
+}  // namespace
 
 int main() {
     int sv[2];

@@ -67,7 +67,8 @@ void print(const event<proto>& e, bool& port_shown) {
         std::printf("Worker %u (pid %d) online\n", o->worker_id, o->pid);
     } else if (auto* x = e.get_if<exit_event>()) {
         const std::string why = x->reason == stop_reason::none ? "" : std::string(" (") + to_string(x->reason) + ")";
-        std::printf("Worker %u (pid %d) exited: %s%s\n", x->worker_id, x->pid, x->status.to_string().c_str(), why.c_str());
+        std::printf("Worker %u (pid %d) exited: %s%s\n", x->worker_id, x->pid, x->status.to_string().c_str(),
+                    why.c_str());
     } else if (auto* r = e.get_if<restart_scheduled_event>()) {
         std::printf("Replacing worker %u in %lld ms (restart %u)\n", r->worker_id,
                     static_cast<long long>(r->delay.count()), r->attempt);

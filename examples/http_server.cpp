@@ -166,8 +166,9 @@ private:
         if (listening_) return;
         listening_ = true;
         const bool v6 = l.family == AF_INET6;
-        std::printf("Listening on http://%s%s%s:%u (%s, %u worker%s)\n", v6 ? "[" : "", l.address.c_str(), v6 ? "]" : "",
-                    l.port, to_string(settings_.how), settings_.workers, settings_.workers == 1 ? "" : "s");
+        std::printf("Listening on http://%s%s%s:%u (%s, %u worker%s)\n", v6 ? "[" : "", l.address.c_str(),
+                    v6 ? "]" : "", l.port, to_string(settings_.how), settings_.workers,
+                    settings_.workers == 1 ? "" : "s");
     }
 
     const settings& settings_;
@@ -217,8 +218,10 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto port = number(option(argc, argv, "--port", "8000"), 65535);
     const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port);
     if (!workers || !how || how == schedule::custom || !where) {
-        std::fprintf(stderr, "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--schedule "
-                             "round_robin|shared|reuseport|sticky|least_connections]\n", argv[0]);
+        std::fprintf(stderr,
+                     "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--schedule "
+                     "round_robin|shared|reuseport|sticky|least_connections]\n",
+                     argv[0]);
         return std::nullopt;
     }
     s.workers = *workers == 0 ? cpu_count() : *workers;

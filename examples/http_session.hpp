@@ -45,8 +45,8 @@ struct request {
 inline constexpr std::size_t max_path = 128;
 
 // The status line and headers, in the one format every response here has.
-inline void append_head(std::string& out, std::string_view status, std::string_view content_type,
-                        std::size_t body_size, bool keep_alive, std::string_view extra_headers = {}) {
+inline void append_head(std::string& out, std::string_view status, std::string_view content_type, std::size_t body_size,
+                        bool keep_alive, std::string_view extra_headers = {}) {
     std::array<char, 24> length;
     const auto digits = std::to_chars(length.data(), length.data() + length.size(), body_size).ptr;
     out.append("HTTP/1.1 ").append(status);
@@ -189,8 +189,7 @@ private:
         c.in_request_ = false;
         c.answered_ = true;
         // An upgrade (WebSocket, h2c) or CONNECT is not served: its answer ends the connection.
-        const bool keep_alive =
-            llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p) && !c.drain_.stop_requested();
+        const bool keep_alive = llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p) && !c.drain_.stop_requested();
         const auto method = static_cast<llhttp_method_t>(llhttp_get_method(p));
         response r(c.out_, keep_alive, method == HTTP_HEAD);
         c.handler_(request{method, c.path()}, r);
@@ -232,7 +231,6 @@ private:
     bool unread_ = false;
 };
 
-
 // Deadlines for all the connections of a server, from one timer. A linked timeout on
 // every read costs a tenth of the throughput; instead each connection notes when its read
 // began, in ticks of a coarse clock, and on each tick the watchdog cancels the reads that
@@ -272,8 +270,7 @@ public:
     };
 
     watchdog(const limits& l, std::stop_token drain)
-        : keep_alive_ticks_(ticks(l.keep_alive_timeout)), read_ticks_(ticks(l.read_timeout)),
-          drain_(std::move(drain)) {
+        : keep_alive_ticks_(ticks(l.keep_alive_timeout)), read_ticks_(ticks(l.read_timeout)), drain_(std::move(drain)) {
         on_drain_.emplace(drain_, drain_callback{this});
     }
     watchdog(const watchdog&) = delete;  // the callback and the watches point at it
@@ -320,8 +317,10 @@ private:
         head_ = &w;
     }
     void unlink(watch& w) noexcept {
-        if (w.prev_) w.prev_->next_ = w.next_;
-        else head_ = w.next_;
+        if (w.prev_)
+            w.prev_->next_ = w.next_;
+        else
+            head_ = w.next_;
         if (w.next_) w.next_->prev_ = w.prev_;
     }
 
@@ -404,4 +403,4 @@ private:
     cluster::scope connections_;
 };
 
-} // namespace http
+}  // namespace http

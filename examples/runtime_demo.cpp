@@ -45,9 +45,8 @@ task<void> parent(std::vector<child>& children) {
     std::vector<task<void>> pings;
     for (auto& c : children) pings.push_back(ping(c, 10'000));
     // Ctrl-C during the pings ends the demo early; otherwise the pings finish first.
-    auto first = co_await when_any(when_all(std::move(pings)), [&]() -> task<void> {
-        (void)co_await stop_signals.next();
-    }());
+    auto first =
+        co_await when_any(when_all(std::move(pings)), [&]() -> task<void> { (void)co_await stop_signals.next(); }());
     if (first.index() == 1) std::printf("interrupted\n");
 
     for (auto& c : children) c.socket.reset();  // EOF: each child's echo loop ends

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then builds and runs every test three times: g++ without
 # optimisation, clang++ optimised (with the fuzzers), and clang++ with ASan + UBSan.
-# Everything builds with -Wall -Wextra -Wpedantic -Werror.
+# Everything builds with -Wall -Wextra -Wpedantic -Werror, from sources formatted as
+# .clang-format says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+scripts/format.sh --check
 
 jobs=$(nproc)
 run_config() {

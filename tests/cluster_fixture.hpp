@@ -74,7 +74,7 @@ inline constexpr const char* ignore_disconnect = "ignore_disconnect";
 inline constexpr const char* report_identity = "report_identity";
 inline constexpr const char* listen = "listen";
 inline constexpr const char* chatty = "chatty";
-} // namespace behaviour
+}  // namespace behaviour
 
 namespace detail {
 
@@ -105,7 +105,8 @@ inline void write_marker() {
     if (path.empty()) return;
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) throw std::system_error(errno, std::system_category(), "open " + path);
-    const bool whole = ::write(fd, finished_mark.data(), finished_mark.size()) == static_cast<ssize_t>(finished_mark.size());
+    const bool whole =
+        ::write(fd, finished_mark.data(), finished_mark.size()) == static_cast<ssize_t>(finished_mark.size());
     ::close(fd);
     if (!whole) throw std::runtime_error("short write to " + path);
 }
@@ -116,12 +117,11 @@ inline cluster::task<void> say_hello(cluster::worker<proto>& w) {
 }
 
 inline cluster::task<void> drain_until_disconnected(cluster::worker<proto>& w) {
-    while (auto m = co_await w.receive()) {
-    }
+    while (auto m = co_await w.receive()) {}
     write_marker();
 }
 
-} // namespace detail
+}  // namespace detail
 
 inline cluster::task<void> hello_then_disconnect(cluster::worker<proto>& w) {
     co_await detail::say_hello(w);
@@ -131,7 +131,9 @@ inline cluster::task<void> hello_then_disconnect(cluster::worker<proto>& w) {
 
 inline cluster::task<void> hello_then_return(cluster::worker<proto>& w) { co_await detail::say_hello(w); }
 
-inline cluster::task<void> wait_for_disconnect(cluster::worker<proto>& w) { co_await detail::drain_until_disconnected(w); }
+inline cluster::task<void> wait_for_disconnect(cluster::worker<proto>& w) {
+    co_await detail::drain_until_disconnected(w);
+}
 
 // Leaving on its own must end its receive() too.
 inline cluster::task<void> leave_then_wait(cluster::worker<proto>& w) {
@@ -151,9 +153,9 @@ inline cluster::task<void> ignore_disconnect(cluster::worker<proto>&) {
 }
 
 inline cluster::task<void> report_identity(cluster::worker<proto>& w) {
-    const identity me{cluster::is_primary(),      cluster::is_worker(),         cluster::this_worker_id(),
-                      ::getuid(),                 ::getgid(),                   detail::env_or_empty(tag_env),
-                      detail::self_exe()};
+    const identity me{
+        cluster::is_primary(),         cluster::is_worker(), cluster::this_worker_id(), ::getuid(), ::getgid(),
+        detail::env_or_empty(tag_env), detail::self_exe()};
     co_await detail::send(w, me);
 }
 
@@ -194,4 +196,4 @@ inline cluster::task<void> worker_main(cluster::worker<proto>& w) {
     throw std::invalid_argument("no worker behaviour named '" + name + "' (set " + behaviour_env + ")");
 }
 
-} // namespace cluster_fixture
+}  // namespace cluster_fixture

@@ -12,11 +12,11 @@
 #include <array>
 #include <charconv>
 #include <chrono>
-#include <filesystem>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,10 +43,10 @@ using namespace std::chrono_literals;
 // Worker to primary, once: how its listen went. error 0: it listens on `local`.
 struct listen_result {
     std::uint32_t worker_id = 0;
-    std::int32_t error = 0;      // the error code's value, in `category`
-    std::string category;        // the error code's category name
-    std::string what;            // listen()'s exception text, when it failed
-    std::string local;           // listener::local(), when it listens
+    std::int32_t error = 0;  // the error code's value, in `category`
+    std::string category;    // the error code's category name
+    std::string what;        // listen()'s exception text, when it failed
+    std::string local;       // listener::local(), when it listens
     std::uint16_t port = 0;
 };
 BOOST_DESCRIBE_STRUCT(listen_result, (), (worker_id, error, category, what, local, port))
@@ -96,7 +96,7 @@ inline constexpr const char* serve = "serve";
 // Listens and takes nothing until disconnected (or told to close its listener); then
 // serves what accept() still gives.
 inline constexpr const char* lazy = "lazy";
-} // namespace behaviour
+}  // namespace behaviour
 
 // A connection's first request is awaited this long once the worker is leaving.
 inline constexpr auto first_request_grace = 2s;
@@ -198,7 +198,8 @@ inline cluster::task<std::error_code> accept_all(cluster::worker<proto>& w, clus
             conns.spawn(serve(w, std::move(*s), note_closes));
             continue;
         }
-        if (s.error() == cluster::errc::listener_closed || s.error() == std::errc::operation_canceled) co_return s.error();
+        if (s.error() == cluster::errc::listener_closed || s.error() == std::errc::operation_canceled)
+            co_return s.error();
         co_await tell(w, "accept: " + s.error().message());
         (void)co_await cluster::io::sleep_for(10ms).with_stop_token(w.stop_token());
     }
@@ -217,16 +218,16 @@ inline cluster::task<void> messages(cluster::worker<proto>& w, cluster::listener
 }
 
 inline cluster::task<void> drain(cluster::worker<proto>& w) {
-    while (auto m = co_await w.receive()) {
-    }
+    while (auto m = co_await w.receive()) {}
 }
 
-} // namespace detail
+}  // namespace detail
 
 // worker_main for every connection test.
 inline cluster::task<void> worker_main(cluster::worker<proto>& w) {
     if (const auto port = env_or(inherited_port_env, ""); !port.empty())
-        co_await detail::tell(w, "inherited " + std::to_string(accepted_on_port(static_cast<std::uint16_t>(std::stoul(port)))));
+        co_await detail::tell(w, "inherited " +
+                                     std::to_string(accepted_on_port(static_cast<std::uint16_t>(std::stoul(port)))));
     const worker_settings s = settings_from_env();
     const cluster::endpoint at(s.where);
     cluster::listener_options lo;
@@ -316,7 +317,8 @@ inline const cluster::fork_options as_configured{};
 
 // fork(), bounded; options by reference so no temporary sits in a co_await.
 template <class P>
-cluster::task<cluster::worker_handle<P>&> fork_worker(cluster::primary<P>& p, const cluster::fork_options& o = as_configured) {
+cluster::task<cluster::worker_handle<P>&> fork_worker(cluster::primary<P>& p,
+                                                      const cluster::fork_options& o = as_configured) {
     auto h = co_await bounded(p.try_fork(o));
     if (!h) FAIL("fork failed: " << h.error().message());
     co_return **h;
@@ -395,7 +397,8 @@ inline cluster::task<cluster::result<cluster::tcp_stream>> dial(cluster::endpoin
     if (!fd) co_return cluster::errno_code(errno);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    if (::inet_pton(AF_INET, from.c_str(), &a.sin_addr) != 1) co_return std::make_error_code(std::errc::invalid_argument);
+    if (::inet_pton(AF_INET, from.c_str(), &a.sin_addr) != 1)
+        co_return std::make_error_code(std::errc::invalid_argument);
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) co_return cluster::errno_code(errno);
     auto connected = co_await cluster::io::connect(fd.get(), to.data(), to.size());
     if (!connected) co_return connected.error();
@@ -404,11 +407,11 @@ inline cluster::task<cluster::result<cluster::tcp_stream>> dial(cluster::endpoin
 
 // What one request got back.
 struct answer {
-    bool complete = false;        // a whole line came
-    std::size_t bytes = 0;        // of the answer, whole or not
-    unsigned worker_id = 0;       // who answered
+    bool complete = false;   // a whole line came
+    std::size_t bytes = 0;   // of the answer, whole or not
+    unsigned worker_id = 0;  // who answered
     std::string payload;
-    std::error_code error;        // why it is not complete
+    std::error_code error;  // why it is not complete
 };
 
 // Sends "<c> <payload>\n" and reads the answer's line, within `limit`.
@@ -495,4 +498,4 @@ inline cluster::task<bool> closed_by_peer(cluster::tcp_stream& s, std::chrono::m
     }
 }
 
-} // namespace conn
+}  // namespace conn

@@ -61,4 +61,4 @@ inline std::size_t open_fd_count() {
     return n - 1;
 }
 
-} // namespace test_support
+}  // namespace test_support

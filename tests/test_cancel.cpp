@@ -44,7 +44,7 @@ task<void> stop_after_a_turn(std::stop_source& s) {
     s.request_stop();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stop requested while a read is pending: ECANCELED") {
     auto sp = make_socketpair();
@@ -164,7 +164,9 @@ TEST_CASE("a task keeps the token given with with_stop_token when moved") {
         task<std::error_code> moved = std::move(t);
         task<std::error_code> assigned;
         assigned = std::move(moved);
-        auto wrapped = [](task<std::error_code> inner) -> task<std::error_code> { co_return co_await std::move(inner); };
+        auto wrapped = [](task<std::error_code> inner) -> task<std::error_code> {
+            co_return co_await std::move(inner);
+        };
         auto [ec, done] = co_await when_all(wrapped(std::move(assigned)), stop_then_write(stop, peer));
         (void)done;
         co_return ec;
@@ -231,5 +233,6 @@ TEST_CASE("op.with_stop_token: an op answers to its own token, not its task's") 
     CHECK_FALSE(ctx.run_until(survives(sp[0].get(), sp[1].get()).with_stop_token(task_stop.get_token())));
     // Control: the same read without a token of its own is cancelled by the task's.
     REQUIRE(::write(sp[1].get(), "y", 1) == 1);
-    CHECK(ctx.run_until(read_once(sp[0].get()).with_stop_token(task_stop.get_token())) == std::errc::operation_canceled);
+    CHECK(ctx.run_until(read_once(sp[0].get()).with_stop_token(task_stop.get_token())) ==
+          std::errc::operation_canceled);
 }

@@ -59,7 +59,7 @@ struct job_v2 {
 };
 BOOST_DESCRIBE_STRUCT(job_v2, (), (id, owner))
 
-} // namespace chan_test
+}  // namespace chan_test
 
 using namespace chan_test;
 using proto = protocol<ping, chunk, pipe_end, many_fds>;
@@ -90,7 +90,8 @@ chunk make_chunk(std::uint64_t seq, std::size_t size) {
 }
 
 bool chunk_intact(const chunk& c, std::uint64_t seq, std::size_t size) {
-    return c.seq == seq && c.bytes.size() == size && std::memcmp(c.bytes.data(), pattern().data() + seq % 4096, size) == 0;
+    return c.seq == seq && c.bytes.size() == size &&
+           std::memcmp(c.bytes.data(), pattern().data() + seq % 4096, size) == 0;
 }
 
 struct pair_of_channels {
@@ -103,7 +104,7 @@ private:
         : a(std::move(fds.first), oa), b(std::move(fds.second), ob) {}
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("messages arrive whole and in order") {
     io_context ctx;
@@ -132,7 +133,10 @@ TEST_CASE("everything sent in one loop turn goes out in one write") {
     pair_of_channels p;
     sync_wait([&]() -> task<void> {
         for (std::uint64_t i = 0; i < 500; ++i) REQUIRE(p.a.try_send(ping{i, "x"}));
-        { auto done = co_await p.a.flush(); REQUIRE(done); }
+        {
+            auto done = co_await p.a.flush();
+            REQUIRE(done);
+        }
     }());
     CHECK(p.a.stats().frames_sent == 500);
     CHECK(p.a.stats().writes == 1);
@@ -200,7 +204,10 @@ TEST_CASE("an fd sent in a message arrives open and usable") {
     sync_wait([&]() -> task<void> {
         {
             pipe_end msg{"writer", unique_fd(pipefd[1])};
-            { auto done = co_await p.a.send(msg); REQUIRE(done); }
+            {
+                auto done = co_await p.a.send(msg);
+                REQUIRE(done);
+            }
         }  // our copy closes here: the queued frame holds its own
         auto m = co_await p.b.receive();
         REQUIRE(m);
@@ -225,7 +232,10 @@ TEST_CASE("more fds than one sendmsg may carry are split across writes") {
         for (int round = 0; round < 3; ++round) {
             many_fds msg;
             for (int i = 0; i < 200; ++i) msg.fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-            { auto done = co_await p.a.send(msg); REQUIRE(done); }
+            {
+                auto done = co_await p.a.send(msg);
+                REQUIRE(done);
+            }
         }
         for (int round = 0; round < 3; ++round) {
             auto m = co_await p.b.receive();
@@ -243,8 +253,14 @@ TEST_CASE("a payload above the memfd threshold travels in a sealed memfd") {
     io_context ctx;
     pair_of_channels p;
     sync_wait([&]() -> task<void> {
-        { auto done = co_await p.a.send(make_chunk(1, 3u << 20)); REQUIRE(done); }
-        { auto done = co_await p.a.send(make_chunk(2, 1000)); REQUIRE(done); }
+        {
+            auto done = co_await p.a.send(make_chunk(1, 3u << 20));
+            REQUIRE(done);
+        }
+        {
+            auto done = co_await p.a.send(make_chunk(2, 1000));
+            REQUIRE(done);
+        }
         auto big = co_await p.b.receive();
         REQUIRE(big);
         CHECK(chunk_intact(std::get<chunk>(*big), 1, 3u << 20));
@@ -270,7 +286,10 @@ TEST_CASE("a large payload below the memfd threshold is copied through the socke
             CHECK(chunk_intact(std::get<chunk>(*m), 9, 16u << 20));
             ++count;
         }(p.b, received));
-        { auto done = co_await p.a.send(make_chunk(9, 16u << 20)); REQUIRE(done); }
+        {
+            auto done = co_await p.a.send(make_chunk(9, 16u << 20));
+            REQUIRE(done);
+        }
         co_await s.join();
         CHECK(received == 1);
     }());
@@ -309,7 +328,10 @@ TEST_CASE("sends wait above the high-water mark until the peer reads") {
         s.spawn([](channel<proto>& out, std::size_t& count, std::size_t limit) -> task<void> {
             // 8 MiB: far more than the socket buffer and the high-water mark together.
             for (std::uint64_t i = 0; i < 128; ++i) {
-                { auto done = co_await out.send(make_chunk(i, 64 * 1024)); REQUIRE(done); }
+                {
+                    auto done = co_await out.send(make_chunk(i, 64 * 1024));
+                    REQUIRE(done);
+                }
                 ++count;
                 CHECK(out.queued_bytes() < limit);
             }
@@ -331,7 +353,10 @@ TEST_CASE("shutdown ends the peer's receive cleanly") {
     sync_wait([&]() -> task<void> {
         const ping last{1, "last"};
         (void)co_await p.a.send(last);
-        { auto done = co_await p.a.shutdown(); REQUIRE(done); }
+        {
+            auto done = co_await p.a.shutdown();
+            REQUIRE(done);
+        }
         auto m = co_await p.b.receive();
         REQUIRE(m);
         auto end = co_await p.b.receive();

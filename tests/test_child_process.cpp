@@ -47,7 +47,7 @@ bool proc_entry_exists(pid_t pid) {
 
 task<result<exit_status>> wait_for(child_process& c) { co_return co_await c.wait(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("fork, exit with a code, wait returns it") {
     auto child = child_process::fork();
@@ -121,7 +121,8 @@ TEST_CASE("send_signal delivers the signal the child is waiting for") {
 
     // A signal that is not caught ends it: SIGTERM by name. The child must not inherit
     // the test runner's own SIGTERM handler, so fork with the default action in place.
-    struct sigaction dfl {}, old {};
+    struct sigaction dfl {
+    }, old{};
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGTERM, &dfl, &old);
     auto other = child_process::fork();

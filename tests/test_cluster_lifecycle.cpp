@@ -22,8 +22,8 @@
 #include <array>
 #include <chrono>
 #include <climits>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -129,10 +129,12 @@ task<std::vector<E>> collect(primary<proto>& p, std::size_t n) {
 
 // "fork online message …": the kinds of worker id's events, in order.
 std::string kinds_of(const std::vector<event<proto>>& events, unsigned id) {
-    static constexpr std::array<const char*, 7> names{"fork", "online", "listening", "message", "disconnect", "exit", "setup"};
+    static constexpr std::array<const char*, 7> names{"fork",       "online", "listening", "message",
+                                                      "disconnect", "exit",   "setup"};
     std::string out;
     for (const auto& e : events)
-        if (e.worker_id() == id) out += (out.empty() ? "" : " ") + std::string(names[static_cast<std::size_t>(e.kind())]);
+        if (e.worker_id() == id)
+            out += (out.empty() ? "" : " ") + std::string(names[static_cast<std::size_t>(e.kind())]);
     return out;
 }
 
@@ -242,7 +244,7 @@ task<fork_failure> failed_fork(primary<proto>& p, const fork_options& o) {
     co_return *failure;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("one worker's events come in order: fork, online, message, disconnect, exit") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
@@ -286,10 +288,11 @@ TEST_CASE("kill(SIGKILL): a disconnect event, then an exit event with SIGKILL, n
 
 namespace {
 void count_signal(int) {}
-} // namespace
+}  // namespace
 
 TEST_CASE("a fork-mode worker starts with the primary's signal handlers back to the default, as exec would") {
-    struct sigaction caught{}, previous{};
+    struct sigaction caught {
+    }, previous{};
     caught.sa_handler = count_signal;
     REQUIRE(::sigaction(SIGUSR1, &caught, &previous) == 0);
     with_primary(options_for(start_mode::fork, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
@@ -473,7 +476,7 @@ void check_relayed(const std::string& text, std::string_view stream, int n) {
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whole and in order") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
@@ -547,7 +550,7 @@ namespace {
     ::_exit(code);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("sync_wait() returns when its task is done, while a live worker's ops are still in flight") {
     std::fflush(nullptr);
@@ -665,7 +668,8 @@ public:
     [[nodiscard]] int running_at(std::chrono::steady_clock::time_point deadline) const {
         int running = 0;
         for (const auto& fd : fds_) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             pollfd pfd{fd.get(), POLLIN, 0};
             running += ::poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) != 1;
         }
@@ -676,7 +680,7 @@ private:
     std::vector<unique_fd> fds_;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("when the primary is SIGKILLed, every worker is gone within 500 ms") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
@@ -714,7 +718,8 @@ TEST_CASE("a cwd that does not exist: fork() throws naming the chdir, and leaks 
         nowhere.cwd = "/nonexistent/cluster-test-cwd";
         const auto failure = co_await bounded(failed_fork(p, nowhere));
         CHECK(failure.code == std::errc::no_such_file_or_directory);
-        CHECK_THAT(failure.what, Catch::Contains("chdir to the cwd option") && Catch::Contains("/nonexistent/cluster-test-cwd"));
+        CHECK_THAT(failure.what,
+                   Catch::Contains("chdir to the cwd option") && Catch::Contains("/nonexistent/cluster-test-cwd"));
         CHECK(p.workers().empty());
         CHECK(no_children());
         auto tried = co_await bounded(p.try_fork(nowhere));
@@ -734,8 +739,8 @@ TEST_CASE("exec of a program that does not exist: fork() throws naming the execv
     with_primary(options, [](primary<proto>& p) -> task<void> {
         const auto failure = co_await bounded(failed_fork(p, as_configured));
         CHECK(failure.code == std::errc::no_such_file_or_directory);
-        CHECK_THAT(failure.what,
-                   Catch::Contains("execve of the exec option") && Catch::Contains("/nonexistent/cluster-test-program"));
+        CHECK_THAT(failure.what, Catch::Contains("execve of the exec option") &&
+                                     Catch::Contains("/nonexistent/cluster-test-program"));
         CHECK(p.workers().empty());
         CHECK(no_children());
     });
@@ -785,7 +790,7 @@ int first_cpu(const cpu_set_t& set) {
     return -1;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("cpu_count() counts the affinity mask, and drops when the mask narrows to one CPU") {
     cpu_set_t all;
@@ -834,7 +839,7 @@ bool accepts_connections(const std::string& address, std::uint16_t port) {
            ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("announce_listening() gives the primary a listening event with the socket's address and port") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);

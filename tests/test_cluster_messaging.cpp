@@ -88,7 +88,7 @@ struct stale_job {
 };
 BOOST_DESCRIBE_STRUCT(stale_job, (), (id))
 
-} // namespace msg_test
+}  // namespace msg_test
 
 using namespace msg_test;
 using P = protocol<job, answer, tick, note, seen, pipe_end, raw_bytes>;
@@ -107,7 +107,8 @@ constexpr std::size_t in_flight = 1000;
 template <class T>
 task<T> bounded(task<T> t, const char* what) {
     auto r = co_await with_timeout(std::move(t), patience);
-    if (!r && r.error() == std::errc::timed_out) throw std::runtime_error(std::string("waited 10 s in vain for ") + what);
+    if (!r && r.error() == std::errc::timed_out)
+        throw std::runtime_error(std::string("waited 10 s in vain for ") + what);
     if constexpr (std::is_void_v<T>)
         co_return;
     else if constexpr (std::is_same_v<T, decltype(r)>)
@@ -144,8 +145,8 @@ task<event_log> events_until_exit(primary<P>& p, std::set<unsigned> ids) {
 
 // A worker's events as words, a run of messages counted: "fork online 3000 messages exit".
 std::string story(const std::vector<event<P>>& events) {
-    static constexpr const char* names[] = {"fork",  "online", "listening",         "message", "disconnect",
-                                            "exit",  "setup",  "restart_scheduled", "gave_up", "reload"};
+    static constexpr const char* names[] = {"fork", "online", "listening",         "message", "disconnect",
+                                            "exit", "setup",  "restart_scheduled", "gave_up", "reload"};
     std::string out;
     std::size_t messages = 0;
     for (const auto& e : events) {
@@ -274,7 +275,8 @@ task<void> asking_worker(worker<P>& w) {
     for (const auto& j : jobs) asks.push_back(w.request<answer>(j, patience));
     auto answers = co_await when_all(std::move(asks));
     std::size_t right = 0;
-    for (std::size_t i = 0; i < in_flight; ++i) right += answers[i] && answers[i]->id == i && answers[i]->length == i % 7;
+    for (std::size_t i = 0; i < in_flight; ++i)
+        right += answers[i] && answers[i]->id == i && answers[i]->length == i % 7;
     co_await tell(w, std::to_string(right) + " right");
 
     const tick t{1};
@@ -700,7 +702,7 @@ void with_primary(typename worker<P>::main_function worker_main, Body body) {
     sync_wait(p.shutdown());
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("ten thousand messages of two types each way arrive in order and intact") {
     with_primary(echo_worker, both_ways_in_order);
@@ -732,6 +734,4 @@ TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and th
     with_primary(raw_worker, cut_off);
 }
 
-TEST_CASE("during heavy traffic each worker's events keep their order") {
-    with_primary(chatty_worker, busy_order);
-}
+TEST_CASE("during heavy traffic each worker's events keep their order") { with_primary(chatty_worker, busy_order); }

@@ -52,7 +52,8 @@ task<unsigned> answer_of(tcp_stream& s, std::string payload) {
     std::array<char, 128> buf{};
     while (got.find('\n') == std::string::npos) {
         auto n = co_await s.read_some(std::span(buf)).with_timeout(conn::wait_limit);
-        INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got << "'");
+        INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got
+                          << "'");
         REQUIRE(n.has_value());
         REQUIRE(*n > 0);
         got.append(buf.data(), *n);
@@ -93,7 +94,8 @@ task<odd_ones_held> hold_odd_ones(primary<proto>& p, int n) {
     h.at = co_await conn::start_listening(p, 1);
     const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
     h.idle = co_await conn::start_listening(p, 1, lazy);
-    for (int i = 0; i < n; ++i) h.asked.push_back(co_await conn::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
+    for (int i = 0; i < n; ++i)
+        h.asked.push_back(co_await conn::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
     co_await answered_by(h.asked, 0, h.at.worker_id);
     co_return std::move(h);
 }
@@ -105,7 +107,7 @@ task<bool> still_unanswered(tcp_stream& s, std::chrono::milliseconds d) {
     co_return !n && n.error() == std::errc::timed_out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a connection refused at max_connections goes to another worker") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
@@ -162,10 +164,12 @@ TEST_CASE("a connection made while no worker listens waits in the primary, and t
         }
         // Its replacement is on its way (after the restart delay): these wait for it.
         std::vector<tcp_stream> waiting;
-        for (int i = 0; i < 3; ++i) waiting.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
+        for (int i = 0; i < 3; ++i)
+            waiting.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
         const auto next = co_await conn::listening(p);
         for (int i = 0; i < 3; ++i) {
-            const unsigned id = co_await conn::bounded(answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
+            const unsigned id =
+                co_await conn::bounded(answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
             CHECK(id == next.worker_id);
         }
     });
@@ -324,7 +328,7 @@ task<void> steady_load(endpoint to, const bool& stop, std::size_t& served) {
     }
 }
 
-} // namespace
+}  // namespace
 
 // The kernel creates an accepted connection's fd before the primary sees its completion;
 // the primary must not fork in between, or the worker keeps a copy nobody knows of.
@@ -347,14 +351,14 @@ TEST_CASE("workers forked while the primary accepts a stream of connections inhe
 
 namespace {
 
-const schedule every_schedule[] = {schedule::round_robin, schedule::shared,           schedule::reuseport,
-                                   schedule::sticky,      schedule::least_connections, schedule::custom};
+const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
+                                   schedule::least_connections, schedule::custom};
 
 task<void> many_connections(endpoint to, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) (void)co_await conn::served_by(to, std::to_string(i));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the primary leaks no descriptor after many connections") {
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
@@ -386,7 +390,7 @@ namespace {
 struct load {
     endpoint to;
     bool keep_alive = false;
-    bool finish = false;          // the clients stop after their current request
+    bool finish = false;            // the clients stop after their current request
     bool cluster_stopping = false;  // a refused connect is the expected end from now on
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
@@ -409,7 +413,7 @@ struct load {
     }
 };
 
-constexpr std::uint64_t per_client_limit = 5000;  // a bound on the load, whatever happens
+constexpr std::uint64_t per_client_limit = 5000;    // a bound on the load, whatever happens
 constexpr std::size_t requests_per_connection = 8;  // keep-alive
 
 // Until the clients have had `more` more answers.
@@ -465,8 +469,11 @@ task<void> client(load& l, unsigned me) {
             a = co_await conn::request(*s, 'k', payload);
         }
         if (!a.complete) {
-            l.fail("request " + payload + (retry ? " (retried on a new connection)" : reused ? " (kept-alive)" : "") + ": " +
-                   a.error.message() + " after " + std::to_string(a.bytes) + " bytes");
+            l.fail("request " + payload +
+                   (retry    ? " (retried on a new connection)"
+                    : reused ? " (kept-alive)"
+                             : "") +
+                   ": " + a.error.message() + " after " + std::to_string(a.bytes) + " bytes");
             s.reset();
             continue;
         }
@@ -507,7 +514,7 @@ task<void> under_load(primary<proto>& p, std::size_t n, load& l, scope& clients)
     co_await conn::bounded(progress(l, 100));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a client load through a rolling reload sees no failed request") {
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
@@ -545,8 +552,8 @@ TEST_CASE("a client load through a graceful stop sees no failed request, then it
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
     const bool keep_alive = GENERATE(false, true);
     const bool by_shutdown = GENERATE(true, false);
-    INFO((by_shutdown ? "shutdown(), " : "disconnect_all(), ") << to_string(how)
-                                                                << (keep_alive ? ", keep-alive" : ", a connection per request"));
+    INFO((by_shutdown ? "shutdown(), " : "disconnect_all(), ")
+         << to_string(how) << (keep_alive ? ", keep-alive" : ", a connection per request"));
     load l;
     l.keep_alive = keep_alive;
     conn::with_primary(conn::options_for(how), [&](primary<proto>& p) -> task<void> {

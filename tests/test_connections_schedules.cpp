@@ -32,8 +32,8 @@ namespace {
 
 using handle = worker_handle<proto>;
 
-const schedule every_schedule[] = {schedule::round_robin, schedule::shared,           schedule::reuseport,
-                                   schedule::sticky,      schedule::least_connections, schedule::custom};
+const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
+                                   schedule::least_connections, schedule::custom};
 
 endpoint where(const conn::listen_result& r) { return endpoint(r.local); }
 
@@ -99,7 +99,7 @@ private:
     std::string path_;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of even") {
     conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
@@ -194,7 +194,8 @@ TEST_CASE("sticky: an address whose worker died moves to another worker and stay
             ++load[home[from]];
         }
         // The worker with the most addresses dies.
-        const auto busiest = std::max_element(load.begin(), load.end(), [](auto& a, auto& b) { return a.second < b.second; });
+        const auto busiest =
+            std::max_element(load.begin(), load.end(), [](auto& a, auto& b) { return a.second < b.second; });
         const unsigned dead = busiest->first;
         INFO("worker " << dead << " had " << busiest->second << " of 12 addresses");
         REQUIRE(conn::worker_of(p, dead).kill(SIGKILL).has_value());
@@ -320,13 +321,14 @@ TEST_CASE("a second schedule on an endpoint the cluster listens on is refused wi
 
 TEST_CASE("reuseport on a Unix-domain endpoint is refused with EINVAL") {
     const temp_dir dir;
-    conn::with_primary(conn::options_for(schedule::reuseport, "unix:" + dir.str() + "/s.sock"), [](primary<proto>& p) -> task<void> {
-        (void)co_await conn::fork_worker(p);
-        const auto r = (co_await conn::bounded(p.next_message<conn::listen_result>())).value;
-        CHECK(r.error == EINVAL);
-        INFO(r.what);
-        CHECK(r.what.find("reuseport") != std::string::npos);
-    });
+    conn::with_primary(conn::options_for(schedule::reuseport, "unix:" + dir.str() + "/s.sock"),
+                       [](primary<proto>& p) -> task<void> {
+                           (void)co_await conn::fork_worker(p);
+                           const auto r = (co_await conn::bounded(p.next_message<conn::listen_result>())).value;
+                           CHECK(r.error == EINVAL);
+                           INFO(r.what);
+                           CHECK(r.what.find("reuseport") != std::string::npos);
+                       });
 }
 
 TEST_CASE("a Unix-domain endpoint serves connections, and its socket file goes with the primary") {

@@ -73,7 +73,7 @@ bool is_socket_file(const std::string& path) {
     return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("endpoint::parse reads IPv4, IPv6 and Unix-domain forms, and to_string prints them back") {
     struct form {

@@ -89,7 +89,7 @@ task<void> accept_forever(int fd, bool& resumed) {
 
 task<void> join(scope& s) { co_await s.join(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("io_context sets up SINGLE_ISSUER | DEFER_TASKRUN where the kernel has them") {
     io_context ctx;
@@ -393,7 +393,7 @@ TEST_CASE("after fork() the child runs its own io_context while the parent's kee
                 if (!r || *r != 2) co_return false;
                 (void)co_await io::sleep_for(1ms);
                 auto w = co_await io::write(to_parent, std::string_view("from child"));
-                co_return w && *w == 10;
+                co_return w&&* w == 10;
             };
             code = child_ctx.run_until(work(sp[1].get(), pipe_to_child[1].get())) ? 0 : 3;
         } catch (...) {
@@ -405,7 +405,7 @@ TEST_CASE("after fork() the child runs its own io_context while the parent's kee
     for (int i = 0; i < 10; ++i) CHECK(sync_wait(nop_ok()));
     auto tell = [](int fd) -> task<bool> {
         auto w = co_await io::write(fd, std::string_view("go"));
-        co_return w && *w == 2;
+        co_return w&&* w == 2;
     };
     CHECK(sync_wait(tell(pipe_to_child[0].get())));
     sync_wait(join(s));
@@ -498,7 +498,7 @@ task<std::size_t> defer_then_race(io_context& ctx, detail::completion& first, la
     co_return winner.index();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a hook deferred by a deferred hook runs on the next turn, not after the next completion") {
     // Regression: with nothing ready, run_once went to wait in the kernel although a hook

@@ -72,7 +72,7 @@ task<std::vector<connection>> hand_over(int listen_fd, detail::listener_state& s
     co_return out;
 }
 
-} // namespace
+}  // namespace
 
 // The primary keeps its copy of a connection it handed over until it reads the worker's
 // acknowledgement; the worker closing the stream must end the connection even so.

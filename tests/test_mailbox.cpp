@@ -78,7 +78,7 @@ task<void> wait_into(latch& l, std::optional<bool>& got) { got = co_await l.wait
 
 task<void> response_into(table::slot& s, std::optional<result<std::string>>& got) { got = co_await s.response(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a mailbox hands items out in the order they came") {
     run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
@@ -229,7 +229,7 @@ TEST_CASE("a task destroyed while waiting on a mailbox leaves it, woken or not")
             scope s;
             s.spawn(take_into(box, got));
             box.push(3);  // handed over, its resumption posted
-        }  // destroyed before its turn came: the post is taken back
+        }                 // destroyed before its turn came: the post is taken back
         co_await next_turn{};
         CHECK_FALSE(got.done);
         box.push(4);

@@ -78,7 +78,7 @@ struct temp_file {
     ~temp_file() { ::unlink(path.c_str()); }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("read and write on a socketpair") {
     auto sp = make_socketpair();

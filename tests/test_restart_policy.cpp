@@ -25,7 +25,7 @@ restart_policy without_jitter() {
     return p;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("permanent replaces every exit, transient only crashes, temporary none") {
     const auto t = clock_type::now();
@@ -136,6 +136,7 @@ TEST_CASE("workers that had run for the stable uptime do not count toward the ca
         CHECK(d.delay == p.initial_delay);
     }
     // Quick deaths still count, and the cap still holds for them.
-    for (unsigned i = 0; i < p.max_restarts; ++i) REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
+    for (unsigned i = 0; i < p.max_restarts; ++i)
+        REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
     CHECK(plan.on_exit(crashed, false, 10ms, t).what == action::give_up);
 }

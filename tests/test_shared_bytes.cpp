@@ -43,7 +43,7 @@ struct pair_of_blobs {
 };
 BOOST_DESCRIBE_STRUCT(pair_of_blobs, (), (parts, note))
 
-} // namespace sb_test
+}  // namespace sb_test
 
 using namespace sb_test;
 using proto = protocol<blob, pair_of_blobs, mixed>;
@@ -83,8 +83,12 @@ bool same(const shared_bytes& s, const std::vector<std::byte>& v) {
 
 // One raw frame with fds attached, as a hostile or buggy peer could send it.
 void send_raw_frame(int socket, std::span<const std::byte> payload, std::vector<int> fds) {
-    const wire::frame_header h{static_cast<std::uint32_t>(payload.size()), proto::id<blob>, proto::fingerprint<blob>,
-                               static_cast<std::uint16_t>(fds.size()), 0, 0};
+    const wire::frame_header h{static_cast<std::uint32_t>(payload.size()),
+                               proto::id<blob>,
+                               proto::fingerprint<blob>,
+                               static_cast<std::uint16_t>(fds.size()),
+                               0,
+                               0};
     std::vector<std::byte> bytes(wire::frame_header_size + payload.size());
     wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(bytes.data(), wire::frame_header_size));
     std::memcpy(bytes.data() + wire::frame_header_size, payload.data(), payload.size());
@@ -126,7 +130,7 @@ std::string refusal_of(int fd, std::uint64_t declared_size, std::error_code& rea
     return ch.close_message();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("shared_bytes from a span copies once, then shares") {
     const auto src = pattern(1000, 1);
@@ -324,7 +328,10 @@ TEST_CASE("large heap values go by reference; with more copied bytes, the memfd 
         sync_wait([&]() -> task<void> {
             // Above the memfd threshold, but nothing of it would be copied: inline, gathered.
             const blob by_ref{9, shared_bytes(std::span{big})};
-            { auto done = co_await a.send(by_ref); REQUIRE(done); }
+            {
+                auto done = co_await a.send(by_ref);
+                REQUIRE(done);
+            }
             auto m = co_await b.receive();
             REQUIRE(m);
             CHECK(same(std::get<blob>(*m).bytes, big));
@@ -334,7 +341,10 @@ TEST_CASE("large heap values go by reference; with more copied bytes, the memfd 
             mixed both;
             both.filler.assign(3u << 19, 1);
             both.bytes = shared_bytes(std::span{big});
-            { auto done = co_await a.send(both); REQUIRE(done); }
+            {
+                auto done = co_await a.send(both);
+                REQUIRE(done);
+            }
             auto n = co_await b.receive();
             REQUIRE(n);
             CHECK(std::get<mixed>(*n).filler == both.filler);
@@ -493,7 +503,7 @@ void feed_blob(ipc::frame_reader& reader, std::uint64_t id, std::size_t size) {
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("frame_reader keeps one large buffer warm for the next large frame, and only for that") {
     constexpr std::size_t big = 32u << 20;

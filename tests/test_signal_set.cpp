@@ -17,7 +17,8 @@ namespace {
 
 // Should a signal ever slip through unblocked, it must not kill the test runner.
 struct quiet_handlers {
-    struct sigaction old_usr1 {}, old_usr2 {}, old_hup {};
+    struct sigaction old_usr1 {
+    }, old_usr2{}, old_hup{};
     static void ignore(int) {}
     quiet_handlers() {
         struct sigaction sa {};
@@ -41,7 +42,7 @@ bool blocked(int signo) {
 
 task<result<int>> next_signal(const signal_set& s) { co_return co_await s.next(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a raised signal is delivered by next()") {
     quiet_handlers q;

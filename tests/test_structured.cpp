@@ -65,7 +65,7 @@ task<std::error_code> read_forever(int fd) {
     co_return r ? std::error_code{} : r.error();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("scope: join waits for every spawned task") {
     auto body = []() -> task<int> {
@@ -269,9 +269,7 @@ TEST_CASE("when_any: the first to finish wins, the losers are cancelled and awai
 
 TEST_CASE("when_any: a winner's exception is rethrown") {
     auto sp = make_socketpair();
-    auto body = [](int fd) -> task<void> {
-        (void)co_await when_any(read_forever(fd), fail_after(1, "winner threw"));
-    };
+    auto body = [](int fd) -> task<void> { (void)co_await when_any(read_forever(fd), fail_after(1, "winner threw")); };
     CHECK_THROWS_WITH(sync_wait(body(sp[0].get())), "winner threw");
 }
 

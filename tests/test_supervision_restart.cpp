@@ -97,8 +97,8 @@ task<std::vector<event<proto>>> events_through(primary<proto>& p, unsigned id, e
 }
 
 const char* kind_name(event_kind k) {
-    static constexpr std::array<const char*, 10> names{"fork",  "online",  "listening",         "message", "disconnect",
-                                                       "exit",  "setup",   "restart_scheduled", "gave_up", "reload"};
+    static constexpr std::array<const char*, 10> names{"fork", "online", "listening",         "message", "disconnect",
+                                                       "exit", "setup",  "restart_scheduled", "gave_up", "reload"};
     return names[static_cast<std::size_t>(k)];
 }
 
@@ -161,8 +161,7 @@ task<void> say_hello_and_wait_for_reply(worker<proto>& w) {
 }
 
 task<void> stay_until_disconnected(worker<proto>& w) {
-    while (auto m = co_await w.receive()) {
-    }
+    while (auto m = co_await w.receive()) {}
 }
 
 task<void> crash_at_once(worker<proto>&) {
@@ -189,7 +188,7 @@ void spin_for(clock_type::duration d) {
     for (const auto until = clock_type::now() + d; clock_type::now() < until;) spins = spins + 1;
 }
 
-} // namespace
+}  // namespace
 
 // ---- crash loops ----
 
@@ -231,7 +230,7 @@ std::string crash_loop_story() {
     return out + std::to_string(crash_cap + 1) + " gave_up";
 }
 
-} // namespace
+}  // namespace
 
 static_assert(exit_code::gave_up != exit_code::ok && exit_code::gave_up != exit_code::failed);
 
@@ -305,7 +304,7 @@ task<void> crash_unless_steady(worker<proto>& w) {
     throw std::runtime_error("crashing on purpose");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the backoff doubles up to max_delay, and a worker up for stable_uptime resets it") {
     auto o = quick_restarts();
@@ -420,11 +419,12 @@ void check_exit(const exit_event& gone, ending how) {
     CHECK(gone.reason == (how == ending::disconnected ? stop_reason::disconnect : stop_reason::none));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("permanent replaces every exit, transient only crashes, temporary none, and h.disconnect() is a removal") {
     const restart_mode mode = GENERATE(restart_mode::permanent, restart_mode::transient, restart_mode::temporary);
-    const ending how = GENERATE(ending::returns_0, ending::throws, ending::killed, ending::leaves, ending::disconnected);
+    const ending how =
+        GENERATE(ending::returns_0, ending::throws, ending::killed, ending::leaves, ending::disconnected);
     const bool expect_restart = replaced(mode, how);
     INFO(mode_name(mode) << ", the worker " << ending_name(how) << (expect_restart ? ": replaced" : ": not replaced"));
     with_primary(quick_restarts(mode), code_for(how), [&](primary<proto>& p) -> task<void> {
@@ -514,7 +514,7 @@ primary_options reporting_workers(start_mode mode) {
     return o;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a replacement is a new worker: a new id and process, its own fork and online, the worker's code again") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
@@ -602,7 +602,7 @@ task<clock_type::time_point> let_it_spin(primary<proto>& p) {
     co_return clock_type::now();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a worker spinning without turning its loop is SIGTERMed as hung and replaced") {
     with_primary(watched(), spin_after_hello, [](primary<proto>& p) -> task<void> {
@@ -674,7 +674,7 @@ task<void> check_it_survived(primary<proto>& p, handle& h) {
     CHECK(exit_of(ended).status.success());
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a worker that keeps its loop turning while busy is not hung") {
     with_primary(watched(), busy_in_pieces, [](primary<proto>& p) -> task<void> {
@@ -705,7 +705,7 @@ task<void> send_a_burst(worker<proto>& w) {
     co_await stay_until_disconnected(w);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a burst of messages does not hold up the heartbeats behind it into a false hang") {
     auto o = watched();
@@ -749,7 +749,7 @@ task<void> leave_then_finish(worker<proto>& w) {
     (void)co_await io::sleep_for(3 * heartbeat_timeout);
 }
 
-} // namespace
+}  // namespace
 
 // A regression test: the watchdog went on after the worker disconnected itself, when its
 // channel is closed and no beat can come, and SIGTERMed it as hung while it finished its work.

@@ -62,7 +62,7 @@ BOOST_DESCRIBE_STRUCT(hogged, (), (checksum))
 struct go {};
 BOOST_DESCRIBE_STRUCT(go, (), ())
 
-} // namespace scale_test
+}  // namespace scale_test
 
 using namespace scale_test;
 using P = protocol<ping, pong, hog, hogged, go>;
@@ -240,7 +240,7 @@ void with_primary(primary_options o, Body&& body) {
     CHECK(no_children());
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and returns once they exited") {
     with_primary(primary_options{}, [](primary<P>& p) -> task<void> {
@@ -387,10 +387,10 @@ class ignoring {
 public:
     explicit ignoring(std::initializer_list<int> signals) {
         for (int s : signals) {
-            struct sigaction ignore{};
+            struct sigaction ignore {};
             ignore.sa_handler = SIG_IGN;
             sigemptyset(&ignore.sa_mask);
-            struct sigaction before{};
+            struct sigaction before {};
             ::sigaction(s, &ignore, &before);
             previous_.emplace_back(s, before);
         }
@@ -405,7 +405,7 @@ private:
     std::vector<std::pair<int, struct sigaction>> previous_;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never the last") {
     // Linux keeps a blocked signal pending even if it is ignored: the signalfd still reads it.
@@ -498,7 +498,7 @@ task<std::uint64_t> ping_until_replaced(primary<P>& p, std::uint64_t& seq) {
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("max_messages with jitter: each worker is replaced after between M and M + J messages") {
     constexpr std::size_t recycles = 8;
@@ -545,7 +545,7 @@ task<std::size_t> idle_worker_rss(primary<P>& p) {
     co_return *rss;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("max_memory: a worker above the limit is replaced through the reload path, an idle one is left alone") {
     constexpr std::uint64_t allocated_mib = 64;
@@ -607,7 +607,7 @@ pid_t no_such_pid() {
     return static_cast<pid_t>(max);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("resident_memory(): this process's resident set, growing as memory is touched, and ENOENT for no process") {
     auto before = resident_memory(::getpid());
@@ -638,7 +638,7 @@ task<void> scale_to(primary<P>& p, std::size_t n) { co_await p.scale(n); }
 
 task<void> joined(scope& s) { co_await s.join(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a worker reaching max_messages during a reload is replaced once, by the reload") {
     primary_options o;

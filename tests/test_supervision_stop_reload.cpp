@@ -287,7 +287,7 @@ void with_primary(primary_options o, Body&& body) {
     CHECK(no_children());
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exits 0, and run() returns 0") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
@@ -354,7 +354,7 @@ task<void> stop_again_once_stopping(int notified, steady::time_point& at) {
     raise_signal(SIGINT);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a second SIGINT during a graceful stop SIGKILLs the workers at once, long before shutdown_timeout") {
     const auto notify = test_support::make_pipe();
@@ -404,7 +404,7 @@ task<void> throw_after_starting(primary<proto>& p, stop_scene& s) {
     throw std::runtime_error("primary_main fails on purpose");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the workers' time short") {
     const auto notify = test_support::make_pipe();
@@ -540,7 +540,7 @@ void check_load(const request_load& load, const std::set<unsigned>& old, std::si
     CHECK(by_old > 0);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a rolling reload by reload() or SIGHUP replaces every worker one at a time while requests are served") {
     const bool by_signal = GENERATE(false, true);
@@ -615,7 +615,7 @@ bool any_of(const std::vector<event<proto>>& events, const std::function<bool(co
     return std::any_of(events.begin(), events.end(), pred);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("with wait_ready, a reload retires an old worker only after its replacement called ready()") {
     auto o = options_for(start_mode::fork, behaviour::ready_on_go);
@@ -653,7 +653,8 @@ TEST_CASE("with wait_ready, a reload retires an old worker only after its replac
     });
 }
 
-TEST_CASE("with wait_ready, a new worker not ready within ready_timeout stops the reload and the old ones keep serving") {
+TEST_CASE(
+    "with wait_ready, a new worker not ready within ready_timeout stops the reload and the old ones keep serving") {
     const char* failure = GENERATE(stop_reload::failure::never_ready, stop_reload::failure::crash);
     INFO("the second new worker: " << failure);
     auto o = options_for(start_mode::fork, behaviour::serve);
@@ -710,7 +711,7 @@ TEST_CASE("with wait_ready, a new worker not ready within ready_timeout stops th
 namespace {
 
 std::uint64_t inode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw std::system_error(errno, std::system_category(), "stat " + path);
     return st.st_ino;
 }
@@ -752,7 +753,7 @@ task<std::map<unsigned, std::uint64_t>> identities(primary<proto>& p, std::size_
     co_return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("exec mode: a reload starts the exec program as it is on disk now") {
     const temp_dir dir;
@@ -862,7 +863,7 @@ std::string worker_line(unsigned id, std::uint64_t inode) {
     return "worker " + std::to_string(id) + " " + std::to_string(inode);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("exec mode's default program is the file the primary started from: replaced, a SIGHUP runs the new one") {
     const temp_dir dir;
@@ -889,7 +890,7 @@ namespace {
 
 task<void> shut_down(primary<proto>& p) { co_await p.shutdown(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("reload() while the primary is stopping returns ok == false at once") {
     auto o = options_for(start_mode::fork, behaviour::ignore);
@@ -937,7 +938,7 @@ task<void> sighup() {
     co_await until_read(SIGHUP);
 }
 
-} // namespace
+}  // namespace
 
 // With a reload() call queued between them, the SIGHUPs' reload used to be forgotten as
 // queued once that call began, so a SIGHUP during it queued a second one.
@@ -995,7 +996,7 @@ task<void> stop_when_waiting(primary<proto>& p, stop_scene& s, unsigned id) {
     raise_signal(SIGTERM);
 }
 
-} // namespace
+}  // namespace
 
 // A regression test: main's reload() was cancelled with main, and took that for its new
 // worker's ready_timeout running out: it SIGKILLed that worker, and reported it "not ready

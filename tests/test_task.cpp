@@ -97,12 +97,11 @@ int run_on_small_stack_in_child(Body body) {
         ::_exit(ctx.ok ? 0 : 1);
     }
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     return status;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("task<T> returns its value through co_await and sync_wait") {
     CHECK(sync_wait(answer()) == 42);

@@ -80,7 +80,7 @@ struct sigpipe_default {
     ~sigpipe_default() { ::sigaction(SIGPIPE, &old, nullptr); }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("accept and connect over TCP: peer() and local() name both ends") {
     auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
@@ -343,8 +343,7 @@ TEST_CASE("a read that never completes ends by with_timeout or a stop token, and
             (void)co_await io::nop();
             s.request_stop();
         };
-        auto [stopped, done] =
-            co_await when_all(reading(pair.server, buf, stop.get_token()), stopping(stop));
+        auto [stopped, done] = co_await when_all(reading(pair.server, buf, stop.get_token()), stopping(stop));
         (void)done;
         REQUIRE_FALSE(stopped.has_value());
         CHECK(stopped.error() == std::errc::operation_canceled);
@@ -409,7 +408,7 @@ TEST_CASE("set_nodelay, native_handle and release") {
         CHECK(pair.server.native_handle() == -1);
         CHECK(fd_is_open(fd));
         tcp_stream again(std::move(taken));  // a plain fd (say, from multishot_accept) wraps back
-        auto peer = again.peer();             // and asks the kernel who is there
+        auto peer = again.peer();            // and asks the kernel who is there
         REQUIRE(peer.has_value());
         CHECK(*peer == pair.client.local().value());
     };

@@ -108,7 +108,7 @@ struct with_fds {
 };
 BOOST_DESCRIBE_STRUCT(with_fds, (), (note, fd, spare, more))
 
-} // namespace app
+}  // namespace app
 
 namespace {
 
@@ -132,7 +132,10 @@ public:
         } else if constexpr (std::is_same_v<T, std::string>) {
             v.resize(count(40));
             for (char& c : v) c = static_cast<char>(rng_());
-        } else if constexpr (requires { typename T::rep; typename T::period; }) {
+        } else if constexpr (requires {
+                                 typename T::rep;
+                                 typename T::period;
+                             }) {
             typename T::rep r{};
             fill(r);
             v = T(r);
@@ -183,8 +186,10 @@ private:
     }
     template <class T>
     void fill_template(std::optional<T>& v, int depth) {
-        if (rng_() & 1) fill(v.emplace(), depth + 1);
-        else v.reset();
+        if (rng_() & 1)
+            fill(v.emplace(), depth + 1);
+        else
+            v.reset();
     }
     template <class... Ts>
     void fill_template(std::variant<Ts...>& v, int depth) {
@@ -239,7 +244,7 @@ void append_scalar(std::vector<std::byte>& out, U value) {
     out.insert(out.end(), p, p + sizeof value);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("random nested values of every supported type round-trip", "[wire][codec]") {
     for (std::uint64_t seed = 1; seed <= 3000; ++seed) {
@@ -442,7 +447,8 @@ TEST_CASE("several fds are numbered in encoding order", "[wire][codec][fd]") {
 }
 
 TEST_CASE("the schema spells types canonically, not as the compiler does", "[wire][codec]") {
-    REQUIRE(wire::schema<app::circle>() == "{label:string;fill:enum<u8>{red=1;green=2;blue=40;};center:{x:f32;y:f32;};radius:f64;}");
+    REQUIRE(wire::schema<app::circle>() ==
+            "{label:string;fill:enum<u8>{red=1;green=2;blue=40;};center:{x:f32;y:f32;};radius:f64;}");
     REQUIRE(wire::schema<std::map<std::string, std::chrono::milliseconds>>() == "map<string,duration<i64,1/1000>>");
     REQUIRE(wire::schema<std::unordered_map<std::string, std::chrono::milliseconds>>() ==
             wire::schema<std::map<std::string, std::chrono::milliseconds>>());

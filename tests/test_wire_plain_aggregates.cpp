@@ -32,7 +32,7 @@ struct tally {
 };
 BOOST_DESCRIBE_STRUCT(tally, (), (id, words))
 
-} // namespace plain
+}  // namespace plain
 
 using plain_protocol = cluster::protocol<plain::path, plain::tally>;
 

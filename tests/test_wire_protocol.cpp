@@ -37,7 +37,7 @@ struct not_in_protocol {
 };
 BOOST_DESCRIBE_STRUCT(not_in_protocol, (), (x))
 
-} // namespace app
+}  // namespace app
 
 // Two builds of "the same" message: one peer has an extra member.
 namespace v1 {
@@ -46,7 +46,7 @@ struct job {
     std::uint64_t id = 0;
 };
 BOOST_DESCRIBE_STRUCT(job, (), (id))
-} // namespace v1
+}  // namespace v1
 
 namespace v2 {
 struct job {
@@ -55,7 +55,7 @@ struct job {
     std::string text;
 };
 BOOST_DESCRIBE_STRUCT(job, (), (id, text))
-} // namespace v2
+}  // namespace v2
 
 // Same shape as app::job under other names: a member rename is a schema change,
 // a nested struct's own name is not.
@@ -82,7 +82,7 @@ struct outer_b {
     inner_b in;
 };
 BOOST_DESCRIBE_STRUCT(outer_b, (), (in))
-} // namespace renamed
+}  // namespace renamed
 
 struct external {
     int v = 0;
@@ -110,7 +110,7 @@ std::vector<std::byte> payload_of(const T& msg) {
 template <class T, class P>
 concept sendable = requires(wire::buffer& b, const T& m) { wire::encode_frame<P>(b, m); };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("type names come from the compiler or an opt-in, identically on g++ and clang++", "[wire][protocol]") {
     STATIC_REQUIRE(wire::type_name<app::job>() == "app::job");
@@ -279,7 +279,8 @@ TEST_CASE("whole frames batch into one buffer and decode back, fds included", "[
     REQUIRE(header1.has_value());
     REQUIRE(header1->type_id == proto::id<app::job>);
     REQUIRE(header1->fd_count == 0);
-    auto msg1 = wire::decode_frame<proto>(*header1, out.bytes().subspan(wire::frame_header_size, header1->payload_size), {});
+    auto msg1 =
+        wire::decode_frame<proto>(*header1, out.bytes().subspan(wire::frame_header_size, header1->payload_size), {});
     REQUIRE(msg1.has_value());
     REQUIRE(std::get<app::job>(*msg1).text == "first");
 
@@ -313,9 +314,11 @@ TEST_CASE("an impossible frame is refused at encode time and leaves the buffer a
     wire::buffer out;
     (void)wire::encode_frame<proto>(out, app::result{1, 1});
     const std::size_t before = out.size();
-    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::request), std::system_error);
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::request),
+                      std::system_error);
     REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 5, 0x4000), std::system_error);
-    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::memfd), std::system_error);
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::memfd),
+                      std::system_error);
     REQUIRE(out.size() == before);
 }
 
@@ -338,8 +341,8 @@ TEST_CASE("routed frames name a worker in the tag and are neither requests nor r
         CHECK(wire::header_is_valid(routed(r, tag)));
         CHECK(parse(routed(r, tag)).has_value());
     }
-    for (const auto& bad : {routed(r, 0), routed(r | wire::frame_flags::request, 5),
-                            routed(r | wire::frame_flags::response, 5)}) {
+    for (const auto& bad :
+         {routed(r, 0), routed(r | wire::frame_flags::request, 5), routed(r | wire::frame_flags::response, 5)}) {
         CHECK_FALSE(wire::header_is_valid(bad));
         CHECK(parse(bad).error() == errc::bad_frame);
     }

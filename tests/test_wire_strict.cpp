@@ -171,7 +171,7 @@ typename nest<N>::type make_nest() {
         return typename nest<N>::type(make_nest<N - 1>());
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("every truncation of a valid encoding is an error", "[wire][strict]") {
     const auto bytes = encode_bytes(sample_everything());

@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <deque>
 #include <map>
-#include <stop_token>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -184,7 +184,7 @@ private:
     struct pending_connection {
         std::uint32_t listener = 0;
         unique_fd socket;
-        endpoint peer;                   // sticky and custom only
+        endpoint peer;                  // sticky and custom only
         std::vector<unsigned> refused;  // workers that said no to it
     };
 
@@ -199,8 +199,8 @@ private:
         endpoint local;
         listen_options options;
         unique_fd socket;
-        std::map<unsigned, unique_fd> per_slot;  // reuseport: each slot's socket, which its next worker reuses
-        std::stop_source stop_polling;  // ends accept_loop
+        std::map<unsigned, unique_fd> per_slot;    // reuseport: each slot's socket, which its next worker reuses
+        std::stop_source stop_polling;             // ends accept_loop
         io::multishot_accept* acceptor = nullptr;  // accept_loop's, while it runs
         bool stopped = false;
         std::vector<std::shared_ptr<handle>> members;  // the workers it hands connections to, in join order
@@ -240,7 +240,8 @@ private:
         if (auto it = listeners_.find(ask.endpoint); it != listeners_.end()) {
             if (it->second->sched != s)
                 return (failure(reply, EADDRINUSE,
-                                std::string("the cluster already listens there with schedule ") + to_string(it->second->sched)),
+                                std::string("the cluster already listens there with schedule ") +
+                                    to_string(it->second->sched)),
                         nullptr);
             if (it->second->stopped) return (failure(reply, ECANCELED, "the cluster is stopping"), nullptr);
             return it->second;
@@ -248,7 +249,8 @@ private:
         if (s == schedule::custom && !options_->pick)
             return (failure(reply, EINVAL, "schedule custom needs primary_options::pick"), nullptr);
         if (s == schedule::reuseport && !ep->is_ip())
-            return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"), nullptr);
+            return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"),
+                    nullptr);
         auto l = std::make_shared<listening_socket>();
         l->id = next_listener_++;
         l->sched = s;
@@ -404,7 +406,8 @@ private:
     // restart, say): it waits in the primary, up to the socket's backlog.
     void hold(listening_socket& l, pending_connection c) {
         if (l.stopped) return;
-        if (l.waiting.size() >= static_cast<std::size_t>(std::max(l.options.backlog, 1))) return;  // closed: as a full backlog would drop it
+        if (l.waiting.size() >= static_cast<std::size_t>(std::max(l.options.backlog, 1)))
+            return;  // closed: as a full backlog would drop it
         c.refused.clear();
         l.waiting.push_back(std::move(c));
     }
@@ -464,8 +467,9 @@ private:
         }
         // Re-mapped only when its worker no longer takes connections, not when it refused one.
         const bool its_worker_left =
-            known == l.sticky.end() ||
-            std::none_of(l.members.begin(), l.members.end(), [&](const auto& m) { return m->id() == known->second && takes_connections(*m); });
+            known == l.sticky.end() || std::none_of(l.members.begin(), l.members.end(), [&](const auto& m) {
+                return m->id() == known->second && takes_connections(*m);
+            });
         if (its_worker_left) {
             if (l.sticky.size() >= sticky_table_limit) l.sticky.clear();
             l.sticky[address] = best->id();
@@ -495,10 +499,10 @@ private:
 
     const primary_options* options_;
     std::map<std::string, std::shared_ptr<listening_socket>> listeners_;  // by endpoint text, as the workers asked
-    std::unordered_map<std::uint64_t, handed_over> in_flight_;             // by seq
+    std::unordered_map<std::uint64_t, handed_over> in_flight_;            // by seq
     std::uint32_t next_listener_ = 1;
     std::uint64_t next_seq_ = 0;
     bool warned_ = false;
 };
 
-} // namespace cluster::detail
+}  // namespace cluster::detail

@@ -62,7 +62,8 @@ struct listen_request {
     bool reuse_address = true;
     bool replace_stale_unix_socket = true;
 };
-BOOST_DESCRIBE_STRUCT(listen_request, (), (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket))
+BOOST_DESCRIBE_STRUCT(listen_request, (),
+                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket))
 
 // Primary to worker, the answer: the listener's id and address, and the socket to accept
 // on when the worker accepts itself (shared, reuseport); or the errno and the step that failed.
@@ -111,8 +112,9 @@ template <class P>
 struct link_protocol_of;
 template <class... Ts>
 struct link_protocol_of<wire::protocol<Ts...>> {
-    using type = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle,
-                                listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
+    using type =
+        wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
+                       listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
 };
 
 // What the socketpair between a primary and a worker carries: P's messages and the above.
@@ -122,4 +124,4 @@ using link_protocol = typename link_protocol_of<P>::type;
 // How many of a link's alternatives come before P's own.
 inline constexpr std::size_t control_count = 14;
 
-} // namespace cluster::control
+}  // namespace cluster::control

@@ -27,4 +27,4 @@ inline unsigned cpu_count() noexcept {
     return online > 0 ? static_cast<unsigned>(online) : 1;
 }
 
-} // namespace cluster
+}  // namespace cluster

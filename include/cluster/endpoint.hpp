@@ -46,10 +46,8 @@ public:
         case endpoint_errc::empty: return "empty endpoint";
         case endpoint_errc::missing_port: return "missing port (write ADDRESS:PORT; port 0 lets the kernel choose)";
         case endpoint_errc::invalid_port: return "the port is not a number from 0 to 65535";
-        case endpoint_errc::missing_address:
-            return "missing address (write 0.0.0.0:PORT, [::]:PORT or 127.0.0.1:PORT)";
-        case endpoint_errc::invalid_address:
-            return "not a numeric IPv4 or IPv6 address (host names are not resolved)";
+        case endpoint_errc::missing_address: return "missing address (write 0.0.0.0:PORT, [::]:PORT or 127.0.0.1:PORT)";
+        case endpoint_errc::invalid_address: return "not a numeric IPv4 or IPv6 address (host names are not resolved)";
         case endpoint_errc::unbracketed_ipv6: return "an IPv6 address with a port needs brackets, as in [::1]:8080";
         case endpoint_errc::unknown_interface: return "unknown network interface after '%' in an IPv6 address";
         case endpoint_errc::invalid_path: return "empty Unix socket path, or one with a NUL byte in it";
@@ -66,7 +64,7 @@ inline const std::error_category& endpoint_category() noexcept {
 
 inline std::error_code make_error_code(endpoint_errc e) noexcept { return {static_cast<int>(e), endpoint_category()}; }
 
-} // namespace cluster
+}  // namespace cluster
 
 template <>
 struct std::is_error_code_enum<cluster::endpoint_errc> : std::true_type {};
@@ -114,7 +112,7 @@ inline std::uint64_t stable_hash(std::span<const std::byte> bytes) noexcept {
     return h;
 }
 
-} // namespace detail
+}  // namespace detail
 
 class endpoint {
 public:
@@ -378,4 +376,4 @@ inline result<endpoint> peer_endpoint(int fd) noexcept {
     return endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&addr), len);
 }
 
-} // namespace cluster
+}  // namespace cluster

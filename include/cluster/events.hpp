@@ -134,8 +134,7 @@ public:
                                     exit_event, setup_event, restart_scheduled_event, gave_up_event, reload_event>;
 
     template <class E>
-    event(E e, std::shared_ptr<worker_handle<P>> worker = nullptr)
-        : value_(std::move(e)), worker_(std::move(worker)) {}
+    event(E e, std::shared_ptr<worker_handle<P>> worker = nullptr) : value_(std::move(e)), worker_(std::move(worker)) {}
 
     [[nodiscard]] event_kind kind() const noexcept { return static_cast<event_kind>(value_.index()); }
 
@@ -196,4 +195,4 @@ unsigned event<P>::worker_id() const noexcept {
         value_);
 }
 
-} // namespace cluster
+}  // namespace cluster

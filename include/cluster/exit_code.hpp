@@ -8,4 +8,4 @@ inline constexpr int ok = 0;       // stopped: by a signal, shutdown(), or with 
 inline constexpr int failed = 1;   // primary_main threw
 inline constexpr int gave_up = 3;  // too many restarts too quickly (restart_policy)
 
-} // namespace cluster::exit_code
+}  // namespace cluster::exit_code

@@ -18,8 +18,8 @@
 #include <cstring>
 #include <map>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -172,10 +172,11 @@ public:
 
     static void reset_handlers() noexcept {
         for (int sig = 1; sig < NSIG; ++sig) {
-            struct sigaction current{};
+            struct sigaction current {};
             if (::sigaction(sig, nullptr, &current) != 0) continue;
-            const bool caught = (current.sa_flags & SA_SIGINFO) ? current.sa_sigaction != nullptr
-                                                                : current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN;
+            const bool caught = (current.sa_flags & SA_SIGINFO)
+                                    ? current.sa_sigaction != nullptr
+                                    : current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN;
             if (caught) ::signal(sig, SIG_DFL);
         }
     }
@@ -246,4 +247,4 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
                     std::move(status[0])};
 }
 
-} // namespace cluster::detail
+}  // namespace cluster::detail

@@ -53,7 +53,7 @@ void check_replyable(const incoming<V>& to) {
                                 "cluster: reply() to a message that is not a request");
 }
 
-} // namespace cluster::detail
+}  // namespace cluster::detail
 
 namespace cluster {
 
@@ -99,4 +99,4 @@ protected:
     ipc::request_table<typename link_protocol::message> requests_;
 };
 
-} // namespace cluster
+}  // namespace cluster

@@ -109,7 +109,7 @@ inline result<unique_fd> open_listening(const endpoint& ep, const listen_options
     return fd;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // A close-on-exec socket listening on `ep` (blocking: io_uring waits for it). With port 0
 // the kernel picks the port: local_endpoint(fd) says which. A Unix socket file is left on
@@ -131,4 +131,4 @@ inline unique_fd listen_socket(const endpoint& ep, const listen_options& o = {})
     return std::move(*fd);
 }
 
-} // namespace cluster
+}  // namespace cluster

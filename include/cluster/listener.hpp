@@ -69,7 +69,8 @@ public:
     listener_state(listener_host* host, std::uint32_t id, schedule s, endpoint local, unique_fd socket,
                    const listener_options& o)
         : host_(host), id_(id), schedule_(s), local_(std::move(local)), socket_(std::move(socket)),
-          max_connections_(o.max_connections), reports_closes_(s == schedule::least_connections || s == schedule::custom) {}
+          max_connections_(o.max_connections),
+          reports_closes_(s == schedule::least_connections || s == schedule::custom) {}
 
     // A connection the primary handed over: queued for accept(), or refused.
     void offer(std::uint64_t seq, unique_fd socket) {
@@ -146,7 +147,7 @@ public:
     notifier idle_;  // no connection open any more
 };
 
-} // namespace detail
+}  // namespace detail
 
 class listener {
 public:
@@ -238,4 +239,4 @@ private:
     std::shared_ptr<detail::listener_state> state_;
 };
 
-} // namespace cluster
+}  // namespace cluster

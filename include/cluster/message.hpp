@@ -15,7 +15,7 @@ inline constexpr unsigned from_primary = 0;
 template <class V>
 struct incoming {
     V value;
-    unsigned from = from_primary;  // the sending worker's id; from_primary for the primary
+    unsigned from = from_primary;   // the sending worker's id; from_primary for the primary
     std::uint32_t request_tag = 0;  // nonzero when the sender awaits a reply
 
     [[nodiscard]] bool is_request() const noexcept { return request_tag != 0; }
@@ -47,4 +47,4 @@ struct incoming {
 template <class P>
 using message = incoming<typename P::message>;
 
-} // namespace cluster
+}  // namespace cluster

@@ -32,7 +32,7 @@ struct primary_options {
     bool silent = false;                           // the worker's stdout/stderr relayed as "[worker N] line"
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
-    int death_signal = SIGKILL;                    // what a worker gets if its primary dies
+    int death_signal = SIGKILL;  // what a worker gets if its primary dies
 
     // Supervision: see docs/supervision.md.
     restart_policy restart;                               // whether and when a dead worker is replaced
@@ -43,7 +43,7 @@ struct primary_options {
     std::chrono::milliseconds ready_timeout{30'000};      // a reload's new worker must be ready by then
     std::uint64_t max_messages = 0;                       // replace a worker after it received this many; 0: never
     std::uint64_t max_messages_jitter = 0;                // plus 0..this, so workers are not replaced together
-    std::size_t max_memory = 0;                           // replace a worker whose RSS exceeds this many bytes; 0: never
+    std::size_t max_memory = 0;  // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
 
@@ -76,4 +76,4 @@ inline primary_options merged(primary_options base, const fork_options& o) {
     return base;
 }
 
-} // namespace cluster
+}  // namespace cluster

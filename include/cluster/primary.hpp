@@ -58,7 +58,7 @@ inline constexpr std::chrono::milliseconds reader_grace{250};
 // stop; a worker that died of it at once would drop its work. A handler rather than SIG_IGN,
 // so that what the worker execs gets the default back.
 inline void ignore_interrupts() noexcept {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = [](int) {};
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
@@ -86,7 +86,7 @@ int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::ma
     return sync_wait(w.run(main));
 }
 
-} // namespace detail
+}  // namespace detail
 
 template <class P>
 class primary {
@@ -213,7 +213,8 @@ public:
         }
         const bool done = co_await shutdown_done_.wait();
         if (!done)
-            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: shutdown() wait stopped");
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "cluster: shutdown() wait stopped");
     }
 
     // Rolling reload: replaces the workers one at a time — starts the new one, waits until it
@@ -235,7 +236,8 @@ public:
     // to supervise — then shutdown(). Returns run()'s exit code (see exit_code).
     task<int> run(std::function<task<void>(primary&)> main) {
         std::optional<signal_set> signals;
-        if (options_.handle_signals) signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
+        if (options_.handle_signals)
+            signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
         scope watching;
         if (signals) {
             signal_fd_ = signals->native_handle();
@@ -251,7 +253,8 @@ public:
         co_await watching.join();
         if (signals) drain(*signals);
         signal_fd_ = -1;
-        if (gave_up_) std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", give_up_reason_.c_str());
+        if (gave_up_)
+            std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", give_up_reason_.c_str());
         co_return gave_up_ ? exit_code::gave_up : code;
     }
 
@@ -313,7 +316,8 @@ private:
         const unsigned id = next_id_++;
         const bool forks = o.mode == start_mode::fork;
         if (forks) balancer_.pause_accepting();
-        auto started = detail::launch(o, args_, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
+        auto started =
+            detail::launch(o, args_, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
         if (forks) balancer_.resume_accepting();
         if (!started) {
             what = "cluster: cannot start worker " + std::to_string(id);
@@ -336,8 +340,10 @@ private:
         h->home_slot_ = slot;
         configure(*h, o);
         tasks_.spawn(supervise(*this, h));
-        if (o.heartbeat_timeout.count() > 0) tasks_.spawn(until_exit(h, watch_heartbeats(h, o.heartbeat_timeout, o.kill_timeout)));
-        if (o.max_memory > 0) tasks_.spawn(until_exit(h, watch_memory(*this, h, o.max_memory, o.memory_check_interval)));
+        if (o.heartbeat_timeout.count() > 0)
+            tasks_.spawn(until_exit(h, watch_heartbeats(h, o.heartbeat_timeout, o.kill_timeout)));
+        if (o.max_memory > 0)
+            tasks_.spawn(until_exit(h, watch_memory(*this, h, o.max_memory, o.memory_check_interval)));
         report(event<P>(fork_event{id, h->pid()}, h));
         if (bind_now) {
             if (auto s = slots_.find(slot); s != slots_.end() && !stopping_)
@@ -351,9 +357,11 @@ private:
     // The worker's first message: what its loop does on its own.
     void configure(handle& h, const primary_options& o) {
         control::settings s;
-        if (o.heartbeat_timeout.count() > 0) s.heartbeat_interval_ms = detail::heartbeat_interval(o.heartbeat_timeout).count();
+        if (o.heartbeat_timeout.count() > 0)
+            s.heartbeat_interval_ms = detail::heartbeat_interval(o.heartbeat_timeout).count();
         if (o.max_messages > 0)
-            s.max_messages = o.max_messages + std::uniform_int_distribution<std::uint64_t>(0, o.max_messages_jitter)(rng_);
+            s.max_messages =
+                o.max_messages + std::uniform_int_distribution<std::uint64_t>(0, o.max_messages_jitter)(rng_);
         (void)h.link_.send(s);
     }
 
@@ -416,7 +424,8 @@ private:
         plan(it->first, h.id_, status, h.exited_after_disconnect_, clock::now() - h.started_);
     }
 
-    void plan(unsigned slot, unsigned worker_id, const exit_status& status, bool after_disconnect, clock::duration uptime) {
+    void plan(unsigned slot, unsigned worker_id, const exit_status& status, bool after_disconnect,
+              clock::duration uptime) {
         if (stopping_) return forget_slot(slot);
         auto d = planner_.on_exit(status, after_disconnect, uptime, clock::now());
         switch (d.what) {
@@ -432,7 +441,8 @@ private:
         }
     }
 
-    static task<void> restart_later(primary& self, unsigned slot, std::chrono::milliseconds delay, std::stop_token cancel) {
+    static task<void> restart_later(primary& self, unsigned slot, std::chrono::milliseconds delay,
+                                    std::stop_token cancel) {
         auto slept = co_await io::sleep_for(delay).with_stop_token(cancel);
         if (!slept || self.stopping_ || !self.slots_.contains(slot)) co_return;
         std::string what;
@@ -473,9 +483,10 @@ private:
             fresh->reason_ = stop_reason::not_ready;
             (void)fresh->kill(SIGKILL);
             (void)co_await fresh->exited_.wait();
-            co_return replacement{false, "worker " + std::to_string(fresh->id()) +
-                                             (ready ? " exited before it was ready"
-                                                    : " was not ready within " + std::to_string(options_.ready_timeout.count()) + " ms")};
+            co_return replacement{
+                false, "worker " + std::to_string(fresh->id()) +
+                           (ready ? " exited before it was ready"
+                                  : " was not ready within " + std::to_string(options_.ready_timeout.count()) + " ms")};
         }
         auto s = slots_.find(slot);
         if (stopping_ || s == slots_.end() || (s->second.worker && s->second.worker != old)) {
@@ -546,7 +557,7 @@ private:
         if (!turn) co_return;
         auto r = co_await self.replace(h->id(), why);
         if (!r.replaced && r.failure.empty()) co_return;  // it left meanwhile
-        h->recycle_asked_ = false;  // if it failed, a later check asks again
+        h->recycle_asked_ = false;                        // if it failed, a later check asks again
         reload_event out;
         out.cause = why;
         out.ok = r.failure.empty();
@@ -707,8 +718,7 @@ private:
     // Stop signals that came after the stop are dropped: unblocked, they would kill us.
     static void drain(signal_set& signals) {
         signalfd_siginfo info;
-        while (::read(signals.native_handle(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-        }
+        while (::read(signals.native_handle(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {}
     }
 
     // ---- events ----
@@ -731,7 +741,8 @@ private:
     }
 
     event<P> taken(std::optional<event<P>> e) {
-        if (!e) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: event wait stopped");
+        if (!e)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: event wait stopped");
         if (auto* x = e->template get_if<exit_event>()) forget(x->worker_id);
         return std::move(*e);
     }
@@ -912,8 +923,8 @@ private:
             targets.push_back(std::move(h));
         }
         for (const auto& target : targets) {
-            auto sent = std::visit([&](const auto& m) { return target->link_.send(m, from.id_, wire::frame_flags::routed); },
-                                   e.message);
+            auto sent = std::visit(
+                [&](const auto& m) { return target->link_.send(m, from.id_, wire::frame_flags::routed); }, e.message);
             (void)co_await sent;
         }
     }
@@ -982,11 +993,11 @@ private:
     mailbox<event<P>> events_;
     mailbox<turn_token> turns_;
     detail::balancer<P> balancer_;  // before tasks_: its accept loops are among them
-    latch cancel_main_;    // a stop from outside main: main is cancelled
-    latch finished_;       // run() goes on to shutdown()
-    latch abort_;          // a second stop signal: shutdown() stops waiting
+    latch cancel_main_;             // a stop from outside main: main is cancelled
+    latch finished_;                // run() goes on to shutdown()
+    latch abort_;                   // a second stop signal: shutdown() stops waiting
     latch shutdown_done_;
     scope tasks_;  // last: destroyed first, while the handles its tasks use still exist
 };
 
-} // namespace cluster
+}  // namespace cluster

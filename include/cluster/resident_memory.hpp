@@ -31,4 +31,4 @@ inline result<std::size_t> resident_memory(pid_t pid) {
     return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-} // namespace cluster
+}  // namespace cluster

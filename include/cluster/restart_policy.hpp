@@ -119,4 +119,4 @@ private:
     bool gave_up_ = false;
 };
 
-} // namespace cluster
+}  // namespace cluster

@@ -37,11 +37,11 @@ inline role& current_role() noexcept {
     return r;
 }
 
-} // namespace detail
+}  // namespace detail
 
 [[nodiscard]] inline bool is_worker() noexcept { return detail::current_role().worker; }
 [[nodiscard]] inline bool is_primary() noexcept { return !is_worker(); }
 // This worker's id (1, 2, 3…), or 0 in the primary.
 [[nodiscard]] inline unsigned this_worker_id() noexcept { return detail::current_role().id; }
 
-} // namespace cluster
+}  // namespace cluster

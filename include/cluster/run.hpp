@@ -28,7 +28,7 @@ namespace detail {
 // An exec'd worker's channel: the descriptor its primary named in the environment.
 inline unique_fd inherited_channel() {
     const unsigned fd = parse_positive(std::getenv(channel_fd_env));
-    struct stat st{};
+    struct stat st {};
     if (this_worker_id() == 0 || fd == 0 || ::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode))
         throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                 std::string("cluster: ") + worker_id_env + " is set, but " + channel_fd_env +
@@ -40,7 +40,7 @@ inline unique_fd inherited_channel() {
     return unique_fd(static_cast<int>(fd));
 }
 
-} // namespace detail
+}  // namespace detail
 
 // primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). In the
 // primary, returns once the cluster has stopped (see primary<P>::run) with an exit_code; in
@@ -54,4 +54,4 @@ int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_m
     return sync_wait(p.run(std::function<task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
 }
 
-} // namespace cluster
+}  // namespace cluster

@@ -55,4 +55,4 @@ struct candidate {
 // `live` (never empty). Any other answer falls back to round robin.
 using pick_function = std::function<unsigned(const endpoint& client, std::span<const candidate> live)>;
 
-} // namespace cluster
+}  // namespace cluster

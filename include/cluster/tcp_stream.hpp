@@ -70,7 +70,7 @@ protected:
     ~connection_tracker() = default;
 };
 
-} // namespace detail
+}  // namespace detail
 
 class listener;
 
@@ -262,4 +262,4 @@ inline task<result<tcp_stream>> connect(endpoint to) {
     co_return tcp_stream(std::move(socket), to);
 }
 
-} // namespace cluster
+}  // namespace cluster

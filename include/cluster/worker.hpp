@@ -42,7 +42,7 @@ inline constexpr std::chrono::seconds listen_timeout{30};
 
 // How long a finished worker waits for its last messages to reach the primary.
 inline constexpr std::chrono::seconds final_flush_timeout{5};
-} // namespace detail
+}  // namespace detail
 
 template <class P>
 class worker : public link_end<P>, private detail::listener_host {
@@ -109,7 +109,8 @@ public:
     }
 
     // The same, with the failure as a value.
-    task<result<listener>> try_listen(const endpoint& at, schedule how = schedule::round_robin, listener_options o = {}) {
+    task<result<listener>> try_listen(const endpoint& at, schedule how = schedule::round_robin,
+                                      listener_options o = {}) {
         std::string what;
         co_return co_await open_listener(at, how, o, what);
     }
@@ -182,7 +183,8 @@ private:
         self.stopping_.request_stop();
     }
 
-    task<result<listener>> open_listener(const endpoint& at, schedule how, const listener_options& o, std::string& what) {
+    task<result<listener>> open_listener(const endpoint& at, schedule how, const listener_options& o,
+                                         std::string& what) {
         control::listen_request ask;
         ask.endpoint = at.to_string();
         ask.schedule = static_cast<std::uint8_t>(how);
@@ -273,7 +275,8 @@ private:
 
     void apply(const control::settings& s) {
         max_messages_ = s.max_messages;
-        if (s.heartbeat_interval_ms > 0) background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
+        if (s.heartbeat_interval_ms > 0)
+            background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
     }
 
     // max_messages: the primary replaces this worker (it keeps serving until disconnected).
@@ -306,8 +309,8 @@ private:
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
     std::map<std::uint32_t, std::weak_ptr<detail::listener_state>> listeners_;  // by the primary's listener id
-    unsigned listens_pending_ = 0;             // listen() calls waiting for the primary's answer
+    unsigned listens_pending_ = 0;            // listen() calls waiting for the primary's answer
     std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet
 };
 
-} // namespace cluster
+}  // namespace cluster

@@ -2,8 +2,8 @@
 // requests to it, kill(), a graceful disconnect(), its liveness, and what became of it.
 #pragma once
 
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
@@ -37,8 +37,7 @@ class worker_handle : public link_end<P> {
 public:
     worker_handle(unsigned id, detail::launched&& started)
         : link_end<P>(std::move(started.link)), id_(id), pid_(started.child.pid()), child_(std::move(started.child)),
-          out_(std::move(started.out)),
-          err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
+          out_(std::move(started.out)), err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
@@ -133,4 +132,4 @@ private:
     latch ready_;
 };
 
-} // namespace cluster
+}  // namespace cluster

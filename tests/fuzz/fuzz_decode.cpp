@@ -68,7 +68,7 @@ void check_decode(std::span<const std::byte> bytes) {
     if (!r && r.error().code.category() != cluster::cluster_category()) std::abort();
 }
 
-} // namespace fuzz
+}  // namespace fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace wire = cluster::wire;
@@ -80,7 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         using namespace fuzz;
         const auto payload = bytes.subspan(wire::frame_header_size);
         const std::uint32_t ids[] = {proto::id<document>, proto::id<with_fd>, proto::id<shape>};
-        const std::uint64_t prints[] = {proto::fingerprint<document>, proto::fingerprint<with_fd>, proto::fingerprint<shape>};
+        const std::uint64_t prints[] = {proto::fingerprint<document>, proto::fingerprint<with_fd>,
+                                        proto::fingerprint<shape>};
         const std::size_t pick = h->type_id % 3;
         std::vector<cluster::unique_fd> fds;
         fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));

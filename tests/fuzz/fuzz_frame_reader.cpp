@@ -37,7 +37,7 @@ BOOST_DESCRIBE_STRUCT(with_bytes, (), (bytes, tail))
 
 using proto = cluster::protocol<hello, with_fd, with_bytes>;
 
-} // namespace fuzz
+}  // namespace fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 2) return 0;

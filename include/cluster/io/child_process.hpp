@@ -33,7 +33,8 @@ struct exit_status {
     [[nodiscard]] std::string to_string() const {
         if (signal == 0) return "exit code " + std::to_string(code);
         const char* name = sigabbrev_np(signal);
-        return std::string("signal SIG") + (name ? name : std::to_string(signal)) + (core_dumped ? " (core dumped)" : "");
+        return std::string("signal SIG") + (name ? name : std::to_string(signal)) +
+               (core_dumped ? " (core dumped)" : "");
     }
     friend bool operator==(const exit_status&, const exit_status&) = default;
 };
@@ -138,8 +139,8 @@ private:
         if (!running()) return;
         (void)send_signal(SIGKILL);
         siginfo_t info{};
-        while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
-        }
+        while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 &&
+               errno == EINTR) {}
     }
 
     pid_t pid_ = 0;
@@ -148,4 +149,4 @@ private:
     bool in_child_ = false;
 };
 
-} // namespace cluster
+}  // namespace cluster

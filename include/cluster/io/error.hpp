@@ -60,14 +60,12 @@ inline const std::error_category& cluster_category() noexcept {
     return category;
 }
 
-inline std::error_code make_error_code(errc e) noexcept {
-    return {static_cast<int>(e), cluster_category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), cluster_category()}; }
 
 // errno as a std::error_code; io_uring reports failures as negative errno values.
 inline std::error_code errno_code(int err) noexcept { return {err, std::system_category()}; }
 
-} // namespace cluster
+}  // namespace cluster
 
 template <>
 struct std::is_error_code_enum<cluster::errc> : std::true_type {};

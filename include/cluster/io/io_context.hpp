@@ -67,7 +67,7 @@ root_coroutine run_root(task<T>& t) {
     co_await start{t.handle()};
 }
 
-} // namespace detail
+}  // namespace detail
 
 struct io_context_options {
     unsigned entries = 256;     // SQ size; a full SQ is submitted and refilled, never dropped
@@ -133,9 +133,7 @@ public:
     }
 
     // Asks the kernel to cancel the op behind `c`; its own CQE still arrives.
-    void cancel(detail::completion* c) {
-        io_uring_prep_cancel64(sqe(nullptr), reinterpret_cast<std::uintptr_t>(c), 0);
-    }
+    void cancel(detail::completion* c) { io_uring_prep_cancel64(sqe(nullptr), reinterpret_cast<std::uintptr_t>(c), 0); }
 
     // Cancels the op behind `c` and waits, without resuming any coroutine, until its
     // last CQE: for an op whose memory is about to go away. Other CQEs wait their turn.
@@ -317,8 +315,7 @@ private:
         io_uring_cqe* batch[64];
         for (;;) {
             unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 64);
-            for (unsigned i = 0; i < n; ++i)
-                out.push_back({batch[i]->user_data, batch[i]->res, batch[i]->flags});
+            for (unsigned i = 0; i < n; ++i) out.push_back({batch[i]->user_data, batch[i]->res, batch[i]->flags});
             io_uring_cq_advance(&ring_, n);
             // With the CQ full the kernel holds completions back; ask for them.
             if (n == 0 && io_uring_cq_has_overflow(&ring_)) {
@@ -425,4 +422,4 @@ private:
     std::vector<detail::completion*> running_deferred_;
 };
 
-} // namespace cluster
+}  // namespace cluster

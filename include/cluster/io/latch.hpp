@@ -42,4 +42,4 @@ private:
     detail::parked_list waiters_;
 };
 
-} // namespace cluster
+}  // namespace cluster

@@ -106,4 +106,4 @@ private:
     detail::parked_list waiters_;
 };
 
-} // namespace cluster
+}  // namespace cluster

@@ -119,4 +119,4 @@ private:
     bool pausing_ = false;  // its own cancel is no error to report
 };
 
-} // namespace cluster::io
+}  // namespace cluster::io

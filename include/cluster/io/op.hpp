@@ -139,4 +139,4 @@ Op with_stop_token(Op&& op, std::stop_token token) {
     return std::move(op).with_stop_token(std::move(token));
 }
 
-} // namespace cluster::io
+}  // namespace cluster::io

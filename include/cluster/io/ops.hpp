@@ -43,7 +43,8 @@ class read_op : public basic_op<read_op, result<std::size_t>> {
 public:
     read_op(int fd, std::span<std::byte> buf, std::uint64_t offset) noexcept : fd_(fd), buf_(buf), offset_(offset) {}
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_read(sqe, fd_, buf_.data(), static_cast<unsigned>(std::min<std::size_t>(buf_.size(), 1u << 31)), offset_);
+        io_uring_prep_read(sqe, fd_, buf_.data(), static_cast<unsigned>(std::min<std::size_t>(buf_.size(), 1u << 31)),
+                           offset_);
     }
     result<std::size_t> complete(int res) noexcept { return size_result(res); }
 
@@ -55,9 +56,11 @@ private:
 
 class write_op : public basic_op<write_op, result<std::size_t>> {
 public:
-    write_op(int fd, std::span<const std::byte> buf, std::uint64_t offset) noexcept : fd_(fd), buf_(buf), offset_(offset) {}
+    write_op(int fd, std::span<const std::byte> buf, std::uint64_t offset) noexcept
+        : fd_(fd), buf_(buf), offset_(offset) {}
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_write(sqe, fd_, buf_.data(), static_cast<unsigned>(std::min<std::size_t>(buf_.size(), 1u << 31)), offset_);
+        io_uring_prep_write(sqe, fd_, buf_.data(), static_cast<unsigned>(std::min<std::size_t>(buf_.size(), 1u << 31)),
+                            offset_);
     }
     result<std::size_t> complete(int res) noexcept { return size_result(res); }
 
@@ -303,4 +306,4 @@ sleep_op sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration
 inline close_op close(unique_fd fd) noexcept { return close_op{std::move(fd)}; }
 inline nop_op nop() noexcept { return {}; }
 
-} // namespace cluster::io
+}  // namespace cluster::io

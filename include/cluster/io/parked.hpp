@@ -115,4 +115,4 @@ inline parked::~parked() {
     if (posted_) ctx_->cancel_post(handle_);
 }
 
-} // namespace cluster::detail
+}  // namespace cluster::detail

@@ -11,4 +11,4 @@ namespace cluster {
 template <class T>
 using result = boost::system::result<T, std::error_code>;
 
-} // namespace cluster
+}  // namespace cluster

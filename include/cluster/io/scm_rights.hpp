@@ -55,4 +55,4 @@ inline std::vector<unique_fd> take_fds(msghdr& msg) {
     return fds;
 }
 
-} // namespace cluster::io
+}  // namespace cluster::io

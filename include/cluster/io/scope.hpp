@@ -93,8 +93,10 @@ private:
         ++size_;
     }
     void unlink(child_promise& p) noexcept {
-        if (p.prev) p.prev->next = p.next;
-        else head_ = p.next;
+        if (p.prev)
+            p.prev->next = p.next;
+        else
+            head_ = p.next;
         if (p.next) p.next->prev = p.prev;
         --size_;
     }
@@ -106,4 +108,4 @@ private:
     std::stop_source stop_;
 };
 
-} // namespace cluster
+}  // namespace cluster

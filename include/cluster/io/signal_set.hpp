@@ -65,4 +65,4 @@ private:
     unique_fd fd_;
 };
 
-} // namespace cluster
+}  // namespace cluster

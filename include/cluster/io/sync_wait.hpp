@@ -20,8 +20,9 @@ T sync_wait(task<T> t) {
 template <class Awaitable>
 decltype(auto) sync_wait(Awaitable&& awaitable) {
     using value = decltype(std::declval<Awaitable&&>().await_resume());
-    return sync_wait([](Awaitable&& a) -> task<value> { co_return co_await std::forward<Awaitable>(a); }(
-        std::forward<Awaitable>(awaitable)));
+    return sync_wait([](Awaitable&& a) -> task<value> {
+        co_return co_await std::forward<Awaitable>(a);
+    }(std::forward<Awaitable>(awaitable)));
 }
 
-} // namespace cluster
+}  // namespace cluster

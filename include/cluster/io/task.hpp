@@ -104,7 +104,7 @@ std::stop_token awaiting_stop_token(std::coroutine_handle<Promise> h) noexcept {
         return {};
 }
 
-} // namespace detail
+}  // namespace detail
 
 template <class T>
 class [[nodiscard]] task {
@@ -181,7 +181,7 @@ task<T&> task_promise<T&>::get_return_object() noexcept {
 inline task<void> task_promise<void>::get_return_object() noexcept {
     return task<void>{std::coroutine_handle<task_promise>::from_promise(*this)};
 }
-} // namespace detail
+}  // namespace detail
 
 namespace detail {
 struct stop_token_awaiter {
@@ -194,10 +194,10 @@ struct stop_token_awaiter {
     }
     std::stop_token await_resume() noexcept { return std::move(token); }
 };
-} // namespace detail
+}  // namespace detail
 
 // co_await current_stop_token(): the awaiting task's own stop token, for code that must
 // answer it and a second one at once (combine them in a std::stop_source).
 [[nodiscard]] inline detail::stop_token_awaiter current_stop_token() noexcept { return {}; }
 
-} // namespace cluster
+}  // namespace cluster

@@ -26,7 +26,7 @@ template <class Rep, class Period>
 task<void> expire_after(std::chrono::duration<Rep, Period> d) {
     (void)co_await io::sleep_for(d);
 }
-} // namespace detail
+}  // namespace detail
 
 template <class T, class Rep, class Period>
 task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
@@ -42,4 +42,4 @@ task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Re
         co_return timed(boost::system::in_place_value, std::move(std::get<0>(first)));
 }
 
-} // namespace cluster
+}  // namespace cluster

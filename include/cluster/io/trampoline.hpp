@@ -53,7 +53,7 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcep
 }
 
 // Called by a loop right before it resumes coroutines: the stack is measured from its frame.
-#define CLUSTER_MARK_STACK_BASE() \
+#define CLUSTER_MARK_STACK_BASE()                                                                                      \
     (::cluster::detail::trampoline::stack_base = static_cast<const char*>(__builtin_frame_address(0)))
 
-} // namespace cluster::detail
+}  // namespace cluster::detail

@@ -42,8 +42,8 @@ struct join_state {
     std::size_t remaining = 0;
     std::coroutine_handle<> parent;
     std::stop_source stop;
-    bool stop_on_first = false;            // when_any: the losers are asked to stop
-    std::optional<std::size_t> first;      // who finished first
+    bool stop_on_first = false;        // when_any: the losers are asked to stop
+    std::optional<std::size_t> first;  // who finished first
     std::stop_token stop_token() const noexcept { return stop.get_token(); }
 };
 
@@ -55,9 +55,7 @@ struct join_driver {
         template <class T>
         promise_type(task<T>&, slot<T>&, join_state& s, std::size_t i) noexcept : state(s), index(i) {}
 
-        join_driver get_return_object() noexcept {
-            return {std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
+        join_driver get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
         std::suspend_always initial_suspend() noexcept { return {}; }
         struct final_awaiter {
             bool await_ready() noexcept { return false; }
@@ -104,11 +102,11 @@ public:
 
 protected:
     template <class Promise, class StartAll>
-    bool suspend(std::coroutine_handle<Promise> parent, std::size_t count, std::stop_token parent_token, StartAll start_all) {
+    bool suspend(std::coroutine_handle<Promise> parent, std::size_t count, std::stop_token parent_token,
+                 StartAll start_all) {
         state_.parent = parent;
         state_.remaining = count + 1;
-        if (parent_token.stop_possible())
-            forward_.emplace(std::move(parent_token), forward_stop{&state_.stop});
+        if (parent_token.stop_possible()) forward_.emplace(std::move(parent_token), forward_stop{&state_.stop});
         start_all();
         return --state_.remaining != 0;
     }
@@ -135,7 +133,8 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> parent) {
-        return suspend(parent, sizeof...(Ts), awaiting_stop_token(parent), [&] { start(std::index_sequence_for<Ts...>{}); });
+        return suspend(parent, sizeof...(Ts), awaiting_stop_token(parent),
+                       [&] { start(std::index_sequence_for<Ts...>{}); });
     }
 
 protected:
@@ -208,7 +207,7 @@ private:
     std::vector<slot<T>> slots_;
 };
 
-} // namespace detail
+}  // namespace detail
 
 // Runs every task concurrently; their values in order (void → std::monostate). If any
 // throws, the others still finish, then the first exception in argument order is rethrown.
@@ -229,4 +228,4 @@ task<std::variant<detail::slot_value_t<Ts>...>> when_any(task<Ts>... tasks) {
     co_return co_await detail::when_any_awaiter<Ts...>{std::move(tasks)...};
 }
 
-} // namespace cluster
+}  // namespace cluster

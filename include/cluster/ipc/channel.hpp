@@ -2,9 +2,9 @@
 // Sends batch into one sendmsg per loop turn; receives decode in place; fds ride along.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,7 +33,7 @@ namespace cluster::ipc {
 
 struct channel_options {
     std::size_t max_frame_size = 64u << 20;    // larger payloads are refused, and close the channel
-    std::size_t high_water_mark = 256u << 10;    // queued bytes past which send() waits for the socket
+    std::size_t high_water_mark = 256u << 10;  // queued bytes past which send() waits for the socket
     std::size_t memfd_threshold = 1u << 20;    // larger payloads travel in a sealed memfd
     std::size_t read_chunk = 64u << 10;        // bytes asked of each receive
 };
@@ -234,9 +234,7 @@ private:
             if (!recv_idle) ctx->cancel_and_wait(&recv_hook, recv_idle);
         }
 
-        [[nodiscard]] std::size_t queued_bytes() const noexcept {
-            return sending.size() - sent + filling.size();
-        }
+        [[nodiscard]] std::size_t queued_bytes() const noexcept { return sending.size() - sent + filling.size(); }
 
         // ---- sending ----
 
@@ -317,9 +315,12 @@ private:
             if (auto ec = adopt_dups(fds)) return ec;
             filling.fds.push_back(std::move(*memfd));
             ++stats.memfd_frames;
-            const wire::frame_header h{static_cast<std::uint32_t>(size), P::template id<T>, P::template fingerprint<T>,
+            const wire::frame_header h{static_cast<std::uint32_t>(size),
+                                       P::template id<T>,
+                                       P::template fingerprint<T>,
                                        static_cast<std::uint16_t>(fds.size() + 1),
-                                       static_cast<std::uint16_t>(flags | wire::frame_flags::memfd), tag};
+                                       static_cast<std::uint16_t>(flags | wire::frame_flags::memfd),
+                                       tag};
             wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(
                                        filling.bytes.extend(wire::frame_header_size), wire::frame_header_size));
             return {};
@@ -424,8 +425,7 @@ private:
                 send_msg.msg_iov = send_iovs.data();
                 send_msg.msg_iovlen = send_iovs.size();
             }
-            io::attach_fds(send_msg, send_control,
-                           std::span<const unique_fd>(sending.fds).subspan(fd_begin, fd_count));
+            io::attach_fds(send_msg, send_control, std::span<const unique_fd>(sending.fds).subspan(fd_begin, fd_count));
             pending_marks = m;
         }
 
@@ -617,7 +617,6 @@ private:
             }
         }
 
-
         // A peer that broke the protocol is cut off both ways: it learns at once, and
         // nothing more it sends is read.
         void close_with(std::error_code ec, std::string detail) {
@@ -719,9 +718,9 @@ private:
     std::unique_ptr<state> s_;
 };
 
-} // namespace cluster::ipc
+}  // namespace cluster::ipc
 
 namespace cluster {
 template <class P>
 using channel = ipc::channel<P>;
-} // namespace cluster
+}  // namespace cluster

@@ -2,9 +2,9 @@
 // into frames, without I/O of its own: the channel feeds it, and the fuzzer does too.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -275,7 +275,7 @@ private:
     std::size_t end_ = 0;
     std::deque<unique_fd> fds_;
     std::vector<unique_fd> frame_fds_;
-    frame_view frame_;         // the header once has_header_, the rest once complete_
+    frame_view frame_;  // the header once has_header_, the rest once complete_
     bool has_header_ = false;
     bool complete_ = false;
     shared_bytes mapping_;  // a memfd frame's payload, mapped
@@ -286,4 +286,4 @@ private:
     std::size_t big_filled_ = 0;
 };
 
-} // namespace cluster::ipc
+}  // namespace cluster::ipc

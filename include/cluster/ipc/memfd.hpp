@@ -36,4 +36,4 @@ result<unique_fd> make_sealed_memfd(std::size_t size, Fill&& fill) {
     return fd;
 }
 
-} // namespace cluster::ipc
+}  // namespace cluster::ipc

@@ -130,4 +130,4 @@ task<result<Reply>> request(channel<P>& ch, request_table<typename P::message>& 
     co_return make_error_code(errc::unexpected_type);
 }
 
-} // namespace cluster::ipc
+}  // namespace cluster::ipc

@@ -64,4 +64,4 @@ private:
     std::size_t capacity_ = 0;
 };
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

@@ -116,7 +116,7 @@ struct reader {
     std::span<unique_fd> fds;
     unsigned depth = 0;
     errc error{};
-    std::string path;  // written only on failure, innermost segment first
+    std::string path;                     // written only on failure, innermost segment first
     const shared_bytes* owner = nullptr;  // set: keeps the input alive, shared_bytes may alias it
 
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end - pos); }
@@ -200,7 +200,7 @@ constexpr void spell_number(S& sink, std::int64_t value) {
     sink(std::string_view(digits + 20 - n, n));
 }
 
-} // namespace detail
+}  // namespace detail
 
 // One specialisation per supported type family; each provides
 //   min_size   the fewest bytes any value encodes to (bounds forged counts)
@@ -214,9 +214,8 @@ constexpr void spell_number(S& sink, std::int64_t value) {
 // from known offsets, with no per-field check or update of r.pos.
 template <class T, class = void>
 struct codec {
-    static_assert(detail::always_false<T>,
-                  "cluster::wire: no codec for type T; describe it with BOOST_DESCRIBE_STRUCT "
-                  "(or BOOST_DESCRIBE_ENUM), or use a supported std type");
+    static_assert(detail::always_false<T>, "cluster::wire: no codec for type T; describe it with BOOST_DESCRIBE_STRUCT "
+                                           "(or BOOST_DESCRIBE_ENUM), or use a supported std type");
 };
 
 namespace detail {
@@ -227,7 +226,7 @@ concept reads_at = codec<T>::fixed && requires(reader& r, const std::byte* p, T&
     { codec<T>::read_at(r, p, v) } -> std::same_as<bool>;
 };
 
-} // namespace detail
+}  // namespace detail
 
 template <class T>
 struct codec<T, std::enable_if_t<detail::is_bulk<T>>> {
@@ -269,7 +268,9 @@ struct codec<bool> {
         return true;
     }
     template <class S>
-    static constexpr void spell(S& sink) { sink("bool"); }
+    static constexpr void spell(S& sink) {
+        sink("bool");
+    }
 };
 
 template <detail::described_enum E>
@@ -325,7 +326,9 @@ struct codec<std::monostate> {
     static bool read(detail::reader&, std::monostate&) noexcept { return true; }
     static bool read_at(detail::reader&, const std::byte*, std::monostate&) noexcept { return true; }
     template <class S>
-    static constexpr void spell(S& sink) { sink("none"); }
+    static constexpr void spell(S& sink) {
+        sink("none");
+    }
 };
 
 template <>
@@ -351,7 +354,9 @@ struct codec<std::string> {
         return true;
     }
     template <class S>
-    static constexpr void spell(S& sink) { sink("string"); }
+    static constexpr void spell(S& sink) {
+        sink("string");
+    }
 };
 
 template <class Rep, class Period>
@@ -415,7 +420,9 @@ struct codec<unique_fd> {
         return true;
     }
     template <class S>
-    static constexpr void spell(S& sink) { sink("fd"); }
+    static constexpr void spell(S& sink) {
+        sink("fd");
+    }
 };
 
 template <class T, class Alloc>
@@ -673,14 +680,14 @@ struct map_codec {
     }
 };
 
-} // namespace detail
+}  // namespace detail
 
 template <class K, class V, class Compare, class Alloc>
 struct codec<std::map<K, V, Compare, Alloc>> : detail::map_codec<std::map<K, V, Compare, Alloc>> {};
 
 template <class K, class V, class Hash, class Eq, class Alloc>
-struct codec<std::unordered_map<K, V, Hash, Eq, Alloc>>
-    : detail::map_codec<std::unordered_map<K, V, Hash, Eq, Alloc>> {};
+struct codec<std::unordered_map<K, V, Hash, Eq, Alloc>> : detail::map_codec<std::unordered_map<K, V, Hash, Eq, Alloc>> {
+};
 
 namespace detail {
 
@@ -701,14 +708,14 @@ constexpr bool any_over(L<D...>, [[maybe_unused]] F f) {
     return (false || ... || f.template operator()<D>());
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Described structs: public bases first (flattened into the derived struct's path),
 // then the struct's own members of any access, in declaration order.
 template <detail::described_struct T>
 struct codec<T> {
-    static constexpr auto any_access = boost::describe::mod_public | boost::describe::mod_protected |
-                                       boost::describe::mod_private;
+    static constexpr auto any_access =
+        boost::describe::mod_public | boost::describe::mod_protected | boost::describe::mod_private;
     using bases = boost::describe::describe_bases<T, boost::describe::mod_public>;
     using members = boost::describe::describe_members<T, any_access>;
     static_assert(boost::mp11::mp_size<bases>::value ==
@@ -737,15 +744,16 @@ struct codec<T> {
         } else {
             return [&]<template <class...> class L, class... D>(L<D...>) {
                 return (std::size_t{0} + ... + codec<base<D>>::size(v));
-            }(bases{}) + [&]<template <class...> class L, class... D>(L<D...>) {
-                return (std::size_t{0} + ... + codec<member<D>>::size(v.*D::pointer));
-            }(members{});
+            }(bases{}) +
+                   [&]<template <class...> class L, class... D>(L<D...>) {
+                       return (std::size_t{0} + ... + codec<member<D>>::size(v.*D::pointer));
+                   }(members{});
         }
     }
     // Whether the whole struct, bases included, can be read where its bounds were checked.
-    static constexpr bool all_read_at =
-        !detail::any_over(bases{}, []<class D>() { return !codec<base<D>>::all_read_at; }) &&
-        !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
+    static constexpr bool all_read_at = !detail::any_over(bases{}, []<class D>() {
+        return !codec<base<D>>::all_read_at;
+    }) && !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
 
     static void write(detail::writer& w, const T& v) { write_fields(w, v); }
     // Forced inline down to the members (read_fields, read_members, read_member): a call
@@ -782,7 +790,8 @@ struct codec<T> {
     {
         return [&]<template <class...> class L, class... D>(L<D...>) {
             return ((codec<base<D>>::read_fields_at(r, p, v) && (p += codec<base<D>>::min_size, true)) && ...);
-        }(bases{}) && read_run<0>(r, p, v, std::make_index_sequence<member_count>{});
+        }(bases{}) &&
+               read_run<0>(r, p, v, std::make_index_sequence<member_count>{});
     }
     template <class S>
     static constexpr void spell_fields(S& sink) {
@@ -965,15 +974,14 @@ template <class T>
     return false;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Decodes exactly all of in into v, overwriting what it held: decode<T> for a caller that
 // has a T to fill (one built in place where it will be handed out: nothing is moved).
 // On failure v holds a partly decoded value, good only for destruction or assignment.
 template <class T>
-[[nodiscard]] inline std::optional<decode_error> decode_into(T& v, std::span<const std::byte> in,
-                                                             std::span<unique_fd> fds = {},
-                                                             const shared_bytes* owner = nullptr) {
+[[nodiscard]] inline std::optional<decode_error>
+decode_into(T& v, std::span<const std::byte> in, std::span<unique_fd> fds = {}, const shared_bytes* owner = nullptr) {
     detail::reader r(in, fds);
     r.owner = owner;
     if (detail::read_whole(r, v)) return std::nullopt;
@@ -988,12 +996,12 @@ template <class T>
                                              const shared_bytes* owner = nullptr) {
     static_assert(std::is_default_constructible_v<T>, "cluster::wire: decoded types must be default-constructible");
     // One named result, decoded into in place: NRVO, no move of the decoded value.
-    auto out = detail::make_fresh<T>(
-        [](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
+    auto out =
+        detail::make_fresh<T>([](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
     detail::reader r(in, fds);
     r.owner = owner;
     if (!detail::read_whole(r, *out)) detail::fail(out, r);
     return out;
 }
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

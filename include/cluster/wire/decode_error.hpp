@@ -17,9 +17,7 @@ struct decode_error {
     std::error_code code;
     std::string path;  // the field that failed, rooted at the message type; may be empty
 
-    [[nodiscard]] std::string message() const {
-        return path.empty() ? code.message() : path + ": " + code.message();
-    }
+    [[nodiscard]] std::string message() const { return path.empty() ? code.message() : path + ": " + code.message(); }
 
     friend bool operator==(const decode_error& e, errc c) noexcept { return e.code == c; }
 };
@@ -33,4 +31,4 @@ struct decode_error {
 template <class T>
 using decode_result = boost::system::result<T, decode_error>;
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

@@ -24,7 +24,7 @@ struct text_sink {
     void operator()(std::string_view s) { text += s; }
 };
 
-} // namespace detail
+}  // namespace detail
 
 // The codec's own spelling, not the compiler's: member names, enumerator names and values,
 // and the wire shape of every member, recursively. Struct names are left out on purpose
@@ -44,4 +44,4 @@ inline constexpr std::uint64_t fingerprint = [] {
     return sink.hash;
 }();
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

@@ -77,7 +77,7 @@ namespace detail {
            h.fd_count <= max_frame_fds && !fds_without_room;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Whether h describes a possible frame. The payload size limit is the channel's to
 // enforce (as frame_too_large), not the header's. Nothing can fail without flags or fds:
@@ -136,8 +136,12 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
     codec<T>::write(w, msg);
     out.truncate(static_cast<std::size_t>(w.pos - out.data()));
     const std::size_t fd_count = fds ? fds->size() - fds_before : 0;
-    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>,
-                         static_cast<std::uint16_t>(fd_count), flags, tag};
+    const frame_header h{static_cast<std::uint32_t>(payload_size),
+                         P::template id<T>,
+                         P::template fingerprint<T>,
+                         static_cast<std::uint16_t>(fd_count),
+                         flags,
+                         tag};
     if (fd_count > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
         out.truncate(start);
         if (gather) {
@@ -157,10 +161,10 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
 template <class P, class T>
     requires(!carries_fds<T>)
 [[gnu::always_inline]] inline void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size,
-                                                       std::uint32_t tag, std::uint16_t flags) {
+                                                         std::uint32_t tag, std::uint16_t flags) {
     if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
-    const frame_header h{static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0,
-                         flags, tag};
+    const frame_header h{
+        static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0, flags, tag};
     if ((flags & frame_flags::memfd) != 0 || !header_is_valid(h)) throw_invalid_frame();
     std::byte* frame = out.extend(frame_header_size + payload_size);
     encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
@@ -168,7 +172,7 @@ template <class P, class T>
     codec<T>::write(w, msg);
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Appends header + payload of msg to out (frames batch up in one buffer) and returns the
 // raw fds to attach to this frame; they are borrowed from msg, which must outlive the send.
@@ -196,7 +200,7 @@ namespace detail {
     return {};
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Decodes a frame's payload (exactly h.payload_size bytes, wherever it was read from) with
 // the fds the message refers to (a memfd frame's payload fd excluded). owner, when given,
@@ -214,9 +218,9 @@ template <class P>
 // protocol::decode_in_place). Empty on failure, with error set. Inline: a channel runs it
 // for every message it receives.
 template <class P>
-[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::message> decode_frame_in_place(
-    const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds, const shared_bytes* owner,
-    std::optional<decode_error>& error) {
+[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::message>
+decode_frame_in_place(const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds,
+                      const shared_bytes* owner, std::optional<decode_error>& error) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {
         error = decode_error{make_error_code(e), {}};
         return std::nullopt;
@@ -226,4 +230,4 @@ template <class P>
     return P::decode_in_place(h.type_id, h.fingerprint, r, error);
 }
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

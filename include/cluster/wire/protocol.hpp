@@ -99,8 +99,9 @@ public:
     // and owner, which as arguments spill to the stack and stall on store forwarding.
     // One named result, emplaced by whichever type matches: NRVO, no move of the message.
     // Inline, and so is the dispatch, like the rest of a channel's receive path.
-    [[gnu::always_inline]] [[nodiscard]] static std::optional<message> decode_in_place(
-        std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r, std::optional<decode_error>& error) {
+    [[gnu::always_inline]] [[nodiscard]] static std::optional<message>
+    decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r,
+                    std::optional<decode_error>& error) {
         std::optional<message> out;
         if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<size>{}))
             error = unknown(type_id).error();
@@ -115,7 +116,8 @@ private:
     }
 
     static decode_result<message> fail(errc code, std::string path) {
-        return decode_result<message>(boost::system::in_place_error, decode_error{make_error_code(code), std::move(path)});
+        return decode_result<message>(boost::system::in_place_error,
+                                      decode_error{make_error_code(code), std::move(path)});
     }
 
     static decode_result<message> unknown(std::uint32_t type_id) {
@@ -168,11 +170,11 @@ private:
 template <class T, class P>
 concept message_of = P::template contains<T>;
 
-} // namespace cluster::wire
+}  // namespace cluster::wire
 
 namespace cluster {
 
 template <class... Ts>
 using protocol = wire::protocol<Ts...>;
 
-} // namespace cluster
+}  // namespace cluster

@@ -172,7 +172,7 @@ inline constexpr std::size_t big_value = huge_page;
 
 struct bytes_access;
 
-} // namespace detail
+}  // namespace detail
 
 class shared_bytes {
 public:
@@ -219,12 +219,11 @@ public:
     [[nodiscard]] int memfd() const noexcept { return b_ ? b_->fd : -1; }
     [[nodiscard]] bool memfd_backed() const noexcept { return memfd() >= 0; }
     // How many values share these bytes (0 for an empty value that owns nothing).
-    [[nodiscard]] std::size_t use_count() const noexcept {
-        return b_ ? b_->refs.load(std::memory_order_relaxed) : 0;
-    }
+    [[nodiscard]] std::size_t use_count() const noexcept { return b_ ? b_->refs.load(std::memory_order_relaxed) : 0; }
 
     friend bool operator==(const shared_bytes& a, const shared_bytes& b) noexcept {
-        return a.size_ == b.size_ && (a.data_ == b.data_ || a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);
+        return a.size_ == b.size_ &&
+               (a.data_ == b.data_ || a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);
     }
 
 private:
@@ -279,8 +278,9 @@ public:
     [[nodiscard]] std::span<std::byte> bytes() noexcept { return {data_, size_}; }
 
     [[nodiscard]] shared_bytes freeze() && {
-        if (!fd_) throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                          "cluster::shared_bytes::builder: freeze() called twice");
+        if (!fd_)
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "cluster::shared_bytes::builder: freeze() called twice");
         // F_SEAL_WRITE is refused while a writable shared mapping exists.
         unmap();
         if (::fcntl(fd_.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
@@ -322,8 +322,8 @@ struct bytes_access {
     // (part is at least half of owner, so a small field never pins a large buffer); else a copy.
     static shared_bytes share_or_copy(const shared_bytes* owner, std::span<const std::byte> part) {
         if (part.empty()) return {};
-        if (owner && owner->b_ && part.data() >= owner->data_ && part.data() + part.size() <= owner->data_ + owner->size_ &&
-            part.size() * 2 >= owner->size_) {
+        if (owner && owner->b_ && part.data() >= owner->data_ &&
+            part.data() + part.size() <= owner->data_ + owner->size_ && part.size() * 2 >= owner->size_) {
             owner->b_->retain();
             return {owner->b_, part.data(), part.size()};
         }
@@ -381,8 +381,8 @@ struct bytes_access {
     }
 };
 
-} // namespace detail
-} // namespace cluster
+}  // namespace detail
+}  // namespace cluster
 
 namespace cluster::wire {
 
@@ -453,7 +453,9 @@ struct codec<shared_bytes> {
         return true;
     }
     template <class S>
-    static constexpr void spell(S& sink) { sink("bytes"); }
+    static constexpr void spell(S& sink) {
+        sink("bytes");
+    }
 };
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

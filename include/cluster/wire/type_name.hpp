@@ -50,7 +50,7 @@ constexpr std::uint32_t fnv1a32(std::string_view s) noexcept {
     return h;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // The name a peer knows T by. Opt in with `static constexpr std::string_view cluster_name`
 // or a name_of<T> specialisation; otherwise the compiler's spelling, which g++ 12 and
@@ -69,4 +69,4 @@ constexpr std::string_view type_name() noexcept {
 template <class T>
 inline constexpr std::uint32_t type_id = detail::fnv1a32(type_name<T>());
 
-} // namespace cluster::wire
+}  // namespace cluster::wire

@@ -8,6 +8,4 @@ cluster::task<int> answer() {
     co_return 42;
 }
 
-int main() {
-    std::printf("consumer: %d\n", cluster::sync_wait(answer()));
-}
+int main() { std::printf("consumer: %d\n", cluster::sync_wait(answer())); }
