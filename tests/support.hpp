@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <system_error>
 
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace test_support {
 

@@ -20,6 +20,8 @@
 #include <vector>
 
 using namespace cluster;
+using cluster::ipc::channel;
+using cluster::wire::protocol;
 
 namespace chan_test {
 

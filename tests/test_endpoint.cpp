@@ -3,8 +3,8 @@
 // port, stale and live Unix socket files, SO_REUSEPORT, IPV6_V6ONLY, and the sticky hash.
 #include <catch2/catch.hpp>
 
-#include <cluster/endpoint.hpp>
-#include <cluster/listen_socket.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listen_socket.hpp>
 
 #include "support.hpp"
 
@@ -24,6 +24,7 @@
 #include <system_error>
 
 using namespace cluster;
+using namespace cluster::net;
 
 namespace {
 

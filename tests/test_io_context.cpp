@@ -27,6 +27,7 @@
 #include <vector>
 
 using namespace cluster;
+using namespace cluster::io;
 using namespace std::chrono_literals;
 
 namespace {

@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <cluster/io.hpp>
-#include <cluster/listen_socket.hpp>
-#include <cluster/listener.hpp>
-#include <cluster/tcp_stream.hpp>
+#include <cluster/net/listen_socket.hpp>
+#include <cluster/net/listener.hpp>
+#include <cluster/net/tcp_stream.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -22,6 +22,7 @@
 #include <vector>
 
 using namespace cluster;
+using namespace cluster::net;
 
 namespace {
 

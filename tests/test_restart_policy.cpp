@@ -2,6 +2,7 @@
 // jitter, reset after a stable uptime) and the cap that gives up on a crash loop.
 #include <catch2/catch.hpp>
 
+#include <cluster/detail/restart_planner.hpp>
 #include <cluster/restart_policy.hpp>
 
 #include <chrono>
@@ -9,6 +10,8 @@
 #include <vector>
 
 using namespace cluster;
+using namespace cluster::detail;
+using cluster::io::exit_status;
 using namespace std::chrono_literals;
 using action = restart_decision::action;
 using clock_type = restart_planner::clock;

@@ -22,6 +22,8 @@
 #include <vector>
 
 using namespace cluster;
+using namespace cluster::wire;
+using cluster::ipc::channel;
 
 namespace sb_test {
 

@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <cluster/io.hpp>
-#include <cluster/listen_socket.hpp>
-#include <cluster/tcp_stream.hpp>
+#include <cluster/net/listen_socket.hpp>
+#include <cluster/net/tcp_stream.hpp>
 
 #include "support.hpp"
 
@@ -30,6 +30,7 @@
 #include <vector>
 
 using namespace cluster;
+using namespace cluster::net;
 using namespace std::chrono_literals;
 
 namespace {

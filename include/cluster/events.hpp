@@ -14,8 +14,8 @@
 #include <utility>
 #include <variant>
 
+#include <cluster/incoming.hpp>
 #include <cluster/io/child_process.hpp>
-#include <cluster/message.hpp>
 #include <cluster/options.hpp>
 
 namespace cluster {
@@ -85,7 +85,7 @@ struct exit_event {
     static constexpr event_kind kind = event_kind::exit;
     unsigned worker_id = 0;
     pid_t pid = 0;
-    exit_status status;
+    io::exit_status status;
     bool exited_after_disconnect = false;  // it left because it was asked to (or chose to)
     stop_reason reason = stop_reason::none;
 

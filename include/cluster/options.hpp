@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <cluster/net/schedule.hpp>
 #include <cluster/restart_policy.hpp>
-#include <cluster/schedule.hpp>
 
 namespace cluster {
 
@@ -48,7 +48,7 @@ struct primary_options {
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
 
     // Connections: see docs/connections.md.
-    pick_function pick;  // schedule::custom: which worker gets a connection
+    net::pick_function pick;  // schedule::custom: which worker gets a connection
 };
 
 // What one fork() changes from the primary's options; env is merged over theirs.

@@ -24,8 +24,11 @@
 #include <variant>
 #include <vector>
 
-#include <cluster/balancer.hpp>
-#include <cluster/control.hpp>
+#include <cluster/detail/balancer.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/launch.hpp>
+#include <cluster/detail/link.hpp>
+#include <cluster/detail/restart_planner.hpp>
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
 #include <cluster/io/io_context.hpp>
@@ -37,8 +40,6 @@
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/io/when_all.hpp>
-#include <cluster/launch.hpp>
-#include <cluster/link.hpp>
 #include <cluster/options.hpp>
 #include <cluster/resident_memory.hpp>
 #include <cluster/restart_policy.hpp>
@@ -81,9 +82,9 @@ template <class P>
 int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::main_function& main) {
     current_role() = role{true, id};
     ignore_interrupts();
-    io_context ctx;
+    io::io_context ctx;
     worker<P> w(id, std::move(link));
-    return sync_wait(w.run(main));
+    return io::sync_wait(w.run(main));
 }
 
 }  // namespace detail
@@ -99,7 +100,7 @@ public:
     // args: the primary's own command line, which exec'd workers get by default.
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
         : options_(std::move(options)), worker_main_(std::move(main)), args_(std::move(args)),
-          ctx_(&io_context::current_or_throw()), planner_(options_.restart), balancer_(options_) {
+          ctx_(&io::io_context::current_or_throw()), planner_(options_.restart), balancer_(options_) {
         (void)detail::self_exe();  // now, before anyone replaces the file: see self_exe()
         turns_.push(turn_token{});
     }
@@ -111,7 +112,7 @@ public:
     // Starts a worker and returns its handle once the process exists (its fork event is
     // queued); throws std::system_error, saying what failed, if it cannot start. The
     // worker is supervised: the restart policy replaces it if it dies.
-    task<handle&> fork(fork_options o = {}) {
+    io::task<handle&> fork(fork_options o = {}) {
         std::string what;
         auto started = co_await start_new_slot(std::move(o), what);
         if (!started) throw std::system_error(started.error(), what);
@@ -119,7 +120,7 @@ public:
     }
 
     // The same, with the failure as a value.
-    task<result<handle*>> try_fork(fork_options o = {}) {
+    io::task<result<handle*>> try_fork(fork_options o = {}) {
         std::string what;
         co_return co_await start_new_slot(std::move(o), what);
     }
@@ -128,7 +129,7 @@ public:
     // A new restart policy starts with no restarts counted.
     void setup(primary_options o) {
         options_ = std::move(o);
-        planner_ = restart_planner(options_.restart);
+        planner_ = detail::restart_planner(options_.restart);
         report(event<P>(setup_event{options_}));
     }
     [[nodiscard]] const primary_options& settings() const noexcept { return options_; }
@@ -157,7 +158,7 @@ public:
 
     // The next event of any kind. Throws operation_canceled if the task is asked to stop
     // first (as by with_timeout). Taking a worker's exit event forgets its handle.
-    task<event<P>> next_event() {
+    io::task<event<P>> next_event() {
         auto e = co_await events_.take();
         co_return taken(std::move(e));
     }
@@ -165,7 +166,7 @@ public:
     // The next event of kind E (fork_event … reload_event, or message<P>); the others stay
     // queued for next_event().
     template <class E>
-    task<E> next() {
+    io::task<E> next() {
         auto e = co_await events_.take([](const event<P>& e) noexcept { return e.template is<E>(); });
         co_return std::move(*taken(std::move(e)).template get_if<E>());
     }
@@ -173,7 +174,7 @@ public:
     // The next message that is a T, from any worker.
     template <class T>
         requires wire::message_of<T, P>
-    task<incoming<T>> next_message() {
+    io::task<incoming<T>> next_message() {
         auto e = co_await events_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
         auto taken_event = taken(std::move(e));  // named: m points into it
         auto& m = *taken_event.template get_if<message<P>>();
@@ -183,7 +184,7 @@ public:
     // Answers a request from a worker; fails with peer_gone if that worker is gone.
     template <class V, class R>
         requires wire::message_of<R, P>
-    task<result<void>> reply(const incoming<V>& to, const R& response) {
+    io::task<result<void>> reply(const incoming<V>& to, const R& response) {
         detail::check_replyable(to);
         handle* h = worker(to.from);
         if (!h || !h->is_connected()) co_return make_error_code(errc::peer_gone);
@@ -192,7 +193,7 @@ public:
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
     // Nothing is restarted from then on.
-    task<void> disconnect_all() {
+    io::task<void> disconnect_all() {
         balancer_.stop_accepting();
         stop_supervising();
         co_await disconnect_everyone(stop_reason::disconnect);
@@ -201,7 +202,7 @@ public:
     // The graceful stop: nothing is restarted, every worker is disconnected and gets
     // shutdown_timeout to finish its work, then the rest are SIGKILLed. A stop signal
     // starts it, and run() ends with it. A second call waits for the first.
-    task<void> shutdown() {
+    io::task<void> shutdown() {
         if (!shutdown_begun_) {
             shutdown_begun_ = true;
             finished_.set();
@@ -223,22 +224,22 @@ public:
     // workers keep serving. In exec mode the new workers run the program as it is on disk now.
     // Emits a reload_event, and returns it. A caller asked to stop first (main, at a stop
     // signal) stops waiting with operation_canceled; the reload goes on (see on_own()).
-    task<reload_event> reload() { co_return co_await on_own(rolling_reload()); }
+    io::task<reload_event> reload() { co_return co_await on_own(rolling_reload()); }
 
     // Keeps n workers: forks the missing ones, or gracefully retires the extra ones (those
     // waiting for a restart first, then the oldest), and returns once they have exited.
     // Throws std::system_error if a worker cannot start. Like reload(), it goes on if the
     // caller is asked to stop first.
-    task<void> scale(std::size_t n) { (void)co_await on_own(scale_to(n)); }
+    io::task<void> scale(std::size_t n) { (void)co_await on_own(scale_to(n)); }
 
     // The primary's life in run(): main, then supervision until a stop — a stop signal, a
     // shutdown(), the restart policy giving up, or, once main has returned, no worker left
     // to supervise — then shutdown(). Returns run()'s exit code (see exit_code).
-    task<int> run(std::function<task<void>(primary&)> main) {
-        std::optional<signal_set> signals;
+    io::task<int> run(std::function<io::task<void>(primary&)> main) {
+        std::optional<io::signal_set> signals;
         if (options_.handle_signals)
             signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
-        scope watching;
+        io::scope watching;
         if (signals) {
             signal_fd_ = signals->native_handle();
             watching.spawn(watch_signals(*this, *signals));
@@ -259,7 +260,7 @@ public:
     }
 
 private:
-    using link_protocol = control::link_protocol<P>;
+    using link_protocol = detail::control::link_protocol<P>;
     using link_envelope = ipc::envelope<link_protocol>;
 
     // A place in the cluster that the primary keeps filled: the options it was forked with,
@@ -274,7 +275,7 @@ private:
     struct turn_token {};
     class turn {
     public:
-        explicit turn(mailbox<turn_token>* owner) noexcept : owner_(owner) {}
+        explicit turn(io::mailbox<turn_token>* owner) noexcept : owner_(owner) {}
         turn(turn&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)) {}
         turn& operator=(turn&&) = delete;
         ~turn() {
@@ -282,9 +283,9 @@ private:
         }
 
     private:
-        mailbox<turn_token>* owner_;
+        io::mailbox<turn_token>* owner_;
     };
-    task<std::optional<turn>> take_turn() {
+    io::task<std::optional<turn>> take_turn() {
         auto token = co_await turns_.take();
         if (!token) co_return std::nullopt;
         co_return std::optional<turn>(std::in_place, &turns_);
@@ -297,7 +298,7 @@ private:
 
     // ---- starting workers ----
 
-    task<result<handle*>> start_new_slot(fork_options o, std::string& what) {
+    io::task<result<handle*>> start_new_slot(fork_options o, std::string& what) {
         if (shutdown_begun_) {
             what = "cluster: cannot start a worker: the primary is shutting down";
             co_return std::make_error_code(std::errc::operation_canceled);
@@ -310,7 +311,7 @@ private:
     }
 
     // A worker for `slot`; bound to it at once, or (a reload's replacement) only once ready.
-    task<result<handle*>> start(unsigned slot, std::string& what, bool bind_now) {
+    io::task<result<handle*>> start(unsigned slot, std::string& what, bool bind_now) {
         auto it = slots_.find(slot);
         const primary_options o = merged(options_, it == slots_.end() ? fork_options{} : it->second.options);
         const unsigned id = next_id_++;
@@ -356,7 +357,7 @@ private:
 
     // The worker's first message: what its loop does on its own.
     void configure(handle& h, const primary_options& o) {
-        control::settings s;
+        detail::control::settings s;
         if (o.heartbeat_timeout.count() > 0)
             s.heartbeat_interval_ms = detail::heartbeat_interval(o.heartbeat_timeout).count();
         if (o.max_messages > 0)
@@ -366,7 +367,7 @@ private:
     }
 
     // Nothing once the worker started (exec'd, or ready to run its code); else what failed.
-    static task<std::optional<detail::launch_failure>> read_launch_failure(int fd) {
+    static io::task<std::optional<detail::launch_failure>> read_launch_failure(int fd) {
         detail::launch_failure f{};
         std::size_t got = 0;
         while (got < sizeof f) {
@@ -414,7 +415,7 @@ private:
     }
 
     // A worker that filled a slot exited: the restart policy decides what follows.
-    void after_exit(handle& h, const exit_status& status) {
+    void after_exit(handle& h, const io::exit_status& status) {
         auto it = slots_.find(h.slot_);
         if (h.slot_ == 0 || it == slots_.end() || it->second.worker.get() != &h) return;
         it->second.worker.reset();
@@ -424,25 +425,25 @@ private:
         plan(it->first, h.id_, status, h.exited_after_disconnect_, clock::now() - h.started_);
     }
 
-    void plan(unsigned slot, unsigned worker_id, const exit_status& status, bool after_disconnect,
+    void plan(unsigned slot, unsigned worker_id, const io::exit_status& status, bool after_disconnect,
               clock::duration uptime) {
         if (stopping_) return forget_slot(slot);
         auto d = planner_.on_exit(status, after_disconnect, uptime, clock::now());
         switch (d.what) {
-        case restart_decision::action::restart:
+        case detail::restart_decision::action::restart:
             report(event<P>(restart_scheduled_event{worker_id, d.delay, planner_.attempt()}));
             tasks_.spawn(restart_later(*this, slot, d.delay, slots_[slot].pending_restart.get_token()));
             return;
-        case restart_decision::action::none: return forget_slot(slot);
-        case restart_decision::action::give_up:
+        case detail::restart_decision::action::none: return forget_slot(slot);
+        case detail::restart_decision::action::give_up:
             forget_slot(slot);
             give_up(worker_id, std::move(d.reason));
             return;
         }
     }
 
-    static task<void> restart_later(primary& self, unsigned slot, std::chrono::milliseconds delay,
-                                    std::stop_token cancel) {
+    static io::task<void> restart_later(primary& self, unsigned slot, std::chrono::milliseconds delay,
+                                        std::stop_token cancel) {
         auto slept = co_await io::sleep_for(delay).with_stop_token(cancel);
         if (!slept || self.stopping_ || !self.slots_.contains(slot)) co_return;
         std::string what;
@@ -450,7 +451,7 @@ private:
         if (started) co_return;
         // As good as a crash at birth: the backoff and the cap apply.
         std::fprintf(stderr, "%s: %s\n", what.c_str(), started.error().message().c_str());
-        if (self.slots_.contains(slot)) self.plan(slot, 0, exit_status{.code = 1}, false, clock::duration{});
+        if (self.slots_.contains(slot)) self.plan(slot, 0, io::exit_status{.code = 1}, false, clock::duration{});
     }
 
     void give_up(unsigned worker_id, std::string reason) {
@@ -469,7 +470,7 @@ private:
     // ---- replacing, retiring, scaling ----
 
     // Replaces worker `id` in its slot: a new worker, ready, then the old one leaves.
-    task<replacement> replace(unsigned id, stop_reason why) {
+    io::task<replacement> replace(unsigned id, stop_reason why) {
         auto old = find(id);
         if (!old || old->retiring_ || old->is_dead() || old->slot_ == 0 || stopping_) co_return replacement{};
         const unsigned slot = old->slot_;
@@ -477,7 +478,7 @@ private:
         auto started = co_await start(slot, what, false);
         if (!started) co_return replacement{false, what + ": " + started.error().message()};
         auto fresh = find((*started)->id());
-        auto ready = co_await with_timeout(wait_ready(fresh), options_.ready_timeout);
+        auto ready = co_await io::with_timeout(wait_ready(fresh), options_.ready_timeout);
         const bool is_ready = ready && *ready;
         if (!is_ready) {
             fresh->reason_ = stop_reason::not_ready;
@@ -500,37 +501,37 @@ private:
     }
 
     // True once h is ready; false if it exited first.
-    static task<bool> wait_ready(std::shared_ptr<handle> h) {
-        auto first = co_await when_any(wait_latch(h->ready_), wait_latch(h->exited_));
+    static io::task<bool> wait_ready(std::shared_ptr<handle> h) {
+        auto first = co_await io::when_any(wait_latch(h->ready_), wait_latch(h->exited_));
         co_return first.index() == 0;
     }
 
     // A graceful disconnect with shutdown_timeout to leave, then SIGKILL.
-    task<void> retire(std::shared_ptr<handle> h, stop_reason why) {
+    io::task<void> retire(std::shared_ptr<handle> h, stop_reason why) {
         h->slot_ = 0;
         h->retiring_ = true;
         if (h->reason_ == stop_reason::none) h->reason_ = why;
-        auto left = co_await with_timeout(disconnect_and_wait(h), options_.shutdown_timeout);
+        auto left = co_await io::with_timeout(disconnect_and_wait(h), options_.shutdown_timeout);
         if (left) co_return;
         (void)h->kill(SIGKILL);
         (void)co_await h->exited_.wait();
     }
 
-    task<void> resize(std::size_t n) {
+    io::task<void> resize(std::size_t n) {
         while (slots_.size() < n) {
             fork_options defaults;
             std::string what;
             auto started = co_await start_new_slot(std::move(defaults), what);
             if (!started) throw std::system_error(started.error(), what);
         }
-        std::vector<task<void>> leaving;
+        std::vector<io::task<void>> leaving;
         while (slots_.size() > n) {
             const unsigned slot = extra_slot();
             auto w = slots_[slot].worker;
             forget_slot(slot);
             if (w) leaving.push_back(retire(std::move(w), stop_reason::scale_down));
         }
-        (void)co_await when_all(std::move(leaving));
+        (void)co_await io::when_all(std::move(leaving));
     }
 
     // The slot to give up when scaling down: one waiting for a restart, else the oldest worker's.
@@ -552,7 +553,7 @@ private:
         tasks_.spawn(recycle_worker(*this, h, why));
     }
 
-    static task<void> recycle_worker(primary& self, std::shared_ptr<handle> h, stop_reason why) {
+    static io::task<void> recycle_worker(primary& self, std::shared_ptr<handle> h, stop_reason why) {
         auto turn = co_await self.take_turn();
         if (!turn) co_return;
         auto r = co_await self.replace(h->id(), why);
@@ -568,34 +569,35 @@ private:
 
     // ---- stopping ----
 
-    task<void> disconnect_everyone(stop_reason why) {
-        std::vector<task<void>> leaving;
+    io::task<void> disconnect_everyone(stop_reason why) {
+        std::vector<io::task<void>> leaving;
         for (handle* h : workers()) {
             if (h->reason_ == stop_reason::none) h->reason_ = why;
             leaving.push_back(disconnect_and_wait(find(h->id())));
         }
-        (void)co_await when_all(std::move(leaving));
+        (void)co_await io::when_all(std::move(leaving));
     }
 
-    static task<void> stop_gracefully(primary& self) {
-        auto first = co_await when_any(self.disconnect_everyone(stop_reason::shutdown),
-                                       detail::expire_after(self.options_.shutdown_timeout), wait_latch(self.abort_));
+    static io::task<void> stop_gracefully(primary& self) {
+        auto first =
+            co_await io::when_any(self.disconnect_everyone(stop_reason::shutdown),
+                                  io::detail::expire_after(self.options_.shutdown_timeout), wait_latch(self.abort_));
         if (first.index() != 0) co_await self.kill_everyone();
         self.shutdown_done_.set();
     }
 
-    task<void> kill_everyone() {
-        std::vector<task<void>> dying;
+    io::task<void> kill_everyone() {
+        std::vector<io::task<void>> dying;
         for (handle* h : workers()) {
             (void)h->kill(SIGKILL);
             dying.push_back(wait_exited(find(h->id())));
         }
-        (void)co_await when_all(std::move(dying));
+        (void)co_await io::when_all(std::move(dying));
     }
 
-    task<int> run_main(std::function<task<void>(primary&)> main) {
+    io::task<int> run_main(std::function<io::task<void>(primary&)> main) {
         try {
-            auto first = co_await when_any(main(*this), wait_latch(cancel_main_));
+            auto first = co_await io::when_any(main(*this), wait_latch(cancel_main_));
             (void)first;
         } catch (const std::exception& e) {
             if (cancel_main_.is_set()) co_return exit_code::ok;  // it was stopping anyway
@@ -605,7 +607,7 @@ private:
         co_return exit_code::ok;
     }
 
-    static task<void> watch_signals(primary& self, signal_set& signals) {
+    static io::task<void> watch_signals(primary& self, io::signal_set& signals) {
         for (;;) {
             auto signo = co_await signals.next();
             if (!signo) co_return;
@@ -636,7 +638,7 @@ private:
         for (handle* h : workers()) (void)h->kill(SIGKILL);
     }
 
-    static task<void> reload_on_signal(primary& self) { (void)co_await self.rolling_reload(true); }
+    static io::task<void> reload_on_signal(primary& self) { (void)co_await self.rolling_reload(true); }
 
     // Cancelled halfway, a reload or a scale would take its waits' ends for answers: a new
     // worker killed as not ready "in time", an old one SIGKILLed instead of retired. So they
@@ -646,11 +648,11 @@ private:
     struct outcome {
         std::optional<T> value;
         std::exception_ptr error;
-        latch done;
+        io::latch done;
     };
 
     template <class T>
-    task<T> on_own(task<T> t) {
+    io::task<T> on_own(io::task<T> t) {
         auto out = std::make_shared<outcome<T>>();
         tasks_.spawn(deliver(std::move(t), out));
         const bool finished = co_await out->done.wait();
@@ -661,7 +663,7 @@ private:
     }
 
     template <class T>
-    static task<void> deliver(task<T> t, std::shared_ptr<outcome<T>> out) {
+    static io::task<void> deliver(io::task<T> t, std::shared_ptr<outcome<T>> out) {
         try {
             out->value.emplace(co_await std::move(t));
         } catch (...) {
@@ -670,14 +672,14 @@ private:
         out->done.set();
     }
 
-    task<std::monostate> scale_to(std::size_t n) {
+    io::task<std::monostate> scale_to(std::size_t n) {
         auto turn = co_await take_turn();
         if (turn && !stopping_) co_await resize(n);
         co_return std::monostate{};
     }
 
     // A SIGHUP's reload, once begun, is no longer queued: another SIGHUP queues the next.
-    task<reload_event> rolling_reload(bool by_signal = false) {
+    io::task<reload_event> rolling_reload(bool by_signal = false) {
         auto turn = co_await take_turn();
         if (by_signal) reload_queued_ = false;
         reload_event out;
@@ -703,7 +705,7 @@ private:
     }
 
     // SIGTTIN adds a worker, SIGTTOU removes one, never the last (as gunicorn).
-    static task<void> scale_on_signal(primary& self, int delta) {
+    static io::task<void> scale_on_signal(primary& self, int delta) {
         auto turn = co_await self.take_turn();
         if (!turn || self.stopping_) co_return;
         const std::size_t now = self.slots_.size();
@@ -716,7 +718,7 @@ private:
     }
 
     // Stop signals that came after the stop are dropped: unblocked, they would kill us.
-    static void drain(signal_set& signals) {
+    static void drain(io::signal_set& signals) {
         signalfd_siginfo info;
         while (::read(signals.native_handle(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {}
     }
@@ -766,7 +768,7 @@ private:
     // ---- one worker, from fork to exit ----
 
     // Everything the primary does for one worker, from fork to exit event.
-    static task<void> supervise(primary& self, std::shared_ptr<handle> h) {
+    static io::task<void> supervise(primary& self, std::shared_ptr<handle> h) {
         h->readers_ = 1;
         self.tasks_.spawn(pump(self, h));
         if (h->out_) {
@@ -778,7 +780,7 @@ private:
         // All the worker sent is in our receive queue by now, but its end of the socket closes
         // only when the kernel tears its io_uring down, milliseconds later: end the stream here.
         ::shutdown(h->link_.native_handle(), SHUT_RD);
-        auto drained = co_await with_timeout(wait_latch(h->readers_done_), detail::reader_grace);
+        auto drained = co_await io::with_timeout(wait_latch(h->readers_done_), detail::reader_grace);
         if (!drained) {
             // A process the worker forked holds its end: stop reading what it may still send.
             h->disconnected();
@@ -786,7 +788,7 @@ private:
             (void)co_await h->readers_done_.wait();
         }
         h->release();
-        const exit_status final_status = status ? *status : exit_status{};
+        const io::exit_status final_status = status ? *status : io::exit_status{};
         exit_event e{h->id_, h->pid(), final_status, h->exited_after_disconnect_, h->reason_};
         h->exited_.set();
         self.report(event<P>(std::move(e), h));
@@ -795,8 +797,8 @@ private:
 
     // A worker whose loop sends no heartbeat for `timeout` is hung: SIGTERM, then SIGKILL
     // after `grace`. Ends when the worker exits (until_exit) or its channel ends.
-    static task<void> watch_heartbeats(std::shared_ptr<handle> h, std::chrono::milliseconds timeout,
-                                       std::chrono::milliseconds grace) {
+    static io::task<void> watch_heartbeats(std::shared_ptr<handle> h, std::chrono::milliseconds timeout,
+                                           std::chrono::milliseconds grace) {
         for (;;) {
             const auto deadline = h->last_beat_ + timeout;
             if (clock::now() < deadline) {
@@ -821,8 +823,8 @@ private:
     }
 
     // max_memory: the worker's resident set, every `every`; above `limit`, it is recycled.
-    static task<void> watch_memory(primary& self, std::shared_ptr<handle> h, std::size_t limit,
-                                   std::chrono::milliseconds every) {
+    static io::task<void> watch_memory(primary& self, std::shared_ptr<handle> h, std::size_t limit,
+                                       std::chrono::milliseconds every) {
         for (;;) {
             auto slept = co_await io::sleep_for(every);
             if (!slept) co_return;
@@ -831,17 +833,17 @@ private:
         }
     }
 
-    static task<void> until_exit(std::shared_ptr<handle> h, task<void> t) {
-        (void)co_await when_any(std::move(t), wait_latch(h->exited_));
+    static io::task<void> until_exit(std::shared_ptr<handle> h, io::task<void> t) {
+        (void)co_await io::when_any(std::move(t), wait_latch(h->exited_));
     }
 
-    static task<void> wait_latch(latch& l) { (void)co_await l.wait(); }
+    static io::task<void> wait_latch(io::latch& l) { (void)co_await l.wait(); }
 
     static void reader_done(handle& h) {
         if (--h.readers_ == 0) h.readers_done_.set();
     }
 
-    static task<void> pump(primary& self, std::shared_ptr<handle> h) {
+    static io::task<void> pump(primary& self, std::shared_ptr<handle> h) {
         while (auto e = co_await h->link_.receive_envelope()) {
             if (e->flags & wire::frame_flags::routed)
                 co_await self.forward(*h, std::move(*e));
@@ -858,8 +860,8 @@ private:
     // A worker whose channel ended without the primary asking (it disconnected itself) can
     // no longer send heartbeats; it has shutdown_timeout to exit, as one the primary
     // disconnects, or it is hung: SIGKILL. Otherwise its slot would never be filled again.
-    static task<void> exit_deadline(primary& self, std::shared_ptr<handle> h) {
-        auto exited = co_await with_timeout(wait_latch(h->exited_), self.options_.shutdown_timeout);
+    static io::task<void> exit_deadline(primary& self, std::shared_ptr<handle> h) {
+        auto exited = co_await io::with_timeout(wait_latch(h->exited_), self.options_.shutdown_timeout);
         if (exited || h->retiring_ || h->is_dead()) co_return;
         if (h->reason_ == stop_reason::none) h->reason_ = stop_reason::hung;
         (void)h->kill(SIGKILL);
@@ -868,9 +870,9 @@ private:
     void dispatch(const std::shared_ptr<handle>& h, link_envelope&& e) {
         if (e.flags & wire::frame_flags::response) {
             (void)h->requests_.complete(e.tag, std::move(e.message));
-        } else if (e.message.index() >= control::control_count) {
+        } else if (e.message.index() >= detail::control::control_count) {
             if (auto m = detail::to_incoming<P>(std::move(e), h->id_)) report(event<P>(std::move(*m), h));
-        } else if (auto* ask = std::get_if<control::listen_request>(&e.message)) {
+        } else if (auto* ask = std::get_if<detail::control::listen_request>(&e.message)) {
             listen_for(h, *ask, e.tag);
         } else {
             on_control(h, std::move(e.message));
@@ -878,32 +880,32 @@ private:
     }
 
     void on_control(const std::shared_ptr<handle>& h, typename link_protocol::message&& m) {
-        if (std::holds_alternative<control::heartbeat>(m)) {
+        if (std::holds_alternative<detail::control::heartbeat>(m)) {
             h->last_beat_ = clock::now();
-        } else if (std::holds_alternative<control::online>(m)) {
+        } else if (std::holds_alternative<detail::control::online>(m)) {
             h->online_ = true;
             h->last_beat_ = clock::now();
             if (!h->wait_ready_) h->ready_.set();
             report(event<P>(online_event{h->id_, h->pid()}, h));
-        } else if (std::holds_alternative<control::ready>(m)) {
+        } else if (std::holds_alternative<detail::control::ready>(m)) {
             h->ready_.set();
-        } else if (std::holds_alternative<control::recycle>(m)) {
+        } else if (std::holds_alternative<detail::control::recycle>(m)) {
             recycle(h, stop_reason::max_messages);
-        } else if (auto* l = std::get_if<control::listening>(&m)) {
+        } else if (auto* l = std::get_if<detail::control::listening>(&m)) {
             report(event<P>(listening_event{h->id_, l->family, std::move(l->address), l->port}, h));
-        } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
+        } else if (auto* ack = std::get_if<detail::control::handoff_ack>(&m)) {
             balancer_.acknowledged(*h, ack->seq, ack->accepted);
-        } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
+        } else if (auto* closed = std::get_if<detail::control::connections_closed>(&m)) {
             balancer_.connections_closed(*h, closed->listener, closed->count);
-        } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
+        } else if (auto* bye = std::get_if<detail::control::unlisten>(&m)) {
             balancer_.unlisten(*h, bye->listener);
-        } else if (std::holds_alternative<control::leaving>(m)) {
+        } else if (std::holds_alternative<detail::control::leaving>(m)) {
             h->exited_after_disconnect_ = true;
         }
     }
 
     // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.
-    void listen_for(const std::shared_ptr<handle>& h, const control::listen_request& ask, std::uint32_t tag) {
+    void listen_for(const std::shared_ptr<handle>& h, const detail::control::listen_request& ask, std::uint32_t tag) {
         endpoint local;
         const auto reply = balancer_.listen(h, ask, tasks_, local);
         (void)h->link_.send(reply, tag, wire::frame_flags::response);
@@ -913,8 +915,8 @@ private:
 
     // A message from one worker to another (or to all others): it goes on marked with
     // the sender's id. Messages for a worker that is gone are dropped.
-    task<void> forward(handle& from, link_envelope&& e) {
-        if (e.message.index() < control::control_count) co_return;
+    io::task<void> forward(handle& from, link_envelope&& e) {
+        if (e.message.index() < detail::control::control_count) co_return;
         std::vector<std::shared_ptr<handle>> targets;
         if (e.tag == wire::frame_flags::all_workers) {
             for (const auto& [id, h] : handles_)
@@ -929,14 +931,14 @@ private:
         }
     }
 
-    static task<void> relay(std::shared_ptr<handle> h, int from, int to) {
+    static io::task<void> relay(std::shared_ptr<handle> h, int from, int to) {
         co_await relay_lines(from, to, "[worker " + std::to_string(h->id_) + "] ", h->stop_readers_.get_token());
         reader_done(*h);
     }
 
     // Copies lines from `from` to `to`, each prefixed; whole lines per write, so workers'
     // lines never interleave mid-line. A last line without a newline gets one.
-    static task<void> relay_lines(int from, int to, std::string prefix, std::stop_token stop) {
+    static io::task<void> relay_lines(int from, int to, std::string prefix, std::stop_token stop) {
         std::string partial, out;
         char buf[4096];
         for (;;) {
@@ -955,7 +957,7 @@ private:
         co_await write_all(to, out);
     }
 
-    static task<void> write_all(int fd, std::string& data) {
+    static io::task<void> write_all(int fd, std::string& data) {
         std::size_t done = 0;
         while (done < data.size()) {
             auto n = co_await io::write(fd, std::span(data.data() + done, data.size() - done));
@@ -965,17 +967,17 @@ private:
         data.clear();
     }
 
-    static task<void> disconnect_and_wait(std::shared_ptr<handle> h) {
+    static io::task<void> disconnect_and_wait(std::shared_ptr<handle> h) {
         (void)co_await h->disconnect();
         (void)co_await h->exited_.wait();
     }
 
-    static task<void> wait_exited(std::shared_ptr<handle> h) { (void)co_await h->exited_.wait(); }
+    static io::task<void> wait_exited(std::shared_ptr<handle> h) { (void)co_await h->exited_.wait(); }
 
     primary_options options_;
     worker_main worker_main_;
     std::vector<std::string> args_;
-    io_context* ctx_;
+    io::io_context* ctx_;
     unsigned next_id_ = 1;
     unsigned next_slot_ = 1;
     bool stopping_ = false;
@@ -986,18 +988,18 @@ private:
     int signal_fd_ = -1;  // run()'s signalfd, which a fork-mode worker must not keep
     bool gave_up_ = false;
     std::string give_up_reason_;
-    restart_planner planner_;
+    detail::restart_planner planner_;
     std::mt19937_64 rng_{std::random_device{}()};
     std::map<unsigned, std::shared_ptr<handle>> handles_;
     std::map<unsigned, slot_state> slots_;
-    mailbox<event<P>> events_;
-    mailbox<turn_token> turns_;
+    io::mailbox<event<P>> events_;
+    io::mailbox<turn_token> turns_;
     detail::balancer<P> balancer_;  // before tasks_: its accept loops are among them
-    latch cancel_main_;             // a stop from outside main: main is cancelled
-    latch finished_;                // run() goes on to shutdown()
-    latch abort_;                   // a second stop signal: shutdown() stops waiting
-    latch shutdown_done_;
-    scope tasks_;  // last: destroyed first, while the handles its tasks use still exist
+    io::latch cancel_main_;         // a stop from outside main: main is cancelled
+    io::latch finished_;            // run() goes on to shutdown()
+    io::latch abort_;               // a second stop signal: shutdown() stops waiting
+    io::latch shutdown_done_;
+    io::scope tasks_;  // last: destroyed first, while the handles its tasks use still exist
 };
 
 }  // namespace cluster

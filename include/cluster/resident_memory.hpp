@@ -11,9 +11,9 @@
 #include <cstdio>
 #include <string>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster {
 

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/options.hpp>
@@ -49,9 +49,9 @@ template <class P, class PrimaryMain, class WorkerMain>
 int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_main, primary_options options = {}) {
     typename worker<P>::main_function on_worker(std::forward<WorkerMain>(worker_main));
     if (is_worker()) return detail::run_worker_process<P>(this_worker_id(), detail::inherited_channel(), on_worker);
-    io_context ctx;
+    io::io_context ctx;
     primary<P> p(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
-    return sync_wait(p.run(std::function<task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
+    return io::sync_wait(p.run(std::function<io::task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
 }
 
 }  // namespace cluster

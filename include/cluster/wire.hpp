@@ -1,5 +1,5 @@
-// cluster/wire.hpp: the wire layer in one include — codec, protocol, frame header.
-// Depends only on the runtime's unique_fd, errc and result; never on ipc or cluster.
+// The wire layer in one include — codec, protocol, frame header, shared_bytes — and its
+// everyday names in namespace cluster. It depends only on the base types, never on io.
 #pragma once
 
 #include <cluster/wire/buffer.hpp>
@@ -10,3 +10,8 @@
 #include <cluster/wire/protocol.hpp>
 #include <cluster/wire/shared_bytes.hpp>
 #include <cluster/wire/type_name.hpp>
+
+namespace cluster {
+using wire::protocol;
+using wire::shared_bytes;
+}  // namespace cluster

@@ -16,25 +16,25 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/control.hpp>
-#include <cluster/endpoint.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/link.hpp>
+#include <cluster/incoming.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
-#include <cluster/link.hpp>
-#include <cluster/listener.hpp>
-#include <cluster/message.hpp>
-#include <cluster/schedule.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listener.hpp>
+#include <cluster/net/schedule.hpp>
 
 namespace cluster {
 
 namespace detail {
 // A listening event's contents.
-inline control::listening describe_listening(const endpoint& local) {
-    return control::listening{local.family(), local.address(), local.port()};
+inline detail::control::listening describe_listening(const net::endpoint& local) {
+    return detail::control::listening{local.family(), local.address(), local.port()};
 }
 
 // How long a worker waits for the primary to open a socket for it.
@@ -45,15 +45,15 @@ inline constexpr std::chrono::seconds final_flush_timeout{5};
 }  // namespace detail
 
 template <class P>
-class worker : public link_end<P>, private detail::listener_host {
-    using link_end<P>::link_;
-    using link_end<P>::requests_;
+class worker : public detail::link_end<P>, private net::detail::listener_host {
+    using detail::link_end<P>::link_;
+    using detail::link_end<P>::requests_;
 
 public:
-    using typename link_end<P>::link_protocol;
-    using main_function = std::function<task<void>(worker&)>;
+    using typename detail::link_end<P>::link_protocol;
+    using main_function = std::function<io::task<void>(worker&)>;
 
-    worker(unsigned id, unique_fd link) : link_end<P>(std::move(link)), id_(id) {}
+    worker(unsigned id, unique_fd link) : detail::link_end<P>(std::move(link)), id_(id) {}
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     // Streams may outlive their worker: their closes then go nowhere.
@@ -72,7 +72,7 @@ public:
     // The next message that is a T; other messages stay for receive().
     template <class T>
         requires wire::message_of<T, P>
-    task<std::optional<incoming<T>>> receive() {
+    io::task<std::optional<incoming<T>>> receive() {
         auto m = co_await inbox_.take([](const message<P>& m) noexcept { return m.template is<T>(); });
         if (!m) co_return std::nullopt;
         co_return incoming<T>{std::move(std::get<T>(m->value)), m->from, m->request_tag};
@@ -99,7 +99,8 @@ public:
     // shares the one it has, and emits a listening event. Workers that listen on the same
     // endpoint text share it, port 0 included (they all get the port the kernel chose, as in
     // Node). Throws std::system_error naming the endpoint and the step that failed.
-    task<listener> listen(const endpoint& at, schedule how = schedule::round_robin, listener_options o = {}) {
+    io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
+                                   net::listener_options o = {}) {
         std::string what;
         auto opened = co_await open_listener(at, how, o, what);
         if (!opened)
@@ -109,16 +110,16 @@ public:
     }
 
     // The same, with the failure as a value.
-    task<result<listener>> try_listen(const endpoint& at, schedule how = schedule::round_robin,
-                                      listener_options o = {}) {
+    io::task<result<net::listener>> try_listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
+                                               net::listener_options o = {}) {
         std::string what;
         co_return co_await open_listener(at, how, o, what);
     }
 
     // Tells the primary that `listening_fd`, a socket this worker opened itself, listens:
     // it emits a listening event.
-    task<result<void>> announce_listening(int listening_fd) {
-        auto local = local_endpoint(listening_fd);
+    io::task<result<void>> announce_listening(int listening_fd) {
+        auto local = net::local_endpoint(listening_fd);
         if (!local) co_return local.error();
         const auto described = detail::describe_listening(*local);
         co_return co_await link_.send(described);
@@ -126,19 +127,19 @@ public:
 
     // Tells the primary this worker is ready to serve. With primary_options::wait_ready, a
     // rolling reload waits for it, instead of for online, before it retires an old worker.
-    task<result<void>> ready() {
-        const control::ready r;
+    io::task<result<void>> ready() {
+        const detail::control::ready r;
         co_return co_await link_.send(r);
     }
 
     // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
     // everything queued is delivered, and the channel closes; receive() then ends. Its
     // listeners accept no more; connections handed to them and not taken go to other workers.
-    task<result<void>> disconnect() {
+    io::task<result<void>> disconnect() {
         // Before `leaving`: once the channel is shut, no answer about a connection could
         // reach the primary, which then offers every unanswered one elsewhere.
         give_back_connections();
-        const control::leaving bye;
+        const detail::control::leaving bye;
         auto sent = co_await link_.send(bye);
         if (!sent) co_return sent;
         co_return co_await link_.shutdown();
@@ -155,11 +156,11 @@ public:
 
     // The worker process's life: say online, run main, deliver what it sent, and return
     // its exit code (1 if it threw).
-    task<int> run(const main_function& main) {
-        scope background;
+    io::task<int> run(const main_function& main) {
+        io::scope background;
         background_ = &background;
         background.spawn(pump(*this));
-        const control::online hello{static_cast<std::int32_t>(::getpid())};
+        const detail::control::online hello{static_cast<std::int32_t>(::getpid())};
         (void)co_await link_.send(hello);
         int code = 0;
         try {
@@ -168,12 +169,12 @@ public:
             std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
             code = 1;
         }
-        (void)co_await with_timeout(link_.shutdown(), detail::final_flush_timeout);
+        (void)co_await io::with_timeout(link_.shutdown(), detail::final_flush_timeout);
         co_return code;
     }
 
 private:
-    static task<void> pump(worker& self) {
+    static io::task<void> pump(worker& self) {
         while (auto e = co_await self.link_.receive_envelope()) {
             if (!self.dispatch(std::move(*e))) break;
         }
@@ -183,9 +184,9 @@ private:
         self.stopping_.request_stop();
     }
 
-    task<result<listener>> open_listener(const endpoint& at, schedule how, const listener_options& o,
-                                         std::string& what) {
-        control::listen_request ask;
+    io::task<result<net::listener>> open_listener(const net::endpoint& at, net::schedule how,
+                                                  const net::listener_options& o, std::string& what) {
+        detail::control::listen_request ask;
         ask.endpoint = at.to_string();
         ask.schedule = static_cast<std::uint8_t>(how);
         ask.backlog = o.socket.backlog;
@@ -193,30 +194,32 @@ private:
         ask.reuse_address = o.socket.reuse_address;
         ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
         ++listens_pending_;
-        auto reply = co_await ipc::request<control::listen_reply>(link_, requests_, ask, detail::listen_timeout);
+        auto reply =
+            co_await ipc::request<detail::control::listen_reply>(link_, requests_, ask, detail::listen_timeout);
         --listens_pending_;
-        std::shared_ptr<detail::listener_state> state;
+        std::shared_ptr<net::detail::listener_state> state;
         if (!reply) {
             what = "no answer from the primary";
         } else if (reply->error != 0) {
             what = std::move(reply->what);
         } else {
-            auto local = endpoint::parse(reply->local);
-            state = std::make_shared<detail::listener_state>(static_cast<detail::listener_host*>(this), reply->listener,
-                                                             how, local ? *local : at, std::move(reply->socket), o);
+            auto local = net::endpoint::parse(reply->local);
+            state = std::make_shared<net::detail::listener_state>(static_cast<net::detail::listener_host*>(this),
+                                                                  reply->listener, how, local ? *local : at,
+                                                                  std::move(reply->socket), o);
             listeners_[reply->listener] = state;
             if (stopping()) state->stop_accepting();
         }
         route_early();
         if (!reply) co_return reply.error();
         if (!state) co_return errno_code(reply->error);
-        co_return listener(std::move(state));
+        co_return net::listener(std::move(state));
     }
 
     // A connection the primary accepted for one of this worker's listeners. The first ones
     // may come right behind the listen reply, before the listen() that waits for it has
     // resumed: those wait for it.
-    void route(control::connection&& c) {
+    void route(detail::control::connection&& c) {
         auto it = listeners_.find(c.listener);
         if (it == listeners_.end() && listens_pending_ > 0) return early_.push_back(std::move(c));
         auto state = it == listeners_.end() ? nullptr : it->second.lock();
@@ -242,16 +245,16 @@ private:
     }
 
     void acknowledge(std::uint64_t seq, bool accepted) noexcept override {
-        const control::handoff_ack ack{seq, accepted};
+        const detail::control::handoff_ack ack{seq, accepted};
         (void)link_.send(ack);
     }
     void report_closed(std::uint32_t listener) noexcept override {
-        const control::connections_closed closed{listener, 1};
+        const detail::control::connections_closed closed{listener, 1};
         (void)link_.send(closed);
     }
     void report_unlisten(std::uint32_t listener) noexcept override {
         listeners_.erase(listener);
-        const control::unlisten bye{listener};
+        const detail::control::unlisten bye{listener};
         (void)link_.send(bye);
     }
 
@@ -261,10 +264,10 @@ private:
             (void)requests_.complete(e.tag, std::move(e.message));
             return true;
         }
-        if (std::holds_alternative<control::disconnect>(e.message)) return false;
-        if (auto* c = std::get_if<control::connection>(&e.message)) {
+        if (std::holds_alternative<detail::control::disconnect>(e.message)) return false;
+        if (auto* c = std::get_if<detail::control::connection>(&e.message)) {
             route(std::move(*c));
-        } else if (auto* s = std::get_if<control::settings>(&e.message)) {
+        } else if (auto* s = std::get_if<detail::control::settings>(&e.message)) {
             apply(*s);
         } else if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) {
             inbox_.push(std::move(*m));
@@ -273,7 +276,7 @@ private:
         return true;
     }
 
-    void apply(const control::settings& s) {
+    void apply(const detail::control::settings& s) {
         max_messages_ = s.max_messages;
         if (s.heartbeat_interval_ms > 0)
             background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
@@ -284,7 +287,7 @@ private:
     // ready in time): retried, but no faster than that, should replacements keep failing.
     void count_message() {
         if (max_messages_ != 0 && ++received_ % max_messages_ == 0) {
-            const control::recycle r;
+            const detail::control::recycle r;
             (void)link_.send(r);
         }
     }
@@ -292,8 +295,8 @@ private:
     // Heartbeats come from the loop itself, so they stop when code blocks it (a CPU-bound
     // loop, a blocking call) and not while it only keeps the loop busy. They go on after a
     // disconnect, while main finishes its work: that worker is not hung.
-    static task<void> beat(worker& self, std::chrono::milliseconds every) {
-        const control::heartbeat b;
+    static io::task<void> beat(worker& self, std::chrono::milliseconds every) {
+        const detail::control::heartbeat b;
         for (;;) {
             auto slept = co_await io::sleep_for(every);
             if (!slept) co_return;
@@ -303,14 +306,14 @@ private:
     }
 
     unsigned id_;
-    mailbox<message<P>> inbox_;
+    io::mailbox<message<P>> inbox_;
     std::stop_source stopping_;
-    scope* background_ = nullptr;  // run()'s: the tasks that end with it
+    io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
-    std::map<std::uint32_t, std::weak_ptr<detail::listener_state>> listeners_;  // by the primary's listener id
-    unsigned listens_pending_ = 0;            // listen() calls waiting for the primary's answer
-    std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet
+    std::map<std::uint32_t, std::weak_ptr<net::detail::listener_state>> listeners_;  // by the primary's listener id
+    unsigned listens_pending_ = 0;                    // listen() calls waiting for the primary's answer
+    std::vector<detail::control::connection> early_;  // connections for a listener whose listen() has not resumed yet
 };
 
 }  // namespace cluster

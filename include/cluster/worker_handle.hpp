@@ -10,15 +10,15 @@
 #include <optional>
 #include <utility>
 
-#include <cluster/control.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/launch.hpp>
+#include <cluster/detail/link.hpp>
 #include <cluster/events.hpp>
+#include <cluster/incoming.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
-#include <cluster/launch.hpp>
-#include <cluster/link.hpp>
-#include <cluster/message.hpp>
 
 namespace cluster {
 
@@ -30,14 +30,15 @@ class balancer;
 }
 
 template <class P>
-class worker_handle : public link_end<P> {
-    using link_end<P>::link_;
-    using link_end<P>::requests_;
+class worker_handle : public detail::link_end<P> {
+    using detail::link_end<P>::link_;
+    using detail::link_end<P>::requests_;
 
 public:
     worker_handle(unsigned id, detail::launched&& started)
-        : link_end<P>(std::move(started.link)), id_(id), pid_(started.child.pid()), child_(std::move(started.child)),
-          out_(std::move(started.out)), err_(std::move(started.err)), status_pipe_(std::move(started.status)) {}
+        : detail::link_end<P>(std::move(started.link)), id_(id), pid_(started.child.pid()),
+          child_(std::move(started.child)), out_(std::move(started.out)), err_(std::move(started.err)),
+          status_pipe_(std::move(started.status)) {}
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
@@ -48,7 +49,7 @@ public:
 
     // Asks the worker to leave and waits until it has disconnected: its receive() ends,
     // its code finishes, and it exits (exited_after_disconnect() is then true).
-    task<result<void>> disconnect() {
+    io::task<result<void>> disconnect() {
         if (!connected_) co_return result<void>{};
         if (reason_ == stop_reason::none) reason_ = stop_reason::disconnect;
         exited_after_disconnect_ = true;
@@ -57,7 +58,7 @@ public:
             // Queued without waiting for the socket to drain: a worker that reads nothing must
             // not hold this up (shutdown()'s deadline is what deals with it). If the worker is
             // already gone, the wait below ends all the same.
-            const control::disconnect leave;
+            const detail::control::disconnect leave;
             (void)link_.send(leave);
         }
         (void)co_await disconnected_.wait();
@@ -73,7 +74,7 @@ public:
     // Why the primary is ending (or ended) it; none while it is not (see exit_event::reason).
     [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
     // How the process ended, once it has.
-    [[nodiscard]] const std::optional<exit_status>& status() const noexcept { return child_.status(); }
+    [[nodiscard]] const std::optional<io::exit_status>& status() const noexcept { return child_.status(); }
 
 private:
     friend class primary<P>;
@@ -107,18 +108,18 @@ private:
 
     unsigned id_;
     pid_t pid_;
-    child_process child_;
+    io::child_process child_;
     unique_fd out_, err_, status_pipe_;
     bool online_ = false;
     bool connected_ = true;
     bool disconnect_sent_ = false;
     bool exited_after_disconnect_ = false;
-    latch disconnected_;
+    io::latch disconnected_;
     // The tasks reading from the worker (channel, and stdout/stderr when silent).
     unsigned readers_ = 0;
-    latch readers_done_;
+    io::latch readers_done_;
     std::stop_source stop_readers_;
-    latch exited_;
+    io::latch exited_;
 
     // Supervision (primary.hpp).
     unsigned slot_ = 0;       // the place it fills in the cluster; 0: none (leaving, or a replacement not ready yet)
@@ -129,7 +130,7 @@ private:
     stop_reason reason_ = stop_reason::none;
     clock::time_point started_ = clock::now();
     clock::time_point last_beat_ = started_;
-    latch ready_;
+    io::latch ready_;
 };
 
 }  // namespace cluster

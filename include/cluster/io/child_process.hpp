@@ -1,4 +1,4 @@
-// cluster::child_process: a forked child held through a pidfd — await its exit, signal
+// cluster::io::child_process: a forked child held through a pidfd — await its exit, signal
 // it without pid-reuse races, and never leave a zombie behind.
 #pragma once
 
@@ -19,7 +19,7 @@
 #define P_PIDFD 3
 #endif
 
-namespace cluster {
+namespace cluster::io {
 
 // How a process ended: an exit code, or the signal that killed it.
 struct exit_status {
@@ -149,4 +149,4 @@ private:
     bool in_child_ = false;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

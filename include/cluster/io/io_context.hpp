@@ -1,4 +1,4 @@
-// cluster::io_context: this process's one io_uring and the loop that drives it.
+// cluster::io::io_context: this process's one io_uring and the loop that drives it.
 // One thread submits and reaps; every CQE resumes the coroutine that awaited it.
 #pragma once
 
@@ -16,11 +16,11 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
+#include <cluster/io/detail/trampoline.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/io/trampoline.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 namespace detail {
 
@@ -422,4 +422,4 @@ private:
     std::vector<detail::completion*> running_deferred_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

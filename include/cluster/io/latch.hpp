@@ -1,12 +1,12 @@
-// cluster::latch: a flag that tasks wait on until it is set, once. A wait answers to the
+// cluster::io::latch: a flag that tasks wait on until it is set, once. A wait answers to the
 // awaiting task's stop token, so with_timeout() and when_any() can give up on it.
 #pragma once
 
 #include <coroutine>
 
-#include <cluster/io/parked.hpp>
+#include <cluster/io/detail/parked.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 class latch {
 public:
@@ -42,4 +42,4 @@ private:
     detail::parked_list waiters_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

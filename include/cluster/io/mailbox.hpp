@@ -1,4 +1,4 @@
-// cluster::mailbox<T>: a queue that tasks take from, in order or picking what matches (a
+// cluster::io::mailbox<T>: a queue that tasks take from, in order or picking what matches (a
 // kind of event, a type of message), until it is closed.
 #pragma once
 
@@ -8,9 +8,9 @@
 #include <optional>
 #include <utility>
 
-#include <cluster/io/parked.hpp>
+#include <cluster/io/detail/parked.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 template <class T>
 class mailbox {
@@ -106,4 +106,4 @@ private:
     detail::parked_list waiters_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include <cluster/io/io_context.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
 #include <unistd.h>
 

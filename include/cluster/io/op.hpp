@@ -11,10 +11,10 @@
 #include <stop_token>
 #include <utility>
 
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 #include <cluster/io/io_context.hpp>
-#include <cluster/io/result.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/result.hpp>
 
 namespace cluster::io {
 

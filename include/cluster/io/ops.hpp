@@ -18,7 +18,7 @@
 
 #include <cluster/io/op.hpp>
 #include <cluster/io/scm_rights.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster::io {
 

@@ -9,7 +9,7 @@
 #include <iterator>
 #include <vector>
 
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster::io {
 

@@ -1,4 +1,4 @@
-// cluster::scope: structured spawning. Tasks started here run concurrently and are
+// cluster::io::scope: structured spawning. Tasks started here run concurrently and are
 // joined here; a scope destroyed with tasks still running cancels and reclaims them.
 #pragma once
 
@@ -9,7 +9,7 @@
 
 #include <cluster/io/task.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 class scope {
 public:
@@ -108,4 +108,4 @@ private:
     std::stop_source stop_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

@@ -1,4 +1,4 @@
-// cluster::signal_set: signals delivered as awaitable values through a signalfd.
+// cluster::io::signal_set: signals delivered as awaitable values through a signalfd.
 // The signals are blocked while the set lives, so they queue instead of interrupting.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include <cluster/io/ops.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 class signal_set {
 public:
@@ -65,4 +65,4 @@ private:
     unique_fd fd_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::io

@@ -1,4 +1,4 @@
-// cluster::sync_wait: runs a task to completion from ordinary code and returns its value,
+// cluster::io::sync_wait: runs a task to completion from ordinary code and returns its value,
 // on this thread's io_context or, when there is none, on one made for the occasion.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/task.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 template <class T>
 T sync_wait(task<T> t) {
@@ -25,4 +25,4 @@ decltype(auto) sync_wait(Awaitable&& awaitable) {
     }(std::forward<Awaitable>(awaitable)));
 }
 
-}  // namespace cluster
+}  // namespace cluster::io

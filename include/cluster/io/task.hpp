@@ -1,4 +1,4 @@
-// cluster::task<T>: a lazy, move-only coroutine that produces T (or T&, or nothing).
+// cluster::io::task<T>: a lazy, move-only coroutine that produces T (or T&, or nothing).
 // Awaiting starts it; completion resumes the awaiter by symmetric transfer.
 #pragma once
 
@@ -9,9 +9,9 @@
 #include <utility>
 #include <variant>
 
-#include <cluster/io/trampoline.hpp>
+#include <cluster/io/detail/trampoline.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 template <class T = void>
 class task;
@@ -200,4 +200,4 @@ struct stop_token_awaiter {
 // answer it and a second one at once (combine them in a std::stop_source).
 [[nodiscard]] inline detail::stop_token_awaiter current_stop_token() noexcept { return {}; }
 
-}  // namespace cluster
+}  // namespace cluster::io

@@ -1,4 +1,4 @@
-// cluster::with_timeout for tasks: a task that has not finished within a duration is
+// cluster::io::with_timeout for tasks: a task that has not finished within a duration is
 // asked to stop (its ops are cancelled) and the caller gets std::errc::timed_out.
 #pragma once
 
@@ -7,10 +7,10 @@
 #include <utility>
 
 #include <cluster/io/ops.hpp>
-#include <cluster/io/result.hpp>
 #include <cluster/io/when_all.hpp>
+#include <cluster/result.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 namespace detail {
 template <class T>
@@ -42,4 +42,4 @@ task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Re
         co_return timed(boost::system::in_place_value, std::move(std::get<0>(first)));
 }
 
-}  // namespace cluster
+}  // namespace cluster::io

@@ -1,4 +1,4 @@
-// cluster::when_all and cluster::when_any: await several tasks at once. Both wait for
+// cluster::io::when_all and cluster::io::when_any: await several tasks at once. Both wait for
 // every task to finish (nothing outlives them); when_any cancels the losers.
 #pragma once
 
@@ -16,7 +16,7 @@
 
 #include <cluster/io/task.hpp>
 
-namespace cluster {
+namespace cluster::io {
 
 namespace detail {
 
@@ -228,4 +228,4 @@ task<std::variant<detail::slot_value_t<Ts>...>> when_any(task<Ts>... tasks) {
     co_return co_await detail::when_any_awaiter<Ts...>{std::move(tasks)...};
 }
 
-}  // namespace cluster
+}  // namespace cluster::io

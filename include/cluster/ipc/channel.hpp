@@ -18,14 +18,14 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 #include <cluster/io/io_context.hpp>
-#include <cluster/io/result.hpp>
 #include <cluster/io/scm_rights.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/io/unique_fd.hpp>
 #include <cluster/ipc/frame_reader.hpp>
 #include <cluster/ipc/memfd.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/frame.hpp>
 #include <cluster/wire/protocol.hpp>
 
@@ -102,7 +102,7 @@ public:
     // The next message, which must be a T: anything else closes the channel.
     template <class T>
         requires wire::message_of<T, P>
-    task<std::optional<T>> receive() {
+    io::task<std::optional<T>> receive() {
         auto m = co_await receive();
         if (!m) co_return std::nullopt;
         if (auto* t = std::get_if<T>(&*m)) co_return std::move(*t);
@@ -115,7 +115,7 @@ public:
     [[nodiscard]] auto flush() { return flush_awaiter{*s_}; }
 
     // Flushes, then tells the peer no more is coming: its receive() ends cleanly.
-    task<result<void>> shutdown() {
+    io::task<result<void>> shutdown() {
         auto flushed = co_await flush();
         if (!flushed) co_return flushed;
         if (::shutdown(s_->fd.get(), SHUT_WR) != 0) co_return errno_code(errno);
@@ -177,10 +177,10 @@ private:
     };
 
     template <void (*Fn)(state&, int res, bool resume)>
-    struct hook : detail::completion {
+    struct hook : io::detail::completion {
         state* owner;
         explicit hook(state* s) noexcept : owner(s) {
-            complete = [](detail::completion* c, int res, unsigned, bool resume) noexcept {
+            complete = [](io::detail::completion* c, int res, unsigned, bool resume) noexcept {
                 Fn(*static_cast<hook*>(c)->owner, res, resume);
             };
         }
@@ -189,7 +189,7 @@ private:
     struct state {
         unique_fd fd;
         channel_options options;
-        io_context* ctx;
+        io::io_context* ctx;
 
         // Sending: `sending` is what the kernel may be reading, `filling` what came since.
         batch filling, sending;
@@ -719,8 +719,3 @@ private:
 };
 
 }  // namespace cluster::ipc
-
-namespace cluster {
-template <class P>
-using channel = ipc::channel<P>;
-}  // namespace cluster

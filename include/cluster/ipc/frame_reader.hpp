@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/frame.hpp>
 #include <cluster/wire/shared_bytes.hpp>
 
@@ -33,7 +33,7 @@ struct frame_view {
     wire::frame_header header;
     std::span<const std::byte> payload;
     std::span<unique_fd> fds;
-    const shared_bytes* owner = nullptr;
+    const wire::shared_bytes* owner = nullptr;
 };
 
 // What went wrong with the stream, with enough words to act on.
@@ -50,7 +50,7 @@ struct stream_error {
 class frame_reader {
 public:
     explicit frame_reader(std::size_t max_payload, std::size_t chunk = 64 * 1024)
-        : max_payload_(max_payload), chunk_(chunk), large_(16 * chunk), pool_(detail::recycler::make()) {}
+        : max_payload_(max_payload), chunk_(chunk), large_(16 * chunk), pool_(wire::detail::recycler::make()) {}
     frame_reader(const frame_reader&) = delete;
     frame_reader& operator=(const frame_reader&) = delete;
     ~frame_reader() {
@@ -183,7 +183,7 @@ private:
     // it move to the large buffer, where the rest is received in place.
     void start_large_frame() {
         const std::size_t size = frame_.header.payload_size;
-        auto [owner, data] = detail::bytes_access::lend(*pool_, size);
+        auto [owner, data] = wire::detail::bytes_access::lend(*pool_, size);
         big_ = std::move(owner);
         big_data_ = data;
         begin_ += wire::frame_header_size;
@@ -262,7 +262,7 @@ private:
         if (size == 0) return std::span<const std::byte>{};
         void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
         if (p == MAP_FAILED) return errno_code(errno);
-        mapping_ = detail::bytes_access::adopt_mapping(static_cast<std::byte*>(p), size);
+        mapping_ = wire::detail::bytes_access::adopt_mapping(static_cast<std::byte*>(p), size);
         if (mapping_.empty()) return make_error_code(std::errc::not_enough_memory);
         return mapping_.bytes();
     }
@@ -278,10 +278,10 @@ private:
     frame_view frame_;  // the header once has_header_, the rest once complete_
     bool has_header_ = false;
     bool complete_ = false;
-    shared_bytes mapping_;  // a memfd frame's payload, mapped
+    wire::shared_bytes mapping_;  // a memfd frame's payload, mapped
     std::size_t large_;
-    detail::recycler* pool_;
-    shared_bytes big_;  // a large frame's payload buffer
+    wire::detail::recycler* pool_;
+    wire::shared_bytes big_;  // a large frame's payload buffer
     std::byte* big_data_ = nullptr;
     std::size_t big_filled_ = 0;
 };

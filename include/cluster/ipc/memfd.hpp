@@ -10,9 +10,9 @@
 #include <cstddef>
 #include <utility>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster::ipc {
 

@@ -10,12 +10,12 @@
 #include <unordered_map>
 #include <utility>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/parked.hpp>
-#include <cluster/io/result.hpp>
+#include <cluster/error.hpp>
+#include <cluster/io/detail/parked.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
+#include <cluster/result.hpp>
 #include <cluster/wire/frame.hpp>
 
 namespace cluster::ipc {
@@ -28,7 +28,7 @@ public:
     request_table& operator=(const request_table&) = delete;
 
     // One request in flight: its tag while it lives, and the response once it comes.
-    class slot : detail::parked {
+    class slot : io::detail::parked {
     public:
         explicit slot(request_table& t) : table_(t), tag_(t.open(*this)) {}
         slot(const slot&) = delete;
@@ -40,7 +40,7 @@ public:
         [[nodiscard]] std::uint32_t tag() const noexcept { return tag_; }
 
         // The response; the table's error once it failed; operation_canceled on a stop.
-        task<result<M>> response() { co_return co_await awaiter{*this}; }
+        io::task<result<M>> response() { co_return co_await awaiter{*this}; }
 
     private:
         friend class request_table;
@@ -68,7 +68,7 @@ public:
         request_table& table_;
         std::optional<M> value_;
         std::error_code error_;
-        detail::parked_list waiters_;
+        io::detail::parked_list waiters_;
         // Last: open() may set error_, which must already be constructed by then.
         std::uint32_t tag_;
     };
@@ -118,13 +118,13 @@ private:
 // be a Reply. Errors: the send's, timed_out, peer_gone (the channel ended first), or
 // unexpected_type (the peer answered with another type).
 template <class Reply, class P, class T, class Rep, class Period>
-task<result<Reply>> request(channel<P>& ch, request_table<typename P::message>& table, const T& msg,
-                            std::chrono::duration<Rep, Period> timeout) {
+io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::message>& table, const T& msg,
+                                std::chrono::duration<Rep, Period> timeout) {
     typename request_table<typename P::message>::slot slot(table);
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
     if (!sent) co_return sent.error();
-    auto answer = co_await with_timeout(slot.response(), timeout);
+    auto answer = co_await io::with_timeout(slot.response(), timeout);
     if (!answer) co_return answer.error();
     if (auto* reply = std::get_if<Reply>(&*answer)) co_return std::move(*reply);
     co_return make_error_code(errc::unexpected_type);

@@ -42,17 +42,15 @@
 #include <boost/describe/modifiers.hpp>
 #include <boost/mp11/algorithm.hpp>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/buffer.hpp>
 #include <cluster/wire/decode_error.hpp>
 #include <cluster/wire/type_name.hpp>
 
-namespace cluster {
-class shared_bytes;  // cluster/wire/shared_bytes.hpp
-}
-
 namespace cluster::wire {
+
+class shared_bytes;  // cluster/wire/shared_bytes.hpp
 
 // Runs of bytes an encoder may leave out of its output and have sent by reference
 // (writev-style); defined with shared_bytes, the only codec that uses it.

@@ -9,7 +9,7 @@
 #include <boost/assert/source_location.hpp>
 #include <boost/system/result.hpp>
 
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 
 namespace cluster::wire {
 

@@ -11,9 +11,9 @@
 #include <system_error>
 #include <type_traits>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/buffer.hpp>
 #include <cluster/wire/codec.hpp>
 #include <cluster/wire/decode_error.hpp>

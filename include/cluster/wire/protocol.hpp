@@ -1,4 +1,4 @@
-// cluster::wire::protocol<Ts...> (also cluster::protocol): the message types a channel
+// cluster::wire::protocol<Ts...>: the message types a channel
 // carries, their type ids and fingerprints, and decoding a (type id, payload) to one of them.
 #pragma once
 
@@ -17,8 +17,8 @@
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/codec.hpp>
 #include <cluster/wire/decode_error.hpp>
 #include <cluster/wire/fingerprint.hpp>
@@ -171,10 +171,3 @@ template <class T, class P>
 concept message_of = P::template contains<T>;
 
 }  // namespace cluster::wire
-
-namespace cluster {
-
-template <class... Ts>
-using protocol = wire::protocol<Ts...>;
-
-}  // namespace cluster

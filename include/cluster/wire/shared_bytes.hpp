@@ -1,4 +1,4 @@
-// cluster::shared_bytes: an immutable, reference-counted, contiguous run of bytes, and its codec.
+// cluster::wire::shared_bytes: an immutable, reference-counted, contiguous run of bytes, and its codec.
 // Built in a sealed memfd it crosses to another process as one fd: no copy at all.
 #pragma once
 
@@ -24,11 +24,11 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/codec.hpp>
 
-namespace cluster {
+namespace cluster::wire {
 
 namespace detail {
 
@@ -382,9 +382,6 @@ struct bytes_access {
 };
 
 }  // namespace detail
-}  // namespace cluster
-
-namespace cluster::wire {
 
 // The runs an encoder left out of its output: each belongs `at` bytes into the output
 // (counted in what was written, not including earlier runs). Runs shorter than
@@ -437,7 +434,7 @@ struct codec<shared_bytes> {
         if (index == detail::no_fd) {
             std::uint32_t n = 0;
             if (!r.take_count(n, 1)) return false;
-            v = cluster::detail::bytes_access::share_or_copy(r.owner, {r.pos, n});
+            v = detail::bytes_access::share_or_copy(r.owner, {r.pos, n});
             r.pos += n;
             return true;
         }
@@ -445,7 +442,7 @@ struct codec<shared_bytes> {
         if (!r.take_value(size)) return false;
         if (index >= r.fds.size() || !r.fds[index].valid()) return r.fail(errc::missing_fd);
         // The reason goes after the path the unwinding builds: "blob.bytes (memfd not sealed ...)".
-        if (auto refused = cluster::detail::bytes_access::adopt_memfd(r.fds[index], size, v); refused.why) {
+        if (auto refused = detail::bytes_access::adopt_memfd(r.fds[index], size, v); refused.why) {
             r.fail(refused.code);
             r.path = std::string(" (") + refused.why + ")";
             return false;

@@ -1,4 +1,4 @@
-// cluster::detail::parked and parked_list: coroutines suspended until someone wakes them,
+// cluster::io::detail::parked and parked_list: coroutines suspended until someone wakes them,
 // the building block of queues and flags that tasks wait on.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/task.hpp>
 
-namespace cluster::detail {
+namespace cluster::io::detail {
 
 class parked_list;
 
@@ -115,4 +115,4 @@ inline parked::~parked() {
     if (posted_) ctx_->cancel_post(handle_);
 }
 
-}  // namespace cluster::detail
+}  // namespace cluster::io::detail

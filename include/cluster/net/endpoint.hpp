@@ -1,4 +1,4 @@
-// cluster::endpoint: an address to listen on or connect to — IPv4, IPv6, or a Unix-domain
+// cluster::net::endpoint: an address to listen on or connect to — IPv4, IPv6, or a Unix-domain
 // socket (a path, or Linux's abstract namespace) — parsed, printed, hashed, and as a sockaddr.
 #pragma once
 
@@ -20,10 +20,10 @@
 #include <system_error>
 #include <type_traits>
 
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
+#include <cluster/error.hpp>
+#include <cluster/result.hpp>
 
-namespace cluster {
+namespace cluster::net {
 
 // Why a text or an address is not an endpoint.
 enum class endpoint_errc {
@@ -64,12 +64,12 @@ inline const std::error_category& endpoint_category() noexcept {
 
 inline std::error_code make_error_code(endpoint_errc e) noexcept { return {static_cast<int>(e), endpoint_category()}; }
 
-}  // namespace cluster
+}  // namespace cluster::net
 
 template <>
-struct std::is_error_code_enum<cluster::endpoint_errc> : std::true_type {};
+struct std::is_error_code_enum<cluster::net::endpoint_errc> : std::true_type {};
 
-namespace cluster {
+namespace cluster::net {
 
 namespace detail {
 
@@ -376,4 +376,4 @@ inline result<endpoint> peer_endpoint(int fd) noexcept {
     return endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&addr), len);
 }
 
-}  // namespace cluster
+}  // namespace cluster::net

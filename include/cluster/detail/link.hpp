@@ -1,4 +1,4 @@
-// cluster::link_end<P>: one end of the channel between a primary and a worker, and what
+// cluster::detail::link_end<P>: one end of the channel between a primary and a worker, and what
 // both ends do with it alike — send, request, reply — and how arrivals become message<P>.
 #pragma once
 
@@ -10,12 +10,12 @@
 #include <utility>
 #include <variant>
 
-#include <cluster/control.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/incoming.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/io/unique_fd.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/ipc/request_table.hpp>
-#include <cluster/message.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/frame.hpp>
 
 namespace cluster::detail {
@@ -53,10 +53,6 @@ void check_replyable(const incoming<V>& to) {
                                 "cluster: reply() to a message that is not a request");
 }
 
-}  // namespace cluster::detail
-
-namespace cluster {
-
 template <class P>
 class link_end {
 public:
@@ -77,7 +73,8 @@ public:
     // (it answered with another type), or the send's.
     template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
         requires wire::message_of<T, P> && wire::message_of<Reply, P>
-    task<result<Reply>> request(const T& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    io::task<result<Reply>> request(const T& msg,
+                                    std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
         return ipc::request<Reply>(link_, requests_, msg, timeout);
     }
 
@@ -85,7 +82,7 @@ public:
     template <class V, class R>
         requires wire::message_of<R, P>
     [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
-        detail::check_replyable(to);
+        check_replyable(to);
         return link_.send(response, to.request_tag, wire::frame_flags::response);
     }
 
@@ -99,4 +96,4 @@ protected:
     ipc::request_table<typename link_protocol::message> requests_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::detail

@@ -14,7 +14,7 @@
 #define CLUSTER_TRAMPOLINE 0
 #endif
 
-namespace cluster::detail {
+namespace cluster::io::detail {
 
 // The loop driving coroutines on this thread: where the stack stood when it last
 // resumed one, and how to hand it a coroutine to resume later.
@@ -54,6 +54,6 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcep
 
 // Called by a loop right before it resumes coroutines: the stack is measured from its frame.
 #define CLUSTER_MARK_STACK_BASE()                                                                                      \
-    (::cluster::detail::trampoline::stack_base = static_cast<const char*>(__builtin_frame_address(0)))
+    (::cluster::io::detail::trampoline::stack_base = static_cast<const char*>(__builtin_frame_address(0)))
 
-}  // namespace cluster::detail
+}  // namespace cluster::io::detail

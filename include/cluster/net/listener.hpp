@@ -1,4 +1,4 @@
-// cluster::listener: a worker's side of a listening endpoint — the connections the primary
+// cluster::net::listener: a worker's side of a listening endpoint — the connections the primary
 // hands it, or the socket it accepts on itself — counted while open, and drained when it leaves.
 #pragma once
 
@@ -9,18 +9,18 @@
 #include <stop_token>
 #include <utility>
 
-#include <cluster/endpoint.hpp>
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
-#include <cluster/io/result.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/io/unique_fd.hpp>
-#include <cluster/listen_socket.hpp>
-#include <cluster/schedule.hpp>
-#include <cluster/tcp_stream.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listen_socket.hpp>
+#include <cluster/net/schedule.hpp>
+#include <cluster/net/tcp_stream.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
-namespace cluster {
+namespace cluster::net {
 
 struct listener_options {
     // Open connections at which this worker takes no more: the primary offers them to
@@ -52,14 +52,14 @@ struct handed_connection {
 // A latch that can be waited on again: each notify() wakes the waiters so far.
 class notifier {
 public:
-    task<bool> wait() {
+    io::task<bool> wait() {
         auto current = current_;  // kept alive in this frame until its waiters have run
         co_return co_await current->wait();
     }
-    void notify() { std::exchange(current_, std::make_shared<latch>())->set(); }
+    void notify() { std::exchange(current_, std::make_shared<io::latch>())->set(); }
 
 private:
-    std::shared_ptr<latch> current_ = std::make_shared<latch>();
+    std::shared_ptr<io::latch> current_ = std::make_shared<io::latch>();
 };
 
 // Shared by the listener, the worker that routes connections to it, and the streams it
@@ -141,7 +141,7 @@ public:
     bool socket_stopped_ = false;  // shared, reuseport: the primary shut the socket down
     std::size_t open_ = 0;
     std::uint64_t accepted_ = 0;
-    mailbox<handed_connection> handed_;
+    io::mailbox<handed_connection> handed_;
     std::stop_source stop_;
     notifier room_;  // a connection closed, or accepting stopped
     notifier idle_;  // no connection open any more
@@ -166,7 +166,7 @@ public:
     // The next connection. Once the worker is leaving (the primary disconnected it) or
     // close() was called, the connections already handed to it come first, then
     // errc::listener_closed. Answers the awaiting task's stop token (operation_canceled).
-    task<result<tcp_stream>> accept() {
+    io::task<result<tcp_stream>> accept() {
         auto state = state_;  // the listener may be moved or closed while this waits
         if (!state || state->closed_) co_return make_error_code(errc::listener_closed);
         if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
@@ -181,14 +181,14 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return state_ && !state_->closed_; }
     // The address bound: a port 0 resolved to the port the kernel chose.
     [[nodiscard]] const endpoint& local() const noexcept { return state_->local_; }
-    [[nodiscard]] cluster::schedule schedule() const noexcept { return state_->schedule_; }
+    [[nodiscard]] net::schedule schedule() const noexcept { return state_->schedule_; }
     // Accepted through this listener and not closed yet.
     [[nodiscard]] std::size_t connections() const noexcept { return state_->open_; }
     [[nodiscard]] std::uint64_t accepted() const noexcept { return state_->accepted_; }
 
     // Until every connection accepted through this listener is closed. False if the
     // awaiting task was asked to stop first.
-    task<bool> drained() {
+    io::task<bool> drained() {
         auto state = state_;
         while (state && state->open_ > 0) {
             const bool woke = co_await state->idle_.wait();
@@ -205,7 +205,7 @@ private:
         return s;
     }
 
-    static task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state) {
+    static io::task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state) {
         auto handed = co_await state->handed_.take();
         if (!handed) {
             if (state->stopped_) co_return make_error_code(errc::listener_closed);
@@ -217,7 +217,7 @@ private:
         co_return track(state, std::move(stream));
     }
 
-    static task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state) {
+    static io::task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state) {
         auto mine = co_await current_stop_token();
         while (state->accepting() && state->at_limit(0)) {
             const bool woke = co_await state->room_.wait();
@@ -227,7 +227,7 @@ private:
         std::stop_source either;
         std::stop_callback on_mine(mine, [&either] { either.request_stop(); });
         std::stop_callback on_leaving(state->stop_.get_token(), [&either] { either.request_stop(); });
-        auto accepted = co_await cluster::accept(state->socket_.get()).with_stop_token(either.get_token());
+        auto accepted = co_await net::accept(state->socket_.get()).with_stop_token(either.get_token());
         if (accepted) co_return track(state, std::move(*accepted));
         // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
         // on it comes through the primary.
@@ -239,4 +239,4 @@ private:
     std::shared_ptr<detail::listener_state> state_;
 };
 
-}  // namespace cluster
+}  // namespace cluster::net

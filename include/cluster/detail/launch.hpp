@@ -23,13 +23,13 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/error.hpp>
 #include <cluster/io/child_process.hpp>
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/options.hpp>
+#include <cluster/result.hpp>
 #include <cluster/role.hpp>
+#include <cluster/unique_fd.hpp>
 
 extern char** environ;
 
@@ -87,7 +87,7 @@ struct launch_failure {
 
 // A worker process just started, from the primary's side.
 struct launched {
-    child_process child;
+    io::child_process child;
     unique_fd link;    // the primary's end of the channel
     unique_fd out;     // silent: the worker's stdout, to relay
     unique_fd err;     // silent: the worker's stderr, to relay
@@ -228,7 +228,7 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     sigset_t all, before;
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &before);
-    auto child = child_process::fork();
+    auto child = io::child_process::fork();
     if (!child || !child->is_child()) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (!child) return child.error();
     if (child->is_child()) {

@@ -21,15 +21,15 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/control.hpp>
-#include <cluster/endpoint.hpp>
+#include <cluster/detail/control.hpp>
 #include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/listen_socket.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listen_socket.hpp>
+#include <cluster/net/schedule.hpp>
 #include <cluster/options.hpp>
-#include <cluster/schedule.hpp>
 #include <cluster/worker_handle.hpp>
 
 namespace cluster::detail {
@@ -68,8 +68,8 @@ public:
 
     // A worker's listen request: the answer to send it. Starts accepting when the schedule
     // has the primary accept. `listening` is filled in on success, for the event.
-    control::listen_reply listen(const std::shared_ptr<handle>& h, const control::listen_request& ask, scope& tasks,
-                                 endpoint& listening) {
+    control::listen_reply listen(const std::shared_ptr<handle>& h, const control::listen_request& ask, io::scope& tasks,
+                                 net::endpoint& listening) {
         control::listen_reply reply;
         auto l = find_or_open(ask, tasks, reply);
         if (!l) return reply;
@@ -77,9 +77,9 @@ public:
             failure(reply, EADDRINUSE, "this worker already listens there");
             return reply;
         }
-        if (l->sched == schedule::shared) {
+        if (l->sched == net::schedule::shared) {
             reply.socket = dup_socket(l->socket.get());
-        } else if (l->sched == schedule::reuseport) {
+        } else if (l->sched == net::schedule::reuseport) {
             if (!socket_for_slot(*l, h->home_slot_, reply)) return reply;
         }
         // Every schedule's members: where the primary accepts, they get its connections; with
@@ -184,7 +184,7 @@ private:
     struct pending_connection {
         std::uint32_t listener = 0;
         unique_fd socket;
-        endpoint peer;                  // sticky and custom only
+        net::endpoint peer;             // sticky and custom only
         std::vector<unsigned> refused;  // workers that said no to it
     };
 
@@ -195,9 +195,9 @@ private:
 
     struct listening_socket {
         std::uint32_t id = 0;
-        schedule sched = schedule::round_robin;
-        endpoint local;
-        listen_options options;
+        net::schedule sched = net::schedule::round_robin;
+        net::endpoint local;
+        net::listen_options options;
         unique_fd socket;
         std::map<unsigned, unique_fd> per_slot;    // reuseport: each slot's socket, which its next worker reuses
         std::stop_source stop_polling;             // ends accept_loop
@@ -220,35 +220,35 @@ private:
         return ec.category() == std::system_category() ? ec.value() : EINVAL;
     }
 
-    static listen_options options_of(const control::listen_request& ask, schedule s) {
-        listen_options o;
+    static net::listen_options options_of(const control::listen_request& ask, net::schedule s) {
+        net::listen_options o;
         if (ask.backlog > 0) o.backlog = ask.backlog;
         if (ask.v6_only >= 0) o.v6_only = ask.v6_only == 1;
         o.reuse_address = ask.reuse_address;
         o.replace_stale_unix_socket = ask.replace_stale_unix_socket;
-        o.reuse_port = s == schedule::reuseport;
+        o.reuse_port = s == net::schedule::reuseport;
         return o;
     }
 
-    std::shared_ptr<listening_socket> find_or_open(const control::listen_request& ask, scope& tasks,
+    std::shared_ptr<listening_socket> find_or_open(const control::listen_request& ask, io::scope& tasks,
                                                    control::listen_reply& reply) {
-        auto ep = endpoint::parse(ask.endpoint);
+        auto ep = net::endpoint::parse(ask.endpoint);
         if (!ep) return (failure(reply, EINVAL, "not an endpoint: " + ep.error().message()), nullptr);
-        if (ask.schedule > static_cast<std::uint8_t>(last_schedule))
+        if (ask.schedule > static_cast<std::uint8_t>(net::last_schedule))
             return (failure(reply, EINVAL, "unknown schedule " + std::to_string(ask.schedule)), nullptr);
-        const auto s = static_cast<schedule>(ask.schedule);
+        const auto s = static_cast<net::schedule>(ask.schedule);
         if (auto it = listeners_.find(ask.endpoint); it != listeners_.end()) {
             if (it->second->sched != s)
                 return (failure(reply, EADDRINUSE,
                                 std::string("the cluster already listens there with schedule ") +
-                                    to_string(it->second->sched)),
+                                    net::to_string(it->second->sched)),
                         nullptr);
             if (it->second->stopped) return (failure(reply, ECANCELED, "the cluster is stopping"), nullptr);
             return it->second;
         }
-        if (s == schedule::custom && !options_->pick)
+        if (s == net::schedule::custom && !options_->pick)
             return (failure(reply, EINVAL, "schedule custom needs primary_options::pick"), nullptr);
-        if (s == schedule::reuseport && !ep->is_ip())
+        if (s == net::schedule::reuseport && !ep->is_ip())
             return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"),
                     nullptr);
         auto l = std::make_shared<listening_socket>();
@@ -256,13 +256,13 @@ private:
         l->sched = s;
         l->options = options_of(ask, s);
         std::string step;
-        auto opened = open_listening(*ep, l->options, step);
+        auto opened = net::detail::open_listening(*ep, l->options, step);
         if (!opened) return (failure(reply, errno_of(opened.error()), step), nullptr);
         l->socket = std::move(*opened);
-        auto local = local_endpoint(l->socket.get());
+        auto local = net::local_endpoint(l->socket.get());
         l->local = local ? *local : *ep;
         listeners_.emplace(ask.endpoint, l);
-        if (primary_accepts(s)) tasks.spawn(accept_loop(*this, l));
+        if (net::primary_accepts(s)) tasks.spawn(accept_loop(*this, l));
         return l;
     }
 
@@ -276,7 +276,7 @@ private:
                 it = l.per_slot.emplace(slot, std::move(l.socket)).first;
             } else {
                 std::string step;
-                auto opened = open_listening(l.local, l.options, step);
+                auto opened = net::detail::open_listening(l.local, l.options, step);
                 if (!opened) return (failure(reply, errno_of(opened.error()), step), false);
                 it = l.per_slot.emplace(slot, std::move(*opened)).first;
             }
@@ -302,7 +302,7 @@ private:
 
     // A multishot io_uring accept: one armed op yields every connection, with no accept
     // syscalls of our own. Kernels before 5.19 answer EINVAL: readiness and accept4() then.
-    static task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
+    static io::task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
         io::multishot_accept acceptor(l->socket.get());
         const acceptor_registration registered(*l, acceptor);
         std::stop_callback on_stop(l->stop_polling.get_token(), [&acceptor] { acceptor.cancel(); });
@@ -333,7 +333,7 @@ private:
 
     // Readiness, then accept4() until the queue is empty: each connection is the
     // balancer's from the moment it exists.
-    static task<void> poll_loop(balancer& self, std::shared_ptr<listening_socket> l) {
+    static io::task<void> poll_loop(balancer& self, std::shared_ptr<listening_socket> l) {
         const int fd = l->socket.get();
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
         while (!l->stopped) {
@@ -361,7 +361,7 @@ private:
 
     // Out of descriptors or memory: say so once and wait a little, as a server must; a
     // connection the client gave up on before we took it is not an error.
-    task<bool> survive(const std::error_code& ec) {
+    io::task<bool> survive(const std::error_code& ec) {
         if (ec == std::errc::operation_canceled) co_return false;
         if (ec == std::errc::connection_aborted || ec == std::errc::protocol_error) co_return true;
         if (!warned_) std::fprintf(stderr, "cluster: primary: accept: %s (retrying)\n", ec.message().c_str());
@@ -373,8 +373,8 @@ private:
     void admit(listening_socket& l, unique_fd socket) {
         pending_connection c;
         c.listener = l.id;
-        if (l.sched == schedule::sticky || l.sched == schedule::custom) {
-            auto peer = peer_endpoint(socket.get());
+        if (l.sched == net::schedule::sticky || l.sched == net::schedule::custom) {
+            auto peer = net::peer_endpoint(socket.get());
             if (peer) c.peer = *peer;
         }
         c.socket = std::move(socket);
@@ -398,7 +398,7 @@ private:
         offer.socket = std::move(c.socket);
         (void)target->link_.send(offer);  // the channel sends a dup: ours is kept until the answer
         c.socket = std::move(offer.socket);
-        if (l.sched == schedule::least_connections || l.sched == schedule::custom) ++l.open[target->id()];
+        if (l.sched == net::schedule::least_connections || l.sched == net::schedule::custom) ++l.open[target->id()];
         in_flight_.emplace(seq, handed_over{target->id(), std::move(c)});
     }
 
@@ -429,9 +429,9 @@ private:
                 live.push_back(&m);
         if (live.empty()) return nullptr;
         switch (l.sched) {
-        case schedule::sticky: return pick_sticky(l, c, live);
-        case schedule::least_connections: return pick_least(l, live);
-        case schedule::custom: return pick_custom(l, c, live);
+        case net::schedule::sticky: return pick_sticky(l, c, live);
+        case net::schedule::least_connections: return pick_least(l, live);
+        case net::schedule::custom: return pick_custom(l, c, live);
         default: return next_in_turn(l, live);
         }
     }
@@ -488,9 +488,9 @@ private:
 
     std::shared_ptr<handle> pick_custom(listening_socket& l, const pending_connection& c,
                                         const std::vector<std::shared_ptr<handle>*>& live) {
-        std::vector<candidate> candidates;
+        std::vector<net::candidate> candidates;
         candidates.reserve(live.size());
-        for (auto* m : live) candidates.push_back(candidate{(*m)->id(), l.open[(*m)->id()]});
+        for (auto* m : live) candidates.push_back(net::candidate{(*m)->id(), l.open[(*m)->id()]});
         const unsigned chosen = options_->pick(c.peer, candidates);
         for (auto* m : live)
             if ((*m)->id() == chosen) return *m;

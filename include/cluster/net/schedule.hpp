@@ -1,4 +1,4 @@
-// cluster::schedule: how a listening endpoint's connections reach the workers (Node's
+// cluster::net::schedule: how a listening endpoint's connections reach the workers (Node's
 // schedulingPolicy and past it), and the user's own choice for schedule::custom.
 #pragma once
 
@@ -9,9 +9,9 @@
 #include <span>
 #include <string_view>
 
-#include <cluster/endpoint.hpp>
+#include <cluster/net/endpoint.hpp>
 
-namespace cluster {
+namespace cluster::net {
 
 enum class schedule : std::uint8_t {
     round_robin,        // the primary accepts and hands each connection to the next worker (Node's SCHED_RR)
@@ -55,4 +55,4 @@ struct candidate {
 // `live` (never empty). Any other answer falls back to round robin.
 using pick_function = std::function<unsigned(const endpoint& client, std::span<const candidate> live)>;
 
-}  // namespace cluster
+}  // namespace cluster::net

@@ -1,4 +1,4 @@
-// cluster::tcp_stream: one connected stream socket (TCP or Unix-domain) with awaitable reads,
+// cluster::net::tcp_stream: one connected stream socket (TCP or Unix-domain) with awaitable reads,
 // writes, half-close and close; and accept() and connect(), which produce one.
 #pragma once
 
@@ -17,15 +17,15 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/endpoint.hpp>
-#include <cluster/io/error.hpp>
+#include <cluster/error.hpp>
 #include <cluster/io/op.hpp>
 #include <cluster/io/ops.hpp>
-#include <cluster/io/result.hpp>
 #include <cluster/io/task.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
-namespace cluster {
+namespace cluster::net {
 
 // shutdown(2) as an io_uring op.
 class shutdown_op : public io::basic_op<shutdown_op, result<void>> {
@@ -110,7 +110,7 @@ public:
     // Every read and write below answers the awaiting task's stop token (ECANCELED).
     // The single ops (read_some, write_some, shutdown, close) also take .with_timeout(d)
     // and .with_stop_token(t); the tasks (read, write, writev) take
-    // cluster::with_timeout(task, d), a deadline for the whole transfer, and
+    // io::with_timeout(task, d), a deadline for the whole transfer, and
     // .with_stop_token(t). Peer gone: ECONNRESET or EPIPE as a value, never SIGPIPE.
 
     // One receive into a non-empty `buf`: the bytes read, at most its size. 0 means end of
@@ -133,20 +133,20 @@ public:
     // says how many, when that matters).
     template <class R>
         requires io::byte_range<std::remove_cvref_t<R>>
-    [[nodiscard]] task<result<void>> read(R&& buf) {
+    [[nodiscard]] io::task<result<void>> read(R&& buf) {
         return read_all(fd_.get(), io::as_writable_bytes(buf));
     }
 
     // Sends all of `buf`, however many sends it takes.
     template <class R>
         requires io::byte_range<std::remove_cvref_t<R>>
-    [[nodiscard]] task<result<void>> write(const R& buf) {
+    [[nodiscard]] io::task<result<void>> write(const R& buf) {
         return write_all(fd_.get(), io::as_bytes(buf));
     }
 
     // Sends every byte of every buffer in order, resuming mid-buffer after a partial send.
     // Any number of buffers: they go IOV_MAX at a time. `iov` itself is left as it was.
-    [[nodiscard]] task<result<void>> writev(std::span<const iovec> iov) { return writev_all(fd_.get(), iov); }
+    [[nodiscard]] io::task<result<void>> writev(std::span<const iovec> iov) { return writev_all(fd_.get(), iov); }
 
     // SHUT_WR sends end of stream and keeps reading; SHUT_RD, SHUT_RDWR as shutdown(2).
     [[nodiscard]] shutdown_op shutdown(int how) noexcept { return {fd_.get(), how}; }
@@ -189,7 +189,7 @@ private:
         if (std::exchange(shared_, false) && fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
     }
 
-    static task<result<void>> read_all(int fd, std::span<std::byte> buf) {
+    static io::task<result<void>> read_all(int fd, std::span<std::byte> buf) {
         while (!buf.empty()) {
             auto n = co_await io::recv(fd, buf);
             if (!n) co_return n.error();
@@ -199,7 +199,7 @@ private:
         co_return result<void>{};
     }
 
-    static task<result<void>> write_all(int fd, std::span<const std::byte> buf) {
+    static io::task<result<void>> write_all(int fd, std::span<const std::byte> buf) {
         while (!buf.empty()) {
             auto n = co_await io::send(fd, buf);
             if (!n) co_return n.error();
@@ -210,7 +210,7 @@ private:
 
     // sendmsg, not writev: only sendmsg takes MSG_NOSIGNAL. The copy of the iovecs is
     // what advances past partial sends.
-    static task<result<void>> writev_all(int fd, std::span<const iovec> iov) {
+    static io::task<result<void>> writev_all(int fd, std::span<const iovec> iov) {
         std::vector<iovec> copy(iov.begin(), iov.end());
         auto pending = detail::advance_iovecs(copy, 0);
         while (!pending.empty()) {
@@ -253,8 +253,8 @@ private:
 [[nodiscard]] inline accept_stream_op accept(int listen_fd) noexcept { return accept_stream_op{listen_fd}; }
 
 // A stream connected to `to` (TCP or Unix-domain). It answers the awaiting task's stop
-// token; cluster::with_timeout(connect(to), d) bounds it.
-inline task<result<tcp_stream>> connect(endpoint to) {
+// token; io::with_timeout(connect(to), d) bounds it.
+inline io::task<result<tcp_stream>> connect(endpoint to) {
     unique_fd socket(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!socket) co_return errno_code(errno);
     auto connected = co_await io::connect(socket.get(), to.data(), to.size());
@@ -262,4 +262,4 @@ inline task<result<tcp_stream>> connect(endpoint to) {
     co_return tcp_stream(std::move(socket), to);
 }
 
-}  // namespace cluster
+}  // namespace cluster::net

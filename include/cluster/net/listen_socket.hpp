@@ -1,4 +1,4 @@
-// cluster::listen_socket: a stream socket listening on an endpoint, with the options servers
+// cluster::net::listen_socket: a stream socket listening on an endpoint, with the options servers
 // need (address and port reuse, backlog, dual-stack IPv6) and safe reuse of a stale Unix socket file.
 #pragma once
 
@@ -13,12 +13,12 @@
 #include <system_error>
 #include <utility>
 
-#include <cluster/endpoint.hpp>
-#include <cluster/io/error.hpp>
-#include <cluster/io/result.hpp>
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/error.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
-namespace cluster {
+namespace cluster::net {
 
 struct listen_options {
     // Pending connections; the kernel caps it at net.core.somaxconn.
@@ -131,4 +131,4 @@ inline unique_fd listen_socket(const endpoint& ep, const listen_options& o = {})
     return std::move(*fd);
 }
 
-}  // namespace cluster
+}  // namespace cluster::net

@@ -1,4 +1,4 @@
-// cluster::control: the messages a primary and its workers exchange for themselves (online,
+// cluster::detail::control: the messages a primary and its workers exchange for themselves (online,
 // listening, disconnect, heartbeats, readiness, connections), and link_protocol<P>, which carries them beside P.
 #pragma once
 
@@ -7,10 +7,10 @@
 
 #include <boost/describe.hpp>
 
-#include <cluster/io/unique_fd.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
 
-namespace cluster::control {
+namespace cluster::detail::control {
 
 // Worker to primary, first thing: the worker runs (Node's 'online').
 struct online {
@@ -124,4 +124,4 @@ using link_protocol = typename link_protocol_of<P>::type;
 // How many of a link's alternatives come before P's own.
 inline constexpr std::size_t control_count = 14;
 
-}  // namespace cluster::control
+}  // namespace cluster::detail::control

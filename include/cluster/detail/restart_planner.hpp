@@ -1,0 +1,104 @@
+// cluster::detail::restart_planner: restart_policy applied to one exit after another — the
+// backoff step, the restarts of the last period, and the decision each exit gets.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <string>
+
+#include <cluster/io/child_process.hpp>
+#include <cluster/restart_policy.hpp>
+
+namespace cluster::detail {
+
+struct restart_decision {
+    enum class action {
+        restart,  // after `delay`
+        none,     // this exit is not one to replace (see reason)
+        give_up,  // a crash loop: no more restarts (see reason)
+    };
+    action what = action::none;
+    std::chrono::milliseconds delay{0};
+    std::string reason;
+};
+
+// The policy's state across exits: the backoff step and the restarts of the last period.
+class restart_planner {
+public:
+    using clock = std::chrono::steady_clock;
+
+    explicit restart_planner(restart_policy policy, std::uint64_t seed = std::random_device{}())
+        : policy_(policy), rng_(seed) {}
+
+    // A worker that ran for `uptime` ended with `status` at `now`.
+    restart_decision on_exit(const io::exit_status& status, bool exited_after_disconnect, clock::duration uptime,
+                             clock::time_point now) {
+        if (gave_up_) return {restart_decision::action::none, {}, "restarts were given up earlier"};
+        if (auto why = not_replaced(status, exited_after_disconnect); !why.empty())
+            return {restart_decision::action::none, {}, why};
+        // A worker that ran for stable_uptime was no crash loop: it starts the backoff over
+        // and is not counted, so workers that served for hours and were killed together (the
+        // OOM killer, a pkill) are all replaced, however many there are.
+        const bool stable = uptime >= policy_.stable_uptime;
+        if (stable) step_ = 0;
+        while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
+        if (!stable && restarts_.size() >= policy_.max_restarts) {
+            gave_up_ = true;
+            return {restart_decision::action::give_up, {}, storm_reason()};
+        }
+        if (!stable) restarts_.push_back(now);
+        const auto delay = jittered(backoff());
+        ++step_;
+        return {restart_decision::action::restart, delay, {}};
+    }
+
+    // The next delay before jitter; it grows with every restart until a stable uptime.
+    [[nodiscard]] std::chrono::milliseconds backoff() const {
+        const double grown = static_cast<double>(policy_.initial_delay.count()) * std::pow(policy_.factor, step_);
+        const double capped = std::min(grown, static_cast<double>(policy_.max_delay.count()));
+        return std::chrono::milliseconds(static_cast<std::int64_t>(capped));
+    }
+    // Restarts since the backoff was last reset, the one just decided included.
+    [[nodiscard]] unsigned attempt() const noexcept { return step_; }
+    [[nodiscard]] bool gave_up() const noexcept { return gave_up_; }
+    [[nodiscard]] const restart_policy& policy() const noexcept { return policy_; }
+
+private:
+    // Why this exit is not one the mode replaces; empty when it is.
+    std::string not_replaced(const io::exit_status& status, bool exited_after_disconnect) const {
+        switch (policy_.mode) {
+        case restart_mode::permanent: return {};
+        case restart_mode::temporary: return "temporary workers are not restarted";
+        case restart_mode::transient:
+            if (exited_after_disconnect) return "a transient worker that left after a disconnect is not restarted";
+            if (status.success()) return "a transient worker that exited with code 0 is not restarted";
+            return {};
+        }
+        return {};
+    }
+
+    std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
+        const double j = std::clamp(policy_.jitter, 0.0, 1.0);
+        std::uniform_real_distribution<double> scale(1.0 - j, 1.0 + j);
+        const double scaled = static_cast<double>(d.count()) * scale(rng_);
+        return std::chrono::milliseconds(
+            static_cast<std::int64_t>(std::min(scaled, static_cast<double>(policy_.max_delay.count()))));
+    }
+
+    std::string storm_reason() const {
+        return "more than " + std::to_string(policy_.max_restarts) + " restarts within " +
+               std::to_string(policy_.period.count()) + " ms";
+    }
+
+    restart_policy policy_;
+    std::mt19937_64 rng_;
+    unsigned step_ = 0;
+    std::deque<clock::time_point> restarts_;
+    bool gave_up_ = false;
+};
+
+}  // namespace cluster::detail

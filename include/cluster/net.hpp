@@ -1,0 +1,29 @@
+// The net layer in one include — endpoints, listening sockets, streams, a worker's listener
+// and the schedules that feed it — and its everyday names in namespace cluster.
+#pragma once
+
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listen_socket.hpp>
+#include <cluster/net/listener.hpp>
+#include <cluster/net/schedule.hpp>
+#include <cluster/net/tcp_stream.hpp>
+
+namespace cluster {
+using net::accept;
+using net::candidate;
+using net::connect;
+using net::endpoint;
+using net::endpoint_errc;
+using net::listen_options;
+using net::listen_socket;
+using net::listener;
+using net::listener_options;
+using net::local_endpoint;
+using net::parse_schedule;
+using net::peer_endpoint;
+using net::pick_function;
+using net::schedule;
+using net::tcp_stream;
+using net::to_string;
+using net::try_listen_socket;
+}  // namespace cluster
