@@ -9,8 +9,6 @@
 //   --crash               every worker fails as it starts: the primary gives up, exit code 3
 #include <cluster/cluster.hpp>
 
-#include <boost/describe.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,10 +20,7 @@
 
 using namespace cluster;
 
-// These workers take no messages, but a protocol names at least one type.
-struct nothing {};
-BOOST_DESCRIBE_STRUCT(nothing, (), ())
-using proto = protocol<nothing>;
+using proto = protocol<>;  // the workers take no messages
 
 // The number after `flag` on the command line, or `fallback`.
 unsigned option(int argc, char** argv, std::string_view flag, unsigned fallback) {
@@ -73,12 +68,12 @@ void print(const event<proto>& e, bool& port_shown) {
         std::printf("Replacing worker %u in %lld ms (restart %u)\n", r->worker_id,
                     static_cast<long long>(r->delay.count()), r->attempt);
     } else if (auto* g = e.get_if<gave_up_event>()) {
-        std::printf("Giving up: %s\n", g->reason.c_str());
+        std::printf("Giving up: %s\n", g->what.c_str());
     } else if (auto* l = e.get_if<reload_event>()) {
         if (l->ok)
             std::printf("Reload done: %u workers replaced\n", l->replaced);
         else
-            std::printf("Reload stopped after %u workers: %s\n", l->replaced, l->reason.c_str());
+            std::printf("Reload stopped after %u workers: %s\n", l->replaced, l->what.c_str());
     }
 }
 

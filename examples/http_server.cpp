@@ -35,10 +35,7 @@
 using namespace cluster;
 using namespace std::chrono_literals;
 
-// The workers take no messages, but a protocol names at least one type.
-struct nothing {};
-BOOST_DESCRIBE_STRUCT(nothing, (), ())
-using proto = protocol<nothing>;
+using proto = protocol<>;  // the workers take no messages
 
 // What the command line chose. The workers get it through run(), from main().
 struct settings {
@@ -155,7 +152,7 @@ public:
             // It comes right after its worker's exit event.
             std::printf("Worker %d died. Restarting...\n", last_exit_);
         } else if (auto* g = e.get_if<gave_up_event>()) {
-            std::printf("Giving up: %s\n", g->reason.c_str());
+            std::printf("Giving up: %s\n", g->what.c_str());
         }
     }
 

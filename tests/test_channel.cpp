@@ -192,7 +192,7 @@ TEST_CASE("tags and flags travel in the envelope") {
         REQUIRE(e);
         CHECK(e->tag == 42);
         CHECK(e->flags == wire::frame_flags::request);
-        CHECK(std::get<ping>(e->message).text == "q");
+        CHECK(std::get<ping>(e->value).text == "q");
     }());
 }
 

@@ -264,7 +264,7 @@ TEST_CASE("one worker's events come in order: fork, online, message, disconnect,
         // Only a worker that disconnected (rather than just returning) exited after disconnect.
         CHECK(gone.exited_after_disconnect == (std::string_view(how) == behaviour::hello_then_disconnect));
         for (const auto& e : events)
-            if (auto* d = e.get_if<disconnect_event>()) CHECK_FALSE(d->reason);
+            if (auto* d = e.get_if<disconnect_event>()) CHECK_FALSE(d->error);
     });
 }
 
@@ -325,7 +325,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
         }
         auto ended = co_await events_through(p, id, event_kind::exit);
         CHECK(kinds_of(ended, id) == "disconnect exit");
-        CHECK_FALSE(ended.front().get_if<disconnect_event>()->reason);
+        CHECK_FALSE(ended.front().get_if<disconnect_event>()->error);
         const auto& gone = exit_of(ended);
         CHECK(gone.status.success());
         CHECK(gone.exited_after_disconnect);

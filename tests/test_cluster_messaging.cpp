@@ -217,7 +217,7 @@ task<void> picky_worker(worker<P>& w) {
 }
 
 // Replies to the batch of jobs it held, last asked first answered.
-task<void> answer_in_reverse(worker<P>& w, std::vector<message<P>>& held) {
+task<void> answer_in_reverse(worker<P>& w, std::vector<incoming<P>>& held) {
     for (auto it = held.rbegin(); it != held.rend(); ++it) {
         const answer a{it->get<job>().id, it->get<job>().text.size()};
         (void)co_await w.reply(*it, a);
@@ -229,8 +229,8 @@ task<void> answer_in_reverse(worker<P>& w, std::vector<message<P>>& held) {
 // marked "batch" are held until in_flight have come; one marked "hold" until a note
 // says "release"; one marked "die" kills the worker.
 task<void> answering_worker(worker<P>& w) {
-    std::vector<message<P>> batch;
-    std::optional<message<P>> held;
+    std::vector<incoming<P>> batch;
+    std::optional<incoming<P>> held;
     while (auto m = co_await w.receive()) {
         if (auto* n = m->get_if<note>(); n && n->text == "release" && held) {
             const answer late{held->get<job>().id, 0};
@@ -392,14 +392,14 @@ task<void> send_pairs(handle& h, std::uint64_t n) {
 
 task<void> check_echoes(primary<P>& p, unsigned from) {
     for (std::uint64_t i = 0; i < pairs; ++i) {
-        auto m = co_await p.next<message<P>>();
+        auto m = co_await p.next<incoming<P>>();
         REQUIRE(m.from == from);
         REQUIRE_FALSE(m.is_request());
         const auto* a = m.get_if<answer>();
         REQUIRE(a);
         REQUIRE(a->id == i);
         REQUIRE(a->length == i % 50);
-        m = co_await p.next<message<P>>();
+        m = co_await p.next<incoming<P>>();
         const auto* n = m.get_if<note>();
         REQUIRE(n);
         REQUIRE(n->text == "tick " + std::to_string(i));
@@ -611,7 +611,7 @@ struct misbehaviour {
     const char* what;
     std::vector<std::uint8_t> bytes;
     bool then_exit;
-    errc reason;
+    errc error;
 };
 
 std::vector<misbehaviour> misbehaviours() {
@@ -656,7 +656,7 @@ task<void> cut_off(primary<P>& p) {
             CHECK(story(events) == "fork online disconnect exit");
             const auto* d = events[2].get_if<disconnect_event>();
             REQUIRE(d);
-            CHECK(d->reason == m.reason);
+            CHECK(d->error == m.error);
             CHECK(exit_of(events).status.success());
         }  // its handle goes with its events
         CHECK(open_fd_count() == fds);
@@ -684,7 +684,7 @@ task<void> busy_order(primary<P>& p) {
             REQUIRE(t);
             REQUIRE(t->seq == i);
         }
-        CHECK_FALSE(events[2 + chatter].get_if<disconnect_event>()->reason);
+        CHECK_FALSE(events[2 + chatter].get_if<disconnect_event>()->error);
         const auto& exit = exit_of(events);
         CHECK(exit.status.success());
         CHECK_FALSE(exit.exited_after_disconnect);

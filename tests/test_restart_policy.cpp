@@ -35,26 +35,26 @@ TEST_CASE("permanent replaces every exit, transient only crashes, temporary none
     restart_policy p = without_jitter();
     SECTION("permanent") {
         restart_planner plan(p);
-        CHECK(plan.on_exit(crashed, false, 1s, t).what == action::restart);
-        CHECK(plan.on_exit(clean, false, 1s, t).what == action::restart);
-        CHECK(plan.on_exit(clean, true, 1s, t).what == action::restart);
+        CHECK(plan.on_exit(crashed, false, 1s, t).next == action::restart);
+        CHECK(plan.on_exit(clean, false, 1s, t).next == action::restart);
+        CHECK(plan.on_exit(clean, true, 1s, t).next == action::restart);
     }
     SECTION("transient") {
         p.mode = restart_mode::transient;
         restart_planner plan(p);
-        CHECK(plan.on_exit(crashed, false, 1s, t).what == action::restart);
-        CHECK(plan.on_exit(failed, false, 1s, t).what == action::restart);
+        CHECK(plan.on_exit(crashed, false, 1s, t).next == action::restart);
+        CHECK(plan.on_exit(failed, false, 1s, t).next == action::restart);
         const auto after_clean = plan.on_exit(clean, false, 1s, t);
-        CHECK(after_clean.what == action::none);
-        CHECK_THAT(after_clean.reason, Catch::Contains("code 0"));
+        CHECK(after_clean.next == action::none);
+        CHECK_THAT(after_clean.what, Catch::Contains("code 0"));
         const auto after_disconnect = plan.on_exit(failed, true, 1s, t);
-        CHECK(after_disconnect.what == action::none);
-        CHECK_THAT(after_disconnect.reason, Catch::Contains("disconnect"));
+        CHECK(after_disconnect.next == action::none);
+        CHECK_THAT(after_disconnect.what, Catch::Contains("disconnect"));
     }
     SECTION("temporary") {
         p.mode = restart_mode::temporary;
         restart_planner plan(p);
-        CHECK(plan.on_exit(crashed, false, 1s, t).what == action::none);
+        CHECK(plan.on_exit(crashed, false, 1s, t).next == action::none);
     }
 }
 
@@ -66,7 +66,7 @@ TEST_CASE("the default backoff grows 100 ms x 1.5 up to 15 s") {
     std::vector<long> delays;
     for (int i = 0; i < 14; ++i) {
         const auto d = plan.on_exit(crashed, false, 10ms, t);
-        REQUIRE(d.what == action::restart);
+        REQUIRE(d.next == action::restart);
         delays.push_back(static_cast<long>(d.delay.count()));
         t += 1min;  // far apart: the cap never counts more than one
     }
@@ -111,12 +111,12 @@ TEST_CASE("more than max_restarts within the period gives up, once, saying why")
     restart_planner plan(p);
     auto t = clock_type::now();
     for (unsigned i = 0; i < p.max_restarts; ++i, t += 100ms)
-        REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
+        REQUIRE(plan.on_exit(crashed, false, 10ms, t).next == action::restart);
     const auto storm = plan.on_exit(crashed, false, 10ms, t);
-    CHECK(storm.what == action::give_up);
-    CHECK_THAT(storm.reason, Catch::Contains("more than 10 restarts within 10000 ms"));
+    CHECK(storm.next == action::give_up);
+    CHECK_THAT(storm.what, Catch::Contains("more than 10 restarts within 10000 ms"));
     CHECK(plan.gave_up());
-    CHECK(plan.on_exit(crashed, false, 10ms, t + 1h).what == action::none);
+    CHECK(plan.on_exit(crashed, false, 10ms, t + 1h).next == action::none);
 }
 
 TEST_CASE("restarts spread wider than the period never give up") {
@@ -124,7 +124,7 @@ TEST_CASE("restarts spread wider than the period never give up") {
     restart_planner plan(p);
     auto t = clock_type::now();
     // One restart every 1.1 s: never more than 10 within any 10 s.
-    for (int i = 0; i < 100; ++i, t += 1100ms) REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
+    for (int i = 0; i < 100; ++i, t += 1100ms) REQUIRE(plan.on_exit(crashed, false, 10ms, t).next == action::restart);
     CHECK_FALSE(plan.gave_up());
 }
 
@@ -135,11 +135,11 @@ TEST_CASE("workers that had run for the stable uptime do not count toward the ca
     // Sixteen long-lived workers killed at once (the OOM killer): each is replaced.
     for (int i = 0; i < 16; ++i) {
         const auto d = plan.on_exit(crashed, false, p.stable_uptime, t);
-        REQUIRE(d.what == action::restart);
+        REQUIRE(d.next == action::restart);
         CHECK(d.delay == p.initial_delay);
     }
     // Quick deaths still count, and the cap still holds for them.
     for (unsigned i = 0; i < p.max_restarts; ++i)
-        REQUIRE(plan.on_exit(crashed, false, 10ms, t).what == action::restart);
-    CHECK(plan.on_exit(crashed, false, 10ms, t).what == action::give_up);
+        REQUIRE(plan.on_exit(crashed, false, 10ms, t).next == action::restart);
+    CHECK(plan.on_exit(crashed, false, 10ms, t).next == action::give_up);
 }

@@ -267,7 +267,7 @@ TEST_CASE("a crash loop hits the restart cap: restarts, then gave_up, and run() 
     }
     const auto gave_up = all_of<gave_up_event>(seen).front();
     CHECK(gave_up.worker_id == crash_cap + 1);
-    CHECK(gave_up.reason == "more than 3 restarts within 10000 ms");
+    CHECK(gave_up.what == "more than 3 restarts within 10000 ms");
 
     for (const auto& forked : all_of<fork_event>(seen)) CHECK(process_gone(forked.pid));
     CHECK(no_children());

@@ -466,7 +466,7 @@ TEST_CASE("max_messages: the worker that got its 50th message is replaced throug
         CHECK(x.exited_after_disconnect);
         CHECK(x.status.success());
         const auto& done = *events.back().get_if<reload_event>();
-        CHECK(done.cause == stop_reason::max_messages);
+        CHECK(done.reason == stop_reason::max_messages);
         CHECK(done.ok);
         CHECK(done.replaced == 1);
 
@@ -519,7 +519,7 @@ TEST_CASE("max_messages with jitter: each worker is replaced after between M and
             CHECK(exits.front().worker_id == old);
             CHECK(exits.front().reason == stop_reason::max_messages);
             const auto& done = *events.back().get_if<reload_event>();
-            CHECK(done.cause == stop_reason::max_messages);
+            CHECK(done.reason == stop_reason::max_messages);
             CHECK(done.ok);
             CHECK(done.replaced == 1);
         }
@@ -584,7 +584,7 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
         CHECK(x.exited_after_disconnect);
         CHECK(only<exit_event>(events).size() == 1);
         const auto& done = *events.back().get_if<reload_event>();
-        CHECK(done.cause == stop_reason::max_memory);
+        CHECK(done.reason == stop_reason::max_memory);
         CHECK(done.ok);
         CHECK(done.replaced == 1);
 
@@ -667,7 +667,7 @@ TEST_CASE("a worker reaching max_messages during a reload is replaced once, by t
         CHECK(second_new == 4);
         co_await tell_ready(*p.worker(second_new));
         co_await bounded(joined(reloading));
-        CHECK(reloaded.cause == stop_reason::reload);
+        CHECK(reloaded.reason == stop_reason::reload);
         CHECK(reloaded.ok);
         CHECK(reloaded.replaced == 2);
 
@@ -686,7 +686,7 @@ TEST_CASE("a worker reaching max_messages during a reload is replaced once, by t
         }
         const auto reloads = only<reload_event>(events);
         REQUIRE(reloads.size() == 1);
-        CHECK(reloads.front().cause == stop_reason::reload);
+        CHECK(reloads.front().reason == stop_reason::reload);
     });
 }
 
@@ -721,7 +721,7 @@ TEST_CASE("scale() waits for a recycling under way, then retires the worker that
         CHECK(exits[1].reason == stop_reason::scale_down);
         const auto reloads = only<reload_event>(events);
         REQUIRE(reloads.size() == 1);
-        CHECK(reloads.front().cause == stop_reason::max_messages);
+        CHECK(reloads.front().reason == stop_reason::max_messages);
         CHECK(reloads.front().ok);
         CHECK(reloads.front().replaced == 1);
     });
@@ -740,7 +740,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
 
         auto failed = co_await through<reload_event>(p);
         const auto& first = *failed.back().get_if<reload_event>();
-        CHECK(first.cause == stop_reason::max_messages);
+        CHECK(first.reason == stop_reason::max_messages);
         CHECK_FALSE(first.ok);
         CHECK(first.replaced == 0);
         const auto killed = only<exit_event>(failed);
@@ -760,7 +760,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
         co_await tell_ready(*p.worker(second_try));
         auto replaced = co_await through<reload_event>(p);
         const auto& done = *replaced.back().get_if<reload_event>();
-        CHECK(done.cause == stop_reason::max_messages);
+        CHECK(done.reason == stop_reason::max_messages);
         CHECK(done.ok);
         CHECK(done.replaced == 1);
         const auto gone = only<exit_event>(replaced);

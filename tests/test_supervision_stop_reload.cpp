@@ -523,8 +523,8 @@ void check_rolling(const std::vector<event<proto>>& events, const std::set<unsig
     REQUIRE(r);
     CHECK(r->ok);
     CHECK(r->replaced == n);
-    CHECK(r->cause == stop_reason::reload);
-    CHECK(r->reason.empty());
+    CHECK(r->reason == stop_reason::reload);
+    CHECK(r->what.empty());
 }
 
 void check_load(const request_load& load, const std::set<unsigned>& old, std::size_t n) {
@@ -674,18 +674,18 @@ TEST_CASE(
         const auto events = co_await events_through_reload(p);
         CHECK_FALSE(result.ok);
         CHECK(result.replaced == 1);
-        CHECK_THAT(result.reason, Catch::Contains("worker 4"));
+        CHECK_THAT(result.what, Catch::Contains("worker 4"));
         const bool never_ready = std::string(failure) == stop_reload::failure::never_ready;
         if (never_ready) {
-            CHECK_THAT(result.reason, Catch::Contains("not ready within 600 ms"));
+            CHECK_THAT(result.what, Catch::Contains("not ready within 600 ms"));
             CHECK(took >= o.ready_timeout);
         } else {
-            CHECK_THAT(result.reason, Catch::Contains("exited before it was ready"));
+            CHECK_THAT(result.what, Catch::Contains("exited before it was ready"));
         }
         const auto* emitted = events.back().get_if<reload_event>();
         REQUIRE(emitted);
         CHECK_FALSE(emitted->ok);
-        CHECK(emitted->reason == result.reason);
+        CHECK(emitted->what == result.what);
         std::map<unsigned, exit_event> exits;
         for (const auto& e : events)
             if (const auto* x = e.get_if<exit_event>()) exits.emplace(x->worker_id, *x);
@@ -903,7 +903,7 @@ TEST_CASE("reload() while the primary is stopping returns ok == false at once") 
         const auto during = co_await bounded(p.reload());
         CHECK_FALSE(during.ok);
         CHECK(during.replaced == 0);
-        CHECK_FALSE(during.reason.empty());
+        CHECK_FALSE(during.what.empty());
         // It did not wait for the stop, which waits for the worker that ignores it.
         REQUIRE(p.worker(1));
         CHECK_FALSE(p.worker(1)->is_dead());

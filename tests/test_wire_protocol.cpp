@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -144,7 +145,7 @@ TEST_CASE("membership is checked at compile time", "[wire][protocol]") {
     STATIC_REQUIRE_FALSE(wire::message_of<app::not_in_protocol, proto>);
     STATIC_REQUIRE(sendable<app::job, proto>);
     STATIC_REQUIRE_FALSE(sendable<app::not_in_protocol, proto>);
-    STATIC_REQUIRE(std::is_same_v<proto::message, std::variant<app::job, app::result, app::handoff>>);
+    STATIC_REQUIRE(std::is_same_v<proto::variant, std::variant<app::job, app::result, app::handoff>>);
 }
 
 TEST_CASE("duplicate type ids are detected", "[wire][protocol]") {
@@ -167,6 +168,22 @@ TEST_CASE("an id outside the protocol is unknown_type", "[wire][protocol]") {
     REQUIRE_FALSE(decoded.has_value());
     REQUIRE(decoded.error() == errc::unknown_type);
     REQUIRE(decoded.error().message() == "type id 0xdeadbeef: unknown message type");
+}
+
+TEST_CASE("an empty protocol carries no message and refuses every frame", "[wire][protocol]") {
+    using none = wire::protocol<>;
+    STATIC_REQUIRE(none::size == 0);
+    STATIC_REQUIRE_FALSE(none::contains<app::job>);
+    STATIC_REQUIRE_FALSE(sendable<app::job, none>);
+    const auto payload = payload_of(app::job{1, "x"});
+    auto decoded = none::decode(proto::id<app::job>, proto::fingerprint<app::job>, payload);
+    REQUIRE_FALSE(decoded.has_value());
+    REQUIRE(decoded.error() == errc::unknown_type);
+    std::optional<wire::decode_error> error;
+    wire::detail::reader r(payload, {});
+    REQUIRE_FALSE(none::decode_in_place(proto::id<app::job>, proto::fingerprint<app::job>, r, error));
+    REQUIRE(error);
+    REQUIRE(error->code == errc::unknown_type);
 }
 
 TEST_CASE("a known id with another fingerprint is schema_mismatch naming the type", "[wire][protocol]") {

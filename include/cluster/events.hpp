@@ -77,7 +77,7 @@ struct listening_event {
 struct disconnect_event {
     static constexpr event_kind kind = event_kind::disconnect;
     unsigned worker_id = 0;
-    std::error_code reason;  // empty when the worker closed it cleanly (or exited)
+    std::error_code error;  // empty when the worker closed it cleanly (or exited)
 };
 
 // The worker process is gone; always after its disconnect event.
@@ -112,16 +112,16 @@ struct restart_scheduled_event {
 struct gave_up_event {
     static constexpr event_kind kind = event_kind::gave_up;
     unsigned worker_id = 0;  // the worker whose exit was one too many
-    std::string reason;
+    std::string what;        // the restart policy's limit that was passed
 };
 
 // A rolling replacement ended: a reload, or the recycling of one worker.
 struct reload_event {
     static constexpr event_kind kind = event_kind::reload;
-    stop_reason cause = stop_reason::reload;  // reload, max_messages or max_memory
-    bool ok = true;                           // false: it stopped early, the old workers still serve
+    stop_reason reason = stop_reason::reload;  // reload, max_messages or max_memory
+    bool ok = true;                            // false: it stopped early, the old workers still serve
     unsigned replaced = 0;
-    std::string reason;  // why it stopped, when it did
+    std::string what;  // why it stopped, when it did
 };
 
 template <class P>
@@ -130,7 +130,7 @@ class worker_handle;
 template <class P>
 class event {
 public:
-    using value_type = std::variant<fork_event, online_event, listening_event, cluster::message<P>, disconnect_event,
+    using value_type = std::variant<fork_event, online_event, listening_event, incoming<P>, disconnect_event,
                                     exit_event, setup_event, restart_scheduled_event, gave_up_event, reload_event>;
 
     template <class E>
@@ -138,7 +138,7 @@ public:
 
     [[nodiscard]] event_kind kind() const noexcept { return static_cast<event_kind>(value_.index()); }
 
-    // E is one of the event structs above, or message<P>.
+    // E is one of the event structs above, or incoming<P>.
     template <class E>
     [[nodiscard]] bool is() const noexcept {
         return std::holds_alternative<E>(value_);
@@ -156,13 +156,13 @@ public:
     template <class T>
         requires wire::message_of<T, P>
     [[nodiscard]] T* message() noexcept {
-        auto* m = get_if<cluster::message<P>>();
+        auto* m = get_if<incoming<P>>();
         return m ? m->template get_if<T>() : nullptr;
     }
     template <class T>
         requires wire::message_of<T, P>
     [[nodiscard]] const T* message() const noexcept {
-        auto* m = get_if<cluster::message<P>>();
+        auto* m = get_if<incoming<P>>();
         return m ? m->template get_if<T>() : nullptr;
     }
 
@@ -187,7 +187,7 @@ unsigned event<P>::worker_id() const noexcept {
             using E = std::decay_t<decltype(e)>;
             if constexpr (std::is_same_v<E, setup_event> || std::is_same_v<E, reload_event>)
                 return 0;
-            else if constexpr (std::is_same_v<E, cluster::message<P>>)
+            else if constexpr (std::is_same_v<E, incoming<P>>)
                 return e.from;
             else
                 return e.worker_id;

@@ -1,5 +1,6 @@
-// cluster::incoming<V> and message<P>: a message as it arrives — its value, which worker
-// sent it (0: the primary), and, for a request, what reply() needs to answer it.
+// cluster::incoming<M>: a message as it arrives — its value, which worker sent it (0: the
+// primary), and, for a request, what reply() needs to answer it. M is one message type, or
+// a protocol: then the value is whichever of the protocol's messages came (P::variant).
 #pragma once
 
 #include <cstdint>
@@ -12,15 +13,28 @@ namespace cluster {
 
 inline constexpr unsigned from_primary = 0;
 
-template <class V>
+namespace detail {
+template <class M>
+struct incoming_value {
+    using type = M;
+};
+template <class... Ts>
+struct incoming_value<wire::protocol<Ts...>> {
+    using type = typename wire::protocol<Ts...>::variant;
+};
+}  // namespace detail
+
+template <class M>
 struct incoming {
-    V value;
+    using value_type = typename detail::incoming_value<M>::type;
+
+    value_type value;
     unsigned from = from_primary;   // the sending worker's id; from_primary for the primary
     std::uint32_t request_tag = 0;  // nonzero when the sender awaits a reply
 
     [[nodiscard]] bool is_request() const noexcept { return request_tag != 0; }
 
-    // For V a variant (message<P>): which of P's types it holds.
+    // For M a protocol: which of its messages the value holds.
     template <class T>
     [[nodiscard]] bool is() const noexcept {
         return std::holds_alternative<T>(value);
@@ -42,9 +56,5 @@ struct incoming {
         return std::visit(std::forward<F>(f), value);
     }
 };
-
-// A message of any of P's types.
-template <class P>
-using message = incoming<typename P::message>;
 
 }  // namespace cluster

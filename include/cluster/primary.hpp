@@ -163,7 +163,7 @@ public:
         co_return taken(std::move(e));
     }
 
-    // The next event of kind E (fork_event … reload_event, or message<P>); the others stay
+    // The next event of kind E (fork_event … reload_event, or incoming<P>); the others stay
     // queued for next_event().
     template <class E>
     io::task<E> next() {
@@ -177,7 +177,7 @@ public:
     io::task<incoming<T>> next_message() {
         auto e = co_await events_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
         auto taken_event = taken(std::move(e));  // named: m points into it
-        auto& m = *taken_event.template get_if<message<P>>();
+        auto& m = *taken_event.template get_if<incoming<P>>();
         co_return incoming<T>{std::move(std::get<T>(m.value)), m.from, m.request_tag};
     }
 
@@ -246,7 +246,7 @@ public:
         }
         const int code = co_await run_main(std::move(main));
         if (code == exit_code::failed) request_stop();  // a primary whose logic failed must not go on serving
-        stop_listening();
+        stop_taking_events();
         if (slots_.empty()) finished_.set();
         (void)co_await finished_.wait();
         co_await shutdown();
@@ -255,7 +255,7 @@ public:
         if (signals) drain(*signals);
         signal_fd_ = -1;
         if (gave_up_)
-            std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", give_up_reason_.c_str());
+            std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", gave_up_what_.c_str());
         co_return gave_up_ ? exit_code::gave_up : code;
     }
 
@@ -405,7 +405,7 @@ private:
             if (it->second.worker) it->second.worker->slot_ = 0;
             slots_.erase(it);
         }
-        if (!listening_ && slots_.empty()) finished_.set();
+        if (!taking_events_ && slots_.empty()) finished_.set();
     }
 
     // Nothing is restarted from now on.
@@ -429,7 +429,7 @@ private:
               clock::duration uptime) {
         if (stopping_) return forget_slot(slot);
         auto d = planner_.on_exit(status, after_disconnect, uptime, clock::now());
-        switch (d.what) {
+        switch (d.next) {
         case detail::restart_decision::action::restart:
             report(event<P>(restart_scheduled_event{worker_id, d.delay, planner_.attempt()}));
             tasks_.spawn(restart_later(*this, slot, d.delay, slots_[slot].pending_restart.get_token()));
@@ -437,7 +437,7 @@ private:
         case detail::restart_decision::action::none: return forget_slot(slot);
         case detail::restart_decision::action::give_up:
             forget_slot(slot);
-            give_up(worker_id, std::move(d.reason));
+            give_up(worker_id, std::move(d.what));
             return;
         }
     }
@@ -456,7 +456,7 @@ private:
 
     void give_up(unsigned worker_id, std::string reason) {
         gave_up_ = true;
-        give_up_reason_ = reason;
+        gave_up_what_ = reason;
         report(event<P>(gave_up_event{worker_id, std::move(reason)}));
         request_stop();
     }
@@ -560,10 +560,10 @@ private:
         if (!r.replaced && r.failure.empty()) co_return;  // it left meanwhile
         h->recycle_asked_ = false;                        // if it failed, a later check asks again
         reload_event out;
-        out.cause = why;
+        out.reason = why;
         out.ok = r.failure.empty();
         out.replaced = r.replaced ? 1 : 0;
-        out.reason = std::move(r.failure);
+        out.what = std::move(r.failure);
         self.report(event<P>(std::move(out)));
     }
 
@@ -685,7 +685,7 @@ private:
         reload_event out;
         if (!turn || stopping_) {
             out.ok = false;
-            out.reason = "the primary is stopping";
+            out.what = "the primary is stopping";
             co_return out;
         }
         std::vector<unsigned> old;
@@ -695,7 +695,7 @@ private:
             auto r = co_await replace(id, stop_reason::reload);
             if (!r.failure.empty()) {
                 out.ok = false;
-                out.reason = std::move(r.failure);
+                out.what = std::move(r.failure);
                 break;
             }
             out.replaced += r.replaced ? 1 : 0;
@@ -728,12 +728,12 @@ private:
     // Once main has returned nobody takes events: they are dropped, as Node drops an event
     // nobody listens to (and a worker's handle goes at its exit).
     void report(event<P> e) {
-        if (listening_) return events_.push(std::move(e));
+        if (taking_events_) return events_.push(std::move(e));
         if (auto* x = e.template get_if<exit_event>()) forget(x->worker_id);
     }
 
-    void stop_listening() {
-        listening_ = false;
+    void stop_taking_events() {
+        taking_events_ = false;
         while (auto e = events_.try_take()) (void)taken(std::move(e));
     }
 
@@ -869,17 +869,17 @@ private:
 
     void dispatch(const std::shared_ptr<handle>& h, link_envelope&& e) {
         if (e.flags & wire::frame_flags::response) {
-            (void)h->requests_.complete(e.tag, std::move(e.message));
-        } else if (e.message.index() >= detail::control::control_count) {
+            (void)h->requests_.complete(e.tag, std::move(e.value));
+        } else if (e.value.index() >= detail::control::count) {
             if (auto m = detail::to_incoming<P>(std::move(e), h->id_)) report(event<P>(std::move(*m), h));
-        } else if (auto* ask = std::get_if<detail::control::listen_request>(&e.message)) {
+        } else if (auto* ask = std::get_if<detail::control::listen_request>(&e.value)) {
             listen_for(h, *ask, e.tag);
         } else {
-            on_control(h, std::move(e.message));
+            on_control(h, std::move(e.value));
         }
     }
 
-    void on_control(const std::shared_ptr<handle>& h, typename link_protocol::message&& m) {
+    void on_control(const std::shared_ptr<handle>& h, typename link_protocol::variant&& m) {
         if (std::holds_alternative<detail::control::heartbeat>(m)) {
             h->last_beat_ = clock::now();
         } else if (std::holds_alternative<detail::control::online>(m)) {
@@ -916,7 +916,7 @@ private:
     // A message from one worker to another (or to all others): it goes on marked with
     // the sender's id. Messages for a worker that is gone are dropped.
     io::task<void> forward(handle& from, link_envelope&& e) {
-        if (e.message.index() < detail::control::control_count) co_return;
+        if (e.value.index() < detail::control::count) co_return;
         std::vector<std::shared_ptr<handle>> targets;
         if (e.tag == wire::frame_flags::all_workers) {
             for (const auto& [id, h] : handles_)
@@ -926,7 +926,7 @@ private:
         }
         for (const auto& target : targets) {
             auto sent = std::visit(
-                [&](const auto& m) { return target->link_.send(m, from.id_, wire::frame_flags::routed); }, e.message);
+                [&](const auto& m) { return target->link_.send(m, from.id_, wire::frame_flags::routed); }, e.value);
             (void)co_await sent;
         }
     }
@@ -982,12 +982,12 @@ private:
     unsigned next_slot_ = 1;
     bool stopping_ = false;
     bool shutdown_begun_ = false;
-    bool listening_ = true;  // false once run()'s main has returned
+    bool taking_events_ = true;  // false once run()'s main has returned: events are dropped
     bool reload_queued_ = false;
     unsigned stop_signals_ = 0;
     int signal_fd_ = -1;  // run()'s signalfd, which a fork-mode worker must not keep
     bool gave_up_ = false;
-    std::string give_up_reason_;
+    std::string gave_up_what_;
     detail::restart_planner planner_;
     std::mt19937_64 rng_{std::random_device{}()};
     std::map<unsigned, std::shared_ptr<handle>> handles_;

@@ -73,7 +73,7 @@ public:
     template <class T>
         requires wire::message_of<T, P>
     io::task<std::optional<incoming<T>>> receive() {
-        auto m = co_await inbox_.take([](const message<P>& m) noexcept { return m.template is<T>(); });
+        auto m = co_await inbox_.take([](const incoming<P>& m) noexcept { return m.template is<T>(); });
         if (!m) co_return std::nullopt;
         co_return incoming<T>{std::move(std::get<T>(m->value)), m->from, m->request_tag};
     }
@@ -261,13 +261,13 @@ private:
     // False once the primary has asked this worker to leave: nothing follows that.
     bool dispatch(ipc::envelope<link_protocol>&& e) {
         if (e.flags & wire::frame_flags::response) {
-            (void)requests_.complete(e.tag, std::move(e.message));
+            (void)requests_.complete(e.tag, std::move(e.value));
             return true;
         }
-        if (std::holds_alternative<detail::control::disconnect>(e.message)) return false;
-        if (auto* c = std::get_if<detail::control::connection>(&e.message)) {
+        if (std::holds_alternative<detail::control::disconnect>(e.value)) return false;
+        if (auto* c = std::get_if<detail::control::connection>(&e.value)) {
             route(std::move(*c));
-        } else if (auto* s = std::get_if<detail::control::settings>(&e.message)) {
+        } else if (auto* s = std::get_if<detail::control::settings>(&e.value)) {
             apply(*s);
         } else if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) {
             inbox_.push(std::move(*m));
@@ -306,7 +306,7 @@ private:
     }
 
     unsigned id_;
-    io::mailbox<message<P>> inbox_;
+    io::mailbox<incoming<P>> inbox_;
     std::stop_source stopping_;
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;

@@ -148,7 +148,7 @@ public:
                 l->acceptor->pause();
                 for (auto& socket : l->acceptor->take_queued()) admit(*l, std::move(socket));
             }
-            l->stop_polling.request_stop();
+            l->stop_accept_loop.request_stop();
             sweep(*l, l->socket.get());
             for (auto& [slot, s] : l->per_slot) sweep(*l, s.get());
             ::shutdown(l->socket.get(), SHUT_RD);
@@ -200,7 +200,7 @@ private:
         net::listen_options options;
         unique_fd socket;
         std::map<unsigned, unique_fd> per_slot;    // reuseport: each slot's socket, which its next worker reuses
-        std::stop_source stop_polling;             // ends accept_loop
+        std::stop_source stop_accept_loop;         // ends accept_loop, whichever way it accepts
         io::multishot_accept* acceptor = nullptr;  // accept_loop's, while it runs
         bool stopped = false;
         std::vector<std::shared_ptr<handle>> members;  // the workers it hands connections to, in join order
@@ -305,7 +305,7 @@ private:
     static io::task<void> accept_loop(balancer& self, std::shared_ptr<listening_socket> l) {
         io::multishot_accept acceptor(l->socket.get());
         const acceptor_registration registered(*l, acceptor);
-        std::stop_callback on_stop(l->stop_polling.get_token(), [&acceptor] { acceptor.cancel(); });
+        std::stop_callback on_stop(l->stop_accept_loop.get_token(), [&acceptor] { acceptor.cancel(); });
         bool accepted_any = false;
         while (!l->stopped) {
             auto next = co_await acceptor.next();
@@ -337,7 +337,7 @@ private:
         const int fd = l->socket.get();
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
         while (!l->stopped) {
-            auto ready = co_await io::poll(fd, POLLIN).with_stop_token(l->stop_polling.get_token());
+            auto ready = co_await io::poll(fd, POLLIN).with_stop_token(l->stop_accept_loop.get_token());
             if (l->stopped) break;
             const std::error_code failed = ready ? self.accept_queued(*l, fd) : ready.error();
             if (!failed) continue;

@@ -6,6 +6,8 @@
 #include <string>
 
 #include <boost/describe.hpp>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
 
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
@@ -108,20 +110,23 @@ struct unlisten {
 };
 BOOST_DESCRIBE_STRUCT(unlisten, (), (listener))
 
+// Every control message, in the order they come in a link's protocol: before P's own.
+using messages =
+    boost::mp11::mp_list<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
+                         listen_reply, connection, handoff_ack, connections_closed, unlisten>;
+
+// How many of a link's alternatives come before P's own.
+inline constexpr std::size_t count = boost::mp11::mp_size<messages>::value;
+
 template <class P>
 struct link_protocol_of;
 template <class... Ts>
 struct link_protocol_of<wire::protocol<Ts...>> {
-    using type =
-        wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
-                       listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
+    using type = boost::mp11::mp_rename<boost::mp11::mp_append<messages, boost::mp11::mp_list<Ts...>>, wire::protocol>;
 };
 
-// What the socketpair between a primary and a worker carries: P's messages and the above.
+// What the socketpair between a primary and a worker carries: the above and P's messages.
 template <class P>
 using link_protocol = typename link_protocol_of<P>::type;
-
-// How many of a link's alternatives come before P's own.
-inline constexpr std::size_t control_count = 14;
 
 }  // namespace cluster::detail::control

@@ -1,5 +1,5 @@
 // cluster::detail::link_end<P>: one end of the channel between a primary and a worker, and what
-// both ends do with it alike — send, request, reply — and how arrivals become message<P>.
+// both ends do with it alike — send, request, reply — and how arrivals become incoming<P>.
 #pragma once
 
 #include <chrono>
@@ -22,12 +22,12 @@ namespace cluster::detail {
 
 // The user's message from a link message; nothing when it is one of the control messages.
 template <class P>
-std::optional<typename P::message> user_message(typename control::link_protocol<P>::message&& m) {
+std::optional<typename P::variant> user_message(typename control::link_protocol<P>::variant&& m) {
     return std::visit(
-        [](auto&& v) -> std::optional<typename P::message> {
+        [](auto&& v) -> std::optional<typename P::variant> {
             using T = std::decay_t<decltype(v)>;
             if constexpr (P::template contains<T>)
-                return std::optional<typename P::message>(std::in_place, std::in_place_type<T>, std::move(v));
+                return std::optional<typename P::variant>(std::in_place, std::in_place_type<T>, std::move(v));
             else
                 return std::nullopt;
         },
@@ -37,12 +37,12 @@ std::optional<typename P::message> user_message(typename control::link_protocol<
 // What arrived, as the user sees it: who sent it (a routed frame's tag names the worker it
 // came from), and the tag a reply must carry.
 template <class P>
-std::optional<message<P>> to_incoming(ipc::envelope<control::link_protocol<P>>&& e, unsigned sender) {
-    auto value = user_message<P>(std::move(e.message));
+std::optional<incoming<P>> to_incoming(ipc::envelope<control::link_protocol<P>>&& e, unsigned sender) {
+    auto value = user_message<P>(std::move(e.value));
     if (!value) return std::nullopt;
     const bool routed = (e.flags & wire::frame_flags::routed) != 0;
     const bool request = (e.flags & wire::frame_flags::request) != 0;
-    return message<P>{std::move(*value), routed ? e.tag : sender, request ? e.tag : 0};
+    return incoming<P>{std::move(*value), routed ? e.tag : sender, request ? e.tag : 0};
 }
 
 // A request can only be answered by whoever received it.
@@ -93,7 +93,7 @@ protected:
     ~link_end() = default;
 
     ipc::channel<link_protocol> link_;
-    ipc::request_table<typename link_protocol::message> requests_;
+    ipc::request_table<typename link_protocol::variant> requests_;
 };
 
 }  // namespace cluster::detail

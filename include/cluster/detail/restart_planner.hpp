@@ -18,12 +18,12 @@ namespace cluster::detail {
 struct restart_decision {
     enum class action {
         restart,  // after `delay`
-        none,     // this exit is not one to replace (see reason)
-        give_up,  // a crash loop: no more restarts (see reason)
+        none,     // this exit is not one to replace (see what)
+        give_up,  // a crash loop: no more restarts (see what)
     };
-    action what = action::none;
+    action next = action::none;
     std::chrono::milliseconds delay{0};
-    std::string reason;
+    std::string what;  // why, for none and give_up
 };
 
 // The policy's state across exits: the backoff step and the restarts of the last period.

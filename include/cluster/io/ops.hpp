@@ -70,17 +70,20 @@ private:
     std::uint64_t offset_;
 };
 
-// readv/writev: the iovec array must outlive the op (the kernel may read it late).
-class readv_op : public basic_op<readv_op, result<std::size_t>> {
+// readv and writev: the iovec array must outlive the op (the kernel may read it late).
+enum class direction { read, write };
+
+template <direction D>
+class vectored_op : public basic_op<vectored_op<D>, result<std::size_t>> {
 public:
-    readv_op(int fd, std::span<const iovec> iov, std::uint64_t offset, bool write) noexcept
-        : fd_(fd), iov_(iov), offset_(offset), write_(write) {}
+    vectored_op(int fd, std::span<const iovec> iov, std::uint64_t offset) noexcept
+        : fd_(fd), iov_(iov), offset_(offset) {}
     void prepare(io_uring_sqe* sqe) noexcept {
-        auto n = static_cast<unsigned>(iov_.size());
-        if (write_)
-            io_uring_prep_writev(sqe, fd_, iov_.data(), n, offset_);
-        else
+        const auto n = static_cast<unsigned>(iov_.size());
+        if constexpr (D == direction::read)
             io_uring_prep_readv(sqe, fd_, iov_.data(), n, offset_);
+        else
+            io_uring_prep_writev(sqe, fd_, iov_.data(), n, offset_);
     }
     result<std::size_t> complete(int res) noexcept { return size_result(res); }
 
@@ -88,8 +91,10 @@ private:
     int fd_;
     std::span<const iovec> iov_;
     std::uint64_t offset_;
-    bool write_;
 };
+
+using readv_op = vectored_op<direction::read>;
+using writev_op = vectored_op<direction::write>;
 
 class recv_op : public basic_op<recv_op, result<std::size_t>> {
 public:
@@ -271,10 +276,10 @@ write_op write(int fd, const R& buf, std::uint64_t offset = current_position) no
     return {fd, as_bytes(buf), offset};
 }
 inline readv_op readv(int fd, std::span<const iovec> iov, std::uint64_t offset = current_position) noexcept {
-    return {fd, iov, offset, false};
+    return {fd, iov, offset};
 }
-inline readv_op writev(int fd, std::span<const iovec> iov, std::uint64_t offset = current_position) noexcept {
-    return {fd, iov, offset, true};
+inline writev_op writev(int fd, std::span<const iovec> iov, std::uint64_t offset = current_position) noexcept {
+    return {fd, iov, offset};
 }
 template <class R>
     requires byte_range<std::remove_cvref_t<R>>

@@ -41,7 +41,7 @@ struct channel_options {
 // A message with what the frame said about it: request/response correlation.
 template <class P>
 struct envelope {
-    typename P::message message;
+    typename P::variant value;
     std::uint32_t tag = 0;
     std::uint16_t flags = 0;
 };
@@ -67,7 +67,7 @@ class channel {
 
 public:
     using protocol = P;
-    using message = typename P::message;
+    using variant = typename P::variant;
 
     explicit channel(unique_fd socket, channel_options options = {})
         : s_(std::make_unique<state>(std::move(socket), options)) {}
@@ -550,14 +550,14 @@ private:
 
         // The message in the frame take_ready() found; nothing once the channel has closed,
         // or if this frame does not check out (which closes it).
-        [[gnu::always_inline]] std::optional<message> take_message() {
+        [[gnu::always_inline]] std::optional<variant> take_message() {
             if (!frame) return std::nullopt;
             return decode_frame();
         }
 
         // Apart from take_message() so that `out` is its only return value: then it is
         // built in the caller's optional (NRVO), not moved there.
-        [[gnu::always_inline]] std::optional<message> decode_frame() {
+        [[gnu::always_inline]] std::optional<variant> decode_frame() {
             std::optional<wire::decode_error> error;
             auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error);
             frame = nullptr;

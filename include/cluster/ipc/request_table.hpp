@@ -118,9 +118,9 @@ private:
 // be a Reply. Errors: the send's, timed_out, peer_gone (the channel ended first), or
 // unexpected_type (the peer answered with another type).
 template <class Reply, class P, class T, class Rep, class Period>
-io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::message>& table, const T& msg,
+io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
                                 std::chrono::duration<Rep, Period> timeout) {
-    typename request_table<typename P::message>::slot slot(table);
+    typename request_table<typename P::variant>::slot slot(table);
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
     if (!sent) co_return sent.error();

@@ -206,11 +206,11 @@ namespace detail {
 // the fds the message refers to (a memfd frame's payload fd excluded). owner, when given,
 // holds payload's bytes, and decoded shared_bytes may share them (see wire::decode).
 template <class P>
-[[nodiscard]] decode_result<typename P::message> decode_frame(const frame_header& h, std::span<const std::byte> payload,
+[[nodiscard]] decode_result<typename P::variant> decode_frame(const frame_header& h, std::span<const std::byte> payload,
                                                               std::span<unique_fd> fds,
                                                               const shared_bytes* owner = nullptr) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{})
-        return decode_result<typename P::message>(boost::system::in_place_error, decode_error{make_error_code(e), {}});
+        return decode_result<typename P::variant>(boost::system::in_place_error, decode_error{make_error_code(e), {}});
     return P::decode(h.type_id, h.fingerprint, payload, fds.first(message_fd_count(h)), owner);
 }
 
@@ -218,7 +218,7 @@ template <class P>
 // protocol::decode_in_place). Empty on failure, with error set. Inline: a channel runs it
 // for every message it receives.
 template <class P>
-[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::message>
+[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::variant>
 decode_frame_in_place(const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds,
                       const shared_bytes* owner, std::optional<decode_error>& error) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {

@@ -38,7 +38,6 @@ inline constexpr bool distinct_type_ids = [] {
 
 template <class... Ts>
 class protocol {
-    static_assert(sizeof...(Ts) > 0, "cluster::protocol: a protocol needs at least one message type");
     static_assert((std::is_default_constructible_v<Ts> && ...),
                   "cluster::protocol: message types must be default-constructible to be decoded");
 
@@ -52,7 +51,9 @@ class protocol {
                   "with the same name, or a hash collision); give one a distinct cluster_name");
 
 public:
-    using message = std::variant<Ts...>;
+    // Any one of the protocol's messages. An empty protocol has none to hold, and no message
+    // of it ever arrives: std::monostate keeps the type usable.
+    using variant = std::conditional_t<sizeof...(Ts) == 0, std::variant<std::monostate>, std::variant<Ts...>>;
     static constexpr std::size_t size = sizeof...(Ts);
 
     template <class T>
@@ -73,20 +74,23 @@ public:
     // Decodes one message that arrived as (type_id, fingerprint, payload, fds). Errors say
     // what was wrong: unknown_type, schema_mismatch naming the type, or a field path.
     // owner, when given, holds payload's bytes (see wire::decode).
-    [[nodiscard]] static decode_result<message> decode(std::uint32_t type_id, std::uint64_t fingerprint,
+    [[nodiscard]] static decode_result<variant> decode(std::uint32_t type_id, std::uint64_t fingerprint,
                                                        std::span<const std::byte> payload,
                                                        std::span<unique_fd> fds = {},
                                                        const shared_bytes* owner = nullptr) {
-        const std::size_t index = index_of(type_id);
-        if (index == size) return unknown(type_id);
-        return boost::mp11::mp_with_index<size>(index, [&](auto i) {
-            return decode_as<boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, i>>(fingerprint, payload, fds, owner);
-        });
+        if constexpr (size == 0) {
+            return unknown(type_id);
+        } else {
+            const std::size_t index = index_of(type_id);
+            if (index == size) return unknown(type_id);
+            return boost::mp11::mp_with_index<size>(
+                index, [&](auto i) { return decode_as<type_at<i>>(fingerprint, payload, fds, owner); });
+        }
     }
 
     // decode(), for a receiver that hands the message out in an optional: the message is
     // built in the optional returned, and never moved. Empty on failure, with error set.
-    [[nodiscard]] static std::optional<message> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
+    [[nodiscard]] static std::optional<variant> decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint,
                                                                 std::span<const std::byte> payload,
                                                                 std::span<unique_fd> fds, const shared_bytes* owner,
                                                                 std::optional<decode_error>& error) {
@@ -99,10 +103,10 @@ public:
     // and owner, which as arguments spill to the stack and stall on store forwarding.
     // One named result, emplaced by whichever type matches: NRVO, no move of the message.
     // Inline, and so is the dispatch, like the rest of a channel's receive path.
-    [[gnu::always_inline]] [[nodiscard]] static std::optional<message>
+    [[gnu::always_inline]] [[nodiscard]] static std::optional<variant>
     decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r,
                     std::optional<decode_error>& error) {
-        std::optional<message> out;
+        std::optional<variant> out;
         if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<size>{}))
             error = unknown(type_id).error();
         return out;
@@ -115,32 +119,34 @@ private:
         return i;
     }
 
-    static decode_result<message> fail(errc code, std::string path) {
-        return decode_result<message>(boost::system::in_place_error,
+    static decode_result<variant> fail(errc code, std::string path) {
+        return decode_result<variant>(boost::system::in_place_error,
                                       decode_error{make_error_code(code), std::move(path)});
     }
 
-    static decode_result<message> unknown(std::uint32_t type_id) {
+    static decode_result<variant> unknown(std::uint32_t type_id) {
         char hex[8];
         auto end = std::to_chars(hex, hex + sizeof hex, type_id, 16).ptr;
         return fail(errc::unknown_type, "type id 0x" + std::string(hex, end));
     }
 
     template <class T>
-    static decode_result<message> mismatch() {
+    static decode_result<variant> mismatch() {
         return fail(errc::schema_mismatch, std::string(type_name<T>()));
     }
 
-    // Whether type_id is one of Ts; if so, its message is decoded into out.
+    // Whether type_id is one of Ts; if so, its message is decoded into out. (An empty
+    // protocol uses none of the arguments.)
     template <std::size_t... I>
-    [[gnu::always_inline]] static bool decode_known(std::optional<message>& out, std::uint32_t type_id,
-                                                    std::uint64_t fingerprint, detail::reader& r,
-                                                    std::optional<decode_error>& error, std::index_sequence<I...>) {
+    [[gnu::always_inline]] static bool
+    decode_known([[maybe_unused]] std::optional<variant>& out, [[maybe_unused]] std::uint32_t type_id,
+                 [[maybe_unused]] std::uint64_t fingerprint, [[maybe_unused]] detail::reader& r,
+                 [[maybe_unused]] std::optional<decode_error>& error, std::index_sequence<I...>) {
         return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
     }
 
     template <std::size_t I>
-    [[gnu::always_inline]] static void decode_alternative(std::optional<message>& out, std::uint64_t fingerprint,
+    [[gnu::always_inline]] static void decode_alternative(std::optional<variant>& out, std::uint64_t fingerprint,
                                                           detail::reader& r, std::optional<decode_error>& error) {
         using T = type_at<I>;
         if (fingerprint != fingerprints[I]) {
@@ -154,14 +160,14 @@ private:
 
     // Decoded in place in the result: no move of the message.
     template <class T>
-    static decode_result<message> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
+    static decode_result<variant> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
                                             std::span<unique_fd> fds, const shared_bytes* owner) {
         if (fingerprint != wire::fingerprint<T>) return mismatch<T>();
         auto out = detail::make_fresh<T>([](auto... fresh) {
-            return decode_result<message>(boost::system::in_place_value, std::in_place_type<T>, fresh...);
+            return decode_result<variant>(boost::system::in_place_value, std::in_place_type<T>, fresh...);
         });
         if (auto error = wire::decode_into(*std::get_if<T>(&*out), payload, fds, owner))
-            out = decode_result<message>(boost::system::in_place_error, std::move(*error));
+            out = decode_result<variant>(boost::system::in_place_error, std::move(*error));
         return out;
     }
 };
