@@ -2,25 +2,23 @@
 // writes, half-close and close; and accept() and connect(), which produce one.
 #pragma once
 
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include <cluster/error.hpp>
 #include <cluster/io/op.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/io/transfer.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
@@ -45,20 +43,6 @@ private:
 };
 
 namespace detail {
-
-// Drops the first `n` bytes from the front of `iov`: whole buffers (and empty ones),
-// then the start of a partly written one.
-inline std::span<iovec> advance_iovecs(std::span<iovec> iov, std::size_t n) noexcept {
-    while (!iov.empty() && n >= iov.front().iov_len) {
-        n -= iov.front().iov_len;
-        iov = iov.subspan(1);
-    }
-    if (n > 0) {
-        iov.front().iov_base = static_cast<std::byte*>(iov.front().iov_base) + n;
-        iov.front().iov_len -= n;
-    }
-    return iov;
-}
 
 // What counts a listener's open connections: told once when a stream it handed out is
 // closed, destroyed or released.
@@ -134,19 +118,19 @@ public:
     template <class R>
         requires io::byte_range<std::remove_cvref_t<R>>
     [[nodiscard]] io::task<result<void>> read(R&& buf) {
-        return read_all(fd_.get(), io::as_writable_bytes(buf));
+        return io::recv_exact(fd_.get(), io::as_writable_bytes(buf));
     }
 
     // Sends all of `buf`, however many sends it takes.
     template <class R>
         requires io::byte_range<std::remove_cvref_t<R>>
     [[nodiscard]] io::task<result<void>> write(const R& buf) {
-        return write_all(fd_.get(), io::as_bytes(buf));
+        return io::send_all(fd_.get(), io::as_bytes(buf));
     }
 
     // Sends every byte of every buffer in order, resuming mid-buffer after a partial send.
     // Any number of buffers: they go IOV_MAX at a time. `iov` itself is left as it was.
-    [[nodiscard]] io::task<result<void>> writev(std::span<const iovec> iov) { return writev_all(fd_.get(), iov); }
+    [[nodiscard]] io::task<result<void>> writev(std::span<const iovec> iov) { return io::sendmsg_all(fd_.get(), iov); }
 
     // SHUT_WR sends end of stream and keeps reading; SHUT_RD, SHUT_RDWR as shutdown(2).
     [[nodiscard]] shutdown_op shutdown(int how) noexcept { return {fd_.get(), how}; }
@@ -187,39 +171,6 @@ private:
     // its FIN, and the primary would pay for the teardown. Shutting down ends it now.
     void end_shared() noexcept {
         if (std::exchange(shared_, false) && fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
-    }
-
-    static io::task<result<void>> read_all(int fd, std::span<std::byte> buf) {
-        while (!buf.empty()) {
-            auto n = co_await io::recv(fd, buf);
-            if (!n) co_return n.error();
-            if (*n == 0) co_return make_error_code(errc::eof);
-            buf = buf.subspan(*n);
-        }
-        co_return result<void>{};
-    }
-
-    static io::task<result<void>> write_all(int fd, std::span<const std::byte> buf) {
-        while (!buf.empty()) {
-            auto n = co_await io::send(fd, buf);
-            if (!n) co_return n.error();
-            buf = buf.subspan(*n);
-        }
-        co_return result<void>{};
-    }
-
-    // sendmsg, not writev: only sendmsg takes MSG_NOSIGNAL. The copy of the iovecs is
-    // what advances past partial sends.
-    static io::task<result<void>> writev_all(int fd, std::span<const iovec> iov) {
-        std::vector<iovec> copy(iov.begin(), iov.end());
-        auto pending = detail::advance_iovecs(copy, 0);
-        while (!pending.empty()) {
-            const auto batch = pending.first(std::min<std::size_t>(pending.size(), IOV_MAX));
-            auto n = co_await io::sendmsg(fd, batch);
-            if (!n) co_return n.error();
-            pending = detail::advance_iovecs(pending, *n);
-        }
-        co_return result<void>{};
     }
 
     unique_fd fd_;
