@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/detail/worker_process.hpp>
 #include <cluster/error.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>

@@ -25,6 +25,7 @@
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/request_table.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
@@ -45,15 +46,14 @@ inline constexpr std::chrono::seconds final_flush_timeout{5};
 }  // namespace detail
 
 template <class P>
-class worker : public detail::link_end<P>, private net::detail::listener_host {
-    using detail::link_end<P>::link_;
-    using detail::link_end<P>::requests_;
+class worker : private detail::link_owner<P>, public detail::link_end<P>, private net::detail::listener_host {
 
 public:
-    using typename detail::link_end<P>::link_protocol;
+    using link_protocol = detail::control::link_protocol<P>;
     using main_function = std::function<io::task<void>(worker&)>;
 
-    worker(unsigned id, unique_fd link) : detail::link_end<P>(std::move(link)), id_(id) {}
+    worker(unsigned id, unique_fd link)
+        : detail::link_owner<P>(std::move(link)), detail::link_end<P>(this->owned_link), id_(id) {}
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     // Streams may outlive their worker: their closes then go nowhere.
@@ -85,14 +85,14 @@ public:
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
-        return link_.send(msg, worker_id, wire::frame_flags::routed);
+        return channel().send(msg, worker_id, wire::frame_flags::routed);
     }
 
     // To every other worker, through the primary.
     template <class T>
         requires wire::message_of<T, P>
     [[nodiscard]] auto broadcast(const T& msg) {
-        return link_.send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
+        return channel().send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
     }
 
     // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or
@@ -122,14 +122,14 @@ public:
         auto local = net::local_endpoint(listening_fd);
         if (!local) co_return local.error();
         const auto described = detail::describe_listening(*local);
-        co_return co_await link_.send(described);
+        co_return co_await channel().send(described);
     }
 
     // Tells the primary this worker is ready to serve. With primary_options::wait_ready, a
     // rolling reload waits for it, instead of for online, before it retires an old worker.
     io::task<result<void>> ready() {
         const detail::control::ready r;
-        co_return co_await link_.send(r);
+        co_return co_await channel().send(r);
     }
 
     // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
@@ -140,19 +140,19 @@ public:
         // reach the primary, which then offers every unanswered one elsewhere.
         give_back_connections();
         const detail::control::leaving bye;
-        auto sent = co_await link_.send(bye);
+        auto sent = co_await channel().send(bye);
         if (!sent) co_return sent;
-        co_return co_await link_.shutdown();
+        co_return co_await channel().shutdown();
     }
 
-    [[nodiscard]] bool is_connected() const noexcept { return link_.is_open() && !inbox_.closed(); }
+    [[nodiscard]] bool is_connected() const noexcept { return channel().is_open() && !inbox_.closed(); }
     // Requested once the primary disconnects this worker or goes away: pass it to the loops
     // that should end then (an accept loop, a timer).
     [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
     [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
     // The socket to the primary, for diagnostics and tests: bytes written to it directly
     // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
-    [[nodiscard]] int native_handle() const noexcept { return link_.native_handle(); }
+    [[nodiscard]] int native_handle() const noexcept { return channel().native_handle(); }
 
     // The worker process's life: say online, run main, deliver what it sent, and return
     // its exit code (1 if it threw).
@@ -161,7 +161,7 @@ public:
         background_ = &background;
         background.spawn(pump(*this));
         const detail::control::online hello{static_cast<std::int32_t>(::getpid())};
-        (void)co_await link_.send(hello);
+        (void)co_await channel().send(hello);
         int code = 0;
         try {
             co_await main(*this);
@@ -169,17 +169,21 @@ public:
             std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
             code = 1;
         }
-        (void)co_await io::with_timeout(link_.shutdown(), detail::final_flush_timeout);
+        (void)co_await io::with_timeout(channel().shutdown(), detail::final_flush_timeout);
         co_return code;
     }
 
 private:
+    ipc::channel<link_protocol>& channel() noexcept { return this->link_.channel; }
+    const ipc::channel<link_protocol>& channel() const noexcept { return this->link_.channel; }
+    ipc::request_table<typename link_protocol::variant>& requests() noexcept { return this->link_.requests; }
+
     static io::task<void> pump(worker& self) {
-        while (auto e = co_await self.link_.receive_envelope()) {
+        while (auto e = co_await self.channel().receive_envelope()) {
             if (!self.dispatch(std::move(*e))) break;
         }
         self.inbox_.close();
-        self.requests_.fail_all(make_error_code(errc::peer_gone));
+        self.requests().fail_all(make_error_code(errc::peer_gone));
         self.stop_listeners();
         self.stopping_.request_stop();
     }
@@ -195,7 +199,7 @@ private:
         ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
         ++listens_pending_;
         auto reply =
-            co_await ipc::request<detail::control::listen_reply>(link_, requests_, ask, detail::listen_timeout);
+            co_await ipc::request<detail::control::listen_reply>(channel(), requests(), ask, detail::listen_timeout);
         --listens_pending_;
         std::shared_ptr<net::detail::listener_state> state;
         if (!reply) {
@@ -246,22 +250,22 @@ private:
 
     void acknowledge(std::uint64_t seq, bool accepted) noexcept override {
         const detail::control::handoff_ack ack{seq, accepted};
-        (void)link_.send(ack);
+        (void)channel().send(ack);
     }
     void report_closed(std::uint32_t listener) noexcept override {
         const detail::control::connections_closed closed{listener, 1};
-        (void)link_.send(closed);
+        (void)channel().send(closed);
     }
     void report_unlisten(std::uint32_t listener) noexcept override {
         listeners_.erase(listener);
         const detail::control::unlisten bye{listener};
-        (void)link_.send(bye);
+        (void)channel().send(bye);
     }
 
     // False once the primary has asked this worker to leave: nothing follows that.
     bool dispatch(ipc::envelope<link_protocol>&& e) {
         if (e.flags & wire::frame_flags::response) {
-            (void)requests_.complete(e.tag, std::move(e.value));
+            (void)requests().complete(e.tag, std::move(e.value));
             return true;
         }
         if (std::holds_alternative<detail::control::disconnect>(e.value)) return false;
@@ -288,7 +292,7 @@ private:
     void count_message() {
         if (max_messages_ != 0 && ++received_ % max_messages_ == 0) {
             const detail::control::recycle r;
-            (void)link_.send(r);
+            (void)channel().send(r);
         }
     }
 
@@ -300,7 +304,7 @@ private:
         for (;;) {
             auto slept = co_await io::sleep_for(every);
             if (!slept) co_return;
-            auto sent = co_await self.link_.send(b);
+            auto sent = co_await self.channel().send(b);
             if (!sent) co_return;
         }
     }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <cluster/detail/control.hpp>
+#include <cluster/detail/worker_record.hpp>
 #include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
@@ -30,7 +31,6 @@
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
 #include <cluster/options.hpp>
-#include <cluster/worker_handle.hpp>
 
 namespace cluster::detail {
 
@@ -55,7 +55,7 @@ inline unique_fd dup_socket(int fd) noexcept { return unique_fd(::fcntl(fd, F_DU
 template <class P>
 class balancer {
 public:
-    using handle = worker_handle<P>;
+    using record = worker_record<P>;
 
     explicit balancer(const primary_options& options) noexcept : options_(&options) {}
     balancer(const balancer&) = delete;
@@ -68,7 +68,7 @@ public:
 
     // A worker's listen request: the answer to send it. Starts accepting when the schedule
     // has the primary accept. `listening` is filled in on success, for the event.
-    control::listen_reply listen(const std::shared_ptr<handle>& h, const control::listen_request& ask, io::scope& tasks,
+    control::listen_reply listen(const std::shared_ptr<record>& h, const control::listen_request& ask, io::scope& tasks,
                                  net::endpoint& listening) {
         control::listen_reply reply;
         auto l = find_or_open(ask, tasks, reply);
@@ -80,7 +80,7 @@ public:
         if (l->sched == net::schedule::shared) {
             reply.socket = dup_socket(l->socket.get());
         } else if (l->sched == net::schedule::reuseport) {
-            if (!socket_for_slot(*l, h->home_slot_, reply)) return reply;
+            if (!socket_for_slot(*l, h->home_slot, reply)) return reply;
         }
         // Every schedule's members: where the primary accepts, they get its connections; with
         // shared and reuseport, they get what a graceful stop takes out of the sockets.
@@ -93,37 +93,37 @@ public:
     }
 
     // The worker took the connection `seq`, or refused it: then it goes to another.
-    void acknowledged(const handle& h, std::uint64_t seq, bool accepted) {
+    void acknowledged(const record& h, std::uint64_t seq, bool accepted) {
         auto it = in_flight_.find(seq);
-        if (it == in_flight_.end() || it->second.worker_id != h.id()) return;
+        if (it == in_flight_.end() || it->second.worker_id != h.id) return;
         auto entry = std::move(it->second);
         in_flight_.erase(it);
         if (accepted) return;
         auto l = by_id(entry.c.listener);
         if (!l) return;
-        uncount(*l, h.id());
-        entry.c.refused.push_back(h.id());
+        uncount(*l, h.id);
+        entry.c.refused.push_back(h.id);
         distribute(*l, std::move(entry.c));
     }
 
-    void connections_closed(const handle& h, std::uint32_t listener, std::uint32_t count) {
+    void connections_closed(const record& h, std::uint32_t listener, std::uint32_t count) {
         auto l = by_id(listener);
         if (!l) return;
-        for (std::uint32_t i = 0; i < count; ++i) uncount(*l, h.id());
+        for (std::uint32_t i = 0; i < count; ++i) uncount(*l, h.id);
         retry_waiting(*l);
     }
 
-    void unlisten(const handle& h, std::uint32_t listener) {
-        if (auto l = by_id(listener)) leave(*l, h.id());
+    void unlisten(const record& h, std::uint32_t listener) {
+        if (auto l = by_id(listener)) leave(*l, h.id);
     }
 
     // The worker's channel ended: it takes nothing more, and what it was handed and had not
     // taken goes to the others.
-    void worker_gone(const handle& h) {
-        for (auto& [key, l] : listeners_) leave(*l, h.id());
+    void worker_gone(const record& h) {
+        for (auto& [key, l] : listeners_) leave(*l, h.id);
         std::vector<std::uint64_t> orphans;
         for (const auto& [seq, entry] : in_flight_)
-            if (entry.worker_id == h.id()) orphans.push_back(seq);
+            if (entry.worker_id == h.id) orphans.push_back(seq);
         for (std::uint64_t seq : orphans) acknowledged(h, seq, false);
     }
 
@@ -203,7 +203,7 @@ private:
         std::stop_source stop_accept_loop;         // ends accept_loop, whichever way it accepts
         io::multishot_accept* acceptor = nullptr;  // accept_loop's, while it runs
         bool stopped = false;
-        std::vector<std::shared_ptr<handle>> members;  // the workers it hands connections to, in join order
+        std::vector<std::shared_ptr<record>> members;  // the workers it hands connections to, in join order
         std::size_t cursor = 0;
         std::map<unsigned, std::size_t> open;  // least_connections, custom: per worker
         std::unordered_map<std::uint64_t, unsigned> sticky;
@@ -292,13 +292,11 @@ private:
     }
 
     void leave(listening_socket& l, unsigned worker_id) {
-        std::erase_if(l.members, [&](const auto& m) { return m->id() == worker_id; });
+        std::erase_if(l.members, [&](const auto& m) { return m->id == worker_id; });
         l.open.erase(worker_id);
     }
 
-    static bool takes_connections(const handle& h) noexcept {
-        return h.connected_ && !h.disconnect_sent_ && !h.exited_after_disconnect_;
-    }
+    static bool takes_connections(const record& r) noexcept { return r.takes_connections(); }
 
     // A multishot io_uring accept: one armed op yields every connection, with no accept
     // syscalls of our own. Kernels before 5.19 answer EINVAL: readiness and accept4() then.
@@ -396,10 +394,10 @@ private:
         offer.listener = l.id;
         offer.seq = seq;
         offer.socket = std::move(c.socket);
-        (void)target->link_.send(offer);  // the channel sends a dup: ours is kept until the answer
+        (void)target->link.channel.send(offer);  // the channel sends a dup: ours is kept until the answer
         c.socket = std::move(offer.socket);
-        if (l.sched == net::schedule::least_connections || l.sched == net::schedule::custom) ++l.open[target->id()];
-        in_flight_.emplace(seq, handed_over{target->id(), std::move(c)});
+        if (l.sched == net::schedule::least_connections || l.sched == net::schedule::custom) ++l.open[target->id];
+        in_flight_.emplace(seq, handed_over{target->id, std::move(c)});
     }
 
     // Nobody can take it now (all refused, or no worker listens: between a crash and its
@@ -422,10 +420,10 @@ private:
         if (it != l.open.end() && it->second > 0) --it->second;
     }
 
-    std::shared_ptr<handle> choose(listening_socket& l, const pending_connection& c) {
-        std::vector<std::shared_ptr<handle>*> live;
+    std::shared_ptr<record> choose(listening_socket& l, const pending_connection& c) {
+        std::vector<std::shared_ptr<record>*> live;
         for (auto& m : l.members)
-            if (takes_connections(*m) && std::find(c.refused.begin(), c.refused.end(), m->id()) == c.refused.end())
+            if (takes_connections(*m) && std::find(c.refused.begin(), c.refused.end(), m->id) == c.refused.end())
                 live.push_back(&m);
         if (live.empty()) return nullptr;
         switch (l.sched) {
@@ -437,7 +435,7 @@ private:
     }
 
     // The next live member after the last one served, in join order.
-    std::shared_ptr<handle> next_in_turn(listening_socket& l, const std::vector<std::shared_ptr<handle>*>& live) {
+    std::shared_ptr<record> next_in_turn(listening_socket& l, const std::vector<std::shared_ptr<record>*>& live) {
         const std::size_t n = l.members.size();
         for (std::size_t i = 0; i < n; ++i) {
             const std::size_t at = (l.cursor + i) % n;
@@ -449,17 +447,17 @@ private:
         return nullptr;
     }
 
-    std::shared_ptr<handle> pick_sticky(listening_socket& l, const pending_connection& c,
-                                        const std::vector<std::shared_ptr<handle>*>& live) {
+    std::shared_ptr<record> pick_sticky(listening_socket& l, const pending_connection& c,
+                                        const std::vector<std::shared_ptr<record>*>& live) {
         const std::uint64_t address = c.peer.address_hash();
         auto known = l.sticky.find(address);
         if (known != l.sticky.end())
             for (auto* m : live)
-                if ((*m)->id() == known->second) return *m;
-        std::shared_ptr<handle> best;
+                if ((*m)->id == known->second) return *m;
+        std::shared_ptr<record> best;
         std::uint64_t best_weight = 0;
         for (auto* m : live) {
-            const auto w = rendezvous_weight(address, (*m)->id());
+            const auto w = rendezvous_weight(address, (*m)->id);
             if (!best || w > best_weight) {
                 best = *m;
                 best_weight = w;
@@ -468,32 +466,32 @@ private:
         // Re-mapped only when its worker no longer takes connections, not when it refused one.
         const bool its_worker_left =
             known == l.sticky.end() || std::none_of(l.members.begin(), l.members.end(), [&](const auto& m) {
-                return m->id() == known->second && takes_connections(*m);
+                return m->id == known->second && takes_connections(*m);
             });
         if (its_worker_left) {
             if (l.sticky.size() >= sticky_table_limit) l.sticky.clear();
-            l.sticky[address] = best->id();
+            l.sticky[address] = best->id;
         }
         return best;
     }
 
-    std::shared_ptr<handle> pick_least(listening_socket& l, const std::vector<std::shared_ptr<handle>*>& live) {
+    std::shared_ptr<record> pick_least(listening_socket& l, const std::vector<std::shared_ptr<record>*>& live) {
         std::size_t fewest = SIZE_MAX;
-        for (auto* m : live) fewest = std::min(fewest, l.open[(*m)->id()]);
-        std::vector<std::shared_ptr<handle>*> least;
+        for (auto* m : live) fewest = std::min(fewest, l.open[(*m)->id]);
+        std::vector<std::shared_ptr<record>*> least;
         for (auto* m : live)
-            if (l.open[(*m)->id()] == fewest) least.push_back(m);
+            if (l.open[(*m)->id] == fewest) least.push_back(m);
         return next_in_turn(l, least);  // ties in turn, so equals share alike
     }
 
-    std::shared_ptr<handle> pick_custom(listening_socket& l, const pending_connection& c,
-                                        const std::vector<std::shared_ptr<handle>*>& live) {
+    std::shared_ptr<record> pick_custom(listening_socket& l, const pending_connection& c,
+                                        const std::vector<std::shared_ptr<record>*>& live) {
         std::vector<net::candidate> candidates;
         candidates.reserve(live.size());
-        for (auto* m : live) candidates.push_back(net::candidate{(*m)->id(), l.open[(*m)->id()]});
+        for (auto* m : live) candidates.push_back(net::candidate{(*m)->id, l.open[(*m)->id]});
         const unsigned chosen = options_->pick(c.peer, candidates);
         for (auto* m : live)
-            if ((*m)->id() == chosen) return *m;
+            if ((*m)->id == chosen) return *m;
         return next_in_turn(l, live);
     }
 

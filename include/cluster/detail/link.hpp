@@ -1,5 +1,6 @@
-// cluster::detail::link_end<P>: one end of the channel between a primary and a worker, and what
-// both ends do with it alike — send, request, reply — and how arrivals become incoming<P>.
+// cluster::detail::link<P>: one end of the channel between a primary and a worker, what both
+// ends offer their users through it (link_end: send, request, reply), and how arrivals
+// become incoming<P>.
 #pragma once
 
 #include <chrono>
@@ -53,47 +54,63 @@ void check_replyable(const incoming<V>& to) {
                                 "cluster: reply() to a message that is not a request");
 }
 
+// One end of the channel between a primary and a worker: the channel, which carries the
+// control messages beside P's, and the requests sent on it that wait for their answers.
+template <class P>
+struct link {
+    using protocol = control::link_protocol<P>;
+
+    explicit link(unique_fd socket) : channel(std::move(socket)) {}
+
+    ipc::channel<protocol> channel;
+    ipc::request_table<typename protocol::variant> requests;
+};
+
+// Owns a link for a class that offers it through link_end: as a base, it exists before
+// link_end, which refers to it (the base-from-member idiom).
+template <class P>
+struct link_owner {
+    explicit link_owner(unique_fd socket) : owned_link(std::move(socket)) {}
+    link<P> owned_link;
+};
+
+// What both ends offer their users alike: send, request, reply.
 template <class P>
 class link_end {
 public:
     using protocol = P;
-    using link_protocol = control::link_protocol<P>;
 
     link_end(const link_end&) = delete;
     link_end& operator=(const link_end&) = delete;
 
-    template <class T>
-        requires wire::message_of<T, P>
+    template <wire::message_of<P> T>
     [[nodiscard]] auto send(const T& msg) {
-        return link_.send(msg);
+        return link_.channel.send(msg);
     }
 
     // Asks the other end and waits up to `timeout` for its reply, a Reply. Errors:
     // timed_out, peer_gone (the other end disconnected or died first), unexpected_type
     // (it answered with another type), or the send's.
-    template <class Reply, class T, class Rep = std::int64_t, class Period = std::milli>
-        requires wire::message_of<T, P> && wire::message_of<Reply, P>
+    template <wire::message_of<P> Reply, wire::message_of<P> T, class Rep = std::int64_t, class Period = std::milli>
     io::task<result<Reply>> request(const T& msg,
                                     std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
-        return ipc::request<Reply>(link_, requests_, msg, timeout);
+        return ipc::request<Reply>(link_.channel, link_.requests, msg, timeout);
     }
 
     // Answers a request that came in on this link.
-    template <class V, class R>
-        requires wire::message_of<R, P>
-    [[nodiscard]] auto reply(const incoming<V>& to, const R& response) {
+    template <class M, wire::message_of<P> R>
+    [[nodiscard]] auto reply(const incoming<M>& to, const R& response) {
         check_replyable(to);
-        return link_.send(response, to.request_tag, wire::frame_flags::response);
+        return link_.channel.send(response, to.request_tag, wire::frame_flags::response);
     }
 
-    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.channel.stats(); }
 
 protected:
-    explicit link_end(unique_fd fd) : link_(std::move(fd)) {}
+    explicit link_end(link<P>& l) noexcept : link_(l) {}
     ~link_end() = default;
 
-    ipc::channel<link_protocol> link_;
-    ipc::request_table<typename link_protocol::variant> requests_;
+    link<P>& link_;
 };
 
 }  // namespace cluster::detail

@@ -5,6 +5,7 @@
 #include <coroutine>
 
 #include <cluster/io/detail/parked.hpp>
+#include <cluster/io/task.hpp>
 
 namespace cluster::io {
 
@@ -41,5 +42,9 @@ private:
     bool set_ = false;
     detail::parked_list waiters_;
 };
+
+// A latch's wait as a task, for when_any() and with_timeout(): done once `l` is set, or
+// once the awaiting task is asked to stop.
+inline task<void> when_set(latch& l) { (void)co_await l.wait(); }
 
 }  // namespace cluster::io

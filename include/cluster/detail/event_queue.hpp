@@ -1,0 +1,84 @@
+// cluster::detail::event_queue<P>: the primary's events on their way to primary_main —
+// queued while it can take them, dropped once it has returned — and what taking an exit does.
+#pragma once
+
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include <cluster/detail/worker_table.hpp>
+#include <cluster/events.hpp>
+#include <cluster/incoming.hpp>
+#include <cluster/io/mailbox.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/wire/protocol.hpp>
+
+namespace cluster::detail {
+
+template <class P>
+class event_queue {
+public:
+    explicit event_queue(worker_table<P>& workers) noexcept : workers_(workers) {}
+
+    // Once primary_main has returned nobody takes events: they are dropped, as Node drops
+    // an event nobody listens to (and a worker's record goes at its exit).
+    void report(event<P> e) {
+        if (taking_) return queue_.push(std::move(e));
+        if (auto* x = e.template get_if<exit_event>()) forget(x->worker_id);
+    }
+
+    void stop_taking() {
+        taking_ = false;
+        while (auto e = queue_.try_take()) (void)taken(std::move(e));
+    }
+    [[nodiscard]] bool taking() const noexcept { return taking_; }
+
+    io::task<event<P>> next() {
+        auto e = co_await queue_.take();
+        co_return taken(std::move(e));
+    }
+
+    template <class E>
+    io::task<E> next_of() {
+        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template is<E>(); });
+        co_return std::move(*taken(std::move(e)).template get_if<E>());
+    }
+
+    template <wire::message_of<P> T>
+    io::task<incoming<T>> next_message() {
+        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
+        auto taken_event = taken(std::move(e));  // named: m points into it
+        auto& m = *taken_event.template get_if<incoming<P>>();
+        co_return incoming<T>{std::move(std::get<T>(m.value)), m.from, m.request_tag};
+    }
+
+private:
+    event<P> taken(std::optional<event<P>> e) {
+        if (!e)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: event wait stopped");
+        if (auto* x = e->template get_if<exit_event>()) forget(x->worker_id);
+        return std::move(*e);
+    }
+
+    // Once its exit is taken, a worker's fork, online, listening and disconnect events still
+    // queued are history: a loop that only takes exits must not pile them up (nor the record
+    // they hold). Its messages, and what the supervisor decided about it, stay.
+    void forget(unsigned id) {
+        workers_.erase(id);
+        queue_.erase_if([id](const event<P>& e) {
+            switch (e.kind()) {
+            case event_kind::fork:
+            case event_kind::online:
+            case event_kind::listening:
+            case event_kind::disconnect: return e.worker_id() == id;
+            default: return false;
+            }
+        });
+    }
+
+    worker_table<P>& workers_;
+    io::mailbox<event<P>> queue_;
+    bool taking_ = true;
+};
+
+}  // namespace cluster::detail

@@ -1,0 +1,281 @@
+// cluster::detail::supervisor<P>: the primary's machinery — the state its jobs share (workers,
+// slots, events, sockets, tasks), the jobs themselves, and the wiring between them: starting
+// a worker, one worker's life from fork to exit, and the restart policy's decisions.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cluster/detail/balancer.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/event_queue.hpp>
+#include <cluster/detail/launch.hpp>
+#include <cluster/detail/rollout.hpp>
+#include <cluster/detail/routing.hpp>
+#include <cluster/detail/slot_table.hpp>
+#include <cluster/detail/stdio_relay.hpp>
+#include <cluster/detail/stopping.hpp>
+#include <cluster/detail/watchdogs.hpp>
+#include <cluster/detail/worker_process.hpp>
+#include <cluster/detail/worker_record.hpp>
+#include <cluster/detail/worker_table.hpp>
+#include <cluster/events.hpp>
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/ops.hpp>
+#include <cluster/io/scope.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/timeout.hpp>
+#include <cluster/io/transfer.hpp>
+#include <cluster/options.hpp>
+#include <cluster/result.hpp>
+#include <cluster/worker.hpp>
+
+namespace cluster::detail {
+
+// How long a dead worker's readers get to finish what it left in its stdout and stderr
+// pipes, in case a process it forked keeps them open.
+inline constexpr std::chrono::milliseconds reader_grace{250};
+
+template <class P>
+class supervisor {
+public:
+    using record = worker_record<P>;
+    using record_ptr = std::shared_ptr<record>;
+    using worker_main = typename worker<P>::main_function;
+    using clock = std::chrono::steady_clock;
+
+    supervisor(primary_options o, worker_main m, std::vector<std::string> a)
+        : options(std::move(o)), main(std::move(m)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
+          slots(options.restart), balancer(options) {
+        (void)self_exe();  // now, before anyone replaces the file: see self_exe()
+    }
+    supervisor(const supervisor&) = delete;
+    supervisor& operator=(const supervisor&) = delete;
+
+    // A worker in a new slot, which goes again if the worker cannot start.
+    io::task<result<record_ptr>> start_in_new_slot(fork_options o, std::string& what) {
+        if (stopper.shutdown_begun()) {
+            what = "cluster: cannot start a worker: the primary is shutting down";
+            co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        const unsigned slot = slots.add(std::move(o));
+        auto started = co_await start(slot, what, true);
+        if (!started) forget_slot(slot);
+        co_return started;
+    }
+
+    // A worker for `slot`: bound to it at once, or (a reload's replacement) only once ready.
+    io::task<result<record_ptr>> start(unsigned slot, std::string& what, bool bind_now) {
+        const fork_options* in_slot = slots.options(slot);
+        const primary_options o = merged(options, in_slot ? *in_slot : fork_options{});
+        auto launched = launch_worker(o, what);
+        if (!launched) co_return launched.error();
+        auto r = std::move(*launched);
+        // Listed before the wait below: a worker forked meanwhile must close these fds.
+        workers.add(r);
+        if (auto failed = co_await setup_failure(*r, o, what)) {
+            workers.erase(r->id);
+            co_return failed;
+        }
+        r->wait_ready = o.wait_ready;
+        r->home_slot = slot;
+        configure(*r, o);
+        watch(r, o);
+        events.report(event<P>(fork_event{r->id, r->pid}, handle_of(r)));
+        if (bind_now) settle_in(slot, r);
+        co_return r;
+    }
+
+    // `r` fills `slot` from now on.
+    void bind(unsigned slot, const record_ptr& r) { slots.bind(slot, r->id); }
+
+    // The slot is no longer kept: nothing restarts there, and its reuseport sockets go.
+    void forget_slot(unsigned slot) {
+        balancer.forget_slot(slot);
+        slots.forget(slot);
+        if (!events.taking() && slots.empty()) stopper.finish();
+    }
+
+    // Nothing is restarted from now on.
+    void stop_supervising() {
+        stopping = true;
+        for (unsigned slot : slots.ids()) forget_slot(slot);
+    }
+
+    // ---- the state every job shares ----
+    primary_options options;
+    const worker_main main;
+    const std::vector<std::string> args;
+    io::io_context* const ctx;
+    worker_table<P> workers;
+    event_queue<P> events{workers};
+    slot_table slots;
+    detail::balancer<P> balancer;  // before tasks: its accept loops are among them
+    bool stopping = false;         // once disconnect_all() or shutdown() began: nothing restarts
+    std::mt19937_64 rng{std::random_device{}()};
+
+    // ---- the jobs ----
+    detail::rollout<P> rollout{*this};
+    detail::router<P> router{*this};
+    detail::stopper<P> stopper{*this};
+
+    io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
+
+private:
+    result<record_ptr> launch_worker(const primary_options& o, std::string& what) {
+        const unsigned id = workers.next_id();
+        const bool forks = o.mode == start_mode::fork;
+        if (forks) balancer.pause_accepting();
+        auto started = launch(o, args, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
+        if (forks) balancer.resume_accepting();
+        if (!started) {
+            what = "cluster: cannot start worker " + std::to_string(id);
+            return started.error();
+        }
+        return std::make_shared<record>(id, std::move(*started));
+    }
+
+    // Nothing once the worker started (exec'd, or ready to run its code); else what failed in
+    // the child's setup, once the child is reaped.
+    io::task<std::error_code> setup_failure(record& r, const primary_options& o, std::string& what) {
+        if (!r.status_pipe) co_return std::error_code{};
+        launch_failure f{};
+        auto reported = co_await io::read_exact(r.status_pipe.get(), std::as_writable_bytes(std::span(&f, 1)));
+        r.status_pipe.reset();
+        if (!reported) co_return std::error_code{};
+        (void)co_await r.child.wait();
+        what = "cluster: worker " + std::to_string(r.id) + " could not start: " + to_string(f.stage) +
+               stage_subject(f.stage, o);
+        co_return errno_code(f.error);
+    }
+
+    // The worker's first message: what its loop does on its own.
+    void configure(record& r, const primary_options& o) {
+        control::settings s;
+        if (o.heartbeat_timeout.count() > 0) s.heartbeat_interval_ms = heartbeat_interval(o.heartbeat_timeout).count();
+        if (o.max_messages > 0)
+            s.max_messages =
+                o.max_messages + std::uniform_int_distribution<std::uint64_t>(0, o.max_messages_jitter)(rng);
+        (void)r.link.channel.send(s);
+    }
+
+    void watch(const record_ptr& r, const primary_options& o) {
+        tasks.spawn(live(*this, r));
+        if (o.heartbeat_timeout.count() > 0)
+            tasks.spawn(until_exit(r, watch_heartbeats(r, o.heartbeat_timeout, o.kill_timeout)));
+        if (o.max_memory > 0) {
+            auto recycle = [this](const record_ptr& over) { rollout.recycle(over, stop_reason::max_memory); };
+            tasks.spawn(until_exit(r, watch_memory(r, o.max_memory, o.memory_check_interval, std::move(recycle))));
+        }
+    }
+
+    // A started worker takes its slot, unless the slot went away while it started.
+    void settle_in(unsigned slot, const record_ptr& r) {
+        if (slots.contains(slot) && !stopping)
+            bind(slot, r);
+        else
+            tasks.spawn(rollout.retire(r, stop_reason::scale_down));
+    }
+
+    // In a fork-mode worker, still inside fork(): close what is the primary's, then run.
+    int become_worker(unsigned id, unique_fd link) {
+        ::close(ctx->native_handle());
+        stopper.close_in_forked_child();
+        for (const auto& [other, r] : workers) r->close_in_forked_child();
+        balancer.close_in_forked_child();
+        return run_worker_process<P>(id, std::move(link), main);
+    }
+
+    // Everything the primary does for one worker, from fork to exit event.
+    static io::task<void> live(supervisor& self, record_ptr r) {
+        self.start_readers(r);
+        auto status = co_await r->child.wait();
+        // All the worker sent is in our receive queue by now, but its end of the socket closes
+        // only when the kernel tears its io_uring down, milliseconds later: end the stream here.
+        ::shutdown(r->link.channel.native_handle(), SHUT_RD);
+        auto drained = co_await io::with_timeout(io::when_set(r->readers_done), reader_grace);
+        if (!drained) {
+            // A process the worker forked holds its end: stop reading what it may still send.
+            r->end_link();
+            r->stop_readers.request_stop();
+            (void)co_await r->readers_done.wait();
+        }
+        r->release();
+        const io::exit_status final_status = status ? *status : io::exit_status{};
+        exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason};
+        r->exited.set();
+        self.events.report(event<P>(std::move(e), handle_of(r)));
+        self.after_exit(*r, final_status);
+    }
+
+    void start_readers(const record_ptr& r) {
+        r->readers = 1;
+        tasks.spawn(router.pump(r));
+        if (!r->out) return;
+        r->readers += 2;
+        const std::string prefix = "[worker " + std::to_string(r->id) + "] ";
+        tasks.spawn(relay(r, r->out.get(), STDOUT_FILENO, prefix));
+        tasks.spawn(relay(r, r->err.get(), STDERR_FILENO, prefix));
+    }
+
+    static io::task<void> relay(record_ptr r, int from, int to, std::string prefix) {
+        co_await relay_lines(from, to, std::move(prefix), r->stop_readers.get_token());
+        r->reader_finished();
+    }
+
+    // ---- restarts ----
+
+    // A worker that filled a slot exited: the restart policy decides what follows.
+    void after_exit(const record& r, const io::exit_status& status) {
+        const unsigned slot = slots.slot_of(r.id);
+        if (slot == 0) return;
+        slots.vacate(slot);
+        // r.disconnect() is the primary's code removing this worker, as scale() would: not
+        // a failure to recover from, whatever the mode.
+        if (r.reason == stop_reason::disconnect) return forget_slot(slot);
+        plan(slot, r.id, status, r.exited_after_disconnect, clock::now() - r.started);
+    }
+
+    void plan(unsigned slot, unsigned worker_id, const io::exit_status& status, bool after_disconnect,
+              clock::duration uptime) {
+        if (stopping) return forget_slot(slot);
+        auto d = slots.decide(status, after_disconnect, uptime, clock::now());
+        switch (d.next) {
+        case restart_decision::action::restart:
+            events.report(event<P>(restart_scheduled_event{worker_id, d.delay, slots.attempt()}));
+            tasks.spawn(restart_later(*this, slot, d.delay, slots.pending_restart(slot)));
+            return;
+        case restart_decision::action::none: return forget_slot(slot);
+        case restart_decision::action::give_up:
+            forget_slot(slot);
+            stopper.give_up(worker_id, std::move(d.what));
+            return;
+        }
+    }
+
+    static io::task<void> restart_later(supervisor& self, unsigned slot, std::chrono::milliseconds delay,
+                                        std::stop_token cancel) {
+        auto slept = co_await io::sleep_for(delay).with_stop_token(cancel);
+        if (!slept || self.stopping || !self.slots.contains(slot)) co_return;
+        std::string what;
+        auto started = co_await self.start(slot, what, true);
+        if (started) co_return;
+        // As good as a crash at birth: the backoff and the cap apply.
+        std::fprintf(stderr, "%s: %s\n", what.c_str(), started.error().message().c_str());
+        if (self.slots.contains(slot)) self.plan(slot, 0, io::exit_status{.code = 1}, false, clock::duration{});
+    }
+};
+
+}  // namespace cluster::detail

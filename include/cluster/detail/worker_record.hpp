@@ -1,0 +1,132 @@
+// cluster::detail::worker_record<P>: what the primary keeps about one worker process — its
+// link, process and stdio pipes, where it stands, what its supervisor decided — and the
+// worker_handle through which the user sees it.
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <stop_token>
+#include <utility>
+
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/launch.hpp>
+#include <cluster/detail/link.hpp>
+#include <cluster/error.hpp>
+#include <cluster/events.hpp>
+#include <cluster/io/child_process.hpp>
+#include <cluster/io/latch.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
+#include <cluster/worker_handle.hpp>
+
+namespace cluster::detail {
+
+template <class P>
+struct worker_record {
+    using clock = std::chrono::steady_clock;
+
+    worker_record(unsigned worker_id, launched&& started)
+        : id(worker_id), pid(started.child.pid()), link(std::move(started.link)), child(std::move(started.child)),
+          out(std::move(started.out)), err(std::move(started.err)), status_pipe(std::move(started.status)) {}
+    worker_record(const worker_record&) = delete;
+    worker_record& operator=(const worker_record&) = delete;
+
+    // Asks the worker to leave and waits until its side of the link has ended: its
+    // receive() ends, its code finishes, and it exits.
+    io::task<result<void>> disconnect() {
+        if (link_ended.is_set()) co_return result<void>{};
+        if (reason == stop_reason::none) reason = stop_reason::disconnect;
+        exited_after_disconnect = true;
+        if (!disconnect_sent) {
+            disconnect_sent = true;
+            // Queued without waiting for the socket to drain: a worker that reads nothing must
+            // not hold this up (shutdown()'s deadline is what deals with it). If the worker is
+            // already gone, the wait below ends all the same.
+            const control::disconnect leave;
+            (void)link.channel.send(leave);
+        }
+        (void)co_await link_ended.wait();
+        co_return result<void>{};
+    }
+
+    // The worker's side of the link is done: stop talking to it, both ways.
+    void end_link() {
+        ::shutdown(link.channel.native_handle(), SHUT_RDWR);
+        link.requests.fail_all(make_error_code(errc::peer_gone));
+        link_ended.set();
+    }
+
+    // The worker has exited and everything it sent was read: its descriptors go now, not
+    // when the last event about it does. Later sends fail with channel_closed, kill() with ESRCH.
+    void release() {
+        link.channel.close();
+        child.detach();
+        out.reset();
+        err.reset();
+    }
+
+    // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
+    void close_in_forked_child() const noexcept {
+        link.channel.close_queued_fds_in_forked_child();
+        for (int fd : {link.channel.native_handle(), child.pidfd(), out.get(), err.get(), status_pipe.get()})
+            if (fd >= 0) ::close(fd);
+    }
+
+    // One of the tasks reading from the worker is done.
+    void reader_finished() noexcept {
+        if (--readers == 0) readers_done.set();
+    }
+
+    [[nodiscard]] bool is_connected() const noexcept { return !link_ended.is_set(); }
+    [[nodiscard]] bool is_dead() const noexcept { return child.status().has_value(); }
+    // Still one the primary may hand connections to: not leaving, not asked to.
+    [[nodiscard]] bool takes_connections() const noexcept {
+        return is_connected() && !disconnect_sent && !exited_after_disconnect;
+    }
+
+    const unsigned id;
+    const pid_t pid;
+    detail::link<P> link;
+    io::child_process child;
+    unique_fd out, err;  // silent: the worker's stdout and stderr, to relay
+    unique_fd status_pipe;
+
+    bool online = false;
+    bool disconnect_sent = false;
+    bool exited_after_disconnect = false;  // it left because it was asked to, or chose to
+    io::latch link_ended;
+    io::latch ready;  // online, or, with wait_ready, once the worker called ready()
+    io::latch exited;
+
+    // The tasks reading from the worker: its link, and its stdout and stderr when silent.
+    unsigned readers = 0;
+    io::latch readers_done;
+    std::stop_source stop_readers;
+
+    // Supervision.
+    unsigned home_slot = 0;  // the slot it was started for, filled or not (reuseport keeps its socket)
+    bool wait_ready = false;
+    bool retiring = false;
+    bool recycle_asked = false;
+    stop_reason reason = stop_reason::none;
+    const clock::time_point started = clock::now();
+    clock::time_point last_beat = started;
+
+    worker_handle<P> handle{*this};  // last: it refers to the rest
+};
+
+// r->disconnect(), then until the process has exited. `r` is held: its exit event, taken
+// meanwhile, would otherwise free the record.
+template <class P>
+io::task<void> disconnect_and_wait(std::shared_ptr<worker_record<P>> r) {
+    (void)co_await r->disconnect();
+    (void)co_await r->exited.wait();
+}
+
+}  // namespace cluster::detail
