@@ -96,20 +96,25 @@ inline result<std::uint32_t> parse_scope(const std::string& text) noexcept {
     return index;
 }
 
-// FNV-1a, then a finaliser (MurmurHash3's fmix64): FNV-1a's low bits depend only on the
-// low bits of each byte, and a sticky schedule takes the hash modulo the worker count.
-inline std::uint64_t stable_hash(std::span<const std::byte> bytes) noexcept {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (std::byte b : bytes) {
-        h ^= static_cast<std::uint64_t>(b);
-        h *= 0x100000001b3ull;
-    }
+// MurmurHash3's finaliser: every bit of the result depends on every bit of h.
+inline constexpr std::uint64_t fmix64(std::uint64_t h) noexcept {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
     return h;
+}
+
+// FNV-1a, then fmix64: FNV-1a's low bits depend only on the low bits of each byte, and a
+// sticky schedule takes the hash modulo the worker count.
+inline std::uint64_t stable_hash(std::span<const std::byte> bytes) noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (std::byte b : bytes) {
+        h ^= static_cast<std::uint64_t>(b);
+        h *= 0x100000001b3ull;
+    }
+    return fmix64(h);
 }
 
 }  // namespace detail

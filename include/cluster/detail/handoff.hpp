@@ -1,0 +1,72 @@
+// cluster::detail::handoff: the connections the primary has offered to workers and not yet
+// heard back about. Its own copy of each stays open until the worker answers, so that a
+// refusal, or a worker that dies first, loses nothing: the connection goes elsewhere.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <cluster/net/endpoint.hpp>
+#include <cluster/unique_fd.hpp>
+
+namespace cluster::detail {
+
+// A connection the primary accepted and has not handed over for good.
+struct pending_connection {
+    std::uint32_t listener = 0;
+    unique_fd socket;
+    net::endpoint peer;             // sticky and custom only
+    std::vector<unsigned> refused;  // workers that said no to it
+};
+
+class handoff {
+public:
+    // The number the next offer goes under.
+    [[nodiscard]] std::uint64_t next_seq() noexcept { return ++last_seq_; }
+
+    // `c` was offered to `worker_id` as `seq`: kept until the worker answers.
+    void offered(std::uint64_t seq, unsigned worker_id, pending_connection c) {
+        in_flight_.emplace(seq, offer{worker_id, std::move(c)});
+    }
+
+    // The worker answered about `seq`: the connection, if it was offered to that worker
+    // (anyone else's answer is not one).
+    std::optional<pending_connection> answered(std::uint64_t seq, unsigned worker_id) {
+        auto it = in_flight_.find(seq);
+        if (it == in_flight_.end() || it->second.worker_id != worker_id) return std::nullopt;
+        auto c = std::move(it->second.c);
+        in_flight_.erase(it);
+        return c;
+    }
+
+    // What was offered to `worker_id` and not answered.
+    [[nodiscard]] std::vector<std::uint64_t> unanswered(unsigned worker_id) const {
+        std::vector<std::uint64_t> out;
+        for (const auto& [seq, o] : in_flight_)
+            if (o.worker_id == worker_id) out.push_back(seq);
+        return out;
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return in_flight_.size(); }
+
+    // In a fork-mode worker, still inside fork(): the clients' connections are the primary's.
+    void close_in_forked_child() const noexcept {
+        for (const auto& [seq, o] : in_flight_) ::close(o.c.socket.get());
+    }
+
+private:
+    struct offer {
+        unsigned worker_id = 0;
+        pending_connection c;
+    };
+
+    std::unordered_map<std::uint64_t, offer> in_flight_;
+    std::uint64_t last_seq_ = 0;
+};
+
+}  // namespace cluster::detail
