@@ -32,6 +32,18 @@ struct completion {
     void (*complete)(completion* self, int res, unsigned flags, bool resume) noexcept = nullptr;
 };
 
+// A completion that calls a member function of its owner: for objects with several ops of
+// their own in flight (a channel's flush, write and receive).
+template <class Owner, void (Owner::*Fn)(int res, bool resume)>
+struct member_completion : completion {
+    Owner* owner;
+    explicit member_completion(Owner* o) noexcept : owner(o) {
+        complete = [](completion* c, int res, unsigned, bool resume) noexcept {
+            (static_cast<member_completion*>(c)->owner->*Fn)(res, resume);
+        };
+    }
+};
+
 struct cqe_copy {
     std::uint64_t user_data;
     std::int32_t res;

@@ -121,8 +121,9 @@ namespace detail {
 
 // encode_frame(), for a caller that has sized the payload already (payload_size is
 // encoded_size(msg)) and collects the fds itself: into fds, which may be null for a
-// message that cannot carry any.
-template <class P, class T>
+// message that cannot carry any. A message's id and fingerprint are its own, whatever
+// protocol it is sent in: the encoders need no protocol, only the callers that check one.
+template <class T>
 void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::uint32_t tag, std::uint16_t flags,
                      gather_list* gather, fd_list* fds) {
     if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
@@ -136,12 +137,8 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
     codec<T>::write(w, msg);
     out.truncate(static_cast<std::size_t>(w.pos - out.data()));
     const std::size_t fd_count = fds ? fds->size() - fds_before : 0;
-    const frame_header h{static_cast<std::uint32_t>(payload_size),
-                         P::template id<T>,
-                         P::template fingerprint<T>,
-                         static_cast<std::uint16_t>(fd_count),
-                         flags,
-                         tag};
+    const frame_header h{static_cast<std::uint32_t>(payload_size), type_id<T>, fingerprint<T>,
+                         static_cast<std::uint16_t>(fd_count),     flags,      tag};
     if (fd_count > max_frame_fds || (flags & frame_flags::memfd) != 0 || !header_is_valid(h)) {
         out.truncate(start);
         if (gather) {
@@ -158,13 +155,12 @@ void encode_frame_to(buffer& out, const T& msg, std::size_t payload_size, std::u
 // shared_bytes may be a memfd): no fds to count, no runs to gather, and a header known
 // before the payload, so an invalid one is refused before anything is written. Inline:
 // a channel's send() runs it for every message.
-template <class P, class T>
+template <class T>
     requires(!carries_fds<T>)
 [[gnu::always_inline]] inline void encode_plain_frame_to(buffer& out, const T& msg, std::size_t payload_size,
                                                          std::uint32_t tag, std::uint16_t flags) {
     if (payload_size > std::numeric_limits<std::uint32_t>::max()) throw_above_4gib();
-    const frame_header h{
-        static_cast<std::uint32_t>(payload_size), P::template id<T>, P::template fingerprint<T>, 0, flags, tag};
+    const frame_header h{static_cast<std::uint32_t>(payload_size), type_id<T>, fingerprint<T>, 0, flags, tag};
     if ((flags & frame_flags::memfd) != 0 || !header_is_valid(h)) throw_invalid_frame();
     std::byte* frame = out.extend(frame_header_size + payload_size);
     encode_header(h, std::span<std::byte, frame_header_size>(frame, frame_header_size));
@@ -186,7 +182,7 @@ template <class P, class T>
 fd_list encode_frame(buffer& out, const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0,
                      gather_list* gather = nullptr) {
     fd_list fds;
-    detail::encode_frame_to<P>(out, msg, encoded_size(msg), tag, flags, gather, &fds);
+    detail::encode_frame_to(out, msg, encoded_size(msg), tag, flags, gather, &fds);
     return fds;
 }
 

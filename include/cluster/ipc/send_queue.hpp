@@ -1,0 +1,468 @@
+// cluster::ipc::send_queue: a channel's sending half — frames queued all through a turn of
+// the loop and written in one sendmsg with their fds, large payloads in sealed memfds,
+// backpressure and flush. Only queue() depends on what is sent: the rest is not a template.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cluster/error.hpp>
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/scm_rights.hpp>
+#include <cluster/ipc/channel_options.hpp>
+#include <cluster/ipc/memfd.hpp>
+#include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
+#include <cluster/wire/buffer.hpp>
+#include <cluster/wire/codec.hpp>
+#include <cluster/wire/frame.hpp>
+#include <cluster/wire/shared_bytes.hpp>
+
+namespace cluster::ipc {
+
+namespace detail {
+
+// A coroutine suspended on an Owner (a send queue, a channel). It unregisters if destroyed
+// while waiting, and the owner forgets it (leaving it suspended) if the owner goes first.
+template <class Owner>
+struct waiter {
+    Owner* owner;
+    std::coroutine_handle<> h;
+
+    explicit waiter(Owner& o) noexcept : owner(&o) {}
+    // Movable until suspended (compilers may move an awaiter into the frame), never after.
+    waiter(waiter&& other) noexcept : owner(other.owner) {}
+    waiter& operator=(waiter&&) = delete;
+    ~waiter() {
+        if (owner && h) owner->forget(this);
+    }
+};
+
+}  // namespace detail
+
+class send_queue {
+    using waiter = detail::waiter<send_queue>;
+
+public:
+    // Sends on `fd`, which outlives the queue; counts into `stats`, which does too.
+    send_queue(int fd, const channel_options& options, channel_stats& stats)
+        : fd_(fd), options_(options), stats_(stats), ctx_(&io::io_context::current_or_throw()) {}
+    send_queue(const send_queue&) = delete;
+    send_queue& operator=(const send_queue&) = delete;
+    // The kernel may still hold pointers into this queue: take them back first.
+    ~send_queue() {
+        for (waiter* w : blocked_senders_) w->owner = nullptr;
+        for (waiter* w : flush_waiters_) w->owner = nullptr;
+        cancel_writes();
+    }
+
+    // Queues msg (and dups of any fds it holds) for the batch that leaves at the end of this
+    // turn. A small message without fds, the common case, is framed straight into the batch:
+    // no fds to collect or dup, nothing to undo (a frame that cannot be encoded throws and
+    // leaves the batch as it was). Forced inline, down to the encoder: as calls, they cost a
+    // small message's send about a quarter of its instructions.
+    template <class T>
+    [[gnu::always_inline]] std::error_code queue(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+        if (write_error_) return write_error_;
+        if constexpr (!wire::carries_fds<T>) {
+            const std::size_t size = wire::encoded_size(msg);
+            if (size <= options_.memfd_threshold) {
+                wire::detail::encode_plain_frame_to(filling_.bytes, msg, size, tag, flags);
+                return queued();
+            }
+        }
+        return queue_with_fds_or_memfd(msg, tag, flags);
+    }
+
+    // Completes at once unless more than the high-water mark is queued, then once the socket
+    // has drained below it; gives `queued`'s error, or the queue's.
+    struct send_awaiter : waiter {
+        send_queue& q;  // the waiter's owner is forgotten once it is woken; this is not
+        std::error_code queued;
+        send_awaiter(send_queue& queue, std::error_code e) noexcept : waiter(queue), q(queue), queued(e) {}
+        bool await_ready() const noexcept { return queued || q.write_error_ || !q.full(); }
+        void await_suspend(std::coroutine_handle<> h) {
+            this->h = h;
+            q.blocked_senders_.push_back(this);
+        }
+        result<void> await_resume() const noexcept {
+            if (queued) return queued;
+            return q.result_so_far();
+        }
+    };
+
+    // Completes once everything queued has been written to the socket.
+    struct flush_awaiter : waiter {
+        send_queue& q;
+        explicit flush_awaiter(send_queue& queue) noexcept : waiter(queue), q(queue) {}
+        bool await_ready() const noexcept { return q.write_error_ || q.queued_bytes() == 0; }
+        void await_suspend(std::coroutine_handle<> h) {
+            this->h = h;
+            q.flush_waiters_.push_back(this);
+        }
+        result<void> await_resume() const noexcept { return q.result_so_far(); }
+    };
+
+    [[nodiscard]] send_awaiter wait_for_room(std::error_code queued) noexcept { return {*this, queued}; }
+    [[nodiscard]] flush_awaiter flush() noexcept { return flush_awaiter{*this}; }
+
+    [[nodiscard]] std::size_t queued_bytes() const noexcept { return sending_.size() - sent_ + filling_.size(); }
+    // More than the high-water mark is queued: senders wait.
+    [[nodiscard]] bool full() const noexcept { return queued_bytes() >= options_.high_water_mark; }
+    [[nodiscard]] const std::error_code& error() const noexcept { return write_error_; }
+
+    // Drops what is queued; every send from now on fails with `ec`.
+    void fail(std::error_code ec) {
+        if (!write_error_) write_error_ = ec;
+        sending_.clear();
+        filling_.clear();
+        sent_ = 0;
+        marks_sent_ = 0;
+    }
+
+    // Takes back the queue's ops, resuming nobody: before its socket closes.
+    void cancel_writes() {
+        if (flush_scheduled_) ctx_->cancel_defer(&flush_hook_);
+        flush_scheduled_ = false;
+        if (!write_idle_) ctx_->cancel_and_wait(&write_hook_, write_idle_);
+    }
+
+    // Resumes everyone waiting: after fail(), their sends fail.
+    void wake_all() {
+        wake(blocked_senders_);
+        wake(flush_waiters_);
+    }
+
+    // In a process forked while fds wait to be sent: they are the parent's to send, and a
+    // child that kept them would hold, say, a client's connection open.
+    void close_queued_fds_in_forked_child() const noexcept {
+        for (const auto* b : {&filling_, &sending_})
+            for (const auto& fd : b->fds) ::close(fd.get());
+    }
+
+    void forget(waiter* w) noexcept {
+        std::erase(blocked_senders_, w);
+        std::erase(flush_waiters_, w);
+    }
+
+private:
+    // Frames queued for the socket: bytes, the fds they carry, and where each frame with
+    // fds starts (fds go in the sendmsg whose bytes begin at or before their frame).
+    struct fd_mark {
+        std::size_t offset;
+        std::size_t count;
+    };
+    // Large heap-backed shared_bytes are not copied into `bytes`: they are listed in
+    // `gather` (holding a reference) and sent from where they are with more iovecs.
+    // Offsets in marks count the whole stream, gathered runs included.
+    struct batch {
+        wire::buffer bytes;
+        std::vector<unique_fd> fds;
+        std::vector<fd_mark> marks;
+        wire::gather_list gather;
+        [[nodiscard]] std::size_t size() const noexcept { return bytes.size() + gather.total; }
+        void clear() noexcept {
+            bytes.clear();
+            fds.clear();
+            marks.clear();
+            gather.clear();
+        }
+    };
+
+    result<void> result_so_far() const noexcept {
+        if (write_error_) return write_error_;
+        return {};
+    }
+
+    // Counts a frame in; the batch leaves at the end of this loop turn. Only the first
+    // frame of a turn has a flush to schedule: the rest skip the call.
+    std::error_code queued() {
+        ++stats_.frames_sent;
+        if (!flush_scheduled_ && write_idle_) schedule_flush();
+        return no_error();
+    }
+
+    // std::error_code() calls std::system_category() in libstdc++, a call per message.
+    static std::error_code no_error() noexcept { return make_error_code(errc{}); }
+
+    template <class T>
+    std::error_code queue_with_fds_or_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+        const std::size_t start = filling_.bytes.size();
+        const std::size_t stream_start = filling_.size();
+        const std::size_t fds_before = filling_.fds.size();
+        const std::size_t runs_before = filling_.gather.runs.size();
+        std::error_code ec;
+        if constexpr (wire::carries_fds<T>) {
+            // It may hold shared_bytes: those sent by reference (gathered) or by fd are
+            // not copied, so what decides between inline and memfd is what would be.
+            wire::fd_list fds;
+            wire::detail::encode_frame_to(filling_.bytes, msg, wire::encoded_size(msg), tag, flags, &filling_.gather,
+                                          &fds);
+            ec = adopt_dups(fds);
+            if (!ec && filling_.bytes.size() - start > wire::frame_header_size + options_.memfd_threshold) {
+                undo(start, fds_before, runs_before);
+                ec = queue_in_memfd(msg, tag, flags);
+            }
+        } else {
+            ec = queue_in_memfd(msg, tag, flags);  // queue() took it inline if it was small enough
+        }
+        if (ec) {
+            undo(start, fds_before, runs_before);
+            return ec;
+        }
+        if (filling_.fds.size() > fds_before)
+            filling_.marks.push_back({stream_start, filling_.fds.size() - fds_before});
+        return queued();
+    }
+
+    void undo(std::size_t bytes, std::size_t fds, std::size_t runs) {
+        filling_.bytes.truncate(bytes);
+        filling_.fds.resize(fds);
+        while (filling_.gather.runs.size() > runs) {
+            filling_.gather.total -= filling_.gather.runs.back().bytes.size();
+            filling_.gather.runs.pop_back();
+        }
+    }
+
+    template <class T>
+    std::error_code queue_in_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+        const std::size_t size = wire::encoded_size(msg);
+        if (size > options_.max_frame_size) return make_error_code(errc::frame_too_large);
+        wire::fd_list fds;
+        auto memfd = make_sealed_memfd(size, [&](std::byte* p) { wire::encode_to(p, msg, &fds); });
+        if (!memfd) return memfd.error();
+        if (auto ec = adopt_dups(fds)) return ec;
+        filling_.fds.push_back(std::move(*memfd));
+        ++stats_.memfd_frames;
+        queue_memfd_header(wire::frame_header{static_cast<std::uint32_t>(size), wire::type_id<T>, wire::fingerprint<T>,
+                                              static_cast<std::uint16_t>(fds.size() + 1),
+                                              static_cast<std::uint16_t>(flags | wire::frame_flags::memfd), tag});
+        return {};
+    }
+
+    void queue_memfd_header(const wire::frame_header& h) {
+        wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(
+                                   filling_.bytes.extend(wire::frame_header_size), wire::frame_header_size));
+    }
+
+    // The message's fds are borrowed and it may be gone before the batch is written.
+    std::error_code adopt_dups(const wire::fd_list& fds) {
+        for (int raw : fds) {
+            unique_fd dup(::fcntl(raw, F_DUPFD_CLOEXEC, 0));
+            if (!dup) return errno_code(errno);
+            filling_.fds.push_back(std::move(dup));
+        }
+        return {};
+    }
+
+    void schedule_flush() {
+        if (flush_scheduled_ || !write_idle_) return;
+        ctx_->defer(&flush_hook_);
+        flush_scheduled_ = true;
+    }
+
+    void on_flush(int, bool resume) {
+        flush_scheduled_ = false;
+        if (!resume) return;
+        write_more();
+        wake_senders();
+    }
+
+    // Writes what is queued: first straight to the socket, without blocking, which costs
+    // one syscall and no completion to wait for (a small batch usually fits); what the
+    // socket will not take now goes to io_uring, which waits for room.
+    void write_more() {
+        if (write_idle_ && !write_error_ && sent_ == sending_.size() && filling_.fds.empty() &&
+            filling_.gather.runs.empty())
+            return write_plain_batch();
+        write_queued();
+    }
+
+    // The common batch, plain bytes with nothing left of an earlier one, is sent from
+    // where it was encoded: no swap of the two batches (four containers each) and no
+    // msghdr to prepare unless the socket takes less than all of it.
+    void write_plain_batch() {
+        const std::size_t size = filling_.bytes.size();
+        if (size == 0) return;
+        const ssize_t n = ::send(fd_, filling_.bytes.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(size)) {
+            ++stats_.writes;
+            filling_.clear();
+            return;
+        }
+        const int err = errno;
+        start_sending_filled();
+        prepare_write();
+        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK) return fail(errno_code(err));
+        if (n >= 0) {
+            ++stats_.writes;
+            (void)written(static_cast<std::size_t>(n));  // a short write: the rest is prepared
+        }
+        submit_write();
+    }
+
+    void write_queued() {
+        while (write_idle_ && !write_error_) {
+            if (sent_ == sending_.size()) {
+                if (filling_.size() == 0) return;
+                start_sending_filled();
+            }
+            prepare_write();
+            const ssize_t n = send_prepared();
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail(errno_code(errno));
+            if (n >= 0) ++stats_.writes;
+            if (n < 0 || !written(static_cast<std::size_t>(n))) return submit_write();
+        }
+    }
+
+    // `sending` is what the kernel may be reading, `filling` what came since.
+    void start_sending_filled() {
+        std::swap(sending_, filling_);
+        filling_.clear();
+        sent_ = 0;
+        marks_sent_ = 0;
+    }
+
+    // One sendmsg: the rest of `sending`, cut short before any frame whose fds would not
+    // fit into this message's SCM_RIGHTS.
+    void prepare_write() {
+        std::size_t end = sending_.size();
+        std::size_t fd_begin = 0, fd_count = 0, m = marks_sent_;
+        for (std::size_t i = 0; i < marks_sent_; ++i) fd_begin += sending_.marks[i].count;
+        for (; m < sending_.marks.size(); ++m) {
+            if (fd_count + sending_.marks[m].count > wire::max_frame_fds) {
+                end = sending_.marks[m].offset;
+                break;
+            }
+            fd_count += sending_.marks[m].count;
+        }
+        send_msg_ = {};
+        if (sending_.gather.runs.empty()) {
+            send_iov_ = {sending_.bytes.data() + sent_, end - sent_};
+            send_msg_.msg_iov = &send_iov_;
+            send_msg_.msg_iovlen = 1;
+        } else {
+            gather_iovs(end);
+            send_msg_.msg_iov = send_iovs_.data();
+            send_msg_.msg_iovlen = send_iovs_.size();
+        }
+        io::attach_fds(send_msg_, send_control_, std::span<const unique_fd>(sending_.fds).subspan(fd_begin, fd_count));
+        pending_marks_ = m;
+    }
+
+    // send() when there is one run of bytes and no fds: the kernel then has no msghdr and
+    // iovec array to copy in, which is a good part of a small write's cost.
+    ssize_t send_prepared() noexcept {
+        constexpr int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+        if (send_msg_.msg_iovlen == 1 && send_msg_.msg_controllen == 0)
+            return ::send(fd_, send_msg_.msg_iov[0].iov_base, send_msg_.msg_iov[0].iov_len, flags);
+        return ::sendmsg(fd_, &send_msg_, flags);
+    }
+
+    void submit_write() {
+        io_uring_prep_sendmsg(ctx_->sqe(&write_hook_), fd_, &send_msg_, MSG_NOSIGNAL);
+        write_idle_ = false;
+        ++stats_.writes;
+    }
+
+    // Accounts for n bytes of the prepared sendmsg; true when all of it went out. Even a
+    // short write carried all of its fds: they ride on the first byte.
+    bool written(std::size_t n) {
+        const std::size_t wanted = prepared_bytes();
+        sent_ += n;
+        if (n > 0) marks_sent_ = pending_marks_;
+        if (sent_ == sending_.size()) {
+            sending_.clear();
+            sent_ = 0;
+            marks_sent_ = 0;
+        }
+        if (n == wanted) return true;
+        prepare_write();  // the rest, from where the socket stopped
+        return false;
+    }
+
+    [[nodiscard]] std::size_t prepared_bytes() const noexcept {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < send_msg_.msg_iovlen; ++i) n += send_msg_.msg_iov[i].iov_len;
+        return n;
+    }
+
+    // iovecs for the stream bytes [sent, end) of `sending`: buffer pieces with the gathered
+    // runs between them (at most 64; a short write just continues later).
+    void gather_iovs(std::size_t end) {
+        send_iovs_.clear();
+        std::size_t at = 0, buffered = 0;  // stream offset of bytes.data() + buffered
+        auto piece = [&](const std::byte* p, std::size_t n) {
+            const std::size_t from = std::max(sent_, at), to = std::min(end, at + n);
+            if (from < to && send_iovs_.size() < 64)
+                send_iovs_.push_back({const_cast<std::byte*>(p) + (from - at), to - from});
+            at += n;
+        };
+        for (const auto& run : sending_.gather.runs) {
+            if (at >= end) break;
+            piece(sending_.bytes.data() + buffered, run.at - buffered);
+            buffered = run.at;
+            piece(run.bytes.data(), run.bytes.size());
+        }
+        if (at < end) piece(sending_.bytes.data() + buffered, sending_.bytes.size() - buffered);
+    }
+
+    void on_written(int res, bool resume) {
+        write_idle_ = true;
+        if (res < 0) {
+            fail(errno_code(-res));
+        } else {
+            (void)written(static_cast<std::size_t>(res));
+            if (resume) write_more();
+        }
+        if (resume) wake_senders();
+    }
+
+    void wake_senders() {
+        if (write_error_ || !full()) wake(blocked_senders_);
+        if (write_error_ || queued_bytes() == 0) wake(flush_waiters_);
+    }
+
+    static void wake(std::vector<waiter*>& list) {
+        for (waiter* w : std::exchange(list, {})) {
+            w->owner = nullptr;
+            w->h.resume();
+        }
+    }
+
+    int fd_;
+    const channel_options& options_;
+    channel_stats& stats_;
+    io::io_context* ctx_;
+
+    batch filling_, sending_;
+    std::size_t sent_ = 0;        // bytes of `sending_` written
+    std::size_t marks_sent_ = 0;  // marks of `sending_` whose fds went out
+    bool write_idle_ = true;
+    bool flush_scheduled_ = false;
+    std::error_code write_error_;
+    std::vector<waiter*> blocked_senders_, flush_waiters_;
+    msghdr send_msg_{};
+    iovec send_iov_{};
+    std::vector<iovec> send_iovs_;  // when `sending_` has gathered runs
+    std::vector<std::byte> send_control_;
+    std::size_t pending_marks_ = 0;  // marks_sent_ once the write in flight succeeds
+
+    // Declared after the functions they name.
+    io::detail::member_completion<send_queue, &send_queue::on_flush> flush_hook_{this};
+    io::detail::member_completion<send_queue, &send_queue::on_written> write_hook_{this};
+};
+
+}  // namespace cluster::ipc
