@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 formatter=clang-format-16
 command -v "$formatter" >/dev/null || { echo "format.sh: $formatter not found (scripts/install-deps.sh --test installs it)" >&2; exit 2; }
-mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.hpp' '*.cpp' '*.h')
+mapfile -t listed < <(git ls-files --cached --others --exclude-standard '*.hpp' '*.cpp' '*.h')
+files=()
+for f in "${listed[@]}"; do [[ -f $f ]] && files+=("$f"); done
 case "${1:-}" in
     --check)
         unformatted=()
         for f in "${files[@]}"; do
-            [[ -f $f ]] || continue
             "$formatter" --style=file "$f" | cmp -s - "$f" || unformatted+=("$f")
         done
         if (( ${#unformatted[@]} )); then

@@ -13,14 +13,9 @@
 namespace cluster::io {
 
 namespace detail {
-template <class T>
-struct is_result : std::false_type {};
-template <class T>
-struct is_result<result<T>> : std::true_type {};
-
 // A task of result<U> times out into result<U> itself, not result<result<U>>.
 template <class T>
-using timed_result_t = std::conditional_t<is_result<T>::value, T, result<T>>;
+using timed_result_t = std::conditional_t<is_result_v<T>, T, result<T>>;
 
 template <class Rep, class Period>
 task<void> expire_after(std::chrono::duration<Rep, Period> d) {
@@ -36,7 +31,7 @@ task<detail::timed_result_t<T>> with_timeout(task<T> t, std::chrono::duration<Re
     if (first.index() == 1) co_return timed(boost::system::in_place_error, std::make_error_code(std::errc::timed_out));
     if constexpr (std::is_void_v<T>)
         co_return timed{};
-    else if constexpr (detail::is_result<T>::value)
+    else if constexpr (is_result_v<T>)
         co_return std::move(std::get<0>(first));
     else
         co_return timed(boost::system::in_place_value, std::move(std::get<0>(first)));

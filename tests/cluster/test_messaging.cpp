@@ -2,7 +2,10 @@
 // both ways, routing between workers, fds, and workers that break the protocol or die mid-frame.
 #include <catch2/catch.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
+#include "support/events.hpp"
+#include "support/primary.hpp"
+#include "support/waiting.hpp"
 
 #include <cluster/cluster.hpp>
 
@@ -96,32 +99,12 @@ using handle = worker_handle<P>;
 
 namespace {
 
-using test_support::open_fd_count;
+using support::open_fd_count;
 
-// Every wait's bound: a bug fails the test instead of hanging it.
-constexpr auto patience = 10s;
+using support::bounded;
+using support::exit_of;
+constexpr auto patience = support::wait_limit;
 constexpr std::size_t in_flight = 1000;
-
-// Awaits t, or fails the test when it takes longer than patience. A task of result<U>
-// gets its result back as it is.
-template <class T>
-task<T> bounded(task<T> t, const char* what) {
-    auto r = co_await with_timeout(std::move(t), patience);
-    if (!r && r.error() == std::errc::timed_out)
-        throw std::runtime_error(std::string("waited 10 s in vain for ") + what);
-    if constexpr (std::is_void_v<T>)
-        co_return;
-    else if constexpr (std::is_same_v<T, decltype(r)>)
-        co_return r;
-    else
-        co_return std::move(*r);
-}
-
-task<handle*> start(primary<P>& p) {
-    auto h = co_await with_timeout(p.try_fork(), patience);
-    if (!h) throw std::system_error(h.error(), "starting a worker");
-    co_return *h;
-}
 
 template <class T>
 task<std::vector<incoming<T>>> take_messages(primary<P>& p, std::size_t n) {
@@ -145,8 +128,6 @@ task<event_log> events_until_exit(primary<P>& p, std::set<unsigned> ids) {
 
 // A worker's events as words, a run of messages counted: "fork online 3000 messages exit".
 std::string story(const std::vector<event<P>>& events) {
-    static constexpr const char* names[] = {"fork", "online", "listening",         "message", "disconnect",
-                                            "exit", "setup",  "restart_scheduled", "gave_up", "reload"};
     std::string out;
     std::size_t messages = 0;
     for (const auto& e : events) {
@@ -155,18 +136,11 @@ std::string story(const std::vector<event<P>>& events) {
             continue;
         }
         if (messages) out += std::to_string(std::exchange(messages, 0)) + " messages ";
-        out += names[static_cast<int>(e.kind())] + std::string(" ");
+        out += support::kind_name(e.kind()) + std::string(" ");
     }
     if (messages) out += std::to_string(messages) + " messages ";
     if (!out.empty()) out.pop_back();
     return out;
-}
-
-const exit_event& exit_of(const std::vector<event<P>>& events) {
-    REQUIRE(!events.empty());
-    const auto* e = events.back().get_if<exit_event>();
-    REQUIRE(e);
-    return *e;
 }
 
 // Disconnects every worker and returns what came until each has exited.
@@ -326,7 +300,7 @@ task<std::string> read_to_end(int fd) {
 // Hands the primary a pipe's write end and reports what came through it; then writes
 // through the write end the primary hands back.
 task<void> fd_worker(worker<P>& w) {
-    auto ends = test_support::make_pipe();
+    auto ends = support::make_pipe();
     {
         const pipe_end mine{"to the primary", std::move(ends[1])};
         auto sent = co_await w.send(mine);
@@ -407,7 +381,7 @@ task<void> check_echoes(primary<P>& p, unsigned from) {
 }
 
 task<void> both_ways_in_order(primary<P>& p) {
-    auto& h = *co_await start(p);
+    auto& h = co_await support::fork_worker(p);
     co_await bounded(send_pairs(h, pairs), "sending 10,000 messages");
     co_await bounded(check_echoes(p, h.id()), "10,000 replies");
     const std::set<unsigned> ids{h.id()};
@@ -417,7 +391,7 @@ task<void> both_ways_in_order(primary<P>& p) {
 }
 
 task<void> picking_by_type(primary<P>& p) {
-    auto& h = *co_await start(p);
+    auto& h = co_await support::fork_worker(p);
     co_await bounded(send_pairs(h, picked), "sending");
     // The notes come first (the worker took the ticks first): skipped here, still queued.
     auto answers = co_await bounded(take_messages<answer>(p, picked), "the answers");
@@ -435,7 +409,7 @@ task<void> picking_by_type(primary<P>& p) {
 }
 
 task<void> primary_asks(primary<P>& p) {
-    auto& h = *co_await start(p);
+    auto& h = co_await support::fork_worker(p);
 
     std::vector<job> jobs;
     for (std::uint64_t i = 0; i < in_flight; ++i) jobs.push_back(job{i, "batch"});
@@ -493,7 +467,7 @@ task<void> reply_to_all(primary<P>& p, handle& h, std::vector<incoming<job>>& as
 }
 
 task<void> worker_asks(primary<P>& p) {
-    auto& h = *co_await start(p);
+    auto& h = co_await support::fork_worker(p);
     auto asked = co_await bounded(take_messages<job>(p, in_flight), "the worker's requests");
     co_await bounded(reply_to_all(p, h, asked), "replying");
     auto report = co_await bounded(p.next_message<note>(), "the batch report");
@@ -549,7 +523,7 @@ task<void> await_online(primary<P>& p, std::size_t n) {
 
 task<void> routing(primary<P>& p) {
     std::vector<handle*> w;
-    for (int i = 0; i < 5; ++i) w.push_back(co_await start(p));  // ids 1 to 5
+    for (int i = 0; i < 5; ++i) w.push_back(&co_await support::fork_worker(p));  // ids 1 to 5
     // Online before anyone leaves, so that what follows for 1, 2 and 3 is only their end.
     co_await bounded(await_online(p, 5), "five workers online");
     // 4 has exited and been forgotten; 5 is disconnected and not yet reaped.
@@ -584,7 +558,7 @@ task<void> routing(primary<P>& p) {
 }
 
 task<void> fds_both_ways(primary<P>& p) {
-    auto& h = *co_await start(p);
+    auto& h = co_await support::fork_worker(p);
     {
         auto given = co_await bounded(p.next_message<pipe_end>(), "the worker's pipe end");
         CHECK(given.value.label == "to the primary");
@@ -594,7 +568,7 @@ task<void> fds_both_ways(primary<P>& p) {
     auto heard = co_await bounded(p.next_message<note>(), "what the worker read");
     CHECK(heard.value.text == "hello");
 
-    auto ends = test_support::make_pipe();
+    auto ends = support::make_pipe();
     {
         const pipe_end theirs{"the primary's pipe", std::move(ends[1])};
         auto sent = co_await h.send(theirs);
@@ -633,7 +607,7 @@ task<void> echo_tick(handle& h, std::uint64_t seq) {
 
 // Starts a worker, has it misbehave, and returns its events to its exit.
 task<std::vector<event<P>>> misbehave(primary<P>& p, const misbehaviour& m) {
-    auto& bad = *co_await start(p);
+    auto& bad = co_await support::fork_worker(p);
     const unsigned id = bad.id();
     const raw_bytes raw{m.bytes, m.then_exit};
     (void)co_await bad.send(raw);
@@ -643,7 +617,7 @@ task<std::vector<event<P>>> misbehave(primary<P>& p, const misbehaviour& m) {
 }
 
 task<void> cut_off(primary<P>& p) {
-    auto& good = *co_await start(p);
+    auto& good = co_await support::fork_worker(p);
     (void)co_await bounded(p.next<online_event>(), "the good worker online");
     (void)co_await bounded(p.next<fork_event>(), "the good worker's fork event");
     const auto fds = open_fd_count();
@@ -662,7 +636,7 @@ task<void> cut_off(primary<P>& p) {
         CHECK(open_fd_count() == fds);
         co_await echo_tick(good, ++seq);
     }
-    auto& fresh = *co_await start(p);
+    auto& fresh = co_await support::fork_worker(p);
     co_await echo_tick(fresh, ++seq);
     const unsigned good_id = good.id(), fresh_id = fresh.id();
     const std::set<unsigned> ids{good_id, fresh_id};
@@ -672,7 +646,7 @@ task<void> cut_off(primary<P>& p) {
 }
 
 task<void> busy_order(primary<P>& p) {
-    for (int i = 0; i < 3; ++i) (void)co_await start(p);
+    for (int i = 0; i < 3; ++i) (void)co_await support::fork_worker(p);
     const std::set<unsigned> ids{1, 2, 3};
     auto log = co_await bounded(events_until_exit(p, ids), "three chatty workers");
     for (unsigned id : ids) {
@@ -692,14 +666,13 @@ task<void> busy_order(primary<P>& p) {
 }
 
 // The test's life of a primary: body, then shutdown().
+// Runs body against a primary of main's workers (see support::with_primary); nothing
+// restarts on its own, as in Node.
 template <class Body>
 void with_primary(typename worker<P>::main_function worker_main, Body body) {
-    io_context ctx;
     primary_options o;
-    o.restart.mode = restart_mode::temporary;  // Node's semantics: nothing restarts on its own
-    primary<P> p(o, std::move(worker_main), {});
-    sync_wait(body(p));
-    sync_wait(p.shutdown());
+    o.restart.mode = restart_mode::temporary;
+    support::with_primary<P>(std::move(o), std::move(worker_main), std::move(body));
 }
 
 }  // namespace

@@ -6,8 +6,11 @@
 
 #include <cluster/cluster.hpp>
 
-#include "cluster_fixture.hpp"
-#include "support.hpp"
+#include "support/descriptors.hpp"
+#include "support/events.hpp"
+#include "support/primary.hpp"
+#include "support/scripted_worker.hpp"
+#include "support/waiting.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -28,110 +31,32 @@
 
 using namespace cluster;
 using namespace std::chrono_literals;
-using cluster_fixture::hello;
-using cluster_fixture::proto;
-namespace behaviour = cluster_fixture::behaviour;
+using support::hello;
+using support::proto;
+namespace behaviour = support::behaviour;
+using support::all_of;
+using support::as_configured;
+using support::bounded;
+using support::events_through;
+using support::exit_of;
+using support::fork_worker;
+using support::kinds_of;
+using support::no_children;
+using support::process_gone;
+using support::story_of;
+using support::wait_limit;
 
 namespace {
 
 using handle = worker_handle<proto>;
 using worker_main = primary<proto>::worker_main;
 using clock_type = std::chrono::steady_clock;
-using test_support::open_fd_count;
+using support::open_fd_count;
 
-// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
-constexpr auto wait_limit = 10s;
-
-template <class T>
-inline constexpr bool is_result_v = false;
-template <class T>
-inline constexpr bool is_result_v<result<T>> = true;
-
-// Awaits t, failing the test if it takes longer than wait_limit.
-template <class T>
-task<T> bounded(task<T> t) {
-    auto r = co_await with_timeout(std::move(t), wait_limit);
-    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << wait_limit.count() << " s");
-    if constexpr (is_result_v<T>)
-        co_return r;
-    else if constexpr (!std::is_void_v<T>)
-        co_return std::move(*r);
-}
-
-bool no_children() {
-    siginfo_t info{};
-    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
-}
-
-bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-
-// Runs body against a primary on a fresh loop, stops what is left, and checks that no
-// descriptor and no child outlives the primary.
+// Runs body against a primary of main's workers (see support::with_primary).
 template <class Body>
 void with_primary(primary_options o, worker_main main, Body&& body) {
-    const std::size_t fds = open_fd_count();
-    {
-        io_context ctx;
-        primary<proto> p(std::move(o), std::move(main));
-        sync_wait(body(p));
-        sync_wait(bounded(p.shutdown()));
-    }
-    CHECK(open_fd_count() == fds);
-    CHECK(no_children());
-}
-
-const fork_options as_configured{};
-
-task<handle&> fork_worker(primary<proto>& p) {
-    auto h = co_await bounded(p.try_fork(as_configured));
-    if (!h) FAIL("fork failed: " << h.error().message());
-    co_return **h;
-}
-
-// Takes events until worker id's event of kind k, which is the last one returned.
-task<std::vector<event<proto>>> events_through(primary<proto>& p, unsigned id, event_kind k) {
-    std::vector<event<proto>> seen;
-    do seen.push_back(co_await bounded(p.next_event()));
-    while (seen.back().kind() != k || seen.back().worker_id() != id);
-    co_return seen;
-}
-
-const char* kind_name(event_kind k) {
-    static constexpr std::array<const char*, 10> names{"fork", "online", "listening",         "message", "disconnect",
-                                                       "exit", "setup",  "restart_scheduled", "gave_up", "reload"};
-    return names[static_cast<std::size_t>(k)];
-}
-
-// "1 fork, 1 online, …": each event's worker and kind, in order.
-std::string story_of(const std::vector<event<proto>>& events) {
-    std::string out;
-    for (const auto& e : events)
-        out += (out.empty() ? "" : ", ") + std::to_string(e.worker_id()) + " " + kind_name(e.kind());
-    return out;
-}
-
-// The kinds of worker id's events, in order.
-std::string kinds_of(const std::vector<event<proto>>& events, unsigned id) {
-    std::string out;
-    for (const auto& e : events)
-        if (e.worker_id() == id) out += (out.empty() ? "" : " ") + std::string(kind_name(e.kind()));
-    return out;
-}
-
-template <class E>
-std::vector<E> all_of(const std::vector<event<proto>>& events) {
-    std::vector<E> out;
-    for (const auto& e : events)
-        if (auto* x = e.template get_if<E>()) out.push_back(*x);
-    return out;
-}
-
-const exit_event& exit_of(const std::vector<event<proto>>& events) { return *events.back().get_if<exit_event>(); }
-
-std::vector<unsigned> living_ids(const primary<proto>& p) {
-    std::vector<unsigned> ids;
-    for (const handle* h : p.workers()) ids.push_back(h->id());
-    return ids;
+    support::with_primary<proto>(std::move(o), std::move(main), std::forward<Body>(body));
 }
 
 // A policy whose delays are exact and short, so the sequence of restarts is the test's to check.
@@ -442,13 +367,13 @@ TEST_CASE("permanent replaces every exit, transient only crashes, temporary none
             CHECK(next.get_if<restart_scheduled_event>()->attempt == 1);
             auto replacement = co_await events_through(p, 2, event_kind::online);
             CHECK(kinds_of(replacement, 2) == "fork online");
-            CHECK(living_ids(p) == std::vector<unsigned>{2});
+            CHECK(support::listed_ids(p) == std::vector<unsigned>{2});
             CHECK(p.target() == 1);
         } else {
             // Anything the policy said about worker 1 would come before this fork's event.
             (void)co_await fork_worker(p);
             auto next = co_await bounded(p.next_event());
-            CHECK(story_of({next}) == "2 fork");
+            CHECK(story_of(std::vector<event<proto>>{next}) == "2 fork");
             CHECK(p.target() == 1);
         }
     });
@@ -507,10 +432,10 @@ primary_options reporting_workers(start_mode mode) {
     o.restart.initial_delay = 50ms;  // a few restarts while the test looks, not a storm
     o.mode = mode;
     if (mode == start_mode::exec) {
-        o.exec = CLUSTER_WORKER_FIXTURE;
+        o.exec = support::program;
         o.args = std::vector<std::string>{};
     }
-    o.env[cluster_fixture::behaviour_env] = behaviour::report_identity;
+    o.env[support::behaviour_env] = behaviour::report_identity;
     return o;
 }
 
@@ -519,9 +444,9 @@ primary_options reporting_workers(start_mode mode) {
 TEST_CASE("a replacement is a new worker: a new id and process, its own fork and online, the worker's code again") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     INFO(mode_name(mode));
-    const std::string exe = mode == start_mode::exec ? real_path(CLUSTER_WORKER_FIXTURE) : real_path("/proc/self/exe");
+    const std::string exe = mode == start_mode::exec ? real_path(support::program) : real_path("/proc/self/exe");
     // report_identity returns once it has reported: permanent replaces it after its exit code 0.
-    with_primary(reporting_workers(mode), cluster_fixture::worker_main, [&](primary<proto>& p) -> task<void> {
+    with_primary(reporting_workers(mode), support::worker_main, [&](primary<proto>& p) -> task<void> {
         const pid_t first_pid = (co_await fork_worker(p)).pid();
         auto first = co_await events_through(p, 1, event_kind::restart_scheduled);
         CHECK(kinds_of(first, 1) == "fork online message disconnect exit restart_scheduled");
@@ -529,7 +454,7 @@ TEST_CASE("a replacement is a new worker: a new id and process, its own fork and
         CHECK(kinds_of(second, 2) == "fork online message");
         const auto forked = all_of<fork_event>(second).front();
         CHECK(forked.pid != first_pid);
-        const auto* me = second.back().message<cluster_fixture::identity>();
+        const auto* me = second.back().message<support::identity>();
         REQUIRE(me);
         CHECK(me->worker);
         CHECK(me->worker_id == 2);
@@ -617,7 +542,7 @@ TEST_CASE("a worker spinning without turning its loop is SIGTERMed as hung and r
         CHECK_FALSE(gone.exited_after_disconnect);
         CHECK(took < heartbeat_timeout + margin);
         auto next = co_await bounded(p.next_event());
-        CHECK(story_of({next}) == "1 restart_scheduled");
+        CHECK(story_of(std::vector<event<proto>>{next}) == "1 restart_scheduled");
         auto replacement = co_await events_through(p, 2, event_kind::online);
         CHECK(kinds_of(replacement, 2) == "fork online");
     });

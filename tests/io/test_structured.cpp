@@ -4,7 +4,7 @@
 
 #include <cluster/io.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using test_support::make_socketpair;
+using support::make_socketpair;
 
 // Counts the frames that were destroyed: proof that a task's frame was reclaimed.
 struct frame_guard {

@@ -6,7 +6,7 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -223,7 +223,7 @@ TEST_CASE("endpoint::from_sockaddr takes the kernel's addresses, unnamed Unix so
     CHECK(*v6 == endpoint::tcp("::1", 80));
 
     // One end of a socketpair has no name: the kernel reports just the family.
-    auto pair = test_support::make_socketpair();
+    auto pair = support::make_socketpair();
     auto unnamed = local_endpoint(pair[0].get());
     REQUIRE(unnamed.has_value());
     CHECK(unnamed->is_unix());

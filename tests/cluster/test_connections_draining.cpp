@@ -8,8 +8,8 @@
 
 #include <cluster/cluster.hpp>
 
-#include "connections_fixture.hpp"
-#include "support.hpp"
+#include "support/connections.hpp"
+#include "support/descriptors.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -27,18 +27,18 @@
 
 using namespace cluster;
 using namespace std::chrono_literals;
-using conn::proto;
+using support::proto;
 
 namespace {
 
 using handle = worker_handle<proto>;
 using steady = std::chrono::steady_clock;
 
-endpoint where(const conn::listen_result& r) { return endpoint(r.local); }
+endpoint where(const support::listen_result& r) { return endpoint(r.local); }
 
 // Sends a request on a new connection without waiting for the answer.
 task<tcp_stream> ask_later(endpoint to, char c, std::string payload) {
-    auto s = co_await conn::dial(to);
+    auto s = co_await support::dial(to);
     REQUIRE(s.has_value());
     const std::string line = std::string(1, c) + " " + payload + "\n";
     auto sent = co_await s->write(std::span(line.data(), line.size()));
@@ -51,7 +51,7 @@ task<unsigned> answer_of(tcp_stream& s, std::string payload) {
     std::string got;
     std::array<char, 128> buf{};
     while (got.find('\n') == std::string::npos) {
-        auto n = co_await s.read_some(std::span(buf)).with_timeout(conn::wait_limit);
+        auto n = co_await s.read_some(std::span(buf)).with_timeout(support::wait_limit);
         INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got
                           << "'");
         REQUIRE(n.has_value());
@@ -66,16 +66,16 @@ task<unsigned> answer_of(tcp_stream& s, std::string payload) {
 
 // Forks a worker that first says how many connections on `port` it inherited: must be none.
 task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
-    const auto counting = conn::with_env(conn::inherited_port_env, std::to_string(port));
-    (void)co_await conn::fork_worker(p, counting);
-    const auto said = co_await conn::note_starting(p, "inherited ");
+    const auto counting = support::with_env(support::setting::inherited_port, std::to_string(port));
+    (void)co_await support::fork_worker(p, counting);
+    const auto said = co_await support::note_starting(p, "inherited ");
     CHECK(said.text == "inherited 0");
 }
 
 // Every other request in `asked`, from `first` on, is answered by `worker_id`.
 task<void> answered_by(std::vector<tcp_stream>& asked, std::size_t first, unsigned worker_id) {
     for (std::size_t i = first; i < asked.size(); i += 2) {
-        const unsigned id = co_await conn::bounded(answer_of(asked[i], std::to_string(i)));
+        const unsigned id = co_await support::bounded(answer_of(asked[i], std::to_string(i)));
         CHECK(id == worker_id);
     }
 }
@@ -84,18 +84,18 @@ task<void> answered_by(std::vector<tcp_stream>& asked, std::size_t first, unsign
 // new connections. Once the serving worker's (the even ones) are answered, the odd ones
 // were handed to the lazy worker before them, which has not taken them.
 struct odd_ones_held {
-    conn::listen_result at;    // the serving worker
-    conn::listen_result idle;  // the lazy one
+    support::listen_result at;    // the serving worker
+    support::listen_result idle;  // the lazy one
     std::vector<tcp_stream> asked;
 };
 
 task<odd_ones_held> hold_odd_ones(primary<proto>& p, int n) {
     odd_ones_held h;
-    h.at = co_await conn::start_listening(p, 1);
-    const auto lazy = conn::with_env(conn::behaviour_env, conn::behaviour::lazy);
-    h.idle = co_await conn::start_listening(p, 1, lazy);
+    h.at = co_await support::start_listening(p, 1);
+    const auto lazy = support::with_env(support::behaviour_env, support::behaviour::lazy_lines);
+    h.idle = co_await support::start_listening(p, 1, lazy);
     for (int i = 0; i < n; ++i)
-        h.asked.push_back(co_await conn::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
+        h.asked.push_back(co_await support::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
     co_await answered_by(h.asked, 0, h.at.worker_id);
     co_return std::move(h);
 }
@@ -110,157 +110,157 @@ task<bool> still_unanswered(tcp_stream& s, std::chrono::milliseconds d) {
 }  // namespace
 
 TEST_CASE("a connection refused at max_connections goes to another worker") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto one = conn::with_env(conn::max_env, "1");
-        const auto at = co_await conn::start_listening(p, 1, one);
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+        const auto one = support::with_env(support::setting::max_connections, "1");
+        const auto at = co_await support::start_listening(p, 1, one);
         const unsigned limited = at.worker_id;
-        auto first = co_await conn::bounded(conn::hold_one(where(at)));
+        auto first = co_await support::bounded(support::hold_one(where(at)));
         CHECK(first.worker_id == limited);
-        (void)co_await conn::start_listening(p, 1);
+        (void)co_await support::start_listening(p, 1);
         // Round robin offers every other one to the full worker first: it says no, and the
         // other worker serves it.
-        std::vector<conn::held> more;
+        std::vector<support::held> more;
         for (int i = 0; i < 6; ++i) {
-            auto h = co_await conn::bounded(conn::hold_one(where(at), std::to_string(i)));
+            auto h = co_await support::bounded(support::hold_one(where(at), std::to_string(i)));
             CHECK(h.worker_id != limited);
             more.push_back(std::move(h));
         }
-        const auto pongs = co_await conn::bounded(conn::ping_all(p));
+        const auto pongs = co_await support::bounded(support::ping_all(p));
         for (const auto& pg : pongs) CHECK(pg.accepted == (pg.worker_id == limited ? 1u : 6u));
     });
 }
 
 TEST_CASE("with every worker at max_connections, a connection waits in the primary until one closes") {
-    auto o = conn::options_for(schedule::round_robin);
-    o.env[conn::max_env] = "1";
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 2);
-        auto a = co_await conn::bounded(conn::hold_one(where(at), "a"));
-        auto b = co_await conn::bounded(conn::hold_one(where(at), "b"));
+    auto o = support::options_for(schedule::round_robin);
+    o.env[support::setting::max_connections] = "1";
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 2);
+        auto a = co_await support::bounded(support::hold_one(where(at), "a"));
+        auto b = co_await support::bounded(support::hold_one(where(at), "b"));
         CHECK(a.worker_id != b.worker_id);
-        auto waiting = co_await conn::bounded(ask_later(where(at), 'c', "waiting"));
+        auto waiting = co_await support::bounded(ask_later(where(at), 'c', "waiting"));
         const bool unanswered = co_await still_unanswered(waiting, 150ms);
         CHECK(unanswered);
-        conn::hang_up(b.stream);
-        const unsigned id = co_await conn::bounded(answer_of(waiting, "waiting"));
+        support::hang_up(b.stream);
+        const unsigned id = co_await support::bounded(answer_of(waiting, "waiting"));
         CHECK(id == b.worker_id);
         // a's worker is still full, and a still served.
-        auto again = co_await conn::request(a.stream, 'k', "a2");
+        auto again = co_await support::request(a.stream, 'k', "a2");
         CHECK(again.complete);
         CHECK(again.worker_id == a.worker_id);
     });
 }
 
 TEST_CASE("a connection made while no worker listens waits in the primary, and the next worker to listen serves it") {
-    auto o = conn::options_for(schedule::round_robin);
+    auto o = support::options_for(schedule::round_robin);
     o.restart.mode = restart_mode::permanent;
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 1);
         const unsigned first = at.worker_id;
-        REQUIRE(conn::worker_of(p, first).kill(SIGKILL).has_value());
+        REQUIRE(support::worker_of(p, first).kill(SIGKILL).has_value());
         for (;;) {
-            const auto e = co_await conn::bounded(p.next<exit_event>());
+            const auto e = co_await support::bounded(p.next<exit_event>());
             if (e.worker_id == first) break;
         }
         // Its replacement is on its way (after the restart delay): these wait for it.
         std::vector<tcp_stream> waiting;
         for (int i = 0; i < 3; ++i)
-            waiting.push_back(co_await conn::bounded(ask_later(where(at), 'c', std::to_string(i))));
-        const auto next = co_await conn::listening(p);
+            waiting.push_back(co_await support::bounded(ask_later(where(at), 'c', std::to_string(i))));
+        const auto next = co_await support::listening(p);
         for (int i = 0; i < 3; ++i) {
             const unsigned id =
-                co_await conn::bounded(answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
+                co_await support::bounded(answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
             CHECK(id == next.worker_id);
         }
     });
 }
 
 TEST_CASE("listener.close() gives back the connections handed to it and not taken: another worker serves them") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 6);
         const bool unanswered = co_await still_unanswered(held.asked[1], 100ms);
         CHECK(unanswered);
-        const conn::command close{"close_listener"};
-        auto sent = co_await conn::worker_of(p, held.idle.worker_id).send(close);
+        const support::command close{"close_listener"};
+        auto sent = co_await support::worker_of(p, held.idle.worker_id).send(close);
         REQUIRE(sent.has_value());
-        (void)co_await conn::note_starting(p, "listener closed");
+        (void)co_await support::note_starting(p, "listener closed");
         co_await answered_by(held.asked, 1, held.at.worker_id);
-        const auto pongs = co_await conn::bounded(conn::ping_all(p));
+        const auto pongs = co_await support::bounded(support::ping_all(p));
         for (const auto& pg : pongs) CHECK(pg.accepted == (pg.worker_id == held.at.worker_id ? 6u : 0u));
     });
 }
 
 TEST_CASE("a disconnected worker's accept() gives the connections handed to it, then listener_closed") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 7);
         const auto idle = held.idle;
         // Disconnected, the lazy worker accepts at last: what it was handed, then listener_closed.
-        auto left = co_await conn::bounded(conn::worker_of(p, idle.worker_id).disconnect());
+        auto left = co_await support::bounded(support::worker_of(p, idle.worker_id).disconnect());
         CHECK(left.has_value());
         co_await answered_by(held.asked, 1, idle.worker_id);
-        const auto ended = co_await conn::note_starting(p, "accept ended");
+        const auto ended = co_await support::note_starting(p, "accept ended");
         CHECK(ended.text == "accept ended: " + make_error_code(errc::listener_closed).message());
-        const auto e = co_await conn::bounded(p.next<exit_event>());
+        const auto e = co_await support::bounded(p.next<exit_event>());
         CHECK(e.worker_id == idle.worker_id);
         CHECK(e.status.success());
     });
 }
 
 TEST_CASE("a worker killed before it took its connections: the primary hands them to another") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 6);
-        REQUIRE(conn::worker_of(p, held.idle.worker_id).kill(SIGKILL).has_value());
+        REQUIRE(support::worker_of(p, held.idle.worker_id).kill(SIGKILL).has_value());
         co_await answered_by(held.asked, 1, held.at.worker_id);
     });
 }
 
 TEST_CASE("a worker SIGKILLed mid-request loses only its own requests, and the cluster keeps serving") {
-    auto o = conn::options_for(schedule::round_robin);
+    auto o = support::options_for(schedule::round_robin);
     o.restart.mode = restart_mode::permanent;
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 3);
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 3);
         // One kept-alive connection at each worker.
-        std::map<unsigned, conn::held> kept;
+        std::map<unsigned, support::held> kept;
         for (int i = 0; i < 3; ++i) {
-            auto h = co_await conn::bounded(conn::hold_one(where(at)));
+            auto h = co_await support::bounded(support::hold_one(where(at)));
             const unsigned id = h.worker_id;
             kept.emplace(id, std::move(h));
         }
         REQUIRE(kept.size() == 3);
         // A slow request: its worker holds it, and is killed while it does.
-        auto slow = co_await conn::bounded(ask_later(where(at), 's', "slow"));
-        const auto holding = co_await conn::note_starting(p, "holding slow");
+        auto slow = co_await support::bounded(ask_later(where(at), 's', "slow"));
+        const auto holding = co_await support::note_starting(p, "holding slow");
         const unsigned victim = holding.worker_id;
-        REQUIRE(conn::worker_of(p, victim).kill(SIGKILL).has_value());
+        REQUIRE(support::worker_of(p, victim).kill(SIGKILL).has_value());
         // The slow request is lost: the connection ends without an answer, at once.
-        const bool ended = co_await conn::closed_by_peer(slow, 5000ms);
+        const bool ended = co_await support::closed_by_peer(slow, 5000ms);
         CHECK(ended);
         for (;;) {
-            const auto e = co_await conn::bounded(p.next<exit_event>());
+            const auto e = co_await support::bounded(p.next<exit_event>());
             if (e.worker_id == victim) break;
         }
         // The others' connections are untouched.
         for (auto& [id, h] : kept) {
             if (id == victim) continue;
-            auto a = co_await conn::request(h.stream, 'k', "still");
+            auto a = co_await support::request(h.stream, 'k', "still");
             INFO("worker " << id << ": " << a.error.message());
             CHECK(a.complete);
             CHECK(a.worker_id == id);
         }
         // New connections are served meanwhile, and by the replacement once it listens.
         std::set<unsigned> during;
-        for (int i = 0; i < 4; ++i) during.insert(co_await conn::bounded(conn::served_by(where(at))));
+        for (int i = 0; i < 4; ++i) during.insert(co_await support::bounded(support::served_by(where(at))));
         CHECK_FALSE(during.contains(victim));
-        const auto next = co_await conn::listening(p);
+        const auto next = co_await support::listening(p);
         std::set<unsigned> after;
-        for (int i = 0; i < 6; ++i) after.insert(co_await conn::bounded(conn::served_by(where(at))));
+        for (int i = 0; i < 6; ++i) after.insert(co_await support::bounded(support::served_by(where(at))));
         CHECK(after.contains(next.worker_id));
         CHECK(after.size() == 3);
     });
 }
 
 TEST_CASE("a worker forked while a connection is in flight to another keeps no copy: the client sees its close") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 3);
         const auto at = held.at;
         const auto idle = held.idle;
@@ -268,27 +268,27 @@ TEST_CASE("a worker forked while a connection is in flight to another keeps no c
         // 1 is in flight to the lazy worker: the primary holds a copy until it is taken. A
         // worker forked now must not keep that copy.
         co_await fork_inheriting_none(p, at.port);
-        const auto late = co_await conn::listening(p);
-        const conn::command close{"close_listener"};
-        auto sent = co_await conn::worker_of(p, idle.worker_id).send(close);
+        const auto late = co_await support::listening(p);
+        const support::command close{"close_listener"};
+        auto sent = co_await support::worker_of(p, idle.worker_id).send(close);
         REQUIRE(sent.has_value());
-        const unsigned id = co_await conn::bounded(answer_of(asked[1], "1"));
+        const unsigned id = co_await support::bounded(answer_of(asked[1], "1"));
         CHECK((id == at.worker_id || id == late.worker_id));
         // Its worker closed it after answering: nobody else holds it open.
-        const bool closed = co_await conn::closed_by_peer(asked[1], 2000ms);
+        const bool closed = co_await support::closed_by_peer(asked[1], 2000ms);
         CHECK(closed);
         // And every connection a worker closes reaches its client as a close.
         for (int i = 0; i < 8; ++i) {
-            auto s = co_await conn::bounded(ask_later(where(at), 'c', "again"));
-            (void)co_await conn::bounded(answer_of(s, "again"));
-            const bool done = co_await conn::closed_by_peer(s, 2000ms);
+            auto s = co_await support::bounded(ask_later(where(at), 'c', "again"));
+            (void)co_await support::bounded(answer_of(s, "again"));
+            const bool done = co_await support::closed_by_peer(s, 2000ms);
             CHECK(done);
         }
     });
 }
 
 TEST_CASE("a worker forked just as the primary passes a connection on keeps no copy: the client sees its close") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 3);
         const auto at = held.at;
         const auto idle = held.idle;
@@ -298,22 +298,22 @@ TEST_CASE("a worker forked just as the primary passes a connection on keeps no c
         // queued in that worker's channel until the loop sends it) and wakes this task, which
         // forks at once. The waits are not bounded here, as a bound's timer would cost a trip
         // through the loop first (the whole body is bounded).
-        const conn::command close{"close_listener"};
-        auto sent = co_await conn::worker_of(p, idle.worker_id).send(close);
+        const support::command close{"close_listener"};
+        auto sent = co_await support::worker_of(p, idle.worker_id).send(close);
         REQUIRE(sent.has_value());
         for (;;) {
-            auto m = co_await p.next_message<conn::note>();
+            auto m = co_await p.next_message<support::note>();
             if (m.value.text == "listener closed") break;
         }
-        const auto counting = conn::with_env(conn::inherited_port_env, std::to_string(at.port));
+        const auto counting = support::with_env(support::setting::inherited_port, std::to_string(at.port));
         auto forked = co_await p.try_fork(counting);
         REQUIRE(forked.has_value());
-        const auto said = co_await conn::note_starting(p, "inherited ");
+        const auto said = co_await support::note_starting(p, "inherited ");
         CHECK(said.text == "inherited 0");
-        const unsigned id = co_await conn::bounded(answer_of(asked[1], "1"));
+        const unsigned id = co_await support::bounded(answer_of(asked[1], "1"));
         CHECK(id == at.worker_id);
         // Its worker closed it after answering: nobody else holds it open.
-        const bool closed = co_await conn::closed_by_peer(asked[1], 2000ms);
+        const bool closed = co_await support::closed_by_peer(asked[1], 2000ms);
         CHECK(closed);
     });
 }
@@ -323,7 +323,7 @@ namespace {
 // Connections one after another until `stop`: the primary is accepting at any moment.
 task<void> steady_load(endpoint to, const bool& stop, std::size_t& served) {
     while (!stop) {
-        (void)co_await conn::served_by(to, "load");
+        (void)co_await support::served_by(to, "load");
         ++served;
     }
 }
@@ -333,18 +333,18 @@ task<void> steady_load(endpoint to, const bool& stop, std::size_t& served) {
 // The kernel creates an accepted connection's fd before the primary sees its completion;
 // the primary must not fork in between, or the worker keeps a copy nobody knows of.
 TEST_CASE("workers forked while the primary accepts a stream of connections inherit none of them") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 1);
         bool stop = false;
         std::size_t served = 0;
         scope load;
         for (int i = 0; i < 4; ++i) load.spawn(steady_load(where(at), stop, served));
         for (int i = 0; i < 12; ++i) {
             co_await fork_inheriting_none(p, at.port);
-            (void)co_await conn::listening(p);
+            (void)co_await support::listening(p);
         }
         stop = true;
-        co_await conn::bounded(conn::joined(load));
+        co_await support::bounded(support::joined(load));
         CHECK(served > 0);
     });
 }
@@ -355,7 +355,7 @@ const schedule every_schedule[] = {schedule::round_robin,       schedule::shared
                                    schedule::least_connections, schedule::custom};
 
 task<void> many_connections(endpoint to, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) (void)co_await conn::served_by(to, std::to_string(i));
+    for (std::size_t i = 0; i < n; ++i) (void)co_await support::served_by(to, std::to_string(i));
 }
 
 }  // namespace
@@ -363,19 +363,19 @@ task<void> many_connections(endpoint to, std::size_t n) {
 TEST_CASE("the primary leaks no descriptor after many connections") {
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
     INFO(to_string(how));
-    conn::with_primary(conn::options_for(how), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 3);
-        (void)co_await conn::bounded(conn::ping_all(p));
-        const std::size_t before = test_support::open_fd_count();
+    support::with_primary(support::options_for(how), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 3);
+        (void)co_await support::bounded(support::ping_all(p));
+        const std::size_t before = support::open_fd_count();
         scope clients;
         for (int c = 0; c < 4; ++c) clients.spawn(many_connections(where(at), 50));
-        co_await conn::bounded(conn::joined(clients));
+        co_await support::bounded(support::joined(clients));
         // Every handoff's answer has reached the primary once the pongs have.
-        const auto pongs = co_await conn::bounded(conn::ping_all(p));
+        const auto pongs = co_await support::bounded(support::ping_all(p));
         std::uint64_t accepted = 0;
         for (const auto& pg : pongs) accepted += pg.accepted;
         CHECK(accepted == 200);
-        CHECK(test_support::open_fd_count() == before);
+        CHECK(support::open_fd_count() == before);
     });
 }
 
@@ -426,7 +426,7 @@ task<void> progress(load& l, std::uint64_t more) {
 // A connection, or the end: false when the connect was refused after the stop began.
 task<bool> reconnect(load& l, std::optional<tcp_stream>& s, bool retry) {
     s.reset();
-    auto c = co_await conn::dial(l.to);
+    auto c = co_await support::dial(l.to);
     if (c) {
         s.emplace(std::move(*c));
         co_return true;
@@ -458,7 +458,7 @@ task<void> client(load& l, unsigned me) {
             if (!connected) co_return;
             uses = 0;
         }
-        auto a = co_await conn::request(*s, l.keep_alive ? 'k' : 'c', payload);
+        auto a = co_await support::request(*s, l.keep_alive ? 'k' : 'c', payload);
         if (!a.complete && a.bytes == 0 && reused && closed_while_idle(a.error)) {
             // The worker closed the idle connection as the request went out: once more, anew.
             ++l.retried;
@@ -466,7 +466,7 @@ task<void> client(load& l, unsigned me) {
             const bool connected = co_await reconnect(l, s, true);
             if (!connected) co_return;
             uses = 0;
-            a = co_await conn::request(*s, 'k', payload);
+            a = co_await support::request(*s, 'k', payload);
         }
         if (!a.complete) {
             l.fail("request " + payload +
@@ -480,11 +480,11 @@ task<void> client(load& l, unsigned me) {
         l.succeeded(a.worker_id);
         ++uses;
         if (!l.keep_alive || uses == requests_per_connection) {
-            conn::hang_up(*s);
+            support::hang_up(*s);
             s.reset();
         }
     }
-    if (s) conn::hang_up(*s);
+    if (s) support::hang_up(*s);
 }
 
 constexpr unsigned client_count = 8;
@@ -508,10 +508,10 @@ std::string failures_of(const load& l) {
 
 // n workers, and the clients running `l` against them in `clients`, 100 requests into it.
 task<void> under_load(primary<proto>& p, std::size_t n, load& l, scope& clients) {
-    const auto at = co_await conn::start_listening(p, n);
+    const auto at = co_await support::start_listening(p, n);
     l.to = where(at);
     for (unsigned c = 0; c < client_count; ++c) clients.spawn(client(l, c));
-    co_await conn::bounded(progress(l, 100));
+    co_await support::bounded(progress(l, 100));
 }
 
 }  // namespace
@@ -523,18 +523,18 @@ TEST_CASE("a client load through a rolling reload sees no failed request") {
     INFO(workers << " workers, " << to_string(how) << (keep_alive ? ", keep-alive" : ", a connection per request"));
     load l;
     l.keep_alive = keep_alive;
-    conn::with_primary(conn::options_for(how), [&](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(how), [&](primary<proto>& p) -> task<void> {
         scope clients;
         co_await under_load(p, workers, l, clients);
-        const auto r = co_await conn::bounded(p.reload());
+        const auto r = co_await support::bounded(p.reload());
         CHECK(r.ok);
         CHECK(r.replaced == workers);
         // The new workers serve. An answer of an old worker's may still be on its way to each
         // client as the reload ends: at most one a client.
         l.by_worker.clear();
-        co_await conn::bounded(progress(l, 100));
+        co_await support::bounded(progress(l, 100));
         l.finish = true;
-        co_await conn::bounded(conn::joined(clients));
+        co_await support::bounded(support::joined(clients));
         std::uint64_t total = 0, by_new = 0;
         for (const auto& [id, n] : l.by_worker) {
             total += n;
@@ -556,16 +556,16 @@ TEST_CASE("a client load through a graceful stop sees no failed request, then it
          << to_string(how) << (keep_alive ? ", keep-alive" : ", a connection per request"));
     load l;
     l.keep_alive = keep_alive;
-    conn::with_primary(conn::options_for(how), [&](primary<proto>& p) -> task<void> {
+    support::with_primary(support::options_for(how), [&](primary<proto>& p) -> task<void> {
         scope clients;
         co_await under_load(p, cluster_size, l, clients);
         l.cluster_stopping = true;
         if (by_shutdown)
-            co_await conn::bounded(p.shutdown());
+            co_await support::bounded(p.shutdown());
         else
-            co_await conn::bounded(p.disconnect_all());
+            co_await support::bounded(p.disconnect_all());
         // Every client goes on until a connect is refused.
-        co_await conn::bounded(conn::joined(clients));
+        co_await support::bounded(support::joined(clients));
         CHECK(l.ended_by_stop == client_count);
     });
     report(by_shutdown ? "graceful stop by shutdown()" : "graceful stop by disconnect_all()", how, l);

@@ -1,7 +1,7 @@
 // channel<P>: typed messages over a socketpair, in one process and across fork().
 #include <catch2/catch.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <cluster/io.hpp>
 #include <cluster/ipc/channel.hpp>
@@ -68,7 +68,7 @@ using proto = protocol<ping, chunk, pipe_end, many_fds>;
 
 namespace {
 
-using test_support::open_fd_count;
+using support::open_fd_count;
 
 // Chunk contents: a window into one pseudo-random table, starting where seq says, so
 // every chunk differs from its neighbours and is checked with one memcmp.

@@ -7,7 +7,10 @@
 
 #include <boost/describe.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
+#include "support/events.hpp"
+#include "support/primary.hpp"
+#include "support/waiting.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -70,10 +73,12 @@ using handle = worker_handle<P>;
 
 namespace {
 
-using test_support::open_fd_count;
+using support::bounded;
+using support::listed_ids;
+using support::no_children;
+using support::open_fd_count;
 
-// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
-constexpr auto patience = 10s;
+constexpr auto patience = support::wait_limit;
 constexpr std::size_t mib = std::size_t{1} << 20;
 constexpr std::size_t sample_stride = 4096;  // one byte read back per (small) page
 
@@ -107,23 +112,6 @@ task<void> serve(worker<P>& w) {
 }
 
 // ---- waiting, bounded ----
-
-template <class T>
-inline constexpr bool is_result_v = false;
-template <class T>
-inline constexpr bool is_result_v<result<T>> = true;
-
-// Awaits t, failing the test if it takes longer than patience. A task of result<U> gives
-// its other failures back for the caller to check.
-template <class T>
-task<T> bounded(task<T> t) {
-    auto r = co_await with_timeout(std::move(t), patience);
-    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << patience.count() << " s");
-    if constexpr (is_result_v<T>)
-        co_return r;
-    else if constexpr (!std::is_void_v<T>)
-        co_return std::move(*r);
-}
 
 template <class E>
 task<E> next(primary<P>& p) {
@@ -179,24 +167,10 @@ std::size_t position(const std::vector<event<P>>& events, unsigned id) {
     return events.size();
 }
 
-template <class E>
-std::vector<E> only(const std::vector<event<P>>& events) {
-    std::vector<E> out;
-    for (const auto& e : events)
-        if (const auto* x = e.template get_if<E>()) out.push_back(*x);
-    return out;
-}
-
 std::set<unsigned> ids_of(const std::vector<fork_event>& forks) {
     std::set<unsigned> out;
     for (const auto& f : forks) out.insert(f.worker_id);
     return out;
-}
-
-std::vector<unsigned> listed_ids(const primary<P>& p) {
-    std::vector<unsigned> ids;
-    for (const handle* h : p.workers()) ids.push_back(h->id());
-    return ids;
 }
 
 // ---- talking to workers ----
@@ -220,24 +194,10 @@ task<void> tell_ready(handle& h) {
 
 // ---- the primary ----
 
-bool no_children() {
-    siginfo_t info{};
-    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
-}
-
-// Runs body against a primary on a fresh loop, stops what is left, and checks that no
-// descriptor and no child outlives the primary.
+// Runs body against a primary of serving workers (see support::with_primary).
 template <class Body>
 void with_primary(primary_options o, Body&& body) {
-    const std::size_t fds = open_fd_count();
-    {
-        io_context ctx;
-        primary<P> p(std::move(o), serve);
-        sync_wait(body(p));
-        sync_wait(bounded(p.shutdown()));
-    }
-    CHECK(open_fd_count() == fds);
-    CHECK(no_children());
+    support::with_primary<P>(std::move(o), serve, std::forward<Body>(body));
 }
 
 }  // namespace
@@ -251,7 +211,7 @@ TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and r
         co_await bounded(p.scale(5));
         CHECK(p.target() == 5);
         auto started = co_await until_online(p, 3);
-        CHECK(ids_of(only<fork_event>(started)) == std::set<unsigned>{3, 4, 5});
+        CHECK(ids_of(support::all_of<fork_event>(started)) == std::set<unsigned>{3, 4, 5});
         CHECK(listed_ids(p) == std::vector<unsigned>{1, 2, 3, 4, 5});
 
         co_await bounded(p.scale(1));
@@ -262,7 +222,7 @@ TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and r
             CHECK(p.worker(id)->is_dead());
         }
         CHECK(listed_ids(p) == std::vector<unsigned>{5});
-        auto retired = only<exit_event>(co_await queued_events(p));
+        auto retired = support::all_of<exit_event>(co_await queued_events(p));
         REQUIRE(retired.size() == 4);
         for (const auto& x : retired) {
             INFO("worker " << x.worker_id);
@@ -451,7 +411,7 @@ TEST_CASE("max_messages: the worker that got its 50th message is replaced throug
         }
 
         auto events = co_await through<reload_event>(p);
-        const auto forks = only<fork_event>(events);
+        const auto forks = support::all_of<fork_event>(events);
         REQUIRE(forks.size() == 1);
         const unsigned fresh = forks.front().worker_id;
         CHECK(fresh == 2);
@@ -514,7 +474,7 @@ TEST_CASE("max_messages with jitter: each worker is replaced after between M and
             const unsigned old = p.workers().front()->id();
             limits.push_back(co_await ping_until_replaced(p, seq));
             auto events = co_await through<reload_event>(p);
-            const auto exits = only<exit_event>(events);
+            const auto exits = support::all_of<exit_event>(events);
             REQUIRE(exits.size() == 1);
             CHECK(exits.front().worker_id == old);
             CHECK(exits.front().reason == stop_reason::max_messages);
@@ -572,7 +532,7 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
         CHECK(touched->checksum == 0x5a * (allocated_mib * mib / sample_stride));
 
         auto events = co_await through<reload_event>(p);
-        const auto forks = only<fork_event>(events);
+        const auto forks = support::all_of<fork_event>(events);
         REQUIRE(forks.size() == 1);
         const unsigned fresh = forks.front().worker_id;
         const std::size_t up = position<online_event>(events, fresh);
@@ -582,7 +542,7 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
         const auto& x = *events[gone].get_if<exit_event>();
         CHECK(x.reason == stop_reason::max_memory);
         CHECK(x.exited_after_disconnect);
-        CHECK(only<exit_event>(events).size() == 1);
+        CHECK(support::all_of<exit_event>(events).size() == 1);
         const auto& done = *events.back().get_if<reload_event>();
         CHECK(done.reason == stop_reason::max_memory);
         CHECK(done.ok);
@@ -676,15 +636,15 @@ TEST_CASE("a worker reaching max_messages during a reload is replaced once, by t
         CHECK(listed_ids(p) == std::vector<unsigned>{3, 4});
         CHECK(p.target() == 2);
         auto events = co_await queued_events(p);
-        CHECK(only<fork_event>(events).empty());
-        const auto exits = only<exit_event>(events);
+        CHECK(support::all_of<fork_event>(events).empty());
+        const auto exits = support::all_of<exit_event>(events);
         REQUIRE(exits.size() == 2);
         for (const auto& x : exits) {
             INFO("worker " << x.worker_id);
             CHECK(x.worker_id <= 2);
             CHECK(x.reason == stop_reason::reload);
         }
-        const auto reloads = only<reload_event>(events);
+        const auto reloads = support::all_of<reload_event>(events);
         REQUIRE(reloads.size() == 1);
         CHECK(reloads.front().reason == stop_reason::reload);
     });
@@ -712,14 +672,14 @@ TEST_CASE("scale() waits for a recycling under way, then retires the worker that
         CHECK(p.target() == 0);
         CHECK(p.workers().empty());
         auto events = co_await queued_events(p);
-        CHECK(only<fork_event>(events).empty());
-        const auto exits = only<exit_event>(events);
+        CHECK(support::all_of<fork_event>(events).empty());
+        const auto exits = support::all_of<exit_event>(events);
         REQUIRE(exits.size() == 2);
         CHECK(exits[0].worker_id == 1);
         CHECK(exits[0].reason == stop_reason::max_messages);
         CHECK(exits[1].worker_id == fresh);
         CHECK(exits[1].reason == stop_reason::scale_down);
-        const auto reloads = only<reload_event>(events);
+        const auto reloads = support::all_of<reload_event>(events);
         REQUIRE(reloads.size() == 1);
         CHECK(reloads.front().reason == stop_reason::max_messages);
         CHECK(reloads.front().ok);
@@ -743,7 +703,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
         CHECK(first.reason == stop_reason::max_messages);
         CHECK_FALSE(first.ok);
         CHECK(first.replaced == 0);
-        const auto killed = only<exit_event>(failed);
+        const auto killed = support::all_of<exit_event>(failed);
         REQUIRE(killed.size() == 1);
         CHECK(killed.front().worker_id == 2);
         CHECK(killed.front().reason == stop_reason::not_ready);
@@ -763,7 +723,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
         CHECK(done.reason == stop_reason::max_messages);
         CHECK(done.ok);
         CHECK(done.replaced == 1);
-        const auto gone = only<exit_event>(replaced);
+        const auto gone = support::all_of<exit_event>(replaced);
         REQUIRE(gone.size() == 1);
         CHECK(gone.front().worker_id == 1);
         CHECK(gone.front().reason == stop_reason::max_messages);

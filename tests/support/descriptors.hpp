@@ -1,5 +1,5 @@
-// What the test files share: a socketpair as two unique_fds, and the number of open
-// descriptors, which every leak check compares before and after.
+// support: the descriptors tests make — socketpairs, pipes, a loopback listener — and the
+// count of open ones, which every leak check compares before and after.
 #pragma once
 
 #include <arpa/inet.h>
@@ -15,7 +15,7 @@
 
 #include <cluster/unique_fd.hpp>
 
-namespace test_support {
+namespace support {
 
 inline std::array<cluster::unique_fd, 2> make_socketpair(int type = SOCK_STREAM) {
     int sv[2];
@@ -61,4 +61,4 @@ inline std::size_t open_fd_count() {
     return n - 1;
 }
 
-}  // namespace test_support
+}  // namespace support

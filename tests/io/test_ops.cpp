@@ -8,7 +8,7 @@
 
 #include <cluster/io.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,13 +32,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using test_support::make_socketpair;
+using support::make_socketpair;
 
-using test_support::make_pipe;
+using support::make_pipe;
 
-using test_support::tcp_listener;
+using support::tcp_listener;
 
-using test_support::local_address;
+using support::local_address;
 
 unique_fd blocking_tcp_connect(const sockaddr_in& addr) {
     unique_fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -4,7 +4,7 @@
 
 #include <cluster/io.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -32,11 +32,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using test_support::make_socketpair;
+using support::make_socketpair;
 
-using test_support::tcp_listener;
+using support::tcp_listener;
 
-using test_support::local_address;
+using support::local_address;
 
 bool kernel_at_least(int major, int minor) {
     utsname u{};

@@ -6,8 +6,11 @@
 
 #include <cluster/cluster.hpp>
 
-#include "fixtures/stop_reload_fixture.hpp"
-#include "support.hpp"
+#include "support/descriptors.hpp"
+#include "support/events.hpp"
+#include "support/primary.hpp"
+#include "support/scripted_worker.hpp"
+#include "support/waiting.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -39,17 +42,21 @@ extern char** environ;
 
 using namespace cluster;
 using namespace std::chrono_literals;
-using stop_reload::proto;
-namespace behaviour = stop_reload::behaviour;
+using support::proto;
+namespace behaviour = support::behaviour;
+using support::as_configured;
+using support::bounded;
+using support::joined;
+using support::no_children;
+using support::wait_limit;
+using support::with_primary;
 
 namespace {
 
 using handle = worker_handle<proto>;
 using steady = std::chrono::steady_clock;
-using test_support::open_fd_count;
+using support::open_fd_count;
 
-// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
-constexpr auto wait_limit = 10s;
 // A whole run(): its main's waits are bounded too, this is for a stop that never ends it.
 constexpr auto run_limit = 30s;
 constexpr std::size_t cluster_size = 3;
@@ -59,40 +66,8 @@ const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode"
 const char* stop_name(int signo) { return signo == 0 ? "shutdown()" : sigabbrev_np(signo); }
 
 primary_options options_for(start_mode mode, const char* worker_behaviour) {
-    primary_options o;
-    o.mode = mode;
-    if (mode == start_mode::exec) {
-        o.exec = CLUSTER_STOP_RELOAD_FIXTURE;
-        o.args = std::vector<std::string>{};
-    }
-    o.env[stop_reload::behaviour_env] = worker_behaviour;
-    return o;
+    return support::scripted(mode, worker_behaviour);
 }
-
-bool no_children() {
-    siginfo_t info{};
-    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
-}
-
-template <class T>
-inline constexpr bool is_result_v = false;
-template <class T>
-inline constexpr bool is_result_v<result<T>> = true;
-
-// Awaits t, failing the test if it takes longer than wait_limit.
-template <class T>
-task<T> bounded(task<T> t) {
-    auto r = co_await with_timeout(std::move(t), wait_limit);
-    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << wait_limit.count() << " s");
-    if constexpr (is_result_v<T>)
-        co_return r;
-    else if constexpr (!std::is_void_v<T>)
-        co_return std::move(*r);
-}
-
-task<void> joined(scope& s) { co_await s.join(); }
-
-const fork_options as_configured{};
 
 task<void> fork_workers(primary<proto>& p, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -184,9 +159,9 @@ std::vector<handle*> handles_in(const std::vector<event<proto>>& events) {
     return out;
 }
 
-task<result<stop_reload::done>> ask(handle& h, std::uint64_t id) {
-    const stop_reload::job j{id};
-    co_return co_await h.request<stop_reload::done>(j, wait_limit);
+task<result<support::done>> ask(handle& h, std::uint64_t id) {
+    const support::job j{id};
+    co_return co_await h.request<support::done>(j, wait_limit);
 }
 
 // Asks worker id for a job and checks that it answers.
@@ -205,14 +180,14 @@ task<void> check_answers(primary<proto>& p, unsigned id) {
 // returned events are dropped, so what is checked afterwards must live here.
 struct stop_scene {
     std::vector<event<proto>> online;  // holds the workers' handles past their exits
-    std::vector<std::optional<result<stop_reload::done>>> replies;
+    std::vector<std::optional<result<support::done>>> replies;
     std::vector<exit_event> exits;  // shutdown() from main: main can still take these
     steady::time_point stop_began;
     steady::time_point second_stop;
     scope side;  // tasks that are not main's, so a stop does not cancel them; last: goes first
 };
 
-task<void> ask_into(handle& h, std::uint64_t id, std::optional<result<stop_reload::done>>& out) {
+task<void> ask_into(handle& h, std::uint64_t id, std::optional<result<support::done>>& out) {
     out = co_await ask(h, id);
 }
 
@@ -222,7 +197,7 @@ task<void> hand_out_jobs(primary<proto>& p, stop_scene& s) {
     s.replies.resize(workers.size());
     for (std::size_t i = 0; i < workers.size(); ++i) s.side.spawn(ask_into(*workers[i], i + 1, s.replies[i]));
     for (std::size_t held = 0; held < workers.size(); ++held)
-        (void)co_await bounded(p.next_message<stop_reload::holding>());
+        (void)co_await bounded(p.next_message<support::holding>());
 }
 
 // Starts the stop: a signal to this process (main is then cancelled), or shutdown() from
@@ -263,25 +238,10 @@ void with_running_primary(primary_options o, Body&& body) {
     const std::size_t fds = open_fd_count();
     {
         io_context ctx;
-        primary<proto> p(std::move(o), stop_reload::worker_main);
+        primary<proto> p(std::move(o), support::worker_main);
         stop_scene s;
         body(p, s);
         sync_wait(bounded(joined(s.side)));
-    }
-    CHECK(open_fd_count() == fds);
-    CHECK(no_children());
-}
-
-// Runs body against a primary on a fresh loop without run(), then shuts down and checks
-// that no descriptor and no child outlives it.
-template <class Body>
-void with_primary(primary_options o, Body&& body) {
-    const std::size_t fds = open_fd_count();
-    {
-        io_context ctx;
-        primary<proto> p(std::move(o), stop_reload::worker_main);
-        sync_wait(body(p));
-        sync_wait(bounded(p.shutdown()));
     }
     CHECK(open_fd_count() == fds);
     CHECK(no_children());
@@ -293,7 +253,7 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     const int stop = GENERATE(SIGTERM, SIGINT, 0);
     INFO(mode_name(mode) << ", stopped by " << stop_name(stop));
-    auto o = options_for(mode, behaviour::hold);
+    auto o = options_for(mode, behaviour::hold_jobs);
     o.shutdown_timeout = 8s;
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
@@ -303,8 +263,8 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
         });
         const auto took = steady::now() - s.stop_began;
         CHECK(code == exit_code::ok);
-        CHECK(took >= stop_reload::held_work);  // it waited for the work...
-        CHECK(took < o.shutdown_timeout);       // ...and not for the deadline
+        CHECK(took >= support::held_work);  // it waited for the work...
+        CHECK(took < o.shutdown_timeout);   // ...and not for the deadline
         sync_wait(bounded(joined(s.side)));
         for (std::size_t i = 0; i < s.replies.size(); ++i) {
             INFO("job " << i + 1);
@@ -324,7 +284,7 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
 TEST_CASE("workers that ignore the stop are SIGKILLed once shutdown_timeout has passed, and run() returns 0") {
     const int stop = GENERATE(SIGTERM, 0);
     INFO("stopped by " << stop_name(stop));
-    auto o = options_for(start_mode::fork, behaviour::ignore);
+    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
     o.shutdown_timeout = 600ms;
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
@@ -357,10 +317,10 @@ task<void> stop_again_once_stopping(int notified, steady::time_point& at) {
 }  // namespace
 
 TEST_CASE("a second SIGINT during a graceful stop SIGKILLs the workers at once, long before shutdown_timeout") {
-    const auto notify = test_support::make_pipe();
-    auto o = options_for(start_mode::fork, behaviour::ignore);
+    const auto notify = support::make_pipe();
+    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
     o.shutdown_timeout = 60s;
-    o.env[stop_reload::notify_fd_env] = std::to_string(notify[1].get());
+    o.env[support::setting::notify_fd] = std::to_string(notify[1].get());
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -407,10 +367,10 @@ task<void> throw_after_starting(primary<proto>& p, stop_scene& s) {
 }  // namespace
 
 TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the workers' time short") {
-    const auto notify = test_support::make_pipe();
-    auto o = options_for(start_mode::fork, behaviour::ignore);
+    const auto notify = support::make_pipe();
+    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
     o.shutdown_timeout = 700ms;
-    o.env[stop_reload::notify_fd_env] = std::to_string(notify[1].get());
+    o.env[support::setting::notify_fd] = std::to_string(notify[1].get());
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -427,7 +387,7 @@ TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the
 }
 
 TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() returns exit_code::failed") {
-    auto o = options_for(start_mode::fork, behaviour::serve);
+    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&s](primary<proto>& p) { return throw_after_starting(p, s); });
         CHECK(code == exit_code::failed);
@@ -436,7 +396,7 @@ TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() re
 }
 
 TEST_CASE("fork-mode workers do not keep run()'s signalfd") {
-    auto o = options_for(start_mode::fork, behaviour::serve);
+    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -545,7 +505,7 @@ void check_load(const request_load& load, const std::set<unsigned>& old, std::si
 TEST_CASE("a rolling reload by reload() or SIGHUP replaces every worker one at a time while requests are served") {
     const bool by_signal = GENERATE(false, true);
     INFO((by_signal ? "SIGHUP" : "reload()"));
-    with_running_primary(options_for(start_mode::fork, behaviour::serve), [&](primary<proto>& p, stop_scene& s) {
+    with_running_primary(options_for(start_mode::fork, behaviour::answer_jobs), [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, cluster_size);
             const auto old = listed_ids(p);
@@ -579,7 +539,7 @@ task<void> reload_into(primary<proto>& p, std::optional<reload_event>& out) { ou
 task<void> send_go(primary<proto>& p, unsigned id) {
     handle* h = p.worker(id);
     REQUIRE(h);
-    const stop_reload::go g{id};
+    const support::go g{id};
     auto sent = co_await h->send(g);
     REQUIRE(sent.has_value());
 }
@@ -590,7 +550,7 @@ task<std::vector<event<proto>>> let_ready(primary<proto>& p, std::size_t n) {
     std::vector<event<proto>> waited;
     while (waited.size() < n) {
         auto e = co_await bounded(p.next_event());
-        if (!e.message<stop_reload::waiting>()) continue;
+        if (!e.message<support::waiting>()) continue;
         co_await send_go(p, e.worker_id());
         waited.push_back(std::move(e));
     }
@@ -599,7 +559,7 @@ task<std::vector<event<proto>>> let_ready(primary<proto>& p, std::size_t n) {
 
 bool is_message_from(const event<proto>& e, unsigned id, bool readying) {
     return e.worker_id() == id &&
-           (readying ? e.message<stop_reload::readying>() != nullptr : e.message<stop_reload::waiting>() != nullptr);
+           (readying ? e.message<support::readying>() != nullptr : e.message<support::waiting>() != nullptr);
 }
 
 bool is_disconnect_of(const event<proto>& e, unsigned id) { return e.is<disconnect_event>() && e.worker_id() == id; }
@@ -655,17 +615,17 @@ TEST_CASE("with wait_ready, a reload retires an old worker only after its replac
 
 TEST_CASE(
     "with wait_ready, a new worker not ready within ready_timeout stops the reload and the old ones keep serving") {
-    const char* failure = GENERATE(stop_reload::failure::never_ready, stop_reload::failure::crash);
+    const char* failure = GENERATE(support::failure::never_ready, support::failure::crash);
     INFO("the second new worker: " << failure);
-    auto o = options_for(start_mode::fork, behaviour::serve);
+    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
     o.wait_ready = true;
     o.ready_timeout = 600ms;
     with_primary(o, [&](primary<proto>& p) -> task<void> {
         (void)co_await start_workers(p, 2);
         // Worker 3 replaces worker 1; worker 4, for worker 2, fails.
         auto changed = p.settings();
-        changed.env[stop_reload::failing_from_env] = "4";
-        changed.env[stop_reload::failure_env] = failure;
+        changed.env[support::setting::failing_from] = "4";
+        changed.env[support::setting::failure] = failure;
         p.setup(changed);
         (void)co_await bounded(p.next<setup_event>());
         const auto began = steady::now();
@@ -675,7 +635,7 @@ TEST_CASE(
         CHECK_FALSE(result.ok);
         CHECK(result.replaced == 1);
         CHECK_THAT(result.what, Catch::Contains("worker 4"));
-        const bool never_ready = std::string(failure) == stop_reload::failure::never_ready;
+        const bool never_ready = std::string(failure) == support::failure::never_ready;
         if (never_ready) {
             CHECK_THAT(result.what, Catch::Contains("not ready within 600 ms"));
             CHECK(took >= o.ready_timeout);
@@ -739,7 +699,7 @@ private:
 // renamed over it, so the running copies keep their file and the path names a new one.
 void install_fixture(const std::string& path) {
     const std::string beside = path + ".new";
-    std::filesystem::copy_file(CLUSTER_STOP_RELOAD_FIXTURE, beside, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(support::program, beside, std::filesystem::copy_options::overwrite_existing);
     std::filesystem::rename(beside, path);
 }
 
@@ -747,7 +707,7 @@ void install_fixture(const std::string& path) {
 task<std::map<unsigned, std::uint64_t>> identities(primary<proto>& p, std::size_t n) {
     std::map<unsigned, std::uint64_t> out;
     while (out.size() < n) {
-        auto me = co_await bounded(p.next_message<stop_reload::identity>());
+        auto me = co_await bounded(p.next_message<support::identity>());
         out[me.from] = me.value.inode;
     }
     co_return out;
@@ -783,7 +743,7 @@ namespace {
 class fixture_primary {
 public:
     explicit fixture_primary(const std::string& program) {
-        auto out = test_support::make_pipe();
+        auto out = support::make_pipe();
         posix_spawn_file_actions_t actions;
         posix_spawnattr_t attributes;
         ::posix_spawn_file_actions_init(&actions);
@@ -893,7 +853,7 @@ task<void> shut_down(primary<proto>& p) { co_await p.shutdown(); }
 }  // namespace
 
 TEST_CASE("reload() while the primary is stopping returns ok == false at once") {
-    auto o = options_for(start_mode::fork, behaviour::ignore);
+    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
     o.shutdown_timeout = 500ms;
     with_primary(o, [](primary<proto>& p) -> task<void> {
         (void)co_await start_workers(p, 1);
@@ -919,7 +879,7 @@ namespace {
 // Sends each waiting worker its go, for as long as it runs.
 task<void> keep_going(primary<proto>& p) {
     for (;;) {
-        auto here = co_await p.next_message<stop_reload::waiting>();
+        auto here = co_await p.next_message<support::waiting>();
         co_await send_go(p, here.from);
     }
 }
@@ -927,7 +887,7 @@ task<void> keep_going(primary<proto>& p) {
 // Sends each waiting worker its go, until worker id waits: it gets none.
 task<void> go_until_waiting(primary<proto>& p, unsigned id) {
     for (;;) {
-        auto here = co_await bounded(p.next_message<stop_reload::waiting>());
+        auto here = co_await bounded(p.next_message<support::waiting>());
         if (here.from == id) co_return;
         co_await send_go(p, here.from);
     }

@@ -5,7 +5,7 @@
 
 #include <cluster/io.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -33,7 +33,7 @@ namespace {
     for (;;) ::pause();
 }
 
-using test_support::open_fd_count;
+using support::open_fd_count;
 
 bool is_reaped(pid_t pid) {
     int status;
@@ -91,7 +91,7 @@ TEST_CASE("a child killed by a signal reports the signal by name") {
 }
 
 TEST_CASE("send_signal delivers the signal the child is waiting for") {
-    auto [r, w] = test_support::make_pipe();
+    auto [r, w] = support::make_pipe();
     auto child = child_process::fork();
     REQUIRE(child.has_value());
     if (child->is_child()) {
@@ -136,7 +136,7 @@ TEST_CASE("send_signal delivers the signal the child is waiting for") {
 }
 
 TEST_CASE("try_wait before and after the child exits") {
-    auto [r, w] = test_support::make_pipe();
+    auto [r, w] = support::make_pipe();
     auto child = child_process::fork();
     REQUIRE(child.has_value());
     if (child->is_child()) {

@@ -4,8 +4,11 @@
 
 #include <cluster/cluster.hpp>
 
-#include "cluster_fixture.hpp"
-#include "support.hpp"
+#include "support/descriptors.hpp"
+#include "support/events.hpp"
+#include "support/primary.hpp"
+#include "support/scripted_worker.hpp"
+#include "support/waiting.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,16 +39,26 @@
 
 using namespace cluster;
 using namespace std::chrono_literals;
-using cluster_fixture::proto;
-namespace behaviour = cluster_fixture::behaviour;
+using support::proto;
+namespace behaviour = support::behaviour;
+using support::as_configured;
+using support::bounded;
+using support::collect;
+using support::events_through;
+using support::exit_of;
+using support::find_message;
+using support::fork_worker;
+using support::kinds_of;
+using support::listed_ids;
+using support::no_children;
+using support::wait_limit;
+using support::with_primary;
 
 namespace {
 
 using handle = worker_handle<proto>;
-using test_support::open_fd_count;
+using support::open_fd_count;
 
-// Long enough for a loaded CI machine under ASan; a bug fails here instead of hanging.
-constexpr auto wait_limit = 10s;
 constexpr unsigned many_workers = 64;
 constexpr uid_t nobody = 65534;
 
@@ -57,10 +70,10 @@ primary_options options_for(start_mode mode, const char* worker_behaviour) {
     // These cases are about Node's semantics, where nothing restarts on its own.
     o.restart.mode = restart_mode::temporary;
     if (mode == start_mode::exec) {
-        o.exec = CLUSTER_WORKER_FIXTURE;
+        o.exec = support::program;
         o.args = std::vector<std::string>{};
     }
-    o.env[cluster_fixture::behaviour_env] = worker_behaviour;
+    o.env[support::behaviour_env] = worker_behaviour;
     return o;
 }
 
@@ -71,110 +84,16 @@ std::string real_path(const char* path) {
 
 // The program a worker of this mode runs, as its /proc/self/exe names it.
 std::string expected_exe(start_mode mode) {
-    return mode == start_mode::exec ? real_path(CLUSTER_WORKER_FIXTURE) : real_path("/proc/self/exe");
-}
-
-bool no_children() {
-    siginfo_t info{};
-    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
-}
-
-template <class T>
-inline constexpr bool is_result_v = false;
-template <class T>
-inline constexpr bool is_result_v<result<T>> = true;
-
-// Awaits t, failing the test if it takes longer than wait_limit. A task of result<U>
-// gives its other failures back for the caller to check (none of the waits here times
-// out on its own, so timed_out can only be wait_limit's).
-template <class T>
-task<T> bounded(task<T> t) {
-    auto r = co_await with_timeout(std::move(t), wait_limit);
-    if (!r && r.error() == std::errc::timed_out) FAIL("gave up waiting after " << wait_limit.count() << " s");
-    if constexpr (is_result_v<T>)
-        co_return r;
-    else if constexpr (!std::is_void_v<T>)
-        co_return std::move(*r);
-}
-
-// fork(), bounded; the options are taken by reference so no temporary sits in a co_await.
-task<handle&> fork_worker(primary<proto>& p, const fork_options& o) {
-    auto h = co_await bounded(p.try_fork(o));
-    if (!h) FAIL("fork failed: " << h.error().message());
-    co_return **h;
-}
-
-const fork_options as_configured{};
-
-task<handle&> fork_worker(primary<proto>& p) { co_return co_await fork_worker(p, as_configured); }
-
-// Takes events until worker id's event of kind k, which is the last one returned.
-task<std::vector<event<proto>>> events_through(primary<proto>& p, unsigned id, event_kind k) {
-    std::vector<event<proto>> seen;
-    do seen.push_back(co_await bounded(p.next_event()));
-    while (seen.back().kind() != k || seen.back().worker_id() != id);
-    co_return seen;
-}
-
-// Takes events until n of them were E's; returns those.
-template <class E>
-task<std::vector<E>> collect(primary<proto>& p, std::size_t n) {
-    std::vector<E> out;
-    while (out.size() < n) {
-        auto e = co_await bounded(p.next_event());
-        if (auto* x = e.template get_if<E>()) out.push_back(*x);
-    }
-    co_return out;
-}
-
-// "fork online message …": the kinds of worker id's events, in order.
-std::string kinds_of(const std::vector<event<proto>>& events, unsigned id) {
-    static constexpr std::array<const char*, 7> names{"fork",       "online", "listening", "message",
-                                                      "disconnect", "exit",   "setup"};
-    std::string out;
-    for (const auto& e : events)
-        if (e.worker_id() == id)
-            out += (out.empty() ? "" : " ") + std::string(names[static_cast<std::size_t>(e.kind())]);
-    return out;
-}
-
-const exit_event& exit_of(const std::vector<event<proto>>& events) { return *events.back().get_if<exit_event>(); }
-
-template <class T>
-const T* find_message(const std::vector<event<proto>>& events) {
-    for (const auto& e : events)
-        if (auto* m = e.template message<T>()) return m;
-    return nullptr;
+    return mode == start_mode::exec ? real_path(support::program) : real_path("/proc/self/exe");
 }
 
 // What worker id reported about itself; it returns afterwards, so this waits for its exit.
-task<cluster_fixture::identity> identity_of(primary<proto>& p, unsigned id) {
+task<support::identity> identity_of(primary<proto>& p, unsigned id) {
     auto events = co_await events_through(p, id, event_kind::exit);
-    const auto* me = find_message<cluster_fixture::identity>(events);
+    const auto* me = find_message<support::identity>(events);
     REQUIRE(me);
     CHECK(exit_of(events).status.success());
     co_return *me;
-}
-
-// Runs body against a primary on a fresh loop, stops what is left, and checks that no
-// descriptor and no child outlives the primary.
-template <class Body>
-void with_primary(primary_options o, Body&& body) {
-    const std::size_t fds = open_fd_count();
-    {
-        io_context ctx;
-        primary<proto> p(std::move(o), cluster_fixture::worker_main);
-        sync_wait(body(p));
-        sync_wait(bounded(p.shutdown()));
-    }
-    CHECK(open_fd_count() == fds);
-    CHECK(no_children());
-}
-
-std::vector<unsigned> listed_ids(const primary<proto>& p) {
-    std::vector<unsigned> ids;
-    for (const handle* h : p.workers()) ids.push_back(h->id());
-    return ids;
 }
 
 std::string read_all(int fd) {
@@ -257,7 +176,7 @@ TEST_CASE("one worker's events come in order: fork, online, message, disconnect,
         auto events = co_await events_through(p, id, event_kind::exit);
         REQUIRE(kinds_of(events, id) == "fork online message disconnect exit");
         CHECK(events.front().get_if<fork_event>()->pid == pid);
-        CHECK(find_message<cluster_fixture::hello>(events)->worker_id == id);
+        CHECK(find_message<support::hello>(events)->worker_id == id);
         const auto& gone = exit_of(events);
         CHECK(gone.pid == pid);
         CHECK(gone.status.success());
@@ -312,7 +231,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
     INFO(mode_name(mode) << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
     const temp_path marker;
     auto options = options_for(mode, primary_asks ? behaviour::wait_for_disconnect : behaviour::leave_then_wait);
-    options.env[cluster_fixture::marker_env] = marker.str();
+    options.env[support::setting::marker] = marker.str();
     with_primary(options, [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();
@@ -330,7 +249,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
         CHECK(gone.status.success());
         CHECK(gone.exited_after_disconnect);
     });
-    CHECK(read_file(marker.str()) == cluster_fixture::finished_mark);
+    CHECK(read_file(marker.str()) == support::finished_mark);
 }
 
 TEST_CASE("a worker that throws exits with code 1, one that returns with code 0") {
@@ -402,7 +321,7 @@ task<void> run_chatty_workers(primary<proto>& p) {
         io_context ctx;
         auto options = options_for(mode, behaviour::chatty);
         options.silent = true;
-        primary<proto> p(options, cluster_fixture::worker_main);
+        primary<proto> p(options, support::worker_main);
         auto done = sync_wait(with_timeout(run_chatty_workers(p), wait_limit));
         code = done ? 0 : 2;
     } catch (const std::exception& e) {
@@ -451,8 +370,8 @@ std::map<std::string, std::vector<std::string>> lines_by_prefix(const std::strin
 
 std::vector<std::string> chatty_lines(std::string_view stream, int n) {
     std::vector<std::string> out;
-    for (int i = 0; i < n; ++i) out.push_back(cluster_fixture::chatty_line(stream, i));
-    if (stream == "out") out.emplace_back(cluster_fixture::chatty_tail);
+    for (int i = 0; i < n; ++i) out.push_back(support::chatty_line(stream, i));
+    if (stream == "out") out.emplace_back(support::chatty_tail);
     return out;
 }
 
@@ -488,8 +407,8 @@ TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whol
         REQUIRE(got.status.has_value());
         CHECK(got.status->success());
     }
-    check_relayed(got.out, "out", cluster_fixture::chatty_out_lines);
-    check_relayed(got.err, "err", cluster_fixture::chatty_err_lines);
+    check_relayed(got.out, "out", support::chatty_out_lines);
+    check_relayed(got.err, "err", support::chatty_err_lines);
     CHECK(open_fd_count() == fds);
     CHECK(no_children());
 }
@@ -539,7 +458,7 @@ namespace {
     int code = 3;
     try {
         io_context ctx;
-        primary<proto> p(options_for(start_mode::fork, behaviour::wait_for_disconnect), cluster_fixture::worker_main);
+        primary<proto> p(options_for(start_mode::fork, behaviour::wait_for_disconnect), support::worker_main);
         (void)sync_wait(fork_until_online(p, 1));
         sync_wait(p.shutdown());
         code = p.workers().empty() ? 0 : 4;
@@ -583,7 +502,7 @@ TEST_CASE("destroying a primary kills and reaps its running workers, and closes 
     const std::size_t fds = open_fd_count();
     {
         io_context ctx;
-        primary<proto> p(options_for(start_mode::fork, behaviour::ignore_disconnect), cluster_fixture::worker_main);
+        primary<proto> p(options_for(start_mode::fork, behaviour::ignore_disconnect), support::worker_main);
         const auto pids = sync_wait(bounded(fork_until_online(p, 3)));
         CHECK(pids.size() == 3);
     }
@@ -606,7 +525,7 @@ constexpr std::size_t orphan_count = 4;
         // tracer process, which outlives the worker SIGKILLed under it and is left to this
         // test as a child that no worker is. Nothing of the library's: no leak check there.
         o.env["ASAN_OPTIONS"] = "detect_leaks=0";
-        primary<proto> p(o, cluster_fixture::worker_main);
+        primary<proto> p(o, support::worker_main);
         auto pids = sync_wait(with_timeout(fork_until_online(p, orphan_count), wait_limit));
         const auto size = static_cast<ssize_t>(orphan_count * sizeof(pid_t));
         if (pids && ::write(report_fd, pids->data(), static_cast<std::size_t>(size)) == size)
@@ -688,7 +607,7 @@ TEST_CASE("when the primary is SIGKILLed, every worker is gone within 500 ms") {
     const std::size_t fds = open_fd_count();
     {
         const subreaper reaper;
-        auto [report_r, report_w] = test_support::make_pipe();
+        auto [report_r, report_w] = support::make_pipe();
         std::fflush(nullptr);
         auto primary_process = child_process::fork();
         REQUIRE(primary_process.has_value());
@@ -844,7 +763,7 @@ bool accepts_connections(const std::string& address, std::uint16_t port) {
 TEST_CASE("announce_listening() gives the primary a listening event with the socket's address and port") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     INFO(mode_name(mode));
-    with_primary(options_for(mode, behaviour::listen), [](primary<proto>& p) -> task<void> {
+    with_primary(options_for(mode, behaviour::announce_listening), [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();
         auto events = co_await events_through(p, id, event_kind::message);
@@ -853,7 +772,7 @@ TEST_CASE("announce_listening() gives the primary a listening event with the soc
         CHECK(l.worker_id == id);
         CHECK(l.family == AF_INET);
         CHECK(l.address == "127.0.0.1");
-        CHECK(l.port == find_message<cluster_fixture::bound_port>(events)->port);
+        CHECK(l.port == find_message<support::bound_port>(events)->port);
         CHECK(accepts_connections(l.address, l.port));
         auto left = co_await bounded(h.disconnect());
         CHECK(left.has_value());
@@ -864,7 +783,7 @@ TEST_CASE("announce_listening() gives the primary a listening event with the soc
 
 TEST_CASE("setup() emits a setup event, and workers forked after it get the new options") {
     auto before = options_for(start_mode::fork, behaviour::report_identity);
-    before.env[cluster_fixture::tag_env] = "first";
+    before.env[support::setting::tag] = "first";
     with_primary(before, [](primary<proto>& p) -> task<void> {
         const unsigned first = (co_await fork_worker(p)).id();
         const auto old = co_await identity_of(p, first);
@@ -872,13 +791,13 @@ TEST_CASE("setup() emits a setup event, and workers forked after it get the new 
         CHECK(old.exe == expected_exe(start_mode::fork));
 
         auto after = options_for(start_mode::exec, behaviour::report_identity);
-        after.env[cluster_fixture::tag_env] = "second";
+        after.env[support::setting::tag] = "second";
         p.setup(after);
         auto e = co_await bounded(p.next_event());
         const auto* setup = e.get_if<setup_event>();
         REQUIRE(setup);
         CHECK(setup->settings.mode == start_mode::exec);
-        CHECK(setup->settings.env.at(cluster_fixture::tag_env) == "second");
+        CHECK(setup->settings.env.at(support::setting::tag) == "second");
         CHECK(e.worker() == nullptr);
         CHECK(p.settings().mode == start_mode::exec);
 

@@ -9,7 +9,7 @@
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/tcp_stream.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -361,7 +361,7 @@ TEST_CASE("a read that never completes ends by with_timeout or a stop token, and
 TEST_CASE("close() closes through the ring, and a hundred connections leak no descriptor") {
     auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
     auto body = [](int lfd) -> task<void> {
-        const auto before = test_support::open_fd_count();
+        const auto before = support::open_fd_count();
         for (int i = 0; i < 100; ++i) {
             auto pair = co_await connect_pair(lfd);
             auto w = co_await pair.client.write(std::string_view("x"));
@@ -377,7 +377,7 @@ TEST_CASE("close() closes through the ring, and a hundred connections leak no de
             auto server_closed = co_await pair.server.close();
             REQUIRE(server_closed.has_value());
         }
-        CHECK(test_support::open_fd_count() == before);
+        CHECK(support::open_fd_count() == before);
 
         tcp_stream empty;
         auto twice = co_await empty.close();  // nothing to close is EBADF, not a crash
@@ -415,7 +415,7 @@ TEST_CASE("set_nodelay, native_handle and release") {
     };
     sync_wait(body(listener.get()));
 
-    auto sp = test_support::make_socketpair();
+    auto sp = support::make_socketpair();
     tcp_stream unix_stream(std::move(sp[0]));
     auto unix_nodelay = unix_stream.set_nodelay();
     REQUIRE_FALSE(unix_nodelay.has_value());

@@ -2,7 +2,7 @@
 // (gathered, never copied into the batch), received without copying; forged fds refused.
 #include <catch2/catch.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <cluster/io.hpp>
 #include <cluster/ipc/channel.hpp>
@@ -52,7 +52,7 @@ using proto = protocol<blob, pair_of_blobs, mixed>;
 
 namespace {
 
-using test_support::open_fd_count;
+using support::open_fd_count;
 
 // Mappings of memfds (ours are named "cluster-…"): what a leaked value would leave.
 std::size_t memfd_mapping_count() {

@@ -2,7 +2,7 @@
 // else ignored, what a worker had not answered, and the primary's copies closed in a child.
 #include <catch2/catch.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <cluster/detail/handoff.hpp>
 
@@ -32,7 +32,7 @@ bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 TEST_CASE("an offer is kept until its worker answers, and only its worker's answer counts") {
     handoff h;
-    auto [a, b] = test_support::make_socketpair();
+    auto [a, b] = support::make_socketpair();
     const int fd = a.get();
     const auto seq = h.next_seq();
     h.offered(seq, 3, connection_on(7, std::move(a)));
@@ -66,7 +66,7 @@ TEST_CASE("what a worker has not answered can be found, and sequence numbers nev
 
 TEST_CASE("a forked child closes the primary's copies of offered connections") {
     handoff h;
-    auto [a, b] = test_support::make_socketpair();
+    auto [a, b] = support::make_socketpair();
     const int fd = a.get();
     h.offered(h.next_seq(), 1, connection_on(1, std::move(a)));
     const pid_t child = ::fork();

@@ -2,7 +2,7 @@
 // transfers, end of stream as errc::eof with what did arrive, a write to a gone reader.
 #include <catch2/catch.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <cluster/io.hpp>
 #include <cluster/io/transfer.hpp>
@@ -47,7 +47,7 @@ task<void> write_then_close(int fd, std::span<const std::byte> bytes, unique_fd&
 
 TEST_CASE("write_all and read_exact move 4 MiB through a 64 KiB pipe, across partial transfers") {
     io_context ctx;
-    auto [r, w] = test_support::make_pipe();
+    auto [r, w] = support::make_pipe();
     const auto sent = pattern(4u << 20);
     sync_wait([&]() -> task<void> {
         scope writer;
@@ -57,7 +57,7 @@ TEST_CASE("write_all and read_exact move 4 MiB through a 64 KiB pipe, across par
         CHECK(got == sent);
     }());
 
-    auto [r2, w2] = test_support::make_pipe();
+    auto [r2, w2] = support::make_pipe();
     sync_wait([&]() -> task<void> {
         scope writer;
         writer.spawn(write_then_close(w2.get(), std::span(sent).first(200'000), w2));
@@ -71,7 +71,7 @@ TEST_CASE("write_all and read_exact move 4 MiB through a 64 KiB pipe, across par
 
 TEST_CASE("read_exact at an early end of stream is errc::eof, with what did come in the buffer") {
     io_context ctx;
-    auto [r, w] = test_support::make_pipe();
+    auto [r, w] = support::make_pipe();
     REQUIRE(::write(w.get(), "abc", 3) == 3);
     w.reset();
     std::vector<std::byte> buf(10, std::byte{'-'});
@@ -85,7 +85,7 @@ TEST_CASE("read_exact at an early end of stream is errc::eof, with what did come
 
 TEST_CASE("send_all and recv_exact over a socketpair; a send to a closed peer is EPIPE, not SIGPIPE") {
     io_context ctx;
-    auto [a, b] = test_support::make_socketpair();
+    auto [a, b] = support::make_socketpair();
     const auto sent = pattern(1u << 20);
     sync_wait([&]() -> task<void> {
         std::vector<std::byte> got(sent.size());

@@ -6,8 +6,8 @@
 
 #include <cluster/cluster.hpp>
 
-#include "connections_fixture.hpp"
-#include "support.hpp"
+#include "support/connections.hpp"
+#include "support/descriptors.hpp"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 
 using namespace cluster;
 using namespace std::chrono_literals;
-using conn::proto;
+using support::proto;
 
 namespace {
 
@@ -35,13 +35,13 @@ using handle = worker_handle<proto>;
 const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
                                    schedule::least_connections, schedule::custom};
 
-endpoint where(const conn::listen_result& r) { return endpoint(r.local); }
+endpoint where(const support::listen_result& r) { return endpoint(r.local); }
 
 // `clients` tasks, each making `each` connections, one request each, one after the other;
 // adds who answered to `by_worker`.
 task<void> one_client(endpoint to, std::size_t each, std::map<unsigned, std::size_t>& by_worker) {
     for (std::size_t i = 0; i < each; ++i) {
-        const unsigned id = co_await conn::served_by(to, std::to_string(i));
+        const unsigned id = co_await support::served_by(to, std::to_string(i));
         ++by_worker[id];
     }
 }
@@ -102,9 +102,9 @@ private:
 }  // namespace
 
 TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of even") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 4);
-        const auto by_worker = co_await conn::bounded(spread(where(at), 8, 50));
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 4);
+        const auto by_worker = co_await support::bounded(spread(where(at), 8, 50));
         INFO(show(by_worker));
         REQUIRE(by_worker.size() == 4);
         for (const auto& [id, n] : by_worker) {
@@ -117,7 +117,7 @@ TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of
 TEST_CASE("every schedule serves connections, from every worker where the primary or SO_REUSEPORT spreads them") {
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
     INFO(to_string(how));
-    auto o = conn::options_for(how);
+    auto o = support::options_for(how);
     if (how == schedule::custom) {
         // In turn, as round robin would: the point here is that it serves.
         o.pick = [](const endpoint&, std::span<const candidate> live) {
@@ -125,9 +125,9 @@ TEST_CASE("every schedule serves connections, from every worker where the primar
             return live[turn++ % live.size()].worker_id;
         };
     }
-    conn::with_primary(o, [&](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 2);
-        const auto by_worker = co_await conn::bounded(spread(where(at), 4, 10));
+    support::with_primary(o, [&](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 2);
+        const auto by_worker = co_await support::bounded(spread(where(at), 4, 10));
         INFO(show(by_worker));
         std::size_t total = 0;
         for (const auto& [id, n] : by_worker) total += n;
@@ -140,39 +140,39 @@ TEST_CASE("every schedule serves connections, from every worker where the primar
 TEST_CASE("port 0: every worker gets the same port, and each listening event carries it") {
     const schedule how = GENERATE(schedule::round_robin, schedule::shared, schedule::reuseport);
     INFO(to_string(how));
-    conn::with_primary(conn::options_for(how), [](primary<proto>& p) -> task<void> {
-        for (int i = 0; i < 3; ++i) (void)co_await conn::fork_worker(p);
+    support::with_primary(support::options_for(how), [](primary<proto>& p) -> task<void> {
+        for (int i = 0; i < 3; ++i) (void)co_await support::fork_worker(p);
         std::set<std::uint16_t> announced, reported;
         for (int i = 0; i < 3; ++i) {
-            const auto e = co_await conn::bounded(p.next<listening_event>());
+            const auto e = co_await support::bounded(p.next<listening_event>());
             CHECK(e.family == AF_INET);
             CHECK(e.address == "127.0.0.1");
             announced.insert(e.port);
         }
         for (int i = 0; i < 3; ++i) {
-            const auto r = co_await conn::listening(p);
+            const auto r = co_await support::listening(p);
             reported.insert(r.port);
         }
         REQUIRE(announced.size() == 1);
         CHECK(*announced.begin() != 0);
         CHECK(reported == announced);
         const auto to = endpoint::tcp("127.0.0.1", *announced.begin());
-        const unsigned id = co_await conn::bounded(conn::served_by(to));
+        const unsigned id = co_await support::bounded(support::served_by(to));
         CHECK(id >= 1);
         CHECK(id <= 3);
     });
 }
 
 TEST_CASE("sticky: one client address keeps its worker across reconnects, and addresses spread over workers") {
-    conn::with_primary(conn::options_for(schedule::sticky), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 4);
+    support::with_primary(support::options_for(schedule::sticky), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 4);
         std::map<std::string, unsigned> home;
         std::set<unsigned> used;
         for (int host = 2; host < 26; ++host) {
             const std::string from = "127.0.0." + std::to_string(host);
             INFO("client " << from);
             for (int again = 0; again < 3; ++again) {
-                const unsigned id = co_await conn::bounded(conn::served_by(where(at), "x", from));
+                const unsigned id = co_await support::bounded(support::served_by(where(at), "x", from));
                 if (again == 0) home[from] = id;
                 CHECK(id == home[from]);
             }
@@ -184,13 +184,13 @@ TEST_CASE("sticky: one client address keeps its worker across reconnects, and ad
 }
 
 TEST_CASE("sticky: an address whose worker died moves to another worker and stays there, the others keep theirs") {
-    conn::with_primary(conn::options_for(schedule::sticky), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 3);
+    support::with_primary(support::options_for(schedule::sticky), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 3);
         std::map<std::string, unsigned> home;
         std::map<unsigned, std::size_t> load;
         for (int host = 2; host < 14; ++host) {
             const std::string from = "127.0.0." + std::to_string(host);
-            home[from] = co_await conn::bounded(conn::served_by(where(at), "x", from));
+            home[from] = co_await support::bounded(support::served_by(where(at), "x", from));
             ++load[home[from]];
         }
         // The worker with the most addresses dies.
@@ -198,15 +198,15 @@ TEST_CASE("sticky: an address whose worker died moves to another worker and stay
             std::max_element(load.begin(), load.end(), [](auto& a, auto& b) { return a.second < b.second; });
         const unsigned dead = busiest->first;
         INFO("worker " << dead << " had " << busiest->second << " of 12 addresses");
-        REQUIRE(conn::worker_of(p, dead).kill(SIGKILL).has_value());
+        REQUIRE(support::worker_of(p, dead).kill(SIGKILL).has_value());
         for (;;) {
-            const auto e = co_await conn::bounded(p.next<exit_event>());
+            const auto e = co_await support::bounded(p.next<exit_event>());
             if (e.worker_id == dead) break;
         }
         for (const auto& [from, was] : home) {
             INFO("client " << from << ", served by worker " << was << " before");
-            const unsigned now = co_await conn::bounded(conn::served_by(where(at), "x", from));
-            const unsigned again = co_await conn::bounded(conn::served_by(where(at), "x", from));
+            const unsigned now = co_await support::bounded(support::served_by(where(at), "x", from));
+            const unsigned again = co_await support::bounded(support::served_by(where(at), "x", from));
             CHECK(again == now);
             if (was == dead)
                 CHECK(now != dead);
@@ -217,36 +217,36 @@ TEST_CASE("sticky: an address whose worker died moves to another worker and stay
 }
 
 TEST_CASE("least_connections: a new connection goes to the worker with the fewest open") {
-    auto o = conn::options_for(schedule::least_connections);
-    o.env[conn::note_closes_env] = "1";
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        std::vector<conn::held> first;
-        for (int i = 0; i < 3; ++i) first.push_back(co_await conn::bounded(conn::hold_one(where(at))));
+    auto o = support::options_for(schedule::least_connections);
+    o.env[support::setting::note_closes] = "1";
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 1);
+        std::vector<support::held> first;
+        for (int i = 0; i < 3; ++i) first.push_back(co_await support::bounded(support::hold_one(where(at))));
         const unsigned one = first.front().worker_id;
         for (const auto& h : first) CHECK(h.worker_id == one);
 
         // A second worker with none: it gets the next three, where round robin would alternate.
-        const auto second = co_await conn::start_listening(p, 1);
+        const auto second = co_await support::start_listening(p, 1);
         (void)second;
-        std::vector<conn::held> next;
-        for (int i = 0; i < 3; ++i) next.push_back(co_await conn::bounded(conn::hold_one(where(at))));
+        std::vector<support::held> next;
+        for (int i = 0; i < 3; ++i) next.push_back(co_await support::bounded(support::hold_one(where(at))));
         const unsigned two = next.front().worker_id;
         CHECK(two != one);
         for (const auto& h : next) CHECK(h.worker_id == two);
 
         // Two of the first worker's close: it has the fewest, and gets the next two.
-        for (int i = 0; i < 2; ++i) conn::hang_up(first[static_cast<std::size_t>(i)].stream);
-        for (int i = 0; i < 2; ++i) (void)co_await conn::note_starting(p, "closed");
+        for (int i = 0; i < 2; ++i) support::hang_up(first[static_cast<std::size_t>(i)].stream);
+        for (int i = 0; i < 2; ++i) (void)co_await support::note_starting(p, "closed");
         for (int i = 0; i < 2; ++i) {
-            auto h = co_await conn::bounded(conn::hold_one(where(at)));
+            auto h = co_await support::bounded(support::hold_one(where(at)));
             CHECK(h.worker_id == one);
             next.push_back(std::move(h));
         }
         // Three each now: ties go in turn.
         std::set<unsigned> tie;
         for (int i = 0; i < 2; ++i) {
-            auto h = co_await conn::bounded(conn::hold_one(where(at)));
+            auto h = co_await support::bounded(support::hold_one(where(at)));
             tie.insert(h.worker_id);
             next.push_back(std::move(h));
         }
@@ -256,13 +256,13 @@ TEST_CASE("least_connections: a new connection goes to the worker with the fewes
 
 TEST_CASE("custom: primary_options::pick chooses the worker, from the live candidates with their open connections") {
     picks = pick_log{};
-    auto o = conn::options_for(schedule::custom);
+    auto o = support::options_for(schedule::custom);
     o.pick = pick_highest;
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 3);
-        std::vector<conn::held> kept;
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 3);
+        std::vector<support::held> kept;
         for (std::size_t i = 0; i < 4; ++i) {
-            auto h = co_await conn::bounded(conn::hold_one(where(at)));
+            auto h = co_await support::bounded(support::hold_one(where(at)));
             CHECK(h.worker_id == 3);
             kept.push_back(std::move(h));
         }
@@ -282,17 +282,17 @@ TEST_CASE("custom: primary_options::pick chooses the worker, from the live candi
         // An answer that is no live worker falls back to round robin.
         picks.answer_unknown = true;
         std::set<unsigned> fallback;
-        for (int i = 0; i < 3; ++i) fallback.insert(co_await conn::bounded(conn::served_by(where(at))));
+        for (int i = 0; i < 3; ++i) fallback.insert(co_await support::bounded(support::served_by(where(at))));
         CHECK(fallback == std::set<unsigned>{1, 2, 3});
     });
 }
 
 TEST_CASE("custom without primary_options::pick: listen() throws and try_listen() fails with EINVAL, saying why") {
-    auto o = conn::options_for(schedule::custom);
+    auto o = support::options_for(schedule::custom);
     o.pick = nullptr;
-    conn::with_primary(o, [](primary<proto>& p) -> task<void> {
-        (void)co_await conn::fork_worker(p);
-        const auto r = (co_await conn::bounded(p.next_message<conn::listen_result>())).value;
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
+        (void)co_await support::fork_worker(p);
+        const auto r = (co_await support::bounded(p.next_message<support::listen_result>())).value;
         CHECK(r.error == EINVAL);
         CHECK(r.category == std::string(std::system_category().name()));
         INFO(r.what);
@@ -302,33 +302,34 @@ TEST_CASE("custom without primary_options::pick: listen() throws and try_listen(
 }
 
 TEST_CASE("a second schedule on an endpoint the cluster listens on is refused with EADDRINUSE") {
-    conn::with_primary(conn::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
-        const auto at = co_await conn::start_listening(p, 1);
-        const auto shared = conn::with_env(conn::schedule_env, "shared");
-        (void)co_await conn::fork_worker(p, shared);
-        const auto refused = (co_await conn::bounded(p.next_message<conn::listen_result>())).value;
+    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+        const auto at = co_await support::start_listening(p, 1);
+        const auto shared = support::with_env(support::setting::schedule, "shared");
+        (void)co_await support::fork_worker(p, shared);
+        const auto refused = (co_await support::bounded(p.next_message<support::listen_result>())).value;
         CHECK(refused.error == EADDRINUSE);
         INFO(refused.what);
         CHECK(refused.what.find("round_robin") != std::string::npos);
         // The same schedule joins, on the same port.
-        const auto joined = co_await conn::start_listening(p, 1);
+        const auto joined = co_await support::start_listening(p, 1);
         CHECK(joined.port == at.port);
         std::set<unsigned> ids;
-        for (int i = 0; i < 2; ++i) ids.insert(co_await conn::bounded(conn::served_by(where(at))));
+        for (int i = 0; i < 2; ++i) ids.insert(co_await support::bounded(support::served_by(where(at))));
         CHECK(ids.size() == 2);
     });
 }
 
 TEST_CASE("reuseport on a Unix-domain endpoint is refused with EINVAL") {
     const temp_dir dir;
-    conn::with_primary(conn::options_for(schedule::reuseport, "unix:" + dir.str() + "/s.sock"),
-                       [](primary<proto>& p) -> task<void> {
-                           (void)co_await conn::fork_worker(p);
-                           const auto r = (co_await conn::bounded(p.next_message<conn::listen_result>())).value;
-                           CHECK(r.error == EINVAL);
-                           INFO(r.what);
-                           CHECK(r.what.find("reuseport") != std::string::npos);
-                       });
+    support::with_primary(support::options_for(schedule::reuseport, "unix:" + dir.str() + "/s.sock"),
+                          [](primary<proto>& p) -> task<void> {
+                              (void)co_await support::fork_worker(p);
+                              const auto r =
+                                  (co_await support::bounded(p.next_message<support::listen_result>())).value;
+                              CHECK(r.error == EINVAL);
+                              INFO(r.what);
+                              CHECK(r.what.find("reuseport") != std::string::npos);
+                          });
 }
 
 TEST_CASE("a Unix-domain endpoint serves connections, and its socket file goes with the primary") {
@@ -336,16 +337,17 @@ TEST_CASE("a Unix-domain endpoint serves connections, and its socket file goes w
     INFO(to_string(how));
     const temp_dir dir;
     const std::string path = dir.str() + "/s.sock";
-    conn::with_primary(conn::options_for(how, "unix:" + path), [&](primary<proto>& p) -> task<void> {
-        for (int i = 0; i < 2; ++i) (void)co_await conn::fork_worker(p);
+    support::with_primary(support::options_for(how, "unix:" + path), [&](primary<proto>& p) -> task<void> {
+        for (int i = 0; i < 2; ++i) (void)co_await support::fork_worker(p);
         for (int i = 0; i < 2; ++i) {
-            const auto e = co_await conn::bounded(p.next<listening_event>());
+            const auto e = co_await support::bounded(p.next<listening_event>());
             CHECK(e.family == AF_UNIX);
             CHECK(e.address == path);
         }
-        for (int i = 0; i < 2; ++i) (void)co_await conn::listening(p);
+        for (int i = 0; i < 2; ++i) (void)co_await support::listening(p);
         std::set<unsigned> ids;
-        for (int i = 0; i < 6; ++i) ids.insert(co_await conn::bounded(conn::served_by(endpoint::unix_socket(path))));
+        for (int i = 0; i < 6; ++i)
+            ids.insert(co_await support::bounded(support::served_by(endpoint::unix_socket(path))));
         if (how != schedule::shared) CHECK(ids.size() == 2);
     });
     CHECK_FALSE(std::filesystem::exists(path));
@@ -354,20 +356,20 @@ TEST_CASE("a Unix-domain endpoint serves connections, and its socket file goes w
 TEST_CASE("an IPv6 endpoint [::1]:0 serves connections") {
     const schedule how = GENERATE(schedule::round_robin, schedule::shared, schedule::reuseport);
     INFO(to_string(how));
-    conn::with_primary(conn::options_for(how, "[::1]:0"), [&](primary<proto>& p) -> task<void> {
-        for (int i = 0; i < 2; ++i) (void)co_await conn::fork_worker(p);
+    support::with_primary(support::options_for(how, "[::1]:0"), [&](primary<proto>& p) -> task<void> {
+        for (int i = 0; i < 2; ++i) (void)co_await support::fork_worker(p);
         std::set<std::uint16_t> ports;
         for (int i = 0; i < 2; ++i) {
-            const auto e = co_await conn::bounded(p.next<listening_event>());
+            const auto e = co_await support::bounded(p.next<listening_event>());
             CHECK(e.family == AF_INET6);
             CHECK(e.address == "::1");
             ports.insert(e.port);
         }
         REQUIRE(ports.size() == 1);
-        for (int i = 0; i < 2; ++i) (void)co_await conn::listening(p);
+        for (int i = 0; i < 2; ++i) (void)co_await support::listening(p);
         const auto to = endpoint::tcp("::1", *ports.begin());
         std::set<unsigned> ids;
-        for (int i = 0; i < 8; ++i) ids.insert(co_await conn::bounded(conn::served_by(to)));
+        for (int i = 0; i < 8; ++i) ids.insert(co_await support::bounded(support::served_by(to)));
         if (how == schedule::round_robin) CHECK(ids.size() == 2);
     });
 }

@@ -5,7 +5,7 @@
 
 #include <cluster/io.hpp>
 
-#include "support.hpp"
+#include "support/descriptors.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,7 +20,7 @@ using namespace cluster;
 
 namespace {
 
-using test_support::make_socketpair;
+using support::make_socketpair;
 
 // Reads once; the error code, or success.
 task<std::error_code> read_once(int fd) {

@@ -1,0 +1,67 @@
+// support: a primary for a test to drive, on a loop of its own, stopped at the end — of
+// scripted workers, or of the test's own — and the check that nothing outlived it.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <cluster/cluster.hpp>
+
+#include "descriptors.hpp"
+#include "scripted_worker.hpp"
+#include "waiting.hpp"
+
+namespace support {
+
+// A whole test's body: its waits are bounded too; this is for one that is not.
+inline constexpr std::chrono::milliseconds body_limit = 60s;
+
+// Runs body(p) against a primary on a fresh loop, shuts it down, and checks that no
+// descriptor and no child outlives it.
+template <class P, class Body>
+void with_primary(cluster::primary_options o, typename cluster::primary<P>::worker_main main, Body&& body) {
+    const std::size_t fds = open_fd_count();
+    {
+        cluster::io_context ctx;
+        cluster::primary<P> p(std::move(o), std::move(main));
+        cluster::sync_wait(bounded(body(p), body_limit));
+        cluster::sync_wait(bounded(p.shutdown()));
+    }
+    CHECK(open_fd_count() == fds);
+    CHECK(no_children());
+}
+
+// Options for scripted workers running `behaviour`, started in `mode`: in exec mode they run
+// the scripted_worker program.
+inline cluster::primary_options scripted(cluster::start_mode mode, const char* behaviour) {
+    cluster::primary_options o;
+    o.mode = mode;
+    if (mode == cluster::start_mode::exec) {
+        o.exec = program;
+        o.args = std::vector<std::string>{};
+    }
+    o.env[behaviour_env] = behaviour;
+    return o;
+}
+
+// with_primary(), for a primary of scripted workers.
+template <class Body>
+void with_primary(cluster::primary_options o, Body&& body) {
+    with_primary<proto>(std::move(o), worker_main, std::forward<Body>(body));
+}
+
+inline const cluster::fork_options as_configured{};
+
+// fork(), bounded; the options are taken by reference so no temporary sits in a co_await.
+template <class P>
+cluster::task<cluster::worker_handle<P>&> fork_worker(cluster::primary<P>& p,
+                                                      const cluster::fork_options& o = as_configured) {
+    auto h = co_await bounded(p.try_fork(o));
+    if (!h) FAIL("fork failed: " << h.error().message());
+    co_return **h;
+}
+
+}  // namespace support

@@ -1,0 +1,201 @@
+// support: the scripted worker — one protocol, and one worker_main that runs the behaviour a
+// test names in the environment, with the settings it names there too, so that fork-mode
+// workers and exec-mode ones (the scripted_worker program) do the same.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/describe.hpp>
+
+#include <cluster/cluster.hpp>
+
+namespace support {
+
+// ---- the protocol between a test (the primary) and its scripted workers ----
+
+// Worker to primary, once: the primary sees a message event between online and disconnect.
+struct hello {
+    std::uint32_t worker_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(hello, (), (worker_id))
+
+// Worker to primary: who and where the worker is, as it sees itself.
+struct identity {
+    bool primary = false;
+    bool worker = false;
+    std::uint32_t worker_id = 0;
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::string tag;          // the tag setting
+    std::string exe;          // /proc/self/exe: which program runs the worker
+    std::uint64_t inode = 0;  // of that program's file: a replaced file has a new one
+};
+BOOST_DESCRIBE_STRUCT(identity, (), (primary, worker, worker_id, uid, gid, tag, exe, inode))
+
+// Worker to primary: the port its own listening socket got, to compare with the listening event.
+struct bound_port {
+    std::uint16_t port = 0;
+};
+BOOST_DESCRIBE_STRUCT(bound_port, (), (port))
+
+// Worker to primary, once: how its w.listen() went. error 0: it listens on `local`.
+struct listen_result {
+    std::uint32_t worker_id = 0;
+    std::int32_t error = 0;  // the error code's value, in `category`
+    std::string category;    // the error code's category name
+    std::string what;        // listen()'s exception text, when it failed
+    std::string local;       // listener::local(), when it listens
+    std::uint16_t port = 0;
+};
+BOOST_DESCRIBE_STRUCT(listen_result, (), (worker_id, error, category, what, local, port))
+
+// Worker to primary: something happened ("holding 7", "closed", "listener closed", ...).
+struct note {
+    std::uint32_t worker_id = 0;
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(note, (), (worker_id, text))
+
+// Primary to worker: "close_listener".
+struct command {
+    std::string text;
+};
+BOOST_DESCRIBE_STRUCT(command, (), (text))
+
+// Primary to worker, as a request: answered with a pong. Its answer comes after every
+// message the worker sent before it, handoff answers included.
+struct ping {
+    std::uint32_t n = 0;
+};
+BOOST_DESCRIBE_STRUCT(ping, (), (n))
+
+struct pong {
+    std::uint32_t worker_id = 0;
+    std::uint64_t accepted = 0;  // listener::accepted()
+    std::uint64_t open = 0;      // listener::connections()
+};
+BOOST_DESCRIBE_STRUCT(pong, (), (worker_id, accepted, open))
+
+// Primary to worker, as a request: answered with a done.
+struct job {
+    std::uint64_t id = 0;
+};
+BOOST_DESCRIBE_STRUCT(job, (), (id))
+
+struct done {
+    std::uint64_t id = 0;
+    std::uint32_t worker_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(done, (), (id, worker_id))
+
+// Worker to primary: it got job job_id and holds it until it is asked to leave.
+struct holding {
+    std::uint32_t worker_id = 0;
+    std::uint64_t job_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(holding, (), (worker_id, job_id))
+
+// Worker to primary: it is online and waits for a go before it calls ready().
+struct waiting {
+    std::uint32_t worker_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(waiting, (), (worker_id))
+
+// Primary to worker: call ready() now.
+struct go {
+    std::uint32_t worker_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(go, (), (worker_id))
+
+// Worker to primary: sent just before ready(), so the primary sees when that was.
+struct readying {
+    std::uint32_t worker_id = 0;
+};
+BOOST_DESCRIBE_STRUCT(readying, (), (worker_id))
+
+using proto = cluster::protocol<hello, identity, bound_port, listen_result, note, command, ping, pong, job, done,
+                                holding, waiting, go, readying>;
+
+// ---- the script: a behaviour and its settings, all in the environment ----
+
+// Names the behaviour a scripted worker runs (see behaviour below).
+inline constexpr const char* behaviour_env = "CLUSTER_TEST_WORKER";
+
+// The settings behaviours read, each an environment variable.
+namespace setting {
+inline constexpr const char* marker = "CLUSTER_TEST_MARKER";      // a file written once the worker's code ends
+inline constexpr const char* tag = "CLUSTER_TEST_TAG";            // report_identity sends it back
+inline constexpr const char* endpoint = "CLUSTER_TEST_ENDPOINT";  // where line servers listen
+inline constexpr const char* schedule = "CLUSTER_TEST_SCHEDULE";  // and how
+inline constexpr const char* max_connections = "CLUSTER_TEST_MAX_CONNECTIONS";
+inline constexpr const char* note_closes = "CLUSTER_TEST_NOTE_CLOSES";  // "1": a note for each close
+// A port: a line server first says "inherited <n>", the connections on it it holds unasked.
+inline constexpr const char* inherited_port = "CLUSTER_TEST_INHERITED_PORT";
+// A descriptor inherited from the test (fork mode): ignore_stop writes a byte to it once
+// the primary has asked it to leave.
+inline constexpr const char* notify_fd = "CLUSTER_TEST_NOTIFY_FD";
+// Workers whose id is at least failing_from misbehave at start, as failure says.
+inline constexpr const char* failing_from = "CLUSTER_TEST_FAILING_FROM";
+inline constexpr const char* failure = "CLUSTER_TEST_FAILURE";
+}  // namespace setting
+
+namespace behaviour {
+// Lifecycle.
+inline constexpr const char* hello_then_disconnect = "hello_then_disconnect";
+inline constexpr const char* hello_then_return = "hello_then_return";
+inline constexpr const char* wait_for_disconnect = "wait_for_disconnect";  // writes the marker after
+inline constexpr const char* leave_then_wait = "leave_then_wait";
+inline constexpr const char* throw_at_once = "throw_at_once";
+inline constexpr const char* ignore_disconnect = "ignore_disconnect";  // reads nothing; only a signal ends it
+inline constexpr const char* report_identity = "report_identity";
+inline constexpr const char* announce_listening = "announce_listening";  // a socket of its own, announced
+inline constexpr const char* chatty = "chatty";                          // lines on stdout and stderr
+// Connections: listen as the settings say, and serve the line protocol (see serve_lines in
+// scripted_worker.cpp) until disconnected; lazy_lines takes nothing until disconnected or
+// told to close its listener, then serves what accept() still gives.
+inline constexpr const char* serve_lines = "serve_lines";
+inline constexpr const char* lazy_lines = "lazy_lines";
+// Jobs: answer_jobs calls ready() (unless failing never_ready), then answers jobs until
+// disconnected; hold_jobs answers only once disconnected, after held_work.
+inline constexpr const char* answer_jobs = "answer_jobs";
+inline constexpr const char* hold_jobs = "hold_jobs";
+inline constexpr const char* ignore_stop = "ignore_stop";  // reads to the end, then keeps running
+inline constexpr const char* identify = "identify";        // sends its identity, then answers jobs
+inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers jobs
+}  // namespace behaviour
+
+namespace failure {
+inline constexpr const char* never_ready = "never_ready";  // answers jobs, but never calls ready()
+inline constexpr const char* crash = "crash";              // throws at once
+}  // namespace failure
+
+// wait_for_disconnect's marker file says this once its receive() has ended.
+inline constexpr std::string_view finished_mark = "receive() ended";
+
+// What chatty workers print: numbered lines on both streams, then a line without a newline.
+inline constexpr int chatty_out_lines = 2000;
+inline constexpr int chatty_err_lines = 200;
+inline constexpr std::string_view chatty_tail = "tail without a newline";
+inline std::string chatty_line(std::string_view stream, int i) { return std::string(stream) + " " + std::to_string(i); }
+
+// What hold_jobs still does after it was asked to leave, before it answers.
+inline constexpr std::chrono::milliseconds held_work{150};
+
+// A line server gives a fresh connection this long to ask once its worker is leaving.
+inline constexpr std::chrono::seconds first_request_grace{2};
+
+// The scripted_worker program, which exec-mode workers run (and which, started on its own,
+// is an exec-mode primary of identify workers: see scripted_worker_program.cpp).
+inline constexpr const char* program = CLUSTER_SCRIPTED_WORKER;
+
+// worker_main for every scripted worker: runs the behaviour named by behaviour_env, and
+// throws if there is none by that name.
+cluster::task<void> worker_main(cluster::worker<proto>& w);
+
+// The file this process runs, as /proc/self/exe names it, and that file's inode.
+std::string self_exe();
+std::uint64_t own_inode();
+
+}  // namespace support
