@@ -19,6 +19,7 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/link.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
@@ -41,7 +42,8 @@ inline detail::control::listening describe_listening(const net::endpoint& local)
 // How long a worker waits for the primary to open a socket for it.
 inline constexpr std::chrono::seconds listen_timeout{30};
 
-// How long a finished worker waits for its last messages to reach the primary.
+// How long a finished worker waits for its last messages to reach the primary, and for
+// the primary to end its stream in turn.
 inline constexpr std::chrono::seconds final_flush_timeout{5};
 }  // namespace detail
 
@@ -169,7 +171,7 @@ public:
             std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
             code = 1;
         }
-        (void)co_await io::with_timeout(channel().shutdown(), detail::final_flush_timeout);
+        (void)co_await io::with_timeout(leave(), detail::final_flush_timeout);
         co_return code;
     }
 
@@ -186,6 +188,17 @@ private:
         self.requests().fail_all(make_error_code(errc::peer_gone));
         self.stop_listeners();
         self.stopping_.request_stop();
+        self.pump_ended_.set();
+    }
+
+    // Delivers what this worker sent, then reads to the end of what the primary sent: the
+    // primary answers our end of stream with its own. A process that exits with bytes unread
+    // in its socket resets the connection, and the primary would see ECONNRESET instead of a
+    // clean disconnect. Once disconnected, what still comes is not for us.
+    io::task<void> leave() {
+        (void)co_await channel().shutdown();
+        (void)co_await pump_ended_.wait();
+        while (auto e = co_await channel().receive_envelope()) {}
     }
 
     io::task<result<net::listener>> open_listener(const net::endpoint& at, net::schedule how,
@@ -312,6 +325,7 @@ private:
     unsigned id_;
     io::mailbox<incoming<P>> inbox_;
     std::stop_source stopping_;
+    io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;

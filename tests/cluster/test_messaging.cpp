@@ -4,14 +4,17 @@
 
 #include "support/descriptors.hpp"
 #include "support/events.hpp"
+#include "support/messages.hpp"
 #include "support/primary.hpp"
 #include "support/waiting.hpp"
 
 #include <cluster/cluster.hpp>
+#include <cluster/io/transfer.hpp>
 
 #include <boost/describe.hpp>
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,28 +38,6 @@ using namespace std::chrono_literals;
 
 namespace msg_test {
 
-struct job {
-    std::uint64_t id = 0;
-    std::string text;
-};
-BOOST_DESCRIBE_STRUCT(job, (), (id, text))
-
-struct answer {
-    std::uint64_t id = 0;
-    std::uint64_t length = 0;
-};
-BOOST_DESCRIBE_STRUCT(answer, (), (id, length))
-
-struct tick {
-    std::uint64_t seq = 0;
-};
-BOOST_DESCRIBE_STRUCT(tick, (), (seq))
-
-struct note {
-    std::string text;
-};
-BOOST_DESCRIBE_STRUCT(note, (), (text))
-
 // A worker got a note from another worker: which one it was, and what it said.
 struct seen {
     std::uint32_t by = 0;
@@ -65,12 +46,6 @@ struct seen {
 };
 BOOST_DESCRIBE_STRUCT(seen, (), (by, from, text))
 
-struct pipe_end {
-    std::string label;
-    unique_fd fd;
-};
-BOOST_DESCRIBE_STRUCT(pipe_end, (), (label, fd))
-
 // Bytes for a worker to write straight to its socket, as a peer built from other code might.
 struct raw_bytes {
     std::vector<std::uint8_t> bytes;
@@ -78,22 +53,14 @@ struct raw_bytes {
 };
 BOOST_DESCRIBE_STRUCT(raw_bytes, (), (bytes, then_exit))
 
-// Not in the protocol at all.
-struct alien {
-    std::uint64_t x = 0;
-};
-BOOST_DESCRIBE_STRUCT(alien, (), (x))
-
-// A job from a stale build: the same name, other members.
-struct stale_job {
-    static constexpr std::string_view cluster_name = "msg_test::job";
-    std::uint64_t id = 0;
-};
-BOOST_DESCRIBE_STRUCT(stale_job, (), (id))
-
 }  // namespace msg_test
 
 using namespace msg_test;
+using support::answer;
+using support::job;
+using support::note;
+using support::pipe_end;
+using support::tick;
 using P = protocol<job, answer, tick, note, seen, pipe_end, raw_bytes>;
 using handle = worker_handle<P>;
 
@@ -171,7 +138,7 @@ task<void> echo_worker(worker<P>& w) {
             const answer a{j->id, j->text.size()};
             (void)co_await w.send(a);
         } else if (auto* t = m->get_if<tick>()) {
-            const note n{"tick " + std::to_string(t->seq)};
+            const note n{w.id(), "tick " + std::to_string(t->seq)};
             (void)co_await w.send(n);
         }
     }
@@ -184,7 +151,7 @@ task<void> picky_worker(worker<P>& w) {
     for (std::uint64_t i = 0; i < picked; ++i) {
         auto t = co_await w.receive<tick>();
         expect(t && t->value.seq == i && t->from == from_primary, "tick " + std::to_string(i) + " in order");
-        const note n{"tick " + std::to_string(t->value.seq)};
+        const note n{w.id(), "tick " + std::to_string(t->value.seq)};
         (void)co_await w.send(n);
     }
     co_await echo_worker(w);
@@ -211,7 +178,7 @@ task<void> answering_worker(worker<P>& w) {
             (void)co_await w.reply(*held, late);
             held.reset();
         } else if (m->is<tick>() && m->is_request()) {
-            const note wrong{"a note, not an answer"};
+            const note wrong{w.id(), "a note, not an answer"};
             (void)co_await w.reply(*m, wrong);
         } else if (m->is<job>() && m->is_request()) {
             const auto& j = m->get<job>();
@@ -231,12 +198,12 @@ task<void> answering_worker(worker<P>& w) {
 }
 
 task<void> tell(worker<P>& w, std::string text) {
-    const note n{std::move(text)};
+    const note n{w.id(), std::move(text)};
     (void)co_await w.send(n);
 }
 
 std::string outcome(const result<answer>& r) {
-    return r ? "answer " + std::to_string(r->id) + " of length " + std::to_string(r->length) : r.error().message();
+    return r ? "answer " + std::to_string(r->id) + " of length " + std::to_string(r->count) : r.error().message();
 }
 
 // Asks the primary: in_flight jobs at once, a tick (answered with the wrong type), a job
@@ -250,7 +217,7 @@ task<void> asking_worker(worker<P>& w) {
     auto answers = co_await when_all(std::move(asks));
     std::size_t right = 0;
     for (std::size_t i = 0; i < in_flight; ++i)
-        right += answers[i] && answers[i]->id == i && answers[i]->length == i % 7;
+        right += answers[i] && answers[i]->id == i && answers[i]->count == i % 7;
     co_await tell(w, std::to_string(right) + " right");
 
     const tick t{1};
@@ -275,7 +242,7 @@ task<void> asking_worker(worker<P>& w) {
 task<void> routing_worker(worker<P>& w) {
     while (auto m = co_await w.receive()) {
         if (auto* j = m->get_if<job>()) {
-            const note n{j->text + " from " + std::to_string(w.id())};
+            const note n{w.id(), j->text + " from " + std::to_string(w.id())};
             if (j->text == "send_to")
                 (void)co_await w.send_to(static_cast<unsigned>(j->id), n);
             else
@@ -372,7 +339,7 @@ task<void> check_echoes(primary<P>& p, unsigned from) {
         const auto* a = m.get_if<answer>();
         REQUIRE(a);
         REQUIRE(a->id == i);
-        REQUIRE(a->length == i % 50);
+        REQUIRE(a->count == i % 50);
         m = co_await p.next<incoming<P>>();
         const auto* n = m.get_if<note>();
         REQUIRE(n);
@@ -397,7 +364,7 @@ task<void> picking_by_type(primary<P>& p) {
     auto answers = co_await bounded(take_messages<answer>(p, picked), "the answers");
     for (std::uint64_t i = 0; i < picked; ++i) {
         REQUIRE(answers[i].value.id == i);
-        REQUIRE(answers[i].value.length == i % 50);
+        REQUIRE(answers[i].value.count == i % 50);
         REQUIRE(answers[i].from == h.id());
     }
     auto notes = co_await bounded(take_messages<note>(p, picked), "the notes");
@@ -428,13 +395,13 @@ task<void> primary_asks(primary<P>& p) {
     const job hold{2, "hold"};
     auto timed = co_await h.request<answer>(hold, 50ms);
     CHECK(timed.error() == std::errc::timed_out);
-    const note release{"release"};
+    const note release{0, "release"};
     (void)co_await h.send(release);  // the late answer comes back, and is dropped
     const job next{3, "next"};
     auto after = co_await h.request<answer>(next, patience);
     REQUIRE(after.has_value());
     CHECK(after->id == 3);
-    CHECK(after->length == 4);
+    CHECK(after->count == 4);
 
     const job die{4, "die"};
     const auto asked = std::chrono::steady_clock::now();
@@ -474,7 +441,7 @@ task<void> worker_asks(primary<P>& p) {
     CHECK(report.value.text == std::to_string(in_flight) + " right");
 
     auto t = co_await bounded(p.next_message<tick>(), "the tick request");
-    const note not_an_answer{"not an answer"};
+    const note not_an_answer{0, "not an answer"};
     (void)co_await p.reply(t, not_an_answer);
     report = co_await bounded(p.next_message<note>(), "the wrong-type report");
     CHECK(report.value.text == make_error_code(errc::unexpected_type).message());
@@ -589,11 +556,13 @@ struct misbehaviour {
 };
 
 std::vector<misbehaviour> misbehaviours() {
-    const auto half = frame_of<P>(note{std::string(100, 'n')});
+    const auto half = frame_of<P>(note{0, std::string(100, 'n')});
     return {
         {"bytes that are no frame", std::vector<std::uint8_t>(48, 0xab), false, errc::bad_frame},
-        {"a type outside the protocol", frame_of<protocol<alien>>(alien{7}), false, errc::unknown_type},
-        {"a job of another build", frame_of<protocol<stale_job>>(stale_job{7}), false, errc::schema_mismatch},
+        {"a type outside the protocol", frame_of<protocol<support::not_in_protocol>>(support::not_in_protocol{7}),
+         false, errc::unknown_type},
+        {"a job of another build", frame_of<protocol<support::older::job>>(support::older::job{7}), false,
+         errc::schema_mismatch},
         {"half a frame, then death", {half.begin(), half.begin() + half.size() / 2}, true, errc::eof},
     };
 }
@@ -643,6 +612,52 @@ task<void> cut_off(primary<P>& p) {
     auto log = co_await finish(p, ids);
     CHECK(story(log[good_id]) == "disconnect exit");
     CHECK(story(log[fresh_id]) == "fork online disconnect exit");
+}
+
+// Regression: a worker that exited with a message from the primary in its socket, unread,
+// reset the connection, and its disconnect event said ECONNRESET.
+constexpr unsigned quitters = 4;
+
+// The write end of a pipe the test reads: a worker says there that its loop will not turn
+// again (fork-mode workers inherit it).
+int waiting_fd = -1;
+
+// After one turn of its loop (its online message sent, the primary's settings read), tells
+// the test so and waits, with no turn more, until the primary's next message is in its
+// socket, unread; then returns.
+task<void> return_with_unread(worker<P>& w) {
+    (void)co_await io::nop();
+    const char byte = 1;
+    if (::write(waiting_fd, &byte, 1) != 1) throw std::system_error(errno, std::system_category(), "write");
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    int queued = 0;
+    while (::ioctl(w.native_handle(), FIONREAD, &queued) == 0 && queued == 0 &&
+           std::chrono::steady_clock::now() < deadline) {}
+}
+
+task<void> sent_to_quitters(primary<P>& p) {
+    auto told = support::make_pipe();
+    waiting_fd = told[1].get();
+    std::set<unsigned> ids;
+    for (unsigned i = 0; i < quitters; ++i) {
+        auto& h = co_await support::fork_worker(p);
+        ids.insert(h.id());
+        char byte = 0;
+        auto waiting = co_await bounded(io::read_exact(told[0].get(), std::as_writable_bytes(std::span(&byte, 1))),
+                                        "the worker to wait");
+        REQUIRE(waiting.has_value());
+        const tick t{i};
+        (void)co_await h.send(t);
+    }
+    auto log = co_await bounded(events_until_exit(p, ids), "the workers' exits");
+    for (unsigned id : ids) {
+        INFO("worker " << id);
+        CHECK(story(log[id]) == "fork online disconnect exit");
+        const auto disconnected = support::all_of<disconnect_event>(log[id]);
+        REQUIRE(disconnected.size() == 1);
+        CHECK_FALSE(disconnected.front().error);
+        CHECK(exit_of(log[id]).status.success());
+    }
 }
 
 task<void> busy_order(primary<P>& p) {
@@ -708,3 +723,7 @@ TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and th
 }
 
 TEST_CASE("during heavy traffic each worker's events keep their order") { with_primary(chatty_worker, busy_order); }
+
+TEST_CASE("a worker that returns with a message unread leaves with a clean disconnect") {
+    with_primary(return_with_unread, sent_to_quitters);
+}
