@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "blocking_io.hpp"
 #include "report.hpp"
 
 // co_await results are bound before they are tested: g++ 12 miscompiles
@@ -64,27 +65,8 @@ double seconds_since(clock_type::time_point start) {
     return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-bool read_full(int fd, void* p, std::size_t n) {
-    auto* c = static_cast<char*>(p);
-    while (n > 0) {
-        ssize_t r = ::read(fd, c, n);
-        if (r <= 0) return false;
-        c += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
-
-bool write_full(int fd, const void* p, std::size_t n) {
-    auto* c = static_cast<const char*>(p);
-    while (n > 0) {
-        ssize_t r = ::write(fd, c, n);
-        if (r <= 0) return false;
-        c += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
+using bench::read_full;
+using bench::write_full;
 
 // Runs `body(fd)` in a child process on its own end of a fresh socketpair; the parent
 // gets the other end and a handle that reaps the child.
@@ -98,6 +80,16 @@ std::pair<child_process, unique_fd> spawn(Body body) {
         _exit(0);
     }
     return {std::move(child), std::move(mine)};
+}
+
+// Runs `body(channel)` in a child process as spawn() does, on a loop of its own.
+template <class Body>
+std::pair<child_process, unique_fd> spawn_channel(ipc::channel_options options, Body body) {
+    return spawn([options, body](unique_fd s) {
+        io_context ctx;
+        channel<proto> ch(std::move(s), options);
+        sync_wait(body(ch));
+    });
 }
 
 // ---- round trip ----
@@ -120,15 +112,11 @@ double raw_rtt_ns() {
 }
 
 double typed_rtt_ns() {
-    auto [child, fd] = spawn([](unique_fd s) {
-        io_context ctx;
-        channel<proto> ch(std::move(s));
-        sync_wait([&]() -> task<void> {
-            while (auto m = co_await ch.receive()) {
-                auto sent = co_await ch.send(std::get<sample>(*m));
-                if (!sent) co_return;
-            }
-        }());
+    auto [child, fd] = spawn_channel({}, [](channel<proto>& ch) -> task<void> {
+        while (auto m = co_await ch.receive()) {
+            auto sent = co_await ch.send(std::get<sample>(*m));
+            if (!sent) co_return;
+        }
     });
     io_context ctx;
     channel<proto> ch(std::move(fd));
@@ -187,18 +175,14 @@ double raw_oneway_per_second() {
 }
 
 double typed_oneway_per_second() {
-    auto [child, fd] = spawn([](unique_fd s) {
-        io_context ctx;
-        channel<proto> ch(std::move(s));
-        sync_wait([&]() -> task<void> {
-            sample m = make_sample(0);
-            for (std::uint64_t i = 0; i < typed_messages; ++i) {
-                m.id = i;
-                auto sent = co_await ch.send(m);
-                if (!sent) co_return;
-            }
-            (void)co_await ch.shutdown();
-        }());
+    auto [child, fd] = spawn_channel({}, [](channel<proto>& ch) -> task<void> {
+        sample m = make_sample(0);
+        for (std::uint64_t i = 0; i < typed_messages; ++i) {
+            m.id = i;
+            auto sent = co_await ch.send(m);
+            if (!sent) co_return;
+        }
+        (void)co_await ch.shutdown();
     });
     io_context ctx;
     channel<proto> ch(std::move(fd));
@@ -256,18 +240,14 @@ double typed_large_per_second(bool in_memfd) {
     options.memfd_threshold = 2 * large;  // inline unless the value itself is a memfd
     options.high_water_mark = 2 * large;
     options.max_frame_size = 2 * large;  // the default (64 MiB) is just short of 64 MiB + its length
-    auto [child, fd] = spawn([options](unique_fd s) {
-        io_context ctx;
-        channel<proto> ch(std::move(s), options);
-        sync_wait([&]() -> task<void> {
-            while (auto m = co_await ch.receive()) {
-                // The child holds the bytes as a value it can read (shared, not copied).
-                const blob& got = std::get<blob>(*m);
-                const ack done{got.bytes.size()};
-                auto sent = co_await ch.send(done);
-                if (!sent) co_return;
-            }
-        }());
+    auto [child, fd] = spawn_channel(options, [](channel<proto>& ch) -> task<void> {
+        while (auto m = co_await ch.receive()) {
+            // The child holds the bytes as a value it can read (shared, not copied).
+            const blob& got = std::get<blob>(*m);
+            const ack done{got.bytes.size()};
+            auto sent = co_await ch.send(done);
+            if (!sent) co_return;
+        }
     });
     io_context ctx;
     channel<proto> ch(std::move(fd), options);

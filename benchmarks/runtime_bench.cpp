@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "blocking_io.hpp"
 #include "report.hpp"
 
 using namespace cluster;
@@ -26,15 +27,7 @@ constexpr int rounds = 20'000;
 constexpr int repeats = 7;
 using message = std::array<char, 64>;
 
-bool read_full(int fd, char* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t r = ::read(fd, p, n);
-        if (r <= 0) return false;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
+using bench::read_full;
 
 // The echo side is always plain blocking I/O, so both measurements share it and differ
 // only in how the measuring side waits.

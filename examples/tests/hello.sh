@@ -6,38 +6,20 @@
 # Every step waits for a line hello prints (each wait bounded), never for a fixed time.
 #   hello.sh <path to hello>
 set -euo pipefail
-hello=$1
-dir=$(mktemp -d)
-primary=
-trap '[[ -n $primary ]] && kill -KILL "$primary" 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+program=$1
+source "$(dirname "$0")/driver.sh"
 
 declare -A live=() seen=()  # worker pids, from hello's online and exit lines
 
-# Starts hello with these arguments, its output readable on fd 3.
-start() {
-    rm -f "$dir/out"
-    mkfifo "$dir/out"
-    "$hello" "$@" >"$dir/out" 2>&1 &
-    primary=$!
-    exec 3<"$dir/out"
-}
-
-# Echoes hello's output up to the first line matching $1 (an ERE), keeping track of the
-# workers on the way; BASH_REMATCH then holds that line's match.
-expect() {
-    local line
-    while IFS= read -r -t 20 -u 3 line; do
-        echo "$line"
-        if [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ online$ ]]; then
-            live[${BASH_REMATCH[1]}]=1
-            seen[${BASH_REMATCH[1]}]=1
-        elif [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ exited ]]; then
-            unset "live[${BASH_REMATCH[1]}]"
-        fi
-        [[ $line =~ $1 ]] && return 0
-    done
-    fail "no line matching '$1'"
+# Keeps track of the workers, from the lines that say one started or ended.
+note_line() {
+    local line=$1
+    if [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ online$ ]]; then
+        live[${BASH_REMATCH[1]}]=1
+        seen[${BASH_REMATCH[1]}]=1
+    elif [[ $line =~ ^Worker\ [0-9]+\ \(pid\ ([0-9]+)\)\ exited ]]; then
+        unset "live[${BASH_REMATCH[1]}]"
+    fi
 }
 
 # Waits for hello to end; its exit code must be $1. Echoes the rest of its output: a

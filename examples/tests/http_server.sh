@@ -8,37 +8,19 @@
 # bash's /dev/tcp.
 #   http_server.sh <path to http_server>
 set -euo pipefail
-server=$1
-dir=$(mktemp -d)
-primary=
-trap '[[ -n $primary ]] && kill -KILL "$primary" 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+program=$1
+source "$(dirname "$0")/driver.sh"
 
 declare -A live=()  # worker pids, from the started and died lines
 
-# Starts the server with these arguments, its output readable on fd 3.
-start() {
-    rm -f "$dir/out"
-    mkfifo "$dir/out"
-    "$server" "$@" >"$dir/out" 2>&1 &
-    primary=$!
-    exec 3<"$dir/out"
-}
-
-# Echoes the server's output up to the first line matching $1 (an ERE), keeping track of
-# the workers on the way; BASH_REMATCH then holds that line's match.
-expect() {
-    local line
-    while IFS= read -r -t 20 -u 3 line; do
-        echo "$line"
-        if [[ $line =~ ^Worker\ ([0-9]+)\ started$ ]]; then
-            live[${BASH_REMATCH[1]}]=1
-        elif [[ $line =~ ^Worker\ ([0-9]+)\ died ]]; then
-            unset "live[${BASH_REMATCH[1]}]"
-        fi
-        [[ $line =~ $1 ]] && return 0
-    done
-    fail "no line matching '$1'"
+# Keeps track of the workers, from the lines that say one started or ended.
+note_line() {
+    local line=$1
+    if [[ $line =~ ^Worker\ ([0-9]+)\ started$ ]]; then
+        live[${BASH_REMATCH[1]}]=1
+    elif [[ $line =~ ^Worker\ ([0-9]+)\ died ]]; then
+        unset "live[${BASH_REMATCH[1]}]"
+    fi
 }
 
 until_workers() {

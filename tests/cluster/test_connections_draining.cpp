@@ -101,6 +101,13 @@ task<odd_ones_held> hold_odd_ones(primary<proto>& p, int n) {
 }
 
 // True if nothing comes on s for `d`: the request is still waiting somewhere.
+// Tells worker id to close its listener (a lazy worker then serves what it was handed).
+task<void> close_listener_of(primary<proto>& p, unsigned id) {
+    const support::command close{"close_listener"};
+    auto sent = co_await support::worker_of(p, id).send(close);
+    REQUIRE(sent.has_value());
+}
+
 task<bool> still_unanswered(tcp_stream& s, std::chrono::milliseconds d) {
     std::array<char, 16> buf{};
     auto n = co_await s.read_some(std::span(buf)).with_timeout(d);
@@ -180,9 +187,7 @@ TEST_CASE("listener.close() gives back the connections handed to it and not take
         auto held = co_await hold_odd_ones(p, 6);
         const bool unanswered = co_await still_unanswered(held.asked[1], 100ms);
         CHECK(unanswered);
-        const support::command close{"close_listener"};
-        auto sent = co_await support::worker_of(p, held.idle.worker_id).send(close);
-        REQUIRE(sent.has_value());
+        co_await close_listener_of(p, held.idle.worker_id);
         (void)co_await support::note_starting(p, "listener closed");
         co_await answered_by(held.asked, 1, held.at.worker_id);
         const auto pongs = co_await support::bounded(support::ping_all(p));
@@ -193,15 +198,14 @@ TEST_CASE("listener.close() gives back the connections handed to it and not take
 TEST_CASE("a disconnected worker's accept() gives the connections handed to it, then listener_closed") {
     support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 7);
-        const auto idle = held.idle;
         // Disconnected, the lazy worker accepts at last: what it was handed, then listener_closed.
-        auto left = co_await support::bounded(support::worker_of(p, idle.worker_id).disconnect());
+        auto left = co_await support::bounded(support::worker_of(p, held.idle.worker_id).disconnect());
         CHECK(left.has_value());
-        co_await answered_by(held.asked, 1, idle.worker_id);
+        co_await answered_by(held.asked, 1, held.idle.worker_id);
         const auto ended = co_await support::note_starting(p, "accept ended");
         CHECK(ended.text == "accept ended: " + make_error_code(errc::listener_closed).message());
         const auto e = co_await support::bounded(p.next<exit_event>());
-        CHECK(e.worker_id == idle.worker_id);
+        CHECK(e.worker_id == held.idle.worker_id);
         CHECK(e.status.success());
     });
 }
@@ -262,16 +266,13 @@ TEST_CASE("a worker SIGKILLed mid-request loses only its own requests, and the c
 TEST_CASE("a worker forked while a connection is in flight to another keeps no copy: the client sees its close") {
     support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 3);
-        const auto at = held.at;
-        const auto idle = held.idle;
+        const auto& at = held.at;
         auto& asked = held.asked;
         // 1 is in flight to the lazy worker: the primary holds a copy until it is taken. A
         // worker forked now must not keep that copy.
         co_await fork_inheriting_none(p, at.port);
         const auto late = co_await support::listening(p);
-        const support::command close{"close_listener"};
-        auto sent = co_await support::worker_of(p, idle.worker_id).send(close);
-        REQUIRE(sent.has_value());
+        co_await close_listener_of(p, held.idle.worker_id);
         const unsigned id = co_await support::bounded(answer_of(asked[1], "1"));
         CHECK((id == at.worker_id || id == late.worker_id));
         // Its worker closed it after answering: nobody else holds it open.
@@ -290,17 +291,14 @@ TEST_CASE("a worker forked while a connection is in flight to another keeps no c
 TEST_CASE("a worker forked just as the primary passes a connection on keeps no copy: the client sees its close") {
     support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
         auto held = co_await hold_odd_ones(p, 3);
-        const auto at = held.at;
-        const auto idle = held.idle;
+        const auto& at = held.at;
         auto& asked = held.asked;
         // 1 is in flight to the lazy worker. Closing its listener gives it back, and in the same
         // frames the worker says so: the primary offers 1 to the serving worker (a copy of it
         // queued in that worker's channel until the loop sends it) and wakes this task, which
         // forks at once. The waits are not bounded here, as a bound's timer would cost a trip
         // through the loop first (the whole body is bounded).
-        const support::command close{"close_listener"};
-        auto sent = co_await support::worker_of(p, idle.worker_id).send(close);
-        REQUIRE(sent.has_value());
+        co_await close_listener_of(p, held.idle.worker_id);
         for (;;) {
             auto m = co_await p.next_message<support::note>();
             if (m.value.text == "listener closed") break;

@@ -8,6 +8,7 @@
 
 #include "support/connections.hpp"
 #include "support/descriptors.hpp"
+#include "support/temp_dir.hpp"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -78,26 +79,6 @@ unsigned pick_highest(const endpoint& client, std::span<const candidate> live) {
     for (const auto& c : live) best = std::max(best, c.worker_id);
     return best;
 }
-
-// A fresh directory for a Unix socket; removed with everything in it.
-class temp_dir {
-public:
-    temp_dir() {
-        char name[] = "/tmp/cluster_conn_XXXXXX";
-        if (!::mkdtemp(name)) throw std::system_error(errno, std::system_category(), "mkdtemp");
-        path_ = name;
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    [[nodiscard]] const std::string& str() const noexcept { return path_; }
-
-private:
-    std::string path_;
-};
 
 }  // namespace
 
@@ -320,7 +301,7 @@ TEST_CASE("a second schedule on an endpoint the cluster listens on is refused wi
 }
 
 TEST_CASE("reuseport on a Unix-domain endpoint is refused with EINVAL") {
-    const temp_dir dir;
+    const support::temp_dir dir;
     support::with_primary(support::options_for(schedule::reuseport, "unix:" + dir.str() + "/s.sock"),
                           [](primary<proto>& p) -> task<void> {
                               (void)co_await support::fork_worker(p);
@@ -335,7 +316,7 @@ TEST_CASE("reuseport on a Unix-domain endpoint is refused with EINVAL") {
 TEST_CASE("a Unix-domain endpoint serves connections, and its socket file goes with the primary") {
     const schedule how = GENERATE(schedule::round_robin, schedule::shared, schedule::least_connections);
     INFO(to_string(how));
-    const temp_dir dir;
+    const support::temp_dir dir;
     const std::string path = dir.str() + "/s.sock";
     support::with_primary(support::options_for(how, "unix:" + path), [&](primary<proto>& p) -> task<void> {
         for (int i = 0; i < 2; ++i) (void)co_await support::fork_worker(p);

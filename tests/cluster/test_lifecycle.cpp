@@ -8,6 +8,7 @@
 #include "support/events.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
+#include "support/temp_dir.hpp"
 #include "support/waiting.hpp"
 
 #include <arpa/inet.h>
@@ -112,25 +113,6 @@ std::string read_file(const std::string& path) {
     return fd ? read_all(fd.get()) : "";
 }
 
-// A fresh name for a file a worker writes; the file goes with this object.
-class temp_path {
-public:
-    temp_path() {
-        char name[] = "/tmp/cluster_lifecycle_XXXXXX";
-        const int fd = ::mkstemp(name);
-        if (fd < 0) throw std::system_error(errno, std::system_category(), "mkstemp");
-        ::close(fd);
-        path_ = name;
-    }
-    temp_path(const temp_path&) = delete;
-    temp_path& operator=(const temp_path&) = delete;
-    ~temp_path() { ::unlink(path_.c_str()); }
-    [[nodiscard]] const std::string& str() const noexcept { return path_; }
-
-private:
-    std::string path_;
-};
-
 // Forks n workers and waits until all are online. No Catch assertion: children of the
 // test use it too.
 task<std::vector<pid_t>> fork_until_online(primary<proto>& p, std::size_t n) {
@@ -229,9 +211,10 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     const bool primary_asks = GENERATE(true, false);
     INFO(mode_name(mode) << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
-    const temp_path marker;
+    const support::temp_dir dir;
+    const std::string marker = dir.file("marker");
     auto options = options_for(mode, primary_asks ? behaviour::wait_for_disconnect : behaviour::leave_then_wait);
-    options.env[support::setting::marker] = marker.str();
+    options.env[support::setting::marker] = marker;
     with_primary(options, [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();
@@ -249,7 +232,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
         CHECK(gone.status.success());
         CHECK(gone.exited_after_disconnect);
     });
-    CHECK(read_file(marker.str()) == support::finished_mark);
+    CHECK(read_file(marker) == support::finished_mark);
 }
 
 TEST_CASE("a worker that throws exits with code 1, one that returns with code 0") {

@@ -527,15 +527,27 @@ task<clock_type::time_point> let_it_spin(primary<proto>& p) {
     co_return clock_type::now();
 }
 
+// Worker 1, forked, spins until the primary kills it as hung: its exit, and how long
+// after it began to spin that came.
+struct killed_spinning {
+    exit_event gone;
+    clock_type::duration took;
+};
+
+task<killed_spinning> spin_until_killed(primary<proto>& p) {
+    (void)co_await fork_worker(p);
+    const auto spinning_since = co_await let_it_spin(p);
+    auto ended = co_await events_through(p, 1, event_kind::exit);
+    co_return killed_spinning{exit_of(ended), clock_type::now() - spinning_since};
+}
+
 }  // namespace
 
 TEST_CASE("a worker spinning without turning its loop is SIGTERMed as hung and replaced") {
     with_primary(watched(), spin_after_hello, [](primary<proto>& p) -> task<void> {
-        (void)co_await fork_worker(p);
-        const auto spinning_since = co_await let_it_spin(p);
-        auto ended = co_await events_through(p, 1, event_kind::exit);
-        const auto took = clock_type::now() - spinning_since;
-        const auto& gone = exit_of(ended);
+        const auto killed = co_await spin_until_killed(p);
+        const auto& gone = killed.gone;
+        const auto took = killed.took;
         CHECK(gone.hung());
         CHECK(gone.reason == stop_reason::hung);
         CHECK(gone.status.signal == SIGTERM);
@@ -553,11 +565,9 @@ TEST_CASE("a hung worker that does not die of SIGTERM is SIGKILLed after kill_ti
     INFO((ignores ? "SIGTERM ignored" : "SIGTERM blocked"));
     const worker_main spin = ignores ? spin_deaf_to_sigterm : spin_with_sigterm_blocked;
     with_primary(watched(), spin, [](primary<proto>& p) -> task<void> {
-        (void)co_await fork_worker(p);
-        const auto spinning_since = co_await let_it_spin(p);
-        auto ended = co_await events_through(p, 1, event_kind::exit);
-        const auto took = clock_type::now() - spinning_since;
-        const auto& gone = exit_of(ended);
+        const auto killed = co_await spin_until_killed(p);
+        const auto& gone = killed.gone;
+        const auto took = killed.took;
         CHECK(gone.hung());
         CHECK(gone.status.signal == SIGKILL);
         CHECK(took >= kill_timeout);

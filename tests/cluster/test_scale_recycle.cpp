@@ -173,6 +173,20 @@ std::set<unsigned> ids_of(const std::vector<fork_event>& forks) {
     return out;
 }
 
+// The rollout that ended `events`: its reload event says `ok`, `replaced` and max_messages,
+// and the one exit among them is worker gone_id's, for `why`.
+void check_recycled(const std::vector<event<P>>& events, bool ok, unsigned replaced, unsigned gone_id,
+                    stop_reason why) {
+    const auto& done = *events.back().get_if<reload_event>();
+    CHECK(done.reason == stop_reason::max_messages);
+    CHECK(done.ok == ok);
+    CHECK(done.replaced == replaced);
+    const auto exits = support::all_of<exit_event>(events);
+    REQUIRE(exits.size() == 1);
+    CHECK(exits.front().worker_id == gone_id);
+    CHECK(exits.front().reason == why);
+}
+
 // ---- talking to workers ----
 
 task<result<pong>> request_ping(handle& h, std::uint64_t seq) {
@@ -474,14 +488,7 @@ TEST_CASE("max_messages with jitter: each worker is replaced after between M and
             const unsigned old = p.workers().front()->id();
             limits.push_back(co_await ping_until_replaced(p, seq));
             auto events = co_await through<reload_event>(p);
-            const auto exits = support::all_of<exit_event>(events);
-            REQUIRE(exits.size() == 1);
-            CHECK(exits.front().worker_id == old);
-            CHECK(exits.front().reason == stop_reason::max_messages);
-            const auto& done = *events.back().get_if<reload_event>();
-            CHECK(done.reason == stop_reason::max_messages);
-            CHECK(done.ok);
-            CHECK(done.replaced == 1);
+            check_recycled(events, true, 1, old, stop_reason::max_messages);
         }
         INFO("messages per worker: " << Catch::Detail::stringify(limits));
         for (auto n : limits) {
@@ -699,14 +706,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
         for (std::uint64_t seq = 1; seq <= 5; ++seq) (void)co_await ping_ok(old, seq);
 
         auto failed = co_await through<reload_event>(p);
-        const auto& first = *failed.back().get_if<reload_event>();
-        CHECK(first.reason == stop_reason::max_messages);
-        CHECK_FALSE(first.ok);
-        CHECK(first.replaced == 0);
-        const auto killed = support::all_of<exit_event>(failed);
-        REQUIRE(killed.size() == 1);
-        CHECK(killed.front().worker_id == 2);
-        CHECK(killed.front().reason == stop_reason::not_ready);
+        check_recycled(failed, false, 0, 2, stop_reason::not_ready);
         CHECK(listed_ids(p) == std::vector<unsigned>{1});
 
         // Asked again after five more, not before.
@@ -719,14 +719,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
         CHECK(second_try == 3);
         co_await tell_ready(*p.worker(second_try));
         auto replaced = co_await through<reload_event>(p);
-        const auto& done = *replaced.back().get_if<reload_event>();
-        CHECK(done.reason == stop_reason::max_messages);
-        CHECK(done.ok);
-        CHECK(done.replaced == 1);
-        const auto gone = support::all_of<exit_event>(replaced);
-        REQUIRE(gone.size() == 1);
-        CHECK(gone.front().worker_id == 1);
-        CHECK(gone.front().reason == stop_reason::max_messages);
+        check_recycled(replaced, true, 1, 1, stop_reason::max_messages);
         CHECK(listed_ids(p) == std::vector<unsigned>{second_try});
     });
 }

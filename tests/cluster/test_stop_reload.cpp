@@ -10,6 +10,7 @@
 #include "support/events.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
+#include "support/temp_dir.hpp"
 #include "support/waiting.hpp"
 
 #include <fcntl.h>
@@ -44,7 +45,6 @@ using namespace cluster;
 using namespace std::chrono_literals;
 using support::proto;
 namespace behaviour = support::behaviour;
-using support::as_configured;
 using support::bounded;
 using support::joined;
 using support::no_children;
@@ -69,9 +69,18 @@ primary_options options_for(start_mode mode, const char* worker_behaviour) {
     return support::scripted(mode, worker_behaviour);
 }
 
+// Fork-mode workers that ignore a stop, given `shutdown_timeout` to leave; each writes a
+// byte to `notify_fd`, when there is one, once asked to.
+primary_options ignoring_workers(std::chrono::milliseconds shutdown_timeout, int notify_fd = -1) {
+    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
+    o.shutdown_timeout = shutdown_timeout;
+    if (notify_fd >= 0) o.env[support::setting::notify_fd] = std::to_string(notify_fd);
+    return o;
+}
+
 task<void> fork_workers(primary<proto>& p, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
-        auto h = co_await bounded(p.try_fork(as_configured));
+        auto h = co_await bounded(p.try_fork(support::as_configured));
         if (!h) FAIL("fork failed: " << h.error().message());
     }
 }
@@ -159,9 +168,9 @@ std::vector<handle*> handles_in(const std::vector<event<proto>>& events) {
     return out;
 }
 
-task<result<support::done>> ask(handle& h, std::uint64_t id) {
-    const support::job j{id};
-    co_return co_await h.request<support::done>(j, wait_limit);
+task<result<support::work_done>> ask(handle& h, std::uint64_t id) {
+    const support::work j{id};
+    co_return co_await h.request<support::work_done>(j, wait_limit);
 }
 
 // Asks worker id for a job and checks that it answers.
@@ -180,14 +189,14 @@ task<void> check_answers(primary<proto>& p, unsigned id) {
 // returned events are dropped, so what is checked afterwards must live here.
 struct stop_scene {
     std::vector<event<proto>> online;  // holds the workers' handles past their exits
-    std::vector<std::optional<result<support::done>>> replies;
+    std::vector<std::optional<result<support::work_done>>> replies;
     std::vector<exit_event> exits;  // shutdown() from main: main can still take these
     steady::time_point stop_began;
     steady::time_point second_stop;
     scope side;  // tasks that are not main's, so a stop does not cancel them; last: goes first
 };
 
-task<void> ask_into(handle& h, std::uint64_t id, std::optional<result<support::done>>& out) {
+task<void> ask_into(handle& h, std::uint64_t id, std::optional<result<support::work_done>>& out) {
     out = co_await ask(h, id);
 }
 
@@ -253,7 +262,7 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     const int stop = GENERATE(SIGTERM, SIGINT, 0);
     INFO(mode_name(mode) << ", stopped by " << stop_name(stop));
-    auto o = options_for(mode, behaviour::hold_jobs);
+    auto o = options_for(mode, behaviour::hold_work);
     o.shutdown_timeout = 8s;
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
@@ -284,8 +293,7 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
 TEST_CASE("workers that ignore the stop are SIGKILLed once shutdown_timeout has passed, and run() returns 0") {
     const int stop = GENERATE(SIGTERM, 0);
     INFO("stopped by " << stop_name(stop));
-    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
-    o.shutdown_timeout = 600ms;
+    auto o = ignoring_workers(600ms);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -318,9 +326,7 @@ task<void> stop_again_once_stopping(int notified, steady::time_point& at) {
 
 TEST_CASE("a second SIGINT during a graceful stop SIGKILLs the workers at once, long before shutdown_timeout") {
     const auto notify = support::make_pipe();
-    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
-    o.shutdown_timeout = 60s;
-    o.env[support::setting::notify_fd] = std::to_string(notify[1].get());
+    auto o = ignoring_workers(60s, notify[1].get());
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -368,9 +374,7 @@ task<void> throw_after_starting(primary<proto>& p, stop_scene& s) {
 
 TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the workers' time short") {
     const auto notify = support::make_pipe();
-    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
-    o.shutdown_timeout = 700ms;
-    o.env[support::setting::notify_fd] = std::to_string(notify[1].get());
+    auto o = ignoring_workers(700ms, notify[1].get());
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -387,7 +391,7 @@ TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the
 }
 
 TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() returns exit_code::failed") {
-    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
+    auto o = options_for(start_mode::fork, behaviour::answer_work);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&s](primary<proto>& p) { return throw_after_starting(p, s); });
         CHECK(code == exit_code::failed);
@@ -396,7 +400,7 @@ TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() re
 }
 
 TEST_CASE("fork-mode workers do not keep run()'s signalfd") {
-    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
+    auto o = options_for(start_mode::fork, behaviour::answer_work);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -505,7 +509,7 @@ void check_load(const request_load& load, const std::set<unsigned>& old, std::si
 TEST_CASE("a rolling reload by reload() or SIGHUP replaces every worker one at a time while requests are served") {
     const bool by_signal = GENERATE(false, true);
     INFO((by_signal ? "SIGHUP" : "reload()"));
-    with_running_primary(options_for(start_mode::fork, behaviour::answer_jobs), [&](primary<proto>& p, stop_scene& s) {
+    with_running_primary(options_for(start_mode::fork, behaviour::answer_work), [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, cluster_size);
             const auto old = listed_ids(p);
@@ -617,7 +621,7 @@ TEST_CASE(
     "with wait_ready, a new worker not ready within ready_timeout stops the reload and the old ones keep serving") {
     const char* failure = GENERATE(support::failure::never_ready, support::failure::crash);
     INFO("the second new worker: " << failure);
-    auto o = options_for(start_mode::fork, behaviour::answer_jobs);
+    auto o = options_for(start_mode::fork, behaviour::answer_work);
     o.wait_ready = true;
     o.ready_timeout = 600ms;
     with_primary(o, [&](primary<proto>& p) -> task<void> {
@@ -676,25 +680,6 @@ std::uint64_t inode_of(const std::string& path) {
     return st.st_ino;
 }
 
-class temp_dir {
-public:
-    temp_dir() {
-        char name[] = "/tmp/cluster_stop_reload_XXXXXX";
-        if (!::mkdtemp(name)) throw std::system_error(errno, std::system_category(), "mkdtemp");
-        path_ = name;
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    ~temp_dir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
-
 // Puts a fresh copy of the fixture at path as an upgrade would: written beside it, then
 // renamed over it, so the running copies keep their file and the path names a new one.
 void install_fixture(const std::string& path) {
@@ -716,7 +701,7 @@ task<std::map<unsigned, std::uint64_t>> identities(primary<proto>& p, std::size_
 }  // namespace
 
 TEST_CASE("exec mode: a reload starts the exec program as it is on disk now") {
-    const temp_dir dir;
+    const support::temp_dir dir;
     const std::string program = dir.file("worker");
     install_fixture(program);
     auto o = options_for(start_mode::exec, behaviour::identify);
@@ -826,7 +811,7 @@ std::string worker_line(unsigned id, std::uint64_t inode) {
 }  // namespace
 
 TEST_CASE("exec mode's default program is the file the primary started from: replaced, a SIGHUP runs the new one") {
-    const temp_dir dir;
+    const support::temp_dir dir;
     const std::string program = dir.file("app");
     install_fixture(program);
     const std::uint64_t first = inode_of(program);
@@ -853,8 +838,7 @@ task<void> shut_down(primary<proto>& p) { co_await p.shutdown(); }
 }  // namespace
 
 TEST_CASE("reload() while the primary is stopping returns ok == false at once") {
-    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
-    o.shutdown_timeout = 500ms;
+    auto o = ignoring_workers(500ms);
     with_primary(o, [](primary<proto>& p) -> task<void> {
         (void)co_await start_workers(p, 1);
         scope stopping;

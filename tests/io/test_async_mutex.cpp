@@ -5,6 +5,8 @@
 #include <cluster/io.hpp>
 #include <cluster/io/async_mutex.hpp>
 
+#include "support/waiting.hpp"
+
 #include <coroutine>
 #include <optional>
 #include <stop_token>
@@ -34,9 +36,6 @@ task<void> hold_for(async_mutex& m, std::vector<std::string>& log, std::string n
     for (int i = 0; i < turns; ++i) co_await next_turn{};
     log.push_back(name + " out");
 }
-
-// Runs t under `token` (a scope gives the tasks it spawns its own).
-task<void> under(std::stop_token token, task<void> t) { co_await std::move(t).with_stop_token(std::move(token)); }
 
 template <class Body>
 void run(Body body) {
@@ -85,7 +84,7 @@ TEST_CASE("a waiter asked to stop gets no lock, and the ones behind it still do"
         std::stop_source stop_b;
         scope s;
         s.spawn(hold_for(m, log, "a", 2));
-        s.spawn(under(stop_b.get_token(), hold_for(m, log, "b", 0)));
+        s.spawn(support::under(stop_b.get_token(), hold_for(m, log, "b", 0)));
         s.spawn(hold_for(m, log, "c", 0));
         stop_b.request_stop();
         co_await s.join();
@@ -103,7 +102,7 @@ TEST_CASE("a waiter stopped after the lock came to it, before it ran, passes the
         {
             auto held = co_await m.lock();
             REQUIRE(held);
-            s.spawn(under(stop_b.get_token(), hold_for(m, log, "b", 0)));
+            s.spawn(support::under(stop_b.get_token(), hold_for(m, log, "b", 0)));
             s.spawn(hold_for(m, log, "c", 0));
         }  // unlocked: b is handed the lock and posted to run
         stop_b.request_stop();

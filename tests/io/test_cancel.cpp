@@ -44,14 +44,20 @@ task<void> stop_after_a_turn(std::stop_source& s) {
     s.request_stop();
 }
 
+// A read under a token of its own, whose source is stopped once the read waits: how it ended.
+task<std::error_code> read_stopped_after_a_turn(int fd) {
+    std::stop_source own;
+    auto [ec, done] = co_await when_all(read_once_with(fd, own.get_token()), stop_after_a_turn(own));
+    (void)done;
+    co_return ec;
+}
+
 }  // namespace
 
 TEST_CASE("stop requested while a read is pending: ECANCELED") {
     auto sp = make_socketpair();
     auto body = [](int fd) -> task<void> {
-        std::stop_source stop;
-        auto [ec, done] = co_await when_all(read_once_with(fd, stop.get_token()), stop_after_a_turn(stop));
-        (void)done;
+        const auto ec = co_await read_stopped_after_a_turn(fd);
         CHECK(ec == std::errc::operation_canceled);
     };
     sync_wait(body(sp[0].get()));
@@ -207,15 +213,13 @@ TEST_CASE("op.with_stop_token: an op answers to its own token, not its task's") 
     // The op's own token, stopped, cancels it although the task's token never is; the
     // free function io::with_stop_token does the same.
     auto cancelled = [](int fd) -> task<void> {
-        std::stop_source own;
-        auto [ec, done] = co_await when_all(read_once_with(fd, own.get_token()), stop_after_a_turn(own));
-        (void)done;
+        const auto ec = co_await read_stopped_after_a_turn(fd);
         CHECK(ec == std::errc::operation_canceled);
 
-        std::stop_source own2;
-        own2.request_stop();
+        std::stop_source own;
+        own.request_stop();
         char buf[4];
-        auto r = co_await io::with_stop_token(io::read(fd, buf), own2.get_token());
+        auto r = co_await io::with_stop_token(io::read(fd, buf), own.get_token());
         REQUIRE_FALSE(r.has_value());
         CHECK(r.error() == std::errc::operation_canceled);
     };

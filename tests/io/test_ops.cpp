@@ -517,15 +517,7 @@ TEST_CASE("read returns 0 at end of stream once the peer has closed") {
 }
 
 TEST_CASE("send to a closed peer is EPIPE, not a SIGPIPE that kills the process") {
-    struct sigpipe_default {
-        struct sigaction old {};
-        sigpipe_default() {
-            struct sigaction sa {};
-            sa.sa_handler = SIG_DFL;
-            ::sigaction(SIGPIPE, &sa, &old);
-        }
-        ~sigpipe_default() { ::sigaction(SIGPIPE, &old, nullptr); }
-    } guard;
+    const support::sigpipe_default guard;
     auto sp = make_socketpair();
     sp[1].reset();
     auto body = [](int a) -> task<std::error_code> {

@@ -5,6 +5,8 @@
 #include <cluster/io.hpp>
 #include <cluster/io/shield.hpp>
 
+#include "support/waiting.hpp"
+
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -27,18 +29,26 @@ task<void> fail_after(latch& go) {
     throw std::runtime_error("failed on purpose");
 }
 
-// Awaits the shielded task, noting how the wait ended.
-task<void> await_shielded(scope& owner, latch& go, std::string& task_log, std::string& caller_log) {
-    try {
-        const int answer = co_await shield(owner, wait_then_answer(go, task_log));
-        caller_log = "got " + std::to_string(answer);
-    } catch (const std::system_error& e) {
-        caller_log = e.code() == std::errc::operation_canceled ? "canceled" : e.what();
-    }
-}
+// A task shielded in `owner`, and its caller, spawned in `callers` (under `caller_stop`):
+// what each of them saw is in the logs.
+struct shielded_call {
+    scope owner;
+    latch go;
+    std::string task_log, caller_log;
+    std::stop_source caller_stop;
+    scope callers;
 
-// Runs t under `token` (a scope gives the tasks it spawns its own).
-task<void> under(std::stop_token token, task<void> t) { co_await std::move(t).with_stop_token(std::move(token)); }
+    shielded_call() { callers.spawn(support::under(caller_stop.get_token(), call())); }
+
+    task<void> call() {
+        try {
+            const int answer = co_await shield(owner, wait_then_answer(go, task_log));
+            caller_log = "got " + std::to_string(answer);
+        } catch (const std::system_error& e) {
+            caller_log = e.code() == std::errc::operation_canceled ? "canceled" : e.what();
+        }
+    }
+};
 
 template <class Body>
 void run(Body body) {
@@ -50,59 +60,44 @@ void run(Body body) {
 
 TEST_CASE("shield gives the caller the task's value, or rethrows its exception") {
     run([]() -> task<void> {
-        scope owner;
-        latch go;
-        std::string task_log, caller_log;
-        scope callers;
-        callers.spawn(await_shielded(owner, go, task_log, caller_log));
-        go.set();
-        co_await callers.join();
-        CHECK(caller_log == "got 42");
-        CHECK(task_log == "finished");
+        shielded_call c;
+        c.go.set();
+        co_await c.callers.join();
+        CHECK(c.caller_log == "got 42");
+        CHECK(c.task_log == "finished");
 
-        latch fail;
-        fail.set();
         std::string thrown;
         try {
-            co_await shield(owner, fail_after(fail));
+            co_await shield(c.owner, fail_after(c.go));
         } catch (const std::runtime_error& e) {
             thrown = e.what();
         }
         CHECK(thrown == "failed on purpose");
-        co_await owner.join();
+        co_await c.owner.join();
     });
 }
 
 TEST_CASE("a stop asked of the caller ends its wait; the shielded task finishes all the same") {
     run([]() -> task<void> {
-        scope owner;
-        latch go;
-        std::string task_log, caller_log;
-        std::stop_source caller_stop;
-        scope callers;
-        callers.spawn(under(caller_stop.get_token(), await_shielded(owner, go, task_log, caller_log)));
-        caller_stop.request_stop();
-        co_await callers.join();
-        CHECK(caller_log == "canceled");
-        CHECK(task_log.empty());  // still waiting, in the owner's scope
-        CHECK(owner.size() == 1);
-        go.set();
-        co_await owner.join();
-        CHECK(task_log == "finished");
+        shielded_call c;
+        c.caller_stop.request_stop();
+        co_await c.callers.join();
+        CHECK(c.caller_log == "canceled");
+        CHECK(c.task_log.empty());  // still waiting, in the owner's scope
+        CHECK(c.owner.size() == 1);
+        c.go.set();
+        co_await c.owner.join();
+        CHECK(c.task_log == "finished");
     });
 }
 
 TEST_CASE("the owner's stop reaches the shielded task") {
     run([]() -> task<void> {
-        scope owner;
-        latch go;
-        std::string task_log, caller_log;
-        scope callers;
-        callers.spawn(await_shielded(owner, go, task_log, caller_log));
-        owner.request_stop();
-        co_await callers.join();
-        CHECK(task_log == "stopped");
-        CHECK(caller_log == "got 42");  // it returned after its wait was stopped
+        shielded_call c;
+        c.owner.request_stop();
+        co_await c.callers.join();
+        CHECK(c.task_log == "stopped");
+        CHECK(c.caller_log == "got 42");  // it returned after its wait was stopped
     });
 }
 

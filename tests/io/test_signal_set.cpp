@@ -42,6 +42,13 @@ bool blocked(int signo) {
 
 task<result<int>> next_signal(const signal_set& s) { co_return co_await s.next(); }
 
+// The next signal's number, which must come.
+int received(const signal_set& s) {
+    auto r = sync_wait(next_signal(s));
+    REQUIRE(r.has_value());
+    return *r;
+}
+
 }  // namespace
 
 TEST_CASE("a raised signal is delivered by next()") {
@@ -53,14 +60,10 @@ TEST_CASE("a raised signal is delivered by next()") {
     CHECK(blocked(SIGUSR1));
 
     REQUIRE(::raise(SIGUSR1) == 0);
-    auto r = sync_wait(next_signal(set));
-    REQUIRE(r.has_value());
-    CHECK(*r == SIGUSR1);
+    CHECK(received(set) == SIGUSR1);
 
     REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
-    auto k = sync_wait(next_signal(set));
-    REQUIRE(k.has_value());
-    CHECK(*k == SIGUSR1);
+    CHECK(received(set) == SIGUSR1);
 }
 
 TEST_CASE("a signal arriving while next() waits wakes it") {
@@ -110,9 +113,7 @@ TEST_CASE("a signal sent before next() is awaited is still delivered") {
     sigset_t pending;
     sigpending(&pending);
     CHECK(sigismember(&pending, SIGUSR1));
-    auto r = sync_wait(next_signal(set));
-    REQUIRE(r.has_value());
-    CHECK(*r == SIGUSR1);
+    CHECK(received(set) == SIGUSR1);
 }
 
 TEST_CASE("a signal from a forked child reaches the parent's signal_set") {

@@ -95,12 +95,8 @@ TEST_CASE("send_all and recv_exact over a socketpair; a send to a closed peer is
         CHECK(got == sent);
     }());
     b.reset();
-    struct sigaction old {};
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &dfl, &old);
+    const support::sigpipe_default guard;
     auto refused = sync_wait(io::send_all(a.get(), sent));
-    ::sigaction(SIGPIPE, &old, nullptr);
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error() == std::errc::broken_pipe);
 }

@@ -1,7 +1,9 @@
 // channel<P>: typed messages over a socketpair, in one process and across fork().
 #include <catch2/catch.hpp>
 
+#include "support/channels.hpp"
 #include "support/descriptors.hpp"
+#include "support/messages.hpp"
 
 #include <cluster/io.hpp>
 #include <cluster/ipc/channel.hpp>
@@ -23,48 +25,11 @@ using namespace cluster;
 using cluster::ipc::channel;
 using cluster::wire::protocol;
 
-namespace chan_test {
-
-struct ping {
-    std::uint64_t seq = 0;
-    std::string text;
-};
-BOOST_DESCRIBE_STRUCT(ping, (), (seq, text))
-
-struct chunk {
-    std::uint64_t seq = 0;
-    std::vector<std::uint8_t> bytes;
-};
-BOOST_DESCRIBE_STRUCT(chunk, (), (seq, bytes))
-
-struct pipe_end {
-    std::string label;
-    unique_fd fd;
-};
-BOOST_DESCRIBE_STRUCT(pipe_end, (), (label, fd))
-
-struct many_fds {
-    std::vector<unique_fd> fds;
-};
-BOOST_DESCRIBE_STRUCT(many_fds, (), (fds))
-
-// Same name on the wire, different members: what a stale worker binary would send.
-struct job_v1 {
-    static constexpr std::string_view cluster_name = "job";
-    std::uint64_t id = 0;
-};
-BOOST_DESCRIBE_STRUCT(job_v1, (), (id))
-struct job_v2 {
-    static constexpr std::string_view cluster_name = "job";
-    std::uint64_t id = 0;
-    std::string owner;
-};
-BOOST_DESCRIBE_STRUCT(job_v2, (), (id, owner))
-
-}  // namespace chan_test
-
-using namespace chan_test;
-using proto = protocol<ping, chunk, pipe_end, many_fds>;
+using support::chunk;
+using support::job;
+using support::many_fds;
+using support::pipe_end;
+using proto = protocol<job, chunk, pipe_end, many_fds>;
 
 namespace {
 
@@ -106,94 +71,92 @@ private:
         : a(std::move(fds.first), oa), b(std::move(fds.second), ob) {}
 };
 
+// Runs body(p) on a fresh loop with a fresh pair of channels.
+template <class Body>
+void with_channels(Body body) {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait(body(p));
+}
+
 }  // namespace
 
 TEST_CASE("messages arrive whole and in order") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
+    with_channels([&](pair_of_channels& p) -> task<void> {
         for (std::uint64_t i = 0; i < 1000; ++i) {
             // Named, not a braced temporary: GCC 12 miscompiles those across co_await.
-            const ping msg{i, "message " + std::to_string(i)};
+            const job msg{i, "message " + std::to_string(i)};
             auto queued = co_await p.a.send(msg);
             REQUIRE(queued);
         }
         for (std::uint64_t i = 0; i < 1000; ++i) {
             auto m = co_await p.b.receive();
             REQUIRE(m);
-            auto* got = std::get_if<ping>(&*m);
+            auto* got = std::get_if<job>(&*m);
             REQUIRE(got);
-            CHECK(got->seq == i);
+            CHECK(got->id == i);
             CHECK(got->text == "message " + std::to_string(i));
         }
-    }());
-    CHECK(p.b.stats().frames_received == 1000);
+        CHECK(p.b.stats().frames_received == 1000);
+    });
 }
 
 TEST_CASE("everything sent in one loop turn goes out in one write") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
-        for (std::uint64_t i = 0; i < 500; ++i) REQUIRE(p.a.try_send(ping{i, "x"}));
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        for (std::uint64_t i = 0; i < 500; ++i) REQUIRE(p.a.try_send(job{i, "x"}));
         {
             auto done = co_await p.a.flush();
             REQUIRE(done);
         }
-    }());
-    CHECK(p.a.stats().frames_sent == 500);
-    CHECK(p.a.stats().writes == 1);
+        CHECK(p.a.stats().frames_sent == 500);
+        CHECK(p.a.stats().writes == 1);
+    });
 }
 
 TEST_CASE("a send with impossible flags throws and leaves the batch as it was") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
-        REQUIRE(p.a.try_send(ping{1, "before"}));
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        REQUIRE(p.a.try_send(job{1, "before"}));
         const std::size_t queued = p.a.queued_bytes();
         // An untagged request, and the memfd flag a sender may not set: no frame has them.
-        REQUIRE_THROWS_AS(p.a.try_send(ping{2, "untagged"}, 0, wire::frame_flags::request), std::system_error);
-        REQUIRE_THROWS_AS(p.a.try_send(ping{3, "memfd"}, 7, wire::frame_flags::memfd), std::system_error);
+        REQUIRE_THROWS_AS(p.a.try_send(job{2, "untagged"}, 0, wire::frame_flags::request), std::system_error);
+        REQUIRE_THROWS_AS(p.a.try_send(job{3, "memfd"}, 7, wire::frame_flags::memfd), std::system_error);
         CHECK(p.a.queued_bytes() == queued);
-        REQUIRE(p.a.try_send(ping{4, "after"}));
+        REQUIRE(p.a.try_send(job{4, "after"}));
         for (std::uint64_t seq : {1u, 4u}) {
             auto m = co_await p.b.receive();
             REQUIRE(m);
-            CHECK(std::get<ping>(*m).seq == seq);
+            CHECK(std::get<job>(*m).id == seq);
         }
-    }());
-    CHECK(p.a.stats().frames_sent == 2);
+        CHECK(p.a.stats().frames_sent == 2);
+    });
 }
 
 TEST_CASE("receive<T> returns the one type, and closes the channel on another") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
-        const ping seven{7, "seven"};
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        const job seven{7, "seven"};
         (void)co_await p.a.send(seven);
         const chunk other{8, {1, 2, 3}};  // GCC 12 cannot hold an initializer_list across co_await
         (void)co_await p.a.send(other);
-        auto first = co_await p.b.receive<ping>();
+        auto first = co_await p.b.receive<job>();
         REQUIRE(first);
-        CHECK(first->seq == 7);
-        auto second = co_await p.b.receive<ping>();
+        CHECK(first->id == 7);
+        auto second = co_await p.b.receive<job>();
         CHECK_FALSE(second);
         CHECK(p.b.close_reason() == errc::unexpected_type);
         CHECK_FALSE(p.b.is_open());
-    }());
+    });
 }
 
 TEST_CASE("tags and flags travel in the envelope") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
-        const ping question{1, "q"};
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        const job question{1, "q"};
         (void)co_await p.a.send(question, 42, wire::frame_flags::request);
         auto e = co_await p.b.receive_envelope();
         REQUIRE(e);
         CHECK(e->tag == 42);
         CHECK(e->flags == wire::frame_flags::request);
-        CHECK(std::get<ping>(e->value).text == "q");
-    }());
+        CHECK(std::get<job>(e->value).text == "q");
+    });
 }
 
 TEST_CASE("an fd sent in a message arrives open and usable") {
@@ -252,9 +215,7 @@ TEST_CASE("more fds than one sendmsg may carry are split across writes") {
 }
 
 TEST_CASE("a payload above the memfd threshold travels in a sealed memfd") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
+    with_channels([&](pair_of_channels& p) -> task<void> {
         {
             auto done = co_await p.a.send(make_chunk(1, 3u << 20));
             REQUIRE(done);
@@ -269,8 +230,8 @@ TEST_CASE("a payload above the memfd threshold travels in a sealed memfd") {
         auto small = co_await p.b.receive();
         REQUIRE(small);
         CHECK(chunk_intact(std::get<chunk>(*small), 2, 1000));
-    }());
-    CHECK(p.a.stats().memfd_frames == 1);
+        CHECK(p.a.stats().memfd_frames == 1);
+    });
 }
 
 TEST_CASE("a large payload below the memfd threshold is copied through the socket") {
@@ -312,7 +273,7 @@ TEST_CASE("a frame above the receiver's limit closes the channel with frame_too_
         CHECK_FALSE(refused);
         CHECK(p.b.close_reason() == errc::frame_too_large);
         // The sender learns too: the receiver shut the socket down.
-        const ping after{3, "after"};
+        const job after{3, "after"};
         auto late = co_await p.a.send(after);
         if (late) late = co_await p.a.flush();
         CHECK_FALSE(late);
@@ -350,10 +311,8 @@ TEST_CASE("sends wait above the high-water mark until the peer reads") {
 }
 
 TEST_CASE("shutdown ends the peer's receive cleanly") {
-    io_context ctx;
-    pair_of_channels p;
-    sync_wait([&]() -> task<void> {
-        const ping last{1, "last"};
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        const job last{1, "last"};
         (void)co_await p.a.send(last);
         {
             auto done = co_await p.a.shutdown();
@@ -364,7 +323,7 @@ TEST_CASE("shutdown ends the peer's receive cleanly") {
         auto end = co_await p.b.receive();
         CHECK_FALSE(end);
         CHECK_FALSE(p.b.close_reason());  // clean: no error
-    }());
+    });
 }
 
 TEST_CASE("a peer that dies mid-frame is an eof error, not a hang or a crash") {
@@ -374,7 +333,7 @@ TEST_CASE("a peer that dies mid-frame is an eof error, not a hang or a crash") {
     pid_t pid = ::fork();
     if (pid == 0) {
         // Half a frame: a header announcing 1000 bytes, and 10 of them.
-        wire::frame_header h{1000, proto::id<ping>, proto::fingerprint<ping>, 0, 0, 0};
+        wire::frame_header h{1000, proto::id<job>, proto::fingerprint<job>, 0, 0, 0};
         std::byte bytes[wire::frame_header_size + 10] = {};
         std::memcpy(bytes, &h, sizeof h);
         (void)!::write(theirs.get(), bytes, sizeof bytes);
@@ -412,10 +371,10 @@ TEST_CASE("garbage from the peer closes the channel with a reason") {
 TEST_CASE("a peer built from different code is told apart by fingerprint") {
     io_context ctx;
     auto [x, y] = ipc::make_socket_pair().value();
-    channel<protocol<job_v1>> old_worker(std::move(x));
-    channel<protocol<job_v2>> new_primary(std::move(y));
+    channel<protocol<support::older::job>> old_worker(std::move(x));
+    channel<protocol<job>> new_primary(std::move(y));
     sync_wait([&]() -> task<void> {
-        (void)co_await old_worker.send(job_v1{5});
+        (void)co_await old_worker.send(support::older::job{5});
         auto m = co_await new_primary.receive();
         CHECK_FALSE(m);
         CHECK(new_primary.close_reason() == errc::schema_mismatch);
@@ -427,7 +386,7 @@ TEST_CASE("a type the receiver's protocol lacks is unknown_type") {
     io_context ctx;
     auto [x, y] = ipc::make_socket_pair().value();
     channel<proto> sender(std::move(x));
-    channel<protocol<ping>> receiver(std::move(y));
+    channel<protocol<job>> receiver(std::move(y));
     sync_wait([&]() -> task<void> {
         const chunk stranger{1, {1}};  // GCC 12 cannot hold an initializer_list across co_await
         (void)co_await sender.send(stranger);
@@ -443,13 +402,13 @@ TEST_CASE("send to a peer that is gone is an error, never SIGPIPE") {
     channel<proto> ch(std::move(x));
     y.reset();
     sync_wait([&]() -> task<void> {
-        const ping anyone{1, "anyone?"};
+        const job anyone{1, "anyone?"};
         auto queued = co_await ch.send(anyone);
         CHECK(queued);  // queued: the failure shows when the batch is written
         auto flushed = co_await ch.flush();
         REQUIRE_FALSE(flushed);
         CHECK(flushed.error() == std::errc::broken_pipe);
-        const ping still{2, "still?"};
+        const job still{2, "still?"};
         auto after = co_await ch.send(still);
         CHECK_FALSE(after);
     }());
@@ -512,7 +471,7 @@ TEST_CASE("close() releases the socket at once and wakes whoever waits on the ch
         REQUIRE(blocked_send);
         CHECK(blocked_send->error() == errc::channel_closed);
         CHECK(receive_ended);
-        const ping late{1, "late"};
+        const job late{1, "late"};
         auto later = co_await p.b.send(late);
         CHECK(later.error() == errc::channel_closed);
         auto none = co_await p.b.receive();
@@ -525,28 +484,17 @@ TEST_CASE("1 GiB streams between two processes in order and intact") {
     io_context ctx;
     constexpr std::size_t chunk_size = 256 * 1024;
     constexpr std::uint64_t chunks = (1u << 30) / chunk_size;
-    auto [mine, theirs] = ipc::make_socket_pair().value();
-    auto child = child_process::fork().value();
-    if (child.is_child()) {
-        mine.reset();
-        int status = 0;
-        {
-            io_context child_ctx;
-            channel<proto> out(std::move(theirs));
-            status = sync_wait([&]() -> task<int> {
-                // Bound first: g++ 12 miscompiles co_await used directly as a condition.
-                for (std::uint64_t i = 0; i < chunks; ++i) {
-                    auto queued = co_await out.send(make_chunk(i, chunk_size));
-                    if (!queued) co_return 1;
-                }
-                auto closed = co_await out.shutdown();
-                co_return closed ? 0 : 2;
-            }());
+    auto from_child = support::channel_from_child<proto>({}, [&](channel<proto>& out) -> task<int> {
+        // Bound first: g++ 12 miscompiles co_await used directly as a condition.
+        for (std::uint64_t i = 0; i < chunks; ++i) {
+            auto queued = co_await out.send(make_chunk(i, chunk_size));
+            if (!queued) co_return 1;
         }
-        _exit(status);
-    }
-    theirs.reset();
-    channel<proto> in(std::move(mine));
+        auto closed = co_await out.shutdown();
+        co_return closed ? 0 : 2;
+    });
+    auto& in = from_child.first;
+    auto& child = from_child.second;
     std::uint64_t good = 0;
     sync_wait([&]() -> task<void> {
         while (auto m = co_await in.receive()) {

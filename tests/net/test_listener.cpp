@@ -10,6 +10,8 @@
 #include <cluster/net/listener.hpp>
 #include <cluster/net/tcp_stream.hpp>
 
+#include "support/loopback.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,15 +52,19 @@ struct connection {
 };
 
 task<connection> connect_one(int listen_fd) {
-    auto ep = local_endpoint(listen_fd);
-    REQUIRE(ep.has_value());
-    auto client = co_await connect(*ep);
-    REQUIRE(client.has_value());
-    auto server = co_await accept(listen_fd);
-    REQUIRE(server.has_value());
-    connection c{std::move(*client), server->release()};
+    auto pair = co_await support::connect_pair(listen_fd);
+    connection c{std::move(pair.client), pair.server.release()};
     co_return std::move(c);
 }
+
+// A listener fed as a worker's channel feeds it, and what it told the primary.
+struct fed_listener {
+    recording_host host;
+    std::shared_ptr<detail::listener_state> state;
+    listener l;
+    explicit fed_listener(schedule how, std::size_t max_connections = 0)
+        : state(handed_state(&host, how, max_connections)), l(state) {}
+};
 
 unique_fd dup_of(const unique_fd& fd) { return unique_fd(::dup(fd.get())); }
 
@@ -78,8 +84,7 @@ task<std::vector<connection>> hand_over(int listen_fd, detail::listener_state& s
 // The primary keeps its copy of a connection it handed over until it reads the worker's
 // acknowledgement; the worker closing the stream must end the connection even so.
 TEST_CASE("a handed connection ends when the worker closes it, though the primary still holds it") {
-    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
+    support::with_listening(endpoint::tcp("127.0.0.1", 0), [](int lfd) -> task<void> {
         for (const bool by_close : {true, false}) {
             auto c = co_await connect_one(lfd);
             auto state = handed_state(nullptr, schedule::round_robin);
@@ -102,24 +107,20 @@ TEST_CASE("a handed connection ends when the worker closes it, though the primar
             CHECK(std::string_view(buf, 3) == "bye");
             CHECK(::fcntl(c.server.get(), F_GETFD) != -1);
         }
-    };
-    sync_wait(body(socket.get()));
+    });
 }
 
 TEST_CASE("accept() acknowledges each connection it takes, counts it, and drained() waits until all are closed") {
-    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        recording_host host;
-        auto state = handed_state(&host, schedule::least_connections);
-        listener l(state);
-        auto clients = co_await hand_over(lfd, *state, 2);
-        auto first = co_await l.accept();
-        auto second = co_await l.accept();
+    support::with_listening(endpoint::tcp("127.0.0.1", 0), [](int lfd) -> task<void> {
+        fed_listener f(schedule::least_connections);
+        auto clients = co_await hand_over(lfd, *f.state, 2);
+        auto first = co_await f.l.accept();
+        auto second = co_await f.l.accept();
         REQUIRE(first.has_value());
         REQUIRE(second.has_value());
-        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, true}});
-        CHECK(l.accepted() == 2);
-        CHECK(l.connections() == 2);
+        CHECK(f.host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, true}});
+        CHECK(f.l.accepted() == 2);
+        CHECK(f.l.connections() == 2);
 
         bool drained = false;
         auto waiter = [](listener& l, bool& drained) -> task<void> {
@@ -136,61 +137,52 @@ TEST_CASE("accept() acknowledges each connection it takes, counts it, and draine
             auto two = co_await b.close();
             REQUIRE(two.has_value());
         };
-        co_await when_all(waiter(l, drained), closer(*first, *second, drained, l));
+        co_await when_all(waiter(f.l, drained), closer(*first, *second, drained, f.l));
         CHECK(drained);
-        CHECK(l.connections() == 0);
-        CHECK(host.closes == 2);  // least_connections: every close is reported
+        CHECK(f.l.connections() == 0);
+        CHECK(f.host.closes == 2);  // least_connections: every close is reported
 
         std::stop_source stop;
         auto held = co_await connect_one(lfd);
-        state->offer(3, dup_of(held.server));
-        auto third = co_await l.accept();
+        f.state->offer(3, dup_of(held.server));
+        auto third = co_await f.l.accept();
         REQUIRE(third.has_value());
         stop.request_stop();
-        const bool all = co_await l.drained().with_stop_token(stop.get_token());
+        const bool all = co_await f.l.drained().with_stop_token(stop.get_token());
         CHECK_FALSE(all);  // asked to stop, with a connection still open
-    };
-    sync_wait(body(socket.get()));
+    });
 }
 
 TEST_CASE("at max_connections a handed connection is refused, and the first close after says there is room") {
-    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        recording_host host;
-        auto state = handed_state(&host, schedule::round_robin, 1);
-        listener l(state);
+    support::with_listening(endpoint::tcp("127.0.0.1", 0), [](int lfd) -> task<void> {
+        fed_listener f(schedule::round_robin, 1);
         auto a = co_await connect_one(lfd);
         auto b = co_await connect_one(lfd);
-        state->offer(1, dup_of(a.server));
-        auto taken = co_await l.accept();
+        f.state->offer(1, dup_of(a.server));
+        auto taken = co_await f.l.accept();
         REQUIRE(taken.has_value());
-        state->offer(2, dup_of(b.server));
-        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}});
-        CHECK(host.closes == 0);
+        f.state->offer(2, dup_of(b.server));
+        CHECK(f.host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}});
+        CHECK(f.host.closes == 0);
         auto closed = co_await taken->close();
         REQUIRE(closed.has_value());
-        CHECK(host.closes == 1);  // round_robin reports closes only after a refusal
-    };
-    sync_wait(body(socket.get()));
+        CHECK(f.host.closes == 1);  // round_robin reports closes only after a refusal
+    });
 }
 
 TEST_CASE("close() gives back what was handed and not taken, and accept() then says listener_closed") {
-    auto socket = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        recording_host host;
-        auto state = handed_state(&host, schedule::round_robin);
-        listener l(state);
-        auto clients = co_await hand_over(lfd, *state, 3);
-        auto taken = co_await l.accept();
+    support::with_listening(endpoint::tcp("127.0.0.1", 0), [](int lfd) -> task<void> {
+        fed_listener f(schedule::round_robin);
+        auto clients = co_await hand_over(lfd, *f.state, 3);
+        auto taken = co_await f.l.accept();
         REQUIRE(taken.has_value());
-        l.close();
-        CHECK_FALSE(l.is_open());
-        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}, {3, false}});
-        CHECK(host.unlistens == 1);
-        auto after = co_await l.accept();
+        f.l.close();
+        CHECK_FALSE(f.l.is_open());
+        CHECK(f.host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}, {2, false}, {3, false}});
+        CHECK(f.host.unlistens == 1);
+        auto after = co_await f.l.accept();
         REQUIRE_FALSE(after.has_value());
         CHECK(after.error() == errc::listener_closed);
         CHECK(taken->is_open());  // what was taken is the worker's to finish
-    };
-    sync_wait(body(socket.get()));
+    });
 }

@@ -10,6 +10,7 @@
 #include <cluster/net/tcp_stream.hpp>
 
 #include "support/descriptors.hpp"
+#include "support/loopback.hpp"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -35,21 +36,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Both ends of one connection.
-struct stream_pair {
-    tcp_stream server;
-    tcp_stream client;
-};
+using support::connect_pair;
+using support::stream_pair;
+using support::with_connected_pair;
 
-task<stream_pair> connect_pair(int listen_fd) {
-    auto ep = local_endpoint(listen_fd);
-    REQUIRE(ep.has_value());
-    auto client = co_await connect(*ep);  // the kernel completes it from the backlog
-    REQUIRE(client.has_value());
-    auto server = co_await accept(listen_fd);
-    REQUIRE(server.has_value());
-    stream_pair pair{std::move(*server), std::move(*client)};
-    co_return std::move(pair);
+// `text`, written whole on `from`, is read whole on `to`.
+task<void> check_passes(tcp_stream& from, tcp_stream& to, std::string_view text) {
+    auto sent = co_await from.write(text);
+    REQUIRE(sent.has_value());
+    std::string got(text.size(), '\0');
+    auto read = co_await to.read(std::span(got));
+    REQUIRE(read.has_value());
+    CHECK(got == text);
 }
 
 // A small send buffer: every transfer below then takes many partial sends and receives.
@@ -69,24 +67,10 @@ std::vector<std::byte> pattern(std::size_t n) {
 
 bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
-// SIGPIPE's default action kills the process: with it in place, surviving a write to a
-// reset connection proves that none was raised.
-struct sigpipe_default {
-    struct sigaction old {};
-    sigpipe_default() {
-        struct sigaction sa {};
-        sa.sa_handler = SIG_DFL;
-        ::sigaction(SIGPIPE, &sa, &old);
-    }
-    ~sigpipe_default() { ::sigaction(SIGPIPE, &old, nullptr); }
-};
-
 }  // namespace
 
 TEST_CASE("accept and connect over TCP: peer() and local() name both ends") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int lfd) -> task<void> {
         auto server_peer = pair.server.peer();
         auto client_local = pair.client.local();
         REQUIRE(server_peer.has_value());
@@ -98,43 +82,27 @@ TEST_CASE("accept and connect over TCP: peer() and local() name both ends") {
         CHECK((::fcntl(pair.server.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
         CHECK((::fcntl(pair.client.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
 
-        auto sent = co_await pair.client.write(std::string_view("over tcp"));
-        REQUIRE(sent.has_value());
-        char buf[8];
-        auto got = co_await pair.server.read(buf);
-        REQUIRE(got.has_value());
-        CHECK(std::string_view(buf, sizeof buf) == "over tcp");
-    };
-    sync_wait(body(listener.get()));
+        co_await check_passes(pair.client, pair.server, "over tcp");
+    });
 }
 
 TEST_CASE("accept and connect over a Unix-domain socket, whose client end is unnamed") {
     const std::string path = "/tmp/cluster-test-tcp-stream-" + std::to_string(::getpid()) + ".sock";
     ::unlink(path.c_str());
-    auto listener = listen_socket(endpoint::unix_socket(path));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::unix_socket(path), [](stream_pair& pair, int lfd) -> task<void> {
         auto server_peer = pair.server.peer();
         REQUIRE(server_peer.has_value());
         CHECK(server_peer->is_unnamed());
         auto client_peer = pair.client.peer();
         REQUIRE(client_peer.has_value());
         CHECK(*client_peer == local_endpoint(lfd).value());
-        auto sent = co_await pair.server.write(std::string_view("unix"));
-        REQUIRE(sent.has_value());
-        char buf[4];
-        auto got = co_await pair.client.read(buf);
-        REQUIRE(got.has_value());
-        CHECK(std::string_view(buf, sizeof buf) == "unix");
-    };
-    sync_wait(body(listener.get()));
+        co_await check_passes(pair.server, pair.client, "unix");
+    });
     ::unlink(path.c_str());
 }
 
 TEST_CASE("a 1 MiB echo goes through intact, across partial reads and partial writes") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         shrink_send_buffer(pair.server);
         shrink_send_buffer(pair.client);
         const auto sent = pattern(1 << 20);
@@ -179,14 +147,11 @@ TEST_CASE("a 1 MiB echo goes through intact, across partial reads and partial wr
         (void)echoed;
         (void)rest_sent;
         CHECK(received == sent);
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("writev sends thousands of buffers in order, past IOV_MAX and across partial sends") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         shrink_send_buffer(pair.client);
         // A fixed receive buffer (no autotuning): with the reader late, the kernel holds
         // far less than is sent, so the first sendmsg can only be partial.
@@ -222,14 +187,11 @@ TEST_CASE("writev sends thousands of buffers in order, past IOV_MAX and across p
             CHECK(iov[i].iov_base == before[i].iov_base);
             CHECK(iov[i].iov_len == before[i].iov_len);
         }
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("end of stream: read_some yields 0, read reports errc::eof with what did arrive") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         auto w = co_await pair.client.write(std::string_view("abcd"));
         REQUIRE(w.has_value());
         auto closed = co_await pair.client.close();
@@ -246,15 +208,12 @@ TEST_CASE("end of stream: read_some yields 0, read reports errc::eof with what d
         auto nothing = co_await pair.server.read(buf);  // at once, not a hang
         REQUIRE_FALSE(nothing.has_value());
         CHECK(nothing.error() == errc::eof);
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("a peer's reset is ECONNRESET as a value, and writing after it raises no SIGPIPE") {
-    sigpipe_default guard;
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    support::sigpipe_default guard;
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         const linger abort_on_close{1, 0};  // close() sends RST instead of FIN
         REQUIRE(::setsockopt(pair.client.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close,
                              sizeof abort_on_close) == 0);
@@ -277,14 +236,11 @@ TEST_CASE("a peer's reset is ECONNRESET as a value, and writing after it raises 
         // The connection is gone; the address accept() saw is still known.
         auto peer = pair.server.peer();
         CHECK(peer.has_value());
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("shutdown(SHUT_WR) half-closes: the peer reads to the end and can still answer") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         auto w = co_await pair.client.write(std::string_view("request"));
         REQUIRE(w.has_value());
         auto half = co_await pair.client.shutdown(SHUT_WR);
@@ -312,14 +268,11 @@ TEST_CASE("shutdown(SHUT_WR) half-closes: the peer reads to the end and can stil
         auto bad = co_await pair.client.shutdown(12345);
         REQUIRE_FALSE(bad.has_value());
         CHECK(bad.error() == std::errc::invalid_argument);
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("a read that never completes ends by with_timeout or a stop token, and the stream goes on") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int lfd) -> task<void> {
         char buf[8];
         const auto t0 = std::chrono::steady_clock::now();
         auto one = co_await pair.server.read_some(buf).with_timeout(20ms);
@@ -354,8 +307,7 @@ TEST_CASE("a read that never completes ends by with_timeout or a stop token, and
         auto r = co_await pair.server.read(buf);
         REQUIRE(r.has_value());
         CHECK(std::string_view(buf, sizeof buf) == "at last!");
-    };
-    sync_wait(body(listener.get()));
+    });
 }
 
 TEST_CASE("close() closes through the ring, and a hundred connections leak no descriptor") {
@@ -388,9 +340,7 @@ TEST_CASE("close() closes through the ring, and a hundred connections leak no de
 }
 
 TEST_CASE("set_nodelay, native_handle and release") {
-    auto listener = listen_socket(endpoint::tcp("127.0.0.1", 0));
-    auto body = [](int lfd) -> task<void> {
-        auto pair = co_await connect_pair(lfd);
+    with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](stream_pair& pair, int) -> task<void> {
         auto on = pair.client.set_nodelay();
         REQUIRE(on.has_value());
         int value = 0;
@@ -412,8 +362,8 @@ TEST_CASE("set_nodelay, native_handle and release") {
         auto peer = again.peer();            // and asks the kernel who is there
         REQUIRE(peer.has_value());
         CHECK(*peer == pair.client.local().value());
-    };
-    sync_wait(body(listener.get()));
+        co_return;
+    });
 
     auto sp = support::make_socketpair();
     tcp_stream unix_stream(std::move(sp[0]));

@@ -1,11 +1,12 @@
-// support: the descriptors tests make — socketpairs, pipes, a loopback listener — and the
-// count of open ones, which every leak check compares before and after.
+// support: the descriptors tests make — socketpairs, pipes, a loopback listener — the count
+// of open ones, which every leak check compares before and after, and SIGPIPE's default.
 #pragma once
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -60,5 +61,19 @@ inline std::size_t open_fd_count() {
     ::closedir(d);
     return n - 1;
 }
+
+// SIGPIPE's default action kills the process: with it in place while this lives, surviving
+// a write to a closed peer proves that none was raised.
+struct sigpipe_default {
+    struct sigaction old {};
+    sigpipe_default() {
+        struct sigaction sa {};
+        sa.sa_handler = SIG_DFL;
+        ::sigaction(SIGPIPE, &sa, &old);
+    }
+    sigpipe_default(const sigpipe_default&) = delete;
+    sigpipe_default& operator=(const sigpipe_default&) = delete;
+    ~sigpipe_default() { ::sigaction(SIGPIPE, &old, nullptr); }
+};
 
 }  // namespace support

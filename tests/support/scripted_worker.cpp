@@ -272,11 +272,11 @@ task<void> lines(worker<proto>& w, bool lazy) {
 task<void> serve_lines(worker<proto>& w) { co_await lines(w, false); }
 task<void> lazy_lines(worker<proto>& w) { co_await lines(w, true); }
 
-// ---- jobs ----
+// ---- work ----
 
-task<void> answer_each_job(worker<proto>& w) {
-    while (auto j = co_await w.receive<job>()) {
-        const done d{j->value.id, w.id()};
+task<void> answer_each_work(worker<proto>& w) {
+    while (auto j = co_await w.receive<work>()) {
+        const work_done d{j->value.id, w.id()};
         auto sent = co_await w.reply(*j, d);
         check(sent, "reply");
     }
@@ -294,23 +294,23 @@ std::string failure_of(const worker<proto>& w) {
     return env_or(setting::failure);
 }
 
-task<void> answer_jobs(worker<proto>& w) {
+task<void> answer_work(worker<proto>& w) {
     const std::string failure = failure_of(w);
     if (failure == failure::crash) throw std::runtime_error("crashed on purpose by the test's worker");
     if (failure != failure::never_ready) co_await ready(w);
-    co_await answer_each_job(w);
+    co_await answer_each_work(w);
 }
 
-task<void> hold_jobs(worker<proto>& w) {
-    std::vector<cluster::incoming<job>> held;
-    while (auto j = co_await w.receive<job>()) {
+task<void> hold_work(worker<proto>& w) {
+    std::vector<cluster::incoming<work>> held;
+    while (auto j = co_await w.receive<work>()) {
         const holding h{w.id(), j->value.id};
         co_await send(w, h);
         held.push_back(std::move(*j));
     }
     (void)co_await cluster::io::sleep_for(held_work);
     for (const auto& j : held) {
-        const done d{j.value.id, w.id()};
+        const work_done d{j.value.id, w.id()};
         auto sent = co_await w.reply(j, d);
         check(sent, "reply");
     }
@@ -331,7 +331,7 @@ task<void> identify(worker<proto>& w) {
     me.worker_id = w.id();
     me.inode = own_inode();
     co_await send(w, me);
-    co_await answer_each_job(w);
+    co_await answer_each_work(w);
 }
 
 task<void> ready_on_go(worker<proto>& w) {
@@ -342,7 +342,7 @@ task<void> ready_on_go(worker<proto>& w) {
     const readying now{w.id()};
     co_await send(w, now);
     co_await ready(w);
-    co_await answer_each_job(w);
+    co_await answer_each_work(w);
 }
 
 using behaviour_fn = task<void> (*)(worker<proto>&);
@@ -359,8 +359,8 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::chatty, chatty},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
-    {behaviour::answer_jobs, answer_jobs},
-    {behaviour::hold_jobs, hold_jobs},
+    {behaviour::answer_work, answer_work},
+    {behaviour::hold_work, hold_work},
     {behaviour::ignore_stop, ignore_stop},
     {behaviour::identify, identify},
     {behaviour::ready_on_go, ready_on_go},

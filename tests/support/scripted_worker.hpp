@@ -78,24 +78,24 @@ struct pong {
 };
 BOOST_DESCRIBE_STRUCT(pong, (), (worker_id, accepted, open))
 
-// Primary to worker, as a request: answered with a done.
-struct job {
+// Primary to worker, as a request: answered with a work_done.
+struct work {
     std::uint64_t id = 0;
 };
-BOOST_DESCRIBE_STRUCT(job, (), (id))
+BOOST_DESCRIBE_STRUCT(work, (), (id))
 
-struct done {
+struct work_done {
     std::uint64_t id = 0;
     std::uint32_t worker_id = 0;
 };
-BOOST_DESCRIBE_STRUCT(done, (), (id, worker_id))
+BOOST_DESCRIBE_STRUCT(work_done, (), (id, worker_id))
 
-// Worker to primary: it got job job_id and holds it until it is asked to leave.
+// Worker to primary: it got work work_id and holds it until it is asked to leave.
 struct holding {
     std::uint32_t worker_id = 0;
-    std::uint64_t job_id = 0;
+    std::uint64_t work_id = 0;
 };
-BOOST_DESCRIBE_STRUCT(holding, (), (worker_id, job_id))
+BOOST_DESCRIBE_STRUCT(holding, (), (worker_id, work_id))
 
 // Worker to primary: it is online and waits for a go before it calls ready().
 struct waiting {
@@ -115,7 +115,7 @@ struct readying {
 };
 BOOST_DESCRIBE_STRUCT(readying, (), (worker_id))
 
-using proto = cluster::protocol<hello, identity, bound_port, listen_result, note, command, ping, pong, job, done,
+using proto = cluster::protocol<hello, identity, bound_port, listen_result, note, command, ping, pong, work, work_done,
                                 holding, waiting, go, readying>;
 
 // ---- the script: a behaviour and its settings, all in the environment ----
@@ -157,17 +157,17 @@ inline constexpr const char* chatty = "chatty";                          // line
 // told to close its listener, then serves what accept() still gives.
 inline constexpr const char* serve_lines = "serve_lines";
 inline constexpr const char* lazy_lines = "lazy_lines";
-// Jobs: answer_jobs calls ready() (unless failing never_ready), then answers jobs until
-// disconnected; hold_jobs answers only once disconnected, after held_work.
-inline constexpr const char* answer_jobs = "answer_jobs";
-inline constexpr const char* hold_jobs = "hold_jobs";
+// Work: answer_work calls ready() (unless failing never_ready), then answers work until
+// disconnected; hold_work answers only once disconnected, after held_work.
+inline constexpr const char* answer_work = "answer_work";
+inline constexpr const char* hold_work = "hold_work";
 inline constexpr const char* ignore_stop = "ignore_stop";  // reads to the end, then keeps running
-inline constexpr const char* identify = "identify";        // sends its identity, then answers jobs
-inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers jobs
+inline constexpr const char* identify = "identify";        // sends its identity, then answers work
+inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers work
 }  // namespace behaviour
 
 namespace failure {
-inline constexpr const char* never_ready = "never_ready";  // answers jobs, but never calls ready()
+inline constexpr const char* never_ready = "never_ready";  // answers work, but never calls ready()
 inline constexpr const char* crash = "crash";              // throws at once
 }  // namespace failure
 
@@ -180,7 +180,7 @@ inline constexpr int chatty_err_lines = 200;
 inline constexpr std::string_view chatty_tail = "tail without a newline";
 inline std::string chatty_line(std::string_view stream, int i) { return std::string(stream) + " " + std::to_string(i); }
 
-// What hold_jobs still does after it was asked to leave, before it answers.
+// What hold_work still does after it was asked to leave, before it answers.
 inline constexpr std::chrono::milliseconds held_work{150};
 
 // A line server gives a fresh connection this long to ask once its worker is leaving.

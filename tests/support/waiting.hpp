@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <stop_token>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -39,6 +40,12 @@ cluster::task<T> bounded(cluster::task<T> t, std::chrono::milliseconds limit = w
 template <class T>
 cluster::task<T> bounded(cluster::task<T> t, const char* what) {
     return bounded(std::move(t), wait_limit, what);
+}
+
+// Runs t under `token`: a scope gives the tasks it spawns its own, and a test that spawns
+// one to stop it later gives it this.
+inline cluster::task<void> under(std::stop_token token, cluster::task<void> t) {
+    co_await std::move(t).with_stop_token(std::move(token));
 }
 
 inline cluster::task<void> joined(cluster::scope& s) { co_await s.join(); }

@@ -9,36 +9,12 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <cluster/wire.hpp>
 
-namespace app {
-
-struct job {
-    std::uint64_t id = 0;
-    std::string text;
-};
-BOOST_DESCRIBE_STRUCT(job, (), (id, text))
-
-struct result {
-    std::uint64_t id = 0;
-    std::size_t words = 0;
-};
-BOOST_DESCRIBE_STRUCT(result, (), (id, words))
-
-struct handoff {
-    std::string peer;
-    cluster::unique_fd socket;
-};
-BOOST_DESCRIBE_STRUCT(handoff, (), (peer, socket))
-
-struct not_in_protocol {
-    int x = 0;
-};
-BOOST_DESCRIBE_STRUCT(not_in_protocol, (), (x))
-
-}  // namespace app
+#include "support/messages.hpp"
 
 // Two builds of "the same" message: one peer has an extra member.
 namespace v1 {
@@ -58,7 +34,7 @@ struct job {
 BOOST_DESCRIBE_STRUCT(job, (), (id, text))
 }  // namespace v2
 
-// Same shape as app::job under other names: a member rename is a schema change,
+// Same shape as support::job under other names: a member rename is a schema change,
 // a nested struct's own name is not.
 namespace renamed {
 struct job {
@@ -99,7 +75,7 @@ namespace {
 
 namespace wire = cluster::wire;
 using cluster::errc;
-using proto = cluster::protocol<app::job, app::result, app::handoff>;
+using proto = cluster::protocol<support::job, support::answer, support::pipe_end>;
 
 template <class T>
 std::vector<std::byte> payload_of(const T& msg) {
@@ -114,56 +90,56 @@ concept sendable = requires(wire::buffer& b, const T& m) { wire::encode_frame<P>
 }  // namespace
 
 TEST_CASE("type names come from the compiler or an opt-in, identically on g++ and clang++", "[wire][protocol]") {
-    STATIC_REQUIRE(wire::type_name<app::job>() == "app::job");
+    STATIC_REQUIRE(wire::type_name<support::job>() == "support::job");
     STATIC_REQUIRE(wire::type_name<v1::job>() == "job");
     STATIC_REQUIRE(wire::type_name<external>() == "vendor.external");
     // Pinned values: the same source must give the same id and fingerprint under every
     // compiler this test is built with, or peers built by different compilers could not talk.
-    STATIC_REQUIRE(wire::type_id<app::job> == 0x18d3010bu);
-    STATIC_REQUIRE(wire::fingerprint<app::job> == 0xc60e0dd3ce26fb7dull);
+    STATIC_REQUIRE(wire::type_id<support::job> == 0x512ca807u);
+    STATIC_REQUIRE(wire::fingerprint<support::job> == 0xc60e0dd3ce26fb7dull);
 }
 
 TEST_CASE("a type's id does not depend on its position in the protocol", "[wire][protocol]") {
-    using reordered = cluster::protocol<app::handoff, app::result, app::job>;
-    STATIC_REQUIRE(proto::id<app::job> == reordered::id<app::job>);
-    STATIC_REQUIRE(proto::id<app::result> == reordered::id<app::result>);
-    STATIC_REQUIRE(proto::fingerprint<app::handoff> == reordered::fingerprint<app::handoff>);
-    STATIC_REQUIRE(proto::id<app::job> != proto::id<app::result>);
-    STATIC_REQUIRE(proto::name<app::result> == "app::result");
+    using reordered = cluster::protocol<support::pipe_end, support::answer, support::job>;
+    STATIC_REQUIRE(proto::id<support::job> == reordered::id<support::job>);
+    STATIC_REQUIRE(proto::id<support::answer> == reordered::id<support::answer>);
+    STATIC_REQUIRE(proto::fingerprint<support::pipe_end> == reordered::fingerprint<support::pipe_end>);
+    STATIC_REQUIRE(proto::id<support::job> != proto::id<support::answer>);
+    STATIC_REQUIRE(proto::name<support::answer> == "support::answer");
 
     // A message encoded for one ordering decodes with the other.
-    const auto payload = payload_of(app::result{4, 2});
-    auto decoded = reordered::decode(proto::id<app::result>, proto::fingerprint<app::result>, payload);
+    const auto payload = payload_of(support::answer{4, 2});
+    auto decoded = reordered::decode(proto::id<support::answer>, proto::fingerprint<support::answer>, payload);
     REQUIRE(decoded.has_value());
-    REQUIRE(std::get<app::result>(*decoded).words == 2);
+    REQUIRE(std::get<support::answer>(*decoded).count == 2);
 }
 
 TEST_CASE("membership is checked at compile time", "[wire][protocol]") {
-    STATIC_REQUIRE(proto::contains<app::job>);
-    STATIC_REQUIRE_FALSE(proto::contains<app::not_in_protocol>);
-    STATIC_REQUIRE(wire::message_of<app::result, proto>);
-    STATIC_REQUIRE_FALSE(wire::message_of<app::not_in_protocol, proto>);
-    STATIC_REQUIRE(sendable<app::job, proto>);
-    STATIC_REQUIRE_FALSE(sendable<app::not_in_protocol, proto>);
-    STATIC_REQUIRE(std::is_same_v<proto::variant, std::variant<app::job, app::result, app::handoff>>);
+    STATIC_REQUIRE(proto::contains<support::job>);
+    STATIC_REQUIRE_FALSE(proto::contains<support::not_in_protocol>);
+    STATIC_REQUIRE(wire::message_of<support::answer, proto>);
+    STATIC_REQUIRE_FALSE(wire::message_of<support::not_in_protocol, proto>);
+    STATIC_REQUIRE(sendable<support::job, proto>);
+    STATIC_REQUIRE_FALSE(sendable<support::not_in_protocol, proto>);
+    STATIC_REQUIRE(std::is_same_v<proto::variant, std::variant<support::job, support::answer, support::pipe_end>>);
 }
 
 TEST_CASE("duplicate type ids are detected", "[wire][protocol]") {
-    STATIC_REQUIRE(wire::distinct_type_ids<app::job, app::result, app::handoff>);
-    STATIC_REQUIRE_FALSE(wire::distinct_type_ids<app::job, app::result, app::job>);
+    STATIC_REQUIRE(wire::distinct_type_ids<support::job, support::answer, support::pipe_end>);
+    STATIC_REQUIRE_FALSE(wire::distinct_type_ids<support::job, support::answer, support::job>);
     STATIC_REQUIRE_FALSE(wire::distinct_type_ids<v1::job, v2::job>);  // same opt-in name
 }
 
 TEST_CASE("decode dispatches on the type id", "[wire][protocol]") {
-    const auto payload = payload_of(app::job{7, "seven words"});
-    auto decoded = proto::decode(proto::id<app::job>, proto::fingerprint<app::job>, payload);
+    const auto payload = payload_of(support::job{7, "seven words"});
+    auto decoded = proto::decode(proto::id<support::job>, proto::fingerprint<support::job>, payload);
     REQUIRE(decoded.has_value());
     REQUIRE(decoded->index() == 0);
-    REQUIRE(std::get<app::job>(*decoded).text == "seven words");
+    REQUIRE(std::get<support::job>(*decoded).text == "seven words");
 }
 
 TEST_CASE("an id outside the protocol is unknown_type", "[wire][protocol]") {
-    const auto payload = payload_of(app::job{});
+    const auto payload = payload_of(support::job{});
     auto decoded = proto::decode(0xdeadbeefu, 0, payload);
     REQUIRE_FALSE(decoded.has_value());
     REQUIRE(decoded.error() == errc::unknown_type);
@@ -173,15 +149,15 @@ TEST_CASE("an id outside the protocol is unknown_type", "[wire][protocol]") {
 TEST_CASE("an empty protocol carries no message and refuses every frame", "[wire][protocol]") {
     using none = wire::protocol<>;
     STATIC_REQUIRE(none::size == 0);
-    STATIC_REQUIRE_FALSE(none::contains<app::job>);
-    STATIC_REQUIRE_FALSE(sendable<app::job, none>);
-    const auto payload = payload_of(app::job{1, "x"});
-    auto decoded = none::decode(proto::id<app::job>, proto::fingerprint<app::job>, payload);
+    STATIC_REQUIRE_FALSE(none::contains<support::job>);
+    STATIC_REQUIRE_FALSE(sendable<support::job, none>);
+    const auto payload = payload_of(support::job{1, "x"});
+    auto decoded = none::decode(proto::id<support::job>, proto::fingerprint<support::job>, payload);
     REQUIRE_FALSE(decoded.has_value());
     REQUIRE(decoded.error() == errc::unknown_type);
     std::optional<wire::decode_error> error;
     wire::detail::reader r(payload, {});
-    REQUIRE_FALSE(none::decode_in_place(proto::id<app::job>, proto::fingerprint<app::job>, r, error));
+    REQUIRE_FALSE(none::decode_in_place(proto::id<support::job>, proto::fingerprint<support::job>, r, error));
     REQUIRE(error);
     REQUIRE(error->code == errc::unknown_type);
 }
@@ -200,18 +176,18 @@ TEST_CASE("a known id with another fingerprint is schema_mismatch naming the typ
 }
 
 TEST_CASE("the fingerprint follows member names and shapes, not nested type names", "[wire][protocol]") {
-    STATIC_REQUIRE(wire::fingerprint<app::job> != wire::fingerprint<renamed::job>);
+    STATIC_REQUIRE(wire::fingerprint<support::job> != wire::fingerprint<renamed::job>);
     STATIC_REQUIRE(wire::fingerprint<renamed::outer_a> == wire::fingerprint<renamed::outer_b>);
     STATIC_REQUIRE(wire::fingerprint<std::vector<std::int32_t>> != wire::fingerprint<std::vector<std::uint32_t>>);
     STATIC_REQUIRE(wire::fingerprint<std::optional<int>> != wire::fingerprint<std::vector<int>>);
 }
 
 TEST_CASE("field errors from a protocol decode carry the message type as root", "[wire][protocol]") {
-    auto payload = payload_of(app::result{1, 2});
+    auto payload = payload_of(support::answer{1, 2});
     payload.pop_back();
-    auto decoded = proto::decode(proto::id<app::result>, proto::fingerprint<app::result>, payload);
+    auto decoded = proto::decode(proto::id<support::answer>, proto::fingerprint<support::answer>, payload);
     REQUIRE_FALSE(decoded.has_value());
-    REQUIRE(decoded.error().message() == "app::result.words: truncated");
+    REQUIRE(decoded.error().message() == "support::answer.count: truncated");
 }
 
 TEST_CASE("frame headers are 24 bytes and round-trip", "[wire][frame]") {
@@ -236,31 +212,29 @@ TEST_CASE("nonsense frame headers are bad_frame", "[wire][frame]") {
     const wire::frame_header good{16, 1, 2, 0, 0, 0};
     REQUIRE(parse(good).has_value());
 
-    auto reserved = good;
-    reserved.flags = 0x8000;
-    REQUIRE(parse(reserved).error() == errc::bad_frame);
-
-    auto both = good;
-    both.flags = wire::frame_flags::request | wire::frame_flags::response;
-    both.tag = 1;
-    REQUIRE(parse(both).error() == errc::bad_frame);
-
-    auto untagged = good;
-    untagged.flags = wire::frame_flags::response;
-    REQUIRE(parse(untagged).error() == errc::bad_frame);
-
-    auto fds_without_room = good;
-    fds_without_room.fd_count = 5;  // 5 indexes need 20 payload bytes
-    REQUIRE(parse(fds_without_room).error() == errc::bad_frame);
-
-    auto too_many_fds = good;
-    too_many_fds.payload_size = 4096;
-    too_many_fds.fd_count = 254;
-    REQUIRE(parse(too_many_fds).error() == errc::bad_frame);
-
-    auto memfd_without_fd = good;
-    memfd_without_fd.flags = wire::frame_flags::memfd;
-    REQUIRE(parse(memfd_without_fd).error() == errc::bad_frame);
+    using spoil = void (*)(wire::frame_header&);
+    const std::pair<const char*, spoil> nonsense[] = {
+        {"reserved flags", [](wire::frame_header& h) { h.flags = 0x8000; }},
+        {"request and response at once",
+         [](wire::frame_header& h) {
+             h.flags = wire::frame_flags::request | wire::frame_flags::response;
+             h.tag = 1;
+         }},
+        {"a response without a tag", [](wire::frame_header& h) { h.flags = wire::frame_flags::response; }},
+        {"fds without room for their indexes", [](wire::frame_header& h) { h.fd_count = 5; }},  // 5 need 20 bytes
+        {"more fds than a message carries",
+         [](wire::frame_header& h) {
+             h.payload_size = 4096;
+             h.fd_count = 254;
+         }},
+        {"a memfd frame without its fd", [](wire::frame_header& h) { h.flags = wire::frame_flags::memfd; }},
+    };
+    for (const auto& [what, spoiled] : nonsense) {
+        INFO(what);
+        auto h = good;
+        spoiled(h);
+        REQUIRE(parse(h).error() == errc::bad_frame);
+    }
 
     // A memfd frame's last fd is the payload, so it needs no index in the payload.
     auto memfd_frame = good;
@@ -282,24 +256,24 @@ TEST_CASE("whole frames batch into one buffer and decode back, fds included", "[
     cluster::unique_fd read_end(ends[0]);
 
     wire::buffer out;
-    const auto no_fds = wire::encode_frame<proto>(out, app::job{1, "first"});
+    const auto no_fds = wire::encode_frame<proto>(out, support::job{1, "first"});
     REQUIRE(no_fds.empty());
     const std::size_t first_frame = out.size();
-    REQUIRE(first_frame == wire::frame_header_size + wire::encoded_size(app::job{1, "first"}));
+    REQUIRE(first_frame == wire::frame_header_size + wire::encoded_size(support::job{1, "first"}));
 
-    app::handoff h{"worker-2", cluster::unique_fd(ends[1])};
+    support::pipe_end h{"worker-2", cluster::unique_fd(ends[1])};
     const auto fds = wire::encode_frame<proto>(out, h, 9, wire::frame_flags::request);
     REQUIRE(fds == wire::fd_list{ends[1]});
 
     // First frame.
     auto header1 = wire::parse_header(out.bytes());
     REQUIRE(header1.has_value());
-    REQUIRE(header1->type_id == proto::id<app::job>);
+    REQUIRE(header1->type_id == proto::id<support::job>);
     REQUIRE(header1->fd_count == 0);
     auto msg1 =
         wire::decode_frame<proto>(*header1, out.bytes().subspan(wire::frame_header_size, header1->payload_size), {});
     REQUIRE(msg1.has_value());
-    REQUIRE(std::get<app::job>(*msg1).text == "first");
+    REQUIRE(std::get<support::job>(*msg1).text == "first");
 
     // Second frame, right after the first.
     const auto rest = out.bytes().subspan(first_frame);
@@ -312,12 +286,12 @@ TEST_CASE("whole frames batch into one buffer and decode back, fds included", "[
 
     std::vector<cluster::unique_fd> received;
     received.emplace_back(::fcntl(fds[0], F_DUPFD_CLOEXEC, 0));
-    h.socket.reset();
+    h.fd.reset();
     auto msg2 = wire::decode_frame<proto>(*header2, rest.subspan(wire::frame_header_size), received);
     REQUIRE(msg2.has_value());
-    auto& handoff = std::get<app::handoff>(*msg2);
-    REQUIRE(handoff.peer == "worker-2");
-    REQUIRE(::write(handoff.socket.get(), "x", 1) == 1);
+    auto& handoff = std::get<support::pipe_end>(*msg2);
+    REQUIRE(handoff.label == "worker-2");
+    REQUIRE(::write(handoff.fd.get(), "x", 1) == 1);
     char c = 0;
     REQUIRE(::read(read_end.get(), &c, 1) == 1);
     REQUIRE(c == 'x');
@@ -329,12 +303,12 @@ TEST_CASE("whole frames batch into one buffer and decode back, fds included", "[
 
 TEST_CASE("an impossible frame is refused at encode time and leaves the buffer as it was", "[wire][frame]") {
     wire::buffer out;
-    (void)wire::encode_frame<proto>(out, app::result{1, 1});
+    (void)wire::encode_frame<proto>(out, support::answer{1, 1});
     const std::size_t before = out.size();
-    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::request),
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, support::answer{2, 2}, 0, wire::frame_flags::request),
                       std::system_error);
-    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 5, 0x4000), std::system_error);
-    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, app::result{2, 2}, 0, wire::frame_flags::memfd),
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, support::answer{2, 2}, 5, 0x4000), std::system_error);
+    REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, support::answer{2, 2}, 0, wire::frame_flags::memfd),
                       std::system_error);
     REQUIRE(out.size() == before);
 }
@@ -365,7 +339,7 @@ TEST_CASE("routed frames name a worker in the tag and are neither requests nor r
     }
 
     wire::buffer out;
-    const app::job sent{3, "to worker 7"};
+    const support::job sent{3, "to worker 7"};
     (void)wire::encode_frame<proto>(out, sent, 7, r);
     auto header = wire::parse_header(out.bytes());
     REQUIRE(header.has_value());
@@ -373,7 +347,7 @@ TEST_CASE("routed frames name a worker in the tag and are neither requests nor r
     CHECK(header->tag == 7);
     auto decoded = wire::decode_frame<proto>(*header, out.bytes().subspan(wire::frame_header_size), {});
     REQUIRE(decoded.has_value());
-    CHECK(std::get<app::job>(*decoded).text == "to worker 7");
+    CHECK(std::get<support::job>(*decoded).text == "to worker 7");
 
     const std::size_t before = out.size();
     REQUIRE_THROWS_AS(wire::encode_frame<proto>(out, sent, 0, r), std::system_error);

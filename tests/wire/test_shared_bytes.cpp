@@ -2,6 +2,7 @@
 // (gathered, never copied into the batch), received without copying; forged fds refused.
 #include <catch2/catch.hpp>
 
+#include "support/channels.hpp"
 #include "support/descriptors.hpp"
 
 #include <cluster/io.hpp>
@@ -242,36 +243,25 @@ TEST_CASE("inline, gathered and memfd-backed shared_bytes cross between processe
     inline_big.high_water_mark = 64u << 20;  // gathered bytes count as queued too
     {
         io_context ctx;
-        auto [mine, theirs] = ipc::make_socket_pair().value();
-        auto child = child_process::fork().value();
-        if (child.is_child()) {
-            mine.reset();
-            int status = 0;
-            {
-                io_context child_ctx;
-                channel<proto> out(std::move(theirs), inline_big);
-                status = sync_wait([&]() -> task<int> {
-                    const blob a{1, shared_bytes(std::span{small})};
-                    const blob b{2, shared_bytes(std::span{large})};  // gathered: not copied into the batch
-                    const blob c{3, in_memfd(huge)};                  // one fd
-                    if (out.queued_bytes() != 0) co_return 1;
-                    if (!out.try_send(a) || !out.try_send(b) || !out.try_send(c)) co_return 2;
-                    // The batch holds b's bytes by reference until they are written.
-                    if (b.bytes.use_count() != 2 || out.queued_bytes() < large.size()) co_return 3;
-                    if (!co_await out.flush()) co_return 4;
-                    if (b.bytes.use_count() != 1) co_return 5;
-                    pair_of_blobs two;
-                    two.parts = {shared_bytes(std::span{large}), in_memfd(small)};
-                    two.note = "two";
-                    if (!co_await out.send(two)) co_return 6;
-                    if (out.stats().memfd_frames != 0) co_return 7;
-                    co_return (co_await out.shutdown()) ? 0 : 8;
-                }());
-            }
-            _exit(status);
-        }
-        theirs.reset();
-        channel<proto> in(std::move(mine));
+        auto from_child = support::channel_from_child<proto>(inline_big, [&](channel<proto>& out) -> task<int> {
+            const blob a{1, shared_bytes(std::span{small})};
+            const blob b{2, shared_bytes(std::span{large})};  // gathered: not copied into the batch
+            const blob c{3, in_memfd(huge)};                  // one fd
+            if (out.queued_bytes() != 0) co_return 1;
+            if (!out.try_send(a) || !out.try_send(b) || !out.try_send(c)) co_return 2;
+            // The batch holds b's bytes by reference until they are written.
+            if (b.bytes.use_count() != 2 || out.queued_bytes() < large.size()) co_return 3;
+            if (!co_await out.flush()) co_return 4;
+            if (b.bytes.use_count() != 1) co_return 5;
+            pair_of_blobs two;
+            two.parts = {shared_bytes(std::span{large}), in_memfd(small)};
+            two.note = "two";
+            if (!co_await out.send(two)) co_return 6;
+            if (out.stats().memfd_frames != 0) co_return 7;
+            co_return (co_await out.shutdown()) ? 0 : 8;
+        });
+        auto& in = from_child.first;
+        auto& child = from_child.second;
         std::vector<shared_bytes> kept;
         sync_wait([&]() -> task<void> {
             auto a = co_await in.receive();
@@ -393,6 +383,18 @@ TEST_CASE("values received inline and by fd stay valid after their channel is go
     CHECK(memfd_mapping_count() == maps_before);
 }
 
+namespace {
+
+// A memfd of `size` bytes with `seals` (none: 0), as a forger would make one.
+unique_fd memfd_of(std::size_t size, int seals) {
+    unique_fd m(::memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    REQUIRE(::ftruncate(m.get(), static_cast<off_t>(size)) == 0);
+    if (seals != 0) REQUIRE(::fcntl(m.get(), F_ADD_SEALS, seals) == 0);
+    return m;
+}
+
+}  // namespace
+
 TEST_CASE("an fd that is not a sealed memfd of the declared size is refused") {
     const auto fds_before = open_fd_count();
     std::error_code reason;
@@ -405,24 +407,19 @@ TEST_CASE("an fd that is not a sealed memfd of the declared size is refused") {
         CHECK_THAT(why, Catch::Contains("blob.bytes") && Catch::Contains("not a sealable memfd"));
     }
     SECTION("an unsealed memfd") {
-        unique_fd m(::memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-        REQUIRE(::ftruncate(m.get(), 4096) == 0);
+        const auto m = memfd_of(4096, 0);
         auto why = refusal_of(m.get(), 4096, reason);
         CHECK(reason == errc::invalid_value);
         CHECK_THAT(why, Catch::Contains("blob.bytes") && Catch::Contains("not sealed"));
     }
     SECTION("a memfd sealed against writes but not shrinking") {
-        unique_fd m(::memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-        REQUIRE(::ftruncate(m.get(), 4096) == 0);
-        REQUIRE(::fcntl(m.get(), F_ADD_SEALS, F_SEAL_WRITE) == 0);
+        const auto m = memfd_of(4096, F_SEAL_WRITE);
         auto why = refusal_of(m.get(), 4096, reason);
         CHECK(reason == errc::invalid_value);
         CHECK_THAT(why, Catch::Contains("not sealed"));
     }
     SECTION("a sealed memfd smaller than declared") {
-        unique_fd m(::memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-        REQUIRE(::ftruncate(m.get(), 100) == 0);
-        REQUIRE(::fcntl(m.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) == 0);
+        const auto m = memfd_of(100, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
         auto why = refusal_of(m.get(), 4096, reason);
         CHECK(reason == errc::truncated);
         CHECK_THAT(why, Catch::Contains("blob.bytes") && Catch::Contains("smaller than its declared size"));

@@ -17,11 +17,7 @@
 
 #include <cluster/wire.hpp>
 
-struct result {
-    std::uint64_t id = 0;
-    std::size_t words = 0;
-};
-BOOST_DESCRIBE_STRUCT(result, (), (id, words))
+#include "support/messages.hpp"
 
 struct job {
     std::uint64_t id = 0;
@@ -128,6 +124,14 @@ void put(std::vector<std::byte>& out, U value) {
     out.insert(out.end(), p, p + sizeof value);
 }
 
+// The bytes of values in a row, as the wire holds them (native byte order).
+template <class... U>
+std::vector<std::byte> bytes_of(U... values) {
+    std::vector<std::byte> out;
+    (put(out, values), ...);
+    return out;
+}
+
 template <class T>
 std::string error_of(std::span<const std::byte> bytes) {
     auto r = wire::decode<T>(bytes);
@@ -220,9 +224,9 @@ TEST_CASE("random garbage never decodes into a crash", "[wire][strict]") {
 
 TEST_CASE("errors name the field that failed", "[wire][strict]") {
     SECTION("a cut-off scalar") {
-        auto bytes = encode_bytes(result{1, 2});
+        auto bytes = encode_bytes(support::answer{1, 2});
         bytes.pop_back();
-        REQUIRE(error_of<result>(bytes) == "result.words: truncated");
+        REQUIRE(error_of<support::answer>(bytes) == "support::answer.count: truncated");
     }
     SECTION("a cut-off element of a vector") {
         auto bytes = encode_bytes(job{9, {"aaaaaaaaaa", "b", "c", "d", "e"}});
@@ -231,19 +235,11 @@ TEST_CASE("errors name the field that failed", "[wire][strict]") {
         REQUIRE(error_of<job>(bytes) == "job.tags[3]: truncated");
     }
     SECTION("an enum value outside the enumerators") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint16_t>(bytes, 3);
-        put<std::uint8_t>(bytes, 0);
-        put<std::uint8_t>(bytes, 0);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint16_t{3}, std::uint8_t{0}, std::uint8_t{0});
         REQUIRE(error_of<config>(bytes) == "config.mode: invalid enum value");
     }
     SECTION("a bool that is neither 0 nor 1") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint16_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 0);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint16_t{2}, std::uint8_t{2}, std::uint8_t{0});
         REQUIRE(error_of<config>(bytes) == "config.verbose: invalid value");
     }
     SECTION("a bad value or a cut inside a run of fixed-size fields") {
@@ -263,28 +259,15 @@ TEST_CASE("errors name the field that failed", "[wire][strict]") {
         REQUIRE(error_of<track>(cut) == "track.markers[1].id: truncated");
     }
     SECTION("an optional flag that is neither 0 nor 1") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint16_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 1);
-        put<std::uint8_t>(bytes, 7);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint16_t{2}, std::uint8_t{1}, std::uint8_t{7});
         REQUIRE(error_of<config>(bytes) == "config.limit: invalid value");
     }
     SECTION("a variant index past the alternatives") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 1);
-        put<double>(bytes, 1.0);
-        put<std::uint8_t>(bytes, 3);
+        auto bytes = bytes_of(std::uint32_t{2}, std::uint8_t{1}, double{1.0}, std::uint8_t{3});
         REQUIRE(error_of<scene>(bytes) == "scene.shapes[1]: invalid variant index");
     }
     SECTION("a field inside a variant alternative is named through the alternative") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 2);
-        put<std::int8_t>(bytes, 5);
-        put<std::uint8_t>(bytes, 0);
-        put<std::uint32_t>(bytes, 0);
+        auto bytes = bytes_of(std::uint32_t{2}, std::uint8_t{2}, std::int8_t{5}, std::uint8_t{0}, std::uint32_t{0});
         REQUIRE(error_of<scene>(bytes) == "scene.shapes[1]<circle>.radius: truncated");
     }
     SECTION("map keys and values") {
@@ -302,42 +285,36 @@ TEST_CASE("errors name the field that failed", "[wire][strict]") {
         REQUIRE(error_of<inventory>(repeated) == "inventory.counts[1].key: invalid value");
     }
     SECTION("base members are paths on the derived struct") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 1);
+        auto bytes = bytes_of(std::uint32_t{1});
         REQUIRE(error_of<derived>(bytes) == "derived.label: length exceeds the frame");
     }
     SECTION("bytes after a complete value") {
-        auto bytes = encode_bytes(result{1, 2});
+        auto bytes = encode_bytes(support::answer{1, 2});
         bytes.push_back(std::byte{0});
-        REQUIRE(error_of<result>(bytes) == "result: trailing bytes after the value");
+        REQUIRE(error_of<support::answer>(bytes) == "support::answer: trailing bytes after the value");
     }
     SECTION("a root that is not a named type starts at its first segment") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 2);
-        put<std::uint8_t>(bytes, 1);
-        put<std::uint8_t>(bytes, 9);
+        auto bytes = bytes_of(std::uint32_t{2}, std::uint8_t{1}, std::uint8_t{9});
         REQUIRE(error_of<std::vector<bool>>(bytes) == "[1]: invalid value");
     }
 }
 
 TEST_CASE("value() throws std::system_error carrying the code and the path", "[wire][strict]") {
-    auto bytes = encode_bytes(result{1, 2});
+    auto bytes = encode_bytes(support::answer{1, 2});
     bytes.pop_back();
-    auto r = wire::decode<result>(bytes);
+    auto r = wire::decode<support::answer>(bytes);
     try {
         (void)r.value();
         FAIL("value() returned on a decode error");
     } catch (const std::system_error& e) {
         REQUIRE(e.code() == errc::truncated);
-        REQUIRE(std::string(e.what()) == "result.words: truncated");
+        REQUIRE(std::string(e.what()) == "support::answer.count: truncated");
     }
 }
 
 TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation", "[wire][strict]") {
     SECTION("vector of arithmetic") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 1);
-        put<std::uint32_t>(bytes, 0xffffffffu);
+        auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{0xffffffffu});
         bytes.resize(20);
         auto r = wire::decode<blob>(bytes);
         REQUIRE_FALSE(r.has_value());
@@ -345,10 +322,7 @@ TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation
         REQUIRE(r.error().message() == "blob.data: length exceeds the frame");
     }
     SECTION("vector of structs, map and string") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 1);
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint32_t>(bytes, 0xffffffffu);
+        auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{0}, std::uint32_t{0xffffffffu});
         bytes.resize(20);
         REQUIRE(error_of<blob>(bytes) == "blob.jobs: length exceeds the frame");
 
@@ -367,9 +341,7 @@ TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation
     }
     SECTION("a count that fits the bytes only at one byte per element") {
         // 8 elements of u64 need 64 bytes; 16 are left.
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 1);
-        put<std::uint32_t>(bytes, 8);
+        auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{8});
         bytes.resize(24);
         REQUIRE(error_of<blob>(bytes) == "blob.data: length exceeds the frame");
     }
@@ -388,9 +360,7 @@ TEST_CASE("nesting deeper than the limit is too_deep", "[wire][strict]") {
 TEST_CASE("fd indexes must name a received, not yet taken, descriptor", "[wire][strict][fd]") {
     auto open_null = [] { return cluster::unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); };
     SECTION("an index past the received fds") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint32_t>(bytes, 1);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint32_t{1});
         std::vector<cluster::unique_fd> received;
         received.push_back(open_null());
         auto r = wire::decode<handles>(bytes, received);
@@ -398,9 +368,7 @@ TEST_CASE("fd indexes must name a received, not yet taken, descriptor", "[wire][
         REQUIRE(r.error().message() == "handles.second: file descriptor missing from the message");
     }
     SECTION("the same index twice") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint32_t>(bytes, 0);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint32_t{0});
         std::vector<cluster::unique_fd> received;
         received.push_back(open_null());
         received.push_back(open_null());
@@ -411,9 +379,7 @@ TEST_CASE("fd indexes must name a received, not yet taken, descriptor", "[wire][
         REQUIRE(received[1].valid());  // never referenced: still the caller's
     }
     SECTION("no fds arrived at all") {
-        std::vector<std::byte> bytes;
-        put<std::uint32_t>(bytes, 0);
-        put<std::uint32_t>(bytes, 0xffffffffu);
+        auto bytes = bytes_of(std::uint32_t{0}, std::uint32_t{0xffffffffu});
         REQUIRE(error_of<handles>(bytes) == "handles.first: file descriptor missing from the message");
     }
 }
