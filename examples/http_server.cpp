@@ -2,9 +2,12 @@
 // and keeps them running; every worker serves HTTP/1.1 (keep-alive, pipelining; parsed by
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
 //   ./http_server [--workers N] [--port P] [--host A] [--schedule S]
+//                 [--header-timeout-ms H] [--request-timeout-ms R]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); S: round_robin (default), shared, reuseport, sticky
-//     or least_connections
+//     or least_connections; H, R: the time a request's head (default 60000), and the whole
+//     request (default 300000), may take from its first byte before the answer is 408 and
+//     the connection closes, however slowly the bytes trickle in (0: no limit)
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -42,6 +45,7 @@ struct settings {
     unsigned workers = 0;
     endpoint where;
     cluster::schedule how = schedule::round_robin;
+    http::limits limits;
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
@@ -117,7 +121,7 @@ task<void> worker_main(worker<proto>& w, const settings& s) {
     routes app(w.id());
     // Once the primary disconnects this worker (a stop, a reload, a scale-down), accept()
     // ends and the server drains: the requests in progress are answered, and then closed.
-    http::server<routes> server(app, w.stop_token());
+    http::server<routes> server(app, w.stop_token(), s.limits);
     for (;;) {
         auto stream = co_await connections.accept();
         if (stream) {
@@ -199,6 +203,18 @@ std::optional<unsigned> number(std::string_view text, unsigned max) {
     return n;
 }
 
+// A day: far past any request's reasonable time, and it bounds the arithmetic.
+constexpr unsigned max_timeout_ms = 24 * 60 * 60 * 1000;
+
+// `flag`'s milliseconds, or `fallback`'s when it is absent.
+std::optional<std::chrono::milliseconds> milliseconds(int argc, char** argv, std::string_view flag,
+                                                      std::chrono::milliseconds fallback) {
+    const std::string otherwise = std::to_string(fallback.count());
+    const auto n = number(option(argc, argv, flag, otherwise), max_timeout_ms);
+    if (!n) return std::nullopt;
+    return std::chrono::milliseconds(*n);
+}
+
 std::optional<endpoint> address(std::string_view host, std::optional<unsigned> port) {
     if (!port) return std::nullopt;
     try {
@@ -214,16 +230,21 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto how = parse_schedule(option(argc, argv, "--schedule", "round_robin"));
     const auto port = number(option(argc, argv, "--port", "8000"), 65535);
     const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port);
-    if (!workers || !how || how == schedule::custom || !where) {
+    const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
+    const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
+    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout) {
         std::fprintf(stderr,
                      "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--schedule "
-                     "round_robin|shared|reuseport|sticky|least_connections]\n",
-                     argv[0]);
+                     "round_robin|shared|reuseport|sticky|least_connections] [--header-timeout-ms 0..%u] "
+                     "[--request-timeout-ms 0..%u]\n",
+                     argv[0], max_timeout_ms, max_timeout_ms);
         return std::nullopt;
     }
     s.workers = *workers == 0 ? cpu_count() : *workers;
     s.how = *how;
     s.where = *where;
+    s.limits.header_timeout = *header_timeout;
+    s.limits.request_timeout = *request_timeout;
     return s;
 }
 

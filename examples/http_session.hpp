@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <stop_token>
@@ -33,6 +34,13 @@ struct limits {
     // Once a request has begun, each read of the rest waits this long at most; and so does
     // each write of a response, for a client that does not read.
     std::chrono::milliseconds read_timeout{30000};
+    // A client sending a byte now and then never lets a read wait read_timeout, and would
+    // hold its connection (and the worker's memory) forever. So a request's head must be
+    // whole this long after its first byte, and the whole request, body included, within
+    // request_timeout; if not, the answer is 408 and the connection closes. Node's
+    // server.headersTimeout and server.requestTimeout; 0: no such deadline.
+    std::chrono::milliseconds header_timeout{60000};
+    std::chrono::milliseconds request_timeout{300000};
 };
 
 // What a handler sees of a request.
@@ -108,6 +116,11 @@ inline const prepared_response& bad_request() {
     return r;
 }
 
+inline const prepared_response& request_timeout() {
+    static const prepared_response r("408 Request Timeout", "text/plain", "Request Timeout\n");
+    return r;
+}
+
 inline const prepared_response& header_too_large() {
     static const prepared_response r("431 Request Header Fields Too Large", "text/plain",
                                      "Request Header Fields Too Large\n");
@@ -115,8 +128,9 @@ inline const prepared_response& header_too_large() {
 }
 
 // What a connection waits for. Draining closes a connection at rest (see watchdog), but
-// waits for the first request of a new one: it may be on its way already.
-enum class waiting { first_request, at_rest, rest_of_request, client_to_read };
+// waits for the first request of a new one: it may be on its way already. The rest of a
+// request is its head or its body: only the head has header_timeout.
+enum class waiting { first_request, at_rest, rest_of_head, rest_of_body, client_to_read };
 
 // The parser's side of a connection: feed it what was read, and the answers to every
 // request completed in it are in output(), in order. It holds no request bytes: only the
@@ -145,10 +159,19 @@ public:
         response(out_, false, false).send(too_large_ ? header_too_large() : bad_request());
     }
 
+    // The request was too slow to arrive: it is answered 408, and the connection closes.
+    void time_out() {
+        closing_ = true;
+        unread_ = true;  // the client may still be sending it
+        response(out_, false, false).send(request_timeout());
+    }
+
     [[nodiscard]] waiting next() const noexcept {
-        if (in_request_) return waiting::rest_of_request;
+        if (in_request_) return in_head_ ? waiting::rest_of_head : waiting::rest_of_body;
         return answered_ ? waiting::at_rest : waiting::first_request;
     }
+    // How many requests have begun: the watchdog's cue that a request's deadlines start.
+    [[nodiscard]] std::uint64_t requests_begun() const noexcept { return begun_; }
     // Once output() is sent, the connection closes.
     [[nodiscard]] bool closing() const noexcept { return closing_; }
     // Closing, with bytes of the client's left unread.
@@ -160,7 +183,9 @@ private:
 
     static int on_message_begin(llhttp_t* p) noexcept {
         auto& c = of(p);
+        ++c.begun_;
         c.in_request_ = true;
+        c.in_head_ = true;
         c.path_size_ = 0;
         c.header_bytes_ = 0;
         return 0;
@@ -210,6 +235,10 @@ private:
         s.on_url = on_url;
         s.on_header_field = [](llhttp_t* p, const char*, std::size_t n) { return count_header_bytes(p, n); };
         s.on_header_value = [](llhttp_t* p, const char*, std::size_t n) { return count_header_bytes(p, n); };
+        s.on_headers_complete = [](llhttp_t* p) {
+            of(p).in_head_ = false;
+            return 0;
+        };
         s.on_message_complete = on_message_complete;
         return s;
     }
@@ -224,7 +253,9 @@ private:
     std::array<char, max_path + 1> path_;
     std::size_t path_size_ = 0;
     std::size_t header_bytes_ = 0;
+    std::uint64_t begun_ = 0;
     bool in_request_ = false;
+    bool in_head_ = false;
     bool answered_ = false;
     bool too_large_ = false;
     bool closing_ = false;
@@ -235,7 +266,9 @@ private:
 // every read costs a tenth of the throughput; instead each connection notes when its read
 // began, in ticks of a coarse clock, and on each tick the watchdog cancels the reads that
 // have waited too long: read_timeout inside a request, keep_alive_timeout for the next one.
-// Writes, likewise, get read_timeout.
+// Writes, likewise, get read_timeout. Each connection also notes the tick its request
+// began, so the same tick cancels a read of a request past header_timeout or
+// request_timeout, however recently its last byte came; that connection answers 408.
 //
 // Draining closes the connections at rest, but a client may be sending its next request
 // on one at that very moment, and would lose it. So only those at rest for a whole tick
@@ -252,11 +285,26 @@ public:
         watch& operator=(const watch&) = delete;
         ~watch() { dog_.unlink(*this); }
 
-        // Call before each read or write; it answers the token returned.
-        [[nodiscard]] std::stop_token begin(waiting what) {
+        // Call before each read or write, with the connection's requests_begun(); it
+        // answers the token returned.
+        [[nodiscard]] std::stop_token begin(waiting what, std::uint64_t requests_begun) {
             since_ = dog_.now_;
             waiting_ = what;
+            // The request began in the bytes just read, so within this tick.
+            if (requests_begun != request_) {
+                request_ = requests_begun;
+                request_since_ = dog_.now_;
+            }
             return cancel_.get_token();
+        }
+
+        // Whether the token was cancelled because the request took too long, not a read:
+        // then the client is owed a 408, and the watch is armed again to send it.
+        [[nodiscard]] bool request_timed_out() {
+            if (!overdue_) return false;
+            overdue_ = false;
+            cancel_ = std::stop_source();
+            return true;
         }
 
     private:
@@ -266,11 +314,16 @@ public:
         watch* next_ = nullptr;
         std::stop_source cancel_;
         std::uint64_t since_ = 0;
+        std::uint64_t request_ = 0;
+        std::uint64_t request_since_ = 0;
         waiting waiting_ = waiting::first_request;
+        bool overdue_ = false;
     };
 
     watchdog(const limits& l, std::stop_token drain)
-        : keep_alive_ticks_(ticks(l.keep_alive_timeout)), read_ticks_(ticks(l.read_timeout)), drain_(std::move(drain)) {
+        : keep_alive_ticks_(ticks(l.keep_alive_timeout)), read_ticks_(ticks(l.read_timeout)),
+          header_ticks_(deadline_ticks(l.header_timeout)), request_ticks_(deadline_ticks(l.request_timeout)),
+          drain_(std::move(drain)) {
         on_drain_.emplace(drain_, drain_callback{this});
     }
     watchdog(const watchdog&) = delete;  // the callback and the watches point at it
@@ -295,20 +348,35 @@ private:
     static std::uint64_t ticks(std::chrono::milliseconds d) noexcept {
         return static_cast<std::uint64_t>((d + tick - std::chrono::milliseconds(1)) / tick);
     }
+    // As Node's: 0 turns the deadline off.
+    static std::uint64_t deadline_ticks(std::chrono::milliseconds d) noexcept {
+        return d.count() > 0 ? ticks(d) : std::numeric_limits<std::uint64_t>::max();
+    }
 
     [[nodiscard]] bool expired(const watch& w) const noexcept {
         // Two ticks of the clock: a whole tick of time at least.
         const std::uint64_t waited = now_ - w.since_;
-        if (w.waiting_ == waiting::rest_of_request || w.waiting_ == waiting::client_to_read)
+        if (w.waiting_ == waiting::rest_of_head || w.waiting_ == waiting::rest_of_body ||
+            w.waiting_ == waiting::client_to_read)
             return waited > read_ticks_;
         if (w.waiting_ == waiting::at_rest && waited >= 2 && drain_.stop_requested()) return true;
         return waited > keep_alive_ticks_;
     }
 
+    // Only a read of the request: a write of an earlier answer has read_timeout, and the
+    // read after it is caught on the next tick.
+    [[nodiscard]] bool overdue(const watch& w) const noexcept {
+        if (w.waiting_ != waiting::rest_of_head && w.waiting_ != waiting::rest_of_body) return false;
+        const std::uint64_t taken = now_ - w.request_since_;
+        return taken > request_ticks_ || (w.waiting_ == waiting::rest_of_head && taken > header_ticks_);
+    }
+
     // Cancelling only asks the ring: no read completes, and no watch leaves, meanwhile.
     void cancel_expired() noexcept {
-        for (watch* w = head_; w; w = w->next_)
-            if (expired(*w)) w->cancel_.request_stop();
+        for (watch* w = head_; w; w = w->next_) {
+            if (overdue(*w)) w->overdue_ = true;
+            if (w->overdue_ || expired(*w)) w->cancel_.request_stop();
+        }
     }
 
     void link(watch& w) noexcept {
@@ -326,6 +394,8 @@ private:
 
     std::uint64_t keep_alive_ticks_;
     std::uint64_t read_ticks_;
+    std::uint64_t header_ticks_;
+    std::uint64_t request_ticks_;
     std::stop_token drain_;
     std::optional<std::stop_callback<drain_callback>> on_drain_;
     watch* head_ = nullptr;
@@ -380,13 +450,19 @@ private:
         std::array<char, read_buffer_size> in;
         bool filled = false;  // the last read filled `in`: more may be waiting
         while (!c.closing()) {
-            auto n = co_await stream.read_some(in).with_stop_token(watch.begin(c.next()));
-            if (!n || *n == 0) co_return;  // the client left, or the watchdog gave up on it
-            filled = *n == in.size();
-            c.feed(std::span<const char>(in.data(), *n));
+            auto n = co_await stream.read_some(in).with_stop_token(watch.begin(c.next(), c.requests_begun()));
+            if (watch.request_timed_out()) {
+                c.time_out();  // even if bytes came meanwhile: the deadline had passed
+            } else if (n && *n > 0) {
+                filled = *n == in.size();
+                c.feed(std::span<const char>(in.data(), *n));
+            } else {
+                co_return;  // the client left, or the watchdog gave up on a read
+            }
             // A write_some loop, not stream.write(): that is a task, allocated per call.
             for (std::string_view rest = c.output(); !rest.empty();) {
-                auto sent = co_await stream.write_some(rest).with_stop_token(watch.begin(waiting::client_to_read));
+                auto sent = co_await stream.write_some(rest).with_stop_token(
+                    watch.begin(waiting::client_to_read, c.requests_begun()));
                 if (!sent) co_return;
                 rest.remove_prefix(*sent);
             }
