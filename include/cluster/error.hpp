@@ -22,6 +22,7 @@ enum class errc {
     frame_too_large,        // a frame above the channel's size limit
     bad_frame,              // a frame header that does not check out
     missing_fd,             // a message refers to a file descriptor that did not arrive
+    stray_fd,               // file descriptors arrived that no frame announced
     channel_closed,         // the channel was closed (by us, or after a protocol error)
     unexpected_type,        // a valid message, but not the type the receiver asked for
     peer_gone,              // the other process went away before answering
@@ -46,6 +47,7 @@ public:
         case errc::frame_too_large: return "frame above the size limit";
         case errc::bad_frame: return "malformed frame header";
         case errc::missing_fd: return "file descriptor missing from the message";
+        case errc::stray_fd: return "file descriptors not announced by any frame";
         case errc::channel_closed: return "channel closed";
         case errc::unexpected_type: return "unexpected message type";
         case errc::peer_gone: return "the peer went away before answering";

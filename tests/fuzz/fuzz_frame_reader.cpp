@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if ((shape & 0x80) && ++receives % 3 == 0) {
             std::vector<cluster::unique_fd> fds;
             fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-            reader.add_fds(fds);
+            reader.add_fds(fds, (shape & 0x40) != 0);
         }
         for (;;) {
             auto next = reader.next();
@@ -67,7 +67,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 if (!next.error().code) std::abort();  // a failure always says why
                 return 0;
             }
-            if (!*next) break;
+            if (!*next) {
+                (void)reader.holds_stray_fds();
+                break;
+            }
             const auto& f = **next;
             if (f.header.payload_size > 4096 || f.fds.size() > f.header.fd_count) std::abort();
             auto decoded = cluster::wire::decode_frame<fuzz::proto>(f.header, f.payload, f.fds, f.owner);

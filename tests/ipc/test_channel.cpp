@@ -6,13 +6,18 @@
 #include "support/messages.hpp"
 
 #include <cluster/io.hpp>
+#include <cluster/io/scm_rights.hpp>
 #include <cluster/ipc/channel.hpp>
+#include <cluster/wire/frame.hpp>
 
 #include <boost/describe.hpp>
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
@@ -507,4 +512,151 @@ TEST_CASE("1 GiB streams between two processes in order and intact") {
     auto status = sync_wait(child.wait());
     REQUIRE(status.has_value());
     CHECK(status->success());
+}
+
+namespace {
+
+// Writes one frame of `msg` to `to` with `fds` attached, as a peer that ignores the protocol's
+// rules about fds may.
+template <class T>
+void send_raw(int to, const T& msg, const std::vector<int>& fds) {
+    wire::buffer out;
+    (void)wire::encode_frame<proto>(out, msg);
+    iovec iov{out.data(), out.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    std::vector<std::byte> control;
+    io::attach_fds(m, control, fds);
+    REQUIRE(::sendmsg(to, &m, MSG_NOSIGNAL) == static_cast<ssize_t>(out.size()));
+}
+
+std::vector<unique_fd> open_dev_null(std::size_t n) {
+    std::vector<unique_fd> out;
+    for (std::size_t i = 0; i < n; ++i) out.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return out;
+}
+
+std::vector<int> raw(const std::vector<unique_fd>& fds) {
+    std::vector<int> out;
+    for (const auto& fd : fds) out.push_back(fd.get());
+    return out;
+}
+
+// Lowers this process's descriptor limit to `limit` until destroyed.
+class lowered_fd_limit {
+public:
+    explicit lowered_fd_limit(rlim_t limit) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved_) == 0);
+        rlimit lower = saved_;
+        lower.rlim_cur = limit;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lower) == 0);
+    }
+    lowered_fd_limit(const lowered_fd_limit&) = delete;
+    lowered_fd_limit& operator=(const lowered_fd_limit&) = delete;
+    ~lowered_fd_limit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+
+private:
+    rlimit saved_{};
+};
+
+}  // namespace
+
+// A channel whose peer writes raw frames with fds attached, however many they announce:
+// `send(peer)` writes them; the checks say what the channel made of it.
+template <class Send>
+void with_raw_peer(Send send, const std::string& why) {
+    io_context ctx;
+    const auto before = open_fd_count();
+    auto [mine, theirs] = ipc::make_socket_pair().value();
+    channel<proto> ch(std::move(mine));
+    const std::size_t good = send(theirs.get());
+    // The frames before the offence are delivered; nothing after it is read.
+    for (std::size_t i = 0; i < good; ++i) CHECK(sync_wait(ch.receive()));
+    CHECK_FALSE(sync_wait(ch.receive()));
+    CHECK(ch.close_reason() == make_error_code(errc::stray_fd));
+    CHECK_THAT(ch.close_message(), Catch::Contains(why));
+    CHECK(open_fd_count() <= before + 2);  // the socketpair, and none of the fds it sent
+}
+
+TEST_CASE("fds a frame does not announce are closed, and cut the peer off") {
+    with_raw_peer(
+        [](int peer) -> std::size_t {
+            auto extra = open_dev_null(200);
+            send_raw(peer, job{1, "no fds announced"}, raw(extra));
+            send_raw(peer, job{2, "again"}, raw(extra));
+            return 1;  // the first frame itself is good; what came with it is not
+        },
+        "200 fds not announced");
+}
+
+TEST_CASE("more fds than the frame announces are closed, and cut the peer off") {
+    with_raw_peer(
+        [](int peer) -> std::size_t {
+            auto fds = open_dev_null(100);
+            const pipe_end msg{"one announced", std::move(fds.front())};
+            auto all = raw(fds);
+            all.front() = msg.fd.get();
+            send_raw(peer, msg, all);
+            return 0;
+        },
+        "1 fds announced, 100 arrived");
+}
+
+TEST_CASE("each frame's fds arrive with it, however frames with and without fds interleave") {
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        std::vector<std::array<unique_fd, 2>> pipes;
+        for (int i = 0; i < 20; ++i) {
+            pipes.push_back(support::make_pipe());
+            (void)p.a.send(job{static_cast<std::uint64_t>(i), "between"});
+            (void)p.a.send(pipe_end{std::to_string(i), unique_fd(::dup(pipes.back()[1].get()))});
+        }
+        co_await p.a.flush();
+        for (int i = 0; i < 20; ++i) {
+            auto j = co_await p.b.receive();
+            REQUIRE(j);
+            CHECK(std::get<job>(*j).id == static_cast<std::uint64_t>(i));
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            auto& end = std::get<pipe_end>(*m);
+            REQUIRE(end.label == std::to_string(i));
+            // The write end this frame named, and no other: its own pipe hears it.
+            REQUIRE(::write(end.fd.get(), "x", 1) == 1);
+            char c = 0;
+            CHECK(::read(pipes[static_cast<std::size_t>(i)][0].get(), &c, 1) == 1);
+        }
+        CHECK(p.a.stats().writes >= 20);
+    });
+}
+
+TEST_CASE("a frame whose fds the kernel could not give us arrives without them, and the link goes on") {
+    io_context ctx;
+    pair_of_channels p;
+    sync_wait([&]() -> task<void> {
+        {
+            many_fds msg;
+            msg.fds = open_dev_null(50);
+            (void)p.a.send(msg);
+            (void)p.a.send(job{7, "after"});
+            auto flushed = co_await p.a.flush();
+            REQUIRE(flushed);
+        }
+        std::optional<proto::variant> m;
+        {
+            // Room for about 10 of the 50: the kernel installs what fits and closes the rest.
+            const lowered_fd_limit limit(open_fd_count() + 10);
+            m = co_await p.b.receive();
+        }
+        REQUIRE(m);
+        const auto& got = std::get<many_fds>(*m).fds;
+        REQUIRE(got.size() == 50);
+        const auto received = std::count_if(got.begin(), got.end(), [](const unique_fd& fd) { return fd.valid(); });
+        CHECK(received > 0);
+        CHECK(received < 50);
+        CHECK(p.b.stats().fds_lost == static_cast<std::uint64_t>(50 - received));
+        auto next = co_await p.b.receive();
+        REQUIRE(next);
+        CHECK(std::get<job>(*next).id == 7);
+        CHECK(p.b.is_open());
+    }());
 }

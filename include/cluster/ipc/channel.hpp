@@ -5,11 +5,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -76,6 +78,13 @@ public:
         return {};
     }
 
+    // Queues msg whatever is queued already, and says at once whether it could: for a
+    // process's own small messages, which must not wait for room (a handoff, an answer).
+    template <wire::message_of<P> T>
+    std::error_code queue(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        return s_->sender.queue(msg, tag, flags);
+    }
+
     // The next message, or nothing once the channel has closed (see close_reason()).
     [[nodiscard]] auto receive() { return receive_awaiter<false>{*s_}; }
     [[nodiscard]] auto receive_envelope() { return receive_awaiter<true>{*s_}; }
@@ -106,6 +115,10 @@ public:
     // and a waiting receive() gets nothing, as does every later send and receive. The
     // descriptor is released at once: the kernel's ops on it are cancelled first.
     void close() { s_->close_now(); }
+
+    // Cuts off a peer that broke the protocol in a message that decoded: it learns at once,
+    // nothing more it sends is read, and close_reason() says why.
+    void abort(std::error_code why, std::string detail) { s_->close_with(why, std::move(detail)); }
 
     [[nodiscard]] bool is_open() const noexcept { return !s_->read_closed; }
     // Empty after a clean end of stream; otherwise why the channel closed.
@@ -169,7 +182,13 @@ private:
         [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
             frame = reader.next_small();
-            return frame != nullptr || (reader.may_hold_more() && take_next());
+            if (frame != nullptr || (reader.may_hold_more() && take_next())) return true;
+            return reader.holds_stray_fds() && refuse_stray_fds();
+        }
+        [[gnu::cold]] bool refuse_stray_fds() {
+            auto e = reader.stray_fds_error();
+            close_with(e.code, std::move(e.detail));
+            return true;
         }
         bool take_next() {
             auto next = reader.next();
@@ -192,7 +211,9 @@ private:
         // built in the caller's optional (NRVO), not moved there.
         [[gnu::always_inline]] std::optional<variant> decode_frame() {
             std::optional<wire::decode_error> error;
-            auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error);
+            if (frame->fds_lost) stats.fds_lost += lost_fds(frame->fds);
+            auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error,
+                                                      frame->fds_lost);
             frame = nullptr;
             reader.consume();
             if (error)
@@ -200,6 +221,11 @@ private:
             else
                 ++stats.frames_received;
             return out;
+        }
+
+        [[gnu::cold]] static std::uint64_t lost_fds(std::span<const unique_fd> fds) noexcept {
+            return static_cast<std::uint64_t>(
+                std::count_if(fds.begin(), fds.end(), [](const auto& fd) { return !fd; }));
         }
 
         std::optional<envelope<P>> take_envelope() {
@@ -234,11 +260,12 @@ private:
                                "peer closed mid-frame, " + std::to_string(reader.partial_bytes()) + " bytes in");
                 else
                     read_closed = true;
-            } else if (recv_msg.msg_flags & MSG_CTRUNC) {
-                close_with(make_error_code(errc::missing_fd), "more fds than one message may carry");
             } else {
+                // MSG_CTRUNC: this process is at its descriptor limit, and the kernel closed
+                // the fds it could not install. The frame they came with arrives without
+                // them, and the link goes on.
                 reader.commit(static_cast<std::size_t>(res));
-                reader.add_fds(fds);
+                reader.add_fds(fds, (recv_msg.msg_flags & MSG_CTRUNC) != 0);
             }
             if (!resume || !receiver) return;
             if (take_ready())
@@ -261,6 +288,7 @@ private:
             read_closed = true;
             reason = ec;
             reason_detail = std::move(detail);
+            reader.drop_fds();
             ::shutdown(fd.get(), SHUT_RDWR);
             sender.fail(make_error_code(errc::channel_closed));
         }

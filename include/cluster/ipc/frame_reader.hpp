@@ -28,12 +28,15 @@ namespace cluster::ipc {
 // One complete frame: its header, its payload (in the reader's buffer, or mapped from
 // the sealed memfd that carried it) and the fds that belong to it. Valid until consume().
 // A large payload sits in a buffer of its own, owner: a decoded shared_bytes may keep
-// (share) it instead of copying out of it.
+// (share) it instead of copying out of it. fds_lost: the kernel could not give this
+// process all of the frame's fds (it is at its descriptor limit); the missing ones are
+// empty.
 struct frame_view {
     wire::frame_header header;
     std::span<const std::byte> payload;
     std::span<unique_fd> fds;
     const wire::shared_bytes* owner = nullptr;
+    bool fds_lost = false;
 };
 
 // What went wrong with the stream, with enough words to act on.
@@ -74,9 +77,32 @@ public:
         else
             end_ += n;
     }
-    void add_fds(std::vector<unique_fd>& fds) {
+    // The fds one receive brought. The sender gives each frame that has fds a sendmsg of
+    // its own, so they are exactly that frame's: the next one that announces fds claims
+    // them. `truncated`: the kernel had more for us and closed them, as this process is
+    // at its descriptor limit.
+    void add_fds(std::vector<unique_fd>& fds, bool truncated) {
+        if (fds.empty() && !truncated) return;
+        batches_.push_back({fds.size(), truncated});
         for (auto& fd : fds) fds_.push_back(std::move(fd));
         fds.clear();
+    }
+
+    // Whether fds arrived that no frame can claim: called with no whole frame left to take,
+    // when every fd received is claimed but those of the frame still arriving, if any.
+    // A peer that sends fds beyond what its frames announce is cut off by this, so that
+    // what it holds open in this process stays within one frame's worth.
+    [[nodiscard]] bool holds_stray_fds() const noexcept {
+        return !batches_.empty() && (batches_.size() > 1 || partial_bytes() == 0);
+    }
+    // The stream is over: the fds no frame has taken are closed now, not when the reader goes.
+    void drop_fds() noexcept {
+        fds_.clear();
+        batches_.clear();
+        if (!complete_) frame_fds_.clear();
+    }
+    [[nodiscard]] stream_error stray_fds_error() const {
+        return {make_error_code(errc::stray_fd), std::to_string(fds_.size()) + " fds not announced by any frame"};
     }
 
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
@@ -107,6 +133,7 @@ public:
         if (frame_.header.fd_count != 0) {
             frame_fds_.clear();
             mapping_ = {};
+            frame_.fds_lost = false;
         }
         if (begin_ != end_) return;
         begin_ = end_ = 0;
@@ -202,20 +229,11 @@ private:
                 std::to_string(h.payload_size) + " byte payload, limit " + std::to_string(max_payload_)};
     }
 
-    // The rest of a whole frame that has fds or a buffer of its own: its fds taken from
+    // The rest of a whole frame that has fds or a buffer of its own: its fds claimed from
     // those received, and its payload found (a memfd frame's is mapped).
     std::optional<stream_error> complete_with_fds_or_buffer() {
         const wire::frame_header& h = frame_.header;
-        // fds travel with the first bytes of the write that carried them, so a frame's fds
-        // have always arrived by the time its last byte has.
-        if (fds_.size() < h.fd_count)
-            return stream_error{make_error_code(errc::missing_fd), std::to_string(h.fd_count) + " fds announced, " +
-                                                                       std::to_string(fds_.size()) + " arrived"};
-        frame_fds_.clear();
-        for (unsigned i = 0; i < h.fd_count; ++i) {
-            frame_fds_.push_back(std::move(fds_.front()));
-            fds_.pop_front();
-        }
+        if (auto failed = claim_fds(h.fd_count)) return failed;
         frame_.fds = frame_fds_;
         frame_.owner = nullptr;
         if (big_data_) {
@@ -230,6 +248,33 @@ private:
         } else {
             frame_.payload = {data_.get() + begin_ + wire::frame_header_size, h.payload_size};
         }
+        return std::nullopt;
+    }
+
+    // The fds that came with this frame's sendmsg: exactly as many as it announces, or
+    // fewer when the kernel had to drop some (they are left empty). fds travel with the
+    // first bytes of the write that carried them, so they have always arrived by the
+    // time the frame's last byte has.
+    std::optional<stream_error> claim_fds(std::size_t announced) {
+        frame_fds_.clear();
+        if (announced == 0) return std::nullopt;
+        if (batches_.empty())
+            return stream_error{make_error_code(errc::missing_fd),
+                                std::to_string(announced) + " fds announced, none arrived"};
+        const fd_batch batch = batches_.front();
+        batches_.pop_front();
+        for (std::size_t i = 0; i < batch.count; ++i) {
+            frame_fds_.push_back(std::move(fds_.front()));
+            fds_.pop_front();
+        }
+        if (batch.count > announced)
+            return stream_error{make_error_code(errc::stray_fd), std::to_string(announced) + " fds announced, " +
+                                                                     std::to_string(batch.count) + " arrived"};
+        if (batch.count < announced && !batch.truncated)
+            return stream_error{make_error_code(errc::missing_fd), std::to_string(announced) + " fds announced, " +
+                                                                       std::to_string(batch.count) + " arrived"};
+        frame_.fds_lost = batch.truncated;
+        frame_fds_.resize(announced);
         return std::nullopt;
     }
 
@@ -273,7 +318,12 @@ private:
     std::size_t capacity_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
-    std::deque<unique_fd> fds_;
+    struct fd_batch {
+        std::size_t count;
+        bool truncated;
+    };
+    std::deque<unique_fd> fds_;     // received and not claimed yet, oldest first
+    std::deque<fd_batch> batches_;  // how fds_ arrived: one batch per frame that has fds
     std::vector<unique_fd> frame_fds_;
     frame_view frame_;  // the header once has_header_, the rest once complete_
     bool has_header_ = false;

@@ -130,6 +130,7 @@ public:
         filling_.clear();
         sent_ = 0;
         marks_sent_ = 0;
+        fds_sent_ = 0;
     }
 
     // Takes back the queue's ops, resuming nobody: before its socket closes.
@@ -159,9 +160,10 @@ public:
 
 private:
     // Frames queued for the socket: bytes, the fds they carry, and where each frame with
-    // fds starts (fds go in the sendmsg whose bytes begin at or before their frame).
+    // fds starts and ends (it goes in a sendmsg of its own, with its fds).
     struct fd_mark {
         std::size_t offset;
+        std::size_t end;
         std::size_t count;
     };
     // Large heap-backed shared_bytes are not copied into `bytes`: they are listed in
@@ -223,7 +225,7 @@ private:
             return ec;
         }
         if (filling_.fds.size() > fds_before)
-            filling_.marks.push_back({stream_start, filling_.fds.size() - fds_before});
+            filling_.marks.push_back({stream_start, filling_.size(), filling_.fds.size() - fds_before});
         return queued();
     }
 
@@ -333,20 +335,23 @@ private:
         filling_.clear();
         sent_ = 0;
         marks_sent_ = 0;
+        fds_sent_ = 0;
     }
 
-    // One sendmsg: the rest of `sending`, cut short before any frame whose fds would not
-    // fit into this message's SCM_RIGHTS.
+    // One sendmsg: the rest of `sending` up to the next frame with fds, or that frame alone
+    // with its fds. Each frame's fds then arrive as a batch of their own, with nothing
+    // else, and a receiver knows them for that frame's: it can close, and refuse, any a
+    // peer sends beyond what its frames announce (see frame_reader::add_fds).
     void prepare_write() {
-        std::size_t end = sending_.size();
-        std::size_t fd_begin = 0, fd_count = 0, m = marks_sent_;
-        for (std::size_t i = 0; i < marks_sent_; ++i) fd_begin += sending_.marks[i].count;
-        for (; m < sending_.marks.size(); ++m) {
-            if (fd_count + sending_.marks[m].count > wire::max_frame_fds) {
-                end = sending_.marks[m].offset;
-                break;
+        std::size_t end = sending_.size(), fd_count = 0;
+        if (marks_sent_ < sending_.marks.size()) {
+            const fd_mark& next = sending_.marks[marks_sent_];
+            if (sent_ < next.offset) {
+                end = next.offset;
+            } else {
+                end = next.end;
+                fd_count = next.count;
             }
-            fd_count += sending_.marks[m].count;
         }
         send_msg_ = {};
         if (sending_.gather.runs.empty()) {
@@ -358,8 +363,8 @@ private:
             send_msg_.msg_iov = send_iovs_.data();
             send_msg_.msg_iovlen = send_iovs_.size();
         }
-        io::attach_fds(send_msg_, send_control_, std::span<const unique_fd>(sending_.fds).subspan(fd_begin, fd_count));
-        pending_marks_ = m;
+        io::attach_fds(send_msg_, send_control_, std::span<const unique_fd>(sending_.fds).subspan(fds_sent_, fd_count));
+        pending_fds_ = fd_count;
     }
 
     // send() when there is one run of bytes and no fds: the kernel then has no msghdr and
@@ -382,11 +387,15 @@ private:
     bool written(std::size_t n) {
         const std::size_t wanted = prepared_bytes();
         sent_ += n;
-        if (n > 0) marks_sent_ = pending_marks_;
+        if (n > 0 && pending_fds_ != 0) {
+            ++marks_sent_;
+            fds_sent_ += std::exchange(pending_fds_, 0);
+        }
         if (sent_ == sending_.size()) {
             sending_.clear();
             sent_ = 0;
             marks_sent_ = 0;
+            fds_sent_ = 0;
         }
         if (n == wanted) return true;
         prepare_write();  // the rest, from where the socket stopped
@@ -450,6 +459,7 @@ private:
     batch filling_, sending_;
     std::size_t sent_ = 0;        // bytes of `sending_` written
     std::size_t marks_sent_ = 0;  // marks of `sending_` whose fds went out
+    std::size_t fds_sent_ = 0;    // and the fds themselves
     bool write_idle_ = true;
     bool flush_scheduled_ = false;
     std::error_code write_error_;
@@ -458,7 +468,7 @@ private:
     iovec send_iov_{};
     std::vector<iovec> send_iovs_;  // when `sending_` has gathered runs
     std::vector<std::byte> send_control_;
-    std::size_t pending_marks_ = 0;  // marks_sent_ once the write in flight succeeds
+    std::size_t pending_fds_ = 0;  // the fds of the write in flight, which carries one mark's
 
     // Declared after the functions they name.
     io::detail::member_completion<send_queue, &send_queue::on_flush> flush_hook_{this};

@@ -116,6 +116,7 @@ struct reader {
     errc error{};
     std::string path;                     // written only on failure, innermost segment first
     const shared_bytes* owner = nullptr;  // set: keeps the input alive, shared_bytes may alias it
+    bool fds_lost = false;                // the receiver lost some fds: an empty one decodes as none
 
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end - pos); }
     bool fail(errc e) noexcept {
@@ -410,6 +411,10 @@ struct codec<unique_fd> {
         std::uint32_t index = 0;
         std::memcpy(&index, p, sizeof index);
         if (index == detail::no_fd) {
+            v.reset();
+            return true;
+        }
+        if (index < r.fds.size() && !r.fds[index].valid() && r.fds_lost) {
             v.reset();
             return true;
         }
