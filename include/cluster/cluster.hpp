@@ -25,6 +25,7 @@
 #include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/options.hpp>
+#include <cluster/overload.hpp>
 #include <cluster/primary.hpp>
 #include <cluster/resident_memory.hpp>
 #include <cluster/restart_policy.hpp>

@@ -14,6 +14,7 @@
 #include <utility>
 #include <variant>
 
+#include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/options.hpp>
@@ -21,6 +22,22 @@
 namespace cluster {
 
 enum class event_kind { fork, online, listening, message, disconnect, exit, setup, restart_scheduled, gave_up, reload };
+
+inline const char* to_string(event_kind k) noexcept {
+    switch (k) {
+    case event_kind::fork: return "fork";
+    case event_kind::online: return "online";
+    case event_kind::listening: return "listening";
+    case event_kind::message: return "message";
+    case event_kind::disconnect: return "disconnect";
+    case event_kind::exit: return "exit";
+    case event_kind::setup: return "setup";
+    case event_kind::restart_scheduled: return "restart_scheduled";
+    case event_kind::gave_up: return "gave_up";
+    case event_kind::reload: return "reload";
+    }
+    return "unknown";
+}
 
 // Why the primary ended a worker, when it was the primary's doing.
 enum class stop_reason {
@@ -91,6 +108,11 @@ struct exit_event {
 
     // Killed for missing its heartbeats.
     [[nodiscard]] bool hung() const noexcept { return reason == stop_reason::hung; }
+    // Ended by the system running out of descriptors or memory (exit_code::out_of_resources):
+    // neither a clean exit nor a crash, and not counted toward the crash-loop cap.
+    [[nodiscard]] bool out_of_resources() const noexcept {
+        return status.exited() && status.code == exit_code::out_of_resources;
+    }
 };
 
 // primary<P>::setup() changed the options of the workers forked from now on.

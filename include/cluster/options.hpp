@@ -46,6 +46,9 @@ struct primary_options {
     std::size_t max_memory = 0;  // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
+    // The events queued for primary_main, and each worker's messages waiting for receive(),
+    // past which the oldest are dropped (and counted): see docs/reliability.md.
+    std::size_t max_queued_bytes = 64u << 20;
 
     // Connections: see docs/connections.md.
     net::pick_function pick;  // schedule::custom: which worker gets a connection

@@ -11,12 +11,14 @@
 #include <vector>
 
 #include <cluster/detail/link.hpp>
+#include <cluster/detail/sigpipe.hpp>
 #include <cluster/detail/supervisor.hpp>
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/options.hpp>
+#include <cluster/overload.hpp>
 #include <cluster/result.hpp>
 #include <cluster/wire/protocol.hpp>
 #include <cluster/worker.hpp>
@@ -33,9 +35,12 @@ public:
     using clock = std::chrono::steady_clock;
 
     // args: the primary's own command line, which exec'd workers get by default. Needs this
-    // thread's io_context.
+    // thread's io_context. From here on a closed stdout or stderr cannot kill this process
+    // (see ignore_sigpipe()).
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
-        : s_(std::move(options), std::move(main), std::move(args)) {}
+        : s_(std::move(options), std::move(main), std::move(args)) {
+        detail::ignore_sigpipe();
+    }
     primary(const primary&) = delete;
     primary& operator=(const primary&) = delete;
     // Tasks go first (their ops are cancelled); then each record kills and reaps its worker.
@@ -76,6 +81,13 @@ public:
     // How many workers the primary keeps running: scale()'s number. Counts the workers
     // forked and not retired, dead ones waiting for their restart included.
     [[nodiscard]] std::size_t target() const noexcept { return s_.slots.size(); }
+    // What the primary had to shed or drop since it started (see docs/reliability.md).
+    [[nodiscard]] overload_counts overload() const noexcept {
+        overload_counts counts = s_.overload;
+        for (const auto& [id, r] : s_.workers)
+            if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.stats().fds_lost;
+        return counts;
+    }
 
     // The workers that have not exited, by id (Node's cluster.workers).
     [[nodiscard]] std::vector<handle*> workers() const {

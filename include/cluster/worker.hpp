@@ -18,6 +18,8 @@
 
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/link.hpp>
+#include <cluster/detail/pressure_log.hpp>
+#include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
@@ -30,6 +32,8 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/overload.hpp>
+#include <cluster/wire/codec.hpp>
 
 namespace cluster {
 
@@ -38,6 +42,9 @@ namespace detail {
 inline detail::control::listening describe_listening(const net::endpoint& local) {
     return detail::control::listening{local.family(), local.address(), local.port()};
 }
+
+// A worker's inbox bound until the primary's settings say otherwise.
+inline constexpr std::size_t default_max_queued_bytes = 64u << 20;
 
 // How long a worker waits for the primary to open a socket for it.
 inline constexpr std::chrono::seconds listen_timeout{30};
@@ -148,6 +155,12 @@ public:
     }
 
     [[nodiscard]] bool is_connected() const noexcept { return channel().is_open() && !inbox_.closed(); }
+    // What this worker had to refuse or drop since it started (see docs/reliability.md).
+    [[nodiscard]] overload_counts overload() const noexcept {
+        overload_counts counts = overload_;
+        counts.fds_lost = channel().stats().fds_lost;
+        return counts;
+    }
     // Requested once the primary disconnects this worker or goes away: pass it to the loops
     // that should end then (an accept loop, a timer).
     [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
@@ -167,6 +180,11 @@ public:
         int code = 0;
         try {
             co_await main(*this);
+        } catch (const std::system_error& e) {
+            std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+            const bool exhausted =
+                e.code().category() == std::system_category() && detail::out_of_resources(e.code().value());
+            code = exhausted ? exit_code::out_of_resources : 1;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
             code = 1;
@@ -237,6 +255,7 @@ private:
     // may come right behind the listen reply, before the listen() that waits for it has
     // resumed: those wait for it.
     void route(detail::control::connection&& c) {
+        if (!c.socket) lost_connection();
         auto it = listeners_.find(c.listener);
         if (it == listeners_.end() && listens_pending_ > 0) return early_.push_back(std::move(c));
         auto state = it == listeners_.end() ? nullptr : it->second.lock();
@@ -249,6 +268,28 @@ private:
     void route_early() {
         auto early = std::exchange(early_, {});
         for (auto& c : early) route(std::move(c));
+    }
+
+    // The kernel could not give us a handed connection: this process is at its descriptor
+    // limit. Its listener refuses it, and the primary offers it elsewhere.
+    void lost_connection() {
+        ++overload_.connections_shed;
+        log_.hit("worker " + std::to_string(id_) + ": out of descriptors: refused a connection");
+    }
+
+    // Past the bound, the oldest messages go: a worker that awaits only some types must not
+    // be made to hold every other message sent to it.
+    void stay_within_bound() {
+        while (inbox_.queued_cost() > max_queued_bytes_ && inbox_.size() > 1) {
+            (void)inbox_.evict_first([](const incoming<P>&) noexcept { return true; });
+            ++overload_.events_dropped;
+            log_.hit("worker " + std::to_string(id_) + ": messages queued past max_queued_bytes (" +
+                     std::to_string(max_queued_bytes_) + "): dropped the oldest");
+        }
+    }
+
+    static std::size_t weigh(const incoming<P>& m) noexcept {
+        return sizeof(incoming<P>) + std::visit([](const auto& v) noexcept { return wire::encoded_size(v); }, m.value);
     }
 
     void give_back_connections() noexcept {
@@ -288,6 +329,7 @@ private:
             apply(*s);
         } else if (auto m = detail::to_incoming<P>(std::move(e), from_primary)) {
             inbox_.push(std::move(*m));
+            stay_within_bound();
             count_message();
         }
         return true;
@@ -295,6 +337,7 @@ private:
 
     void apply(const detail::control::settings& s) {
         max_messages_ = s.max_messages;
+        if (s.max_queued_bytes != 0) max_queued_bytes_ = s.max_queued_bytes;
         if (s.heartbeat_interval_ms > 0)
             background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
     }
@@ -323,7 +366,10 @@ private:
     }
 
     unsigned id_;
-    io::mailbox<incoming<P>> inbox_;
+    io::mailbox<incoming<P>> inbox_{&weigh};
+    std::size_t max_queued_bytes_ = detail::default_max_queued_bytes;
+    overload_counts overload_;
+    detail::pressure_log log_;
     std::stop_source stopping_;
     io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it

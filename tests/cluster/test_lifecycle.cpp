@@ -97,20 +97,9 @@ task<support::identity> identity_of(primary<proto>& p, unsigned id) {
     co_return *me;
 }
 
-std::string read_all(int fd) {
-    std::string out;
-    char buf[65536];
-    for (off_t at = 0;;) {
-        const ssize_t n = ::pread(fd, buf, sizeof buf, at);
-        if (n <= 0) return out;
-        out.append(buf, static_cast<std::size_t>(n));
-        at += n;
-    }
-}
-
 std::string read_file(const std::string& path) {
     const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    return fd ? read_all(fd.get()) : "";
+    return fd ? support::read_all(fd.get()) : "";
 }
 
 // Forks n workers and waits until all are online. No Catch assertion: children of the
@@ -332,7 +321,7 @@ captured run_chatty_primary(start_mode mode) {
     }
     io_context ctx;
     auto status = sync_wait(bounded(child->wait()));
-    return {status ? std::optional(*status) : std::nullopt, read_all(out.get()), read_all(err.get())};
+    return {status ? std::optional(*status) : std::nullopt, support::read_all(out.get()), support::read_all(err.get())};
 }
 
 // Splits relayed output by worker: prefix → its lines, in order, without the prefix.

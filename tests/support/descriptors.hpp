@@ -8,15 +8,29 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <string>
 #include <system_error>
 
 #include <cluster/unique_fd.hpp>
 
 namespace support {
+
+// Everything in the file `fd` refers to, from its start (a memfd or a file a test wrote).
+inline std::string read_all(int fd) {
+    std::string out;
+    char buf[65536];
+    for (off_t at = 0;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, at);
+        if (n <= 0) return out;
+        out.append(buf, static_cast<std::size_t>(n));
+        at += n;
+    }
+}
 
 inline std::array<cluster::unique_fd, 2> make_socketpair(int type = SOCK_STREAM) {
     int sv[2];

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
@@ -45,6 +46,11 @@ template <class T>
 task<void> send(worker<proto>& w, const T& msg) {
     auto sent = co_await w.send(msg);
     check(sent, "send");
+}
+
+std::uint64_t own_rss() {
+    auto rss = cluster::resident_memory(::getpid());
+    return rss ? *rss : 0;
 }
 
 task<void> tell(worker<proto>& w, std::string text) {
@@ -133,6 +139,13 @@ task<void> chatty(worker<proto>&) {
     co_return;
 }
 
+// Its output all written before it dies: a worker that SIGPIPE would kill dies of that instead.
+task<void> chatty_then_crash(worker<proto>& w) {
+    co_await chatty(w);
+    std::fflush(nullptr);
+    throw std::runtime_error("crashed on purpose by the test's worker, after its output");
+}
+
 // ---- connections ----
 
 // This process's sockets accepted on `port`: connected, with `port` as their own end. A
@@ -211,7 +224,7 @@ task<std::error_code> accept_all(worker<proto>& w, cluster::listener& l, cluster
 task<void> lines_messages(worker<proto>& w, cluster::listener& l) {
     while (auto m = co_await w.receive()) {
         if (m->is<ping>()) {
-            const pong answer{w.id(), l.accepted(), l.connections()};
+            const pong answer{w.id(), l.accepted(), l.connections(), own_rss(), 0, w.overload().connections_shed};
             (void)co_await w.reply(*m, answer);
         } else if (auto* c = m->get_if<command>(); c && c->text == "close_listener") {
             l.close();
@@ -345,6 +358,65 @@ task<void> ready_on_go(worker<proto>& w) {
     co_await answer_each_work(w);
 }
 
+// ---- hostile and greedy ----
+
+// Writes one frame of msg, in the link's protocol (control messages included), straight to
+// the worker's socket, with `fds` attached however many the frame announces.
+template <class T>
+void write_raw(worker<proto>& w, const T& msg, const std::vector<int>& fds = {}) {
+    cluster::wire::buffer out;
+    (void)cluster::wire::encode_frame<worker<proto>::link_protocol>(out, msg);
+    iovec iov{out.data(), out.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    std::vector<std::byte> control;
+    cluster::io::attach_fds(m, control, fds);
+    if (::sendmsg(w.native_handle(), &m, MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+        throw std::system_error(errno, std::system_category(), "sendmsg");
+}
+
+// The first listener a primary opens has id 1: claims for it get past the unknown-listener check.
+task<void> huge_count(worker<proto>& w) {
+    auto l = co_await listen_as_set(w);
+    if (!l) co_return;
+    for (int i = 0; i < 4; ++i) write_raw(w, cluster::detail::control::connections_closed{1, 0xffffffffu});
+    co_await drain(w);
+}
+
+task<void> fd_flood(worker<proto>& w) {
+    std::vector<cluster::unique_fd> held;
+    std::vector<int> fds;
+    for (int i = 0; i < fds_per_frame; ++i) {
+        held.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        fds.push_back(held.back().get());
+    }
+    for (int i = 0; i < flood_frames; ++i) {
+        const hello h{w.id()};
+        write_raw(w, h, fds);
+    }
+    co_await drain(w);
+}
+
+task<void> flood_messages(worker<proto>& w) {
+    note big{w.id(), std::string(flood_bytes, 'x')};
+    for (int i = 0; i < flood_count; ++i) co_await send(w, big);
+    const hello done{w.id()};
+    co_await send(w, done);
+}
+
+task<void> pings_only(worker<proto>& w) {
+    while (auto m = co_await w.receive<ping>()) {
+        const pong answer{w.id(), 0, 0, own_rss(), w.overload().events_dropped, 0};
+        (void)co_await w.reply(*m, answer);
+    }
+}
+
+task<void> out_of_fds(worker<proto>&) {
+    throw std::system_error(EMFILE, std::system_category(), "accept");
+    co_return;
+}
+
 using behaviour_fn = task<void> (*)(worker<proto>&);
 
 constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
@@ -357,6 +429,7 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::report_identity, report_identity},
     {behaviour::announce_listening, announce_listening},
     {behaviour::chatty, chatty},
+    {behaviour::chatty_then_crash, chatty_then_crash},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
     {behaviour::answer_work, answer_work},
@@ -364,6 +437,11 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::ignore_stop, ignore_stop},
     {behaviour::identify, identify},
     {behaviour::ready_on_go, ready_on_go},
+    {behaviour::huge_count, huge_count},
+    {behaviour::fd_flood, fd_flood},
+    {behaviour::flood_messages, flood_messages},
+    {behaviour::pings_only, pings_only},
+    {behaviour::out_of_fds, out_of_fds},
 };
 
 }  // namespace

@@ -75,8 +75,11 @@ struct pong {
     std::uint32_t worker_id = 0;
     std::uint64_t accepted = 0;  // listener::accepted()
     std::uint64_t open = 0;      // listener::connections()
+    std::uint64_t rss = 0;       // the worker's resident memory, in bytes
+    std::uint64_t dropped = 0;   // overload().events_dropped: messages its inbox dropped
+    std::uint64_t refused = 0;   // overload().connections_shed: handoffs that came without their socket
 };
-BOOST_DESCRIBE_STRUCT(pong, (), (worker_id, accepted, open))
+BOOST_DESCRIBE_STRUCT(pong, (), (worker_id, accepted, open, rss, dropped, refused))
 
 // Primary to worker, as a request: answered with a work_done.
 struct work {
@@ -152,6 +155,7 @@ inline constexpr const char* ignore_disconnect = "ignore_disconnect";  // reads 
 inline constexpr const char* report_identity = "report_identity";
 inline constexpr const char* announce_listening = "announce_listening";  // a socket of its own, announced
 inline constexpr const char* chatty = "chatty";                          // lines on stdout and stderr
+inline constexpr const char* chatty_then_crash = "chatty_then_crash";    // chatty, flushed, then throws
 // Connections: listen as the settings say, and serve the line protocol (see serve_lines in
 // scripted_worker.cpp) until disconnected; lazy_lines takes nothing until disconnected or
 // told to close its listener, then serves what accept() still gives.
@@ -164,7 +168,19 @@ inline constexpr const char* hold_work = "hold_work";
 inline constexpr const char* ignore_stop = "ignore_stop";  // reads to the end, then keeps running
 inline constexpr const char* identify = "identify";        // sends its identity, then answers work
 inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers work
+// Hostile or greedy: what a broken or compromised worker may do to its primary.
+inline constexpr const char* huge_count = "huge_count";  // listens, then claims 2^32-1 connections closed, 4 times
+inline constexpr const char* fd_flood = "fd_flood";      // valid frames, each with fds_per_frame unannounced fds
+inline constexpr const char* flood_messages = "flood_messages";  // flood_count notes of flood_bytes, then a hello
+inline constexpr const char* pings_only = "pings_only";          // answers pings, takes no other message
+inline constexpr const char* out_of_fds = "out_of_fds";          // throws EMFILE at once
 }  // namespace behaviour
+
+// fd_flood's frames and the fds on each; flood_messages' notes and their size.
+inline constexpr int flood_frames = 100;
+inline constexpr int fds_per_frame = 200;
+inline constexpr int flood_count = 40;
+inline constexpr std::size_t flood_bytes = 16u << 20;
 
 namespace failure {
 inline constexpr const char* never_ready = "never_ready";  // answers work, but never calls ready()

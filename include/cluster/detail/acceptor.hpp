@@ -9,17 +9,18 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <stop_token>
 #include <system_error>
 #include <utility>
 
+#include <cluster/detail/pressure_log.hpp>
 #include <cluster/error.hpp>
 #include <cluster/io/multishot_accept.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/overload.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
@@ -48,9 +49,14 @@ inline void sweep(int fd, const admit_function& admit) {
     (void)accept_queued(fd, admit);
 }
 
+// How long accepting pauses when the primary is out of descriptors: long enough not to spin
+// on a full table, short enough that connections waiting in the backlog hardly notice.
+inline constexpr std::chrono::milliseconds accept_back_off{10};
+
 class acceptor {
 public:
-    acceptor(int listen_fd, admit_function admit) : fd_(listen_fd), multishot_(listen_fd), admit_(std::move(admit)) {}
+    acceptor(int listen_fd, admit_function admit, overload_counts& counts)
+        : fd_(listen_fd), multishot_(listen_fd), admit_(std::move(admit)), counts_(counts) {}
     acceptor(const acceptor&) = delete;
     acceptor& operator=(const acceptor&) = delete;
 
@@ -66,6 +72,7 @@ public:
             if (next) {
                 accepted_any = true;
                 self->admit_(std::move(*next));
+                if (std::exchange(self->back_off_, false) && !co_await self->pause_briefly()) co_return;
                 continue;
             }
             if (!accepted_any && next.error() == std::errc::invalid_argument) break;
@@ -80,6 +87,10 @@ public:
     // the child exists.
     void pause() { multishot_.pause(); }
     void resume() { multishot_.rearm(); }
+
+    // A connection just admitted had to be shed: accepting pauses briefly, rather than
+    // taking connections as fast as the kernel completes them only to close them.
+    void back_off() noexcept { back_off_ = true; }
 
     // Accepts no more: what was accepted and not handed on yet is handed on first.
     void stop() {
@@ -107,22 +118,30 @@ private:
         }
     }
 
-    // Out of descriptors or memory: say so once and wait a little, as a server must; a
-    // connection the client gave up on before we took it is not an error.
+    // Out of descriptors or memory: say so (once a second at most) and wait a little, as a
+    // server must; a connection the client gave up on before we took it is not an error.
     io::task<bool> survive(const std::error_code& ec) {
         if (ec == std::errc::operation_canceled) co_return false;
         if (ec == std::errc::connection_aborted || ec == std::errc::protocol_error) co_return true;
-        if (!warned_) std::fprintf(stderr, "cluster: primary: accept: %s (retrying)\n", ec.message().c_str());
-        warned_ = true;
-        auto slept = co_await io::sleep_for(std::chrono::milliseconds(10));
-        co_return static_cast<bool>(slept);
+        ++counts_.accept_failures;
+        log_.hit("primary: accept: " + ec.message() + " (retrying)");
+        co_return co_await pause_briefly();
+    }
+
+    // The multishot accept stops meanwhile: it would go on taking descriptors.
+    io::task<bool> pause_briefly() {
+        multishot_.pause();
+        auto slept = co_await io::sleep_for(accept_back_off).with_stop_token(stop_.get_token());
+        co_return static_cast<bool>(slept) && !stopped();
     }
 
     int fd_;
     io::multishot_accept multishot_;
     admit_function admit_;
+    overload_counts& counts_;
     std::stop_source stop_;
-    bool warned_ = false;
+    pressure_log log_;
+    bool back_off_ = false;
 };
 
 }  // namespace cluster::detail

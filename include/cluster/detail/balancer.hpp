@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -22,24 +24,46 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/handoff.hpp>
 #include <cluster/detail/picker.hpp>
+#include <cluster/detail/pressure_log.hpp>
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
 #include <cluster/options.hpp>
+#include <cluster/overload.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
 
+// The most connections offered to one worker and not answered yet. The primary keeps each
+// until answered, so a worker that stops answering (frozen, or busy in a long computation)
+// would otherwise pin descriptors until none are left for the workers that do answer.
+// Node hands one at a time; a few in flight keep a burst flowing.
+inline constexpr std::size_t max_unanswered_handoffs = 16;
+
 inline unique_fd dup_socket(int fd) noexcept { return unique_fd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+
+// The kernel's cap on a listening socket's backlog, which it applies silently: the most
+// connections the primary holds for a socket, whatever backlog a worker asked for.
+inline int max_backlog() {
+    static const int value = [] {
+        int n = 4096;
+        if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
+            if (std::fscanf(f, "%d", &n) != 1 || n <= 0) n = 4096;
+            std::fclose(f);
+        }
+        return n;
+    }();
+    return value;
+}
 
 template <class P>
 class balancer {
 public:
     using record = worker_record<P>;
 
-    explicit balancer(const primary_options& options) noexcept : options_(&options) {}
+    balancer(const primary_options& options, overload_counts& counts) noexcept : options_(&options), counts_(counts) {}
     balancer(const balancer&) = delete;
     balancer& operator=(const balancer&) = delete;
     // A Unix socket file is the primary's to remove: it made it.
@@ -61,6 +85,10 @@ public:
         }
         if (l->sched == net::schedule::shared) {
             reply.socket = dup_socket(l->socket.get());
+            if (!reply.socket) {
+                failure(reply, errno, "duplicating the listening socket");
+                return reply;
+            }
         } else if (l->sched == net::schedule::reuseport) {
             if (!socket_for_slot(*l, h->home_slot, reply)) return reply;
         }
@@ -75,21 +103,31 @@ public:
     }
 
     // The worker took the connection `seq`, or refused it: then it goes to another.
+    // A connection taken also makes room in that worker's window: connections waiting may
+    // go now. A refusal makes none: offered again at once, they would only come back.
     void acknowledged(const record& h, std::uint64_t seq, bool accepted) {
         auto c = handoff_.answered(seq, h.id);
-        if (!c || accepted) return;
+        if (!c) return;
         auto l = by_id(c->listener);
         if (!l) return;
+        if (accepted) return retry_waiting(*l);
         uncount(*l, h.id);
         c->refused.push_back(h.id);
         distribute(*l, std::move(*c));
     }
 
-    void connections_closed(const record& h, std::uint32_t listener, std::uint32_t count) {
+    // `count` connections of `listener` closed in the worker. More than were handed to it is
+    // no mistake a worker makes: the answer is why to cut it off.
+    [[nodiscard]] std::optional<std::string> connections_closed(const record& h, std::uint32_t listener,
+                                                                std::uint32_t count) {
         auto l = by_id(listener);
-        if (!l) return;
-        for (std::uint32_t i = 0; i < count; ++i) uncount(*l, h.id);
+        if (!l) return std::nullopt;
+        const std::size_t handed = count_of(*l, h.id);
+        if (count > handed)
+            return "connections_closed: " + std::to_string(count) + " closed, " + std::to_string(handed) + " handed";
+        if (count != 0) l->open[h.id] = handed - count;
         retry_waiting(*l);
+        return std::nullopt;
     }
 
     void unlisten(const record& h, std::uint32_t listener) {
@@ -168,7 +206,7 @@ private:
         bool stopped = false;
         std::vector<std::shared_ptr<record>> members;  // the workers it hands connections to, in join order
         detail::picker picker;
-        std::map<unsigned, std::size_t> open;    // least_connections, custom: per worker
+        std::map<unsigned, std::size_t> open;    // handed to each worker and not reported closed
         std::deque<pending_connection> waiting;  // no worker could take them yet
     };
 
@@ -184,7 +222,7 @@ private:
 
     static net::listen_options options_of(const control::listen_request& ask, net::schedule s) {
         net::listen_options o;
-        if (ask.backlog > 0) o.backlog = ask.backlog;
+        if (ask.backlog > 0) o.backlog = std::min(ask.backlog, max_backlog());
         if (ask.v6_only >= 0) o.v6_only = ask.v6_only == 1;
         o.reuse_address = ask.reuse_address;
         o.replace_stale_unix_socket = ask.replace_stale_unix_socket;
@@ -221,9 +259,10 @@ private:
         auto local = net::local_endpoint(l->socket.get());
         l->local = local ? *local : *ep;
         listeners_.emplace(ask.endpoint, l);
+        by_id_.emplace(l->id, l);
         if (net::primary_accepts(s)) {
             l->acceptor = std::make_shared<detail::acceptor>(
-                l->socket.get(), [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); });
+                l->socket.get(), [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); }, counts_);
             tasks.spawn(detail::acceptor::run(l->acceptor));
         }
         return l;
@@ -245,13 +284,13 @@ private:
             }
         }
         reply.socket = dup_socket(it->second.get());
+        if (!reply.socket) return (failure(reply, errno, "duplicating the slot's listening socket"), false);
         return true;
     }
 
     std::shared_ptr<listening_socket> by_id(std::uint32_t id) const {
-        for (const auto& [key, l] : listeners_)
-            if (l->id == id) return l;
-        return nullptr;
+        auto it = by_id_.find(id);
+        return it == by_id_.end() ? nullptr : it->second;
     }
 
     void leave(listening_socket& l, unsigned worker_id) {
@@ -270,18 +309,34 @@ private:
         distribute(l, std::move(c));
     }
 
+    // Offers `c` to the worker the schedule picks. The channel sends a dup, and ours is kept
+    // until the answer; with no descriptor left for the dup, the connection is shed.
     void distribute(listening_socket& l, pending_connection c) {
-        auto target = choose(l, c);
-        if (!target) return hold(l, std::move(c));
-        const std::uint64_t seq = handoff_.next_seq();
-        control::connection offer;
-        offer.listener = l.id;
-        offer.seq = seq;
-        offer.socket = std::move(c.socket);
-        (void)target->link.channel.send(offer);  // the channel sends a dup: ours is kept until the answer
-        c.socket = std::move(offer.socket);
-        if (l.sched == net::schedule::least_connections || l.sched == net::schedule::custom) ++l.open[target->id];
-        handoff_.offered(seq, target->id, std::move(c));
+        for (;;) {
+            auto target = choose(l, c);
+            if (!target) return hold(l, std::move(c));
+            const std::uint64_t seq = handoff_.next_seq();
+            control::connection offer;
+            offer.listener = l.id;
+            offer.seq = seq;
+            offer.socket = std::move(c.socket);
+            const std::error_code failed = target->link.channel.queue(offer);
+            c.socket = std::move(offer.socket);
+            if (!failed) {
+                ++l.open[target->id];
+                return handoff_.offered(seq, target->id, std::move(c));
+            }
+            if (failed.category() == std::system_category() && out_of_resources(failed.value())) return shed(l, failed);
+            c.refused.push_back(target->id);  // its link is closing: another worker
+        }
+    }
+
+    // Closing a connection we cannot hand on frees what it holds, and says the truth to the
+    // client at once; holding it would only fill the descriptor table further.
+    void shed(listening_socket& l, const std::error_code& why) {
+        ++counts_.connections_shed;
+        log_.hit("primary: shed a connection on " + l.local.to_string() + ": " + why.message());
+        if (l.acceptor) l.acceptor->back_off();
     }
 
     // Nobody can take it now (all refused, or no worker listens: between a crash and its
@@ -294,9 +349,22 @@ private:
         l.waiting.push_back(std::move(c));
     }
 
+    // In order, for as long as someone can take them; each once at most (a custom pick
+    // may still say no, and send one back to the end).
     void retry_waiting(listening_socket& l) {
-        auto waiting = std::exchange(l.waiting, {});
-        for (auto& c : waiting) distribute(l, std::move(c));
+        for (std::size_t n = l.waiting.size(); n > 0 && !l.waiting.empty() && anyone_takes(l, l.waiting.front()); --n) {
+            auto c = std::move(l.waiting.front());
+            l.waiting.pop_front();
+            distribute(l, std::move(c));
+        }
+    }
+
+    [[nodiscard]] bool takes(const record& m, const pending_connection& c) const {
+        return m.takes_connections() && handoff_.in_flight_to(m.id) < max_unanswered_handoffs &&
+               std::find(c.refused.begin(), c.refused.end(), m.id) == c.refused.end();
+    }
+    [[nodiscard]] bool anyone_takes(const listening_socket& l, const pending_connection& c) const {
+        return std::any_of(l.members.begin(), l.members.end(), [&](const auto& m) { return takes(*m, c); });
     }
 
     void uncount(listening_socket& l, unsigned worker_id) {
@@ -309,7 +377,8 @@ private:
         members.reserve(l.members.size());
         for (const auto& m : l.members) {
             const bool refused = std::find(c.refused.begin(), c.refused.end(), m->id) != c.refused.end();
-            members.push_back(pick_member{m->id, count_of(l, m->id), m->takes_connections(), refused});
+            const bool saturated = handoff_.in_flight_to(m->id) >= max_unanswered_handoffs;
+            members.push_back(pick_member{m->id, count_of(l, m->id), m->takes_connections() && !saturated, refused});
         }
         const unsigned chosen = l.picker.pick(c.peer, members);
         for (const auto& m : l.members)
@@ -323,7 +392,10 @@ private:
     }
 
     const primary_options* options_;
+    overload_counts& counts_;
+    pressure_log log_;
     std::map<std::string, std::shared_ptr<listening_socket>> listeners_;  // by endpoint text, as the workers asked
+    std::map<std::uint32_t, std::shared_ptr<listening_socket>> by_id_;
     handoff handoff_;
     std::uint32_t next_listener_ = 1;
 };

@@ -40,8 +40,9 @@ BOOST_DESCRIBE_STRUCT(leaving, (), ())
 struct settings {
     std::int64_t heartbeat_interval_ms = 0;  // 0: no heartbeats
     std::uint64_t max_messages = 0;          // ask to be replaced after this many; 0: never
+    std::uint64_t max_queued_bytes = 0;      // the inbox's bound; 0: the default
 };
-BOOST_DESCRIBE_STRUCT(settings, (), (heartbeat_interval_ms, max_messages))
+BOOST_DESCRIBE_STRUCT(settings, (), (heartbeat_interval_ms, max_messages, max_queued_bytes))
 
 // Worker to primary, every heartbeat interval while its loop turns.
 struct heartbeat {};

@@ -1,16 +1,22 @@
 // cluster::detail::event_queue<P>: the primary's events on their way to primary_main —
-// queued while it can take them, dropped once it has returned — and what taking an exit does.
+// queued while it can take them, within a bound, dropped once it has returned — and what
+// taking an exit does.
 #pragma once
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <utility>
 
+#include <cluster/detail/pressure_log.hpp>
 #include <cluster/detail/worker_table.hpp>
 #include <cluster/events.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/overload.hpp>
+#include <cluster/wire/codec.hpp>
 #include <cluster/wire/protocol.hpp>
 
 namespace cluster::detail {
@@ -18,13 +24,19 @@ namespace cluster::detail {
 template <class P>
 class event_queue {
 public:
-    explicit event_queue(worker_table<P>& workers) noexcept : workers_(workers) {}
+    // `max_bytes`: primary_options::max_queued_bytes, which setup() may change.
+    event_queue(worker_table<P>& workers, overload_counts& counts, const std::size_t& max_bytes) noexcept
+        : workers_(workers), counts_(counts), max_bytes_(max_bytes) {}
 
     // Once primary_main has returned nobody takes events: they are dropped, as Node drops
     // an event nobody listens to (and a worker's record goes at its exit).
     void report(event<P> e) {
-        if (taking_) return queue_.push(std::move(e));
-        if (auto* x = e.template get_if<exit_event>()) forget(x->worker_id);
+        if (!taking_) {
+            if (auto* x = e.template get_if<exit_event>()) forget(x->worker_id);
+            return;
+        }
+        queue_.push(std::move(e));
+        stay_within_bound();
     }
 
     void stop_taking() {
@@ -53,6 +65,27 @@ public:
     }
 
 private:
+    // What an event weighs toward the bound: its message's encoded bytes, if it has one.
+    static std::size_t weigh(const event<P>& e) noexcept {
+        const auto* m = e.template get_if<incoming<P>>();
+        if (!m) return sizeof(event<P>);
+        return sizeof(event<P>) + std::visit([](const auto& v) noexcept { return wire::encoded_size(v); }, m->value);
+    }
+
+    // Past the bound the oldest messages go first: they are what a loop that awaits only
+    // some kinds leaves behind, and they are the bulk. The worker's lifecycle events go only
+    // once no message is left, oldest first; the newest event always stays.
+    void stay_within_bound() {
+        while (queue_.queued_cost() > max_bytes_ && queue_.size() > 1) {
+            auto dropped = queue_.evict_first([](const event<P>& e) noexcept { return e.template is<incoming<P>>(); });
+            if (!dropped) dropped = queue_.evict_first([](const event<P>&) noexcept { return true; });
+            ++counts_.events_dropped;
+            log_.hit("primary: events queued past max_queued_bytes (" + std::to_string(max_bytes_) +
+                     "): dropped the oldest " + std::string(to_string(dropped->kind())) + " event");
+            if (auto* x = dropped->template get_if<exit_event>()) forget(x->worker_id);
+        }
+    }
+
     event<P> taken(std::optional<event<P>> e) {
         if (!e)
             throw std::system_error(std::make_error_code(std::errc::operation_canceled), "cluster: event wait stopped");
@@ -77,7 +110,10 @@ private:
     }
 
     worker_table<P>& workers_;
-    io::mailbox<event<P>> queue_;
+    overload_counts& counts_;
+    const std::size_t& max_bytes_;
+    pressure_log log_;
+    io::mailbox<event<P>> queue_{&weigh};
     bool taking_ = true;
 };
 

@@ -32,6 +32,7 @@ public:
     // `c` was offered to `worker_id` as `seq`: kept until the worker answers.
     void offered(std::uint64_t seq, unsigned worker_id, pending_connection c) {
         in_flight_.emplace(seq, offer{worker_id, std::move(c)});
+        ++to_worker_[worker_id];
     }
 
     // The worker answered about `seq`: the connection, if it was offered to that worker
@@ -41,6 +42,7 @@ public:
         if (it == in_flight_.end() || it->second.worker_id != worker_id) return std::nullopt;
         auto c = std::move(it->second.c);
         in_flight_.erase(it);
+        if (--to_worker_[worker_id] == 0) to_worker_.erase(worker_id);
         return c;
     }
 
@@ -53,6 +55,11 @@ public:
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return in_flight_.size(); }
+    // Offered to `worker_id` and not answered yet.
+    [[nodiscard]] std::size_t in_flight_to(unsigned worker_id) const noexcept {
+        auto it = to_worker_.find(worker_id);
+        return it == to_worker_.end() ? 0 : it->second;
+    }
 
     // In a fork-mode worker, still inside fork(): the clients' connections are the primary's.
     void close_in_forked_child() const noexcept {
@@ -66,6 +73,7 @@ private:
     };
 
     std::unordered_map<std::uint64_t, offer> in_flight_;
+    std::unordered_map<unsigned, std::size_t> to_worker_;  // how many of them each worker has
     std::uint64_t last_seq_ = 0;
 };
 

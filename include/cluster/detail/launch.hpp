@@ -166,6 +166,11 @@ public:
     [[noreturn]] void exec(exec_image& image, int link_fd) const noexcept {
         const int flags = ::fcntl(link_fd, F_GETFD);
         if (flags < 0 || ::fcntl(link_fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) fail(launch_stage::exec);
+        // The program starts with SIGPIPE's default, as a child libuv spawns does, whatever
+        // the primary had: execve resets a handler but keeps SIG_IGN, and a program that is
+        // not a cluster worker (the exec option) expects the default. One that is ignores it
+        // again as it starts (see run_worker_process).
+        ::signal(SIGPIPE, SIG_DFL);
         ::execve(image.path.c_str(), image.argv.data(), image.envp.data());
         fail(launch_stage::exec);
     }

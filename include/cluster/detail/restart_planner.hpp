@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include <cluster/exit_code.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/restart_policy.hpp>
 
@@ -45,6 +46,13 @@ public:
         // OOM killer, a pkill) are all replaced, however many there are.
         const bool stable = uptime >= policy_.stable_uptime;
         if (stable) step_ = 0;
+        // Nor is a worker the system ran out of descriptors or memory for: that is load to
+        // wait out with the backoff, and giving up would turn it into an outage.
+        if (out_of_resources(status)) {
+            const auto delay = jittered(backoff());
+            ++step_;
+            return {restart_decision::action::restart, delay, {}};
+        }
         while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
         if (!stable && restarts_.size() >= policy_.max_restarts) {
             gave_up_ = true;
@@ -68,6 +76,10 @@ public:
     [[nodiscard]] const restart_policy& policy() const noexcept { return policy_; }
 
 private:
+    static bool out_of_resources(const io::exit_status& status) noexcept {
+        return status.exited() && status.code == exit_code::out_of_resources;
+    }
+
     // Why this exit is not one the mode replaces; empty when it is.
     std::string not_replaced(const io::exit_status& status, bool exited_after_disconnect) const {
         switch (policy_.mode) {

@@ -42,6 +42,7 @@ public:
                 dispatch(r, std::move(*e));
         }
         r->end_link();
+        s_.overload.fds_lost += r->link.channel.stats().fds_lost;
         s_.balancer.worker_gone(*r);
         s_.events.report(event<P>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
         r->reader_finished();
@@ -76,7 +77,8 @@ private:
         } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
             s_.balancer.acknowledged(*r, ack->seq, ack->accepted);
         } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
-            s_.balancer.connections_closed(*r, closed->listener, closed->count);
+            if (auto why = s_.balancer.connections_closed(*r, closed->listener, closed->count))
+                r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
         } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
             s_.balancer.unlisten(*r, bye->listener);
         } else if (std::holds_alternative<control::leaving>(m)) {

@@ -32,6 +32,7 @@
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/detail/worker_table.hpp>
 #include <cluster/events.hpp>
+#include <cluster/exit_code.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
@@ -39,6 +40,7 @@
 #include <cluster/io/timeout.hpp>
 #include <cluster/io/transfer.hpp>
 #include <cluster/options.hpp>
+#include <cluster/overload.hpp>
 #include <cluster/result.hpp>
 #include <cluster/worker.hpp>
 
@@ -58,7 +60,7 @@ public:
 
     supervisor(primary_options o, worker_main m, std::vector<std::string> a)
         : options(std::move(o)), main(std::move(m)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
-          slots(options.restart), balancer(options) {
+          slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
     }
     supervisor(const supervisor&) = delete;
@@ -119,8 +121,9 @@ public:
     const worker_main main;
     const std::vector<std::string> args;
     io::io_context* const ctx;
+    overload_counts overload;  // what the primary shed or dropped; fds_lost: of the workers gone
     worker_table<P> workers;
-    event_queue<P> events{workers};
+    event_queue<P> events{workers, overload, options.max_queued_bytes};
     slot_table slots;
     detail::balancer<P> balancer;  // before tasks: its accept loops are among them
     bool stopping = false;         // once disconnect_all() or shutdown() began: nothing restarts
@@ -164,6 +167,7 @@ private:
     // The worker's first message: what its loop does on its own.
     void configure(record& r, const primary_options& o) {
         control::settings s;
+        s.max_queued_bytes = o.max_queued_bytes;
         if (o.heartbeat_timeout.count() > 0) s.heartbeat_interval_ms = heartbeat_interval(o.heartbeat_timeout).count();
         if (o.max_messages > 0)
             s.max_messages =
@@ -272,9 +276,14 @@ private:
         std::string what;
         auto started = co_await self.start(slot, what, true);
         if (started) co_return;
-        // As good as a crash at birth: the backoff and the cap apply.
+        // As good as a crash at birth: the backoff and the cap apply. Unless the primary is
+        // out of descriptors or memory for the worker's channel and pipes: that is load, and
+        // counts as the worker's own exhaustion would.
         std::fprintf(stderr, "%s: %s\n", what.c_str(), started.error().message().c_str());
-        if (self.slots.contains(slot)) self.plan(slot, 0, io::exit_status{.code = 1}, false, clock::duration{});
+        const bool exhausted =
+            started.error().category() == std::system_category() && out_of_resources(started.error().value());
+        const io::exit_status as_if{.code = exhausted ? exit_code::out_of_resources : 1};
+        if (self.slots.contains(slot)) self.plan(slot, 0, as_if, false, clock::duration{});
     }
 };
 

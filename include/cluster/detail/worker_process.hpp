@@ -6,6 +6,7 @@
 
 #include <utility>
 
+#include <cluster/detail/sigpipe.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/role.hpp>
@@ -29,6 +30,13 @@ template <class P>
 int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::main_function& main) {
     current_role() = role{true, id};
     ignore_interrupts();
+    // Node's workers are Node processes, which ignore SIGPIPE: so do these, forked or exec'd,
+    // or a worker printing to the closed stdout it shares with its primary would die at each
+    // line, and be restarted to die again. A forked worker comes here with the primary's
+    // disposition, a handler reset to the default (see child_setup); an exec'd one with the
+    // default (see child_setup::exec), or with the handler its main() installed before run(),
+    // which it keeps.
+    ignore_sigpipe();
     io::io_context ctx;
     worker<P> w(id, std::move(link));
     return io::sync_wait(w.run(main));

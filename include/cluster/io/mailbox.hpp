@@ -1,5 +1,5 @@
 // cluster::io::mailbox<T>: a queue that tasks take from, in order or picking what matches (a
-// kind of event, a type of message), until it is closed.
+// kind of event, a type of message), until it is closed; weighed, for its owner to bound.
 #pragma once
 
 #include <coroutine>
@@ -17,8 +17,10 @@ class mailbox {
 public:
     // Which items a taker wants; none: any item.
     using match_fn = bool (*)(const T&) noexcept;
+    // What an item weighs toward queued_cost(): its bytes, say.
+    using cost_fn = std::size_t (*)(const T&) noexcept;
 
-    mailbox() = default;
+    explicit mailbox(cost_fn cost = nullptr) noexcept : cost_(cost) {}
     mailbox(const mailbox&) = delete;
     mailbox& operator=(const mailbox&) = delete;
 
@@ -27,6 +29,7 @@ public:
     void push(T value) {
         if (closed_) return;
         if (hand_over(value)) return;
+        queued_cost_ += weigh(value);
         items_.push_back(std::move(value));
     }
 
@@ -38,6 +41,8 @@ public:
 
     [[nodiscard]] bool closed() const noexcept { return closed_; }
     [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+    // What the queued items weigh together (0 without a cost function).
+    [[nodiscard]] std::size_t queued_cost() const noexcept { return queued_cost_; }
 
     // The oldest item that matches, waiting for one if needed; nothing once closed and
     // none is left, or if the taking task was asked to stop.
@@ -46,6 +51,7 @@ public:
     std::optional<T> try_take(match_fn match = nullptr) {
         for (auto it = items_.begin(); it != items_.end(); ++it) {
             if (matches(*it, match)) {
+                queued_cost_ -= weigh(*it);
                 std::optional<T> out(std::move(*it));
                 items_.erase(it);
                 return out;
@@ -57,7 +63,25 @@ public:
     // Drops the queued items pred accepts; returns how many.
     template <class Pred>
     std::size_t erase_if(Pred pred) {
-        return std::erase_if(items_, pred);
+        return std::erase_if(items_, [&](const T& item) {
+            if (!pred(item)) return false;
+            queued_cost_ -= weigh(item);
+            return true;
+        });
+    }
+
+    // Takes the oldest queued item pred accepts, if any: for an owner that drops to stay
+    // within a bound.
+    template <class Pred>
+    std::optional<T> evict_first(Pred pred) {
+        for (auto it = items_.begin(); it != items_.end(); ++it) {
+            if (!pred(*it)) continue;
+            queued_cost_ -= weigh(*it);
+            std::optional<T> out(std::move(*it));
+            items_.erase(it);
+            return out;
+        }
+        return std::nullopt;
     }
 
 private:
@@ -96,12 +120,18 @@ private:
 
     // It was the oldest of its kind when it was handed over, so it is again.
     void give_back(T value) {
-        if (!hand_over(value)) items_.push_front(std::move(value));
+        if (hand_over(value)) return;
+        queued_cost_ += weigh(value);
+        items_.push_front(std::move(value));
     }
+
+    [[nodiscard]] std::size_t weigh(const T& value) const noexcept { return cost_ ? cost_(value) : 0; }
 
     static bool matches(const T& value, match_fn match) noexcept { return !match || match(value); }
 
     std::deque<T> items_;
+    cost_fn cost_;
+    std::size_t queued_cost_ = 0;
     bool closed_ = false;
     detail::parked_list waiters_;
 };

@@ -72,9 +72,11 @@ public:
           max_connections_(o.max_connections),
           reports_closes_(s == schedule::least_connections || s == schedule::custom) {}
 
-    // A connection the primary handed over: queued for accept(), or refused.
+    // A connection the primary handed over: queued for accept(), or refused. One that came
+    // without its socket (this process is out of descriptors) is refused like one past
+    // max_connections: the next close says there is room again.
     void offer(std::uint64_t seq, unique_fd socket) {
-        if (!accepting() || at_limit(handed_.size())) {
+        if (!socket || !accepting() || at_limit(handed_.size())) {
             refused_at_limit_ = accepting();
             if (host_) host_->acknowledge(seq, false);
             return;
