@@ -168,11 +168,12 @@ void run_exhaustion(const exhaustion_case& c) {
                      << " meanwhile, back after " << r.recovery_ms << " ms; shed " << counts.connections_shed
                      << ", accept failures " << counts.accept_failures << "; workers refused " << refused);
         CHECK(r.held == c.hold);
-        // The pressure was real, and then it was gone within 2 s.
-        if (c.where == exhausted::primary)
-            CHECK(counts.connections_shed + counts.accept_failures > 0);
-        else
+        // The pressure was real, and then it was gone within 2 s. At 1024 the primary need
+        // not run out at all: the frozen worker pins no more than its unanswered handoffs.
+        if (c.where == exhausted::workers)
             CHECK(refused > 0);
+        else if (c.limit <= 64)
+            CHECK(counts.connections_shed + counts.accept_failures > 0);
         CHECK(r.recovery_ms >= 0);
         CHECK(r.recovery_ms < 2000);
         if (c.where == exhausted::primary) CHECK(r.answered_during > 0);
