@@ -236,11 +236,11 @@ TEST_CASE("events nobody takes are bounded: the oldest messages are dropped and 
     o.restart.mode = restart_mode::temporary;
     o.max_queued_bytes = 32u << 20;
     support::with_primary(o, [](primary<proto>& p) -> task<void> {
-        const std::size_t before = resident_memory(::getpid()).value();
+        const std::size_t before = support::own_rss();
         (void)co_await support::fork_worker(p);
         // As the README's loop does: only exits are awaited; 640 MiB of notes come meanwhile.
         (void)co_await support::bounded(p.next<exit_event>(), 60s, "the flooding worker's exit");
-        const std::size_t after = resident_memory(::getpid()).value();
+        const std::size_t after = support::own_rss();
         INFO("RSS " << (before >> 20) << " MiB before, " << (after >> 20) << " MiB after");
         CHECK(after < before + (160u << 20));
         CHECK(p.overload().events_dropped >= static_cast<std::uint64_t>(support::flood_count - 2));

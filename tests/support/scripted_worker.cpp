@@ -4,6 +4,15 @@
 
 #include "descriptors.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CLUSTER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(CLUSTER_ASAN)
+#include <sanitizer/allocator_interface.h>
+#endif
+
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -46,11 +55,6 @@ template <class T>
 task<void> send(worker<proto>& w, const T& msg) {
     auto sent = co_await w.send(msg);
     check(sent, "send");
-}
-
-std::uint64_t own_rss() {
-    auto rss = cluster::resident_memory(::getpid());
-    return rss ? *rss : 0;
 }
 
 task<void> tell(worker<proto>& w, std::string text) {
@@ -445,6 +449,16 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
 };
 
 }  // namespace
+
+std::uint64_t own_rss() {
+#if defined(__SANITIZE_ADDRESS__) || defined(CLUSTER_ASAN)
+    // ASan keeps freed memory in quarantine, resident, to catch uses after free: what this
+    // process still holds is what is left once it is drained.
+    __sanitizer_purge_allocator();
+#endif
+    auto rss = cluster::resident_memory(::getpid());
+    return rss ? *rss : 0;
+}
 
 std::string self_exe() {
     char path[PATH_MAX];

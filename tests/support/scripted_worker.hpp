@@ -210,6 +210,10 @@ inline constexpr const char* program = CLUSTER_SCRIPTED_WORKER;
 // throws if there is none by that name.
 cluster::task<void> worker_main(cluster::worker<proto>& w);
 
+// This process's resident memory, in bytes, counting what a sanitizer keeps only for itself
+// as free.
+std::uint64_t own_rss();
+
 // The file this process runs, as /proc/self/exe names it, and that file's inode.
 std::string self_exe();
 std::uint64_t own_inode();
