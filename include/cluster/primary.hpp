@@ -85,7 +85,7 @@ public:
     [[nodiscard]] overload_counts overload() const noexcept {
         overload_counts counts = s_.overload;
         for (const auto& [id, r] : s_.workers)
-            if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.stats().fds_lost;
+            if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.fds_lost();
         return counts;
     }
 

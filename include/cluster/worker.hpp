@@ -158,7 +158,7 @@ public:
     // What this worker had to refuse or drop since it started (see docs/reliability.md).
     [[nodiscard]] overload_counts overload() const noexcept {
         overload_counts counts = overload_;
-        counts.fds_lost = channel().stats().fds_lost;
+        counts.fds_lost = channel().fds_lost();
         return counts;
     }
     // Requested once the primary disconnects this worker or goes away: pass it to the loops

@@ -653,7 +653,7 @@ TEST_CASE("a frame whose fds the kernel could not give us arrives without them, 
         const auto received = std::count_if(got.begin(), got.end(), [](const unique_fd& fd) { return fd.valid(); });
         CHECK(received > 0);
         CHECK(received < 50);
-        CHECK(p.b.stats().fds_lost == static_cast<std::uint64_t>(50 - received));
+        CHECK(p.b.fds_lost() == static_cast<std::uint64_t>(50 - received));
         auto next = co_await p.b.receive();
         REQUIRE(next);
         CHECK(std::get<job>(*next).id == 7);

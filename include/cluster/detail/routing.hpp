@@ -42,7 +42,7 @@ public:
                 dispatch(r, std::move(*e));
         }
         r->end_link();
-        s_.overload.fds_lost += r->link.channel.stats().fds_lost;
+        s_.overload.fds_lost += r->link.channel.fds_lost();
         s_.balancer.worker_gone(*r);
         s_.events.report(event<P>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
         r->reader_finished();

@@ -133,6 +133,9 @@ public:
     void close_queued_fds_in_forked_child() const noexcept { s_->sender.close_queued_fds_in_forked_child(); }
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return s_->sender.queued_bytes(); }
     [[nodiscard]] const channel_stats& stats() const noexcept { return s_->stats; }
+    // fds the kernel closed instead of giving them to us, as we were at our descriptor limit:
+    // the messages they came with arrived without them.
+    [[nodiscard]] std::uint64_t fds_lost() const noexcept { return s_->reader.fds_lost(); }
 
 private:
     struct state {
@@ -211,9 +214,7 @@ private:
         // built in the caller's optional (NRVO), not moved there.
         [[gnu::always_inline]] std::optional<variant> decode_frame() {
             std::optional<wire::decode_error> error;
-            if (frame->fds_lost) stats.fds_lost += lost_fds(frame->fds);
-            auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error,
-                                                      frame->fds_lost);
+            auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error);
             frame = nullptr;
             reader.consume();
             if (error)
@@ -221,11 +222,6 @@ private:
             else
                 ++stats.frames_received;
             return out;
-        }
-
-        [[gnu::cold]] static std::uint64_t lost_fds(std::span<const unique_fd> fds) noexcept {
-            return static_cast<std::uint64_t>(
-                std::count_if(fds.begin(), fds.end(), [](const auto& fd) { return !fd; }));
         }
 
         std::optional<envelope<P>> take_envelope() {

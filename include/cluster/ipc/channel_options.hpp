@@ -20,7 +20,6 @@ struct channel_stats {
     std::uint64_t writes = 0;        // sendmsg calls that carried them
     std::uint64_t memfd_frames = 0;  // frames whose payload travelled in a sealed memfd
     std::uint64_t frames_received = 0;
-    std::uint64_t fds_lost = 0;  // fds the kernel closed instead of giving them to us: we were at our limit
 };
 
 }  // namespace cluster::ipc

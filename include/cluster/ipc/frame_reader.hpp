@@ -28,15 +28,13 @@ namespace cluster::ipc {
 // One complete frame: its header, its payload (in the reader's buffer, or mapped from
 // the sealed memfd that carried it) and the fds that belong to it. Valid until consume().
 // A large payload sits in a buffer of its own, owner: a decoded shared_bytes may keep
-// (share) it instead of copying out of it. fds_lost: the kernel could not give this
-// process all of the frame's fds (it is at its descriptor limit); the missing ones are
-// empty.
+// (share) it instead of copying out of it. An fd the kernel could not give this process
+// (it is at its descriptor limit) is wire::lost_fd.
 struct frame_view {
     wire::frame_header header;
     std::span<const std::byte> payload;
     std::span<unique_fd> fds;
     const wire::shared_bytes* owner = nullptr;
-    bool fds_lost = false;
 };
 
 // What went wrong with the stream, with enough words to act on.
@@ -101,6 +99,8 @@ public:
         batches_.clear();
         if (!complete_) frame_fds_.clear();
     }
+    // How many of the fds frames announced the kernel could not give us.
+    [[nodiscard]] std::uint64_t fds_lost() const noexcept { return lost_; }
     [[nodiscard]] stream_error stray_fds_error() const {
         return {make_error_code(errc::stray_fd), std::to_string(fds_.size()) + " fds not announced by any frame"};
     }
@@ -133,7 +133,6 @@ public:
         if (frame_.header.fd_count != 0) {
             frame_fds_.clear();
             mapping_ = {};
-            frame_.fds_lost = false;
         }
         if (begin_ != end_) return;
         begin_ = end_ = 0;
@@ -273,8 +272,8 @@ private:
         if (batch.count < announced && !batch.truncated)
             return stream_error{make_error_code(errc::missing_fd), std::to_string(announced) + " fds announced, " +
                                                                        std::to_string(batch.count) + " arrived"};
-        frame_.fds_lost = batch.truncated;
-        frame_fds_.resize(announced);
+        lost_ += announced - batch.count;
+        while (frame_fds_.size() < announced) frame_fds_.emplace_back(wire::lost_fd);
         return std::nullopt;
     }
 
@@ -325,6 +324,7 @@ private:
     std::deque<unique_fd> fds_;     // received and not claimed yet, oldest first
     std::deque<fd_batch> batches_;  // how fds_ arrived: one batch per frame that has fds
     std::vector<unique_fd> frame_fds_;
+    std::uint64_t lost_ = 0;
     frame_view frame_;  // the header once has_header_, the rest once complete_
     bool has_header_ = false;
     bool complete_ = false;

@@ -60,6 +60,11 @@ struct gather_list;
 // borrowed from the message, which must outlive the send.
 using fd_list = std::vector<int>;
 
+// What stands in a received frame's fds for one the kernel could not give the receiver (it
+// was at its descriptor limit): the field it fills decodes as no fd, where an fd that is
+// missing or taken twice is an error. Never a descriptor, and never closed.
+inline constexpr int lost_fd = -2;
+
 // Without recursive types, only a hostile or corrupt frame could nest deeper than this.
 inline constexpr unsigned max_depth = 64;
 
@@ -116,7 +121,6 @@ struct reader {
     errc error{};
     std::string path;                     // written only on failure, innermost segment first
     const shared_bytes* owner = nullptr;  // set: keeps the input alive, shared_bytes may alias it
-    bool fds_lost = false;                // the receiver lost some fds: an empty one decodes as none
 
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end - pos); }
     bool fail(errc e) noexcept {
@@ -414,7 +418,7 @@ struct codec<unique_fd> {
             v.reset();
             return true;
         }
-        if (index < r.fds.size() && !r.fds[index].valid() && r.fds_lost) {
+        if (index < r.fds.size() && r.fds[index].get() == lost_fd) {
             v.reset();
             return true;
         }

@@ -211,20 +211,18 @@ template <class P>
 }
 
 // decode_frame() into the optional returned, where the message is built in place (see
-// protocol::decode_in_place). Empty on failure, with error set. fds_lost: some of `fds`
-// are empty because the receiver could not get them; the fields they fill stay empty. Inline: a channel runs it
+// protocol::decode_in_place). Empty on failure, with error set. Inline: a channel runs it
 // for every message it receives.
 template <class P>
 [[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::variant>
 decode_frame_in_place(const frame_header& h, std::span<const std::byte> payload, std::span<unique_fd> fds,
-                      const shared_bytes* owner, std::optional<decode_error>& error, bool fds_lost = false) {
+                      const shared_bytes* owner, std::optional<decode_error>& error) {
     if (const errc e = detail::frame_mismatch(h, payload, fds); e != errc{}) {
         error = decode_error{make_error_code(e), {}};
         return std::nullopt;
     }
     detail::reader r(payload, fds.first(message_fd_count(h)));
     r.owner = owner;
-    r.fds_lost = fds_lost;
     return P::decode_in_place(h.type_id, h.fingerprint, r, error);
 }
 
