@@ -191,6 +191,7 @@ public:
     // The worker the event is about (none for setup and reload). The handle lives as long as the
     // event does, even after the worker's exit.
     [[nodiscard]] worker_handle<P>* worker() const noexcept { return worker_.get(); }
+    [[nodiscard]] const std::shared_ptr<worker_handle<P>>& worker_ptr() const noexcept { return worker_; }
     [[nodiscard]] unsigned worker_id() const noexcept;
 
     [[nodiscard]] value_type& value() noexcept { return value_; }

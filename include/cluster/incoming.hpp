@@ -7,6 +7,7 @@
 #include <utility>
 #include <variant>
 
+#include <cluster/detail/boxed_message.hpp>
 #include <cluster/wire/protocol.hpp>
 
 namespace cluster {
@@ -21,6 +22,10 @@ struct incoming_value {
 template <class... Ts>
 struct incoming_value<wire::protocol<Ts...>> {
     using type = typename wire::protocol<Ts...>::variant;
+};
+template <>
+struct incoming_value<erased> {
+    using type = boxed_message;
 };
 }  // namespace detail
 

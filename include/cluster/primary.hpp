@@ -5,14 +5,18 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/link.hpp>
+#include <cluster/detail/primary_core.hpp>
 #include <cluster/detail/sigpipe.hpp>
-#include <cluster/detail/supervisor.hpp>
+#include <cluster/detail/worker_process.hpp>
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/incoming.hpp>
@@ -38,7 +42,7 @@ public:
     // thread's io_context. From here on a closed stdout or stderr cannot kill this process
     // (see ignore_sigpipe()).
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
-        : s_(std::move(options), std::move(main), std::move(args)) {
+        : core_(std::move(options), parts(std::move(main)), std::move(args)) {
         detail::ignore_sigpipe();
     }
     primary(const primary&) = delete;
@@ -51,71 +55,77 @@ public:
     // worker is supervised: the restart policy replaces it if it dies.
     io::task<handle&> fork(fork_options o = {}) {
         std::string what;
-        auto started = co_await s_.start_in_new_slot(std::move(o), what);
+        auto started = co_await core_.start_in_new_slot(std::move(o), what);
         if (!started) throw std::system_error(started.error(), what);
-        co_return (*started)->handle;
+        co_return user_handle(**started);
     }
 
     // The same, with the failure as a value.
     io::task<result<handle*>> try_fork(fork_options o = {}) {
         std::string what;
-        auto started = co_await s_.start_in_new_slot(std::move(o), what);
+        auto started = co_await core_.start_in_new_slot(std::move(o), what);
         if (!started) co_return started.error();
-        co_return &(*started)->handle;
+        co_return &user_handle(**started);
     }
 
     // Node's setupPrimary(): options for the workers forked from now on; a setup event follows.
     // A new restart policy starts with no restarts counted.
-    void setup(primary_options o) {
-        s_.options = std::move(o);
-        s_.slots.set_policy(s_.options.restart);
-        s_.events.report(event<P>(setup_event{s_.options}));
-    }
-    [[nodiscard]] const primary_options& settings() const noexcept { return s_.options; }
+    void setup(primary_options o) { core_.setup(std::move(o)); }
+    [[nodiscard]] const primary_options& settings() const noexcept { return core_.settings(); }
 
     // True once disconnect_all() or shutdown() began: exits from then on are expected, and
     // nothing is restarted.
-    [[nodiscard]] bool stopping() const noexcept { return s_.stopping; }
+    [[nodiscard]] bool stopping() const noexcept { return core_.stopping(); }
     // True once the restart policy gave up on a crash loop (a gave_up event was emitted).
-    [[nodiscard]] bool gave_up() const noexcept { return s_.stopper.gave_up(); }
+    [[nodiscard]] bool gave_up() const noexcept { return core_.gave_up(); }
     // How many workers the primary keeps running: scale()'s number. Counts the workers
     // forked and not retired, dead ones waiting for their restart included.
-    [[nodiscard]] std::size_t target() const noexcept { return s_.slots.size(); }
+    [[nodiscard]] std::size_t target() const noexcept { return core_.target(); }
     // What the primary had to shed or drop since it started (see docs/reliability.md).
-    [[nodiscard]] overload_counts overload() const noexcept {
-        overload_counts counts = s_.overload;
-        for (const auto& [id, r] : s_.workers)
-            if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.fds_lost();
-        return counts;
-    }
+    [[nodiscard]] overload_counts overload() const noexcept { return core_.overload(); }
 
     // The workers that have not exited, by id (Node's cluster.workers).
     [[nodiscard]] std::vector<handle*> workers() const {
         std::vector<handle*> out;
-        for (const auto& r : s_.workers.alive()) out.push_back(&r->handle);
+        for (const auto& r : core_.alive()) out.push_back(&user_handle(*r));
         return out;
     }
     // The worker with this id, until its exit event has been taken; otherwise nullptr.
     [[nodiscard]] handle* worker(unsigned id) const noexcept {
-        auto r = s_.workers.find(id);
-        return r ? &r->handle : nullptr;
+        auto r = core_.find(id);
+        return r ? &user_handle(*r) : nullptr;
     }
 
     // The next event of any kind. Throws operation_canceled if the task is asked to stop
     // first (as by with_timeout). Taking a worker's exit event forgets its handle.
-    io::task<event<P>> next_event() { return s_.events.next(); }
+    io::task<event<P>> next_event() {
+        auto e = co_await core_.next_event();
+        co_return typed(std::move(e));
+    }
 
     // The next event of kind E (fork_event … reload_event, or incoming<P>); the others stay
     // queued for next_event().
     template <class E>
     io::task<E> next() {
-        return s_.events.template next_of<E>();
+        constexpr bool message = std::is_same_v<E, incoming<P>>;
+        auto e = co_await core_.next_event([] {
+            if constexpr (message)
+                return event_kind::message;
+            else
+                return E::kind;
+        }());
+        if constexpr (message)
+            co_return detail::unboxed<P>(std::move(*e.template get_if<incoming<detail::erased>>()));
+        else
+            co_return std::move(*e.template get_if<E>());
     }
 
     // The next message that is a T, from any worker.
     template <wire::message_of<P> T>
     io::task<incoming<T>> next_message() {
-        return s_.events.template next_message<T>();
+        auto e = co_await core_.next_message(P::template id<T>);
+        auto& m = *e.template get_if<incoming<detail::erased>>();
+        co_return incoming<T>{std::move(std::get<T>(detail::unbox<P>(m.value))), m.from, m.request_tag};
     }
 
     // Answers a request from a worker; fails with peer_gone if that worker is gone.
@@ -129,12 +139,12 @@ public:
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
     // Nothing is restarted from then on.
-    io::task<void> disconnect_all() { return s_.stopper.disconnect_all(); }
+    io::task<void> disconnect_all() { return core_.disconnect_all(); }
 
     // The graceful stop: nothing is restarted, every worker is disconnected and gets
     // shutdown_timeout to finish its work, then the rest are SIGKILLed. A stop signal
     // starts it, and run() ends with it. A second call waits for the first.
-    io::task<void> shutdown() { return s_.stopper.shutdown(); }
+    io::task<void> shutdown() { return core_.shutdown(); }
 
     // Rolling reload: replaces the workers one at a time — starts the new one, waits until it
     // is ready (online, or w.ready() with wait_ready), then gracefully retires an old one. A
@@ -142,24 +152,51 @@ public:
     // workers keep serving. In exec mode the new workers run the program as it is on disk now.
     // Emits a reload_event, and returns it. A caller asked to stop first (main, at a stop
     // signal) stops waiting with operation_canceled; the reload goes on.
-    io::task<reload_event> reload() { return s_.rollout.reload(); }
+    io::task<reload_event> reload() { return core_.reload(); }
 
     // Keeps n workers: forks the missing ones, or gracefully retires the extra ones (those
     // waiting for a restart first, then the oldest), and returns once they have exited.
     // Throws std::system_error if a worker cannot start. Like reload(), it goes on if the
     // caller is asked to stop first.
-    io::task<void> scale(std::size_t n) { return s_.rollout.scale(n); }
+    io::task<void> scale(std::size_t n) { return core_.scale(n); }
 
     // The primary's life in run(): main, then supervision until a stop — a stop signal, a
     // shutdown(), the restart policy giving up, or, once main has returned, no worker left
     // to supervise — then shutdown(). Returns run()'s exit code (see exit_code).
     io::task<int> run(std::function<io::task<void>(primary&)> main) {
         // A coroutine: main, which may be a lambda with captures, lives in this frame.
-        co_return co_await s_.stopper.run(main(*this));
+        co_return co_await core_.run(main(*this));
     }
 
 private:
-    detail::supervisor<P> s_;
+    using core_event = event<detail::erased>;
+
+    static detail::typed_parts parts(worker_main main) {
+        return {detail::ops_of<P>,
+                [](detail::worker_record& r) -> std::unique_ptr<worker_handle<detail::erased>> {
+                    return std::make_unique<handle>(r);
+                },
+                [main = std::move(main)](unsigned id, unique_fd link) {
+                    return detail::run_worker_process<P>(id, std::move(link), main);
+                }};
+    }
+
+    static handle& user_handle(detail::worker_record& r) noexcept { return static_cast<handle&>(*r.handle); }
+
+    // The machinery's event as the user's: the message, if any, as P's.
+    static event<P> typed(core_event&& e) {
+        auto worker = std::static_pointer_cast<handle>(e.worker_ptr());
+        return std::visit(
+            [&](auto&& v) {
+                if constexpr (std::is_same_v<std::decay_t<decltype(v)>, incoming<detail::erased>>)
+                    return event<P>(detail::unboxed<P>(std::move(v)), std::move(worker));
+                else
+                    return event<P>(std::move(v), std::move(worker));
+            },
+            std::move(e.value()));
+    }
+
+    detail::primary_core core_;
 };
 
 }  // namespace cluster

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <cluster/detail/link.hpp>
+#include <cluster/detail/worker_record.hpp>
 #include <cluster/events.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/task.hpp>
@@ -15,16 +16,11 @@
 
 namespace cluster {
 
-namespace detail {
 template <class P>
-struct worker_record;
-}  // namespace detail
-
-template <class P>
-class worker_handle : public detail::link_end<P> {
+class worker_handle : public worker_handle<detail::erased>, public detail::link_end<P> {
 public:
-    // The supervisor's record of the worker is the handle's: a handle is one of its parts.
-    explicit worker_handle(detail::worker_record<P>& record) noexcept
+    // The supervisor's record of the worker owns the handle.
+    explicit worker_handle(detail::worker_record& record) noexcept
         : detail::link_end<P>(record.link), record_(&record) {}
 
     [[nodiscard]] unsigned id() const noexcept { return record_->id; }
@@ -50,10 +46,7 @@ public:
     [[nodiscard]] const std::optional<io::exit_status>& status() const noexcept { return record_->child.status(); }
 
 private:
-    detail::worker_record<P>* record_;
+    detail::worker_record* record_;
 };
 
 }  // namespace cluster
-
-// What the handle's members read. It comes after the handle, which it holds.
-#include <cluster/detail/worker_record.hpp>

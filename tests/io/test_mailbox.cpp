@@ -31,7 +31,7 @@ struct next_turn {
     void await_resume() const noexcept {}
 };
 
-bool is_even(const int& v) noexcept { return v % 2 == 0; }
+bool is_even(const int& v, std::uint64_t) noexcept { return v % 2 == 0; }
 
 // What a take gave, kept by the taking task itself: a with_timeout() or when_any() that
 // stops it throws its value away.

@@ -369,7 +369,7 @@ task<void> ready_on_go(worker<proto>& w) {
 template <class T>
 void write_raw(worker<proto>& w, const T& msg, const std::vector<int>& fds = {}) {
     cluster::wire::buffer out;
-    (void)cluster::wire::encode_frame<worker<proto>::link_protocol>(out, msg);
+    (void)cluster::wire::encode_frame<cluster::detail::control::link_protocol>(out, msg);
     iovec iov{out.data(), out.size()};
     msghdr m{};
     m.msg_iov = &iov;

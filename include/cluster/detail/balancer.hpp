@@ -1,4 +1,4 @@
-// cluster::detail::balancer<P>: the primary's listening sockets, one per endpoint the workers
+// cluster::detail::balancer: the primary's listening sockets, one per endpoint the workers
 // listen on, with their members — the workers the socket's connections go to — and the
 // wiring between its acceptor, its picker and the handoff of each connection.
 #pragma once
@@ -58,10 +58,9 @@ inline int max_backlog() {
     return value;
 }
 
-template <class P>
 class balancer {
 public:
-    using record = worker_record<P>;
+    using record = worker_record;
 
     balancer(const primary_options& options, overload_counts& counts) noexcept : options_(&options), counts_(counts) {}
     balancer(const balancer&) = delete;

@@ -1,16 +1,15 @@
 // cluster::detail::control: the messages a primary and its workers exchange for themselves (online,
-// listening, disconnect, heartbeats, readiness, connections), and link_protocol<P>, which carries them beside P.
+// listening, disconnect, heartbeats, readiness, connections), and link_protocol, which carries them beside the user's.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include <boost/describe.hpp>
-#include <boost/mp11/algorithm.hpp>
-#include <boost/mp11/list.hpp>
 
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
+#include <cluster/wire/raw_message.hpp>
 
 namespace cluster::detail::control {
 
@@ -111,23 +110,23 @@ struct unlisten {
 };
 BOOST_DESCRIBE_STRUCT(unlisten, (), (listener))
 
-// Every control message, in the order they come in a link's protocol: before P's own.
-using messages =
-    boost::mp11::mp_list<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
-                         listen_reply, connection, handoff_ack, connections_closed, unlisten>;
+// What the socketpair between a primary and a worker carries: the above, decoded by the
+// link, and the user's messages, left raw for the typed end that knows their types (an open
+// protocol: this code is the same whatever the user's protocol is).
+using link_protocol =
+    wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
+                   listen_reply, connection, handoff_ack, connections_closed, unlisten, wire::raw_message>;
 
-// How many of a link's alternatives come before P's own.
-inline constexpr std::size_t count = boost::mp11::mp_size<messages>::value;
+// How many of a link's alternatives are control messages: the raw user's message comes last.
+inline constexpr std::size_t count = link_protocol::size - 1;
 
+// Whether none of P's messages has a control message's type id: the link would take it for one.
 template <class P>
-struct link_protocol_of;
+inline constexpr bool apart_from_control = false;
 template <class... Ts>
-struct link_protocol_of<wire::protocol<Ts...>> {
-    using type = boost::mp11::mp_rename<boost::mp11::mp_append<messages, boost::mp11::mp_list<Ts...>>, wire::protocol>;
-};
-
-// What the socketpair between a primary and a worker carries: the above and P's messages.
-template <class P>
-using link_protocol = typename link_protocol_of<P>::type;
+inline constexpr bool apart_from_control<wire::protocol<Ts...>> =
+    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle,
+                            listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten,
+                            Ts...>;
 
 }  // namespace cluster::detail::control

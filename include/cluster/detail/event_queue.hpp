@@ -1,9 +1,10 @@
-// cluster::detail::event_queue<P>: the primary's events on their way to primary_main —
+// cluster::detail::event_queue: the primary's events on their way to primary_main —
 // queued while it can take them, within a bound, dropped once it has returned — and what
 // taking an exit does.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -21,11 +22,12 @@
 
 namespace cluster::detail {
 
-template <class P>
 class event_queue {
+    using P = erased;
+
 public:
     // `max_bytes`: primary_options::max_queued_bytes, which setup() may change.
-    event_queue(worker_table<P>& workers, overload_counts& counts, const std::size_t& max_bytes) noexcept
+    event_queue(worker_table& workers, overload_counts& counts, const std::size_t& max_bytes) noexcept
         : workers_(workers), counts_(counts), max_bytes_(max_bytes) {}
 
     // Once primary_main has returned nobody takes events: they are dropped, as Node drops
@@ -50,18 +52,23 @@ public:
         co_return taken(std::move(e));
     }
 
-    template <class E>
-    io::task<E> next_of() {
-        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template is<E>(); });
-        co_return std::move(*taken(std::move(e)).template get_if<E>());
+    // The next event of that kind.
+    io::task<event<P>> next_of(event_kind kind) {
+        auto e = co_await queue_.take(
+            [](const event<P>& e, std::uint64_t k) noexcept { return e.kind() == static_cast<event_kind>(k); },
+            static_cast<std::uint64_t>(kind));
+        co_return taken(std::move(e));
     }
 
-    template <wire::message_of<P> T>
-    io::task<incoming<T>> next_message() {
-        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
-        auto taken_event = taken(std::move(e));  // named: m points into it
-        auto& m = *taken_event.template get_if<incoming<P>>();
-        co_return incoming<T>{std::move(std::get<T>(m.value)), m.from, m.request_tag};
+    // The next message of the user's type whose id is type_id.
+    io::task<event<P>> next_message(std::uint32_t type_id) {
+        auto e = co_await queue_.take(
+            [](const event<P>& e, std::uint64_t id) noexcept {
+                const auto* m = e.template get_if<incoming<P>>();
+                return m && m->value.type_id == id;
+            },
+            type_id);
+        co_return taken(std::move(e));
     }
 
 private:
@@ -69,7 +76,7 @@ private:
     static std::size_t weigh(const event<P>& e) noexcept {
         const auto* m = e.template get_if<incoming<P>>();
         if (!m) return sizeof(event<P>);
-        return sizeof(event<P>) + std::visit([](const auto& v) noexcept { return wire::encoded_size(v); }, m->value);
+        return sizeof(event<P>) + m->value.size;
     }
 
     // Past the bound the oldest messages go first: they are what a loop that awaits only
@@ -109,7 +116,7 @@ private:
         });
     }
 
-    worker_table<P>& workers_;
+    worker_table& workers_;
     overload_counts& counts_;
     const std::size_t& max_bytes_;
     pressure_log log_;

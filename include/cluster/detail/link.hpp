@@ -1,16 +1,18 @@
-// cluster::detail::link<P>: one end of the channel between a primary and a worker, what both
-// ends offer their users through it (link_end: send, request, reply), and how arrivals
-// become incoming<P>.
+// cluster::detail::link: one end of the channel between a primary and a worker, what both
+// ends offer their users through it (link_end<P>: send, request, reply), and how the user's
+// messages that arrive on it become incoming<erased>.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/task.hpp>
@@ -21,29 +23,32 @@
 
 namespace cluster::detail {
 
-// The user's message from a link message; nothing when it is one of the control messages.
-template <class P>
-std::optional<typename P::variant> user_message(typename control::link_protocol<P>::variant&& m) {
-    return std::visit(
-        [](auto&& v) -> std::optional<typename P::variant> {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (P::template contains<T>)
-                return std::optional<typename P::variant>(std::in_place, std::in_place_type<T>, std::move(v));
-            else
-                return std::nullopt;
-        },
-        std::move(m));
-}
+// One end of the channel between a primary and a worker: the channel, which carries the
+// control messages beside the user's, and the requests sent on it that wait for their answers.
+struct link {
+    using protocol = control::link_protocol;
+    using envelope = ipc::envelope<protocol>;
 
-// What arrived, as the user sees it: who sent it (a routed frame's tag names the worker it
-// came from), and the tag a reply must carry.
-template <class P>
-std::optional<incoming<P>> to_incoming(ipc::envelope<control::link_protocol<P>>&& e, unsigned sender) {
-    auto value = user_message<P>(std::move(e.value));
-    if (!value) return std::nullopt;
+    explicit link(unique_fd socket) : channel(std::move(socket)) {}
+
+    ipc::channel<protocol> channel;
+    ipc::request_table<protocol::variant> requests;
+};
+
+// A user's message that arrived on a link (e holds a raw_message), decoded by the protocol's
+// ops: who sent it (a routed frame's tag names the worker it came from), and the tag a reply
+// must carry. A message that does not decode is the peer breaking the protocol: the link is
+// cut off, saying why, and nothing is returned.
+inline std::optional<incoming<erased>> to_incoming(link& l, const protocol_ops& ops, link::envelope&& e,
+                                                   unsigned sender) {
+    auto boxed = ops.decode(std::get<wire::raw_message>(e.value));
+    if (!boxed) {
+        l.channel.abort(boxed.error().code, std::move(boxed.error().path));
+        return std::nullopt;
+    }
     const bool routed = (e.flags & wire::frame_flags::routed) != 0;
     const bool request = (e.flags & wire::frame_flags::request) != 0;
-    return incoming<P>{std::move(*value), routed ? e.tag : sender, request ? e.tag : 0};
+    return incoming<erased>{std::move(*boxed), routed ? e.tag : sender, request ? e.tag : 0};
 }
 
 // A request can only be answered by whoever received it.
@@ -54,27 +59,26 @@ void check_replyable(const incoming<V>& to) {
                                 "cluster: reply() to a message that is not a request");
 }
 
-// One end of the channel between a primary and a worker: the channel, which carries the
-// control messages beside P's, and the requests sent on it that wait for their answers.
-template <class P>
-struct link {
-    using protocol = control::link_protocol<P>;
+// Sends msg on l as a request and waits up to `timeout` for a Reply of protocol P. Errors:
+// timed_out, peer_gone (the other end disconnected or died first), unexpected_type (it
+// answered with another type), or the send's. An answer that does not decode cuts the link off.
+template <class P, class Reply, class T, class Rep, class Period>
+io::task<result<Reply>> request(link& l, const T& msg, std::chrono::duration<Rep, Period> timeout) {
+    auto answer = co_await ipc::exchange(l.channel, l.requests, msg, timeout);
+    if (!answer) co_return answer.error();
+    auto* raw = std::get_if<wire::raw_message>(&*answer);
+    if (!raw) co_return make_error_code(errc::unexpected_type);
+    auto decoded = wire::decode_raw<P>(*raw);
+    if (!decoded) {
+        const auto why = decoded.error().code;
+        l.channel.abort(why, std::move(decoded.error().path));
+        co_return why;
+    }
+    if (auto* reply = std::get_if<Reply>(&*decoded)) co_return std::move(*reply);
+    co_return make_error_code(errc::unexpected_type);
+}
 
-    explicit link(unique_fd socket) : channel(std::move(socket)) {}
-
-    ipc::channel<protocol> channel;
-    ipc::request_table<typename protocol::variant> requests;
-};
-
-// Owns a link for a class that offers it through link_end: as a base, it exists before
-// link_end, which refers to it (the base-from-member idiom).
-template <class P>
-struct link_owner {
-    explicit link_owner(unique_fd socket) : owned_link(std::move(socket)) {}
-    link<P> owned_link;
-};
-
-// What both ends offer their users alike: send, request, reply.
+// What both ends offer their users alike: send, request, reply, in the user's protocol P.
 template <class P>
 class link_end {
 public:
@@ -94,7 +98,7 @@ public:
     template <wire::message_of<P> Reply, wire::message_of<P> T, class Rep = std::int64_t, class Period = std::milli>
     io::task<result<Reply>> request(const T& msg,
                                     std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
-        return ipc::request<Reply>(link_.channel, link_.requests, msg, timeout);
+        return detail::request<P, Reply>(link_, msg, timeout);
     }
 
     // Answers a request that came in on this link.
@@ -107,10 +111,10 @@ public:
     [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.channel.stats(); }
 
 protected:
-    explicit link_end(link<P>& l) noexcept : link_(l) {}
+    explicit link_end(link& l) noexcept : link_(l) {}
     ~link_end() = default;
 
-    link<P>& link_;
+    link& link_;
 };
 
 }  // namespace cluster::detail

@@ -1,7 +1,9 @@
-// cluster::detail::router<P>: what arrives from each worker, and where it goes — answers to
+// cluster::detail::router: what arrives from each worker, and where it goes — answers to
 // the primary's requests, the worker's messages as events, its control messages to the jobs
 // they concern, and messages for other workers on to them.
 #pragma once
+
+#include <cluster/config.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -21,112 +23,37 @@
 
 namespace cluster::detail {
 
-template <class P>
 class supervisor;
 
-template <class P>
 class router {
 public:
-    using record = worker_record<P>;
+    using record = worker_record;
     using record_ptr = std::shared_ptr<record>;
-    using envelope = ipc::envelope<control::link_protocol<P>>;
+    using envelope = link::envelope;
 
-    explicit router(supervisor<P>& s) noexcept : s_(s) {}
+    explicit router(supervisor& s) noexcept : s_(s) {}
 
     // Reads the worker's link until it ends, then tells everyone who cares.
-    io::task<void> pump(record_ptr r) {
-        while (auto e = co_await r->link.channel.receive_envelope()) {
-            if (e->flags & wire::frame_flags::routed)
-                co_await forward(*r, std::move(*e));
-            else
-                dispatch(r, std::move(*e));
-        }
-        r->end_link();
-        s_.overload.fds_lost += r->link.channel.fds_lost();
-        s_.balancer.worker_gone(*r);
-        s_.events.report(event<P>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
-        r->reader_finished();
-        if (!r->disconnect_sent && !r->retiring && !s_.stopping)
-            s_.tasks.spawn(watch_exit(r, s_.options.shutdown_timeout));
-    }
+    CLUSTER_DECL io::task<void> pump(record_ptr r);
 
 private:
-    void dispatch(const record_ptr& r, envelope&& e) {
-        if (e.flags & wire::frame_flags::response) {
-            (void)r->link.requests.complete(e.tag, std::move(e.value));
-        } else if (e.value.index() >= control::count) {
-            if (auto m = to_incoming<P>(std::move(e), r->id)) s_.events.report(event<P>(std::move(*m), handle_of(r)));
-        } else if (auto* ask = std::get_if<control::listen_request>(&e.value)) {
-            listen_for(r, *ask, e.tag);
-        } else {
-            on_control(r, std::move(e.value));
-        }
-    }
+    CLUSTER_DECL void dispatch(const record_ptr& r, envelope&& e);
 
-    void on_control(const record_ptr& r, typename control::link_protocol<P>::variant&& m) {
-        if (std::holds_alternative<control::heartbeat>(m)) {
-            r->last_beat = record::clock::now();
-        } else if (std::holds_alternative<control::online>(m)) {
-            came_online(r);
-        } else if (std::holds_alternative<control::ready>(m)) {
-            r->ready.set();
-        } else if (std::holds_alternative<control::recycle>(m)) {
-            s_.rollout.recycle(r, stop_reason::max_messages);
-        } else if (auto* l = std::get_if<control::listening>(&m)) {
-            s_.events.report(event<P>(listening_event{r->id, l->family, std::move(l->address), l->port}, handle_of(r)));
-        } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
-            s_.balancer.acknowledged(*r, ack->seq, ack->accepted);
-        } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
-            if (auto why = s_.balancer.connections_closed(*r, closed->listener, closed->count))
-                r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
-        } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
-            s_.balancer.unlisten(*r, bye->listener);
-        } else if (std::holds_alternative<control::leaving>(m)) {
-            r->exited_after_disconnect = true;
-        }
-    }
+    CLUSTER_DECL void on_control(const record_ptr& r, control::link_protocol::variant&& m);
 
-    void came_online(const record_ptr& r) {
-        r->online = true;
-        r->last_beat = record::clock::now();
-        if (!r->wait_ready) r->ready.set();
-        s_.events.report(event<P>(online_event{r->id, r->pid}, handle_of(r)));
-    }
+    CLUSTER_DECL void came_online(const record_ptr& r);
 
     // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.
-    void listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag) {
-        net::endpoint local;
-        const auto reply = s_.balancer.listen(r, ask, s_.tasks, local);
-        (void)r->link.channel.send(reply, tag, wire::frame_flags::response);
-        if (reply.error == 0)
-            s_.events.report(
-                event<P>(listening_event{r->id, local.family(), local.address(), local.port()}, handle_of(r)));
-    }
+    CLUSTER_DECL void listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag);
 
-    // A message from one worker to another (or to all others): it goes on marked with the
-    // sender's id. Messages for a worker that is gone are dropped.
-    io::task<void> forward(const record& from, envelope&& e) {
-        if (e.value.index() < control::count) co_return;
-        for (const auto& target : targets(from, e.tag)) {
-            auto sent = std::visit(
-                [&](const auto& m) { return target->link.channel.send(m, from.id, wire::frame_flags::routed); },
-                e.value);
-            (void)co_await sent;
-        }
-    }
+    // A message from one worker to another (or to all others): checked as the primary checks
+    // what it receives, then on its way marked with the sender's id. Messages for a worker
+    // that is gone are dropped.
+    CLUSTER_DECL io::task<void> forward(record& from, envelope&& e);
 
-    std::vector<record_ptr> targets(const record& from, std::uint32_t to) const {
-        std::vector<record_ptr> out;
-        if (to == wire::frame_flags::all_workers) {
-            for (const auto& [id, r] : s_.workers)
-                if (id != from.id && r->is_connected()) out.push_back(r);
-        } else if (auto r = s_.workers.find(to); r && r->is_connected()) {
-            out.push_back(std::move(r));
-        }
-        return out;
-    }
+    CLUSTER_DECL std::vector<record_ptr> targets(const record& from, std::uint32_t to) const;
 
-    supervisor<P>& s_;
+    supervisor& s_;
 };
 
 }  // namespace cluster::detail

@@ -1,4 +1,4 @@
-// cluster::detail::supervisor<P>: the primary's machinery — the state its jobs share (workers,
+// cluster::detail::supervisor: the primary's machinery — the state its jobs share (workers,
 // slots, events, sockets, tasks), the jobs themselves, and the wiring between them: starting
 // a worker, one worker's life from fork to exit, and the restart policy's decisions.
 #pragma once
@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include <cluster/detail/balancer.hpp>
+#include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
@@ -27,8 +29,8 @@
 #include <cluster/detail/slot_table.hpp>
 #include <cluster/detail/stdio_relay.hpp>
 #include <cluster/detail/stopping.hpp>
+#include <cluster/detail/typed_parts.hpp>
 #include <cluster/detail/watchdogs.hpp>
-#include <cluster/detail/worker_process.hpp>
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/detail/worker_table.hpp>
 #include <cluster/events.hpp>
@@ -42,7 +44,7 @@
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
-#include <cluster/worker.hpp>
+#include <cluster/worker_handle.hpp>
 
 namespace cluster::detail {
 
@@ -50,16 +52,15 @@ namespace cluster::detail {
 // pipes, in case a process it forked keeps them open.
 inline constexpr std::chrono::milliseconds reader_grace{250};
 
-template <class P>
 class supervisor {
 public:
-    using record = worker_record<P>;
+    using record = worker_record;
     using record_ptr = std::shared_ptr<record>;
-    using worker_main = typename worker<P>::main_function;
     using clock = std::chrono::steady_clock;
 
-    supervisor(primary_options o, worker_main m, std::vector<std::string> a)
-        : options(std::move(o)), main(std::move(m)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
+    supervisor(primary_options o, typed_parts typed, std::vector<std::string> a)
+        : options(std::move(o)), ops(typed.ops), make_handle(typed.make_handle),
+          worker_process(std::move(typed.worker_process)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
           slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
     }
@@ -95,7 +96,7 @@ public:
         r->home_slot = slot;
         configure(*r, o);
         watch(r, o);
-        events.report(event<P>(fork_event{r->id, r->pid}, handle_of(r)));
+        events.report(event<erased>(fork_event{r->id, r->pid}, handle_of(r)));
         if (bind_now) settle_in(slot, r);
         co_return r;
     }
@@ -118,21 +119,23 @@ public:
 
     // ---- the state every job shares ----
     primary_options options;
-    const worker_main main;
+    const protocol_ops ops;
+    std::unique_ptr<worker_handle<erased>> (*const make_handle)(record&);
+    const std::function<int(unsigned id, unique_fd link)> worker_process;
     const std::vector<std::string> args;
     io::io_context* const ctx;
     overload_counts overload;  // what the primary shed or dropped; fds_lost: of the workers gone
-    worker_table<P> workers;
-    event_queue<P> events{workers, overload, options.max_queued_bytes};
+    worker_table workers;
+    event_queue events{workers, overload, options.max_queued_bytes};
     slot_table slots;
-    detail::balancer<P> balancer;  // before tasks: its accept loops are among them
-    bool stopping = false;         // once disconnect_all() or shutdown() began: nothing restarts
+    detail::balancer balancer;  // before tasks: its accept loops are among them
+    bool stopping = false;      // once disconnect_all() or shutdown() began: nothing restarts
     std::mt19937_64 rng{std::random_device{}()};
 
     // ---- the jobs ----
-    detail::rollout<P> rollout{*this};
-    detail::router<P> router{*this};
-    detail::stopper<P> stopper{*this};
+    detail::rollout rollout{*this};
+    detail::router router{*this};
+    detail::stopper stopper{*this};
 
     io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
 
@@ -147,7 +150,9 @@ private:
             what = "cluster: cannot start worker " + std::to_string(id);
             return started.error();
         }
-        return std::make_shared<record>(id, std::move(*started));
+        auto r = std::make_shared<record>(id, std::move(*started));
+        r->handle = make_handle(*r);
+        return r;
     }
 
     // Nothing once the worker started (exec'd, or ready to run its code); else what failed in
@@ -199,7 +204,7 @@ private:
         stopper.close_in_forked_child();
         for (const auto& [other, r] : workers) r->close_in_forked_child();
         balancer.close_in_forked_child();
-        return run_worker_process<P>(id, std::move(link), main);
+        return worker_process(id, std::move(link));
     }
 
     // Everything the primary does for one worker, from fork to exit event.
@@ -220,7 +225,7 @@ private:
         const io::exit_status final_status = status ? *status : io::exit_status{};
         exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason};
         r->exited.set();
-        self.events.report(event<P>(std::move(e), handle_of(r)));
+        self.events.report(event<erased>(std::move(e), handle_of(r)));
         self.after_exit(*r, final_status);
     }
 
@@ -258,7 +263,7 @@ private:
         auto d = slots.decide(status, after_disconnect, uptime, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
-            events.report(event<P>(restart_scheduled_event{worker_id, d.delay, slots.attempt()}));
+            events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt()}));
             tasks.spawn(restart_later(*this, slot, d.delay, slots.pending_restart(slot)));
             return;
         case restart_decision::action::none: return forget_slot(slot);
@@ -288,3 +293,8 @@ private:
 };
 
 }  // namespace cluster::detail
+
+// What the supervisor's jobs do: they need the whole supervisor.
+#include <cluster/detail/impl/rollout.ipp>
+#include <cluster/detail/impl/routing.ipp>
+#include <cluster/detail/impl/stopping.ipp>

@@ -1,45 +1,37 @@
-// cluster::detail::run_worker_process<P>(): the whole life of a worker process as the process
-// itself sees it, forked or exec'd: its role, its own loop, and worker<P>'s run().
+// cluster::detail::run_worker_process(): the whole life of a worker process as the process
+// itself sees it, forked or exec'd: its role, its own loop, and its code, as worker<P>'s.
 #pragma once
 
-#include <signal.h>
-
+#include <functional>
 #include <utility>
 
-#include <cluster/detail/sigpipe.hpp>
-#include <cluster/io/io_context.hpp>
-#include <cluster/io/sync_wait.hpp>
-#include <cluster/role.hpp>
+#include <cluster/config.hpp>
+#include <cluster/detail/boxed_message.hpp>
+#include <cluster/detail/worker_core.hpp>
+#include <cluster/io/task.hpp>
 #include <cluster/unique_fd.hpp>
 #include <cluster/worker.hpp>
 
 namespace cluster::detail {
 
-// Ctrl-C in a terminal signals the whole process group. The primary turns it into a graceful
-// stop; a worker that died of it at once would drop its work. A handler rather than SIG_IGN,
-// so that what the worker execs gets the default back.
-inline void ignore_interrupts() noexcept {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, nullptr);
+// The process's life around worker_core::run(): returns the worker's exit code.
+CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_ops& ops,
+                                    const std::function<io::task<void>(worker_core&)>& main);
+
+template <class P>
+io::task<void> run_as(worker_core& core, const typename worker<P>::main_function& main) {
+    worker<P> w(core);
+    co_await main(w);
 }
 
 template <class P>
 int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::main_function& main) {
-    current_role() = role{true, id};
-    ignore_interrupts();
-    // Node's workers are Node processes, which ignore SIGPIPE: so do these, forked or exec'd,
-    // or a worker printing to the closed stdout it shares with its primary would die at each
-    // line, and be restarted to die again. A forked worker comes here with the primary's
-    // disposition, a handler reset to the default (see child_setup); an exec'd one with the
-    // default (see child_setup::exec), or with the handler its main() installed before run(),
-    // which it keeps.
-    ignore_sigpipe();
-    io::io_context ctx;
-    worker<P> w(id, std::move(link));
-    return io::sync_wait(w.run(main));
+    return run_worker_process(id, std::move(link), ops_of<P>,
+                              [&main](worker_core& core) { return run_as<P>(core, main); });
 }
 
 }  // namespace cluster::detail
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/detail/impl/worker_process.ipp>
+#endif

@@ -1,4 +1,4 @@
-// cluster::detail::worker_record<P>: what the primary keeps about one worker process — its
+// cluster::detail::worker_record: what the primary keeps about one worker process — its
 // link, process and stdio pipes, where it stands, what its supervisor decided — and the
 // worker_handle through which the user sees it.
 #pragma once
@@ -13,6 +13,7 @@
 #include <stop_token>
 #include <utility>
 
+#include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/link.hpp>
@@ -23,11 +24,26 @@
 #include <cluster/io/task.hpp>
 #include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
-#include <cluster/worker_handle.hpp>
+
+namespace cluster {
+
+template <class P>
+class worker_handle;
+
+// What every worker_handle<P> is to the supervisor, which is the same code whatever P is.
+template <>
+class worker_handle<detail::erased> {
+public:
+    worker_handle() = default;
+    worker_handle(const worker_handle&) = delete;
+    worker_handle& operator=(const worker_handle&) = delete;
+    virtual ~worker_handle() = default;
+};
+
+}  // namespace cluster
 
 namespace cluster::detail {
 
-template <class P>
 struct worker_record {
     using clock = std::chrono::steady_clock;
 
@@ -92,7 +108,7 @@ struct worker_record {
 
     const unsigned id;
     const pid_t pid;
-    detail::link<P> link;
+    detail::link link;
     io::child_process child;
     unique_fd out, err;  // silent: the worker's stdout and stderr, to relay
     unique_fd status_pipe;
@@ -118,13 +134,13 @@ struct worker_record {
     const clock::time_point started = clock::now();
     clock::time_point last_beat = started;
 
-    worker_handle<P> handle{*this};  // last: it refers to the rest
+    // The user's worker_handle<P>, made by the typed primary<P> (see supervisor::make_handle).
+    std::unique_ptr<worker_handle<erased>> handle;
 };
 
 // r->disconnect(), then until the process has exited. `r` is held: its exit event, taken
 // meanwhile, would otherwise free the record.
-template <class P>
-io::task<void> disconnect_and_wait(std::shared_ptr<worker_record<P>> r) {
+inline io::task<void> disconnect_and_wait(std::shared_ptr<worker_record> r) {
     (void)co_await r->disconnect();
     (void)co_await r->exited.wait();
 }

@@ -1,4 +1,4 @@
-// cluster::detail::worker_table<P>: the primary's worker records by id, from fork until
+// cluster::detail::worker_table: the primary's worker records by id, from fork until
 // the worker's exit event is taken, and the ids new workers get.
 #pragma once
 
@@ -11,10 +11,9 @@
 
 namespace cluster::detail {
 
-template <class P>
 class worker_table {
 public:
-    using record = worker_record<P>;
+    using record = worker_record;
 
     [[nodiscard]] unsigned next_id() noexcept { return next_id_++; }
 
@@ -46,9 +45,8 @@ private:
 };
 
 // The handle an event carries: it keeps the whole record alive.
-template <class P>
-std::shared_ptr<worker_handle<P>> handle_of(const std::shared_ptr<worker_record<P>>& r) {
-    return r ? std::shared_ptr<worker_handle<P>>(r, &r->handle) : nullptr;
+inline std::shared_ptr<worker_handle<erased>> handle_of(const std::shared_ptr<worker_record>& r) {
+    return r ? std::shared_ptr<worker_handle<erased>>(r, r->handle.get()) : nullptr;
 }
 
 }  // namespace cluster::detail

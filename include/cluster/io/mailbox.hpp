@@ -4,6 +4,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -15,8 +16,8 @@ namespace cluster::io {
 template <class T>
 class mailbox {
 public:
-    // Which items a taker wants; none: any item.
-    using match_fn = bool (*)(const T&) noexcept;
+    // Which items a taker wants, given the key it passed to take(); none: any item.
+    using match_fn = bool (*)(const T&, std::uint64_t key) noexcept;
     // What an item weighs toward queued_cost(): its bytes, say.
     using cost_fn = std::size_t (*)(const T&) noexcept;
 
@@ -46,11 +47,13 @@ public:
 
     // The oldest item that matches, waiting for one if needed; nothing once closed and
     // none is left, or if the taking task was asked to stop.
-    [[nodiscard]] auto take(match_fn match = nullptr) noexcept { return taker{*this, match}; }
+    [[nodiscard]] auto take(match_fn match = nullptr, std::uint64_t key = 0) noexcept {
+        return taker{*this, match, key};
+    }
 
-    std::optional<T> try_take(match_fn match = nullptr) {
+    std::optional<T> try_take(match_fn match = nullptr, std::uint64_t key = 0) {
         for (auto it = items_.begin(); it != items_.end(); ++it) {
-            if (matches(*it, match)) {
+            if (matches(*it, match, key)) {
                 queued_cost_ -= weigh(*it);
                 std::optional<T> out(std::move(*it));
                 items_.erase(it);
@@ -88,10 +91,11 @@ private:
     struct taker : detail::parked {
         mailbox& box;
         match_fn match;
+        std::uint64_t key;
         std::optional<T> slot;
-        taker(mailbox& b, match_fn m) noexcept : box(b), match(m) {}
+        taker(mailbox& b, match_fn m, std::uint64_t k) noexcept : box(b), match(m), key(k) {}
         bool await_ready() {
-            slot = box.try_take(match);
+            slot = box.try_take(match, key);
             return slot || box.closed_;
         }
         template <class Promise>
@@ -109,7 +113,7 @@ private:
     bool hand_over(T& value) {
         for (detail::parked* p = waiters_.front(); p; p = detail::parked_list::next(*p)) {
             auto* t = static_cast<taker*>(p);
-            if (matches(value, t->match)) {
+            if (matches(value, t->match, t->key)) {
                 t->slot.emplace(std::move(value));
                 t->wake();
                 return true;
@@ -127,7 +131,9 @@ private:
 
     [[nodiscard]] std::size_t weigh(const T& value) const noexcept { return cost_ ? cost_(value) : 0; }
 
-    static bool matches(const T& value, match_fn match) noexcept { return !match || match(value); }
+    static bool matches(const T& value, match_fn match, std::uint64_t key) noexcept {
+        return !match || match(value, key);
+    }
 
     std::deque<T> items_;
     cost_fn cost_;

@@ -85,6 +85,10 @@ public:
         return s_->sender.queue(msg, tag, flags);
     }
 
+    // What send() waits for after queueing, for a message queue() took: the result of
+    // `queued`, once the socket has drained below the high-water mark if it had not.
+    [[nodiscard]] auto wait_for_room(std::error_code queued) { return s_->sender.wait_for_room(queued); }
+
     // The next message, or nothing once the channel has closed (see close_reason()).
     [[nodiscard]] auto receive() { return receive_awaiter<false>{*s_}; }
     [[nodiscard]] auto receive_envelope() { return receive_awaiter<true>{*s_}; }

@@ -114,17 +114,23 @@ private:
     std::error_code error_;
 };
 
-// Sends msg as a request over ch and waits up to `timeout` for the response, which must
-// be a Reply. Errors: the send's, timed_out, peer_gone (the channel ended first), or
-// unexpected_type (the peer answered with another type).
-template <class Reply, class P, class T, class Rep, class Period>
-io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
-                                std::chrono::duration<Rep, Period> timeout) {
+// Sends msg as a request over ch and waits up to `timeout` for the response, whatever its
+// type. Errors: the send's, timed_out, or peer_gone (the channel ended first).
+template <class P, class T, class Rep, class Period>
+io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
+                                               std::chrono::duration<Rep, Period> timeout) {
     typename request_table<typename P::variant>::slot slot(table);
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
     if (!sent) co_return sent.error();
-    auto answer = co_await io::with_timeout(slot.response(), timeout);
+    co_return co_await io::with_timeout(slot.response(), timeout);
+}
+
+// exchange(), for a response that must be a Reply: else unexpected_type.
+template <class Reply, class P, class T, class Rep, class Period>
+io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
+                                std::chrono::duration<Rep, Period> timeout) {
+    auto answer = co_await exchange(ch, table, msg, timeout);
     if (!answer) co_return answer.error();
     if (auto* reply = std::get_if<Reply>(&*answer)) co_return std::move(*reply);
     co_return make_error_code(errc::unexpected_type);

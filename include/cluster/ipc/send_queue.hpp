@@ -3,6 +3,8 @@
 // backpressure and flush. Only queue() depends on what is sent: the rest is not a template.
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -62,11 +64,7 @@ public:
     send_queue(const send_queue&) = delete;
     send_queue& operator=(const send_queue&) = delete;
     // The kernel may still hold pointers into this queue: take them back first.
-    ~send_queue() {
-        for (waiter* w : blocked_senders_) w->owner = nullptr;
-        for (waiter* w : flush_waiters_) w->owner = nullptr;
-        cancel_writes();
-    }
+    CLUSTER_DECL ~send_queue();
 
     // Queues msg (and dups of any fds it holds) for the batch that leaves at the end of this
     // turn. A small message without fds, the common case, is framed straight into the batch:
@@ -124,39 +122,19 @@ public:
     [[nodiscard]] const std::error_code& error() const noexcept { return write_error_; }
 
     // Drops what is queued; every send from now on fails with `ec`.
-    void fail(std::error_code ec) {
-        if (!write_error_) write_error_ = ec;
-        sending_.clear();
-        filling_.clear();
-        sent_ = 0;
-        marks_sent_ = 0;
-        fds_sent_ = 0;
-    }
+    CLUSTER_DECL void fail(std::error_code ec);
 
     // Takes back the queue's ops, resuming nobody: before its socket closes.
-    void cancel_writes() {
-        if (flush_scheduled_) ctx_->cancel_defer(&flush_hook_);
-        flush_scheduled_ = false;
-        if (!write_idle_) ctx_->cancel_and_wait(&write_hook_, write_idle_);
-    }
+    CLUSTER_DECL void cancel_writes();
 
     // Resumes everyone waiting: after fail(), their sends fail.
-    void wake_all() {
-        wake(blocked_senders_);
-        wake(flush_waiters_);
-    }
+    CLUSTER_DECL void wake_all();
 
     // In a process forked while fds wait to be sent: they are the parent's to send, and a
     // child that kept them would hold, say, a client's connection open.
-    void close_queued_fds_in_forked_child() const noexcept {
-        for (const auto* b : {&filling_, &sending_})
-            for (const auto& fd : b->fds) ::close(fd.get());
-    }
+    CLUSTER_DECL void close_queued_fds_in_forked_child() const noexcept;
 
-    void forget(waiter* w) noexcept {
-        std::erase(blocked_senders_, w);
-        std::erase(flush_waiters_, w);
-    }
+    CLUSTER_DECL void forget(waiter* w) noexcept;
 
 private:
     // Frames queued for the socket: bytes, the fds they carry, and where each frame with
@@ -183,18 +161,11 @@ private:
         }
     };
 
-    result<void> result_so_far() const noexcept {
-        if (write_error_) return write_error_;
-        return {};
-    }
+    CLUSTER_DECL result<void> result_so_far() const noexcept;
 
     // Counts a frame in; the batch leaves at the end of this loop turn. Only the first
     // frame of a turn has a flush to schedule: the rest skip the call.
-    std::error_code queued() {
-        ++stats_.frames_sent;
-        if (!flush_scheduled_ && write_idle_) schedule_flush();
-        return no_error();
-    }
+    CLUSTER_DECL std::error_code queued();
 
     // std::error_code() calls std::system_category() in libstdc++, a call per message.
     static std::error_code no_error() noexcept { return make_error_code(errc{}); }
@@ -229,14 +200,7 @@ private:
         return queued();
     }
 
-    void undo(std::size_t bytes, std::size_t fds, std::size_t runs) {
-        filling_.bytes.truncate(bytes);
-        filling_.fds.resize(fds);
-        while (filling_.gather.runs.size() > runs) {
-            filling_.gather.total -= filling_.gather.runs.back().bytes.size();
-            filling_.gather.runs.pop_back();
-        }
-    }
+    CLUSTER_DECL void undo(std::size_t bytes, std::size_t fds, std::size_t runs);
 
     template <class T>
     std::error_code queue_in_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
@@ -254,202 +218,57 @@ private:
         return {};
     }
 
-    void queue_memfd_header(const wire::frame_header& h) {
-        wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(
-                                   filling_.bytes.extend(wire::frame_header_size), wire::frame_header_size));
-    }
+    CLUSTER_DECL void queue_memfd_header(const wire::frame_header& h);
 
     // The message's fds are borrowed and it may be gone before the batch is written.
-    std::error_code adopt_dups(const wire::fd_list& fds) {
-        for (int raw : fds) {
-            unique_fd dup(::fcntl(raw, F_DUPFD_CLOEXEC, 0));
-            if (!dup) return errno_code(errno);
-            filling_.fds.push_back(std::move(dup));
-        }
-        return {};
-    }
+    CLUSTER_DECL std::error_code adopt_dups(const wire::fd_list& fds);
 
-    void schedule_flush() {
-        if (flush_scheduled_ || !write_idle_) return;
-        ctx_->defer(&flush_hook_);
-        flush_scheduled_ = true;
-    }
+    CLUSTER_DECL void schedule_flush();
 
-    void on_flush(int, bool resume) {
-        flush_scheduled_ = false;
-        if (!resume) return;
-        write_more();
-        wake_senders();
-    }
+    CLUSTER_DECL void on_flush(int, bool resume);
 
     // Writes what is queued: first straight to the socket, without blocking, which costs
     // one syscall and no completion to wait for (a small batch usually fits); what the
     // socket will not take now goes to io_uring, which waits for room.
-    void write_more() {
-        if (write_idle_ && !write_error_ && sent_ == sending_.size() && filling_.fds.empty() &&
-            filling_.gather.runs.empty())
-            return write_plain_batch();
-        write_queued();
-    }
+    CLUSTER_DECL void write_more();
 
     // The common batch, plain bytes with nothing left of an earlier one, is sent from
     // where it was encoded: no swap of the two batches (four containers each) and no
     // msghdr to prepare unless the socket takes less than all of it.
-    void write_plain_batch() {
-        const std::size_t size = filling_.bytes.size();
-        if (size == 0) return;
-        const ssize_t n = ::send(fd_, filling_.bytes.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n == static_cast<ssize_t>(size)) {
-            ++stats_.writes;
-            filling_.clear();
-            return;
-        }
-        const int err = errno;
-        start_sending_filled();
-        prepare_write();
-        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK) return fail(errno_code(err));
-        if (n >= 0) {
-            ++stats_.writes;
-            (void)written(static_cast<std::size_t>(n));  // a short write: the rest is prepared
-        }
-        submit_write();
-    }
+    CLUSTER_DECL void write_plain_batch();
 
-    void write_queued() {
-        while (write_idle_ && !write_error_) {
-            if (sent_ == sending_.size()) {
-                if (filling_.size() == 0) return;
-                start_sending_filled();
-            }
-            prepare_write();
-            const ssize_t n = send_prepared();
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail(errno_code(errno));
-            if (n >= 0) ++stats_.writes;
-            if (n < 0 || !written(static_cast<std::size_t>(n))) return submit_write();
-        }
-    }
+    CLUSTER_DECL void write_queued();
 
     // `sending` is what the kernel may be reading, `filling` what came since.
-    void start_sending_filled() {
-        std::swap(sending_, filling_);
-        filling_.clear();
-        sent_ = 0;
-        marks_sent_ = 0;
-        fds_sent_ = 0;
-    }
+    CLUSTER_DECL void start_sending_filled();
 
     // One sendmsg: the rest of `sending` up to the next frame with fds, or that frame alone
     // with its fds. Each frame's fds then arrive as a batch of their own, with nothing
     // else, and a receiver knows them for that frame's: it can close, and refuse, any a
     // peer sends beyond what its frames announce (see frame_reader::add_fds).
-    void prepare_write() {
-        std::size_t end = sending_.size(), fd_count = 0;
-        if (marks_sent_ < sending_.marks.size()) {
-            const fd_mark& next = sending_.marks[marks_sent_];
-            if (sent_ < next.offset) {
-                end = next.offset;
-            } else {
-                end = next.end;
-                fd_count = next.count;
-            }
-        }
-        send_msg_ = {};
-        if (sending_.gather.runs.empty()) {
-            send_iov_ = {sending_.bytes.data() + sent_, end - sent_};
-            send_msg_.msg_iov = &send_iov_;
-            send_msg_.msg_iovlen = 1;
-        } else {
-            gather_iovs(end);
-            send_msg_.msg_iov = send_iovs_.data();
-            send_msg_.msg_iovlen = send_iovs_.size();
-        }
-        io::attach_fds(send_msg_, send_control_, std::span<const unique_fd>(sending_.fds).subspan(fds_sent_, fd_count));
-        pending_fds_ = fd_count;
-    }
+    CLUSTER_DECL void prepare_write();
 
     // send() when there is one run of bytes and no fds: the kernel then has no msghdr and
     // iovec array to copy in, which is a good part of a small write's cost.
-    ssize_t send_prepared() noexcept {
-        constexpr int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
-        if (send_msg_.msg_iovlen == 1 && send_msg_.msg_controllen == 0)
-            return ::send(fd_, send_msg_.msg_iov[0].iov_base, send_msg_.msg_iov[0].iov_len, flags);
-        return ::sendmsg(fd_, &send_msg_, flags);
-    }
+    CLUSTER_DECL ssize_t send_prepared() noexcept;
 
-    void submit_write() {
-        io_uring_prep_sendmsg(ctx_->sqe(&write_hook_), fd_, &send_msg_, MSG_NOSIGNAL);
-        write_idle_ = false;
-        ++stats_.writes;
-    }
+    CLUSTER_DECL void submit_write();
 
     // Accounts for n bytes of the prepared sendmsg; true when all of it went out. Even a
     // short write carried all of its fds: they ride on the first byte.
-    bool written(std::size_t n) {
-        const std::size_t wanted = prepared_bytes();
-        sent_ += n;
-        if (n > 0 && pending_fds_ != 0) {
-            ++marks_sent_;
-            fds_sent_ += std::exchange(pending_fds_, 0);
-        }
-        if (sent_ == sending_.size()) {
-            sending_.clear();
-            sent_ = 0;
-            marks_sent_ = 0;
-            fds_sent_ = 0;
-        }
-        if (n == wanted) return true;
-        prepare_write();  // the rest, from where the socket stopped
-        return false;
-    }
+    CLUSTER_DECL bool written(std::size_t n);
 
-    [[nodiscard]] std::size_t prepared_bytes() const noexcept {
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < send_msg_.msg_iovlen; ++i) n += send_msg_.msg_iov[i].iov_len;
-        return n;
-    }
+    [[nodiscard]] CLUSTER_DECL std::size_t prepared_bytes() const noexcept;
 
     // iovecs for the stream bytes [sent, end) of `sending`: buffer pieces with the gathered
     // runs between them (at most 64; a short write just continues later).
-    void gather_iovs(std::size_t end) {
-        send_iovs_.clear();
-        std::size_t at = 0, buffered = 0;  // stream offset of bytes.data() + buffered
-        auto piece = [&](const std::byte* p, std::size_t n) {
-            const std::size_t from = std::max(sent_, at), to = std::min(end, at + n);
-            if (from < to && send_iovs_.size() < 64)
-                send_iovs_.push_back({const_cast<std::byte*>(p) + (from - at), to - from});
-            at += n;
-        };
-        for (const auto& run : sending_.gather.runs) {
-            if (at >= end) break;
-            piece(sending_.bytes.data() + buffered, run.at - buffered);
-            buffered = run.at;
-            piece(run.bytes.data(), run.bytes.size());
-        }
-        if (at < end) piece(sending_.bytes.data() + buffered, sending_.bytes.size() - buffered);
-    }
+    CLUSTER_DECL void gather_iovs(std::size_t end);
 
-    void on_written(int res, bool resume) {
-        write_idle_ = true;
-        if (res < 0) {
-            fail(errno_code(-res));
-        } else {
-            (void)written(static_cast<std::size_t>(res));
-            if (resume) write_more();
-        }
-        if (resume) wake_senders();
-    }
+    CLUSTER_DECL void on_written(int res, bool resume);
 
-    void wake_senders() {
-        if (write_error_ || !full()) wake(blocked_senders_);
-        if (write_error_ || queued_bytes() == 0) wake(flush_waiters_);
-    }
+    CLUSTER_DECL void wake_senders();
 
-    static void wake(std::vector<waiter*>& list) {
-        for (waiter* w : std::exchange(list, {})) {
-            w->owner = nullptr;
-            w->h.resume();
-        }
-    }
+    static CLUSTER_DECL void wake(std::vector<waiter*>& list);
 
     int fd_;
     const channel_options& options_;
@@ -476,3 +295,7 @@ private:
 };
 
 }  // namespace cluster::ipc
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/ipc/impl/send_queue.ipp>
+#endif

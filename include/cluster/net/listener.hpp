@@ -2,6 +2,8 @@
 // hands it, or the socket it accepts on itself — counted while open, and drained when it leaves.
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +34,13 @@ struct listener_options {
 };
 
 namespace detail {
+
+// A stop callback that passes the stop on to `source`: a named type, where a coroutine that
+// is not inline keeps it in its frame (a lambda's type would have no linkage).
+struct stop_with {
+    std::stop_source* source;
+    void operator()() const noexcept { source->request_stop(); }
+};
 
 // What a listener tells the primary, through its worker's channel.
 class listener_host {
@@ -75,60 +84,28 @@ public:
     // A connection the primary handed over: queued for accept(), or refused. One that came
     // without its socket (this process is out of descriptors) is refused like one past
     // max_connections: the next close says there is room again.
-    void offer(std::uint64_t seq, unique_fd socket) {
-        if (!socket || !accepting() || at_limit(handed_.size())) {
-            refused_at_limit_ = accepting();
-            if (host_) host_->acknowledge(seq, false);
-            return;
-        }
-        handed_.push(handed_connection{seq, std::move(socket)});
-    }
+    CLUSTER_DECL void offer(std::uint64_t seq, unique_fd socket);
 
     // The worker is leaving: what was handed over is still served, nothing more is taken.
-    void stop_accepting() noexcept {
-        stopped_ = true;
-        handed_.close();
-        stop_.request_stop();
-        room_.notify();
-    }
+    CLUSTER_DECL void stop_accepting() noexcept;
 
     // What was handed over and not taken goes back to the primary, which offers it elsewhere.
-    void give_back() noexcept {
-        stop_accepting();
-        while (auto c = handed_.try_take())
-            if (host_) host_->acknowledge(c->seq, false);
-    }
+    CLUSTER_DECL void give_back() noexcept;
 
     // The listener is gone.
-    void close() noexcept {
-        if (closed_) return;
-        give_back();
-        closed_ = true;
-        if (host_ && primary_accepts(schedule_)) host_->report_unlisten(id_);
-        socket_.reset();
-    }
+    CLUSTER_DECL void close() noexcept;
 
     // A worker that refused a connection for its limit says when it has room again: the
     // primary may be holding that connection for it.
-    void closed() noexcept override {
-        --open_;
-        const bool room_again = std::exchange(refused_at_limit_, false);
-        if ((reports_closes_ || room_again) && host_) host_->report_closed(id_);
-        room_.notify();
-        if (open_ == 0) idle_.notify();
-    }
+    CLUSTER_DECL void closed() noexcept override;
 
     void detach() noexcept { host_ = nullptr; }
 
     [[nodiscard]] bool accepting() const noexcept { return !stopped_; }
     // Where the primary accepts; and, once the primary has stopped the socket or this worker
     // is leaving, for the connections a graceful stop took out of the socket for it.
-    [[nodiscard]] bool takes_handed_only() const noexcept {
-        return primary_accepts(schedule_) || socket_stopped_ || stopped_ || handed_.size() > 0;
-    }
-    [[nodiscard]] bool at_limit(std::size_t queued) const noexcept {
-        return max_connections_ != 0 && open_ + queued >= max_connections_;
-    }
+    [[nodiscard]] CLUSTER_DECL bool takes_handed_only() const noexcept;
+    [[nodiscard]] CLUSTER_DECL bool at_limit(std::size_t queued) const noexcept;
 
     listener_host* host_;
     std::uint32_t id_;
@@ -156,29 +133,16 @@ public:
     listener() noexcept = default;
     explicit listener(std::shared_ptr<detail::listener_state> state) noexcept : state_(std::move(state)) {}
     listener(listener&&) noexcept = default;
-    listener& operator=(listener&& other) noexcept {
-        if (this != &other) {
-            close();
-            state_ = std::move(other.state_);
-        }
-        return *this;
-    }
+    CLUSTER_DECL listener& operator=(listener&& other) noexcept;
     ~listener() { close(); }
 
     // The next connection. Once the worker is leaving (the primary disconnected it) or
     // close() was called, the connections already handed to it come first, then
     // errc::listener_closed. Answers the awaiting task's stop token (operation_canceled).
-    io::task<result<tcp_stream>> accept() {
-        auto state = state_;  // the listener may be moved or closed while this waits
-        if (!state || state->closed_) co_return make_error_code(errc::listener_closed);
-        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
-        co_return co_await accept_on_socket(std::move(state));
-    }
+    CLUSTER_DECL io::task<result<tcp_stream>> accept();
 
     // Stops accepting: connections handed over and not taken go back to the primary.
-    void close() noexcept {
-        if (state_) state_->close();
-    }
+    CLUSTER_DECL void close() noexcept;
 
     [[nodiscard]] bool is_open() const noexcept { return state_ && !state_->closed_; }
     // The address bound: a port 0 resolved to the port the kernel chose.
@@ -190,55 +154,20 @@ public:
 
     // Until every connection accepted through this listener is closed. False if the
     // awaiting task was asked to stop first.
-    io::task<bool> drained() {
-        auto state = state_;
-        while (state && state->open_ > 0) {
-            const bool woke = co_await state->idle_.wait();
-            if (!woke) co_return false;
-        }
-        co_return true;
-    }
+    CLUSTER_DECL io::task<bool> drained();
 
 private:
-    static tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s) {
-        ++state->open_;
-        ++state->accepted_;
-        s.tracker_ = state;
-        return s;
-    }
+    static CLUSTER_DECL tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s);
 
-    static io::task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state) {
-        auto handed = co_await state->handed_.take();
-        if (!handed) {
-            if (state->stopped_) co_return make_error_code(errc::listener_closed);
-            co_return std::make_error_code(std::errc::operation_canceled);
-        }
-        if (state->host_) state->host_->acknowledge(handed->seq, true);
-        tcp_stream stream(std::move(handed->socket));
-        stream.shared_ = true;
-        co_return track(state, std::move(stream));
-    }
+    static CLUSTER_DECL io::task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state);
 
-    static io::task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state) {
-        auto mine = co_await current_stop_token();
-        while (state->accepting() && state->at_limit(0)) {
-            const bool woke = co_await state->room_.wait();
-            if (!woke) co_return std::make_error_code(std::errc::operation_canceled);
-        }
-        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
-        std::stop_source either;
-        std::stop_callback on_mine(mine, [&either] { either.request_stop(); });
-        std::stop_callback on_leaving(state->stop_.get_token(), [&either] { either.request_stop(); });
-        auto accepted = co_await net::accept(state->socket_.get()).with_stop_token(either.get_token());
-        if (accepted) co_return track(state, std::move(*accepted));
-        // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
-        // on it comes through the primary.
-        if (accepted.error() == std::errc::invalid_argument) state->socket_stopped_ = true;
-        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
-        co_return accepted.error();
-    }
+    static CLUSTER_DECL io::task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state);
 
     std::shared_ptr<detail::listener_state> state_;
 };
 
 }  // namespace cluster::net
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/net/impl/listener.ipp>
+#endif

@@ -22,6 +22,7 @@
 #include <cluster/wire/codec.hpp>
 #include <cluster/wire/decode_error.hpp>
 #include <cluster/wire/fingerprint.hpp>
+#include <cluster/wire/raw_message.hpp>
 #include <cluster/wire/type_name.hpp>
 
 namespace cluster::wire {
@@ -41,10 +42,26 @@ class protocol {
     static_assert((std::is_default_constructible_v<Ts> && ...),
                   "cluster::protocol: message types must be default-constructible to be decoded");
 
-    static constexpr std::array<std::uint32_t, sizeof...(Ts)> ids{type_id<Ts>...};
-    static constexpr std::array<std::uint64_t, sizeof...(Ts)> fingerprints{wire::fingerprint<Ts>...};
     template <std::size_t I>
     using type_at = boost::mp11::mp_at_c<boost::mp11::mp_list<Ts...>, I>;
+    // Open: raw_message, listed last, takes the frames of every type not listed before it.
+    static constexpr bool is_open = [] {
+        if constexpr (sizeof...(Ts) == 0)
+            return false;
+        else
+            return std::is_same_v<type_at<sizeof...(Ts) - 1>, raw_message>;
+    }();
+    static constexpr std::size_t known = sizeof...(Ts) - (is_open ? 1 : 0);  // the types decoded here
+    static constexpr auto ids = [] {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<std::uint32_t, known>{type_id<type_at<I>>...};
+        }(std::make_index_sequence<known>{});
+    }();
+    static constexpr auto fingerprints = [] {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<std::uint64_t, known>{wire::fingerprint<type_at<I>>...};
+        }(std::make_index_sequence<known>{});
+    }();
 
     static_assert(distinct_type_ids<Ts...>,
                   "cluster::protocol: two message types share a type id (a type listed twice, two types "
@@ -58,6 +75,9 @@ public:
 
     template <class T>
     static constexpr bool contains = (std::is_same_v<T, Ts> || ...);
+
+    // Whether a frame of a type not listed arrives as a raw_message (see raw_message).
+    static constexpr bool open = is_open;
 
     template <class T>
         requires contains<T>
@@ -78,12 +98,20 @@ public:
                                                        std::span<const std::byte> payload,
                                                        std::span<unique_fd> fds = {},
                                                        const shared_bytes* owner = nullptr) {
-        if constexpr (size == 0) {
+        const std::size_t index = index_of(type_id);
+        if (index == known) {
+            if constexpr (open) {
+                detail::reader r(payload, fds);
+                r.owner = owner;
+                return decode_result<variant>(boost::system::in_place_value, std::in_place_type<raw_message>,
+                                              raw_message::take(type_id, fingerprint, r));
+            }
+            return unknown(type_id);
+        }
+        if constexpr (known == 0) {
             return unknown(type_id);
         } else {
-            const std::size_t index = index_of(type_id);
-            if (index == size) return unknown(type_id);
-            return boost::mp11::mp_with_index<size>(
+            return boost::mp11::mp_with_index<known>(
                 index, [&](auto i) { return decode_as<type_at<i>>(fingerprint, payload, fds, owner); });
         }
     }
@@ -107,15 +135,19 @@ public:
     decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r,
                     std::optional<decode_error>& error) {
         std::optional<variant> out;
-        if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<size>{}))
-            error = unknown(type_id).error();
+        if (!decode_known(out, type_id, fingerprint, r, error, std::make_index_sequence<known>{})) {
+            if constexpr (open)
+                out.emplace(std::in_place_index<known>, raw_message::take(type_id, fingerprint, r));
+            else
+                error = unknown(type_id).error();
+        }
         return out;
     }
 
 private:
     static constexpr std::size_t index_of(std::uint32_t type_id) noexcept {
         std::size_t i = 0;
-        while (i < size && ids[i] != type_id) ++i;
+        while (i < known && ids[i] != type_id) ++i;
         return i;
     }
 
@@ -172,8 +204,17 @@ private:
     }
 };
 
-// Satisfied when T is one of P's message types: what send() functions constrain on.
+// A raw_message decoded as one of P's messages, with the checks a frame gets on arrival;
+// the message takes the fds it refers to.
+template <class P>
+[[nodiscard]] decode_result<typename P::variant> decode_raw(raw_message& m) {
+    return P::decode(m.type_id, m.fingerprint, std::span<const std::byte>(m.payload.data(), m.payload.size()), m.fds,
+                     &m.payload);
+}
+
+// Satisfied when T is one of P's message types, or any message at all for an open protocol
+// (not raw_message itself, which is only ever received): what send() functions constrain on.
 template <class T, class P>
-concept message_of = P::template contains<T>;
+concept message_of = P::template contains<T> || (P::open && !std::is_same_v<T, raw_message>);
 
 }  // namespace cluster::wire

@@ -1,0 +1,56 @@
+// cluster::detail::primary_core's definitions: each hands the call to the supervisor. Inline
+// in a header-only build; compiled once into cluster::core otherwise.
+#pragma once
+
+#include <utility>
+
+#include <cluster/detail/primary_core.hpp>
+#include <cluster/detail/supervisor.hpp>
+
+namespace cluster::detail {
+
+CLUSTER_DECL primary_core::primary_core(primary_options options, typed_parts typed, std::vector<std::string> args)
+    : s_(std::make_unique<supervisor>(std::move(options), std::move(typed), std::move(args))) {}
+
+// Tasks go first (their ops are cancelled); then each record kills and reaps its worker.
+CLUSTER_DECL primary_core::~primary_core() = default;
+
+CLUSTER_DECL io::task<result<primary_core::record_ptr>> primary_core::start_in_new_slot(fork_options o,
+                                                                                      std::string& what) {
+    return s_->start_in_new_slot(std::move(o), what);
+}
+
+CLUSTER_DECL void primary_core::setup(primary_options o) {
+    s_->options = std::move(o);
+    s_->slots.set_policy(s_->options.restart);
+    s_->events.report(event<erased>(setup_event{s_->options}));
+}
+
+CLUSTER_DECL const primary_options& primary_core::settings() const noexcept { return s_->options; }
+CLUSTER_DECL bool primary_core::stopping() const noexcept { return s_->stopping; }
+CLUSTER_DECL bool primary_core::gave_up() const noexcept { return s_->stopper.gave_up(); }
+CLUSTER_DECL std::size_t primary_core::target() const noexcept { return s_->slots.size(); }
+
+CLUSTER_DECL overload_counts primary_core::overload() const noexcept {
+    overload_counts counts = s_->overload;
+    for (const auto& [id, r] : s_->workers)
+        if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.fds_lost();
+    return counts;
+}
+
+CLUSTER_DECL std::vector<primary_core::record_ptr> primary_core::alive() const { return s_->workers.alive(); }
+CLUSTER_DECL primary_core::record_ptr primary_core::find(unsigned id) const { return s_->workers.find(id); }
+
+CLUSTER_DECL io::task<event<erased>> primary_core::next_event() { return s_->events.next(); }
+CLUSTER_DECL io::task<event<erased>> primary_core::next_event(event_kind kind) { return s_->events.next_of(kind); }
+CLUSTER_DECL io::task<event<erased>> primary_core::next_message(std::uint32_t type_id) {
+    return s_->events.next_message(type_id);
+}
+
+CLUSTER_DECL io::task<void> primary_core::disconnect_all() { return s_->stopper.disconnect_all(); }
+CLUSTER_DECL io::task<void> primary_core::shutdown() { return s_->stopper.shutdown(); }
+CLUSTER_DECL io::task<reload_event> primary_core::reload() { return s_->rollout.reload(); }
+CLUSTER_DECL io::task<void> primary_core::scale(std::size_t n) { return s_->rollout.scale(n); }
+CLUSTER_DECL io::task<int> primary_core::run(io::task<void> main) { return s_->stopper.run(std::move(main)); }
+
+}  // namespace cluster::detail

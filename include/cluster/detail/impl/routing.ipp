@@ -1,0 +1,101 @@
+// cluster::detail::router's definitions, which need the whole supervisor. Inline in a header-only
+// build; compiled once into cluster::core otherwise.
+#pragma once
+
+#include <cluster/detail/routing.hpp>
+
+namespace cluster::detail {
+
+CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
+    while (auto e = co_await r->link.channel.receive_envelope()) {
+        if (e->flags & wire::frame_flags::routed)
+            co_await forward(*r, std::move(*e));
+        else
+            dispatch(r, std::move(*e));
+    }
+    r->end_link();
+    s_.overload.fds_lost += r->link.channel.fds_lost();
+    s_.balancer.worker_gone(*r);
+    s_.events.report(event<erased>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
+    r->reader_finished();
+    if (!r->disconnect_sent && !r->retiring && !s_.stopping)
+        s_.tasks.spawn(watch_exit(r, s_.options.shutdown_timeout));
+}
+
+CLUSTER_DECL void router::dispatch(const record_ptr& r, envelope&& e) {
+    if (e.flags & wire::frame_flags::response) {
+        (void)r->link.requests.complete(e.tag, std::move(e.value));
+    } else if (e.value.index() >= control::count) {
+        if (auto m = to_incoming(r->link, s_.ops, std::move(e), r->id))
+            s_.events.report(event<erased>(std::move(*m), handle_of(r)));
+    } else if (auto* ask = std::get_if<control::listen_request>(&e.value)) {
+        listen_for(r, *ask, e.tag);
+    } else {
+        on_control(r, std::move(e.value));
+    }
+}
+
+CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol::variant&& m) {
+    if (std::holds_alternative<control::heartbeat>(m)) {
+        r->last_beat = record::clock::now();
+    } else if (std::holds_alternative<control::online>(m)) {
+        came_online(r);
+    } else if (std::holds_alternative<control::ready>(m)) {
+        r->ready.set();
+    } else if (std::holds_alternative<control::recycle>(m)) {
+        s_.rollout.recycle(r, stop_reason::max_messages);
+    } else if (auto* l = std::get_if<control::listening>(&m)) {
+        s_.events.report(event<erased>(listening_event{r->id, l->family, std::move(l->address), l->port}, handle_of(r)));
+    } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
+        s_.balancer.acknowledged(*r, ack->seq, ack->accepted);
+    } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
+        if (auto why = s_.balancer.connections_closed(*r, closed->listener, closed->count))
+            r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
+    } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
+        s_.balancer.unlisten(*r, bye->listener);
+    } else if (std::holds_alternative<control::leaving>(m)) {
+        r->exited_after_disconnect = true;
+    }
+}
+
+CLUSTER_DECL void router::came_online(const record_ptr& r) {
+    r->online = true;
+    r->last_beat = record::clock::now();
+    if (!r->wait_ready) r->ready.set();
+    s_.events.report(event<erased>(online_event{r->id, r->pid}, handle_of(r)));
+}
+
+CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag) {
+    net::endpoint local;
+    const auto reply = s_.balancer.listen(r, ask, s_.tasks, local);
+    (void)r->link.channel.send(reply, tag, wire::frame_flags::response);
+    if (reply.error == 0)
+        s_.events.report(
+            event<erased>(listening_event{r->id, local.family(), local.address(), local.port()}, handle_of(r)));
+}
+
+CLUSTER_DECL io::task<void> router::forward(record& from, envelope&& e) {
+    if (e.value.index() < control::count) co_return;
+    auto boxed = s_.ops.decode(std::get<wire::raw_message>(e.value));
+    if (!boxed) {
+        from.link.channel.abort(boxed.error().code, std::move(boxed.error().path));
+        co_return;
+    }
+    for (const auto& target : targets(from, e.tag)) {
+        auto& to = target->link.channel;
+        (void)co_await to.wait_for_room(s_.ops.queue(to, *boxed, from.id, wire::frame_flags::routed));
+    }
+}
+
+CLUSTER_DECL std::vector<router::record_ptr> router::targets(const record& from, std::uint32_t to) const {
+    std::vector<record_ptr> out;
+    if (to == wire::frame_flags::all_workers) {
+        for (const auto& [id, r] : s_.workers)
+            if (id != from.id && r->is_connected()) out.push_back(r);
+    } else if (auto r = s_.workers.find(to); r && r->is_connected()) {
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+}  // namespace cluster::detail

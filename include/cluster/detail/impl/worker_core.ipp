@@ -1,0 +1,217 @@
+// cluster::detail::worker_core's definitions: the worker's loop, listening, the inbox and
+// leaving. Inline in a header-only build; compiled once into cluster::core otherwise.
+#pragma once
+
+#include <cluster/detail/worker_core.hpp>
+
+namespace cluster::detail {
+
+CLUSTER_DECL io::task<net::listener> worker_core::listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
+    std::string what;
+    auto opened = co_await open_listener(at, how, o, what);
+    if (!opened)
+        throw std::system_error(opened.error(), "cluster: worker " + std::to_string(id_) + " cannot listen on " +
+                                                    at.to_string() + ": " + what);
+    co_return std::move(*opened);
+}
+
+CLUSTER_DECL io::task<result<net::listener>> worker_core::try_listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
+    std::string what;
+    co_return co_await open_listener(at, how, o, what);
+}
+
+CLUSTER_DECL io::task<result<void>> worker_core::announce_listening(int listening_fd) {
+    auto local = net::local_endpoint(listening_fd);
+    if (!local) co_return local.error();
+    const auto described = describe_listening(*local);
+    co_return co_await channel().send(described);
+}
+
+CLUSTER_DECL io::task<result<void>> worker_core::ready() {
+    const control::ready r;
+    co_return co_await channel().send(r);
+}
+
+CLUSTER_DECL io::task<result<void>> worker_core::disconnect() {
+    // Before `leaving`: once the channel is shut, no answer about a connection could
+    // reach the primary, which then offers every unanswered one elsewhere.
+    give_back_connections();
+    const control::leaving bye;
+    auto sent = co_await channel().send(bye);
+    if (!sent) co_return sent;
+    co_return co_await channel().shutdown();
+}
+
+CLUSTER_DECL overload_counts worker_core::overload() const noexcept {
+    overload_counts counts = overload_;
+    counts.fds_lost = channel().fds_lost();
+    return counts;
+}
+
+CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(worker_core&)>& main) {
+    io::scope background;
+    background_ = &background;
+    background.spawn(pump(*this));
+    const control::online hello{static_cast<std::int32_t>(::getpid())};
+    (void)co_await channel().send(hello);
+    int code = 0;
+    try {
+        co_await main(*this);
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+        const bool exhausted =
+            e.code().category() == std::system_category() && out_of_resources(e.code().value());
+        code = exhausted ? exit_code::out_of_resources : 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+        code = 1;
+    }
+    (void)co_await io::with_timeout(leave(), final_flush_timeout);
+    co_return code;
+}
+
+CLUSTER_DECL io::task<void> worker_core::pump(worker_core& self) {
+    while (auto e = co_await self.channel().receive_envelope()) {
+        if (!self.dispatch(std::move(*e))) break;
+    }
+    self.inbox_.close();
+    self.requests().fail_all(make_error_code(errc::peer_gone));
+    self.stop_listeners();
+    self.stopping_.request_stop();
+    self.pump_ended_.set();
+}
+
+CLUSTER_DECL io::task<void> worker_core::leave() {
+    (void)co_await channel().shutdown();
+    (void)co_await pump_ended_.wait();
+    while (auto e = co_await channel().receive_envelope()) {}
+}
+
+CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const net::endpoint& at, net::schedule how, const net::listener_options& o, std::string& what) {
+    control::listen_request ask;
+    ask.endpoint = at.to_string();
+    ask.schedule = static_cast<std::uint8_t>(how);
+    ask.backlog = o.socket.backlog;
+    ask.v6_only = static_cast<std::int8_t>(o.socket.v6_only ? (*o.socket.v6_only ? 1 : 0) : -1);
+    ask.reuse_address = o.socket.reuse_address;
+    ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
+    ++listens_pending_;
+    auto reply =
+        co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
+    --listens_pending_;
+    std::shared_ptr<net::detail::listener_state> state;
+    if (!reply) {
+        what = "no answer from the primary";
+    } else if (reply->error != 0) {
+        what = std::move(reply->what);
+    } else {
+        auto local = net::endpoint::parse(reply->local);
+        state = std::make_shared<net::detail::listener_state>(static_cast<net::detail::listener_host*>(this),
+                                                              reply->listener, how, local ? *local : at,
+                                                              std::move(reply->socket), o);
+        listeners_[reply->listener] = state;
+        if (stopping()) state->stop_accepting();
+    }
+    route_early();
+    if (!reply) co_return reply.error();
+    if (!state) co_return errno_code(reply->error);
+    co_return net::listener(std::move(state));
+}
+
+CLUSTER_DECL void worker_core::route(control::connection&& c) {
+    if (!c.socket) lost_connection();
+    auto it = listeners_.find(c.listener);
+    if (it == listeners_.end() && listens_pending_ > 0) return early_.push_back(std::move(c));
+    auto state = it == listeners_.end() ? nullptr : it->second.lock();
+    if (!state) return acknowledge(c.seq, false);
+    state->offer(c.seq, std::move(c.socket));
+}
+
+CLUSTER_DECL void worker_core::route_early() {
+    auto early = std::exchange(early_, {});
+    for (auto& c : early) route(std::move(c));
+}
+
+CLUSTER_DECL void worker_core::lost_connection() {
+    ++overload_.connections_shed;
+    log_.hit("worker " + std::to_string(id_) + ": out of descriptors: refused a connection");
+}
+
+CLUSTER_DECL void worker_core::stay_within_bound() {
+    while (inbox_.queued_cost() > max_queued_bytes_ && inbox_.size() > 1) {
+        (void)inbox_.evict_first([](const incoming<erased>&) noexcept { return true; });
+        ++overload_.events_dropped;
+        log_.hit("worker " + std::to_string(id_) + ": messages queued past max_queued_bytes (" +
+                 std::to_string(max_queued_bytes_) + "): dropped the oldest");
+    }
+}
+
+CLUSTER_DECL void worker_core::give_back_connections() noexcept {
+    for (auto& [id, weak] : listeners_)
+        if (auto state = weak.lock()) state->give_back();
+}
+
+CLUSTER_DECL void worker_core::stop_listeners() noexcept {
+    for (auto& [id, weak] : listeners_)
+        if (auto state = weak.lock()) state->stop_accepting();
+}
+
+CLUSTER_DECL void worker_core::acknowledge(std::uint64_t seq, bool accepted) noexcept {
+    const control::handoff_ack ack{seq, accepted};
+    (void)channel().send(ack);
+}
+
+CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener) noexcept {
+    const control::connections_closed closed{listener, 1};
+    (void)channel().send(closed);
+}
+
+CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept {
+    listeners_.erase(listener);
+    const control::unlisten bye{listener};
+    (void)channel().send(bye);
+}
+
+CLUSTER_DECL bool worker_core::dispatch(detail::link::envelope&& e) {
+    if (e.flags & wire::frame_flags::response) {
+        (void)requests().complete(e.tag, std::move(e.value));
+        return true;
+    }
+    if (std::holds_alternative<control::disconnect>(e.value)) return false;
+    if (auto* c = std::get_if<control::connection>(&e.value)) {
+        route(std::move(*c));
+    } else if (auto* s = std::get_if<control::settings>(&e.value)) {
+        apply(*s);
+    } else if (auto m = to_incoming(link_, ops_, std::move(e), from_primary)) {
+        inbox_.push(std::move(*m));
+        stay_within_bound();
+        count_message();
+    }
+    return true;
+}
+
+CLUSTER_DECL void worker_core::apply(const control::settings& s) {
+    max_messages_ = s.max_messages;
+    if (s.max_queued_bytes != 0) max_queued_bytes_ = s.max_queued_bytes;
+    if (s.heartbeat_interval_ms > 0)
+        background_->spawn(beat(*this, std::chrono::milliseconds(s.heartbeat_interval_ms)));
+}
+
+CLUSTER_DECL void worker_core::count_message() {
+    if (max_messages_ != 0 && ++received_ % max_messages_ == 0) {
+        const control::recycle r;
+        (void)channel().send(r);
+    }
+}
+
+CLUSTER_DECL io::task<void> worker_core::beat(worker_core& self, std::chrono::milliseconds every) {
+    const control::heartbeat b;
+    for (;;) {
+        auto slept = co_await io::sleep_for(every);
+        if (!slept) co_return;
+        auto sent = co_await self.channel().send(b);
+        if (!sent) co_return;
+    }
+}
+
+}  // namespace cluster::detail

@@ -1,0 +1,44 @@
+// cluster::detail::run_worker_process()'s definition. Inline in a header-only build;
+// compiled once into cluster::core otherwise.
+#pragma once
+
+#include <signal.h>
+
+#include <utility>
+
+#include <cluster/detail/sigpipe.hpp>
+#include <cluster/detail/worker_process.hpp>
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/sync_wait.hpp>
+#include <cluster/role.hpp>
+
+namespace cluster::detail {
+
+// Ctrl-C in a terminal signals the whole process group. The primary turns it into a graceful
+// stop; a worker that died of it at once would drop its work. A handler rather than SIG_IGN,
+// so that what the worker execs gets the default back.
+inline void ignore_interrupts() noexcept {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+}
+
+CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_ops& ops,
+                                    const std::function<io::task<void>(worker_core&)>& main) {
+    current_role() = role{true, id};
+    ignore_interrupts();
+    // Node's workers are Node processes, which ignore SIGPIPE: so do these, forked or exec'd,
+    // or a worker printing to the closed stdout it shares with its primary would die at each
+    // line, and be restarted to die again. A forked worker comes here with the primary's
+    // disposition, a handler reset to the default (see child_setup); an exec'd one with the
+    // default (see child_setup::exec), or with the handler its main() installed before run(),
+    // which it keeps.
+    ignore_sigpipe();
+    io::io_context ctx;
+    worker_core core(id, std::move(link), ops);
+    return io::sync_wait(core.run(main));
+}
+
+}  // namespace cluster::detail

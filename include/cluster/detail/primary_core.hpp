@@ -1,0 +1,65 @@
+// cluster::detail::primary_core: primary<P>'s machinery behind a pointer — the supervisor and
+// its jobs, the same for every protocol — so that with a compiled core the typed primary<P>
+// only declares it (see config.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cluster/config.hpp>
+#include <cluster/detail/typed_parts.hpp>
+#include <cluster/detail/worker_record.hpp>
+#include <cluster/events.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/options.hpp>
+#include <cluster/overload.hpp>
+#include <cluster/result.hpp>
+
+namespace cluster::detail {
+
+class supervisor;
+
+class primary_core {
+public:
+    using record_ptr = std::shared_ptr<worker_record>;
+
+    CLUSTER_DECL primary_core(primary_options options, typed_parts typed, std::vector<std::string> args);
+    primary_core(const primary_core&) = delete;
+    primary_core& operator=(const primary_core&) = delete;
+    CLUSTER_DECL ~primary_core();
+
+    // A worker in a new slot; what failed, in `what`, if it cannot start.
+    CLUSTER_DECL io::task<result<record_ptr>> start_in_new_slot(fork_options o, std::string& what);
+    CLUSTER_DECL void setup(primary_options o);
+    [[nodiscard]] CLUSTER_DECL const primary_options& settings() const noexcept;
+    [[nodiscard]] CLUSTER_DECL bool stopping() const noexcept;
+    [[nodiscard]] CLUSTER_DECL bool gave_up() const noexcept;
+    [[nodiscard]] CLUSTER_DECL std::size_t target() const noexcept;
+    [[nodiscard]] CLUSTER_DECL overload_counts overload() const noexcept;
+    [[nodiscard]] CLUSTER_DECL std::vector<record_ptr> alive() const;
+    [[nodiscard]] CLUSTER_DECL record_ptr find(unsigned id) const;
+
+    CLUSTER_DECL io::task<event<erased>> next_event();
+    CLUSTER_DECL io::task<event<erased>> next_event(event_kind kind);
+    // The next message of the user's type whose id is type_id.
+    CLUSTER_DECL io::task<event<erased>> next_message(std::uint32_t type_id);
+
+    CLUSTER_DECL io::task<void> disconnect_all();
+    CLUSTER_DECL io::task<void> shutdown();
+    CLUSTER_DECL io::task<reload_event> reload();
+    CLUSTER_DECL io::task<void> scale(std::size_t n);
+    // run()'s body, around primary_main's task; returns run()'s exit code.
+    CLUSTER_DECL io::task<int> run(io::task<void> main);
+
+private:
+    std::unique_ptr<supervisor> s_;
+};
+
+}  // namespace cluster::detail
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/detail/impl/primary_core.ipp>
+#endif

@@ -1,0 +1,193 @@
+// cluster::detail::worker_core: what a worker process does for the cluster whatever its
+// protocol — its link's loop, heartbeats, listening, the inbox, leaving — under worker<P>.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cluster/config.hpp>
+#include <cluster/detail/boxed_message.hpp>
+#include <cluster/detail/control.hpp>
+#include <cluster/detail/link.hpp>
+#include <cluster/detail/pressure_log.hpp>
+#include <cluster/exit_code.hpp>
+#include <cluster/incoming.hpp>
+#include <cluster/io/latch.hpp>
+#include <cluster/io/mailbox.hpp>
+#include <cluster/io/ops.hpp>
+#include <cluster/io/scope.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/io/timeout.hpp>
+#include <cluster/ipc/channel.hpp>
+#include <cluster/ipc/request_table.hpp>
+#include <cluster/net/endpoint.hpp>
+#include <cluster/net/listener.hpp>
+#include <cluster/net/schedule.hpp>
+#include <cluster/overload.hpp>
+#include <cluster/wire/codec.hpp>
+
+namespace cluster::detail {
+
+// A listening event's contents.
+inline control::listening describe_listening(const net::endpoint& local) {
+    return control::listening{local.family(), local.address(), local.port()};
+}
+
+// A worker's inbox bound until the primary's settings say otherwise.
+inline constexpr std::size_t default_max_queued_bytes = 64u << 20;
+
+// How long a worker waits for the primary to open a socket for it.
+inline constexpr std::chrono::seconds listen_timeout{30};
+
+// How long a finished worker waits for its last messages to reach the primary, and for
+// the primary to end its stream in turn.
+inline constexpr std::chrono::seconds final_flush_timeout{5};
+
+class worker_core : private net::detail::listener_host {
+public:
+    // ops: the user's protocol's, which decodes the messages that come for the user.
+    worker_core(unsigned id, unique_fd link, const protocol_ops& ops) : link_(std::move(link)), ops_(ops), id_(id) {}
+    worker_core(const worker_core&) = delete;
+    worker_core& operator=(const worker_core&) = delete;
+    // Streams may outlive their worker: their closes then go nowhere.
+    ~worker_core() {
+        for (auto& [id, weak] : listeners_)
+            if (auto state = weak.lock()) state->detach();
+    }
+
+    [[nodiscard]] unsigned id() const noexcept { return id_; }
+    [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
+
+    [[nodiscard]] detail::link& primary_link() noexcept { return link_; }
+    [[nodiscard]] io::mailbox<incoming<erased>>& inbox() noexcept { return inbox_; }
+
+    // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or
+    // shares the one it has, and emits a listening event. Workers that listen on the same
+    // endpoint text share it, port 0 included (they all get the port the kernel chose, as in
+    // Node). Throws std::system_error naming the endpoint and the step that failed.
+    CLUSTER_DECL io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
+                                                net::listener_options o = {});
+
+    // The same, with the failure as a value.
+    CLUSTER_DECL io::task<result<net::listener>>
+    try_listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin, net::listener_options o = {});
+
+    // Tells the primary that `listening_fd`, a socket this worker opened itself, listens:
+    // it emits a listening event.
+    CLUSTER_DECL io::task<result<void>> announce_listening(int listening_fd);
+
+    // Tells the primary this worker is ready to serve. With primary_options::wait_ready, a
+    // rolling reload waits for it, instead of for online, before it retires an old worker.
+    CLUSTER_DECL io::task<result<void>> ready();
+
+    // Leaves the cluster: the primary learns this worker chose to (exited_after_disconnect),
+    // everything queued is delivered, and the channel closes; receive() then ends. Its
+    // listeners accept no more; connections handed to them and not taken go to other workers.
+    CLUSTER_DECL io::task<result<void>> disconnect();
+
+    [[nodiscard]] bool is_connected() const noexcept { return channel().is_open() && !inbox_.closed(); }
+    // What this worker had to refuse or drop since it started (see docs/reliability.md).
+    [[nodiscard]] CLUSTER_DECL overload_counts overload() const noexcept;
+    // Requested once the primary disconnects this worker or goes away: pass it to the loops
+    // that should end then (an accept loop, a timer).
+    [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
+    [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
+    // The socket to the primary, for diagnostics and tests: bytes written to it directly
+    // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
+    [[nodiscard]] int native_handle() const noexcept { return channel().native_handle(); }
+
+    // The worker process's life: say online, run main, deliver what it sent, and return
+    // its exit code (1 if it threw).
+    CLUSTER_DECL io::task<int> run(const std::function<io::task<void>(worker_core&)>& main);
+
+private:
+    ipc::channel<control::link_protocol>& channel() noexcept { return link_.channel; }
+    const ipc::channel<control::link_protocol>& channel() const noexcept { return link_.channel; }
+    ipc::request_table<control::link_protocol::variant>& requests() noexcept { return link_.requests; }
+
+    static CLUSTER_DECL io::task<void> pump(worker_core& self);
+
+    // Delivers what this worker sent, then reads to the end of what the primary sent: the
+    // primary answers our end of stream with its own. A process that exits with bytes unread
+    // in its socket resets the connection, and the primary would see ECONNRESET instead of a
+    // clean disconnect. Once disconnected, what still comes is not for us.
+    CLUSTER_DECL io::task<void> leave();
+
+    CLUSTER_DECL io::task<result<net::listener>> open_listener(const net::endpoint& at, net::schedule how,
+                                                               const net::listener_options& o, std::string& what);
+
+    // A connection the primary accepted for one of this worker's listeners. The first ones
+    // may come right behind the listen reply, before the listen() that waits for it has
+    // resumed: those wait for it.
+    CLUSTER_DECL void route(control::connection&& c);
+
+    // A listen() has its answer: connections that came before it go to their listener now,
+    // or, with no other listen() waiting for its answer, back to the primary.
+    CLUSTER_DECL void route_early();
+
+    // The kernel could not give us a handed connection: this process is at its descriptor
+    // limit. Its listener refuses it, and the primary offers it elsewhere.
+    CLUSTER_DECL void lost_connection();
+
+    // Past the bound, the oldest messages go: a worker that awaits only some types must not
+    // be made to hold every other message sent to it.
+    CLUSTER_DECL void stay_within_bound();
+
+    static std::size_t weigh(const incoming<erased>& m) noexcept { return sizeof(incoming<erased>) + m.value.size; }
+
+    CLUSTER_DECL void give_back_connections() noexcept;
+
+    CLUSTER_DECL void stop_listeners() noexcept;
+
+    CLUSTER_DECL void acknowledge(std::uint64_t seq, bool accepted) noexcept override;
+    CLUSTER_DECL void report_closed(std::uint32_t listener) noexcept override;
+    CLUSTER_DECL void report_unlisten(std::uint32_t listener) noexcept override;
+
+    // False once the primary has asked this worker to leave: nothing follows that.
+    CLUSTER_DECL bool dispatch(detail::link::envelope&& e);
+
+    CLUSTER_DECL void apply(const control::settings& s);
+
+    // max_messages: the primary replaces this worker (it keeps serving until disconnected).
+    // Asked again after each max_messages more, in case that replacement failed (was not
+    // ready in time): retried, but no faster than that, should replacements keep failing.
+    CLUSTER_DECL void count_message();
+
+    // Heartbeats come from the loop itself, so they stop when code blocks it (a CPU-bound
+    // loop, a blocking call) and not while it only keeps the loop busy. They go on after a
+    // disconnect, while main finishes its work: that worker is not hung.
+    static CLUSTER_DECL io::task<void> beat(worker_core& self, std::chrono::milliseconds every);
+
+    detail::link link_;
+    const protocol_ops& ops_;
+    unsigned id_;
+    io::mailbox<incoming<erased>> inbox_{&weigh};
+    std::size_t max_queued_bytes_ = default_max_queued_bytes;
+    overload_counts overload_;
+    pressure_log log_;
+    std::stop_source stopping_;
+    io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
+    io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
+    std::uint64_t max_messages_ = 0;
+    std::uint64_t received_ = 0;
+    std::map<std::uint32_t, std::weak_ptr<net::detail::listener_state>> listeners_;  // by the primary's listener id
+    unsigned listens_pending_ = 0;            // listen() calls waiting for the primary's answer
+    std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet
+};
+
+}  // namespace cluster::detail
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/detail/impl/worker_core.ipp>
+#endif

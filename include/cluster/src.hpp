@@ -1,0 +1,18 @@
+// <cluster/src.hpp>: the compiled core. With CLUSTER_SEPARATE_COMPILATION defined everywhere,
+// include it in exactly one .cpp of the program (cluster::core does) and link that in.
+#pragma once
+
+#if !defined(CLUSTER_SEPARATE_COMPILATION)
+#error "cluster/src.hpp is for a build with CLUSTER_SEPARATE_COMPILATION (header-only builds need no source file)"
+#endif
+
+#include <cluster/cluster.hpp>
+#include <cluster/detail/impl/primary_core.ipp>
+#include <cluster/detail/impl/worker_core.ipp>
+#include <cluster/detail/impl/worker_process.ipp>
+#include <cluster/io/impl/child_process.ipp>
+#include <cluster/io/impl/io_context.ipp>
+#include <cluster/ipc/impl/frame_reader.ipp>
+#include <cluster/ipc/impl/send_queue.ipp>
+#include <cluster/net/impl/endpoint.ipp>
+#include <cluster/net/impl/listener.ipp>
