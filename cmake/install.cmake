@@ -1,18 +1,18 @@
-# Install rules: headers, the exported cluster::cluster target, a CMake package
-# config (find_package(cluster CONFIG)) and a pkg-config file.
+# Install rules: headers, the exported cluster::cluster (header-only) and cluster::core (the
+# compiled core) targets, a CMake package config (find_package(cluster CONFIG)) and a
+# pkg-config file.
 include(CMakePackageConfigHelpers)
 
 set(CLUSTER_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/cluster")
 
-install(TARGETS cluster EXPORT clusterTargets)
+install(TARGETS cluster cluster_core EXPORT clusterTargets)
 install(DIRECTORY include/cluster TYPE INCLUDE)
 install(EXPORT clusterTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
 
 configure_package_config_file(cmake/clusterConfig.cmake.in
     "${PROJECT_BINARY_DIR}/clusterConfig.cmake" INSTALL_DESTINATION "${CLUSTER_CMAKE_DIR}")
-# Header-only: the package fits any architecture.
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/clusterConfigVersion.cmake"
-    COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+    COMPATIBILITY SameMinorVersion)
 install(FILES
     "${PROJECT_BINARY_DIR}/clusterConfig.cmake"
     "${PROJECT_BINARY_DIR}/clusterConfigVersion.cmake"
