@@ -13,6 +13,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include <cluster/detail/pressure_log.hpp>
 #include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
@@ -89,8 +91,9 @@ public:
 
     // To another worker, through the primary; dropped if that worker is gone.
     template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto send_to(unsigned worker_id, const T& msg) {
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] auto send_to(unsigned worker_id, T&& msg) {
+        io::refuse_awaited_temporary<T>();
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
@@ -99,8 +102,9 @@ public:
 
     // To every other worker, through the primary.
     template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto broadcast(const T& msg) {
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] auto broadcast(T&& msg) {
+        io::refuse_awaited_temporary<T>();
         return channel().send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
     }
 
