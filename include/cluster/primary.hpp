@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
@@ -129,8 +131,10 @@ public:
     }
 
     // Answers a request from a worker; fails with peer_gone if that worker is gone.
-    template <class M, wire::message_of<P> R>
-    io::task<result<void>> reply(const incoming<M>& to, const R& response) {
+    template <class M, class R>
+        requires wire::message_of<std::remove_cvref_t<R>, P>
+    io::task<result<void>> reply(const incoming<M>& to, R&& response) {
+        io::refuse_awaited_temporary<R>();
         detail::check_replyable(to);
         handle* h = worker(to.from);
         if (!h || !h->is_connected()) co_return make_error_code(errc::peer_gone);

@@ -9,6 +9,7 @@
 #include <stop_token>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -16,6 +17,7 @@
 #include <cluster/detail/link.hpp>
 #include <cluster/detail/worker_core.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
@@ -80,8 +82,9 @@ public:
 
     // To another worker, through the primary; dropped if that worker is gone.
     template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto send_to(unsigned worker_id, const T& msg) {
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] auto send_to(unsigned worker_id, T&& msg) {
+        io::refuse_awaited_temporary<T>();
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
@@ -90,8 +93,9 @@ public:
 
     // To every other worker, through the primary.
     template <class T>
-        requires wire::message_of<T, P>
-    [[nodiscard]] auto broadcast(const T& msg) {
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] auto broadcast(T&& msg) {
+        io::refuse_awaited_temporary<T>();
         return this->link_.channel.send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
     }
 

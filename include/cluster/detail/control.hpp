@@ -125,8 +125,7 @@ template <class P>
 inline constexpr bool apart_from_control = false;
 template <class... Ts>
 inline constexpr bool apart_from_control<wire::protocol<Ts...>> =
-    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle,
-                            listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten,
-                            Ts...>;
+    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
+                            listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
 
 }  // namespace cluster::detail::control

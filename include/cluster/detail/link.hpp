@@ -15,6 +15,7 @@
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/ipc/request_table.hpp>
@@ -79,6 +80,8 @@ io::task<result<Reply>> request(link& l, const T& msg, std::chrono::duration<Rep
 }
 
 // What both ends offer their users alike: send, request, reply, in the user's protocol P.
+// Each takes its message as T&&, to refuse the temporaries GCC 12 would destroy twice
+// (io::refuse_awaited_temporary).
 template <class P>
 class link_end {
 public:
@@ -87,23 +90,28 @@ public:
     link_end(const link_end&) = delete;
     link_end& operator=(const link_end&) = delete;
 
-    template <wire::message_of<P> T>
-    [[nodiscard]] auto send(const T& msg) {
+    template <class T>
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] auto send(T&& msg) {
+        io::refuse_awaited_temporary<T>();
         return link_.channel.send(msg);
     }
 
     // Asks the other end and waits up to `timeout` for its reply, a Reply. Errors:
     // timed_out, peer_gone (the other end disconnected or died first), unexpected_type
     // (it answered with another type), or the send's.
-    template <wire::message_of<P> Reply, wire::message_of<P> T, class Rep = std::int64_t, class Period = std::milli>
-    io::task<result<Reply>> request(const T& msg,
-                                    std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+    template <wire::message_of<P> Reply, class T, class Rep = std::int64_t, class Period = std::milli>
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    io::task<result<Reply>> request(T&& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
+        io::refuse_awaited_temporary<T>();
         return detail::request<P, Reply>(link_, msg, timeout);
     }
 
     // Answers a request that came in on this link.
-    template <class M, wire::message_of<P> R>
-    [[nodiscard]] auto reply(const incoming<M>& to, const R& response) {
+    template <class M, class R>
+        requires wire::message_of<std::remove_cvref_t<R>, P>
+    [[nodiscard]] auto reply(const incoming<M>& to, R&& response) {
+        io::refuse_awaited_temporary<R>();
         check_replyable(to);
         return link_.channel.send(response, to.request_tag, wire::frame_flags::response);
     }

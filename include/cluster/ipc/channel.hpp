@@ -14,11 +14,13 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include <cluster/error.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/scm_rights.hpp>
 #include <cluster/io/task.hpp>
@@ -62,9 +64,11 @@ public:
     // Queues msg (and dups of any fds it holds) for the next batch. Completes at once
     // unless more than the high-water mark is queued, then once the socket has drained
     // below it. An error means the peer is gone or the channel is closed. Inline down to
-    // the encoder, as send_queue::queue() is.
-    template <wire::message_of<P> T>
-    [[nodiscard]] [[gnu::always_inline]] auto send(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+    // the encoder, as send_queue::queue() is. (See io::refuse_awaited_temporary for T&&.)
+    template <class T>
+        requires wire::message_of<std::remove_cvref_t<T>, P>
+    [[nodiscard]] [[gnu::always_inline]] auto send(T&& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        io::refuse_awaited_temporary<T>();
         return s_->sender.wait_for_room(s_->sender.queue(msg, tag, flags));
     }
 

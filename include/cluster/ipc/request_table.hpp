@@ -7,16 +7,19 @@
 #include <cstdint>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
 #include <cluster/error.hpp>
+#include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/detail/parked.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/result.hpp>
 #include <cluster/wire/frame.hpp>
+#include <cluster/wire/protocol.hpp>
 
 namespace cluster::ipc {
 
@@ -117,8 +120,10 @@ private:
 // Sends msg as a request over ch and waits up to `timeout` for the response, whatever its
 // type. Errors: the send's, timed_out, or peer_gone (the channel ended first).
 template <class P, class T, class Rep, class Period>
-io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
+    requires wire::message_of<std::remove_cvref_t<T>, P>
+io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typename P::variant>& table, T&& msg,
                                                std::chrono::duration<Rep, Period> timeout) {
+    io::refuse_awaited_temporary<T>();
     typename request_table<typename P::variant>::slot slot(table);
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
@@ -128,8 +133,10 @@ io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typ
 
 // exchange(), for a response that must be a Reply: else unexpected_type.
 template <class Reply, class P, class T, class Rep, class Period>
-io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
+    requires wire::message_of<std::remove_cvref_t<T>, P>
+io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, T&& msg,
                                 std::chrono::duration<Rep, Period> timeout) {
+    io::refuse_awaited_temporary<T>();
     auto answer = co_await exchange(ch, table, msg, timeout);
     if (!answer) co_return answer.error();
     if (auto* reply = std::get_if<Reply>(&*answer)) co_return std::move(*reply);

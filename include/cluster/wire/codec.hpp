@@ -46,6 +46,7 @@
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/buffer.hpp>
 #include <cluster/wire/decode_error.hpp>
+#include <cluster/wire/sendable.hpp>
 #include <cluster/wire/type_name.hpp>
 
 namespace cluster::wire {
@@ -175,9 +176,6 @@ inline std::size_t length_prefix(std::size_t n) {
     return sizeof(std::uint32_t);
 }
 
-template <class T>
-inline constexpr bool always_false = false;
-
 // Non-bool arithmetic: every bit pattern is a valid value, so runs of them are memcpy'd.
 template <class T>
 inline constexpr bool is_bulk = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
@@ -214,11 +212,24 @@ constexpr void spell_number(S& sink, std::int64_t value) {
 //   read_at(r, p, v) -> bool   reads the min_size bytes at p, which the caller has checked
 //                              are in r's input (r.pos is not used or moved)
 // A described struct checks the bounds of a run of such members once, then reads them
-// from known offsets, with no per-field check or update of r.pos.
-template <class T, class = void>
+// from known offsets, with no per-field check or update of r.pos. A family whose values
+// have parts (elements, members) is walked by sendable.hpp too.
+//
+// The primary template is for types no codec encodes, and the families with parts (from
+// duration to described structs) leave to it every type with a part no codec encodes. It
+// has what the entry points below use, and nothing goes into the parts, so nothing fails
+// to compile but sendable.hpp's one error, which every entry point asserts first, naming
+// the part and where it is. What could run is declared only: were a type to slip past
+// that assertion, the program would not link.
+template <class T, class>
 struct codec {
-    static_assert(detail::always_false<T>, "cluster::wire: no codec for type T; describe it with BOOST_DESCRIBE_STRUCT "
-                                           "(or BOOST_DESCRIBE_ENUM), or use a supported std type");
+    using missing = void;
+    static constexpr bool has_fds = false;
+    static std::size_t size(const T& v);
+    static void write(detail::writer& w, const T& v);
+    static bool read(detail::reader& r, T& v);
+    template <class S>
+    static constexpr void spell(S&) {}
 };
 
 namespace detail {
@@ -363,6 +374,7 @@ struct codec<std::string> {
 };
 
 template <class Rep, class Period>
+    requires sendable<Rep>
 struct codec<std::chrono::duration<Rep, Period>> {
     using duration = std::chrono::duration<Rep, Period>;
     static constexpr std::size_t min_size = codec<Rep>::min_size;
@@ -433,6 +445,7 @@ struct codec<unique_fd> {
 };
 
 template <class T, class Alloc>
+    requires sendable<T>
 struct codec<std::vector<T, Alloc>> {
     using element = codec<T>;
     static_assert(element::min_size != 0, "cluster::wire: vector elements must encode to at least one byte");
@@ -494,6 +507,7 @@ private:
 };
 
 template <class T, std::size_t N>
+    requires sendable<T>
 struct codec<std::array<T, N>> {
     using element = codec<T>;
     static constexpr std::size_t min_size = N * element::min_size;
@@ -550,6 +564,7 @@ struct codec<std::array<T, N>> {
 };
 
 template <class T>
+    requires sendable<T>
 struct codec<std::optional<T>> {
     using element = codec<T>;
     static constexpr std::size_t min_size = 1;
@@ -580,6 +595,7 @@ struct codec<std::optional<T>> {
 };
 
 template <class... Ts>
+    requires(sendable<Ts> && ...)
 struct codec<std::variant<Ts...>> {
     static_assert(sizeof...(Ts) <= 255, "cluster::wire: a variant's index is encoded in one byte");
     using variant = std::variant<Ts...>;
@@ -690,9 +706,11 @@ struct map_codec {
 }  // namespace detail
 
 template <class K, class V, class Compare, class Alloc>
+    requires(sendable<K> && sendable<V>)
 struct codec<std::map<K, V, Compare, Alloc>> : detail::map_codec<std::map<K, V, Compare, Alloc>> {};
 
 template <class K, class V, class Hash, class Eq, class Alloc>
+    requires(sendable<K> && sendable<V>)
 struct codec<std::unordered_map<K, V, Hash, Eq, Alloc>> : detail::map_codec<std::unordered_map<K, V, Hash, Eq, Alloc>> {
 };
 
@@ -720,6 +738,7 @@ constexpr bool any_over(L<D...>, [[maybe_unused]] F f) {
 // Described structs: public bases first (flattened into the derived struct's path),
 // then the struct's own members of any access, in declaration order.
 template <detail::described_struct T>
+    requires sendable<T>
 struct codec<T> {
     static constexpr auto any_access =
         boost::describe::mod_public | boost::describe::mod_protected | boost::describe::mod_private;
@@ -875,17 +894,19 @@ private:
 
 // Whether T can carry file descriptors (and so needs an fd_list to be encoded).
 template <class T>
-inline constexpr bool carries_fds = codec<T>::has_fds;
+inline constexpr bool carries_fds = detail::checked<T> && codec<T>::has_fds;
 
 // The exact number of bytes encode() appends for v.
 template <class T>
 [[nodiscard]] inline std::size_t encoded_size(const T& v) {
+    static_assert(detail::checked<T>);
     return codec<T>::size(v);
 }
 
 // Writes exactly encoded_size(v) bytes at out; returns the end of what was written.
 template <class T>
 inline std::byte* encode_to(std::byte* out, const T& v, fd_list* fds) {
+    static_assert(detail::checked<T>);
     detail::writer w{out, fds};
     codec<T>::write(w, v);
     return w.pos;
@@ -952,6 +973,7 @@ decltype(auto) make_fresh(Make make) {
 // Reads a T from all of r's input: bytes left over are an error too.
 template <class T>
 [[gnu::always_inline]] inline bool read_whole(reader& r, T& v) {
+    static_assert(checked<T>);
     return codec<T>::read(r, v) && (r.pos == r.end || r.fail(errc::trailing_bytes));
 }
 
@@ -1001,14 +1023,22 @@ decode_into(T& v, std::span<const std::byte> in, std::span<unique_fd> fds = {}, 
 template <class T>
 [[nodiscard]] inline decode_result<T> decode(std::span<const std::byte> in, std::span<unique_fd> fds = {},
                                              const shared_bytes* owner = nullptr) {
-    static_assert(std::is_default_constructible_v<T>, "cluster::wire: decoded types must be default-constructible");
-    // One named result, decoded into in place: NRVO, no move of the decoded value.
-    auto out =
-        detail::make_fresh<T>([](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
-    detail::reader r(in, fds);
-    r.owner = owner;
-    if (!detail::read_whole(r, *out)) detail::fail(out, r);
-    return out;
+    static_assert(detail::checked<T>);
+    // A part the codec cannot encode may be what has no default constructor: checked<T>
+    // has said so, and nothing that needs one is compiled.
+    static_assert(!sendable<T> || std::is_default_constructible_v<T>,
+                  "cluster::wire: decoded types must be default-constructible");
+    if constexpr (!sendable<T>) {
+        return decode_result<T>(boost::system::in_place_error, decode_error{});
+    } else {
+        // One named result, decoded into in place: NRVO, no move of the decoded value.
+        auto out = detail::make_fresh<T>(
+            [](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
+        detail::reader r(in, fds);
+        r.owner = owner;
+        if (!detail::read_whole(r, *out)) detail::fail(out, r);
+        return out;
+    }
 }
 
 }  // namespace cluster::wire

@@ -32,6 +32,7 @@ struct text_sink {
 // on the wire, so it does not change the fingerprint either.
 template <class T>
 [[nodiscard]] std::string schema() {
+    static_assert(detail::checked<T>);
     detail::text_sink sink;
     codec<T>::spell(sink);
     return std::move(sink.text);
@@ -39,6 +40,7 @@ template <class T>
 
 template <class T>
 inline constexpr std::uint64_t fingerprint = [] {
+    static_assert(detail::checked<T>);
     detail::fnv1a64_sink sink;
     codec<T>::spell(sink);
     return sink.hash;

@@ -23,6 +23,7 @@
 #include <cluster/wire/decode_error.hpp>
 #include <cluster/wire/fingerprint.hpp>
 #include <cluster/wire/raw_message.hpp>
+#include <cluster/wire/sendable.hpp>
 #include <cluster/wire/type_name.hpp>
 
 namespace cluster::wire {
@@ -37,9 +38,19 @@ inline constexpr bool distinct_type_ids = [] {
     return true;
 }();
 
+// detail::checked<T>: one error naming what T's codec cannot send, if anything; a
+// raw_message is never sent, only received.
+template <class T>
+inline constexpr bool checked_message = detail::checked<T>;
+template <>
+inline constexpr bool checked_message<raw_message> = true;
+
 template <class... Ts>
 class protocol {
-    static_assert((std::is_default_constructible_v<Ts> && ...),
+    // Each message the codec cannot encode is one error, naming the part it cannot; what
+    // that part prevents (a default constructor, decoding) is not another.
+    static_assert((checked_message<Ts> && ...));
+    static_assert((... && (!sendable<Ts> || std::is_default_constructible_v<Ts>)),
                   "cluster::protocol: message types must be default-constructible to be decoded");
 
     template <std::size_t I>
@@ -177,7 +188,14 @@ private:
         return ((ids[I] == type_id && (decode_alternative<I>(out, fingerprint, r, error), true)) || ...);
     }
 
+    // A message with a part the codec cannot encode does not compile (detail::checked),
+    // and may have no default constructor: the decoders are declared only for it, so that
+    // nothing more is said.
     template <std::size_t I>
+    static void decode_alternative(std::optional<variant>& out, std::uint64_t fingerprint, detail::reader& r,
+                                   std::optional<decode_error>& error);
+    template <std::size_t I>
+        requires sendable<type_at<I>>
     [[gnu::always_inline]] static void decode_alternative(std::optional<variant>& out, std::uint64_t fingerprint,
                                                           detail::reader& r, std::optional<decode_error>& error) {
         using T = type_at<I>;
@@ -192,6 +210,10 @@ private:
 
     // Decoded in place in the result: no move of the message.
     template <class T>
+    static decode_result<variant> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
+                                            std::span<unique_fd> fds, const shared_bytes* owner);
+    template <class T>
+        requires sendable<T>
     static decode_result<variant> decode_as(std::uint64_t fingerprint, std::span<const std::byte> payload,
                                             std::span<unique_fd> fds, const shared_bytes* owner) {
         if (fingerprint != wire::fingerprint<T>) return mismatch<T>();

@@ -1,0 +1,18 @@
+// expect: a function object cannot be sent: send an enum or a name that says what to run
+// expect: cannot_send<shop::job, std::function<void()>, &shop::job::then>
+//
+// Code does not travel in a message. (Its fingerprint, asked for on its own.)
+#include <cluster/wire.hpp>
+
+#include <cstdint>
+#include <functional>
+
+namespace shop {
+struct job {
+    std::uint64_t id = 0;
+    std::function<void()> then;
+};
+BOOST_DESCRIBE_STRUCT(job, (), (id, then))
+}  // namespace shop
+
+[[maybe_unused]] constexpr auto fingerprint = cluster::wire::fingerprint<shop::job>;
