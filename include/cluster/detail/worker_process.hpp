@@ -6,8 +6,8 @@
 
 #include <utility>
 
+#include <cluster/detail/process_loop.hpp>
 #include <cluster/detail/sigpipe.hpp>
-#include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/role.hpp>
 #include <cluster/unique_fd.hpp>
@@ -37,9 +37,10 @@ int run_worker_process(unsigned id, unique_fd link, const typename worker<P>::ma
     // default (see child_setup::exec), or with the handler its main() installed before run(),
     // which it keeps.
     ignore_sigpipe();
-    io::io_context ctx;
-    worker<P> w(id, std::move(link));
-    return io::sync_wait(w.run(main));
+    return with_process_loop([&] {
+        worker<P> w(id, std::move(link));
+        return io::sync_wait(w.run(main));
+    });
 }
 
 }  // namespace cluster::detail
