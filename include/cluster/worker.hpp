@@ -82,7 +82,7 @@ public:
     template <class T>
         requires wire::message_of<T, P>
     io::task<std::optional<incoming<T>>> receive() {
-        auto m = co_await inbox_.take([](const incoming<P>& m) noexcept { return m.template is<T>(); });
+        auto m = co_await inbox_.take([](const incoming<P>& candidate) noexcept { return candidate.template is<T>(); });
         if (!m) co_return std::nullopt;
         co_return incoming<T>{std::move(std::get<T>(m->value)), m->from, m->request_tag};
     }

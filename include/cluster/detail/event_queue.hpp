@@ -52,13 +52,14 @@ public:
 
     template <class E>
     io::task<E> next_of() {
-        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template is<E>(); });
+        auto e = co_await queue_.take([](const event<P>& candidate) noexcept { return candidate.template is<E>(); });
         co_return std::move(*taken(std::move(e)).template get_if<E>());
     }
 
     template <wire::message_of<P> T>
     io::task<incoming<T>> next_message() {
-        auto e = co_await queue_.take([](const event<P>& e) noexcept { return e.template message<T>() != nullptr; });
+        auto e = co_await queue_.take(
+            [](const event<P>& candidate) noexcept { return candidate.template message<T>() != nullptr; });
         auto taken_event = taken(std::move(e));  // named: m points into it
         auto& m = *taken_event.template get_if<incoming<P>>();
         co_return incoming<T>{std::move(std::get<T>(m.value)), m.from, m.request_tag};

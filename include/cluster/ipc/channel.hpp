@@ -310,8 +310,8 @@ private:
         state& st;  // the waiter's owner is forgotten once it is woken; this is not
         explicit receive_awaiter(state& s) noexcept : waiter(s), st(s) {}
         [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             st.receiver = this;
             st.start_receive();
         }

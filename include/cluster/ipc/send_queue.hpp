@@ -93,8 +93,8 @@ public:
         std::error_code queued;
         send_awaiter(send_queue& queue, std::error_code e) noexcept : waiter(queue), q(queue), queued(e) {}
         bool await_ready() const noexcept { return queued || q.write_error_ || !q.full(); }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             q.blocked_senders_.push_back(this);
         }
         result<void> await_resume() const noexcept {
@@ -108,8 +108,8 @@ public:
         send_queue& q;
         explicit flush_awaiter(send_queue& queue) noexcept : waiter(queue), q(queue) {}
         bool await_ready() const noexcept { return q.write_error_ || q.queued_bytes() == 0; }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             q.flush_waiters_.push_back(this);
         }
         result<void> await_resume() const noexcept { return q.result_so_far(); }
