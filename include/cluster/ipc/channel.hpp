@@ -89,9 +89,10 @@ public:
     [[nodiscard]] auto receive() { return receive_awaiter<false>{*s_}; }
     [[nodiscard]] auto receive_envelope() { return receive_awaiter<true>{*s_}; }
 
-    // The next message, which must be a T: anything else closes the channel.
+    // The next message, which must be a T: anything else closes the channel (unexpected_type).
+    // Not receive<T>(): a worker's receive<T>() takes the next T and leaves the rest queued.
     template <wire::message_of<P> T>
-    io::task<std::optional<T>> receive() {
+    io::task<std::optional<T>> expect() {
         auto m = co_await receive();
         if (!m) co_return std::nullopt;
         if (auto* t = std::get_if<T>(&*m)) co_return std::move(*t);
