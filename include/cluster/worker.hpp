@@ -2,6 +2,7 @@
 // the primary, requests both ways, messages to other workers, listening, heartbeats, and leaving gracefully.
 #pragma once
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -62,11 +63,15 @@ public:
     using main_function = std::function<io::task<void>(worker&)>;
 
     worker(unsigned id, unique_fd link)
-        : detail::link_owner<P>(std::move(link)), detail::link_end<P>(this->owned_link), id_(id) {}
+        : detail::link_owner<P>(std::move(link)), detail::link_end<P>(this->owned_link), id_(id),
+          previous_(std::exchange(running_, this)) {
+        close_link_in_forked_children();
+    }
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     // Streams may outlive their worker: their closes then go nowhere.
     ~worker() {
+        running_ = previous_;
         for (auto& [id, weak] : listeners_)
             if (auto state = weak.lock()) state->detach();
     }
@@ -194,6 +199,16 @@ public:
     }
 
 private:
+    // A process that worker code forks (fork() without exec) is not this worker, though it
+    // has a copy of it: its copy of the link is closed as it begins, so it can never speak
+    // for the worker, nor send again what the worker had queued (see docs/cluster.md).
+    static void close_link_in_forked_children() {
+        static const int registered = ::pthread_atfork(nullptr, nullptr, [] {
+            for (worker* w = running_; w; w = w->previous_) w->channel().close_in_forked_child();
+        });
+        (void)registered;
+    }
+
     ipc::channel<link_protocol>& channel() noexcept { return this->link_.channel; }
     const ipc::channel<link_protocol>& channel() const noexcept { return this->link_.channel; }
     ipc::request_table<typename link_protocol::variant>& requests() noexcept { return this->link_.requests; }
@@ -365,7 +380,10 @@ private:
         }
     }
 
+    static inline thread_local worker* running_ = nullptr;  // this thread's newest worker
+
     unsigned id_;
+    worker* previous_;  // the thread's newest worker before this one, if any
     io::mailbox<incoming<P>> inbox_{&weigh};
     std::size_t max_queued_bytes_ = detail::default_max_queued_bytes;
     overload_counts overload_;

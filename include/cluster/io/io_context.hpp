@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <string>
 #include <system_error>
@@ -102,8 +103,9 @@ public:
         if (current_ == this) current_ = previous_;
         if (::getpid() != owner_pid_) {
             // A forked child: the ring's memory is not mapped here (io_uring_ring_dontfork);
-            // only the descriptor was inherited.
-            ::close(ring_.ring_fd);
+            // only the descriptor was inherited, and fork() closed it unless the child was
+            // made without pthread_atfork's handlers (a raw clone).
+            if (ring_.ring_fd >= 0) ::close(ring_.ring_fd);
             return;
         }
         drain();
@@ -125,7 +127,7 @@ public:
     }
 
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags; }
-    // The ring's descriptor: a forked child that runs on without exec closes it.
+    // The ring's descriptor; -1 in a forked child, where it was closed as the child began.
     [[nodiscard]] int native_handle() const noexcept { return ring_.ring_fd; }
     [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
     [[nodiscard]] unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
@@ -134,6 +136,7 @@ public:
     // Returns `count` SQEs' worth of space, submitting what is queued when the SQ is full.
     // The caller must fill exactly `count` SQEs from `sqe()` before yielding.
     void reserve(unsigned count) {
+        stay_out_of_forked_child();
         while (io_uring_sq_space_left(&ring_) < count) flush_submissions();
     }
     [[nodiscard]] io_uring_sqe* sqe(detail::completion* c) {
@@ -224,6 +227,7 @@ public:
     void run_once(std::coroutine_handle<> until = nullptr) {
         // A loop run from inside another loop's coroutine hands the trampoline back when
         // it returns, so nothing is ever posted to a loop that has gone.
+        stay_out_of_forked_child();
         const detail::trampoline::saved outer_trampoline;
         CLUSTER_MARK_STACK_BASE();
         install_trampoline();
@@ -245,10 +249,33 @@ public:
 
 private:
     // After any fork() the child must not touch the parent's ring (it is not even mapped
-    // there): the forking thread's current context is forgotten, and the child may build its own.
+    // there): the forking thread's contexts are left behind, and the child may build its own.
     static void forget_in_forked_children() {
-        static const int registered = ::pthread_atfork(nullptr, nullptr, [] { current_ = nullptr; });
+        static const int registered = ::pthread_atfork(nullptr, nullptr, [] {
+            for (io_context* c = current_; c; c = c->previous_) c->leave_behind();
+            current_ = nullptr;
+        });
         (void)registered;
+    }
+
+    // In a forked child. Its copy of the ring's descriptor would keep the parent's ring, and
+    // every socket with an op in flight there, open after the parent exits: it is closed.
+    void leave_behind() noexcept {
+        ::close(ring_.ring_fd);
+        ring_.ring_fd = -1;
+        left_behind_ = true;
+    }
+
+    // A coroutine this loop resumed called fork(), and in the child it asks this loop for an
+    // op, or has suspended and handed control back here. This loop is the parent's: its ring
+    // is not mapped here, and resuming the parent's other coroutines would act for it twice.
+    void stay_out_of_forked_child() const noexcept {
+        if (!left_behind_) [[likely]]
+            return;
+        static constexpr char what[] = "cluster: a process forked from one running an io_context came back to "
+                                       "that loop, which is its parent's; it exits (after fork(), exec or _exit)\n";
+        (void)!::write(STDERR_FILENO, what, sizeof what - 1);
+        ::_exit(EXIT_FAILURE);
     }
 
     void setup(const io_context_options& options) {
@@ -370,8 +397,10 @@ private:
     void run_deferred(bool resume) {
         if (deferred_.empty()) return;
         std::swap(deferred_, running_deferred_);
-        for (std::size_t i = 0; i < running_deferred_.size(); ++i)
+        for (std::size_t i = 0; i < running_deferred_.size(); ++i) {
             if (auto* c = running_deferred_[i]) c->complete(c, 0, 0, resume);
+            stay_out_of_forked_child();
+        }
         running_deferred_.clear();
     }
 
@@ -387,6 +416,7 @@ private:
         if (!(e.flags & IORING_CQE_F_MORE)) --in_flight_;
         if (auto* c = reinterpret_cast<detail::completion*>(static_cast<std::uintptr_t>(e.user_data)))
             c->complete(c, e.res, e.flags, resume);
+        stay_out_of_forked_child();
     }
 
     void resume_ready() {
@@ -396,6 +426,7 @@ private:
             auto h = ready_.front();
             ready_.pop_front();
             h.resume();
+            stay_out_of_forked_child();
         }
     }
 
@@ -425,6 +456,7 @@ private:
     io_uring ring_{};
     bool ring_registered_ = false;
     pid_t owner_pid_;
+    bool left_behind_ = false;  // this is a forked child's copy of its parent's context
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
     bool stopped_ = false;

@@ -132,6 +132,11 @@ public:
 
     // In a process forked while fds wait in the send queue: see send_queue.
     void close_queued_fds_in_forked_child() const noexcept { s_->sender.close_queued_fds_in_forked_child(); }
+    // In a process forked from this channel's owner without exec, which is not that owner: its
+    // copy of the socket is closed, so it can never speak for the owner nor send what the owner
+    // had queued, which is dropped. Sends then fail with errc::forked_child and receive() ends.
+    // Neither the socket itself nor the loop, which are the parent's, is touched.
+    void close_in_forked_child() noexcept { s_->close_in_forked_child(); }
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return s_->sender.queued_bytes(); }
     [[nodiscard]] const channel_stats& stats() const noexcept { return s_->stats; }
     // fds the kernel closed instead of giving them to us, as we were at our descriptor limit:
@@ -288,6 +293,18 @@ private:
             reader.drop_fds();
             ::shutdown(fd.get(), SHUT_RDWR);
             sender.fail(make_error_code(errc::channel_closed));
+        }
+
+        void close_in_forked_child() noexcept {
+            read_closed = true;
+            reason = make_error_code(errc::forked_child);
+            reason_detail.clear();
+            frame = nullptr;
+            receiver = nullptr;
+            recv_idle = true;
+            reader.drop_fds();
+            sender.drop_in_forked_child(reason);
+            fd.reset();
         }
 
         void close_now() {

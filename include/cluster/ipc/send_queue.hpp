@@ -153,6 +153,17 @@ public:
             for (const auto& fd : b->fds) ::close(fd.get());
     }
 
+    // In a process forked from this queue's owner: what is queued is the parent's to send,
+    // and is dropped here (its fds closed), with the ops and waiters, which are the parent's
+    // too, forgotten without a touch of the loop. Every send from now on fails with `ec`.
+    void drop_in_forked_child(std::error_code ec) noexcept {
+        fail(ec);
+        blocked_senders_.clear();
+        flush_waiters_.clear();
+        flush_scheduled_ = false;
+        write_idle_ = true;
+    }
+
     void forget(waiter* w) noexcept {
         std::erase(blocked_senders_, w);
         std::erase(flush_waiters_, w);
