@@ -270,8 +270,10 @@ private:
     // op, or has suspended and handed control back here. This loop is the parent's: its ring
     // is not mapped here, and resuming the parent's other coroutines would act for it twice.
     void stay_out_of_forked_child() const noexcept {
-        if (!left_behind_) [[likely]]
-            return;
+        if (left_behind_) [[unlikely]]
+            end_forked_child();
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void end_forked_child() noexcept {
         static constexpr char what[] = "cluster: a process forked from one running an io_context came back to "
                                        "that loop, which is its parent's; it exits (after fork(), exec or _exit)\n";
         (void)!::write(STDERR_FILENO, what, sizeof what - 1);
