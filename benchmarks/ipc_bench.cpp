@@ -340,7 +340,11 @@ std::pair<double, double> codec_ns() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    if (bench::answered_help(argc, argv,
+                             "  Typed messages between two processes through channel<P>, beside raw socketpair\n"
+                             "  I/O, a hand-written codec and Node's process.send; one JSON line per figure.\n"))
+        return 0;
     {
         wire::buffer probe;
         wire::encode(make_sample(0), probe);

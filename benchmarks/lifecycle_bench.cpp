@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
     if (is_worker())
         return run<proto>(
             argc, argv, [](primary<proto>&) -> task<void> { co_return; }, idle);
+    if (bench::answered_help(argc, argv,
+                             "  From the first fork() to every worker online, and from a worker's SIGKILL to its\n"
+                             "  replacement online, beside Node's cluster; one JSON line per figure.\n"))
+        return 0;
     const std::vector<std::string> args(argv, argv + argc);
     io_context ctx;
 

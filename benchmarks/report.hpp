@@ -1,13 +1,23 @@
-// What every benchmark ends with: one JSON object per figure, one per line, each beside
-// the baseline measured in the same run; and the median of repeated measurements.
+// What every benchmark says: its usage when asked, and at its end one JSON object per figure,
+// one per line, each beside the baseline measured in the same run; and the median of repeats.
 #pragma once
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bench {
+
+// With --help or -h, prints the usage (a benchmark takes no other argument) and what it
+// measures, and returns true: the benchmark then exits 0, having measured nothing.
+inline bool answered_help(int argc, char** argv, const char* measures) {
+    if (std::none_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; }))
+        return false;
+    std::printf("usage: %s\n%s", argv[0], measures);
+    return true;
+}
 
 struct figure {
     std::string name;

@@ -1,7 +1,7 @@
 // hello: Node's basic cluster example, supervised. The primary keeps one worker per CPU
 // answering "hello world" over HTTP, all on one port, and prints what its supervisor does.
 // Nothing here restarts a worker or handles a signal: the restart policy and run() do.
-//   ./hello [--workers N] [--port P] [--crash]      then: curl localhost:8000, and
+//   ./hello [--help] [--workers N] [--port P] [--crash]   then: curl localhost:8000, and
 //   kill -9 <a worker>    the restart policy replaces it
 //   kill -HUP <primary>   rolling reload: every worker replaced by a fresh one, one at a time
 //   kill -TTIN / -TTOU    one worker more / one fewer
@@ -89,8 +89,25 @@ task<void> primary_main(primary<proto>& p, unsigned workers) {
     }
 }
 
+bool asks_for_help(int argc, char** argv) {
+    return std::any_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; });
+}
+
+void print_usage(const char* program) {
+    std::printf("usage: %s [--workers N] [--port P] [--crash]\n"
+                "  N workers (default: one per CPU) answer \"hello world\" over HTTP on port P (default 8000).\n"
+                "  Signal the primary: HUP replaces every worker, TTIN / TTOU add / remove one, TERM or\n"
+                "  Ctrl-C stops it gracefully. --crash: every worker fails as it starts, and the primary\n"
+                "  gives up with exit code 3.\n",
+                program);
+}
+
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, as they happen, even into a pipe
+    if (asks_for_help(argc, argv)) {
+        print_usage(argv[0]);
+        return 0;
+    }
     const unsigned workers = option(argc, argv, "--workers", cpu_count());
     const bool crash = std::find(argv + 1, argv + argc, std::string_view("--crash")) != argv + argc;
     const unsigned port = option(argc, argv, "--port", 8000);

@@ -1,7 +1,7 @@
 // http_server: the seed's "Clustered Node App" in C++. The primary forks one worker per CPU
 // and keeps them running; every worker serves HTTP/1.1 (keep-alive, pipelining; parsed by
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
-//   ./http_server [--workers N] [--port P] [--host A] [--schedule S]
+//   ./http_server [--help] [--workers N] [--port P] [--host A] [--schedule S]
 //                 [--header-timeout-ms H] [--request-timeout-ms R]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); S: round_robin (default), shared, reuseport, sticky
@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -224,6 +225,22 @@ std::optional<endpoint> address(std::string_view host, std::optional<unsigned> p
     }
 }
 
+void print_usage(std::FILE* to, const char* program) {
+    std::fprintf(to,
+                 "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS]\n"
+                 "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
+                 "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
+                 "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary.\n"
+                 "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
+                 "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
+                 "  add or remove one.\n",
+                 program, max_timeout_ms, max_timeout_ms);
+}
+
+bool asks_for_help(int argc, char** argv) {
+    return std::any_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; });
+}
+
 std::optional<settings> parse_settings(int argc, char** argv) {
     settings s;
     const auto workers = number(option(argc, argv, "--workers", "0"), 1024);
@@ -232,14 +249,8 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port);
     const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
-    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout) {
-        std::fprintf(stderr,
-                     "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--schedule "
-                     "round_robin|shared|reuseport|sticky|least_connections] [--header-timeout-ms 0..%u] "
-                     "[--request-timeout-ms 0..%u]\n",
-                     argv[0], max_timeout_ms, max_timeout_ms);
+    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout)
         return std::nullopt;
-    }
     s.workers = *workers == 0 ? cpu_count() : *workers;
     s.how = *how;
     s.where = *where;
@@ -250,8 +261,15 @@ std::optional<settings> parse_settings(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, as they happen, even into a pipe
+    if (asks_for_help(argc, argv)) {
+        print_usage(stdout, argv[0]);
+        return 0;
+    }
     const auto s = parse_settings(argc, argv);
-    if (!s) return 2;
+    if (!s) {
+        print_usage(stderr, argv[0]);
+        return 2;
+    }
     const int code = run<proto>(
         argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
         [&s](worker<proto>& w) { return worker_main(w, *s); });

@@ -3,7 +3,7 @@
 // replaces the dead; each worker, first or replacement, is fed from its fork event on.
 // --chaos SIGKILLs a random worker every few milliseconds: every job must still be done
 // once. Prints "M jobs done, 0 lost, 0 duplicated" when they were.
-//   ./job_queue --workers 4 --jobs 2000 [--chaos]
+//   ./job_queue [--help] [--workers 4] [--jobs 2000] [--chaos]
 // Exit code: run()'s when it is not 0 (1: the primary's code threw, 3: the restart policy
 // gave up); otherwise 0 if every job was done exactly once, and 2 if not.
 #include <cluster/cluster.hpp>
@@ -152,7 +152,23 @@ unsigned option(int argc, char** argv, std::string_view flag, unsigned fallback)
     return fallback;
 }
 
+bool asks_for_help(int argc, char** argv) {
+    return std::any_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; });
+}
+
+void print_usage(const char* program) {
+    std::printf("usage: %s [--workers N] [--jobs M] [--chaos]\n"
+                "  The primary hands M typed jobs (default 2000) to N workers (default 4) as requests,\n"
+                "  and re-sends those of a worker that died. --chaos SIGKILLs a worker every 5 ms.\n"
+                "  Prints \"M jobs done, 0 lost, 0 duplicated\" and exits 0 when each was done once.\n",
+                program);
+}
+
 int main(int argc, char** argv) {
+    if (asks_for_help(argc, argv)) {
+        print_usage(argv[0]);
+        return 0;
+    }
     const unsigned workers = option(argc, argv, "--workers", 4), jobs = option(argc, argv, "--jobs", 2000);
     const bool with_chaos = std::find(argv + 1, argv + argc, std::string_view("--chaos")) != argv + argc;
     primary_options options;

@@ -4,9 +4,11 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -56,7 +58,18 @@ task<void> parent(std::vector<child>& children) {
     }
 }
 
-int main() {
+bool asks_for_help(int argc, char** argv) {
+    return std::any_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; });
+}
+
+int main(int argc, char** argv) {
+    if (asks_for_help(argc, argv)) {
+        std::printf("usage: %s\n"
+                    "  Forks one echo child per CPU, pings each 10000 times over a socketpair, and waits\n"
+                    "  for their exits. Ctrl-C ends the pings early.\n",
+                    argv[0]);
+        return 0;
+    }
     unsigned n = std::max(1u, std::thread::hardware_concurrency());
     std::printf("parent %d forking %u children\n", getpid(), n);
     io_context ctx;

@@ -27,6 +27,7 @@ enum class errc {
     unexpected_type,        // a valid message, but not the type the receiver asked for
     peer_gone,              // the other process went away before answering
     listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
+    forked_child,           // used in a process forked from the channel's owner, which is not that owner
 };
 
 class error_category final : public std::error_category {
@@ -52,6 +53,7 @@ public:
         case errc::unexpected_type: return "unexpected message type";
         case errc::peer_gone: return "the peer went away before answering";
         case errc::listener_closed: return "the listener accepts no more connections";
+        case errc::forked_child: return "this process was forked from the channel's owner, and is not that owner";
         }
         return "unknown cluster error";
     }

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/detail/process_loop.hpp>
 #include <cluster/detail/worker_process.hpp>
 #include <cluster/error.hpp>
-#include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/options.hpp>
 #include <cluster/primary.hpp>
@@ -45,14 +45,18 @@ inline unique_fd inherited_channel() {
 
 // primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). In the
 // primary, returns once the cluster has stopped (see primary<P>::run) with an exit_code; in
-// a worker, the worker's exit code. Throws std::system_error if the process cannot start its role.
+// a worker, the worker's exit code. Either way, exit_code::io_uring_unavailable, with the
+// reason on stderr, when this process cannot set up its io_uring. Throws std::system_error
+// if the process cannot start its role otherwise.
 template <class P, class PrimaryMain, class WorkerMain>
 int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_main, primary_options options = {}) {
     typename worker<P>::main_function on_worker(std::forward<WorkerMain>(worker_main));
     if (is_worker()) return detail::run_worker_process<P>(this_worker_id(), detail::inherited_channel(), on_worker);
-    io::io_context ctx;
-    primary<P> p(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
-    return io::sync_wait(p.run(std::function<io::task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
+    return detail::with_process_loop([&] {
+        primary<P> p(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
+        return io::sync_wait(
+            p.run(std::function<io::task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
+    });
 }
 
 }  // namespace cluster

@@ -73,9 +73,9 @@ public:
     template <class T>
         requires wire::message_of<T, P>
     io::task<std::optional<incoming<T>>> receive() {
-        auto m = co_await core_.inbox().take(
-            [](const incoming<detail::erased>& m, std::uint64_t id) noexcept { return m.value.type_id == id; },
-            P::template id<T>);
+        auto m = co_await core_.inbox().take([](const incoming<detail::erased>& candidate,
+                                                std::uint64_t id) noexcept { return candidate.value.type_id == id; },
+                                             P::template id<T>);
         if (!m) co_return std::nullopt;
         co_return incoming<T>{std::move(std::get<T>(detail::unbox<P>(m->value))), m->from, m->request_tag};
     }

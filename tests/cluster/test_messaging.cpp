@@ -1,5 +1,6 @@
 // Messages between a primary and its forked workers: order and content both ways, requests
-// both ways, routing between workers, fds, and workers that break the protocol or die mid-frame.
+// both ways, routing between workers, fds, workers that break the protocol or die mid-frame,
+// and a worker's forked child, which is not that worker.
 #include <catch2/catch.hpp>
 
 #include "support/descriptors.hpp"
@@ -13,8 +14,10 @@
 
 #include <boost/describe.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -680,6 +683,66 @@ task<void> busy_order(primary<P>& p) {
     }
 }
 
+// Queues a note, then forks before the loop's turn ends, so the note is still queued in the
+// child, which tries to speak as the worker, then awaits a message (its parent's loop ends
+// it for that). The worker tells the primary how its child went, then answers jobs.
+task<void> forking_worker(worker<P>& w) {
+    const note before{w.id(), "before the fork"};
+    (void)co_await w.send(before);  // queued: it leaves at the end of this turn
+    auto report = support::make_pipe();
+    const unique_fd child_err(::memfd_create("stderr", MFD_CLOEXEC));
+    expect(child_err.valid(), "memfd_create");
+    const int link = w.native_handle();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        (void)::dup2(child_err.get(), STDERR_FILENO);
+        const char closed = ::fcntl(link, F_GETFD) == -1 && errno == EBADF ? 'y' : 'n';
+        const note from_child{w.id(), "from the child"};
+        auto sent = co_await w.send(from_child);
+        const char refused = !sent && sent.error() == errc::forked_child ? 'y' : 'n';
+        const char verdict[] = {closed, refused};
+        (void)!::write(report[1].get(), verdict, sizeof verdict);
+        auto m = co_await w.receive();
+        ::_exit(m ? 3 : 4);  // never: the loop, its parent's, ends the child first
+    }
+    expect(pid > 0, "fork");
+    report[1].reset();
+    auto child = child_process::adopt(pid).value();
+    auto status = co_await child.wait();
+    char verdict[2] = {'?', '?'};
+    (void)!::read(report[0].get(), verdict, sizeof verdict);
+    const bool ended_by_loop = support::read_all(child_err.get()).find("came back to that loop") != std::string::npos;
+    std::string how = std::string("child: socket closed ") + verdict[0] + ", send refused " + verdict[1] + ", " +
+                      (status ? status->to_string() : "?");
+    if (ended_by_loop) how += ", ended by its parent's loop";
+    co_await tell(w, std::move(how));  // built first: g++ 12 destroys a co_await's string temporaries twice
+    while (auto m = co_await w.receive()) {
+        if (auto* j = m->get_if<job>()) {
+            const answer a{j->id, j->text.size()};
+            (void)co_await w.reply(*m, a);
+        }
+    }
+}
+
+task<void> worker_forks(primary<P>& p) {
+    auto& h = co_await support::fork_worker(p);
+    const unsigned id = h.id();
+    const std::set<unsigned> ids{id};
+    auto first = co_await bounded(p.next_message<note>(), "the note queued before the fork");
+    CHECK(first.value.text == "before the fork");
+    auto second = co_await bounded(p.next_message<note>(), "how the child went");
+    CHECK(second.value.text == "child: socket closed y, send refused y, exit code 1, ended by its parent's loop");
+    const job j{5, "after the child"};
+    auto r = co_await h.request<answer>(j, patience);
+    CHECK(outcome(r) == "answer 5 of length 15");
+    auto log = co_await finish(p, ids);
+    CHECK(story(log[id]) == "fork online disconnect exit");  // nothing from the child, nothing twice
+    const auto disconnected = support::all_of<disconnect_event>(log[id]);
+    REQUIRE(disconnected.size() == 1);
+    CHECK_FALSE(disconnected.front().error);
+    CHECK(exit_of(log[id]).status.success());
+}
+
 // The test's life of a primary: body, then shutdown().
 // Runs body against a primary of main's workers (see support::with_primary); nothing
 // restarts on its own, as in Node.
@@ -723,6 +786,10 @@ TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and th
 }
 
 TEST_CASE("during heavy traffic each worker's events keep their order") { with_primary(chatty_worker, busy_order); }
+
+TEST_CASE("a child a worker forks cannot speak as it nor send its queue again, and the worker goes on") {
+    with_primary(forking_worker, worker_forks);
+}
 
 TEST_CASE("a worker that returns with a message unread leaves with a clean disconnect") {
     with_primary(return_with_unread, sent_to_quitters);

@@ -6,7 +6,9 @@
 
 #include "support/descriptors.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -464,6 +466,75 @@ TEST_CASE("after a raw fork() the child has no current io_context and can build 
     ::waitpid(pid, nullptr, 0);
     CHECK(verdict == 'y');
     CHECK(io_context::current() == &parent);
+}
+
+namespace {
+
+// A task of the loop that forks, and whose child, instead of exec or _exit, awaits something
+// of the parent's loop: an op, or a latch (it then hands control back to the loop). `after`
+// was made ready just before the fork: in the parent it runs next; in the child it must not.
+struct fork_probe {
+    bool child_awaits_an_op = false;
+    pid_t parent = ::getpid();
+    int ring_fd = -1;
+    int report = -1;  // 'c': the child's copy of the ring's descriptor is closed; 'p': `after` ran in the parent
+    int child_err = -1;
+    latch go, never;
+    pid_t child = 0;
+};
+
+task<void> fork_in_the_loop(fork_probe& p) {
+    (void)co_await io::nop();  // from here on the loop resumes this task
+    p.go.set();
+    p.child = ::fork();
+    if (p.child != 0) co_return;
+    (void)::dup2(p.child_err, STDERR_FILENO);
+    const char ring = ::fcntl(p.ring_fd, F_GETFD) == -1 && errno == EBADF ? 'c' : 'o';
+    (void)!::write(p.report, &ring, 1);
+    if (p.child_awaits_an_op)
+        (void)co_await io::sleep_for(1ms);
+    else
+        (void)co_await p.never.wait();
+    (void)!::write(p.report, "!", 1);  // never: the loop ends the child first
+    ::_exit(0);
+}
+
+task<void> after(fork_probe& p) {
+    (void)co_await p.go.wait();
+    (void)!::write(p.report, ::getpid() == p.parent ? "p" : "x", 1);
+}
+
+}  // namespace
+
+TEST_CASE("a forked child that uses its parent's loop is ended with a message, resuming nothing of the parent's") {
+    const bool awaits_an_op = GENERATE(true, false);
+    INFO((awaits_an_op ? "the child awaits a timer" : "the child awaits a latch"));
+    io_context ctx;
+    auto report = support::make_pipe();
+    const unique_fd child_err(::memfd_create("stderr", MFD_CLOEXEC));
+    REQUIRE(child_err);
+    fork_probe p;
+    p.child_awaits_an_op = awaits_an_op;
+    p.ring_fd = ctx.native_handle();
+    p.report = report[1].get();
+    p.child_err = child_err.get();
+    scope s;
+    s.spawn(after(p));
+    s.spawn(fork_in_the_loop(p));
+    sync_wait(join(s));
+    REQUIRE(p.child > 0);
+    int status = 0;
+    REQUIRE(::waitpid(p.child, &status, 0) == p.child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == EXIT_FAILURE);
+    report[1].reset();
+    std::string written;
+    char c;
+    while (::read(report[0].get(), &c, 1) == 1) written += c;
+    std::sort(written.begin(), written.end());
+    CHECK(written == "cp");
+    CHECK_THAT(support::read_all(child_err.get()), Catch::Contains("came back to that loop, which is its parent's"));
+    CHECK(sync_wait(nop_ok()));  // the parent's loop goes on
 }
 
 namespace {

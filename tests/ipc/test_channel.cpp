@@ -136,16 +136,16 @@ TEST_CASE("a send with impossible flags throws and leaves the batch as it was") 
     });
 }
 
-TEST_CASE("receive<T> returns the one type, and closes the channel on another") {
+TEST_CASE("expect<T> returns the one type, and closes the channel on another") {
     with_channels([&](pair_of_channels& p) -> task<void> {
         const job seven{7, "seven"};
         (void)co_await p.a.send(seven);
         const chunk other{8, {1, 2, 3}};  // GCC 12 cannot hold an initializer_list across co_await
         (void)co_await p.a.send(other);
-        auto first = co_await p.b.receive<job>();
+        auto first = co_await p.b.expect<job>();
         REQUIRE(first);
         CHECK(first->id == 7);
-        auto second = co_await p.b.receive<job>();
+        auto second = co_await p.b.expect<job>();
         CHECK_FALSE(second);
         CHECK(p.b.close_reason() == errc::unexpected_type);
         CHECK_FALSE(p.b.is_open());

@@ -55,7 +55,9 @@ public:
     // The next event of that kind.
     io::task<event<P>> next_of(event_kind kind) {
         auto e = co_await queue_.take(
-            [](const event<P>& e, std::uint64_t k) noexcept { return e.kind() == static_cast<event_kind>(k); },
+            [](const event<P>& candidate, std::uint64_t k) noexcept {
+                return candidate.kind() == static_cast<event_kind>(k);
+            },
             static_cast<std::uint64_t>(kind));
         co_return taken(std::move(e));
     }
@@ -63,8 +65,8 @@ public:
     // The next message of the user's type whose id is type_id.
     io::task<event<P>> next_message(std::uint32_t type_id) {
         auto e = co_await queue_.take(
-            [](const event<P>& e, std::uint64_t id) noexcept {
-                const auto* m = e.template get_if<incoming<P>>();
+            [](const event<P>& candidate, std::uint64_t id) noexcept {
+                const auto* m = candidate.template get_if<incoming<P>>();
                 return m && m->value.type_id == id;
             },
             type_id);

@@ -122,18 +122,18 @@ public:
     void set_policy(const restart_policy& policy) { planner_ = restart_planner(policy); }
 
 private:
-    struct slot {
+    struct slot_state {
         fork_options options;
         unsigned worker = 0;
         std::stop_source pending_restart;
     };
 
-    static void call_off_restart(slot& s) {
+    static void call_off_restart(slot_state& s) {
         s.pending_restart.request_stop();
         s.pending_restart = std::stop_source{};
     }
 
-    std::map<unsigned, slot> slots_;
+    std::map<unsigned, slot_state> slots_;
     unsigned next_slot_ = 1;
     restart_planner planner_;
 };

@@ -198,9 +198,9 @@ private:
             tasks.spawn(rollout.retire(r, stop_reason::scale_down));
     }
 
-    // In a fork-mode worker, still inside fork(): close what is the primary's, then run.
+    // In a fork-mode worker, still inside fork(): close what is the primary's (its ring was
+    // closed as the child began), then run.
     int become_worker(unsigned id, unique_fd link) {
-        ::close(ctx->native_handle());
         stopper.close_in_forked_child();
         for (const auto& [other, r] : workers) r->close_in_forked_child();
         balancer.close_in_forked_child();

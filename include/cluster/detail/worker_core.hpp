@@ -2,6 +2,7 @@
 // protocol — its link's loop, heartbeats, listening, the inbox, leaving — under worker<P>.
 #pragma once
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -57,11 +58,15 @@ inline constexpr std::chrono::seconds final_flush_timeout{5};
 class worker_core : private net::detail::listener_host {
 public:
     // ops: the user's protocol's, which decodes the messages that come for the user.
-    worker_core(unsigned id, unique_fd link, const protocol_ops& ops) : link_(std::move(link)), ops_(ops), id_(id) {}
+    worker_core(unsigned id, unique_fd link, const protocol_ops& ops)
+        : link_(std::move(link)), ops_(ops), id_(id), previous_(std::exchange(running_, this)) {
+        close_link_in_forked_children();
+    }
     worker_core(const worker_core&) = delete;
     worker_core& operator=(const worker_core&) = delete;
     // Streams may outlive their worker: their closes then go nowhere.
     ~worker_core() {
+        running_ = previous_;
         for (auto& [id, weak] : listeners_)
             if (auto state = weak.lock()) state->detach();
     }
@@ -112,6 +117,11 @@ public:
     CLUSTER_DECL io::task<int> run(const std::function<io::task<void>(worker_core&)>& main);
 
 private:
+    // A process that worker code forks (fork() without exec) is not this worker, though it
+    // has a copy of it: its copy of the link is closed as it begins, so it can never speak
+    // for the worker, nor send again what the worker had queued (see docs/cluster.md).
+    static CLUSTER_DECL void close_link_in_forked_children();
+
     ipc::channel<control::link_protocol>& channel() noexcept { return link_.channel; }
     const ipc::channel<control::link_protocol>& channel() const noexcept { return link_.channel; }
     ipc::request_table<control::link_protocol::variant>& requests() noexcept { return link_.requests; }
@@ -169,9 +179,12 @@ private:
     // disconnect, while main finishes its work: that worker is not hung.
     static CLUSTER_DECL io::task<void> beat(worker_core& self, std::chrono::milliseconds every);
 
+    static inline thread_local worker_core* running_ = nullptr;  // this thread's newest worker
+
     detail::link link_;
     const protocol_ops& ops_;
     unsigned id_;
+    worker_core* previous_;  // the thread's newest worker before this one, if any
     io::mailbox<incoming<erased>> inbox_{&weigh};
     std::size_t max_queued_bytes_ = default_max_queued_bytes;
     overload_counts overload_;

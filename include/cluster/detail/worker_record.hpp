@@ -47,9 +47,9 @@ namespace cluster::detail {
 struct worker_record {
     using clock = std::chrono::steady_clock;
 
-    worker_record(unsigned worker_id, launched&& started)
-        : id(worker_id), pid(started.child.pid()), link(std::move(started.link)), child(std::move(started.child)),
-          out(std::move(started.out)), err(std::move(started.err)), status_pipe(std::move(started.status)) {}
+    worker_record(unsigned worker_id, launched&& process)
+        : id(worker_id), pid(process.child.pid()), link(std::move(process.link)), child(std::move(process.child)),
+          out(std::move(process.out)), err(std::move(process.err)), status_pipe(std::move(process.status)) {}
     worker_record(const worker_record&) = delete;
     worker_record& operator=(const worker_record&) = delete;
 

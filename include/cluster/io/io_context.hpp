@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <string>
 #include <system_error>
@@ -102,7 +103,7 @@ public:
     [[nodiscard]] static CLUSTER_DECL io_context& current_or_throw();
 
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags; }
-    // The ring's descriptor: a forked child that runs on without exec closes it.
+    // The ring's descriptor; -1 in a forked child, where it was closed as the child began.
     [[nodiscard]] int native_handle() const noexcept { return ring_.ring_fd; }
     [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
     [[nodiscard]] unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
@@ -110,8 +111,17 @@ public:
 
     // Returns `count` SQEs' worth of space, submitting what is queued when the SQ is full.
     // The caller must fill exactly `count` SQEs from `sqe()` before yielding.
-    CLUSTER_DECL void reserve(unsigned count);
-    [[nodiscard]] CLUSTER_DECL io_uring_sqe* sqe(detail::completion* c);
+    void reserve(unsigned count) {
+        stay_out_of_forked_child();
+        while (io_uring_sq_space_left(&ring_) < count) flush_submissions();
+    }
+    [[nodiscard]] io_uring_sqe* sqe(detail::completion* c) {
+        reserve(1);
+        io_uring_sqe* s = io_uring_get_sqe(&ring_);
+        io_uring_sqe_set_data64(s, reinterpret_cast<std::uintptr_t>(c));
+        ++in_flight_;
+        return s;
+    }
 
     // Asks the kernel to cancel the op behind `c`; its own CQE still arrives.
     void cancel(detail::completion* c) { io_uring_prep_cancel64(sqe(nullptr), reinterpret_cast<std::uintptr_t>(c), 0); }
@@ -165,8 +175,26 @@ public:
 
 private:
     // After any fork() the child must not touch the parent's ring (it is not even mapped
-    // there): the forking thread's current context is forgotten, and the child may build its own.
+    // there): the forking thread's contexts are left behind, and the child may build its own.
     static CLUSTER_DECL void forget_in_forked_children();
+
+    // In a forked child. Its copy of the ring's descriptor would keep the parent's ring, and
+    // every socket with an op in flight there, open after the parent exits: it is closed.
+    CLUSTER_DECL void leave_behind() noexcept;
+
+    // A coroutine this loop resumed called fork(), and in the child it asks this loop for an
+    // op, or has suspended and handed control back here. This loop is the parent's: its ring
+    // is not mapped here, and resuming the parent's other coroutines would act for it twice.
+    void stay_out_of_forked_child() const noexcept {
+        if (left_behind_) [[unlikely]]
+            end_forked_child();
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void end_forked_child() noexcept {
+        static constexpr char what[] = "cluster: a process forked from one running an io_context came back to "
+                                       "that loop, which is its parent's; it exits (after fork(), exec or _exit)\n";
+        (void)!::write(STDERR_FILENO, what, sizeof what - 1);
+        ::_exit(EXIT_FAILURE);
+    }
 
     CLUSTER_DECL void setup(const io_context_options& options);
 
@@ -210,6 +238,7 @@ private:
     io_uring ring_{};
     bool ring_registered_ = false;
     pid_t owner_pid_;
+    bool left_behind_ = false;  // this is a forked child's copy of its parent's context
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
     bool stopped_ = false;

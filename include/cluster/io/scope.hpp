@@ -30,9 +30,9 @@ public:
     // to this scope's stop token. An exception from it is kept for join().
     void spawn(task<void> t) {
         t.with_stop_token(stop_.get_token());
-        auto child = run_child(std::move(t));
-        link(child.handle.promise());
-        child.handle.resume();
+        auto started = run_child(std::move(t));
+        link(started.handle.promise());
+        started.handle.resume();
     }
 
     // Waits until every spawned task has finished; rethrows the first exception.

@@ -97,9 +97,10 @@ public:
     [[nodiscard]] auto receive() { return receive_awaiter<false>{*s_}; }
     [[nodiscard]] auto receive_envelope() { return receive_awaiter<true>{*s_}; }
 
-    // The next message, which must be a T: anything else closes the channel.
+    // The next message, which must be a T: anything else closes the channel (unexpected_type).
+    // Not receive<T>(): a worker's receive<T>() takes the next T and leaves the rest queued.
     template <wire::message_of<P> T>
-    io::task<std::optional<T>> receive() {
+    io::task<std::optional<T>> expect() {
         auto m = co_await receive();
         if (!m) co_return std::nullopt;
         if (auto* t = std::get_if<T>(&*m)) co_return std::move(*t);
@@ -139,6 +140,11 @@ public:
 
     // In a process forked while fds wait in the send queue: see send_queue.
     void close_queued_fds_in_forked_child() const noexcept { s_->sender.close_queued_fds_in_forked_child(); }
+    // In a process forked from this channel's owner without exec, which is not that owner: its
+    // copy of the socket is closed, so it can never speak for the owner nor send what the owner
+    // had queued, which is dropped. Sends then fail with errc::forked_child and receive() ends.
+    // Neither the socket itself nor the loop, which are the parent's, is touched.
+    void close_in_forked_child() noexcept { s_->close_in_forked_child(); }
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return s_->sender.queued_bytes(); }
     [[nodiscard]] const channel_stats& stats() const noexcept { return s_->stats; }
     // fds the kernel closed instead of giving them to us, as we were at our descriptor limit:
@@ -297,6 +303,18 @@ private:
             sender.fail(make_error_code(errc::channel_closed));
         }
 
+        void close_in_forked_child() noexcept {
+            read_closed = true;
+            reason = make_error_code(errc::forked_child);
+            reason_detail.clear();
+            frame = nullptr;
+            receiver = nullptr;
+            recv_idle = true;
+            reader.drop_fds();
+            sender.drop_in_forked_child(reason);
+            fd.reset();
+        }
+
         void close_now() {
             if (!fd) return;
             close_with(make_error_code(errc::channel_closed), "closed");
@@ -318,8 +336,8 @@ private:
         state& st;  // the waiter's owner is forgotten once it is woken; this is not
         explicit receive_awaiter(state& s) noexcept : waiter(s), st(s) {}
         [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             st.receiver = this;
             st.start_receive();
         }

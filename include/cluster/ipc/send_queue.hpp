@@ -91,8 +91,8 @@ public:
         std::error_code queued;
         send_awaiter(send_queue& queue, std::error_code e) noexcept : waiter(queue), q(queue), queued(e) {}
         bool await_ready() const noexcept { return queued || q.write_error_ || !q.full(); }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             q.blocked_senders_.push_back(this);
         }
         result<void> await_resume() const noexcept {
@@ -106,8 +106,8 @@ public:
         send_queue& q;
         explicit flush_awaiter(send_queue& queue) noexcept : waiter(queue), q(queue) {}
         bool await_ready() const noexcept { return q.write_error_ || q.queued_bytes() == 0; }
-        void await_suspend(std::coroutine_handle<> h) {
-            this->h = h;
+        void await_suspend(std::coroutine_handle<> awaiting) {
+            this->h = awaiting;
             q.flush_waiters_.push_back(this);
         }
         result<void> await_resume() const noexcept { return q.result_so_far(); }
@@ -133,6 +133,11 @@ public:
     // In a process forked while fds wait to be sent: they are the parent's to send, and a
     // child that kept them would hold, say, a client's connection open.
     CLUSTER_DECL void close_queued_fds_in_forked_child() const noexcept;
+
+    // In a process forked from this queue's owner: what is queued is the parent's to send,
+    // and is dropped here (its fds closed), with the ops and waiters, which are the parent's
+    // too, forgotten without a touch of the loop. Every send from now on fails with `ec`.
+    CLUSTER_DECL void drop_in_forked_child(std::error_code ec) noexcept;
 
     CLUSTER_DECL void forget(waiter* w) noexcept;
 

@@ -6,6 +6,13 @@
 
 namespace cluster::detail {
 
+CLUSTER_DECL void worker_core::close_link_in_forked_children() {
+    static const int registered = ::pthread_atfork(nullptr, nullptr, [] {
+        for (worker_core* w = running_; w; w = w->previous_) w->channel().close_in_forked_child();
+    });
+    (void)registered;
+}
+
 CLUSTER_DECL io::task<net::listener> worker_core::listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
     std::string what;
     auto opened = co_await open_listener(at, how, o, what);

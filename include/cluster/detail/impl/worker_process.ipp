@@ -6,9 +6,9 @@
 
 #include <utility>
 
+#include <cluster/detail/process_loop.hpp>
 #include <cluster/detail/sigpipe.hpp>
 #include <cluster/detail/worker_process.hpp>
-#include <cluster/io/io_context.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/role.hpp>
 
@@ -36,9 +36,10 @@ CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_
     // default (see child_setup::exec), or with the handler its main() installed before run(),
     // which it keeps.
     ignore_sigpipe();
-    io::io_context ctx;
-    worker_core core(id, std::move(link), ops);
-    return io::sync_wait(core.run(main));
+    return with_process_loop([&] {
+        worker_core core(id, std::move(link), ops);
+        return io::sync_wait(core.run(main));
+    });
 }
 
 }  // namespace cluster::detail

@@ -17,8 +17,9 @@ CLUSTER_DECL io_context::~io_context() {
     if (current_ == this) current_ = previous_;
     if (::getpid() != owner_pid_) {
         // A forked child: the ring's memory is not mapped here (io_uring_ring_dontfork);
-        // only the descriptor was inherited.
-        ::close(ring_.ring_fd);
+        // only the descriptor was inherited, and fork() closed it unless the child was
+        // made without pthread_atfork's handlers (a raw clone).
+        if (ring_.ring_fd >= 0) ::close(ring_.ring_fd);
         return;
     }
     drain();
@@ -35,18 +36,6 @@ CLUSTER_DECL io_context& io_context::current_or_throw() {
         throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
                                 "cluster: no io_context on this thread (create one, or use sync_wait)");
     return *current_;
-}
-
-CLUSTER_DECL void io_context::reserve(unsigned count) {
-    while (io_uring_sq_space_left(&ring_) < count) flush_submissions();
-}
-
-CLUSTER_DECL io_uring_sqe* io_context::sqe(detail::completion* c) {
-    reserve(1);
-    io_uring_sqe* s = io_uring_get_sqe(&ring_);
-    io_uring_sqe_set_data64(s, reinterpret_cast<std::uintptr_t>(c));
-    ++in_flight_;
-    return s;
 }
 
 CLUSTER_DECL void io_context::cancel_and_wait(detail::completion* c, bool& finished) {
@@ -87,6 +76,7 @@ CLUSTER_DECL void io_context::run() {
 CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
     // A loop run from inside another loop's coroutine hands the trampoline back when
     // it returns, so nothing is ever posted to a loop that has gone.
+    stay_out_of_forked_child();
     const detail::trampoline::saved outer_trampoline;
     CLUSTER_MARK_STACK_BASE();
     install_trampoline();
@@ -107,8 +97,17 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
 }
 
 CLUSTER_DECL void io_context::forget_in_forked_children() {
-    static const int registered = ::pthread_atfork(nullptr, nullptr, [] { current_ = nullptr; });
+    static const int registered = ::pthread_atfork(nullptr, nullptr, [] {
+        for (io_context* c = current_; c; c = c->previous_) c->leave_behind();
+        current_ = nullptr;
+    });
     (void)registered;
+}
+
+CLUSTER_DECL void io_context::leave_behind() noexcept {
+    ::close(ring_.ring_fd);
+    ring_.ring_fd = -1;
+    left_behind_ = true;
 }
 
 CLUSTER_DECL void io_context::setup(const io_context_options& options) {
@@ -224,8 +223,10 @@ CLUSTER_DECL bool io_context::idle() const noexcept {
 CLUSTER_DECL void io_context::run_deferred(bool resume) {
     if (deferred_.empty()) return;
     std::swap(deferred_, running_deferred_);
-    for (std::size_t i = 0; i < running_deferred_.size(); ++i)
+    for (std::size_t i = 0; i < running_deferred_.size(); ++i) {
         if (auto* c = running_deferred_[i]) c->complete(c, 0, 0, resume);
+        stay_out_of_forked_child();
+    }
     running_deferred_.clear();
 }
 
@@ -241,6 +242,7 @@ CLUSTER_DECL void io_context::settle(const detail::cqe_copy& e, bool resume) {
     if (!(e.flags & IORING_CQE_F_MORE)) --in_flight_;
     if (auto* c = reinterpret_cast<detail::completion*>(static_cast<std::uintptr_t>(e.user_data)))
         c->complete(c, e.res, e.flags, resume);
+    stay_out_of_forked_child();
 }
 
 CLUSTER_DECL void io_context::resume_ready() {
@@ -250,6 +252,7 @@ CLUSTER_DECL void io_context::resume_ready() {
         auto h = ready_.front();
         ready_.pop_front();
         h.resume();
+        stay_out_of_forked_child();
     }
 }
 

@@ -37,6 +37,14 @@ CLUSTER_DECL void send_queue::close_queued_fds_in_forked_child() const noexcept 
         for (const auto& fd : b->fds) ::close(fd.get());
 }
 
+CLUSTER_DECL void send_queue::drop_in_forked_child(std::error_code ec) noexcept {
+    fail(ec);
+    blocked_senders_.clear();
+    flush_waiters_.clear();
+    flush_scheduled_ = false;
+    write_idle_ = true;
+}
+
 CLUSTER_DECL void send_queue::forget(waiter* w) noexcept {
     std::erase(blocked_senders_, w);
     std::erase(flush_waiters_, w);
