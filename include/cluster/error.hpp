@@ -27,6 +27,8 @@ enum class errc {
     unexpected_type,        // a valid message, but not the type the receiver asked for
     peer_gone,              // the other process went away before answering
     listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
+    slot_gone,              // the slot was given up: scaled down, removed, or its worker not replaced
+    cluster_stopping,       // the primary is stopping: no worker will be started or fed any more
 };
 
 class error_category final : public std::error_category {
@@ -52,6 +54,8 @@ public:
         case errc::unexpected_type: return "unexpected message type";
         case errc::peer_gone: return "the peer went away before answering";
         case errc::listener_closed: return "the listener accepts no more connections";
+        case errc::slot_gone: return "the slot was given up";
+        case errc::cluster_stopping: return "the primary is stopping";
         }
         return "unknown cluster error";
     }

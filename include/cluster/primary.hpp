@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -98,6 +99,35 @@ public:
     // The worker with this id, until its exit event has been taken; otherwise nullptr.
     [[nodiscard]] handle* worker(unsigned id) const noexcept {
         auto r = s_.workers.find(id);
+        return r ? &r->handle : nullptr;
+    }
+
+    // The slots the primary keeps filled, in increasing order: one per fork() and per worker
+    // scale() added, until it is given up (see docs/supervision.md). Numbers are never reused.
+    [[nodiscard]] std::vector<unsigned> slots() const { return s_.slots.ids(); }
+
+    // The slot numbers once they differ from `known` (what slots() gave): when scale() or a
+    // fork() added a slot, or one was given up. Errors: cluster_stopping once the primary is
+    // stopping, operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<std::vector<unsigned>>> slots_changed(std::vector<unsigned> known) {
+        return s_.slots_other_than(std::move(known));
+    }
+
+    // The worker serving `slot` once it is ready (online; with wait_ready, once it called
+    // w.ready()) and connected: at once if it is, else when the restart policy or a reload
+    // has put one there. The handle lives as long as the pointer. Errors: slot_gone once the
+    // slot is given up (scale down, a removal, a worker not replaced), cluster_stopping once
+    // the primary is stopping, operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<std::shared_ptr<handle>>> worker_in_slot(unsigned slot) {
+        auto r = co_await s_.until_serving(slot);
+        if (!r) co_return r.error();
+        co_return detail::handle_of(*r);
+    }
+
+    // The worker serving `slot` now, as worker_in_slot() would give it without waiting; or
+    // nullptr. Valid as worker(id)'s is.
+    [[nodiscard]] handle* serving(unsigned slot) const {
+        auto r = s_.serving(slot);
         return r ? &r->handle : nullptr;
     }
 

@@ -1,4 +1,4 @@
-// cluster::worker<P>: a worker process's side of the cluster — its id, messages from and to
+// cluster::worker<P>: a worker process's side of the cluster — its id and slot, messages from and to
 // the primary, requests both ways, messages to other workers, listening, heartbeats, and leaving gracefully.
 #pragma once
 
@@ -72,6 +72,9 @@ public:
     }
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
+    // The slot this worker fills (worker_handle::slot()): a worker that replaces another has
+    // a new id, and the same slot.
+    [[nodiscard]] unsigned slot() const noexcept { return slot_; }
     [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
 
     // The next message from the primary (or, routed, from another worker); nothing once
@@ -177,6 +180,7 @@ public:
         background.spawn(pump(*this));
         const detail::control::online hello{static_cast<std::int32_t>(::getpid())};
         (void)co_await channel().send(hello);
+        (void)co_await configured_.wait();  // main may ask for slot()
         int code = 0;
         try {
             co_await main(*this);
@@ -206,6 +210,7 @@ private:
         self.requests().fail_all(make_error_code(errc::peer_gone));
         self.stop_listeners();
         self.stopping_.request_stop();
+        self.configured_.set();
         self.pump_ended_.set();
     }
 
@@ -336,6 +341,8 @@ private:
     }
 
     void apply(const detail::control::settings& s) {
+        slot_ = s.slot;
+        configured_.set();
         max_messages_ = s.max_messages;
         if (s.max_queued_bytes != 0) max_queued_bytes_ = s.max_queued_bytes;
         if (s.heartbeat_interval_ms > 0)
@@ -366,6 +373,8 @@ private:
     }
 
     unsigned id_;
+    unsigned slot_ = 0;
+    io::latch configured_;  // the primary's settings came, or its stream ended first
     io::mailbox<incoming<P>> inbox_{&weigh};
     std::size_t max_queued_bytes_ = detail::default_max_queued_bytes;
     overload_counts overload_;

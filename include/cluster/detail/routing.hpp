@@ -42,6 +42,7 @@ public:
                 dispatch(r, std::move(*e));
         }
         r->end_link();
+        s_.slots.notify();
         s_.overload.fds_lost += r->link.channel.fds_lost();
         s_.balancer.worker_gone(*r);
         s_.events.report(event<P>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
@@ -70,6 +71,7 @@ private:
             came_online(r);
         } else if (std::holds_alternative<control::ready>(m)) {
             r->ready.set();
+            s_.slots.notify();
         } else if (std::holds_alternative<control::recycle>(m)) {
             s_.rollout.recycle(r, stop_reason::max_messages);
         } else if (auto* l = std::get_if<control::listening>(&m)) {
@@ -90,7 +92,8 @@ private:
         r->online = true;
         r->last_beat = record::clock::now();
         if (!r->wait_ready) r->ready.set();
-        s_.events.report(event<P>(online_event{r->id, r->pid}, handle_of(r)));
+        s_.slots.notify();
+        s_.events.report(event<P>(online_event{r->id, r->pid, r->home_slot}, handle_of(r)));
     }
 
     // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.
