@@ -29,6 +29,7 @@ enum class errc {
     listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
     slot_gone,              // the slot was given up: scaled down, removed, or its worker not replaced
     cluster_stopping,       // the primary is stopping: no worker will be started or fed any more
+    pool_closed,            // a job_pool takes no more jobs: it was closed
 };
 
 class error_category final : public std::error_category {
@@ -56,6 +57,7 @@ public:
         case errc::listener_closed: return "the listener accepts no more connections";
         case errc::slot_gone: return "the slot was given up";
         case errc::cluster_stopping: return "the primary is stopping";
+        case errc::pool_closed: return "the job pool was closed";
         }
         return "unknown cluster error";
     }

@@ -1,0 +1,195 @@
+// cluster::job_pool<P, Job, Result>: jobs the primary hands its workers as requests — a few in
+// flight per worker, re-sent when a worker dies or does not answer, each result handed back once.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cluster/error.hpp>
+#include <cluster/io/detail/notice.hpp>
+#include <cluster/io/mailbox.hpp>
+#include <cluster/io/scope.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/primary.hpp>
+#include <cluster/result.hpp>
+#include <cluster/wire/protocol.hpp>
+#include <cluster/worker_handle.hpp>
+
+namespace cluster {
+
+// The order in which a job_pool hands results back.
+enum class job_order {
+    submission,  // the order the jobs were submitted in: a result waits for those before it
+    completion,  // as they come
+};
+
+struct job_pool_options {
+    unsigned in_flight = 16;                    // requests a worker has at a time (at least 1)
+    std::chrono::milliseconds timeout{30'000};  // an attempt not answered by then goes to a worker again
+    unsigned max_attempts = 3;                  // attempts before a job fails for good; 0: no limit
+    job_order order = job_order::submission;
+    std::size_t max_queued = 1024;  // jobs waiting for a worker (at least 1): submit() waits past it
+};
+
+// Every job submitted is answered by a worker, or fails for good, exactly once: a job whose
+// worker died or timed out is sent again, perhaps to another worker, so it may run more than
+// once, but an answer that comes after its attempt timed out is dropped. See docs/cluster.md.
+template <class P, wire::message_of<P> Job, wire::message_of<P> Result>
+class job_pool {
+public:
+    struct done {
+        std::uint64_t job = 0;  // the number submit() gave it: from 0, in submission order
+        result<Result> value;   // the worker's answer, or why the job failed for good
+    };
+
+    // Starts feeding p's workers, the ones it has and the ones scaling adds. Throws
+    // std::invalid_argument for an in_flight or max_queued of 0.
+    explicit job_pool(primary<P>& p, job_pool_options o = {}) : p_(p), options_(o) {
+        if (options_.in_flight == 0 || options_.max_queued == 0)
+            throw std::invalid_argument("cluster: job_pool needs an in_flight and a max_queued of at least 1");
+        tasks_.spawn(feed_slots(*this));
+    }
+    job_pool(const job_pool&) = delete;
+    job_pool& operator=(const job_pool&) = delete;
+    // Jobs still waiting or in flight are abandoned: their answers, if any come, are dropped.
+    ~job_pool() = default;
+
+    // Queues `job`, once fewer than max_queued jobs wait for a worker, and returns its number.
+    // Errors: pool_closed after close(), cluster_stopping once the primary is stopping (the
+    // job is not taken), operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<std::uint64_t>> submit(const Job& job) {
+        for (;;) {
+            if (closed_) co_return make_error_code(errc::pool_closed);
+            if (p_.stopping()) co_return make_error_code(errc::cluster_stopping);
+            if (queue_.size() < options_.max_queued) break;
+            auto woken = co_await room_.next();
+            if (!woken) co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        const std::uint64_t number = submitted_++;
+        queue_.push(entry{number, job, 0});
+        co_return number;
+    }
+
+    // No more jobs: the ones submitted are still done, and next() ends after their results.
+    void close() {
+        closed_ = true;
+        room_.notify();
+        finish_if_done();
+    }
+
+    // The next result, as job_pool_options::order says; nothing once the pool is closed and
+    // every result has been handed back, or if the awaiting task is asked to stop first.
+    [[nodiscard]] auto next() noexcept { return results_.take(); }
+
+    // Jobs waiting for a worker.
+    [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
+    // Jobs submitted and not handed back yet: waiting, in flight, or waiting for an earlier result.
+    [[nodiscard]] std::uint64_t outstanding() const noexcept { return submitted_ - finished_; }
+    // Attempts that failed (the worker died, timed out, answered with another type) and were sent again.
+    [[nodiscard]] std::uint64_t resent() const noexcept { return resent_; }
+
+private:
+    using handle = worker_handle<P>;
+
+    struct entry {
+        std::uint64_t number;
+        Job job;
+        unsigned attempts;
+    };
+
+    // A feeder per slot, in_flight of them, for the slots there are and those scaling adds.
+    // Once the primary is stopping, no worker will take the jobs still waiting.
+    static io::task<void> feed_slots(job_pool& self) {
+        std::vector<unsigned> known;
+        for (;;) {
+            auto now = co_await self.p_.slots_changed(known);
+            if (!now) {
+                if (now.error() == errc::cluster_stopping) self.fail_waiting();
+                co_return;
+            }
+            for (unsigned slot : *now)
+                if (std::find(known.begin(), known.end(), slot) == known.end())
+                    for (unsigned i = 0; i < self.options_.in_flight; ++i) self.tasks_.spawn(feed(self, slot));
+            known = std::move(*now);
+        }
+    }
+
+    // Sends jobs to the worker serving `slot`, one at a time, until the slot is given up.
+    static io::task<void> feed(job_pool& self, unsigned slot) {
+        for (;;) {
+            auto worker = co_await self.p_.worker_in_slot(slot);
+            if (!worker) co_return;
+            const handle* serving = worker->get();
+            while (self.p_.serving(slot) == serving) {
+                auto e = co_await self.queue_.take();
+                if (!e) co_return;
+                self.room_.notify();
+                if (self.p_.serving(slot) != serving) {  // replaced while this feeder waited for a job
+                    self.queue_.push_front(std::move(*e));
+                    break;
+                }
+                co_await self.attempt(**worker, std::move(*e));
+            }
+        }
+    }
+
+    io::task<void> attempt(handle& h, entry e) {
+        ++e.attempts;
+        auto answer = co_await h.template request<Result>(e.job, options_.timeout);
+        if (answer) co_return hand_back(e.number, std::move(*answer));
+        if (p_.stopping()) co_return hand_back(e.number, make_error_code(errc::cluster_stopping));
+        if (options_.max_attempts != 0 && e.attempts >= options_.max_attempts)
+            co_return hand_back(e.number, answer.error());
+        ++resent_;
+        queue_.push_front(std::move(e));
+    }
+
+    void fail_waiting() {
+        while (auto e = queue_.try_take()) hand_back(e->number, make_error_code(errc::cluster_stopping));
+        room_.notify();
+    }
+
+    void hand_back(std::uint64_t number, result<Result> value) {
+        ++finished_;
+        if (options_.order == job_order::completion) {
+            results_.push(done{number, std::move(value)});
+        } else {
+            held_.emplace(number, std::move(value));
+            for (auto it = held_.begin(); it != held_.end() && it->first == next_in_order_; it = held_.begin()) {
+                results_.push(done{it->first, std::move(it->second)});
+                held_.erase(it);
+                ++next_in_order_;
+            }
+        }
+        finish_if_done();
+    }
+
+    // Closed, and every result handed back: next() ends, and the feeders with it.
+    void finish_if_done() {
+        if (!closed_ || finished_ != submitted_) return;
+        results_.close();
+        tasks_.request_stop();
+    }
+
+    primary<P>& p_;
+    const job_pool_options options_;
+    io::mailbox<entry> queue_;  // waiting for a worker; an attempt that failed goes first
+    io::detail::notice room_;   // a job left the queue, or submit() must give up
+    io::mailbox<done> results_;
+    std::map<std::uint64_t, result<Result>> held_;  // submission order: results waiting for an earlier one
+    std::uint64_t next_in_order_ = 0;
+    std::uint64_t submitted_ = 0, finished_ = 0, resent_ = 0;
+    bool closed_ = false;
+    io::scope tasks_;  // last: its tasks use the rest
+};
+
+}  // namespace cluster
