@@ -114,9 +114,17 @@ private:
     std::error_code error_;
 };
 
-// Sends msg as a request over ch and waits up to `timeout` for the response, which must
-// be a Reply. Errors: the send's, timed_out, peer_gone (the channel ended first), or
-// unexpected_type (the peer answered with another type).
+// The response to `s` within `timeout`; duration::max() arms no timer: the wait lasts until
+// the response or the end of the channel, for a caller that keeps its own deadlines.
+template <class M, class Rep, class Period>
+io::task<result<M>> response_within(typename request_table<M>::slot& s, std::chrono::duration<Rep, Period> timeout) {
+    if (timeout == std::chrono::duration<Rep, Period>::max()) return s.response();
+    return io::with_timeout(s.response(), timeout);
+}
+
+// Sends msg as a request over ch and waits up to `timeout` (duration::max(): no limit) for
+// the response, which must be a Reply. Errors: the send's, timed_out, peer_gone (the channel
+// ended first), or unexpected_type (the peer answered with another type).
 template <class Reply, class P, class T, class Rep, class Period>
 io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::variant>& table, const T& msg,
                                 std::chrono::duration<Rep, Period> timeout) {
@@ -124,7 +132,7 @@ io::task<result<Reply>> request(channel<P>& ch, request_table<typename P::varian
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
     if (!sent) co_return sent.error();
-    auto answer = co_await io::with_timeout(slot.response(), timeout);
+    auto answer = co_await response_within<typename P::variant>(slot, timeout);
     if (!answer) co_return answer.error();
     if (auto* reply = std::get_if<Reply>(&*answer)) co_return std::move(*reply);
     co_return make_error_code(errc::unexpected_type);
