@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -17,6 +19,7 @@
 #include <cluster/error.hpp>
 #include <cluster/io/detail/notice.hpp>
 #include <cluster/io/mailbox.hpp>
+#include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/primary.hpp>
@@ -34,7 +37,7 @@ enum class job_order {
 
 struct job_pool_options {
     unsigned in_flight = 16;                    // requests a worker has at a time (at least 1)
-    std::chrono::milliseconds timeout{30'000};  // an attempt not answered by then goes to a worker again
+    std::chrono::milliseconds timeout{30'000};  // an attempt not answered by then goes to a worker again; 0: never
     unsigned max_attempts = 3;                  // attempts before a job fails for good; 0: no limit
     job_order order = job_order::submission;
     std::size_t max_queued = 1024;  // jobs waiting for a worker (at least 1): submit() waits past it
@@ -57,6 +60,7 @@ public:
         if (options_.in_flight == 0 || options_.max_queued == 0)
             throw std::invalid_argument("cluster: job_pool needs an in_flight and a max_queued of at least 1");
         tasks_.spawn(feed_slots(*this));
+        if (options_.timeout.count() > 0) tasks_.spawn(watch_deadlines(*this));
     }
     job_pool(const job_pool&) = delete;
     job_pool& operator=(const job_pool&) = delete;
@@ -99,11 +103,33 @@ public:
 
 private:
     using handle = worker_handle<P>;
+    using clock = std::chrono::steady_clock;
 
     struct entry {
         std::uint64_t number;
         Job job;
         unsigned attempts;
+    };
+
+    // A feeder's attempt under way, for the one timer of the pool: a timer per request would
+    // cost more than the primary's whole share of a small job.
+    struct lane {
+        clock::time_point deadline = clock::time_point::max();  // max: no attempt under way
+        std::stop_source cancel;                                // ends the attempt past its deadline
+    };
+
+    // A feeder's lane, for as long as the feeder lives.
+    class lane_lease {
+    public:
+        explicit lane_lease(std::list<lane>& lanes) : lanes_(lanes), it_(lanes.emplace(lanes.end())) {}
+        lane_lease(const lane_lease&) = delete;
+        lane_lease& operator=(const lane_lease&) = delete;
+        ~lane_lease() { lanes_.erase(it_); }
+        lane& operator*() const noexcept { return *it_; }
+
+    private:
+        std::list<lane>& lanes_;
+        typename std::list<lane>::iterator it_;
     };
 
     // A feeder per slot, in_flight of them, for the slots there are and those scaling adds.
@@ -125,6 +151,7 @@ private:
 
     // Sends jobs to the worker serving `slot`, one at a time, until the slot is given up.
     static io::task<void> feed(job_pool& self, unsigned slot) {
+        const lane_lease lease(self.lanes_);
         for (;;) {
             auto worker = co_await self.p_.worker_in_slot(slot);
             if (!worker) co_return;
@@ -137,20 +164,53 @@ private:
                     self.queue_.push_front(std::move(*e));
                     break;
                 }
-                co_await self.attempt(**worker, std::move(*e));
+                co_await self.attempt(**worker, *lease, std::move(*e));
             }
         }
     }
 
-    io::task<void> attempt(handle& h, entry e) {
+    // The request waits as long as the worker lives: the watchdog ends it at its deadline.
+    io::task<void> attempt(handle& h, lane& l, entry e) {
         ++e.attempts;
-        auto answer = co_await h.template request<Result>(e.job, options_.timeout);
+        if (options_.timeout.count() > 0) {
+            l.deadline = clock::now() + options_.timeout;
+            deadline_set_.notify();
+        }
+        auto answer = co_await h.template request<Result>(e.job, std::chrono::milliseconds::max())
+                          .with_stop_token(l.cancel.get_token());
+        l.deadline = clock::time_point::max();
+        const bool expired = l.cancel.stop_requested();
+        if (expired) l.cancel = std::stop_source{};
         if (answer) co_return hand_back(e.number, std::move(*answer));
+        const std::error_code why = expired ? std::make_error_code(std::errc::timed_out) : answer.error();
         if (p_.stopping()) co_return hand_back(e.number, make_error_code(errc::cluster_stopping));
-        if (options_.max_attempts != 0 && e.attempts >= options_.max_attempts)
-            co_return hand_back(e.number, answer.error());
+        if (options_.max_attempts != 0 && e.attempts >= options_.max_attempts) co_return hand_back(e.number, why);
         ++resent_;
         queue_.push_front(std::move(e));
+    }
+
+    // Ends the attempts that pass their deadline, sleeping until the earliest. Deadlines are
+    // set in the order attempts start, so none set while it sleeps comes before its wake.
+    static io::task<void> watch_deadlines(job_pool& self) {
+        for (;;) {
+            const auto earliest = self.earliest_deadline();
+            if (earliest == clock::time_point::max()) {
+                auto woken = co_await self.deadline_set_.next();
+                if (!woken) co_return;
+                continue;
+            }
+            auto slept = co_await io::sleep_until(earliest);
+            if (!slept) co_return;
+            const auto now = clock::now();
+            for (auto& l : self.lanes_)
+                if (l.deadline <= now) l.cancel.request_stop();
+        }
+    }
+
+    [[nodiscard]] clock::time_point earliest_deadline() const noexcept {
+        auto earliest = clock::time_point::max();
+        for (const auto& l : lanes_) earliest = std::min(earliest, l.deadline);
+        return earliest;
     }
 
     void fail_waiting() {
@@ -184,6 +244,8 @@ private:
     const job_pool_options options_;
     io::mailbox<entry> queue_;  // waiting for a worker; an attempt that failed goes first
     io::detail::notice room_;   // a job left the queue, or submit() must give up
+    std::list<lane> lanes_;     // one per feeder
+    io::detail::notice deadline_set_;
     io::mailbox<done> results_;
     std::map<std::uint64_t, result<Result>> held_;  // submission order: results waiting for an earlier one
     std::uint64_t next_in_order_ = 0;

@@ -126,8 +126,8 @@ public:
 
     // The worker serving `slot` now, as worker_in_slot() would give it without waiting; or
     // nullptr. Valid as worker(id)'s is.
-    [[nodiscard]] handle* serving(unsigned slot) const {
-        auto r = s_.serving(slot);
+    [[nodiscard]] handle* serving(unsigned slot) const noexcept {
+        auto* r = s_.serving(slot);
         return r ? &r->handle : nullptr;
     }
 

@@ -1,6 +1,7 @@
 // job_pool with real processes: every job's result once, in submission order or as completed;
 // submit() waiting while the queue is full; a worker killed holding jobs, a worker too slow to
-// answer in time, a job that kills every worker it reaches; scaling up and down; close(); a stop.
+// answer in time, a job that kills every worker it reaches; scaling up and down; close(); a
+// stop; options refused.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -256,6 +258,33 @@ TEST_CASE("an attempt that times out goes to a worker again, and the late answer
         pool.close();
         const auto more = co_await bounded(drain(pool));
         CHECK(more.empty());
+    });
+}
+
+TEST_CASE("a job whose every attempt times out fails with timed_out; with a timeout of 0 an attempt waits as long "
+          "as its worker lives") {
+    with_primary(first_is_slow, [](primary<P>& p) -> task<void> {
+        co_await scale_ready(p, 1);  // the slow one only
+        auto o = pool_options(1);
+        o.timeout = 50ms;
+        o.max_attempts = 2;
+        auto impatient = std::make_unique<pool_type>(p, o);
+        co_await submit_range(*impatient, 0, 1);
+        impatient->close();
+        const auto failed = co_await bounded(drain(*impatient));
+        REQUIRE(failed.size() == 1);
+        CHECK(failed[0].value.error() == std::errc::timed_out);
+        CHECK(impatient->resent() == 1);
+        impatient.reset();
+
+        o.timeout = 0ms;
+        pool_type patient(p, o);
+        co_await submit_range(patient, 0, 2);
+        patient.close();
+        const auto results = co_await bounded(drain(patient));
+        check_each_once(results, 2);
+        CHECK(workers_of(results) == std::set<unsigned>{1});
+        CHECK(patient.resent() == 0);
     });
 }
 

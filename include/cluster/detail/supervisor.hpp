@@ -119,9 +119,9 @@ public:
     }
 
     // The worker filling `slot` if it is ready and connected; else none.
-    [[nodiscard]] record_ptr serving(unsigned slot) const {
+    [[nodiscard]] record* serving(unsigned slot) const noexcept {
         if (stopping) return nullptr;
-        auto r = workers.find(slots.worker(slot));
+        auto* r = workers.get(slots.worker(slot));
         return r && r->ready.is_set() && r->is_connected() ? r : nullptr;
     }
 
@@ -131,7 +131,7 @@ public:
         for (;;) {
             if (stopping) co_return make_error_code(errc::cluster_stopping);
             if (!slots.contains(slot)) co_return make_error_code(errc::slot_gone);
-            if (auto r = serving(slot)) co_return r;
+            if (serving(slot)) co_return workers.find(slots.worker(slot));
             auto changed = co_await slots.next_change();
             if (!changed) co_return std::make_error_code(std::errc::operation_canceled);
         }
