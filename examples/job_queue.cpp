@@ -1,5 +1,5 @@
-// job_queue: the primary hands typed jobs to its workers through a job_pool, which keeps a few
-// in flight per worker and sends again the jobs of a worker that died before answering.
+// job_queue: the primary hands typed jobs to its workers through a job_pool, which keeps each
+// worker busy and sends again the jobs of a worker that died before answering.
 // --chaos SIGKILLs a random worker every 5 ms: every job must still be done once.
 //   ./job_queue --workers 4 --jobs 2000 [--chaos]  → "2000 jobs done, 0 lost, 0 duplicated"
 // Exit code: run()'s when it is not 0; else 0 if every job was done exactly once, 2 if not.
@@ -66,7 +66,7 @@ task<void> chaos(primary<proto>& p, bool enabled, unsigned& died) {
 
 task<void> primary_main(primary<proto>& p, unsigned workers, unsigned jobs, bool with_chaos, bool& ok) {
     co_await p.scale(workers);
-    pool_type pool(p, {.in_flight = 4, .max_attempts = 0});  // under chaos a job may lose any number of workers
+    pool_type pool(p, {.max_attempts = 0});  // under chaos a job may lose any number of workers
     std::vector<unsigned> answers(jobs);
     unsigned died = 0;
     (void)co_await when_any(run_jobs(pool, jobs, answers), chaos(p, with_chaos, died));

@@ -36,9 +36,12 @@ enum class job_order {
 };
 
 struct job_pool_options {
-    unsigned in_flight = 16;                    // requests a worker has at a time (at least 1)
-    std::chrono::milliseconds timeout{30'000};  // an attempt not answered by then goes to a worker again; 0: never
-    unsigned max_attempts = 3;                  // attempts before a job fails for good; 0: no limit
+    // Attempts a worker holds at once. 0: as many as keep it busy for about 2 ms, from how
+    // fast it answers (up to 64): for workers that do one job at a time. A worker that does
+    // many at once, waiting on I/O, wants a number.
+    unsigned in_flight = 0;
+    std::chrono::milliseconds timeout{0};  // an attempt not answered by then goes to a worker again; 0: never
+    unsigned max_attempts = 3;             // attempts before a job fails for good; 0: no limit
     job_order order = job_order::submission;
     std::size_t max_queued = 1024;  // jobs waiting for a worker (at least 1): submit() waits past it
 };
@@ -55,10 +58,9 @@ public:
     };
 
     // Starts feeding p's workers, the ones it has and the ones scaling adds. Throws
-    // std::invalid_argument for an in_flight or max_queued of 0.
+    // std::invalid_argument for a max_queued of 0.
     explicit job_pool(primary<P>& p, job_pool_options o = {}) : p_(p), options_(o) {
-        if (options_.in_flight == 0 || options_.max_queued == 0)
-            throw std::invalid_argument("cluster: job_pool needs an in_flight and a max_queued of at least 1");
+        if (options_.max_queued == 0) throw std::invalid_argument("cluster: job_pool needs a max_queued of at least 1");
         tasks_.spawn(feed_slots(*this));
         if (options_.timeout.count() > 0) tasks_.spawn(watch_deadlines(*this));
     }
@@ -96,6 +98,8 @@ public:
 
     // Jobs waiting for a worker.
     [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
+    // Jobs sent to a worker and not answered yet.
+    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
     // Jobs submitted and not handed back yet: waiting, in flight, or waiting for an earlier result.
     [[nodiscard]] std::uint64_t outstanding() const noexcept { return submitted_ - finished_; }
     // Attempts that failed (the worker died, timed out, answered with another type) and were sent again.
@@ -111,6 +115,10 @@ private:
         unsigned attempts;
     };
 
+    // With in_flight 0: the work a worker is given ahead, and the most attempts it holds.
+    static constexpr clock::duration busy_ahead = std::chrono::milliseconds(2);
+    static constexpr unsigned max_paced = 256;
+
     // A feeder's attempt under way, for the one timer of the pool: a timer per request would
     // cost more than the primary's whole share of a small job.
     struct lane {
@@ -118,22 +126,38 @@ private:
         std::stop_source cancel;                                // ends the attempt past its deadline
     };
 
-    // A feeder's lane, for as long as the feeder lives.
-    class lane_lease {
-    public:
-        explicit lane_lease(std::list<lane>& lanes) : lanes_(lanes), it_(lanes.emplace(lanes.end())) {}
-        lane_lease(const lane_lease&) = delete;
-        lane_lease& operator=(const lane_lease&) = delete;
-        ~lane_lease() { lanes_.erase(it_); }
-        lane& operator*() const noexcept { return *it_; }
-
-    private:
-        std::list<lane>& lanes_;
-        typename std::list<lane>::iterator it_;
+    // A slot's feeders, and how many of them may have an attempt under way.
+    struct slot_feed {
+        std::list<lane> lanes;
+        unsigned allowed = 1;
+        clock::duration per_job{};  // a moving average of the time the slot's worker takes for a job
+        clock::time_point last_answer{};
+        io::detail::notice widened;  // allowed went up
     };
 
-    // A feeder per slot, in_flight of them, for the slots there are and those scaling adds.
-    // Once the primary is stopping, no worker will take the jobs still waiting.
+    // A feeder's lane in its slot's feed, for as long as the feeder lives; the last one gone
+    // takes the feed with it.
+    class lane_lease {
+    public:
+        lane_lease(std::map<unsigned, slot_feed>& feeds, unsigned slot)
+            : feeds_(feeds), feed_(feeds.find(slot)), lane_(feed_->second.lanes.emplace(feed_->second.lanes.end())) {}
+        lane_lease(const lane_lease&) = delete;
+        lane_lease& operator=(const lane_lease&) = delete;
+        ~lane_lease() {
+            feed_->second.lanes.erase(lane_);
+            if (feed_->second.lanes.empty()) feeds_.erase(feed_);
+        }
+        [[nodiscard]] slot_feed& feed() const noexcept { return feed_->second; }
+        [[nodiscard]] lane& operator*() const noexcept { return *lane_; }
+
+    private:
+        std::map<unsigned, slot_feed>& feeds_;
+        typename std::map<unsigned, slot_feed>::iterator feed_;
+        typename std::list<lane>::iterator lane_;
+    };
+
+    // Feeders for the slots there are and those scaling adds. Once the primary is stopping, no
+    // worker will take the jobs still waiting.
     static io::task<void> feed_slots(job_pool& self) {
         std::vector<unsigned> known;
         for (;;) {
@@ -143,20 +167,32 @@ private:
                 co_return;
             }
             for (unsigned slot : *now)
-                if (std::find(known.begin(), known.end(), slot) == known.end())
-                    for (unsigned i = 0; i < self.options_.in_flight; ++i) self.tasks_.spawn(feed(self, slot));
+                if (std::find(known.begin(), known.end(), slot) == known.end()) self.start_feeding(slot);
             known = std::move(*now);
         }
     }
 
-    // Sends jobs to the worker serving `slot`, one at a time, until the slot is given up.
-    static io::task<void> feed(job_pool& self, unsigned slot) {
-        const lane_lease lease(self.lanes_);
+    void start_feeding(unsigned slot) {
+        const unsigned lanes = options_.in_flight != 0 ? options_.in_flight : max_paced;
+        feeds_[slot].allowed = options_.in_flight != 0 ? options_.in_flight : 1;
+        for (unsigned i = 0; i < lanes; ++i) tasks_.spawn(feed(*this, slot, i));
+    }
+
+    // Sends jobs to the worker serving `slot`, one at a time, while the slot's feed allows
+    // `index` an attempt, until the slot is given up.
+    static io::task<void> feed(job_pool& self, unsigned slot, unsigned index) {
+        const lane_lease lease(self.feeds_, slot);
+        slot_feed& f = lease.feed();
         for (;;) {
             auto worker = co_await self.p_.worker_in_slot(slot);
             if (!worker) co_return;
             const handle* serving = worker->get();
             while (self.p_.serving(slot) == serving) {
+                if (index >= f.allowed) {
+                    auto woken = co_await f.widened.next();
+                    if (!woken) co_return;
+                    continue;
+                }
                 auto e = co_await self.queue_.take();
                 if (!e) co_return;
                 self.room_.notify();
@@ -164,29 +200,50 @@ private:
                     self.queue_.push_front(std::move(*e));
                     break;
                 }
-                co_await self.attempt(**worker, *lease, std::move(*e));
+                co_await self.attempt(**worker, f, *lease, std::move(*e));
             }
         }
     }
 
     // The request waits as long as the worker lives: the watchdog ends it at its deadline.
-    io::task<void> attempt(handle& h, lane& l, entry e) {
+    io::task<void> attempt(handle& h, slot_feed& f, lane& l, entry e) {
         ++e.attempts;
+        const auto sent = clock::now();
         if (options_.timeout.count() > 0) {
-            l.deadline = clock::now() + options_.timeout;
+            l.deadline = sent + options_.timeout;
             deadline_set_.notify();
         }
+        ++in_flight_;
         auto answer = co_await h.template request<Result>(e.job, std::chrono::milliseconds::max())
                           .with_stop_token(l.cancel.get_token());
+        --in_flight_;
         l.deadline = clock::time_point::max();
         const bool expired = l.cancel.stop_requested();
         if (expired) l.cancel = std::stop_source{};
-        if (answer) co_return hand_back(e.number, std::move(*answer));
+        if (answer) {
+            pace(f, sent);
+            co_return hand_back(e.number, std::move(*answer));
+        }
         const std::error_code why = expired ? std::make_error_code(std::errc::timed_out) : answer.error();
         if (p_.stopping()) co_return hand_back(e.number, make_error_code(errc::cluster_stopping));
         if (options_.max_attempts != 0 && e.attempts >= options_.max_attempts) co_return hand_back(e.number, why);
         ++resent_;
         queue_.push_front(std::move(e));
+    }
+
+    // An answer to an attempt sent at `sent`: the worker was busy with it from then, or from
+    // its answer before, if that came later. With in_flight 0, the feed allows what the
+    // worker does in busy_ahead.
+    void pace(slot_feed& f, clock::time_point sent) {
+        const auto now = clock::now();
+        const auto took = now - std::max(sent, f.last_answer);
+        f.last_answer = now;
+        f.per_job = f.per_job == clock::duration::zero() ? took : f.per_job + (took - f.per_job) / 8;
+        if (options_.in_flight != 0) return;
+        const auto ahead = busy_ahead / std::max(f.per_job, clock::duration(1));
+        const auto allowed = static_cast<unsigned>(std::clamp<decltype(ahead)>(ahead, 1, max_paced));
+        if (allowed > f.allowed) f.widened.notify();
+        f.allowed = allowed;
     }
 
     // Ends the attempts that pass their deadline, sleeping until the earliest. Deadlines are
@@ -202,14 +259,16 @@ private:
             auto slept = co_await io::sleep_until(earliest);
             if (!slept) co_return;
             const auto now = clock::now();
-            for (auto& l : self.lanes_)
-                if (l.deadline <= now) l.cancel.request_stop();
+            for (auto& [slot, f] : self.feeds_)
+                for (auto& l : f.lanes)
+                    if (l.deadline <= now) l.cancel.request_stop();
         }
     }
 
     [[nodiscard]] clock::time_point earliest_deadline() const noexcept {
         auto earliest = clock::time_point::max();
-        for (const auto& l : lanes_) earliest = std::min(earliest, l.deadline);
+        for (const auto& [slot, f] : feeds_)
+            for (const auto& l : f.lanes) earliest = std::min(earliest, l.deadline);
         return earliest;
     }
 
@@ -242,14 +301,15 @@ private:
 
     primary<P>& p_;
     const job_pool_options options_;
-    io::mailbox<entry> queue_;  // waiting for a worker; an attempt that failed goes first
-    io::detail::notice room_;   // a job left the queue, or submit() must give up
-    std::list<lane> lanes_;     // one per feeder
+    io::mailbox<entry> queue_;             // waiting for a worker; an attempt that failed goes first
+    io::detail::notice room_;              // a job left the queue, or submit() must give up
+    std::map<unsigned, slot_feed> feeds_;  // by slot
     io::detail::notice deadline_set_;
     io::mailbox<done> results_;
     std::map<std::uint64_t, result<Result>> held_;  // submission order: results waiting for an earlier one
     std::uint64_t next_in_order_ = 0;
     std::uint64_t submitted_ = 0, finished_ = 0, resent_ = 0;
+    std::size_t in_flight_ = 0;
     bool closed_ = false;
     io::scope tasks_;  // last: its tasks use the rest
 };

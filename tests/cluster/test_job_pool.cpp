@@ -1,7 +1,7 @@
 // job_pool with real processes: every job's result once, in submission order or as completed;
 // submit() waiting while the queue is full; a worker killed holding jobs, a worker too slow to
-// answer in time, a job that kills every worker it reaches; scaling up and down; close(); a
-// stop; options refused.
+// answer in time, a job that kills every worker it reaches; in_flight 0 pacing long and short
+// jobs; scaling up and down; close(); a stop; options refused.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -14,8 +14,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -156,6 +158,17 @@ task<std::vector<done>> take(pool_type& pool, std::size_t n) {
     co_return out;
 }
 
+// Takes n results; the most jobs in flight meanwhile.
+task<std::size_t> most_in_flight(pool_type& pool, std::size_t n) {
+    std::size_t most = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto d = co_await pool.next();
+        if (!d) FAIL("next() ended after " << i << " results of " << n);
+        most = std::max(most, pool.in_flight());
+    }
+    co_return most;
+}
+
 task<std::vector<done>> drain(pool_type& pool) {
     std::vector<done> out;
     while (auto d = co_await pool.next()) out.push_back(std::move(*d));
@@ -189,7 +202,9 @@ TEST_CASE("every job's result comes back once: in submission order, or as comple
     INFO((order == job_order::submission ? "submission order" : "completion order"));
     with_primary(answer_all, [order](primary<P>& p) -> task<void> {
         co_await scale_ready(p, 2);
-        pool_type pool(p, pool_options(4, order));
+        job_pool_options o;
+        o.order = order;
+        pool_type pool(p, o);
         constexpr std::uint64_t jobs = 2000;
         scope producing;
         producing.spawn(submit_range(pool, 0, jobs));
@@ -201,6 +216,26 @@ TEST_CASE("every job's result comes back once: in submission order, or as comple
         CHECK(workers_of(results) == std::set<unsigned>{1, 2});
         CHECK(pool.resent() == 0);
         CHECK(pool.outstanding() == 0);
+    });
+}
+
+TEST_CASE("with in_flight 0, a worker holds one long job at a time, and many short ones") {
+    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+        co_await scale_ready(p, 2);
+        pool_type pool(p, job_pool_options{});
+        co_await submit_range(pool, 0, 6, 100);
+        auto long_jobs = co_await bounded(take(pool, 6));
+        check_each_once(long_jobs, 6);
+        std::map<unsigned, int> per_worker;
+        for (const auto& d : long_jobs) ++per_worker[d.value->worker_id];
+        CHECK(per_worker[1] >= 2);  // all 6 to the first worker, had it taken all it could
+        CHECK(per_worker[2] >= 2);
+
+        scope producing;
+        producing.spawn(submit_range(pool, 6, 2000));
+        const auto most = co_await bounded(most_in_flight(pool, 2000));
+        co_await bounded(joined(producing));
+        CHECK(most > 2);
     });
 }
 
@@ -377,9 +412,8 @@ TEST_CASE("a stop: jobs waiting for a worker fail with cluster_stopping, and so 
     });
 }
 
-TEST_CASE("a job_pool with an in_flight or max_queued of 0 is refused") {
+TEST_CASE("a job_pool with a max_queued of 0 is refused") {
     with_primary(answer_all, [](primary<P>& p) -> task<void> {
-        CHECK_THROWS_AS(pool_type(p, pool_options(0)), std::invalid_argument);
         auto o = pool_options(1);
         o.max_queued = 0;
         CHECK_THROWS_AS(pool_type(p, o), std::invalid_argument);
