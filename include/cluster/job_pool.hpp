@@ -37,7 +37,7 @@ enum class job_order {
 
 struct job_pool_options {
     // Attempts a worker holds at once. 0: as many as keep it busy for about 2 ms, from how
-    // fast it answers (up to 64): for workers that do one job at a time. A worker that does
+    // fast it answers (up to 256): for workers that do one job at a time. A worker that does
     // many at once, waiting on I/O, wants a number.
     unsigned in_flight = 0;
     std::chrono::milliseconds timeout{0};  // an attempt not answered by then goes to a worker again; 0: never
@@ -126,13 +126,17 @@ private:
         std::stop_source cancel;                                // ends the attempt past its deadline
     };
 
-    // A slot's feeders, and how many of them may have an attempt under way.
+    // A slot's feeders: the worker they feed, how many of them may have an attempt under way,
+    // and how fast the worker answers. One feeder at a time waits for the slot's worker.
     struct slot_feed {
         std::list<lane> lanes;
+        std::shared_ptr<handle> worker;  // the slot's worker when last looked up
+        bool looking = false;            // a feeder waits for the slot's worker
+        bool gone = false;               // the slot was given up, or the primary is stopping
         unsigned allowed = 1;
         clock::duration per_job{};  // a moving average of the time the slot's worker takes for a job
         clock::time_point last_answer{};
-        io::detail::notice widened;  // allowed went up
+        io::detail::notice changed;  // worker, gone or allowed changed
     };
 
     // A feeder's lane in its slot's feed, for as long as the feeder lives; the last one gone
@@ -183,26 +187,39 @@ private:
     static io::task<void> feed(job_pool& self, unsigned slot, unsigned index) {
         const lane_lease lease(self.feeds_, slot);
         slot_feed& f = lease.feed();
+        std::shared_ptr<handle> worker;  // held while attempts go to it
         for (;;) {
-            auto worker = co_await self.p_.worker_in_slot(slot);
-            if (!worker) co_return;
-            const handle* serving = worker->get();
-            while (self.p_.serving(slot) == serving) {
-                if (index >= f.allowed) {
-                    auto woken = co_await f.widened.next();
-                    if (!woken) co_return;
-                    continue;
-                }
+            const bool current = f.worker && self.p_.serving(slot) == f.worker.get();
+            if (current && index < f.allowed) {
+                worker = f.worker;
                 auto e = co_await self.queue_.take();
                 if (!e) co_return;
                 self.room_.notify();
-                if (self.p_.serving(slot) != serving) {  // replaced while this feeder waited for a job
+                if (self.p_.serving(slot) != worker.get()) {  // replaced while this feeder waited for a job
                     self.queue_.push_front(std::move(*e));
-                    break;
+                    continue;
                 }
-                co_await self.attempt(**worker, f, *lease, std::move(*e));
+                co_await self.attempt(*worker, f, *lease, std::move(*e));
+            } else if (!current && !f.looking && !f.gone) {
+                co_await self.look_for_worker(f, slot);
+            } else {
+                if (f.gone) co_return;
+                auto woken = co_await f.changed.next();
+                if (!woken) co_return;
             }
         }
+    }
+
+    // Waits for the slot's worker, for every feeder of the slot.
+    io::task<void> look_for_worker(slot_feed& f, unsigned slot) {
+        f.looking = true;
+        auto found = co_await p_.worker_in_slot(slot);
+        f.looking = false;
+        if (found)
+            f.worker = std::move(*found);
+        else
+            f.gone = true;
+        f.changed.notify();
     }
 
     // The request waits as long as the worker lives: the watchdog ends it at its deadline.
@@ -242,7 +259,7 @@ private:
         if (options_.in_flight != 0) return;
         const auto ahead = busy_ahead / std::max(f.per_job, clock::duration(1));
         const auto allowed = static_cast<unsigned>(std::clamp<decltype(ahead)>(ahead, 1, max_paced));
-        if (allowed > f.allowed) f.widened.notify();
+        if (allowed > f.allowed) f.changed.notify();
         f.allowed = allowed;
     }
 
