@@ -130,6 +130,7 @@ struct restart_scheduled_event {
     unsigned worker_id = 0;  // the worker that exited; its replacement gets a new id
     std::chrono::milliseconds delay{0};
     unsigned attempt = 0;  // restarts since the backoff was last reset, this one included
+    unsigned slot = 0;     // where the replacement goes
 };
 
 // Too many restarts too quickly: the primary restarts no more and stops; run() returns

@@ -47,9 +47,10 @@ public:
     // Tasks go first (their ops are cancelled); then each record kills and reaps its worker.
     ~primary() = default;
 
-    // Starts a worker and returns its handle once the process exists (its fork event is
-    // queued); throws std::system_error, saying what failed, if it cannot start. The
-    // worker is supervised: the restart policy replaces it if it dies.
+    // Starts a worker in a new slot and returns its handle once the process exists (its fork
+    // event is queued); throws std::system_error, saying what failed, if it cannot start. The
+    // worker is supervised: if it dies, the restart policy starts another in its slot, with
+    // the same options.
     io::task<handle&> fork(fork_options o = {}) {
         std::string what;
         auto started = co_await s_.start_in_new_slot(std::move(o), what);

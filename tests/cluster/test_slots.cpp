@@ -133,6 +133,7 @@ TEST_CASE("worker_in_slot() gives a slot's ready worker at once, waits through a
         CHECK(replacement->is_online());
         const auto planned = co_await bounded(p.next<restart_scheduled_event>());
         CHECK(planned.worker_id == gone.worker_id);
+        CHECK(planned.slot == slot);
 
         const auto reloaded = co_await bounded(p.reload());
         CHECK(reloaded.ok);

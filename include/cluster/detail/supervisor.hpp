@@ -292,7 +292,7 @@ private:
         auto d = slots.decide(status, after_disconnect, uptime, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
-            events.report(event<P>(restart_scheduled_event{worker_id, d.delay, slots.attempt()}));
+            events.report(event<P>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), slot}));
             tasks.spawn(restart_later(*this, slot, d.delay, slots.pending_restart(slot)));
             return;
         case restart_decision::action::none: return forget_slot(slot);
