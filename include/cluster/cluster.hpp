@@ -24,6 +24,7 @@
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
+#include <cluster/job_pool.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/primary.hpp>

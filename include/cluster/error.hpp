@@ -28,6 +28,9 @@ enum class errc {
     peer_gone,              // the other process went away before answering
     listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
     forked_child,           // used in a process forked from the channel's owner, which is not that owner
+    slot_gone,              // the slot was given up: scaled down, removed, or its worker not replaced
+    cluster_stopping,       // the primary is stopping: no worker will be started or fed any more
+    pool_closed,            // a job_pool takes no more jobs: it was closed
 };
 
 class error_category final : public std::error_category {
@@ -54,6 +57,9 @@ public:
         case errc::peer_gone: return "the peer went away before answering";
         case errc::listener_closed: return "the listener accepts no more connections";
         case errc::forked_child: return "this process was forked from the channel's owner, and is not that owner";
+        case errc::slot_gone: return "the slot was given up";
+        case errc::cluster_stopping: return "the primary is stopping";
+        case errc::pool_closed: return "the job pool was closed";
         }
         return "unknown cluster error";
     }

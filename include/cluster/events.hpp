@@ -72,6 +72,7 @@ struct fork_event {
     static constexpr event_kind kind = event_kind::fork;
     unsigned worker_id = 0;
     pid_t pid = 0;
+    unsigned slot = 0;  // the slot it was started for (see worker_handle::slot())
 };
 
 // The worker runs: its loop is up and it is about to call the worker's code.
@@ -79,6 +80,7 @@ struct online_event {
     static constexpr event_kind kind = event_kind::online;
     unsigned worker_id = 0;
     pid_t pid = 0;
+    unsigned slot = 0;
 };
 
 // A socket of the worker's listens (worker<P>::announce_listening()).
@@ -105,6 +107,7 @@ struct exit_event {
     io::exit_status status;
     bool exited_after_disconnect = false;  // it left because it was asked to (or chose to)
     stop_reason reason = stop_reason::none;
+    unsigned slot = 0;  // the slot it was started for
 
     // Killed for missing its heartbeats.
     [[nodiscard]] bool hung() const noexcept { return reason == stop_reason::hung; }
@@ -127,6 +130,7 @@ struct restart_scheduled_event {
     unsigned worker_id = 0;  // the worker that exited; its replacement gets a new id
     std::chrono::milliseconds delay{0};
     unsigned attempt = 0;  // restarts since the backoff was last reset, this one included
+    unsigned slot = 0;     // where the replacement goes
 };
 
 // Too many restarts too quickly: the primary restarts no more and stops; run() returns

@@ -52,9 +52,10 @@ public:
     // Tasks go first (their ops are cancelled); then each record kills and reaps its worker.
     ~primary() = default;
 
-    // Starts a worker and returns its handle once the process exists (its fork event is
-    // queued); throws std::system_error, saying what failed, if it cannot start. The
-    // worker is supervised: the restart policy replaces it if it dies.
+    // Starts a worker in a new slot and returns its handle once the process exists (its fork
+    // event is queued); throws std::system_error, saying what failed, if it cannot start. The
+    // worker is supervised: if it dies, the restart policy starts another in its slot, with
+    // the same options.
     io::task<handle&> fork(fork_options o = {}) {
         std::string what;
         auto started = co_await core_.start_in_new_slot(std::move(o), what);
@@ -95,6 +96,35 @@ public:
     // The worker with this id, until its exit event has been taken; otherwise nullptr.
     [[nodiscard]] handle* worker(unsigned id) const noexcept {
         auto r = core_.find(id);
+        return r ? &user_handle(*r) : nullptr;
+    }
+
+    // The slots the primary keeps filled, in increasing order: one per fork() and per worker
+    // scale() added, until it is given up (see docs/supervision.md). Numbers are never reused.
+    [[nodiscard]] std::vector<unsigned> slots() const { return core_.slots(); }
+
+    // The slot numbers once they differ from `known` (what slots() gave): when scale() or a
+    // fork() added a slot, or one was given up. Errors: cluster_stopping once the primary is
+    // stopping, operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<std::vector<unsigned>>> slots_changed(std::vector<unsigned> known) {
+        return core_.slots_changed(std::move(known));
+    }
+
+    // The worker serving `slot` once it is ready (online; with wait_ready, once it called
+    // w.ready()) and connected: at once if it is, else when the restart policy or a reload
+    // has put one there. The handle lives as long as the pointer. Errors: slot_gone once the
+    // slot is given up (scale down, a removal, a worker not replaced), cluster_stopping once
+    // the primary is stopping, operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<std::shared_ptr<handle>>> worker_in_slot(unsigned slot) {
+        auto r = co_await core_.worker_in_slot(slot);
+        if (!r) co_return r.error();
+        co_return std::shared_ptr<handle>(*r, &user_handle(**r));
+    }
+
+    // The worker serving `slot` now, as worker_in_slot() would give it without waiting; or
+    // nullptr. Valid as worker(id)'s is.
+    [[nodiscard]] handle* serving(unsigned slot) const noexcept {
+        auto* r = core_.serving(slot);
         return r ? &user_handle(*r) : nullptr;
     }
 

@@ -1,4 +1,4 @@
-// cluster::worker<P>: a worker process's side of the cluster, in the protocol P — its id,
+// cluster::worker<P>: a worker process's side of the cluster, in the protocol P — its id and slot,
 // messages from and to the primary, requests both ways, messages to other workers,
 // listening, readiness, and leaving gracefully. The work is detail::worker_core's.
 #pragma once
@@ -63,6 +63,9 @@ public:
     worker& operator=(const worker&) = delete;
 
     [[nodiscard]] unsigned id() const noexcept { return core_.id(); }
+    // The slot this worker fills (worker_handle::slot()): a worker that replaces another has
+    // a new id, and the same slot.
+    [[nodiscard]] unsigned slot() const noexcept { return core_.slot(); }
     [[nodiscard]] pid_t pid() const noexcept { return core_.pid(); }
 
     // The next message from the primary (or, routed, from another worker); nothing once

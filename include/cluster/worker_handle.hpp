@@ -1,5 +1,5 @@
-// cluster::worker_handle<P>: the primary's hold on one worker — its id and pid, messages and
-// requests to it, kill(), a graceful disconnect(), its liveness, and what became of it.
+// cluster::worker_handle<P>: the primary's hold on one worker — its id, slot and pid, messages
+// and requests to it, kill(), a graceful disconnect(), its liveness, and what became of it.
 #pragma once
 
 #include <signal.h>
@@ -25,6 +25,9 @@ public:
 
     [[nodiscard]] unsigned id() const noexcept { return record_->id; }
     [[nodiscard]] pid_t pid() const noexcept { return record_->pid; }
+    // The slot the worker was started for: its place in the cluster, which its replacement
+    // takes with the same fork_options (see primary<P>::worker_in_slot()).
+    [[nodiscard]] unsigned slot() const noexcept { return record_->home_slot; }
 
     // Signals the worker process (never another that reused its pid). This is not a
     // disconnect: a worker killed this way did not exit after disconnect.

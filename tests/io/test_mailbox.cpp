@@ -1,5 +1,5 @@
-// The primitives tasks wait on: mailbox<T> (order, matching, close, stops, waiters destroyed
-// while waiting, resumption through the loop) and latch.
+// The primitives tasks wait on: mailbox<T> (order, push_front, matching, close, stops, waiters
+// destroyed while waiting, resumption through the loop) and latch.
 #include <catch2/catch.hpp>
 
 #include <cluster/io.hpp>
@@ -84,6 +84,31 @@ TEST_CASE("a mailbox hands items out in the order they came") {
         for (int i = 0; i < 3; ++i) box.push(10 + i);
         co_await s.join();
         for (int i = 0; i < 3; ++i) CHECK(got[i].value == 10 + i);
+    });
+}
+
+TEST_CASE("push_front queues an item before the others, or hands it to the oldest taker waiting") {
+    run_on<mailbox<int>>([](mailbox<int>& box) -> task<void> {
+        box.push(1);
+        box.push(2);
+        box.push_front(0);
+        for (int i = 0; i < 3; ++i) {
+            auto v = co_await box.take();
+            CHECK(v == i);
+        }
+
+        std::vector<taken> got(2);
+        scope s;
+        for (auto& g : got) s.spawn(take_into(box, g));
+        box.push_front(5);
+        box.push(6);
+        co_await s.join();
+        CHECK(got[0].value == 5);
+        CHECK(got[1].value == 6);
+
+        box.close();
+        box.push_front(7);  // dropped, as push() drops it
+        CHECK(box.size() == 0);
     });
 }
 

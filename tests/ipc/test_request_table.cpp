@@ -1,5 +1,6 @@
 // ipc::request_table: requests completed by their tags, late and unknown answers refused,
-// the end of a channel failing every request, and tags that wrap around.
+// the end of a channel failing every request, tags that wrap around, and waits with and
+// without a timeout.
 #include <catch2/catch.hpp>
 
 #include <cluster/io.hpp>
@@ -34,6 +35,10 @@ void run_on(Body body) {
 }
 
 task<void> response_into(table::slot& s, std::optional<result<std::string>>& got) { got = co_await s.response(); }
+
+task<void> unbounded_response_into(table::slot& s, std::optional<result<std::string>>& got) {
+    got = co_await ipc::response_within<std::string>(s, std::chrono::milliseconds::max());
+}
 
 }  // namespace
 
@@ -113,4 +118,28 @@ TEST_CASE("request tags wrap around past 0 and past tags still in use") {
     table::slot wrapped(t);
     CHECK(wrapped.tag() == 3);  // 0 means "no tag"; 1 and 2 are still waiting
     CHECK(t.size() == 4);
+}
+
+TEST_CASE("response_within() times a wait out, and with duration::max() arms no timer and waits for the answer") {
+    run_on([](table& t) -> task<void> {
+        table::slot timed(t);
+        auto late = co_await ipc::response_within<std::string>(timed, 10ms);
+        CHECK(late.error() == std::errc::timed_out);
+
+        table::slot unbounded(t);
+        std::optional<result<std::string>> got;
+        scope s;
+        s.spawn(unbounded_response_into(unbounded, got));
+        CHECK_FALSE(got);
+        CHECK(t.complete(unbounded.tag(), "answer"));
+        co_await s.join();
+        REQUIRE(got);
+        CHECK(got->value() == "answer");
+    });
+    // With nothing else in flight, a timer would keep the loop waiting; with none, the loop
+    // finds that nothing can end the wait, and says so.
+    io_context ctx;
+    table t;
+    table::slot forever(t);
+    CHECK_THROWS(sync_wait(ipc::response_within<std::string>(forever, std::chrono::milliseconds::max())));
 }

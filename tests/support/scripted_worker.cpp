@@ -122,7 +122,8 @@ task<void> report_identity(worker<proto>& w) {
                       ::getgid(),
                       env_or(setting::tag),
                       self_exe(),
-                      own_inode()};
+                      own_inode(),
+                      w.slot()};
     co_await send(w, me);
 }
 
@@ -347,6 +348,8 @@ task<void> identify(worker<proto>& w) {
     me.worker = true;
     me.worker_id = w.id();
     me.inode = own_inode();
+    me.tag = env_or(setting::tag);
+    me.slot = w.slot();
     co_await send(w, me);
     co_await answer_each_work(w);
 }

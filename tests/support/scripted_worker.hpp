@@ -31,8 +31,9 @@ struct identity {
     std::string tag;          // the tag setting
     std::string exe;          // /proc/self/exe: which program runs the worker
     std::uint64_t inode = 0;  // of that program's file: a replaced file has a new one
+    std::uint32_t slot = 0;   // worker<P>::slot()
 };
-BOOST_DESCRIBE_STRUCT(identity, (), (primary, worker, worker_id, uid, gid, tag, exe, inode))
+BOOST_DESCRIBE_STRUCT(identity, (), (primary, worker, worker_id, uid, gid, tag, exe, inode, slot))
 
 // Worker to primary: the port its own listening socket got, to compare with the listening event.
 struct bound_port {
@@ -166,7 +167,7 @@ inline constexpr const char* lazy_lines = "lazy_lines";
 inline constexpr const char* answer_work = "answer_work";
 inline constexpr const char* hold_work = "hold_work";
 inline constexpr const char* ignore_stop = "ignore_stop";  // reads to the end, then keeps running
-inline constexpr const char* identify = "identify";        // sends its identity, then answers work
+inline constexpr const char* identify = "identify";        // sends its identity (tag, slot), then answers work
 inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers work
 // Hostile or greedy: what a broken or compromised worker may do to its primary.
 inline constexpr const char* huge_count = "huge_count";  // listens, then claims 2^32-1 connections closed, 4 times

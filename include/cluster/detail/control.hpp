@@ -35,13 +35,15 @@ BOOST_DESCRIBE_STRUCT(disconnect, (), ())
 struct leaving {};
 BOOST_DESCRIBE_STRUCT(leaving, (), ())
 
-// Primary to worker, first thing: what the worker's loop does on its own for supervision.
+// Primary to worker, first thing: the slot the worker fills, and what its loop does on its
+// own for supervision. The worker's code starts once it has come.
 struct settings {
+    std::uint32_t slot = 0;
     std::int64_t heartbeat_interval_ms = 0;  // 0: no heartbeats
     std::uint64_t max_messages = 0;          // ask to be replaced after this many; 0: never
     std::uint64_t max_queued_bytes = 0;      // the inbox's bound; 0: the default
 };
-BOOST_DESCRIBE_STRUCT(settings, (), (heartbeat_interval_ms, max_messages, max_queued_bytes))
+BOOST_DESCRIBE_STRUCT(settings, (), (slot, heartbeat_interval_ms, max_messages, max_queued_bytes))
 
 // Worker to primary, every heartbeat interval while its loop turns.
 struct heartbeat {};

@@ -42,6 +42,14 @@ public:
     [[nodiscard]] CLUSTER_DECL std::vector<record_ptr> alive() const;
     [[nodiscard]] CLUSTER_DECL record_ptr find(unsigned id) const;
 
+    [[nodiscard]] CLUSTER_DECL std::vector<unsigned> slots() const;
+    // The slot numbers once they differ from `known`; cluster_stopping once the primary stops.
+    CLUSTER_DECL io::task<result<std::vector<unsigned>>> slots_changed(std::vector<unsigned> known);
+    // The worker serving `slot` once it is ready and connected (see primary<P>::worker_in_slot).
+    CLUSTER_DECL io::task<result<record_ptr>> worker_in_slot(unsigned slot);
+    // The worker serving `slot` now, or nullptr.
+    [[nodiscard]] CLUSTER_DECL worker_record* serving(unsigned slot) const noexcept;
+
     CLUSTER_DECL io::task<event<erased>> next_event();
     CLUSTER_DECL io::task<event<erased>> next_event(event_kind kind);
     // The next message of the user's type whose id is type_id.

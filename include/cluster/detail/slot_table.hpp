@@ -1,6 +1,6 @@
 // cluster::detail::slot_table: the places in the cluster that the primary keeps filled —
-// each with the fork options it was made with and the worker filling it — and the restart
-// policy's decision when that worker exits.
+// each with the fork options it was made with and the worker filling it — the restart
+// policy's decision when that worker exits, and the tasks waiting for a slot to change.
 #pragma once
 
 #include <chrono>
@@ -12,6 +12,7 @@
 
 #include <cluster/detail/restart_planner.hpp>
 #include <cluster/io/child_process.hpp>
+#include <cluster/io/detail/notice.hpp>
 #include <cluster/options.hpp>
 #include <cluster/restart_policy.hpp>
 
@@ -27,6 +28,7 @@ public:
     unsigned add(fork_options o) {
         const unsigned slot = next_slot_++;
         slots_[slot].options = std::move(o);
+        changes_.notify();
         return slot;
     }
 
@@ -75,11 +77,13 @@ public:
         if (it == slots_.end()) return;
         call_off_restart(it->second);
         it->second.worker = worker_id;
+        changes_.notify();
     }
 
     // Its worker exited: the slot is empty until the restart policy fills it again.
     void vacate(unsigned slot) noexcept {
         if (auto it = slots_.find(slot); it != slots_.end()) it->second.worker = 0;
+        changes_.notify();
     }
 
     // The slot is no longer kept; a restart pending there is off.
@@ -88,7 +92,15 @@ public:
         if (it == slots_.end()) return;
         call_off_restart(it->second);
         slots_.erase(it);
+        changes_.notify();
     }
+
+    // Wakes the tasks waiting for a change: what changed may be outside the table (a slot's
+    // worker became ready, or its link ended), or the primary began to stop.
+    void notify() noexcept { changes_.notify(); }
+    // The next change to a slot: one added, filled, emptied or given up, or notify(). False if
+    // the awaiting task was asked to stop first.
+    [[nodiscard]] auto next_change() noexcept { return changes_.next(); }
 
     // The slot to give up when scaling down: one waiting for a restart, else the one of the
     // oldest worker (the lowest id).
@@ -136,6 +148,7 @@ private:
     std::map<unsigned, slot_state> slots_;
     unsigned next_slot_ = 1;
     restart_planner planner_;
+    io::detail::notice changes_;
 };
 
 }  // namespace cluster::detail

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -96,7 +97,7 @@ public:
         r->home_slot = slot;
         configure(*r, o);
         watch(r, o);
-        events.report(event<erased>(fork_event{r->id, r->pid}, handle_of(r)));
+        events.report(event<erased>(fork_event{r->id, r->pid, slot}, handle_of(r)));
         if (bind_now) settle_in(slot, r);
         co_return r;
     }
@@ -115,6 +116,38 @@ public:
     void stop_supervising() {
         stopping = true;
         for (unsigned slot : slots.ids()) forget_slot(slot);
+        slots.notify();
+    }
+
+    // The worker filling `slot` if it is ready and connected; else none.
+    [[nodiscard]] record* serving(unsigned slot) const noexcept {
+        if (stopping) return nullptr;
+        auto* r = workers.get(slots.worker(slot));
+        return r && r->ready.is_set() && r->is_connected() ? r : nullptr;
+    }
+
+    // The same, once there is one; slot_gone once the slot is given up, cluster_stopping once
+    // the primary is stopping.
+    io::task<result<record_ptr>> until_serving(unsigned slot) {
+        for (;;) {
+            if (stopping) co_return make_error_code(errc::cluster_stopping);
+            if (!slots.contains(slot)) co_return make_error_code(errc::slot_gone);
+            if (serving(slot)) co_return workers.find(slots.worker(slot));
+            auto changed = co_await slots.next_change();
+            if (!changed) co_return std::make_error_code(std::errc::operation_canceled);
+        }
+    }
+
+    // The slot numbers once they are no longer `known`; cluster_stopping once the primary is stopping.
+    io::task<result<std::vector<unsigned>>> slots_other_than(std::vector<unsigned> known) {
+        std::sort(known.begin(), known.end());
+        for (;;) {
+            if (stopping) co_return make_error_code(errc::cluster_stopping);
+            auto now = slots.ids();
+            if (now != known) co_return now;
+            auto changed = co_await slots.next_change();
+            if (!changed) co_return std::make_error_code(std::errc::operation_canceled);
+        }
     }
 
     // ---- the state every job shares ----
@@ -172,6 +205,7 @@ private:
     // The worker's first message: what its loop does on its own.
     void configure(record& r, const primary_options& o) {
         control::settings s;
+        s.slot = r.home_slot;
         s.max_queued_bytes = o.max_queued_bytes;
         if (o.heartbeat_timeout.count() > 0) s.heartbeat_interval_ms = heartbeat_interval(o.heartbeat_timeout).count();
         if (o.max_messages > 0)
@@ -223,7 +257,7 @@ private:
         }
         r->release();
         const io::exit_status final_status = status ? *status : io::exit_status{};
-        exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason};
+        exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot};
         r->exited.set();
         self.events.report(event<erased>(std::move(e), handle_of(r)));
         self.after_exit(*r, final_status);
@@ -263,7 +297,7 @@ private:
         auto d = slots.decide(status, after_disconnect, uptime, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
-            events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt()}));
+            events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), slot}));
             tasks.spawn(restart_later(*this, slot, d.delay, slots.pending_restart(slot)));
             return;
         case restart_decision::action::none: return forget_slot(slot);

@@ -72,6 +72,7 @@ public:
     }
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
+    [[nodiscard]] unsigned slot() const noexcept { return slot_; }
     [[nodiscard]] pid_t pid() const noexcept { return ::getpid(); }
 
     [[nodiscard]] detail::link& primary_link() noexcept { return link_; }
@@ -185,6 +186,8 @@ private:
     const protocol_ops& ops_;
     unsigned id_;
     worker_core* previous_;  // the thread's newest worker before this one, if any
+    unsigned slot_ = 0;
+    io::latch configured_;  // the primary's settings came, or its stream ended first
     io::mailbox<incoming<erased>> inbox_{&weigh};
     std::size_t max_queued_bytes_ = default_max_queued_bytes;
     overload_counts overload_;

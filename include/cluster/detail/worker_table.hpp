@@ -27,6 +27,11 @@ public:
         auto it = records_.find(id);
         return it == records_.end() ? nullptr : it->second;
     }
+    // The same without a share of it, for a look that keeps nothing.
+    [[nodiscard]] record* get(unsigned id) const noexcept {
+        auto it = records_.find(id);
+        return it == records_.end() ? nullptr : it->second.get();
+    }
 
     // The workers that have not exited, by id.
     [[nodiscard]] std::vector<std::shared_ptr<record>> alive() const {

@@ -34,6 +34,13 @@ public:
         items_.push_back(std::move(value));
     }
 
+    // The same, but queued before everything else: an item that goes again before the
+    // others (a job to retry, say).
+    void push_front(T value) {
+        if (closed_) return;
+        give_back(std::move(value));
+    }
+
     // What is queued can still be taken; after that takers get nothing.
     void close() noexcept {
         closed_ = true;

@@ -117,8 +117,17 @@ private:
     std::error_code error_;
 };
 
+// The response to `s` within `timeout`; duration::max() arms no timer: the wait lasts until
+// the response or the end of the channel, for a caller that keeps its own deadlines.
+template <class M, class Rep, class Period>
+io::task<result<M>> response_within(typename request_table<M>::slot& s, std::chrono::duration<Rep, Period> timeout) {
+    if (timeout == std::chrono::duration<Rep, Period>::max()) return s.response();
+    return io::with_timeout(s.response(), timeout);
+}
+
 // Sends msg as a request over ch and waits up to `timeout` for the response, whatever its
-// type. Errors: the send's, timed_out, or peer_gone (the channel ended first).
+// type; duration::max(): no limit. Errors: the send's, timed_out, or peer_gone (the channel
+// ended first).
 template <class P, class T, class Rep, class Period>
     requires wire::message_of<std::remove_cvref_t<T>, P>
 io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typename P::variant>& table, T&& msg,
@@ -128,7 +137,7 @@ io::task<result<typename P::variant>> exchange(channel<P>& ch, request_table<typ
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
     auto sent = co_await ch.send(msg, slot.tag(), wire::frame_flags::request);
     if (!sent) co_return sent.error();
-    co_return co_await io::with_timeout(slot.response(), timeout);
+    co_return co_await response_within<typename P::variant>(slot, timeout);
 }
 
 // exchange(), for a response that must be a Reply: else unexpected_type.

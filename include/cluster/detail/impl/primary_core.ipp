@@ -41,6 +41,15 @@ CLUSTER_DECL overload_counts primary_core::overload() const noexcept {
 CLUSTER_DECL std::vector<primary_core::record_ptr> primary_core::alive() const { return s_->workers.alive(); }
 CLUSTER_DECL primary_core::record_ptr primary_core::find(unsigned id) const { return s_->workers.find(id); }
 
+CLUSTER_DECL std::vector<unsigned> primary_core::slots() const { return s_->slots.ids(); }
+CLUSTER_DECL io::task<result<std::vector<unsigned>>> primary_core::slots_changed(std::vector<unsigned> known) {
+    return s_->slots_other_than(std::move(known));
+}
+CLUSTER_DECL io::task<result<primary_core::record_ptr>> primary_core::worker_in_slot(unsigned slot) {
+    return s_->until_serving(slot);
+}
+CLUSTER_DECL worker_record* primary_core::serving(unsigned slot) const noexcept { return s_->serving(slot); }
+
 CLUSTER_DECL io::task<event<erased>> primary_core::next_event() { return s_->events.next(); }
 CLUSTER_DECL io::task<event<erased>> primary_core::next_event(event_kind kind) { return s_->events.next_of(kind); }
 CLUSTER_DECL io::task<event<erased>> primary_core::next_message(std::uint32_t type_id) {

@@ -14,6 +14,7 @@ CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
             dispatch(r, std::move(*e));
     }
     r->end_link();
+    s_.slots.notify();
     s_.overload.fds_lost += r->link.channel.fds_lost();
     s_.balancer.worker_gone(*r);
     s_.events.report(event<erased>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
@@ -42,6 +43,7 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
         came_online(r);
     } else if (std::holds_alternative<control::ready>(m)) {
         r->ready.set();
+        s_.slots.notify();
     } else if (std::holds_alternative<control::recycle>(m)) {
         s_.rollout.recycle(r, stop_reason::max_messages);
     } else if (auto* l = std::get_if<control::listening>(&m)) {
@@ -62,7 +64,8 @@ CLUSTER_DECL void router::came_online(const record_ptr& r) {
     r->online = true;
     r->last_beat = record::clock::now();
     if (!r->wait_ready) r->ready.set();
-    s_.events.report(event<erased>(online_event{r->id, r->pid}, handle_of(r)));
+    s_.slots.notify();
+    s_.events.report(event<erased>(online_event{r->id, r->pid, r->home_slot}, handle_of(r)));
 }
 
 CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag) {

@@ -61,6 +61,7 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
     background.spawn(pump(*this));
     const control::online hello{static_cast<std::int32_t>(::getpid())};
     (void)co_await channel().send(hello);
+    (void)co_await configured_.wait();  // main may ask for slot()
     int code = 0;
     try {
         co_await main(*this);
@@ -85,6 +86,7 @@ CLUSTER_DECL io::task<void> worker_core::pump(worker_core& self) {
     self.requests().fail_all(make_error_code(errc::peer_gone));
     self.stop_listeners();
     self.stopping_.request_stop();
+    self.configured_.set();
     self.pump_ended_.set();
 }
 
@@ -198,6 +200,8 @@ CLUSTER_DECL bool worker_core::dispatch(detail::link::envelope&& e) {
 }
 
 CLUSTER_DECL void worker_core::apply(const control::settings& s) {
+    slot_ = s.slot;
+    configured_.set();
     max_messages_ = s.max_messages;
     if (s.max_queued_bytes != 0) max_queued_bytes_ = s.max_queued_bytes;
     if (s.heartbeat_interval_ms > 0)
