@@ -1,7 +1,9 @@
 // expect: a function object cannot be sent: send an enum or a name that says what to run
-// expect: cannot_send<shop::job, std::function<void()>, &shop::job::then>
+// expect: cannot_send<shop::job, std::function<void
+// expect: >, &shop::job::then>
 //
-// Code does not travel in a message. (Its fingerprint, asked for on its own.)
+// Code does not travel in a message. (Its fingerprint, asked for on its own. g++ spells the
+// part std::function<void()>, clang std::function<void ()>.)
 #include <cluster/wire.hpp>
 
 #include <cstdint>
