@@ -10,9 +10,14 @@
 #include <cluster/detail/impl/primary_core.ipp>
 #include <cluster/detail/impl/worker_core.ipp>
 #include <cluster/detail/impl/worker_process.ipp>
+#include <cluster/impl/error.ipp>
 #include <cluster/io/impl/child_process.ipp>
 #include <cluster/io/impl/io_context.ipp>
+#include <cluster/io/impl/multishot_accept.ipp>
+#include <cluster/io/impl/scope.ipp>
+#include <cluster/io/impl/signal_set.ipp>
 #include <cluster/ipc/impl/frame_reader.ipp>
 #include <cluster/ipc/impl/send_queue.ipp>
 #include <cluster/net/impl/endpoint.ipp>
 #include <cluster/net/impl/listener.ipp>
+#include <cluster/net/impl/tcp_stream.ipp>

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include <boost/describe.hpp>
+#include <boost/describe/class.hpp>
 
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>

@@ -32,12 +32,7 @@ struct exit_status {
     [[nodiscard]] bool exited() const noexcept { return signal == 0; }
     [[nodiscard]] bool signaled() const noexcept { return signal != 0; }
     [[nodiscard]] bool success() const noexcept { return signal == 0 && code == 0; }
-    [[nodiscard]] std::string to_string() const {
-        if (signal == 0) return "exit code " + std::to_string(code);
-        const char* name = sigabbrev_np(signal);
-        return std::string("signal SIG") + (name ? name : std::to_string(signal)) +
-               (core_dumped ? " (core dumped)" : "");
-    }
+    [[nodiscard]] CLUSTER_DECL std::string to_string() const;
     friend bool operator==(const exit_status&, const exit_status&) = default;
 };
 

@@ -2,6 +2,8 @@
 // connection, queued until asked for; re-armed if the kernel ends it, paused around fork().
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <cerrno>
 #include <coroutine>
 #include <deque>
@@ -21,9 +23,7 @@ public:
     explicit multishot_accept(int listen_fd) noexcept : fd_(listen_fd) { complete = &on_complete; }
     multishot_accept(const multishot_accept&) = delete;
     multishot_accept& operator=(const multishot_accept&) = delete;
-    ~multishot_accept() {
-        if (armed_) ctx_->cancel_and_wait(this, disarmed_);
-    }
+    CLUSTER_DECL ~multishot_accept();
 
     // The next accepted connection (close-on-exec), or the error that ended accepting.
     [[nodiscard]] auto next() noexcept {
@@ -47,68 +47,27 @@ public:
     }
 
     // Stops accepting; a waiting next() gets ECANCELED.
-    void cancel() {
-        if (armed_) return ctx_->cancel(this);
-        if (waiter_) {
-            queue_.emplace_back(errno_code(ECANCELED));
-            ctx_->post(std::exchange(waiter_, {}));
-        }
-    }
+    CLUSTER_DECL void cancel();
 
     // Stops the op and waits for its last completion, resuming nobody: whatever it accepted
     // is queued here, and nothing more appears until rearm(). For fork(): the kernel installs
     // an accepted fd before its completion is seen, and a child forked in between would
     // keep a copy nobody knows of.
-    void pause() {
-        if (!armed_) return;
-        pausing_ = true;
-        ctx_->cancel_and_wait(this, disarmed_);
-        pausing_ = false;
-    }
+    CLUSTER_DECL void pause();
 
     // After pause(): a waiting next() takes what is queued, or the op is armed again.
-    void rearm() {
-        if (!waiter_) return;
-        if (queue_.empty()) return arm();
-        ctx_->post(std::exchange(waiter_, {}));
-    }
+    CLUSTER_DECL void rearm();
 
     // The connections accepted and not asked for yet; errors queued are dropped.
-    [[nodiscard]] std::vector<unique_fd> take_queued() {
-        std::vector<unique_fd> out;
-        for (auto& r : queue_)
-            if (r) out.push_back(std::move(*r));
-        queue_.clear();
-        return out;
-    }
+    [[nodiscard]] CLUSTER_DECL std::vector<unique_fd> take_queued();
 
     // In a forked child: the queued connections are the parent's.
-    void close_queued_in_forked_child() const noexcept {
-        for (const auto& r : queue_)
-            if (r) ::close(r->get());
-    }
+    CLUSTER_DECL void close_queued_in_forked_child() const noexcept;
 
 private:
-    void arm() {
-        if (armed_) return;
-        ctx_ = &io_context::current_or_throw();
-        io_uring_prep_multishot_accept(ctx_->sqe(this), fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        armed_ = true;
-        disarmed_ = false;
-    }
+    CLUSTER_DECL void arm();
 
-    static void on_complete(detail::completion* self, int res, unsigned flags, bool resume) noexcept {
-        auto* m = static_cast<multishot_accept*>(self);
-        if (!(flags & IORING_CQE_F_MORE)) {
-            m->armed_ = false;
-            m->disarmed_ = true;
-        }
-        if (res >= 0)
-            m->queue_.emplace_back(unique_fd(res));
-        else if (!(flags & IORING_CQE_F_MORE) && !(m->pausing_ && res == -ECANCELED))
-            m->queue_.emplace_back(errno_code(-res));
-        if (resume && m->waiter_ && !m->queue_.empty()) m->waiter_.resume();
-    }
+    static CLUSTER_DECL void on_complete(detail::completion* self, int res, unsigned flags, bool resume) noexcept;
 
     int fd_;
     io_context* ctx_ = nullptr;
@@ -120,3 +79,7 @@ private:
 };
 
 }  // namespace cluster::io
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/io/impl/multishot_accept.ipp>
+#endif

@@ -2,6 +2,8 @@
 // joined here; a scope destroyed with tasks still running cancels and reclaims them.
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <coroutine>
 #include <exception>
 #include <stop_token>
@@ -18,22 +20,11 @@ public:
     scope& operator=(const scope&) = delete;
     // Tasks still suspended are destroyed where they stand: their pending ops are
     // cancelled and drained first (see basic_op), so no memory is left to the kernel.
-    ~scope() {
-        while (head_) {
-            auto h = std::coroutine_handle<child_promise>::from_promise(*head_);
-            unlink(*head_);
-            h.destroy();
-        }
-    }
+    CLUSTER_DECL ~scope();
 
     // Starts `t` now; it runs until its first suspension before spawn returns. It answers
     // to this scope's stop token. An exception from it is kept for join().
-    void spawn(task<void> t) {
-        t.with_stop_token(stop_.get_token());
-        auto started = run_child(std::move(t));
-        link(started.handle.promise());
-        started.handle.resume();
-    }
+    CLUSTER_DECL void spawn(task<void> t);
 
     // Waits until every spawned task has finished; rethrows the first exception.
     [[nodiscard]] auto join() noexcept {
@@ -85,21 +76,8 @@ private:
 
     static child run_child(task<void> t) { co_await std::move(t); }
 
-    void link(child_promise& p) noexcept {
-        p.owner = this;
-        p.next = head_;
-        if (head_) head_->prev = &p;
-        head_ = &p;
-        ++size_;
-    }
-    void unlink(child_promise& p) noexcept {
-        if (p.prev)
-            p.prev->next = p.next;
-        else
-            head_ = p.next;
-        if (p.next) p.next->prev = p.prev;
-        --size_;
-    }
+    CLUSTER_DECL void link(child_promise& p) noexcept;
+    CLUSTER_DECL void unlink(child_promise& p) noexcept;
 
     child_promise* head_ = nullptr;
     std::size_t size_ = 0;
@@ -109,3 +87,7 @@ private:
 };
 
 }  // namespace cluster::io
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/io/impl/scope.ipp>
+#endif

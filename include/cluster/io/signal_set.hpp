@@ -2,6 +2,8 @@
 // The signals are blocked while the set lives, so they queue instead of interrupting.
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <signal.h>
 #include <sys/signalfd.h>
 
@@ -15,29 +17,11 @@ namespace cluster::io {
 
 class signal_set {
 public:
-    signal_set(std::initializer_list<int> signals) {
-        sigemptyset(&mask_);
-        for (int s : signals) sigaddset(&mask_, s);
-        if (int err = pthread_sigmask(SIG_BLOCK, &mask_, &previous_); err != 0)
-            throw std::system_error(errno_code(err), "cluster: pthread_sigmask");
-        fd_.reset(::signalfd(-1, &mask_, SFD_NONBLOCK | SFD_CLOEXEC));
-        if (!fd_) {
-            int err = errno;
-            pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
-            throw std::system_error(errno_code(err), "cluster: signalfd");
-        }
-    }
+    CLUSTER_DECL signal_set(std::initializer_list<int> signals);
     signal_set(const signal_set&) = delete;
     signal_set& operator=(const signal_set&) = delete;
     // Unblocks only what this set blocked; signals still pending are then delivered.
-    ~signal_set() {
-        sigset_t unblock;
-        sigemptyset(&unblock);
-        for (int s = 1; s < NSIG; ++s)
-            if (sigismember(&mask_, s) == 1 && sigismember(&previous_, s) == 0) sigaddset(&unblock, s);
-        fd_.reset();
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
-    }
+    CLUSTER_DECL ~signal_set();
 
     [[nodiscard]] bool contains(int signo) const noexcept { return sigismember(&mask_, signo) == 1; }
     [[nodiscard]] int native_handle() const noexcept { return fd_.get(); }
@@ -66,3 +50,7 @@ private:
 };
 
 }  // namespace cluster::io
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/io/impl/signal_set.ipp>
+#endif

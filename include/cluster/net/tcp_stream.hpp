@@ -2,6 +2,8 @@
 // writes, half-close and close; and accept() and connect(), which produce one.
 #pragma once
 
+#include <cluster/config.hpp>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -65,31 +67,14 @@ public:
     // `peer` is remembered: peer() still answers once the connection is gone.
     tcp_stream(unique_fd socket, const endpoint& peer) noexcept : fd_(std::move(socket)), peer_(peer) {}
     tcp_stream(tcp_stream&&) noexcept = default;
-    tcp_stream& operator=(tcp_stream&& other) noexcept {
-        if (this != &other) {
-            untrack();
-            end_shared();
-            fd_ = std::move(other.fd_);
-            peer_ = other.peer_;
-            tracker_ = std::move(other.tracker_);
-            shared_ = std::exchange(other.shared_, false);
-        }
-        return *this;
-    }
-    ~tcp_stream() {
-        untrack();
-        end_shared();
-    }
+    CLUSTER_DECL tcp_stream& operator=(tcp_stream&& other) noexcept;
+    CLUSTER_DECL ~tcp_stream();
 
     [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
     explicit operator bool() const noexcept { return is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return fd_.get(); }
     // Gives the socket up without closing it (to pass it to another process, say).
-    [[nodiscard]] unique_fd release() noexcept {
-        untrack();
-        shared_ = false;
-        return std::move(fd_);
-    }
+    [[nodiscard]] CLUSTER_DECL unique_fd release() noexcept;
 
     // Every read and write below answers the awaiting task's stop token (ECANCELED).
     // The single ops (read_some, write_some, shutdown, close) also take .with_timeout(d)
@@ -137,41 +122,26 @@ public:
 
     // Closes through the ring; the stream is empty from now on. Ops still pending on the
     // socket are not woken by this: stop them first.
-    [[nodiscard]] io::close_op close() noexcept {
-        untrack();
-        end_shared();
-        return io::close(std::move(fd_));
-    }
+    [[nodiscard]] CLUSTER_DECL io::close_op close() noexcept;
 
     // The other end, as accept() or connect() saw it, for as long as the stream is open;
     // else getpeername(), which fails with ENOTCONN once the connection is gone.
-    [[nodiscard]] result<endpoint> peer() const noexcept {
-        if (is_open() && !peer_.empty()) return peer_;
-        return peer_endpoint(fd_.get());
-    }
+    [[nodiscard]] CLUSTER_DECL result<endpoint> peer() const noexcept;
     [[nodiscard]] result<endpoint> local() const noexcept { return local_endpoint(fd_.get()); }
 
     // TCP_NODELAY: small writes leave at once instead of waiting to coalesce (Nagle).
     // A Unix-domain stream has no such option: EOPNOTSUPP.
-    result<void> set_nodelay(bool on = true) noexcept {
-        const int value = on ? 1 : 0;
-        if (::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) != 0) return errno_code(errno);
-        return {};
-    }
+    CLUSTER_DECL result<void> set_nodelay(bool on = true) noexcept;
 
 private:
     friend class listener;
 
-    void untrack() noexcept {
-        if (tracker_) std::exchange(tracker_, nullptr)->closed();
-    }
+    CLUSTER_DECL void untrack() noexcept;
 
     // A connection the primary handed over stays open in the primary until it reads the
     // worker's acknowledgement, so closing here would not end it: the peer would wait for
     // its FIN, and the primary would pay for the teardown. Shutting down ends it now.
-    void end_shared() noexcept {
-        if (std::exchange(shared_, false) && fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
-    }
+    CLUSTER_DECL void end_shared() noexcept;
 
     unique_fd fd_;
     endpoint peer_;
@@ -214,3 +184,7 @@ inline io::task<result<tcp_stream>> connect(endpoint to) {
 }
 
 }  // namespace cluster::net
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/net/impl/tcp_stream.ipp>
+#endif

@@ -88,4 +88,11 @@ CLUSTER_DECL void child_process::kill_and_reap() noexcept {
            errno == EINTR) {}
 }
 
+CLUSTER_DECL std::string exit_status::to_string() const {
+    if (signal == 0) return "exit code " + std::to_string(code);
+    const char* name = sigabbrev_np(signal);
+    return std::string("signal SIG") + (name ? name : std::to_string(signal)) +
+           (core_dumped ? " (core dumped)" : "");
+}
+
 }  // namespace cluster::io
