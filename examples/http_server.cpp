@@ -21,7 +21,6 @@
 
 #include <boost/describe.hpp>
 #include <boost/json.hpp>
-#include <boost/json/src.hpp>  // Boost.JSON header-only: in this one translation unit
 
 #include <unistd.h>
 
