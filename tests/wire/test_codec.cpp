@@ -108,6 +108,19 @@ struct with_fds {
 };
 BOOST_DESCRIBE_STRUCT(with_fds, (), (note, fd, spare, more))
 
+// Counts its moves and copies: decode() is to build the value where its caller gets it.
+struct counted {
+    static inline int moves = 0;
+    std::uint32_t n = 0;
+    counted() = default;
+    counted(const counted& other) : n(other.n) { ++moves; }
+    counted(counted&& other) noexcept : n(other.n) { ++moves; }
+    counted& operator=(const counted&) = default;
+    counted& operator=(counted&&) = default;
+    ~counted() = default;
+};
+BOOST_DESCRIBE_STRUCT(counted, (), (n))
+
 }  // namespace app
 
 namespace {
@@ -455,4 +468,18 @@ TEST_CASE("the schema spells types canonically, not as the compiler does", "[wir
     REQUIRE(wire::schema<std::variant<std::monostate, std::optional<cluster::unique_fd>, std::array<char, 3>>>() ==
             "variant<none,optional<fd>,array<char,3>>");
     REQUIRE(wire::schema<app::level>() == "enum<i32>{low=-5;mid=0;high=1000000;}");
+}
+
+// Regression: g++ 12 moved every decoded value once (6 ns of a 10 ns encode+decode) after
+// decode() gained a second, discarded return statement.
+TEST_CASE("decode builds the value in place: no move or copy of it", "[wire][codec]") {
+    app::counted sent;
+    sent.n = 7;
+    wire::buffer out;
+    wire::encode(sent, out);
+    app::counted::moves = 0;
+    auto back = wire::decode<app::counted>(out.bytes());
+    REQUIRE(back.has_value());
+    REQUIRE(back->n == 7);
+    REQUIRE(app::counted::moves == 0);
 }

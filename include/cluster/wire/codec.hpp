@@ -1017,6 +1017,23 @@ decode_into(T& v, std::span<const std::byte> in, std::span<unique_fd> fds = {}, 
     return detail::error_of<T>(r);
 }
 
+namespace detail {
+
+// decode()'s work, in a function of its own: one named result, decoded into in place (NRVO,
+// no move of the decoded value), which g++ 12 does not apply in a function that has another
+// return statement, even one that if constexpr discards.
+template <class T>
+[[nodiscard]] inline decode_result<T> decode_sendable(std::span<const std::byte> in, std::span<unique_fd> fds,
+                                                      const shared_bytes* owner) {
+    auto out = make_fresh<T>([](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
+    reader r(in, fds);
+    r.owner = owner;
+    if (!read_whole(r, *out)) fail(out, r);
+    return out;
+}
+
+}  // namespace detail
+
 // Decodes exactly all of in as a T. fds are the descriptors that arrived with the bytes;
 // those the message refers to are moved out of the span, the rest stay with the caller.
 // owner, when given, holds in's bytes: decoded shared_bytes may share them instead of copying.
@@ -1028,17 +1045,10 @@ template <class T>
     // has said so, and nothing that needs one is compiled.
     static_assert(!sendable<T> || std::is_default_constructible_v<T>,
                   "cluster::wire: decoded types must be default-constructible");
-    if constexpr (!sendable<T>) {
+    if constexpr (!sendable<T>)
         return decode_result<T>(boost::system::in_place_error, decode_error{});
-    } else {
-        // One named result, decoded into in place: NRVO, no move of the decoded value.
-        auto out = detail::make_fresh<T>(
-            [](auto... fresh) { return decode_result<T>(boost::system::in_place_value, fresh...); });
-        detail::reader r(in, fds);
-        r.owner = owner;
-        if (!detail::read_whole(r, *out)) detail::fail(out, r);
-        return out;
-    }
+    else
+        return detail::decode_sendable<T>(in, fds, owner);
 }
 
 }  // namespace cluster::wire
