@@ -90,6 +90,7 @@ std::vector<double> crash_to_online_ms(const std::vector<std::string>& args) {
     primary_options options;
     options.restart.initial_delay = std::chrono::milliseconds(0);
     options.restart.max_restarts = kills + 1;
+    options.restart.min_uptime = std::chrono::milliseconds(0);
     primary<proto> p(options, idle, args);
     return sync_wait(crash_cycles(p, kills));
 }

@@ -113,8 +113,8 @@ int main(int argc, char** argv) {
     const unsigned port = option(argc, argv, "--port", 8000);
     primary_options options;
     // A crash loop's cap, lowered from the default 10 so that --crash gives up within a
-    // second. With the default backoff, one worker crashing alone never reaches 10 restarts
-    // in 10 s: the policy would go on retrying it every 15 s, forever.
+    // second. With the defaults, workers failing as they start are given up on after 10
+    // restarts of one slot in a row: some 11 s of backoff.
     if (crash) options.restart.max_restarts = 3;
     const int code = run<proto>(
         argc, argv, [workers](primary<proto>& p) { return primary_main(p, workers); },

@@ -99,8 +99,11 @@ int main(int argc, char** argv) {
     }
     const unsigned workers = option(argc, argv, "--workers", 4), jobs = option(argc, argv, "--jobs", 2000);
     const bool with_chaos = std::find(argv + 1, argv + argc, std::string_view("--chaos")) != argv + argc;
-    primary_options options;  // chaos kills on purpose: replace at once; give up past twice what it causes
-    if (with_chaos) options.restart = {.initial_delay = 1ms, .factor = 1.0, .max_restarts = 400, .period = 1s};
+    // Chaos kills on purpose: replace at once, and a kill soon after a start is no crash loop
+    // (min_uptime 0); give up past twice what chaos causes.
+    primary_options options;
+    if (with_chaos)
+        options.restart = {.initial_delay = 1ms, .factor = 1.0, .max_restarts = 400, .period = 1s, .min_uptime = 0ms};
     bool ok = false;
     const int code = run<proto>(
         argc, argv, [&](primary<proto>& p) { return primary_main(p, workers, jobs, with_chaos, ok); }, worker_main,

@@ -1,5 +1,6 @@
-// The restart policy and heartbeats with real processes: a crash loop hits the cap and run()
-// says so, the backoff grows and resets, which exits each restart_mode replaces, replacements
+// The restart policy and heartbeats with real processes: a crash loop hits a cap and run()
+// says so (the period's cap, and with the default policy, one slot's unstable exits in a
+// row), the backoff grows and resets, which exits each restart_mode replaces, replacements
 // run the worker's code again (fork and exec mode), hung workers are killed and replaced, and
 // busy ones are not.
 #include <catch2/catch.hpp>
@@ -144,15 +145,15 @@ std::vector<event<proto>> supervision_only(const std::vector<event<proto>>& even
     return out;
 }
 
-// What a crash loop of crash_cap restarts looks like: each worker starts and dies, and is
+// What a crash loop of `restarts` restarts looks like: each worker starts and dies, and is
 // replaced, until the exit one too many.
-std::string crash_loop_story() {
+std::string crash_loop_story(unsigned restarts) {
     std::string out;
-    for (unsigned id = 1; id <= crash_cap + 1; ++id) {
+    for (unsigned id = 1; id <= restarts + 1; ++id) {
         const std::string w = std::to_string(id);
-        out += w + " fork, " + w + " exit, " + (id <= crash_cap ? w + " restart_scheduled, " : "");
+        out += w + " fork, " + w + " exit, " + (id <= restarts ? w + " restart_scheduled, " : "");
     }
-    return out + std::to_string(crash_cap + 1) + " gave_up";
+    return out + std::to_string(restarts + 1) + " gave_up";
 }
 
 }  // namespace
@@ -174,7 +175,7 @@ TEST_CASE("a crash loop hits the restart cap: restarts, then gave_up, and run() 
         CHECK(p.workers().empty());
     }
     CHECK(code == exit_code::gave_up);
-    REQUIRE(story_of(supervision_only(seen)) == crash_loop_story());
+    REQUIRE(story_of(supervision_only(seen)) == crash_loop_story(crash_cap));
     // A worker that _exits at once may die before its online message is out.
     if (throws) CHECK(all_of<online_event>(seen).size() == crash_cap + 1);
 
@@ -197,6 +198,61 @@ TEST_CASE("a crash loop hits the restart cap: restarts, then gave_up, and run() 
     for (const auto& forked : all_of<fork_event>(seen)) CHECK(process_gone(forked.pid));
     CHECK(no_children());
     CHECK(open_fd_count() == fds);
+}
+
+// With the defaults, the backoff spaces one slot's restarts too far apart for 10 within
+// 10 s: the unstable exits in a row are what stop it, after some 11 s of backoff.
+TEST_CASE("with the default policy, a worker that fails at every start is given up on within 30 s, saying why") {
+    std::vector<event<proto>> seen;
+    int code = -1;
+    const auto started = clock_type::now();
+    {
+        io_context ctx;
+        primary<proto> p(primary_options{}, crash_at_once);
+        code = sync_wait(p.run([&seen](primary<proto>& self) { return record_until_gave_up(self, seen); }));
+    }
+    const auto took = clock_type::now() - started;
+    CHECK(code == exit_code::gave_up);
+    CHECK(took < 30s);
+    const restart_policy defaults;
+    REQUIRE(story_of(supervision_only(seen)) == crash_loop_story(defaults.max_unstable_restarts));
+    CHECK(all_of<gave_up_event>(seen).front().what ==
+          "more than 10 unstable restarts of slot 1: each worker exited within 1000 ms of coming online, or before");
+    CHECK(no_children());
+}
+
+namespace {
+
+constexpr auto min_uptime = 300ms;
+constexpr unsigned stays_up = 3;  // the one worker that stays up past min_uptime
+
+// Every worker crashes at once, but stays_up first stays online for min_uptime and more
+// (more by a margin for a primary that reads its online message late).
+task<void> crash_unless_it_stays_up(worker<proto>& w) {
+    if (w.id() == stays_up) co_await io::sleep_for(min_uptime + 500ms);
+    throw std::runtime_error("crashing on purpose");
+}
+
+}  // namespace
+
+TEST_CASE("a worker that stays up for min_uptime after coming online starts its slot's unstable count over") {
+    auto o = quick_restarts();
+    o.restart.min_uptime = min_uptime;
+    o.restart.max_unstable_restarts = 2;
+    o.restart.max_restarts = 100;
+    std::vector<event<proto>> seen;
+    int code = -1;
+    {
+        io_context ctx;
+        primary<proto> p(o, crash_unless_it_stays_up);
+        code = sync_wait(p.run([&seen](primary<proto>& self) { return record_until_gave_up(self, seen); }));
+    }
+    CHECK(code == exit_code::gave_up);
+    // Workers 1 and 2 are unstable, 3 is not, 4 and 5 are again: 6 is one too many. Without
+    // the count starting over, 4 would have been.
+    REQUIRE(story_of(supervision_only(seen)) == crash_loop_story(5));
+    CHECK(all_of<gave_up_event>(seen).front().what ==
+          "more than 2 unstable restarts of slot 1: each worker exited within 300 ms of coming online, or before");
 }
 
 TEST_CASE("restarts further apart than the period never add up to a crash loop") {

@@ -12,7 +12,7 @@ using cluster::fork_options;
 using cluster::restart_policy;
 using cluster::detail::restart_decision;
 using cluster::detail::slot_table;
-using cluster::io::exit_status;
+using cluster::detail::worker_exit;
 
 namespace {
 
@@ -89,17 +89,17 @@ TEST_CASE("decisions come from the restart policy, which setup() may replace") {
     policy.jitter = 0;
     slot_table slots{policy};
     const auto now = slot_table::clock::now();
-    const exit_status crashed{.code = 1};
-    auto first = slots.decide(crashed, false, 1s, now);
+    const worker_exit crashed{.slot = 1, .status = {.code = 1}, .uptime = 1s, .online_for = 1s};
+    auto first = slots.decide(crashed, now);
     CHECK(first.next == restart_decision::action::restart);
     CHECK(first.delay == policy.initial_delay);
     CHECK(slots.attempt() == 1);
-    CHECK(slots.decide(crashed, false, 1s, now).next == restart_decision::action::give_up);
+    CHECK(slots.decide(crashed, now).next == restart_decision::action::give_up);
 
     policy.mode = cluster::restart_mode::temporary;
     slots.set_policy(policy);
     CHECK(slots.attempt() == 0);
-    auto none = slots.decide(crashed, false, 1s, now);
+    auto none = slots.decide(crashed, now);
     CHECK(none.next == restart_decision::action::none);
     CHECK_FALSE(none.what.empty());
 }

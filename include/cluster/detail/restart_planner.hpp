@@ -1,5 +1,6 @@
 // cluster::detail::restart_planner: restart_policy applied to one exit after another — the
-// backoff step, the restarts of the last period, and the decision each exit gets.
+// backoff step, the restarts of the last period, each slot's unstable exits in a row, and
+// the decision each exit gets.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -27,7 +30,17 @@ struct restart_decision {
     std::string what;  // why, for none and give_up
 };
 
-// The policy's state across exits: the backoff step and the restarts of the last period.
+// One worker's end, as the restart policy weighs it.
+struct worker_exit {
+    unsigned slot = 0;
+    io::exit_status status;
+    bool exited_after_disconnect = false;
+    std::chrono::steady_clock::duration uptime{};                   // since its fork
+    std::optional<std::chrono::steady_clock::duration> online_for;  // since it came online; none if it never did
+};
+
+// The policy's state across exits: the backoff step, the restarts of the last period, and
+// the unstable exits in a row of each slot.
 class restart_planner {
 public:
     using clock = std::chrono::steady_clock;
@@ -35,34 +48,34 @@ public:
     explicit restart_planner(restart_policy policy, std::uint64_t seed = std::random_device{}())
         : policy_(policy), rng_(seed) {}
 
-    // A worker that ran for `uptime` ended with `status` at `now`.
-    restart_decision on_exit(const io::exit_status& status, bool exited_after_disconnect, clock::duration uptime,
-                             clock::time_point now) {
+    // A worker ended at `now`, as `e` says.
+    restart_decision on_exit(const worker_exit& e, clock::time_point now) {
         if (gave_up_) return {restart_decision::action::none, {}, "restarts were given up earlier"};
-        if (auto why = not_replaced(status, exited_after_disconnect); !why.empty())
+        if (auto why = not_replaced(e.status, e.exited_after_disconnect); !why.empty())
             return {restart_decision::action::none, {}, why};
         // A worker that ran for stable_uptime was no crash loop: it starts the backoff over
         // and is not counted, so workers that served for hours and were killed together (the
         // OOM killer, a pkill) are all replaced, however many there are.
-        const bool stable = uptime >= policy_.stable_uptime;
+        const bool stable = e.uptime >= policy_.stable_uptime;
         if (stable) step_ = 0;
         // Nor is a worker the system ran out of descriptors or memory for: that is load to
         // wait out with the backoff, and giving up would turn it into an outage.
-        if (out_of_resources(status)) {
-            const auto delay = jittered(backoff());
-            ++step_;
-            return {restart_decision::action::restart, delay, {}};
-        }
+        if (out_of_resources(e.status)) return restart();
         while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
-        if (!stable && restarts_.size() >= policy_.max_restarts) {
-            gave_up_ = true;
-            return {restart_decision::action::give_up, {}, storm_reason()};
+        if (!stable && restarts_.size() >= policy_.max_restarts) return give_up(storm_reason());
+        // The backoff spaces one slot's restarts too far apart for the period to see them:
+        // this count is what catches a worker failing alone at every start.
+        if (!unstable(e)) {
+            unstable_in_a_row_.erase(e.slot);
+        } else if (++unstable_in_a_row_[e.slot] > policy_.max_unstable_restarts) {
+            return give_up(unstable_reason(e.slot));
         }
         if (!stable) restarts_.push_back(now);
-        const auto delay = jittered(backoff());
-        ++step_;
-        return {restart_decision::action::restart, delay, {}};
+        return restart();
     }
+
+    // The slot is no longer kept: its unstable exits are forgotten with it.
+    void forget(unsigned slot) { unstable_in_a_row_.erase(slot); }
 
     // The next delay before jitter; it grows with every restart until a stable uptime.
     [[nodiscard]] std::chrono::milliseconds backoff() const {
@@ -76,6 +89,23 @@ public:
     [[nodiscard]] const restart_policy& policy() const noexcept { return policy_; }
 
 private:
+    restart_decision restart() {
+        const auto delay = jittered(backoff());
+        ++step_;
+        return {restart_decision::action::restart, delay, {}};
+    }
+
+    restart_decision give_up(std::string why) {
+        gave_up_ = true;
+        return {restart_decision::action::give_up, {}, std::move(why)};
+    }
+
+    // It exited before coming online, or within min_uptime of it.
+    bool unstable(const worker_exit& e) const noexcept {
+        if (policy_.min_uptime.count() == 0) return false;
+        return !e.online_for || *e.online_for < policy_.min_uptime;
+    }
+
     static bool out_of_resources(const io::exit_status& status) noexcept {
         return status.exited() && status.code == exit_code::out_of_resources;
     }
@@ -106,10 +136,17 @@ private:
                std::to_string(policy_.period.count()) + " ms";
     }
 
+    std::string unstable_reason(unsigned slot) const {
+        return "more than " + std::to_string(policy_.max_unstable_restarts) + " unstable restarts of slot " +
+               std::to_string(slot) + ": each worker exited within " + std::to_string(policy_.min_uptime.count()) +
+               " ms of coming online, or before";
+    }
+
     restart_policy policy_;
     std::mt19937_64 rng_;
     unsigned step_ = 0;
     std::deque<clock::time_point> restarts_;
+    std::map<unsigned, unsigned> unstable_in_a_row_;  // by slot; a slot absent has none
     bool gave_up_ = false;
 };
 

@@ -92,6 +92,7 @@ public:
         if (it == slots_.end()) return;
         call_off_restart(it->second);
         slots_.erase(it);
+        planner_.forget(slot);
         changes_.notify();
     }
 
@@ -123,11 +124,8 @@ public:
         return it->second.pending_restart.get_token();
     }
 
-    // What the restart policy says of a worker that ran for `uptime` and ended with `status`.
-    restart_decision decide(const io::exit_status& status, bool exited_after_disconnect, clock::duration uptime,
-                            clock::time_point now) {
-        return planner_.on_exit(status, exited_after_disconnect, uptime, now);
-    }
+    // What the restart policy says of a worker's end.
+    restart_decision decide(const worker_exit& e, clock::time_point now) { return planner_.on_exit(e, now); }
     // Restarts since the backoff was last reset, the one just decided included.
     [[nodiscard]] unsigned attempt() const noexcept { return planner_.attempt(); }
     // A new policy starts with no restarts counted.

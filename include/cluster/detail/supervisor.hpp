@@ -288,21 +288,23 @@ private:
         // r.disconnect() is the primary's code removing this worker, as scale() would: not
         // a failure to recover from, whatever the mode.
         if (r.reason == stop_reason::disconnect) return forget_slot(slot);
-        plan(slot, r.id, status, r.exited_after_disconnect, clock::now() - r.started);
+        const auto now = clock::now();
+        worker_exit e{slot, status, r.exited_after_disconnect, now - r.started, std::nullopt};
+        if (r.online) e.online_for = now - r.online_at;
+        plan(r.id, e);
     }
 
-    void plan(unsigned slot, unsigned worker_id, const io::exit_status& status, bool after_disconnect,
-              clock::duration uptime) {
-        if (stopping) return forget_slot(slot);
-        auto d = slots.decide(status, after_disconnect, uptime, clock::now());
+    void plan(unsigned worker_id, const worker_exit& e) {
+        if (stopping) return forget_slot(e.slot);
+        auto d = slots.decide(e, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
-            events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), slot}));
-            tasks.spawn(restart_later(*this, slot, d.delay, slots.pending_restart(slot)));
+            events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), e.slot}));
+            tasks.spawn(restart_later(*this, e.slot, d.delay, slots.pending_restart(e.slot)));
             return;
-        case restart_decision::action::none: return forget_slot(slot);
+        case restart_decision::action::none: return forget_slot(e.slot);
         case restart_decision::action::give_up:
-            forget_slot(slot);
+            forget_slot(e.slot);
             stopper.give_up(worker_id, std::move(d.what));
             return;
         }
@@ -322,7 +324,7 @@ private:
         const bool exhausted =
             started.error().category() == std::system_category() && out_of_resources(started.error().value());
         const io::exit_status as_if{.code = exhausted ? exit_code::out_of_resources : 1};
-        if (self.slots.contains(slot)) self.plan(slot, 0, as_if, false, clock::duration{});
+        if (self.slots.contains(slot)) self.plan(0, worker_exit{slot, as_if, false, {}, std::nullopt});
     }
 };
 

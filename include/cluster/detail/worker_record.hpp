@@ -132,6 +132,7 @@ struct worker_record {
     bool recycle_asked = false;
     stop_reason reason = stop_reason::none;
     const clock::time_point started = clock::now();
+    clock::time_point online_at{};  // once `online`: the restart policy's min_uptime runs from it
     clock::time_point last_beat = started;
 
     // The user's worker_handle<P>, made by the typed primary<P> (see supervisor::make_handle).

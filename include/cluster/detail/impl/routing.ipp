@@ -62,7 +62,8 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
 
 CLUSTER_DECL void router::came_online(const record_ptr& r) {
     r->online = true;
-    r->last_beat = record::clock::now();
+    r->online_at = record::clock::now();
+    r->last_beat = r->online_at;
     if (!r->wait_ready) r->ready.set();
     s_.slots.notify();
     s_.events.report(event<erased>(online_event{r->id, r->pid, r->home_slot}, handle_of(r)));
