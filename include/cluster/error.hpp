@@ -28,11 +28,12 @@ enum class errc {
     channel_closed,         // the channel was closed (by us, or after a protocol error)
     unexpected_type,        // a valid message, but not the type the receiver asked for
     peer_gone,              // the other process went away before answering
-    listener_closed,        // a listener accepts no more: its worker is leaving, or it was closed
+    listener_closed,        // what listen() gave takes no more: its worker is leaving, or it was closed
     forked_child,           // used in a process forked from the channel's owner, which is not that owner
     slot_gone,              // the slot was given up: scaled down, removed, or its worker not replaced
     cluster_stopping,       // the primary is stopping: no worker will be started or fed any more
     pool_closed,            // a job_pool takes no more jobs: it was closed
+    datagram_truncated,     // a datagram longer than the buffer it was received into: the rest is lost
 };
 
 class error_category final : public std::error_category {

@@ -2,6 +2,7 @@
 // events fork … setup) and what its supervisor decides (restarts, giving up, reloads).
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -83,13 +84,21 @@ struct online_event {
     unsigned slot = 0;
 };
 
-// A socket of the worker's listens (worker<P>::announce_listening()).
+// A socket of the worker's listens (worker<P>::listen(), announce_listening()).
 struct listening_event {
     static constexpr event_kind kind = event_kind::listening;
     unsigned worker_id = 0;
     int family = 0;  // AF_INET, AF_INET6 or AF_UNIX
     std::string address;
     std::uint16_t port = 0;
+    bool udp = false;  // a UDP socket; else a stream one (TCP or Unix-domain)
+
+    // Node's addressType, in words: "udp4", "udp6", "tcp4", "tcp6" or "unix".
+    [[nodiscard]] const char* address_type() const noexcept {
+        if (family == AF_UNIX) return "unix";
+        if (udp) return family == AF_INET6 ? "udp6" : "udp4";
+        return family == AF_INET6 ? "tcp6" : "tcp4";
+    }
 };
 
 // The channel to the worker has closed: nothing more comes from it or goes to it.

@@ -1,5 +1,5 @@
-// The net layer in one include — endpoints, listening sockets, streams, a worker's listener
-// and the schedules that feed it — and its everyday names in namespace cluster.
+// The net layer in one include — endpoints, listening sockets, streams, UDP sockets, a worker's
+// listener and the schedules that feed it — and its everyday names in namespace cluster.
 #pragma once
 
 #include <cluster/net/endpoint.hpp>
@@ -7,11 +7,14 @@
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
 #include <cluster/net/tcp_stream.hpp>
+#include <cluster/net/udp_endpoint.hpp>
+#include <cluster/net/udp_socket.hpp>
 
 namespace cluster {
 using net::accept;
 using net::candidate;
 using net::connect;
+using net::datagram;
 using net::endpoint;
 using net::endpoint_errc;
 using net::listen_options;
@@ -26,4 +29,7 @@ using net::schedule;
 using net::tcp_stream;
 using net::to_string;
 using net::try_listen_socket;
+using net::udp_endpoint;
+using net::udp_options;
+using net::udp_socket;
 }  // namespace cluster

@@ -21,3 +21,5 @@
 #include <cluster/net/impl/endpoint.ipp>
 #include <cluster/net/impl/listener.ipp>
 #include <cluster/net/impl/tcp_stream.ipp>
+#include <cluster/net/impl/udp_endpoint.ipp>
+#include <cluster/net/impl/udp_socket.ipp>

@@ -22,6 +22,8 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/udp_endpoint.hpp>
+#include <cluster/net/udp_socket.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
 #include <cluster/wire/frame.hpp>
@@ -114,6 +116,22 @@ public:
     // The same, with the failure as a value.
     io::task<result<net::listener>> try_listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
                                                net::listener_options o = {}) {
+        return core_.try_listen(at, how, std::move(o));
+    }
+
+    // A UDP socket on `at` (Node's dgram in a cluster), which the primary opens: one every
+    // worker receives from (shared, the default, as Node does), or one per worker slot that
+    // the slot's next worker reuses (reuseport). Other schedules are EINVAL: UDP has no
+    // connections to hand on. Workers that listen on the same endpoint text share it, port 0
+    // included. Throws std::system_error naming the endpoint and the step that failed.
+    io::task<net::udp_socket> listen(const net::udp_endpoint& at, net::schedule how = net::schedule::shared,
+                                     net::udp_options o = {}) {
+        return core_.listen(at, how, std::move(o));
+    }
+
+    // The same, with the failure as a value.
+    io::task<result<net::udp_socket>> try_listen(const net::udp_endpoint& at, net::schedule how = net::schedule::shared,
+                                                 net::udp_options o = {}) {
         return core_.try_listen(at, how, std::move(o));
     }
 

@@ -30,6 +30,8 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/udp_endpoint.hpp>
+#include <cluster/net/udp_socket.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/unique_fd.hpp>
@@ -96,7 +98,7 @@ public:
         l->members.push_back(h);
         retry_waiting(*l);
         reply.listener = l->id;
-        reply.local = l->local.to_string();
+        reply.local = l->udp ? net::udp_endpoint(l->local).to_string() : l->local.to_string();
         listening = l->local;
         return reply;
     }
@@ -157,6 +159,9 @@ public:
         for (auto& [key, l] : listeners_) {
             if (l->stopped) continue;
             l->stopped = true;
+            // A UDP socket has no connections queued, and one shut down for reading would
+            // end its workers' receives as if with empty datagrams: their leaving ends them.
+            if (l->udp) continue;
             if (l->acceptor) l->acceptor->stop();
             const admit_function admit_here = [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); };
             sweep(l->socket.get(), admit_here);
@@ -198,6 +203,7 @@ private:
         std::uint32_t id;
         net::schedule sched;
         net::listen_options options;
+        bool udp = false;  // a UDP socket, bound: every worker receives on it (or on its slot's)
         net::endpoint local;
         unique_fd socket;
         std::map<unsigned, unique_fd> per_slot;      // reuseport: each slot's socket, which its next worker reuses
@@ -229,13 +235,34 @@ private:
         return o;
     }
 
+    // The address a listen request names, a stream endpoint's or a UDP endpoint's.
+    static result<net::endpoint> address_of(const std::string& text) {
+        if (!net::udp_endpoint::names_udp(text)) return net::endpoint::parse(text);
+        auto udp = net::udp_endpoint::parse(text);
+        if (!udp) return udp.error();
+        return udp->ip();
+    }
+
+    // A stream socket listening, or a UDP socket bound, on `at`, as `l` was asked for.
+    static result<unique_fd> open_socket(const listening_socket& l, const net::endpoint& at, std::string& step) {
+        if (!l.udp) return net::detail::open_listening(at, l.options, step);
+        const net::udp_options o{l.options.reuse_port, l.options.v6_only};
+        return net::detail::open_udp(at, o, step);
+    }
+
     std::shared_ptr<listening_socket> find_or_open(const control::listen_request& ask, io::scope& tasks,
                                                    control::listen_reply& reply) {
-        auto ep = net::endpoint::parse(ask.endpoint);
+        auto ep = address_of(ask.endpoint);
         if (!ep) return (failure(reply, EINVAL, "not an endpoint: " + ep.error().message()), nullptr);
         if (ask.schedule > static_cast<std::uint8_t>(net::last_schedule))
             return (failure(reply, EINVAL, "unknown schedule " + std::to_string(ask.schedule)), nullptr);
         const auto s = static_cast<net::schedule>(ask.schedule);
+        const bool udp = net::udp_endpoint::names_udp(ask.endpoint);
+        if (udp && net::primary_accepts(s))
+            return (failure(reply, EINVAL,
+                            std::string("schedule ") + net::to_string(s) +
+                                " cannot serve UDP, which has no connections to hand on: use shared or reuseport"),
+                    nullptr);
         if (auto it = listeners_.find(ask.endpoint); it != listeners_.end()) {
             if (it->second->sched != s)
                 return (failure(reply, EADDRINUSE,
@@ -251,8 +278,9 @@ private:
             return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"),
                     nullptr);
         auto l = std::make_shared<listening_socket>(next_listener_++, s, options_of(ask, s), &options_->pick);
+        l->udp = udp;
         std::string step;
-        auto opened = net::detail::open_listening(*ep, l->options, step);
+        auto opened = open_socket(*l, *ep, step);
         if (!opened) return (failure(reply, errno_of(opened.error()), step), nullptr);
         l->socket = std::move(*opened);
         auto local = net::local_endpoint(l->socket.get());
@@ -277,7 +305,7 @@ private:
                 it = l.per_slot.emplace(slot, std::move(l.socket)).first;
             } else {
                 std::string step;
-                auto opened = net::detail::open_listening(l.local, l.options, step);
+                auto opened = open_socket(l, l.local, step);
                 if (!opened) return (failure(reply, errno_of(opened.error()), step), false);
                 it = l.per_slot.emplace(slot, std::move(*opened)).first;
             }

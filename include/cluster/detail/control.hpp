@@ -24,8 +24,9 @@ struct listening {
     std::int32_t family = 0;  // AF_INET, AF_INET6 or AF_UNIX
     std::string address;
     std::uint16_t port = 0;
+    bool udp = false;  // a UDP socket; else a stream one (TCP or Unix-domain)
 };
-BOOST_DESCRIBE_STRUCT(listening, (), (family, address, port))
+BOOST_DESCRIBE_STRUCT(listening, (), (family, address, port, udp))
 
 // Primary to worker: finish what you are doing and leave; receive() ends.
 struct disconnect {};
@@ -57,7 +58,7 @@ BOOST_DESCRIBE_STRUCT(ready, (), ())
 struct recycle {};
 BOOST_DESCRIBE_STRUCT(recycle, (), ())
 
-// Worker to primary, as a request: listen on `endpoint` (its text) with `schedule`.
+// Worker to primary, as a request: listen on `endpoint` (its text: "udp:..." for UDP) with `schedule`.
 struct listen_request {
     std::string endpoint;
     std::uint8_t schedule = 0;

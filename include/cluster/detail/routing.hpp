@@ -19,6 +19,7 @@
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/net/endpoint.hpp>
+#include <cluster/net/udp_endpoint.hpp>
 #include <cluster/wire/frame.hpp>
 
 namespace cluster::detail {

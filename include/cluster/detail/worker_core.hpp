@@ -35,14 +35,16 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/udp_endpoint.hpp>
+#include <cluster/net/udp_socket.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/wire/codec.hpp>
 
 namespace cluster::detail {
 
 // A listening event's contents.
-inline control::listening describe_listening(const net::endpoint& local) {
-    return control::listening{local.family(), local.address(), local.port()};
+inline control::listening describe_listening(const net::endpoint& local, bool udp = false) {
+    return control::listening{local.family(), local.address(), local.port(), udp};
 }
 
 // A worker's inbox bound until the primary's settings say otherwise.
@@ -69,6 +71,8 @@ public:
         running_ = previous_;
         for (auto& [id, weak] : listeners_)
             if (auto state = weak.lock()) state->detach();
+        for (auto& [id, weak] : udp_members_)
+            if (auto member = weak.lock()) member->detach();
     }
 
     [[nodiscard]] unsigned id() const noexcept { return id_; }
@@ -88,6 +92,18 @@ public:
     // The same, with the failure as a value.
     CLUSTER_DECL io::task<result<net::listener>>
     try_listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin, net::listener_options o = {});
+
+    // A UDP socket on `at`, which the primary opens: one every worker receives from
+    // (shared, as Node does), or one per worker slot (reuseport). Any other schedule is
+    // EINVAL: the primary has no connections to hand on. Workers that listen on the same
+    // endpoint text share it, port 0 included. Throws std::system_error naming the endpoint
+    // and the step that failed.
+    CLUSTER_DECL io::task<net::udp_socket> listen(const net::udp_endpoint& at,
+                                                  net::schedule how = net::schedule::shared, net::udp_options o = {});
+
+    // The same, with the failure as a value.
+    CLUSTER_DECL io::task<result<net::udp_socket>>
+    try_listen(const net::udp_endpoint& at, net::schedule how = net::schedule::shared, net::udp_options o = {});
 
     // Tells the primary that `listening_fd`, a socket this worker opened itself, listens:
     // it emits a listening event.
@@ -137,6 +153,9 @@ private:
 
     CLUSTER_DECL io::task<result<net::listener>> open_listener(const net::endpoint& at, net::schedule how,
                                                                const net::listener_options& o, std::string& what);
+
+    CLUSTER_DECL io::task<result<net::udp_socket>> open_udp(const net::udp_endpoint& at, net::schedule how,
+                                                            const net::udp_options& o, std::string& what);
 
     // A connection the primary accepted for one of this worker's listeners. The first ones
     // may come right behind the listen reply, before the listen() that waits for it has
@@ -200,6 +219,8 @@ private:
     std::map<std::uint32_t, std::weak_ptr<net::detail::listener_state>> listeners_;  // by the primary's listener id
     unsigned listens_pending_ = 0;            // listen() calls waiting for the primary's answer
     std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet
+
+    std::map<std::uint32_t, std::weak_ptr<net::detail::udp_membership>> udp_members_;  // by the primary's id
 };
 
 }  // namespace cluster::detail

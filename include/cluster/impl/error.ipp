@@ -25,11 +25,12 @@ CLUSTER_DECL std::string error_category::message(int ev) const {
     case errc::channel_closed: return "channel closed";
     case errc::unexpected_type: return "unexpected message type";
     case errc::peer_gone: return "the peer went away before answering";
-    case errc::listener_closed: return "the listener accepts no more connections";
+    case errc::listener_closed: return "the listener takes no more (its worker is leaving, or it was closed)";
     case errc::forked_child: return "this process was forked from the channel's owner, and is not that owner";
     case errc::slot_gone: return "the slot was given up";
     case errc::cluster_stopping: return "the primary is stopping";
     case errc::pool_closed: return "the job pool was closed";
+    case errc::datagram_truncated: return "the datagram was longer than the buffer: the rest of it is lost";
     }
     return "unknown cluster error";
 }

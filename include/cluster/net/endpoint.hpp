@@ -38,6 +38,7 @@ enum class endpoint_errc {
     unknown_interface,  // "[fe80::1%nosuch]:80"
     invalid_path,       // "unix:", "@", a path with a NUL byte in it
     path_too_long,      // more than sun_path holds
+    udp_text,           // "udp:127.0.0.1:53": a udp_endpoint's text, not a stream endpoint's
 };
 
 class endpoint_error_category final : public std::error_category {
@@ -54,6 +55,8 @@ public:
         case endpoint_errc::unknown_interface: return "unknown network interface after '%' in an IPv6 address";
         case endpoint_errc::invalid_path: return "empty Unix socket path, or one with a NUL byte in it";
         case endpoint_errc::path_too_long: return "Unix socket path longer than 107 bytes";
+        case endpoint_errc::udp_text:
+            return "a UDP endpoint: udp_endpoint::parse reads it, and listen() on it gives a udp_socket";
         }
         return "unknown endpoint error";
     }
@@ -121,6 +124,8 @@ inline std::uint64_t stable_hash(std::span<const std::byte> bytes) noexcept {
 
 }  // namespace detail
 
+class udp_endpoint;
+
 class endpoint {
 public:
     // No address (family AF_UNSPEC).
@@ -132,6 +137,9 @@ public:
     // A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]", "fe80::1%eth0") and a
     // port; throws std::system_error quoting the address if it is not one.
     static CLUSTER_DECL endpoint tcp(std::string_view address, std::uint16_t port);
+
+    // The same address and port, for UDP (see udp_endpoint.hpp).
+    static CLUSTER_DECL udp_endpoint udp(std::string_view address, std::uint16_t port);
 
     // A Unix-domain socket at `path`, or in the abstract namespace when it starts with '@'
     // ("@name"); throws std::system_error quoting the path if it cannot be one.
@@ -234,3 +242,6 @@ inline result<endpoint> peer_endpoint(int fd) noexcept {
 #if defined(CLUSTER_HEADER_ONLY)
 #include <cluster/net/impl/endpoint.ipp>
 #endif
+
+// endpoint::udp() gives one: whoever can call it has the type.
+#include <cluster/net/udp_endpoint.hpp>

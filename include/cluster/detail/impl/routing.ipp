@@ -47,7 +47,8 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
     } else if (std::holds_alternative<control::recycle>(m)) {
         s_.rollout.recycle(r, stop_reason::max_messages);
     } else if (auto* l = std::get_if<control::listening>(&m)) {
-        s_.events.report(event<erased>(listening_event{r->id, l->family, std::move(l->address), l->port}, handle_of(r)));
+        s_.events.report(
+            event<erased>(listening_event{r->id, l->family, std::move(l->address), l->port, l->udp}, handle_of(r)));
     } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
         s_.balancer.acknowledged(*r, ack->seq, ack->accepted);
     } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
@@ -74,8 +75,9 @@ CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_
     const auto reply = s_.balancer.listen(r, ask, s_.tasks, local);
     (void)r->link.channel.send(reply, tag, wire::frame_flags::response);
     if (reply.error == 0)
-        s_.events.report(
-            event<erased>(listening_event{r->id, local.family(), local.address(), local.port()}, handle_of(r)));
+        s_.events.report(event<erased>(listening_event{r->id, local.family(), local.address(), local.port(),
+                                                       net::udp_endpoint::names_udp(ask.endpoint)},
+                                       handle_of(r)));
 }
 
 CLUSTER_DECL io::task<void> router::forward(record& from, envelope&& e) {

@@ -27,10 +27,28 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::try_listen(const net::
     co_return co_await open_listener(at, how, o, what);
 }
 
+CLUSTER_DECL io::task<net::udp_socket> worker_core::listen(const net::udp_endpoint& at, net::schedule how, net::udp_options o) {
+    std::string what;
+    auto opened = co_await open_udp(at, how, o, what);
+    if (!opened)
+        throw std::system_error(opened.error(), "cluster: worker " + std::to_string(id_) + " cannot listen on " +
+                                                    at.to_string() + ": " + what);
+    co_return std::move(*opened);
+}
+
+CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::try_listen(const net::udp_endpoint& at, net::schedule how, net::udp_options o) {
+    std::string what;
+    co_return co_await open_udp(at, how, o, what);
+}
+
 CLUSTER_DECL io::task<result<void>> worker_core::announce_listening(int listening_fd) {
     auto local = net::local_endpoint(listening_fd);
     if (!local) co_return local.error();
-    const auto described = describe_listening(*local);
+    int type = 0;
+    socklen_t len = sizeof type;
+    const bool udp = local->is_ip() && ::getsockopt(listening_fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                     type == SOCK_DGRAM;
+    const auto described = describe_listening(*local, udp);
     co_return co_await channel().send(described);
 }
 
@@ -127,6 +145,32 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     co_return net::listener(std::move(state));
 }
 
+CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::udp_endpoint& at, net::schedule how, const net::udp_options& o, std::string& what) {
+    control::listen_request ask;
+    ask.endpoint = at.to_string();
+    ask.schedule = static_cast<std::uint8_t>(how);
+    ask.v6_only = static_cast<std::int8_t>(o.v6_only ? (*o.v6_only ? 1 : 0) : -1);
+    auto reply = co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
+    if (!reply) {
+        what = "no answer from the primary";
+        co_return reply.error();
+    }
+    if (reply->error != 0) {
+        what = std::move(reply->what);
+        co_return errno_code(reply->error);
+    }
+    if (!reply->socket) {
+        report_unlisten(reply->listener);
+        what = "the socket did not come: this worker is out of descriptors";
+        co_return errno_code(EMFILE);
+    }
+    auto member = std::make_shared<net::detail::udp_membership>(static_cast<net::detail::listener_host*>(this),
+                                                                reply->listener);
+    udp_members_[reply->listener] = member;
+    if (stopping()) member->leave();
+    co_return net::udp_socket(std::move(reply->socket), std::move(member));
+}
+
 CLUSTER_DECL void worker_core::route(control::connection&& c) {
     if (!c.socket) lost_connection();
     auto it = listeners_.find(c.listener);
@@ -163,6 +207,8 @@ CLUSTER_DECL void worker_core::give_back_connections() noexcept {
 CLUSTER_DECL void worker_core::stop_listeners() noexcept {
     for (auto& [id, weak] : listeners_)
         if (auto state = weak.lock()) state->stop_accepting();
+    for (auto& [id, weak] : udp_members_)
+        if (auto member = weak.lock()) member->leave();
 }
 
 CLUSTER_DECL void worker_core::acknowledge(std::uint64_t seq, bool accepted) noexcept {
@@ -177,6 +223,7 @@ CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener) noexcept {
 
 CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept {
     listeners_.erase(listener);
+    udp_members_.erase(listener);
     const control::unlisten bye{listener};
     (void)channel().send(bye);
 }

@@ -12,6 +12,7 @@ CLUSTER_DECL endpoint endpoint::tcp(std::string_view address, std::uint16_t port
 
 CLUSTER_DECL result<endpoint> endpoint::parse(std::string_view text) {
     if (text.empty()) return endpoint_errc::empty;
+    if (text.starts_with("udp:")) return endpoint_errc::udp_text;
     if (text.starts_with("unix:")) return make_unix(text.substr(5));
     if (text.front() == '/' || text.front() == '@') return make_unix(text);
     std::string_view host;
