@@ -14,8 +14,11 @@ run_config() {
     local name=$1 cxx=$2; shift 2
     echo "=== $name ==="
     cmake -S . -B "build/$name" -DCMAKE_CXX_COMPILER="$cxx" -DCLUSTER_WERROR=ON -DCLUSTER_BUILD_TESTS=ON "$@" >/dev/null
+    local start=$SECONDS
     cmake --build "build/$name" -j "$jobs"
+    local built=$SECONDS
     (cd "build/$name" && ctest --output-on-failure -j "$jobs" --timeout 300)
+    echo "=== $name: built in $((built - start)) s, tested in $((SECONDS - built)) s ==="
 }
 
 # Benchmarks are built (not run) once, where they are optimised: building them three
