@@ -357,7 +357,7 @@ struct piped_stream {
 
 }  // namespace
 
-TEST_CASE("silent is Node's name for stdio {relay, relay}; a fork's stdio or silent replaces the primary's") {
+TEST_CASE("silent is Node's name for stdio {relay, relay}, and a fork's stdio or silent replaces the primary's") {
     primary_options base;
     base.silent = true;
     const auto relayed = detail::chosen_stdio(base);
@@ -520,7 +520,7 @@ TEST_CASE("a worker writing 64 MiB without a newline waits for the primary's cod
     });
 }
 
-TEST_CASE("silent with stdio, and the lines of a stream that is not piped, are clear errors; nothing leaks") {
+TEST_CASE("silent with stdio, and the lines of a stream that is not piped, are clear errors, and nothing leaks") {
     auto o = support::scripted(start_mode::fork, behaviour::wait_for_disconnect);
     o.restart.mode = restart_mode::temporary;
     support::with_primary(o, [](primary<proto>& p) -> task<void> {
