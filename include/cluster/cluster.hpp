@@ -26,6 +26,7 @@
 #include <cluster/incoming.hpp>
 #include <cluster/job_pool.hpp>
 #include <cluster/options.hpp>
+#include <cluster/output_line.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/primary.hpp>
 #include <cluster/resident_memory.hpp>
@@ -36,3 +37,4 @@
 #include <cluster/unique_fd.hpp>
 #include <cluster/worker.hpp>
 #include <cluster/worker_handle.hpp>
+#include <cluster/worker_output.hpp>

@@ -23,13 +23,41 @@ enum class start_mode {
     exec,  // the worker re-executes a program: clean state, safe from a multi-threaded primary
 };
 
+// Where one of a worker's output streams (stdout or stderr) goes.
+enum class output_mode {
+    inherit,  // the primary's own stdout or stderr, shared as is
+    relay,    // through the primary, a line at a time, each prefixed "[worker N] "
+    pipe,     // to the primary's code, as lines: worker_handle::output()
+    discard,  // /dev/null
+};
+
+inline const char* to_string(output_mode m) noexcept {
+    switch (m) {
+    case output_mode::inherit: return "inherit";
+    case output_mode::relay: return "relay";
+    case output_mode::pipe: return "pipe";
+    case output_mode::discard: return "discard";
+    }
+    return "unknown";
+}
+
+// Where a worker's stdout and stderr go (Node's stdio setting): see docs/cluster.md.
+struct stdio_options {
+    output_mode out = output_mode::inherit;
+    output_mode err = output_mode::inherit;
+    // pipe: a stream's lines not taken yet, in bytes, past which the primary stops reading
+    // the worker's pipe, and the worker's writes wait, until the primary's code takes some.
+    std::size_t max_unread = 1u << 20;
+};
+
 struct primary_options {
     start_mode mode = start_mode::fork;
     std::string exec;                              // exec mode: the program; empty = this one
     std::optional<std::vector<std::string>> args;  // exec mode: its arguments; unset = the primary's own
     std::map<std::string, std::string> env;        // set over the primary's environment
     std::string cwd;                               // the worker's directory; empty = the primary's
-    bool silent = false;                           // the worker's stdout/stderr relayed as "[worker N] line"
+    stdio_options stdio;                           // where the worker's stdout and stderr go
+    bool silent = false;                           // Node's name: stdio {relay, relay}; not with stdio set too
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
     int death_signal = SIGKILL;  // what a worker gets if its primary dies
@@ -61,19 +89,24 @@ struct fork_options {
     std::optional<std::string> exec;
     std::optional<std::vector<std::string>> args;
     std::optional<std::string> cwd;
+    std::optional<stdio_options> stdio;
     std::optional<bool> silent;
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
 };
 
-// The primary's options with one fork's changes applied.
+// The primary's options with one fork's changes applied. A fork's stdio or silent replaces
+// both of the primary's: they are two spellings of one setting.
 inline primary_options merged(primary_options base, const fork_options& o) {
     for (const auto& [name, value] : o.env) base.env[name] = value;
     if (o.mode) base.mode = *o.mode;
     if (o.exec) base.exec = *o.exec;
     if (o.args) base.args = *o.args;
     if (o.cwd) base.cwd = *o.cwd;
-    if (o.silent) base.silent = *o.silent;
+    if (o.stdio || o.silent) {
+        base.stdio = o.stdio.value_or(stdio_options{});
+        base.silent = o.silent.value_or(false);
+    }
     if (o.uid) base.uid = *o.uid;
     if (o.gid) base.gid = *o.gid;
     return base;

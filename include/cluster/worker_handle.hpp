@@ -1,5 +1,6 @@
 // cluster::worker_handle<P>: the primary's hold on one worker — its id, slot and pid, messages
-// and requests to it, kill(), a graceful disconnect(), its liveness, and what became of it.
+// and requests to it, kill(), a graceful disconnect(), its liveness, its piped output, and
+// what became of it.
 #pragma once
 
 #include <signal.h>
@@ -12,7 +13,9 @@
 #include <cluster/events.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/output_line.hpp>
 #include <cluster/result.hpp>
+#include <cluster/worker_output.hpp>
 
 namespace cluster {
 
@@ -47,6 +50,11 @@ public:
     [[nodiscard]] stop_reason reason() const noexcept { return record_->reason; }
     // How the process ended, once it has.
     [[nodiscard]] const std::optional<io::exit_status>& status() const noexcept { return record_->child.status(); }
+
+    // The worker's stdout or stderr, when stdio_options chose output_mode::pipe for it: its
+    // lines, which outlive the worker and this handle. Throws std::system_error
+    // (invalid_argument) for a stream that is not piped.
+    [[nodiscard]] worker_output output(stdio_stream s) const { return worker_output(record_->piped_output(s)); }
 
 private:
     detail::worker_record* record_;

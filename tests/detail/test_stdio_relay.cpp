@@ -25,7 +25,7 @@
 using namespace cluster;
 using cluster::detail::relay_buffer;
 using cluster::detail::relay_chunk;
-using cluster::detail::relay_line_limit;
+
 using support::bounded;
 
 namespace {
@@ -111,7 +111,7 @@ TEST_CASE("complete lines are prefixed and gathered into writes of at most relay
     CHECK(lines.unfinished() == 0);
 }
 
-TEST_CASE("a line that never ends keeps no more than relay_line_limit waiting") {
+TEST_CASE("a line that never ends keeps no more than output_line_limit waiting") {
     relay_buffer lines(prefix);
     std::string pieces;
     std::size_t most_waiting = 0;
@@ -120,16 +120,16 @@ TEST_CASE("a line that never ends keeps no more than relay_line_limit waiting") 
         most_waiting = std::max(most_waiting, lines.unfinished());
         for (const auto& w : lines.take_writes()) pieces += w;
     }
-    CHECK(most_waiting <= relay_line_limit);
+    CHECK(most_waiting <= output_line_limit);
     const auto got = lines_of(pieces);
-    CHECK(got.size() == 256 * relay_chunk / relay_line_limit - 1);  // the last piece still waits
-    for (const auto& line : got) CHECK(line == prefix + endless_line(relay_line_limit));
+    CHECK(got.size() == 256 * relay_chunk / output_line_limit - 1);  // the last piece still waits
+    for (const auto& line : got) CHECK(line == prefix + endless_line(output_line_limit));
 }
 
 TEST_CASE("a line cut for its length is not cut inside a UTF-8 character") {
     relay_buffer lines(prefix);
     std::string euros;
-    while (euros.size() <= 2 * relay_line_limit) euros += "\xE2\x82\xAC";  // U+20AC, three bytes
+    while (euros.size() <= 2 * output_line_limit) euros += "\xE2\x82\xAC";  // U+20AC, three bytes
     lines.take(euros + "\n");
     std::string joined;
     for (const auto& w : lines.take_writes()) {
@@ -137,15 +137,15 @@ TEST_CASE("a line cut for its length is not cut inside a UTF-8 character") {
             REQUIRE(line.starts_with(prefix));
             const std::string piece = line.substr(prefix.size());
             CHECK(piece.size() % 3 == 0);  // whole characters only
-            CHECK(piece.size() <= relay_line_limit);
+            CHECK(piece.size() <= output_line_limit);
             joined += piece;
         }
     }
     CHECK(joined == euros);
 }
 
-TEST_CASE("relay_lines cuts an endless line into pieces of relay_line_limit, and the lines around it stay whole") {
-    const std::string endless = endless_line(16 * relay_line_limit + 100);
+TEST_CASE("relay_lines cuts an endless line into pieces of output_line_limit, and the lines around it stay whole") {
+    const std::string endless = endless_line(16 * output_line_limit + 100);
     const auto got = lines_of(relayed("before\n" + endless + "\nafter\n"));
     REQUIRE(got.size() == 1 + 17 + 1);
     CHECK(got.front() == prefix + "before");
@@ -154,7 +154,7 @@ TEST_CASE("relay_lines cuts an endless line into pieces of relay_line_limit, and
     for (std::size_t i = 1; i + 1 < got.size(); ++i) {
         INFO("piece " << i);
         REQUIRE(got[i].starts_with(prefix));
-        CHECK(got[i].size() - prefix.size() <= relay_line_limit);
+        CHECK(got[i].size() - prefix.size() <= output_line_limit);
         joined += got[i].substr(prefix.size());
     }
     CHECK(joined == endless);

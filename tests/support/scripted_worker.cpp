@@ -21,7 +21,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -149,6 +152,37 @@ task<void> chatty_then_crash(worker<proto>& w) {
     co_await chatty(w);
     std::fflush(nullptr);
     throw std::runtime_error("crashed on purpose by the test's worker, after its output");
+}
+
+task<void> numbered_lines(worker<proto>& w) {
+    for (int i = 0; i < numbered_out_lines; ++i) {
+        std::printf("%s\n", numbered_line("out", w.id(), i).c_str());
+        if (i % (numbered_out_lines / numbered_err_lines) == 0)
+            std::fprintf(stderr, "%s\n",
+                         numbered_line("err", w.id(), i / (numbered_out_lines / numbered_err_lines)).c_str());
+    }
+    co_return;
+}
+
+// The writes come from a thread, so that the worker's loop answers pings while they wait on a
+// full pipe.
+task<void> endless_line(worker<proto>& w) {
+    std::atomic<std::uint64_t> written{0};
+    std::thread writer([&written] {
+        const std::string chunk(64 * 1024, 'x');
+        while (written < endless_bytes) {
+            const ssize_t n =
+                ::write(STDOUT_FILENO, chunk.data(), std::min<std::uint64_t>(chunk.size(), endless_bytes - written));
+            if (n <= 0) return;
+            written += static_cast<std::uint64_t>(n);
+        }
+        (void)!::write(STDOUT_FILENO, "\n", 1);
+    });
+    while (auto m = co_await w.receive<ping>()) {
+        const note so_far{w.id(), std::to_string(written.load())};
+        (void)co_await w.reply(*m, so_far);
+    }
+    writer.join();
 }
 
 // ---- connections ----
@@ -437,6 +471,8 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::announce_listening, announce_listening},
     {behaviour::chatty, chatty},
     {behaviour::chatty_then_crash, chatty_then_crash},
+    {behaviour::numbered_lines, numbered_lines},
+    {behaviour::endless_line, endless_line},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
     {behaviour::answer_work, answer_work},

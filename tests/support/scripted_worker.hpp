@@ -157,6 +157,10 @@ inline constexpr const char* report_identity = "report_identity";
 inline constexpr const char* announce_listening = "announce_listening";  // a socket of its own, announced
 inline constexpr const char* chatty = "chatty";                          // lines on stdout and stderr
 inline constexpr const char* chatty_then_crash = "chatty_then_crash";    // chatty, flushed, then throws
+inline constexpr const char* numbered_lines = "numbered_lines";          // numbered_line()s on stdout and stderr
+// endless_bytes on stdout without a newline (from a thread, which then ends the line);
+// answers each ping with a note of how many it has written so far.
+inline constexpr const char* endless_line = "endless_line";
 // Connections: listen as the settings say, and serve the line protocol (see serve_lines in
 // scripted_worker.cpp) until disconnected; lazy_lines takes nothing until disconnected or
 // told to close its listener, then serves what accept() still gives.
@@ -196,6 +200,20 @@ inline constexpr int chatty_out_lines = 2000;
 inline constexpr int chatty_err_lines = 200;
 inline constexpr std::string_view chatty_tail = "tail without a newline";
 inline std::string chatty_line(std::string_view stream, int i) { return std::string(stream) + " " + std::to_string(i); }
+
+// What numbered_lines workers print: numbered_out_lines on stdout and numbered_err_lines on
+// stderr between them, each naming its stream, worker and number. Most are short, every
+// hundredth longer than a pipe read, so that lines reach the primary in pieces.
+inline constexpr int numbered_out_lines = 2500;
+inline constexpr int numbered_err_lines = 250;
+inline std::string numbered_line(std::string_view stream, unsigned worker_id, int i) {
+    const std::size_t padding = i % 100 == 0 ? 10'000 : static_cast<std::size_t>(i * 37 % 300);
+    return std::string(stream) + " " + std::to_string(worker_id) + " " + std::to_string(i) + " " +
+           std::string(padding, static_cast<char>('a' + i % 26));
+}
+
+// What an endless_line worker writes before its newline.
+inline constexpr std::uint64_t endless_bytes = 64u << 20;
 
 // What hold_work still does after it was asked to leave, before it answers.
 inline constexpr std::chrono::milliseconds held_work{150};

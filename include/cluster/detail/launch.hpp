@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -88,17 +89,53 @@ struct launch_failure {
 // A worker process just started, from the primary's side.
 struct launched {
     io::child_process child;
-    unique_fd link;    // the primary's end of the channel
-    unique_fd out;     // silent: the worker's stdout, to relay
-    unique_fd err;     // silent: the worker's stderr, to relay
-    unique_fd status;  // reads a launch_failure, or end of file once the worker started; none
-                       // when nothing could fail
+    unique_fd link;       // the primary's end of the channel
+    stdio_options stdio;  // where its stdout and stderr went
+    unique_fd out;        // relay or pipe: the worker's stdout, to read
+    unique_fd err;        // relay or pipe: the worker's stderr, to read
+    unique_fd status;     // reads a launch_failure, or end of file once the worker started; none
+                          // when nothing could fail
 };
+
+// Where the worker's stdout and stderr go: stdio, or {relay, relay} for silent, Node's name for
+// it. Both set at once is invalid_argument: which one was meant?
+inline result<stdio_options> chosen_stdio(const primary_options& o) {
+    if (!o.silent) return o.stdio;
+    if (o.stdio.out != output_mode::inherit || o.stdio.err != output_mode::inherit)
+        return std::make_error_code(std::errc::invalid_argument);
+    stdio_options relayed = o.stdio;
+    relayed.out = relayed.err = output_mode::relay;
+    return relayed;
+}
 
 inline result<std::array<unique_fd, 2>> cloexec_pipe() {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return errno_code(errno);
     return std::array<unique_fd, 2>{unique_fd(p[0]), unique_fd(p[1])};
+}
+
+// One output stream of a worker's: what the worker's stdout or stderr becomes (none: the
+// primary's own, inherited) and the end the primary reads (relay and pipe).
+struct output_ends {
+    unique_fd worker, primary;
+};
+
+inline result<output_ends> output_ends_for(output_mode m) {
+    switch (m) {
+    case output_mode::inherit: return output_ends{};
+    case output_mode::discard: {
+        unique_fd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+        if (!null) return errno_code(errno);
+        return output_ends{std::move(null), {}};
+    }
+    case output_mode::relay:
+    case output_mode::pipe: {
+        auto p = cloexec_pipe();
+        if (!p) return p.error();
+        return output_ends{std::move((*p)[1]), std::move((*p)[0])};
+    }
+    }
+    return std::make_error_code(std::errc::invalid_argument);
 }
 
 // argv and envp for execve, built before fork: the child must not allocate.
@@ -152,7 +189,7 @@ public:
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        if (out_fd >= 0 && (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0))
+        if ((out_fd >= 0 && ::dup2(out_fd, STDOUT_FILENO) < 0) || (err_fd >= 0 && ::dup2(err_fd, STDERR_FILENO) < 0))
             fail(launch_stage::stdio);
         if (!o_.cwd.empty() && ::chdir(o_.cwd.c_str()) != 0) fail(launch_stage::cwd);
         if (o_.gid) {
@@ -216,14 +253,12 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
         if (!made) return made.error();
         status = std::move(*made);
     }
-    std::array<unique_fd, 2> out, err;
-    if (o.silent) {
-        auto o1 = cloexec_pipe(), o2 = cloexec_pipe();
-        if (!o1) return o1.error();
-        if (!o2) return o2.error();
-        out = std::move(*o1);
-        err = std::move(*o2);
-    }
+    auto stdio = chosen_stdio(o);
+    if (!stdio) return stdio.error();
+    auto out = output_ends_for(stdio->out);
+    if (!out) return out.error();
+    auto err = output_ends_for(stdio->err);
+    if (!err) return err.error();
     std::optional<exec_image> image;
     if (o.mode == start_mode::exec) image.emplace(o, primary_args, id, link->second.get());
 
@@ -238,18 +273,18 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     if (!child) return child.error();
     if (child->is_child()) {
         const child_setup setup(o, status[1].get(), primary);
-        setup.apply(out[1].get(), err[1].get());
+        setup.apply(out->worker.get(), err->worker.get());
         if (image) setup.exec(*image, link->second.get());
-        for (int fd : {link->first.get(), status[0].get(), out[0].get(), out[1].get(), err[0].get(), err[1].get(),
-                       status[1].get()})
+        for (int fd : {link->first.get(), status[0].get(), out->primary.get(), out->worker.get(), err->primary.get(),
+                       err->worker.get(), status[1].get()})
             if (fd >= 0) ::close(fd);
         for (const auto& [name, value] : o.env) ::setenv(name.c_str(), value.c_str(), 1);
         const int code = run_worker(unique_fd(link->second.release()));
         std::fflush(nullptr);
         ::_exit(code);
     }
-    return launched{std::move(*child), std::move(link->first), std::move(out[0]), std::move(err[0]),
-                    std::move(status[0])};
+    return launched{std::move(*child),       std::move(link->first),  *stdio,
+                    std::move(out->primary), std::move(err->primary), std::move(status[0])};
 }
 
 }  // namespace cluster::detail

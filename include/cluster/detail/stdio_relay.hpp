@@ -1,4 +1,4 @@
-// cluster::detail::relay_lines(): a silent worker's stdout or stderr, copied to the primary's
+// cluster::detail::relay_lines(): a worker's relayed stdout or stderr, copied to the primary's
 // line by line, each line prefixed and written whole, so workers' lines never interleave.
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/detail/line_splitter.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/transfer.hpp>
@@ -20,63 +21,31 @@ namespace cluster::detail {
 // this a line is written alone.
 inline constexpr std::size_t relay_chunk = 4096;
 
-// The longest line a relay writes as one. A worker that writes on and on without a newline
-// must not grow the primary's memory without bound: once a line is longer, this much of it is
-// written as a line of its own, and the rest follows as the next line.
-inline constexpr std::size_t relay_line_limit = 64 * 1024;
-
-// Where to cut a line longer than relay_line_limit: at the limit, or up to 3 bytes before, so
-// that a UTF-8 character is not split across two lines.
-inline std::size_t relay_cut(std::string_view text) noexcept {
-    const auto continuation = [&](std::size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80; };
-    for (std::size_t cut = relay_line_limit; cut > relay_line_limit - 4; --cut)
-        if (!continuation(cut)) return cut;
-    return relay_line_limit;  // not UTF-8 text: cut anywhere
-}
-
-// What a relay has to write, from what the worker wrote: its lines, prefixed and gathered
-// into writes of at most relay_chunk (a longer line alone), and the start of the next line.
+// What a relay has to write, from what the worker wrote: its lines (cut as line_splitter
+// cuts them), prefixed and gathered into writes of at most relay_chunk (a longer line alone).
 class relay_buffer {
 public:
     explicit relay_buffer(std::string prefix) : prefix_(std::move(prefix)) {}
 
     // The worker's next bytes.
     void take(std::string_view bytes) {
-        partial_.append(bytes);
-        std::string_view rest(partial_);
-        for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1))
-            add_line(rest.substr(0, nl));
-        while (rest.size() > relay_line_limit) rest.remove_prefix(add_piece(rest));
-        partial_.erase(0, partial_.size() - rest.size());
+        lines_.take(bytes, [this](std::string_view text, line_end) { add_write(text); });
     }
 
     // The worker's stream ended: a last line without a newline gets one.
     void finish() {
-        if (!partial_.empty()) add_line(partial_);
-        partial_.clear();
+        lines_.finish([this](std::string_view text, line_end) { add_write(text); });
     }
 
     // The writes due, in order; the buffer forgets them.
     std::vector<std::string> take_writes() { return std::exchange(writes_, {}); }
 
     // The start of a line whose end has not come yet.
-    [[nodiscard]] std::size_t unfinished() const noexcept { return partial_.size(); }
+    [[nodiscard]] std::size_t unfinished() const noexcept { return lines_.unfinished(); }
 
 private:
-    // A line, in pieces if it is longer than relay_line_limit.
-    void add_line(std::string_view text) {
-        while (text.size() > relay_line_limit) text.remove_prefix(add_piece(text));
-        add_write(text);
-    }
-
-    // The first piece of a line longer than relay_line_limit, as a line; returns its length.
-    std::size_t add_piece(std::string_view text) {
-        const std::size_t cut = relay_cut(text);
-        add_write(text.substr(0, cut));
-        return cut;
-    }
-
-    // One line of output, prefixed, in the last write if it fits there.
+    // One line of output, prefixed, in the last write if it fits there. A line cut for its
+    // length is written as a line of its own.
     void add_write(std::string_view text) {
         const std::size_t size = prefix_.size() + text.size() + 1;
         if (writes_.empty() || writes_.back().size() + size > relay_chunk) writes_.emplace_back();
@@ -84,7 +53,7 @@ private:
     }
 
     std::string prefix_;
-    std::string partial_;
+    line_splitter lines_;
     std::vector<std::string> writes_;
 };
 

@@ -25,6 +25,7 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
+#include <cluster/detail/output_pipe.hpp>
 #include <cluster/detail/rollout.hpp>
 #include <cluster/detail/routing.hpp>
 #include <cluster/detail/slot_table.hpp>
@@ -175,6 +176,11 @@ public:
 private:
     result<record_ptr> launch_worker(const primary_options& o, std::string& what) {
         const unsigned id = workers.next_id();
+        if (!chosen_stdio(o)) {
+            what = "cluster: cannot start worker " + std::to_string(id) +
+                   ": silent and stdio are both set (silent is stdio {relay, relay}): set one";
+            return std::make_error_code(std::errc::invalid_argument);
+        }
         const bool forks = o.mode == start_mode::fork;
         if (forks) balancer.pause_accepting();
         auto started = launch(o, args, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
@@ -245,6 +251,7 @@ private:
     static io::task<void> live(supervisor& self, record_ptr r) {
         self.start_readers(r);
         auto status = co_await r->child.wait();
+        r->drain_output();
         // All the worker sent is in our receive queue by now, but its end of the socket closes
         // only when the kernel tears its io_uring down, milliseconds later: end the stream here.
         ::shutdown(r->link.channel.native_handle(), SHUT_RD);
@@ -266,15 +273,33 @@ private:
     void start_readers(const record_ptr& r) {
         r->readers = 1;
         tasks.spawn(router.pump(r));
-        if (!r->out) return;
-        r->readers += 2;
-        const std::string prefix = "[worker " + std::to_string(r->id) + "] ";
-        tasks.spawn(relay(r, r->out.get(), STDOUT_FILENO, prefix));
-        tasks.spawn(relay(r, r->err.get(), STDERR_FILENO, prefix));
+        read_output(r, stdio_stream::out);
+        read_output(r, stdio_stream::err);
+    }
+
+    // The worker's stdout or stderr, when it comes to the primary: relayed to the primary's
+    // own, or queued for the primary's code.
+    void read_output(const record_ptr& r, stdio_stream s) {
+        const int from = r->output_fd(s);
+        if (from < 0) return;
+        ++r->readers;
+        if (r->output_mode_of(s) == output_mode::relay) {
+            const int to = s == stdio_stream::out ? STDOUT_FILENO : STDERR_FILENO;
+            tasks.spawn(relay(r, from, to, "[worker " + std::to_string(r->id) + "] "));
+            return;
+        }
+        auto& q = r->piped(s);
+        q = std::make_shared<output_queue>(r->id, r->home_slot, s, r->stdio.max_unread, pipe_capacity(from));
+        tasks.spawn(pipe(r, from, q));
     }
 
     static io::task<void> relay(record_ptr r, int from, int to, std::string prefix) {
         co_await relay_lines(from, to, std::move(prefix), r->stop_readers.get_token());
+        r->reader_finished();
+    }
+
+    static io::task<void> pipe(record_ptr r, int from, std::shared_ptr<output_queue> q) {
+        co_await pipe_lines(from, *q).with_stop_token(r->stop_readers.get_token());
         r->reader_finished();
     }
 

@@ -8,20 +8,27 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <stop_token>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/link.hpp>
+#include <cluster/detail/output_pipe.hpp>
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/options.hpp>
+#include <cluster/output_line.hpp>
 #include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
 
@@ -49,7 +56,8 @@ struct worker_record {
 
     worker_record(unsigned worker_id, launched&& process)
         : id(worker_id), pid(process.child.pid()), link(std::move(process.link)), child(std::move(process.child)),
-          out(std::move(process.out)), err(std::move(process.err)), status_pipe(std::move(process.status)) {}
+          stdio(process.stdio), out(std::move(process.out)), err(std::move(process.err)),
+          status_pipe(std::move(process.status)) {}
     worker_record(const worker_record&) = delete;
     worker_record& operator=(const worker_record&) = delete;
 
@@ -94,6 +102,32 @@ struct worker_record {
             if (fd >= 0) ::close(fd);
     }
 
+    // The worker's stdout or stderr as the primary reads it: relayed or piped; else -1.
+    [[nodiscard]] int output_fd(stdio_stream s) const noexcept { return (s == stdio_stream::out ? out : err).get(); }
+    [[nodiscard]] output_mode output_mode_of(stdio_stream s) const noexcept {
+        return s == stdio_stream::out ? stdio.out : stdio.err;
+    }
+    [[nodiscard]] std::shared_ptr<output_queue>& piped(stdio_stream s) noexcept {
+        return piped_[static_cast<std::size_t>(s)];
+    }
+
+    // The lines of a piped stream, for worker_handle::output(); throws if it is not piped.
+    [[nodiscard]] std::shared_ptr<output_queue> piped_output(stdio_stream s) const {
+        const auto& q = piped_[static_cast<std::size_t>(s)];
+        if (!q)
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "cluster: worker " + std::to_string(id) + "'s " + to_string(s) +
+                                        " is not piped to the primary (its output_mode is " +
+                                        to_string(output_mode_of(s)) + ")");
+        return q;
+    }
+
+    // The worker has exited: what it left in its piped streams is read whatever their bound.
+    void drain_output() noexcept {
+        for (const auto& q : piped_)
+            if (q) q->worker_exited();
+    }
+
     // One of the tasks reading from the worker is done.
     void reader_finished() noexcept {
         if (--readers == 0) readers_done.set();
@@ -110,7 +144,8 @@ struct worker_record {
     const pid_t pid;
     detail::link link;
     io::child_process child;
-    unique_fd out, err;  // silent: the worker's stdout and stderr, to relay
+    const stdio_options stdio;
+    unique_fd out, err;  // relay or pipe: the worker's stdout and stderr, to read
     unique_fd status_pipe;
 
     bool online = false;
@@ -120,7 +155,7 @@ struct worker_record {
     io::latch ready;  // online, or, with wait_ready, once the worker called ready()
     io::latch exited;
 
-    // The tasks reading from the worker: its link, and its stdout and stderr when silent.
+    // The tasks reading from the worker: its link, and its stdout and stderr when relayed or piped.
     unsigned readers = 0;
     io::latch readers_done;
     std::stop_source stop_readers;
@@ -137,6 +172,9 @@ struct worker_record {
 
     // The user's worker_handle<P>, made by the typed primary<P> (see supervisor::make_handle).
     std::unique_ptr<worker_handle<erased>> handle;
+
+private:
+    std::array<std::shared_ptr<output_queue>, 2> piped_;  // by stdio_stream, when piped
 };
 
 // r->disconnect(), then until the process has exited. `r` is held: its exit event, taken
