@@ -56,7 +56,7 @@ mode_t mode_of(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("a worker closes its listener and listens again; once every worker has closed, clients are refused") {
+TEST_CASE("a worker closes its listener and listens again, and once every worker has closed, clients are refused") {
     const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
     INFO(to_string(how));
     support::with_listener_workers(support::options_for(how), [](primary<proto>& p) -> task<void> {

@@ -469,7 +469,7 @@ TEST_CASE("a Unix socket file somebody listens on, or a path that is no socket, 
 }
 
 TEST_CASE(
-    "mode: a Unix socket file gets it before it listens; an endpoint with no file is EINVAL, and no socket leaks") {
+    "mode: a Unix socket file gets it before it listens, an endpoint with no file gets EINVAL, and nothing leaks") {
     temp_path file("mode");
     const auto ep = endpoint::unix_socket(file.path);
     for (const mode_t mode : {mode_t{0600}, mode_t{0660}, mode_t{0666}}) {
