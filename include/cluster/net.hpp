@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cluster/net/endpoint.hpp>
+#include <cluster/net/inherited_socket.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>

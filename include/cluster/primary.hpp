@@ -23,9 +23,11 @@
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/net/endpoint.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
 #include <cluster/worker.hpp>
 #include <cluster/worker_handle.hpp>
@@ -71,13 +73,39 @@ public:
         co_return &user_handle(**started);
     }
 
+    // Takes `fd`, a socket already listening that this process was handed (by systemd, a
+    // previous binary, a parent: Node's listen({fd})), as the cluster's. A worker that listens
+    // on endpoint::inherited(name), or on the address the socket is bound to, gets it, under
+    // any schedule (reuseport: if it has SO_REUSEPORT). `name` defaults to the fd's number, so
+    // endpoint("fd:3") names the primary's fd 3. The socket becomes close-on-exec, fork-mode
+    // workers close it as they start, and the primary never shuts it down: when no worker
+    // listens on it, its clients wait in its backlog for the next one. Adopt before the first
+    // fork(): a worker forked earlier holds a copy. Returns the endpoint naming it; throws
+    // std::system_error, naming the fd and what it is instead, if it is no listening stream
+    // socket (`fd` is closed), or if the name or the address is taken already.
+    net::endpoint adopt(unique_fd fd, std::string name = {}) {
+        const int number = fd.get();
+        std::string what;
+        auto adopted = core_.adopt(std::move(fd), std::move(name), what);
+        if (!adopted)
+            throw std::system_error(adopted.error(),
+                                    "cluster: cannot adopt fd " + std::to_string(number) + ": " + what);
+        return std::move(*adopted);
+    }
+
+    // The same, with the failure as a value.
+    result<net::endpoint> try_adopt(unique_fd fd, std::string name = {}) {
+        std::string what;
+        return core_.adopt(std::move(fd), std::move(name), what);
+    }
+
     // Node's setupPrimary(): options for the workers forked from now on; a setup event follows.
     // A new restart policy starts with no restarts counted.
     void setup(primary_options o) { core_.setup(std::move(o)); }
     [[nodiscard]] const primary_options& settings() const noexcept { return core_.settings(); }
 
-    // True once disconnect_all() or shutdown() began: exits from then on are expected, and
-    // nothing is restarted.
+    // True from the start of disconnect_all() until it returns, and from shutdown() on: exits
+    // meanwhile are expected, and nothing is restarted.
     [[nodiscard]] bool stopping() const noexcept { return core_.stopping(); }
     // True once the restart policy gave up on a crash loop (a gave_up event was emitted).
     [[nodiscard]] bool gave_up() const noexcept { return core_.gave_up(); }
@@ -172,7 +200,9 @@ public:
     }
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).
-    // Nothing is restarted from then on.
+    // Nothing is restarted meanwhile. Then, as in Node, the cluster can be used again: fork()
+    // starts supervised workers, and they listen anew, on any endpoint (every socket closed
+    // with its last worker; adopted ones stay adopted). Unless shutdown() began meanwhile.
     io::task<void> disconnect_all() { return core_.disconnect_all(); }
 
     // The graceful stop: nothing is restarted, every worker is disconnected and gets

@@ -106,8 +106,12 @@ public:
 
     // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or
     // shares the one it has, and emits a listening event. Workers that listen on the same
-    // endpoint text share it, port 0 included (they all get the port the kernel chose, as in
-    // Node). Throws std::system_error naming the endpoint and the step that failed.
+    // endpoint share its socket. Port 0 asks for a socket of one's own: a worker's first
+    // listener on "127.0.0.1:0" shares its port with every other worker's first, its second
+    // gets another port (as Node keys them by index). A relative Unix path is this worker's
+    // working directory's; "fd:name" is a socket the primary adopted. A listener closed may be
+    // opened again; once no worker listens, the primary closes the socket. Throws
+    // std::system_error naming the endpoint and the step that failed.
     io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
                                    net::listener_options o = {}) {
         return core_.listen(at, how, std::move(o));

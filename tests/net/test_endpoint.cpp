@@ -1,6 +1,7 @@
-// cluster::endpoint and listen_socket: parsing and printing every form, addresses from the
-// kernel, listening on IPv4, IPv6, Unix paths and abstract names with the kernel choosing the
-// port, stale and live Unix socket files, SO_REUSEPORT, IPV6_V6ONLY, and the sticky hash.
+// cluster::endpoint and listen_socket: parsing and printing every form (inherited names too),
+// relative Unix paths made absolute, addresses from the kernel, listening on IPv4, IPv6, Unix
+// paths and abstract names with the kernel choosing the port, stale and live Unix socket
+// files, a socket file's mode and its safe removal, SO_REUSEPORT, IPV6_V6ONLY, and the sticky hash.
 #include <catch2/catch.hpp>
 
 #include <cluster/net/endpoint.hpp>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -159,6 +161,9 @@ TEST_CASE("endpoint::parse rejects malformed text with an error that says what i
         {"unix:@", endpoint_errc::invalid_path},
         {"@", endpoint_errc::invalid_path},
         {too_long, endpoint_errc::path_too_long},
+        {"fd:", endpoint_errc::invalid_name},
+        {"fd:a:b", endpoint_errc::invalid_name},
+        {"fd:tab\there", endpoint_errc::invalid_name},
     };
     for (const auto& c : cases) {
         INFO('"' << std::string(c.text) << '"');
@@ -201,6 +206,59 @@ TEST_CASE("endpoint::tcp, unix_socket and the text constructor build endpoints, 
         CHECK_THAT(e.what(), Catch::Contains("\"0.0.0.0\""));
     }
     CHECK_THROWS_AS(endpoint::unix_socket(""), std::system_error);
+}
+
+TEST_CASE("fd:name names an inherited socket: parsed, printed and compared by its name, with no address") {
+    const auto web = endpoint::inherited("web");
+    CHECK(web.is_inherited());
+    CHECK(web.name() == "web");
+    CHECK(web.to_string() == "fd:web");
+    CHECK(web.family() == AF_UNSPEC);
+    CHECK_FALSE(web.empty());
+    CHECK(web.address().empty());
+    CHECK(endpoint("fd:web") == web);
+    CHECK(endpoint("fd:3") != web);
+    CHECK(endpoint("fd:3").name() == "3");
+    CHECK(endpoint::inherited(std::string(255, 'n')).name().size() == 255);
+    CHECK_FALSE(endpoint::tcp("127.0.0.1", 80).is_inherited());
+    CHECK(endpoint::tcp("127.0.0.1", 80).name().empty());
+    try {
+        (void)endpoint::inherited(std::string(256, 'n'));
+        FAIL("no exception");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == endpoint_errc::invalid_name);
+    }
+}
+
+TEST_CASE("absolute() makes a relative Unix path absolute against the working directory, as path.resolve() does") {
+    char cwd[PATH_MAX];
+    REQUIRE(::getcwd(cwd, sizeof cwd) != nullptr);
+    const std::string here = cwd;
+    const std::string base = here == "/" ? "" : here;
+    struct form {
+        std::string text;
+        std::string absolute;
+    };
+    const form forms[] = {
+        {"unix:s.sock", base + "/s.sock"},
+        {"unix:./run/../s.sock", base + "/s.sock"},
+        {"unix:run//s.sock", base + "/run/s.sock"},
+        {"unix:/abs/./s.sock", "/abs/./s.sock"},  // an absolute path is the user's, as written
+        {"unix:@name", "@name"},
+        {"127.0.0.1:80", "127.0.0.1"},
+        {"fd:web", ""},
+    };
+    for (const auto& f : forms) {
+        INFO(f.text);
+        auto ep = endpoint(f.text).absolute();
+        REQUIRE(ep.has_value());
+        CHECK(ep->address() == f.absolute);
+    }
+    auto too_long = endpoint::unix_socket(std::string(100, 'p')).absolute();
+    if (here.size() > 6) {
+        REQUIRE_FALSE(too_long.has_value());
+        CHECK(too_long.error() == endpoint_errc::path_too_long);
+    }
 }
 
 TEST_CASE("endpoint::from_sockaddr takes the kernel's addresses, unnamed Unix sockets included") {
@@ -408,6 +466,59 @@ TEST_CASE("a Unix socket file somebody listens on, or a path that is no socket, 
     struct stat st {};
     REQUIRE(::lstat(plain.path.c_str(), &st) == 0);
     CHECK(S_ISREG(st.st_mode));
+}
+
+TEST_CASE(
+    "mode: a Unix socket file gets it before it listens, an endpoint with no file gets EINVAL, and nothing leaks") {
+    temp_path file("mode");
+    const auto ep = endpoint::unix_socket(file.path);
+    for (const mode_t mode : {mode_t{0600}, mode_t{0660}, mode_t{0666}}) {
+        INFO(std::oct << mode);
+        auto fd = listen_socket(ep, {.mode = mode});
+        struct stat st {};
+        REQUIRE(::lstat(file.path.c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == mode);
+        fd.reset();
+        ::unlink(file.path.c_str());
+    }
+    const std::size_t before = support::open_fd_count();
+    for (const auto& none : {endpoint::tcp("127.0.0.1", 0), endpoint::unix_socket("@cluster-test-mode")}) {
+        INFO(none.to_string());
+        auto refused = try_listen_socket(none, {.mode = 0660});
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error() == std::errc::invalid_argument);
+        try {
+            (void)listen_socket(none, {.mode = 0660});
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK_THAT(e.what(), Catch::Contains("mode") && Catch::Contains("Unix socket path"));
+        }
+    }
+    auto not_a_mode = try_listen_socket(ep, {.mode = 010000});
+    REQUIRE_FALSE(not_a_mode.has_value());
+    CHECK(not_a_mode.error() == std::errc::invalid_argument);
+    CHECK_FALSE(is_socket_file(file.path));
+    CHECK(support::open_fd_count() == before);
+}
+
+TEST_CASE("socket_file removes the file a socket was bound to, but not a file made at its path since") {
+    temp_path file("removal");
+    const auto ep = endpoint::unix_socket(file.path);
+    {
+        auto fd = listen_socket(ep);
+        auto made = socket_file::at(ep);
+        made.remove();
+        CHECK_FALSE(is_socket_file(file.path));
+        made.remove();  // once only: nothing left to remove
+    }
+    auto first = listen_socket(ep);
+    auto seen = socket_file::at(ep);
+    ::unlink(file.path.c_str());
+    auto second = listen_socket(ep);  // another server, on the same path, while the first still listens
+    seen.remove();
+    CHECK(is_socket_file(file.path));
+    auto none = socket_file::at(endpoint::tcp("127.0.0.1", 80));
+    none.remove();
 }
 
 TEST_CASE("address_hash: one host hashes alike on any port and in any process, different hosts apart") {

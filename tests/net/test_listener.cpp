@@ -1,6 +1,7 @@
 // cluster::listener on its own, fed as a worker's channel feeds it (no primary): handed
 // connections taken by accept(), their counts, drained(), refusals at max_connections,
-// close() giving back what was not taken, and the end of a handed connection.
+// close() giving back what was not taken and telling the primary under every schedule, and
+// the end of a handed connection.
 //
 // Note for g++ 12: results of co_await are always named before they are tested.
 #include <catch2/catch.hpp>
@@ -185,4 +186,16 @@ TEST_CASE("close() gives back what was handed and not taken, and accept() then s
         CHECK(after.error() == errc::listener_closed);
         CHECK(taken->is_open());  // what was taken is the worker's to finish
     });
+}
+
+TEST_CASE("close() tells the primary under every schedule, once, so the worker may listen there again") {
+    for (auto s = static_cast<std::uint8_t>(schedule::round_robin); s <= static_cast<std::uint8_t>(last_schedule);
+         ++s) {
+        const auto how = static_cast<schedule>(s);
+        INFO(to_string(how));
+        fed_listener f(how);
+        f.l.close();
+        f.l.close();
+        CHECK(f.host.unlistens == 1);
+    }
 }

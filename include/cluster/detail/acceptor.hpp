@@ -92,8 +92,10 @@ public:
     // taking connections as fast as the kernel completes them only to close them.
     void back_off() noexcept { back_off_ = true; }
 
-    // Accepts no more: what was accepted and not handed on yet is handed on first.
+    // Accepts no more: what was accepted and not handed on yet is handed on first. A second
+    // call does nothing: the first one's wake-up of run() is queued, and must stay so.
     void stop() {
+        if (stopped()) return;
         multishot_.pause();
         for (auto& socket : multishot_.take_queued()) admit_(std::move(socket));
         stop_.request_stop();

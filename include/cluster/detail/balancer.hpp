@@ -1,6 +1,7 @@
 // cluster::detail::balancer: the primary's listening sockets, one per endpoint the workers
-// listen on, with their members — the workers the socket's connections go to — and the
-// wiring between its acceptor, its picker and the handoff of each connection.
+// listen on (or adopted), with their members — the workers the socket's connections go to —
+// each socket's life from the first listener to the last, and the wiring between its
+// acceptor, its picker and the handoff of each connection.
 #pragma once
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -28,12 +30,14 @@
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/net/endpoint.hpp>
+#include <cluster/net/inherited_socket.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
 #include <cluster/net/udp_endpoint.hpp>
 #include <cluster/net/udp_socket.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
+#include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
@@ -67,10 +71,9 @@ public:
     balancer(const primary_options& options, overload_counts& counts) noexcept : options_(&options), counts_(counts) {}
     balancer(const balancer&) = delete;
     balancer& operator=(const balancer&) = delete;
-    // A Unix socket file is the primary's to remove: it made it.
+    // A Unix socket file the primary made is the primary's to remove.
     ~balancer() {
-        for (auto& [key, l] : listeners_)
-            if (l->local.is_unix() && !l->local.is_abstract()) ::unlink(l->local.address().c_str());
+        for (auto& [id, l] : by_id_) l->file.remove();
     }
 
     // A worker's listen request: the answer to send it. Starts accepting when the schedule
@@ -78,29 +81,47 @@ public:
     control::listen_reply listen(const std::shared_ptr<record>& h, const control::listen_request& ask, io::scope& tasks,
                                  net::endpoint& listening) {
         control::listen_reply reply;
-        auto l = find_or_open(ask, tasks, reply);
+        auto l = find_or_open(*h, ask, tasks, reply);
         if (!l) return reply;
-        if (std::any_of(l->members.begin(), l->members.end(), [&](const auto& m) { return m.get() == h.get(); })) {
-            failure(reply, EADDRINUSE, "this worker already listens there");
+        if (!join(*l, h, reply)) {
+            close_if_unused(*l);
             return reply;
         }
-        if (l->sched == net::schedule::shared) {
-            reply.socket = dup_socket(l->socket.get());
-            if (!reply.socket) {
-                failure(reply, errno, "duplicating the listening socket");
-                return reply;
-            }
-        } else if (l->sched == net::schedule::reuseport) {
-            if (!socket_for_slot(*l, h->home_slot, reply)) return reply;
-        }
-        // Every schedule's members: where the primary accepts, they get its connections; with
-        // shared and reuseport, they get what a graceful stop takes out of the sockets.
-        l->members.push_back(h);
-        retry_waiting(*l);
         reply.listener = l->id;
         reply.local = l->udp ? net::udp_endpoint(l->local).to_string() : l->local.to_string();
         listening = l->local;
         return reply;
+    }
+
+    // Takes `fd`, a listening socket the primary was handed, as the cluster's, under
+    // "fd:<name>" and its address (see primary<P>::adopt): the endpoint naming it, or why not.
+    result<net::endpoint> adopt(unique_fd fd, std::string name, std::string& what) {
+        if (name.empty()) name = std::to_string(fd.get());
+        auto named = net::endpoint::parse("fd:" + name);
+        if (!named) {
+            what = "\"" + name + "\" cannot name an inherited socket";
+            return named.error();
+        }
+        auto inherited = net::inspect_inherited(std::move(fd), what);
+        if (!inherited) return inherited.error();
+        std::vector<std::string> keys{named->to_string(), inherited->local.to_string()};
+        if (listeners_.contains(keys[0])) {
+            what = "a socket was adopted as \"" + name + "\" already";
+            return errno_code(EEXIST);
+        }
+        if (listeners_.contains(keys[1])) {
+            what = "the cluster has a socket on " + keys[1] + " already";
+            return errno_code(EADDRINUSE);
+        }
+        auto l = std::make_shared<listening_socket>(next_listener_++, &options_->pick);
+        l->adopted = true;
+        l->idle = true;
+        l->local = inherited->local;
+        l->socket = std::move(inherited->fd);
+        l->options.reuse_port = inherited->reuse_port;
+        l->options.v6_only = inherited->v6_only;
+        enlist(l, std::move(keys));
+        return *named;
     }
 
     // The worker took the connection `seq`, or refused it: then it goes to another.
@@ -131,20 +152,40 @@ public:
         return std::nullopt;
     }
 
+    // The worker closed its listener: it leaves the socket, which closes if it was the last.
     void unlisten(const record& h, std::uint32_t listener) {
-        if (auto l = by_id(listener)) leave(*l, h.id);
+        auto l = by_id(listener);
+        if (!l || !remove_member(*l, h.id)) return;
+        release_slot(*l, h.home_slot);
+        close_if_unused(*l);
     }
 
     // The worker's channel ended: it takes nothing more, and what it was handed and had not
-    // taken goes to the others.
-    void worker_gone(const record& h) {
-        for (auto& [key, l] : listeners_) leave(*l, h.id);
+    // taken goes to the others. A worker that dies or leaves did not close its listeners: if
+    // its slot is kept (a restart is coming, or a reload's new worker has yet to listen), its
+    // sockets stay open, their connections waiting for the slot's next worker. Otherwise they
+    // close once it was the last.
+    void worker_gone(const record& h, bool slot_kept) {
+        const auto all = sockets();
+        for (const auto& l : all) {
+            if (!remove_member(*l, h.id)) continue;
+            if (!slot_kept)
+                release_slot(*l, h.home_slot);
+            else if (!has_member_in(*l, h.home_slot))
+                l->awaiting.insert(h.home_slot);
+        }
         for (std::uint64_t seq : handoff_.unanswered(h.id)) acknowledged(h, seq, false);
+        for (const auto& l : all) close_if_unused(*l);
     }
 
-    // A slot the primary no longer keeps: its reuseport sockets close with their last worker.
+    // A slot the primary no longer keeps: no socket waits for its next worker any more, and
+    // its reuseport sockets close with its last worker.
     void forget_slot(unsigned slot) {
-        for (auto& [key, l] : listeners_) l->per_slot.erase(slot);
+        for (const auto& l : sockets()) {
+            l->awaiting.erase(slot);
+            release_slot(*l, slot);
+            close_if_unused(*l);
+        }
     }
 
     // The cluster stops: the connections already waiting in the primary's sockets go to the
@@ -155,18 +196,21 @@ public:
     // and nobody accepted. So every socket, the workers' own included (shared, reuseport:
     // the primary holds them too), is emptied first; and the workers, told by the failed
     // accept, take what is handed to them until their disconnect.
+    //
+    // An adopted socket is not the primary's to shut down (systemd, say, holds it too): it
+    // goes on listening, and what the kernel queues on it waits for its next owner.
     void stop_accepting() {
-        for (auto& [key, l] : listeners_) {
-            if (l->stopped) continue;
+        for (const auto& l : sockets()) {
+            if (l->stopped || l->idle) continue;
             l->stopped = true;
             // A UDP socket has no connections queued, and one shut down for reading would
             // end its workers' receives as if with empty datagrams: their leaving ends them.
             if (l->udp) continue;
             if (l->acceptor) l->acceptor->stop();
             const admit_function admit_here = [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); };
-            sweep(l->socket.get(), admit_here);
+            if (!l->adopted) sweep(l->socket.get(), admit_here);
             for (auto& [slot, s] : l->per_slot) sweep(s.get(), admit_here);
-            ::shutdown(l->socket.get(), SHUT_RD);
+            if (!l->adopted) ::shutdown(l->socket.get(), SHUT_RD);
             for (auto& [slot, s] : l->per_slot) ::shutdown(s.get(), SHUT_RD);
             l->waiting.clear();
         }
@@ -175,18 +219,18 @@ public:
     // Around a fork-mode worker's fork(): every connection accepted by then is one the
     // balancer knows of, which the child closes, and none is accepted until it exists.
     void pause_accepting() {
-        for (auto& [key, l] : listeners_)
+        for (auto& [id, l] : by_id_)
             if (l->acceptor) l->acceptor->pause();
     }
     void resume_accepting() {
-        for (auto& [key, l] : listeners_)
+        for (auto& [id, l] : by_id_)
             if (l->acceptor) l->acceptor->resume();
     }
 
-    // In a fork-mode worker, still inside fork(): the primary's sockets, and the clients'
-    // connections it holds, are not the worker's to keep open.
+    // In a fork-mode worker, still inside fork(): the primary's sockets (adopted ones too),
+    // and the clients' connections it holds, are not the worker's to keep open.
     void close_in_forked_child() const noexcept {
-        for (const auto& [key, l] : listeners_) {
+        for (const auto& [id, l] : by_id_) {
             if (l->acceptor) l->acceptor->close_queued_in_forked_child();
             ::close(l->socket.get());
             for (const auto& [slot, s] : l->per_slot) ::close(s.get());
@@ -197,19 +241,25 @@ public:
 
 private:
     struct listening_socket {
-        listening_socket(std::uint32_t i, net::schedule s, net::listen_options o, const net::pick_function* custom)
-            : id(i), sched(s), options(o), picker(s, custom) {}
+        listening_socket(std::uint32_t i, const net::pick_function* custom)
+            : id(i), picker(net::schedule::round_robin, custom) {}
 
         std::uint32_t id;
-        net::schedule sched;
+        net::schedule sched = net::schedule::round_robin;
         net::listen_options options;
         bool udp = false;  // a UDP socket, bound: every worker receives on it (or on its slot's)
         net::endpoint local;
         unique_fd socket;
+        std::vector<std::string> keys;  // where listeners_ has it: its endpoint, or an adopted one's name and address
+        net::socket_file file;          // a Unix socket file the primary made, removed as the socket closes
+        bool adopted = false;           // handed to the primary: kept open, never shut down
+        bool idle = false;              // adopted, and nobody listens: the next listener picks the schedule
         std::map<unsigned, unique_fd> per_slot;      // reuseport: each slot's socket, which its next worker reuses
+        unsigned adopted_slot = 0;                   // reuseport: the slot accepting on the adopted socket, if any
         std::shared_ptr<detail::acceptor> acceptor;  // where the primary accepts
         bool stopped = false;
         std::vector<std::shared_ptr<record>> members;  // the workers it hands connections to, in join order
+        std::set<unsigned> awaiting;  // slots whose worker died or left, and whose next one has not listened yet
         detail::picker picker;
         std::map<unsigned, std::size_t> open;    // handed to each worker and not reported closed
         std::deque<pending_connection> waiting;  // no worker could take them yet
@@ -232,6 +282,7 @@ private:
         o.reuse_address = ask.reuse_address;
         o.replace_stale_unix_socket = ask.replace_stale_unix_socket;
         o.reuse_port = s == net::schedule::reuseport;
+        if (ask.mode >= 0) o.mode = static_cast<mode_t>(ask.mode);
         return o;
     }
 
@@ -250,12 +301,24 @@ private:
         return net::detail::open_udp(at, o, step);
     }
 
-    std::shared_ptr<listening_socket> find_or_open(const control::listen_request& ask, io::scope& tasks,
-                                                   control::listen_reply& reply) {
+    // Where listeners_ keeps a socket: its endpoint's text; with port 0, also which of a
+    // worker's sockets there it is. Port 0 asks for a socket of one's own, so a worker's second
+    // listen there gets a second port; and a worker's n-th such socket is every other worker's
+    // n-th, as Node keys them by index, so workers that listen alike share their ports.
+    static std::string key_of(const net::endpoint& ep, bool udp, unsigned index) {
+        const std::string text = udp ? net::udp_endpoint(ep).to_string() : ep.to_string();
+        return port_zero(ep) ? text + "#" + std::to_string(index) : text;
+    }
+    static bool port_zero(const net::endpoint& ep) noexcept { return ep.is_ip() && ep.port() == 0; }
+
+    std::shared_ptr<listening_socket> find_or_open(const record& h, const control::listen_request& ask,
+                                                   io::scope& tasks, control::listen_reply& reply) {
         auto ep = address_of(ask.endpoint);
         if (!ep) return (failure(reply, EINVAL, "not an endpoint: " + ep.error().message()), nullptr);
         if (ask.schedule > static_cast<std::uint8_t>(net::last_schedule))
             return (failure(reply, EINVAL, "unknown schedule " + std::to_string(ask.schedule)), nullptr);
+        if (ask.mode >= 0 && !net::detail::has_socket_file(*ep))
+            return (failure(reply, EINVAL, "mode: only a Unix socket path has a file to set it on"), nullptr);
         const auto s = static_cast<net::schedule>(ask.schedule);
         const bool udp = net::udp_endpoint::names_udp(ask.endpoint);
         if (udp && net::primary_accepts(s))
@@ -263,56 +326,179 @@ private:
                             std::string("schedule ") + net::to_string(s) +
                                 " cannot serve UDP, which has no connections to hand on: use shared or reuseport"),
                     nullptr);
-        if (auto it = listeners_.find(ask.endpoint); it != listeners_.end()) {
-            if (it->second->sched != s)
-                return (failure(reply, EADDRINUSE,
-                                std::string("the cluster already listens there with schedule ") +
-                                    net::to_string(it->second->sched)),
-                        nullptr);
-            if (it->second->stopped) return (failure(reply, ECANCELED, "the cluster is stopping"), nullptr);
+        for (unsigned index = 0;; ++index) {
+            const std::string key = key_of(*ep, udp, index);
+            auto it = listeners_.find(key);
+            if (it == listeners_.end()) {
+                if (ep->is_inherited())
+                    return (failure(reply, EBADF, "no socket was adopted as \"" + ep->name() + "\" (primary::adopt)"),
+                            nullptr);
+                return open(key, *ep, udp, s, ask, tasks, reply);
+            }
+            if (port_zero(*ep) && is_member(*it->second, h.id)) continue;  // this worker's next one
+            if (!usable(*it->second, s, ask, tasks, reply)) return nullptr;
             return it->second;
         }
-        if (s == net::schedule::custom && !options_->pick)
-            return (failure(reply, EINVAL, "schedule custom needs primary_options::pick"), nullptr);
-        if (s == net::schedule::reuseport && !ep->is_ip())
-            return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"),
-                    nullptr);
-        auto l = std::make_shared<listening_socket>(next_listener_++, s, options_of(ask, s), &options_->pick);
+    }
+
+    // A new socket, listening and accepting as `s` says.
+    std::shared_ptr<listening_socket> open(std::string key, const net::endpoint& ep, bool udp, net::schedule s,
+                                           const control::listen_request& ask, io::scope& tasks,
+                                           control::listen_reply& reply) {
+        if (!serves(ep, s, reply)) return nullptr;
+        auto l = std::make_shared<listening_socket>(next_listener_++, &options_->pick);
+        l->options = options_of(ask, s);
         l->udp = udp;
         std::string step;
-        auto opened = open_socket(*l, *ep, step);
+        auto opened = open_socket(*l, ep, step);
         if (!opened) return (failure(reply, errno_of(opened.error()), step), nullptr);
         l->socket = std::move(*opened);
         auto local = net::local_endpoint(l->socket.get());
-        l->local = local ? *local : *ep;
-        listeners_.emplace(ask.endpoint, l);
-        by_id_.emplace(l->id, l);
-        if (net::primary_accepts(s)) {
-            l->acceptor = std::make_shared<detail::acceptor>(
-                l->socket.get(), [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); }, counts_);
-            tasks.spawn(detail::acceptor::run(l->acceptor));
-        }
+        l->local = local ? *local : ep;
+        l->file = net::socket_file::at(l->local);
+        enlist(l, {std::move(key)});
+        start(*l, s, tasks);
         return l;
     }
 
-    // reuseport: the slot's socket, opened on the port the first one got. A worker that
-    // replaces another in its slot (a restart, a reload) accepts on the same socket, so
-    // the connections queued there are not lost with the worker that leaves.
-    bool socket_for_slot(listening_socket& l, unsigned slot, control::listen_reply& reply) {
-        auto it = l.per_slot.find(slot);
-        if (it == l.per_slot.end()) {
-            if (l.per_slot.empty() && l.socket) {
-                it = l.per_slot.emplace(slot, std::move(l.socket)).first;
-            } else {
-                std::string step;
-                auto opened = open_socket(l, l.local, step);
-                if (!opened) return (failure(reply, errno_of(opened.error()), step), false);
-                it = l.per_slot.emplace(slot, std::move(*opened)).first;
-            }
+    // Whether `s` can serve `ep` at all.
+    bool serves(const net::endpoint& ep, net::schedule s, control::listen_reply& reply) const {
+        if (s == net::schedule::custom && !options_->pick)
+            return (failure(reply, EINVAL, "schedule custom needs primary_options::pick"), false);
+        if (s == net::schedule::reuseport && !ep.is_ip())
+            return (failure(reply, EINVAL, "schedule reuseport needs an IP endpoint (SO_REUSEPORT is for TCP)"), false);
+        return true;
+    }
+
+    // An existing socket takes a listener with schedule `s`: its own schedule, unless it is an
+    // idle adopted socket, which takes the schedule it is asked for.
+    bool usable(listening_socket& l, net::schedule s, const control::listen_request& ask, io::scope& tasks,
+                control::listen_reply& reply) {
+        if (l.idle) return activate(l, s, ask, tasks, reply);
+        if (l.sched != s)
+            return (failure(reply, EADDRINUSE,
+                            std::string("the cluster already listens there with schedule ") + net::to_string(l.sched)),
+                    false);
+        if (l.stopped) return (failure(reply, ECANCELED, "the cluster is stopping"), false);
+        return true;
+    }
+
+    // An adopted socket serves `s` from now on. The sockets reuseport opens beside it bind its
+    // address, which only a socket that set SO_REUSEPORT before it was bound shares.
+    bool activate(listening_socket& l, net::schedule s, const control::listen_request& ask, io::scope& tasks,
+                  control::listen_reply& reply) {
+        if (!serves(l.local, s, reply)) return false;
+        if (s == net::schedule::reuseport && !l.options.reuse_port)
+            return (failure(reply, EINVAL,
+                            "schedule reuseport on an adopted socket needs SO_REUSEPORT set on it before it was bound"),
+                    false);
+        auto o = options_of(ask, s);
+        o.reuse_port = l.options.reuse_port;
+        o.v6_only = l.options.v6_only;
+        l.options = o;
+        start(l, s, tasks);
+        return true;
+    }
+
+    // `l` serves `s` from now on: where the primary accepts, it starts accepting.
+    void start(listening_socket& l, net::schedule s, io::scope& tasks) {
+        l.sched = s;
+        l.picker = detail::picker(s, &options_->pick);
+        l.idle = false;
+        if (!net::primary_accepts(s)) return;
+        l.acceptor = std::make_shared<detail::acceptor>(
+            l.socket.get(), [this, &l](unique_fd socket) { admit(l, std::move(socket)); }, counts_);
+        tasks.spawn(detail::acceptor::run(l.acceptor));
+    }
+
+    void enlist(const std::shared_ptr<listening_socket>& l, std::vector<std::string> keys) {
+        for (const auto& key : keys) listeners_.emplace(key, l);
+        l->keys = std::move(keys);
+        by_id_.emplace(l->id, l);
+    }
+
+    // `h` joins `l`'s members, with the socket to accept on where the workers accept.
+    bool join(listening_socket& l, const std::shared_ptr<record>& h, control::listen_reply& reply) {
+        if (is_member(l, h->id)) return (failure(reply, EADDRINUSE, "this worker already listens there"), false);
+        if (l.sched == net::schedule::shared) {
+            reply.socket = dup_socket(l.socket.get());
+            if (!reply.socket) return (failure(reply, errno, "duplicating the listening socket"), false);
+        } else if (l.sched == net::schedule::reuseport) {
+            if (!socket_for_slot(l, h->home_slot, reply)) return false;
         }
-        reply.socket = dup_socket(it->second.get());
+        // Every schedule's members: where the primary accepts, they get its connections; with
+        // shared and reuseport, they get what a graceful stop takes out of the sockets.
+        l.members.push_back(h);
+        l.awaiting.erase(h->home_slot);
+        retry_waiting(l);
+        return true;
+    }
+
+    // reuseport: a dup of the slot's socket for its worker.
+    bool socket_for_slot(listening_socket& l, unsigned slot, control::listen_reply& reply) {
+        const int fd = slot_socket(l, slot, reply);
+        if (fd < 0) return false;
+        reply.socket = dup_socket(fd);
         if (!reply.socket) return (failure(reply, errno, "duplicating the slot's listening socket"), false);
         return true;
+    }
+
+    // reuseport: the slot's socket — the one it had, the first one (or the adopted one, while
+    // no slot accepts on it), or one opened on the port the first one got; -1 if it cannot be
+    // opened. A worker that replaces another in its slot (a restart, a reload) accepts on the
+    // same socket, so the connections queued there are not lost with the worker that leaves.
+    int slot_socket(listening_socket& l, unsigned slot, control::listen_reply& reply) {
+        if (auto it = l.per_slot.find(slot); it != l.per_slot.end()) return it->second.get();
+        if (l.adopted && (l.adopted_slot == 0 || l.adopted_slot == slot)) {
+            l.adopted_slot = slot;
+            return l.socket.get();
+        }
+        if (!l.adopted && l.socket) return l.per_slot.emplace(slot, std::move(l.socket)).first->second.get();
+        std::string step;
+        auto opened = open_socket(l, l.local, step);
+        if (!opened) return (failure(reply, errno_of(opened.error()), step), -1);
+        return l.per_slot.emplace(slot, std::move(*opened)).first->second.get();
+    }
+
+    // reuseport: a slot none of whose workers listens any more gives its socket up (what the
+    // kernel queued on it is reset, as with nginx); an adopted one waits for the next slot.
+    static void release_slot(listening_socket& l, unsigned slot) {
+        if (has_member_in(l, slot)) return;
+        if (auto it = l.per_slot.find(slot); it != l.per_slot.end()) {
+            stop_listening(it->second.get());
+            l.per_slot.erase(it);
+        }
+        if (l.adopted_slot == slot) l.adopted_slot = 0;
+    }
+
+    // A worker's accept still in flight on a socket keeps it open, and listening, until it
+    // ends: the socket stops listening now, and new clients are refused at once.
+    static void stop_listening(int fd) noexcept { ::shutdown(fd, SHUT_RD); }
+
+    // Nobody listens on `l`, and no slot waits for its next worker to: the socket closes, and
+    // new clients are refused (as in Node); its acceptor, its reuseport sockets, the
+    // connections held for it and its socket file go with it. An adopted socket stays open
+    // and idle instead, its clients waiting for the next listener.
+    void close_if_unused(listening_socket& l) {
+        if (!l.members.empty() || !l.awaiting.empty() || l.idle) return;
+        if (l.acceptor) l.acceptor->stop();
+        l.acceptor.reset();
+        for (const auto& [slot, s] : l.per_slot) stop_listening(s.get());
+        l.per_slot.clear();
+        l.adopted_slot = 0;
+        l.open.clear();
+        l.stopped = false;
+        l.idle = true;
+        if (!l.adopted) forget(l);
+    }
+
+    // The socket closes with the last of these references: the caller's.
+    void forget(listening_socket& l) {
+        stop_listening(l.socket.get());
+        l.waiting.clear();
+        l.file.remove();
+        for (const auto& key : l.keys) listeners_.erase(key);
+        by_id_.erase(l.id);
     }
 
     std::shared_ptr<listening_socket> by_id(std::uint32_t id) const {
@@ -320,9 +506,24 @@ private:
         return it == by_id_.end() ? nullptr : it->second;
     }
 
-    void leave(listening_socket& l, unsigned worker_id) {
-        std::erase_if(l.members, [&](const auto& m) { return m->id == worker_id; });
+    // Every socket, as a list that outlives the ones that close meanwhile.
+    std::vector<std::shared_ptr<listening_socket>> sockets() const {
+        std::vector<std::shared_ptr<listening_socket>> out;
+        out.reserve(by_id_.size());
+        for (const auto& [id, l] : by_id_) out.push_back(l);
+        return out;
+    }
+
+    static bool is_member(const listening_socket& l, unsigned worker_id) {
+        return std::any_of(l.members.begin(), l.members.end(), [&](const auto& m) { return m->id == worker_id; });
+    }
+    static bool has_member_in(const listening_socket& l, unsigned slot) {
+        return std::any_of(l.members.begin(), l.members.end(), [&](const auto& m) { return m->home_slot == slot; });
+    }
+    // False if it was none.
+    static bool remove_member(listening_socket& l, unsigned worker_id) {
         l.open.erase(worker_id);
+        return std::erase_if(l.members, [&](const auto& m) { return m->id == worker_id; }) > 0;
     }
 
     void admit(listening_socket& l, unique_fd socket) {
@@ -421,8 +622,8 @@ private:
     const primary_options* options_;
     overload_counts& counts_;
     pressure_log log_;
-    std::map<std::string, std::shared_ptr<listening_socket>> listeners_;  // by endpoint text, as the workers asked
-    std::map<std::uint32_t, std::shared_ptr<listening_socket>> by_id_;
+    std::map<std::string, std::shared_ptr<listening_socket>> listeners_;  // by key_of(), and adopted ones by name
+    std::map<std::uint32_t, std::shared_ptr<listening_socket>> by_id_;    // each once
     handoff handoff_;
     std::uint32_t next_listener_ = 1;
 };

@@ -58,7 +58,8 @@ BOOST_DESCRIBE_STRUCT(ready, (), ())
 struct recycle {};
 BOOST_DESCRIBE_STRUCT(recycle, (), ())
 
-// Worker to primary, as a request: listen on `endpoint` (its text: "udp:..." for UDP) with `schedule`.
+// Worker to primary, as a request: listen on `endpoint` (its text: "udp:..." for UDP, a Unix
+// path made absolute by the worker) with `schedule`.
 struct listen_request {
     std::string endpoint;
     std::uint8_t schedule = 0;
@@ -66,9 +67,10 @@ struct listen_request {
     std::int8_t v6_only = -1;  // -1: the system's default
     bool reuse_address = true;
     bool replace_stale_unix_socket = true;
+    std::int32_t mode = -1;  // the socket file's; -1: none asked
 };
 BOOST_DESCRIBE_STRUCT(listen_request, (),
-                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket))
+                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket, mode))
 
 // Primary to worker, the answer: the listener's id and address, and the socket to accept
 // on when the worker accepts itself (shared, reuseport); or the errno and the step that failed.
@@ -107,7 +109,8 @@ struct connections_closed {
 };
 BOOST_DESCRIBE_STRUCT(connections_closed, (), (listener, count))
 
-// Worker to primary: this worker no longer accepts on `listener`.
+// Worker to primary: this worker closed its listener on `listener`, and takes its place there
+// no more (a worker that dies or leaves keeps it for its slot's replacement).
 struct unlisten {
     std::uint32_t listener = 0;
 };

@@ -14,9 +14,11 @@
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/events.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/net/endpoint.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
 
@@ -54,6 +56,10 @@ public:
     CLUSTER_DECL io::task<event<erased>> next_event(event_kind kind);
     // The next message of the user's type whose id is type_id.
     CLUSTER_DECL io::task<event<erased>> next_message(std::uint32_t type_id);
+
+    // A listening socket the primary was handed, as the cluster's (see primary<P>::adopt); what
+    // failed, in `what`, if it cannot be.
+    CLUSTER_DECL result<net::endpoint> adopt(unique_fd fd, std::string name, std::string& what);
 
     CLUSTER_DECL io::task<void> disconnect_all();
     CLUSTER_DECL io::task<void> shutdown();

@@ -43,7 +43,9 @@ public:
     // The graceful stop (see primary::shutdown()); a second call waits for the first.
     CLUSTER_DECL io::task<void> shutdown();
 
-    // Disconnects every worker and waits until each has exited; nothing restarts after it.
+    // Disconnects every worker and waits until each has exited; nothing restarts meanwhile.
+    // Then, unless a shutdown began, the cluster can be used again: fork() starts supervised
+    // workers, which listen anew (every socket closed with its last worker).
     CLUSTER_DECL io::task<void> disconnect_all();
 
     // The restart policy gave up on a crash loop: the cluster stops.
@@ -91,10 +93,11 @@ private:
     bool gave_up_ = false;
     std::string gave_up_what_;
     unsigned stop_signals_ = 0;
-    int signal_fd_ = -1;     // run()'s signalfd, which a fork-mode worker must not keep
-    io::latch cancel_main_;  // a stop from outside main: main is cancelled
-    io::latch finished_;     // run() goes on to shutdown()
-    io::latch abort_;        // a second stop signal: shutdown() stops waiting
+    unsigned disconnecting_ = 0;  // disconnect_all() calls not finished
+    int signal_fd_ = -1;          // run()'s signalfd, which a fork-mode worker must not keep
+    io::latch cancel_main_;       // a stop from outside main: main is cancelled
+    io::latch finished_;          // run() goes on to shutdown()
+    io::latch abort_;             // a second stop signal: shutdown() stops waiting
     io::latch shutdown_done_;
 };
 

@@ -120,6 +120,12 @@ public:
         slots.notify();
     }
 
+    // After disconnect_all(): the cluster, with no worker left, starts and supervises them again.
+    void resume_supervising() {
+        stopping = false;
+        slots.notify();
+    }
+
     // The worker filling `slot` if it is ready and connected; else none.
     [[nodiscard]] record* serving(unsigned slot) const noexcept {
         if (stopping) return nullptr;

@@ -83,9 +83,8 @@ public:
     [[nodiscard]] io::mailbox<incoming<erased>>& inbox() noexcept { return inbox_; }
 
     // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or
-    // shares the one it has, and emits a listening event. Workers that listen on the same
-    // endpoint text share it, port 0 included (they all get the port the kernel chose, as in
-    // Node). Throws std::system_error naming the endpoint and the step that failed.
+    // shares the one it has, and emits a listening event (see worker<P>::listen). Throws
+    // std::system_error naming the endpoint and the step that failed.
     CLUSTER_DECL io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
                                                 net::listener_options o = {});
 
@@ -212,6 +211,7 @@ private:
     overload_counts overload_;
     pressure_log log_;
     std::stop_source stopping_;
+    bool leaving_ = false;             // it called disconnect()
     io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;

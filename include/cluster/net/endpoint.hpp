@@ -1,5 +1,5 @@
-// cluster::net::endpoint: an address to listen on or connect to — IPv4, IPv6, or a Unix-domain
-// socket (a path, or Linux's abstract namespace) — parsed, printed, hashed, and as a sockaddr.
+// cluster::net::endpoint: an address to listen on or connect to — IPv4, IPv6, a Unix-domain socket
+// (a path, or Linux's abstract namespace), or an inherited socket's name — parsed, printed, hashed.
 #pragma once
 
 #include <cluster/config.hpp>
@@ -39,6 +39,7 @@ enum class endpoint_errc {
     invalid_path,       // "unix:", "@", a path with a NUL byte in it
     path_too_long,      // more than sun_path holds
     udp_text,           // "udp:127.0.0.1:53": a udp_endpoint's text, not a stream endpoint's
+    invalid_name,       // "fd:", an inherited socket's name with ':' or a control character in it
 };
 
 class endpoint_error_category final : public std::error_category {
@@ -57,6 +58,8 @@ public:
         case endpoint_errc::path_too_long: return "Unix socket path longer than 107 bytes";
         case endpoint_errc::udp_text:
             return "a UDP endpoint: udp_endpoint::parse reads it, and listen() on it gives a udp_socket";
+        case endpoint_errc::invalid_name:
+            return "an inherited socket's name is 1 to 255 bytes, with no ':' and no control character";
         }
         return "unknown endpoint error";
     }
@@ -82,6 +85,9 @@ namespace detail {
 // abstract name.
 inline constexpr std::size_t max_unix_name = sizeof(sockaddr_un::sun_path) - 1;
 inline constexpr socklen_t unix_name_offset = offsetof(sockaddr_un, sun_path);
+
+// systemd's limit on a passed descriptor's name (FileDescriptorName=), which inherited names follow.
+inline constexpr std::size_t max_inherited_name = 255;
 
 inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
     if (text.empty()) return endpoint_errc::missing_port;
@@ -145,21 +151,36 @@ public:
     // ("@name"); throws std::system_error quoting the path if it cannot be one.
     static endpoint unix_socket(std::string_view path) { return or_throw(make_unix(path), path); }
 
-    // "0.0.0.0:8000", "[::]:8000", "[fe80::1%2]:80", "unix:/run/app.sock", "unix:@name", or
-    // a bare "/path" or "@name". Addresses are numeric: nothing is resolved.
+    // A listening socket the primary adopted under `name` (primary<P>::adopt): a worker that
+    // listens here gets that socket. Names follow systemd's: 1 to 255 bytes, no ':', no control
+    // character. "fd:3" names what adopting the primary's fd 3 registers, as Node's
+    // listen({fd: 3}). Throws std::system_error quoting the name if it cannot be one.
+    static endpoint inherited(std::string_view name) { return or_throw(make_inherited(name), name); }
+
+    // "0.0.0.0:8000", "[::]:8000", "[fe80::1%2]:80", "unix:/run/app.sock", "unix:@name", a
+    // bare "/path" or "@name", or "fd:name". Addresses are numeric: nothing is resolved.
     static CLUSTER_DECL result<endpoint> parse(std::string_view text);
 
     // An address the kernel gave (accept, getsockname, getpeername). A Unix socket without
     // a name (a client's, or one end of a socketpair) is an endpoint too: is_unnamed().
     static CLUSTER_DECL result<endpoint> from_sockaddr(const sockaddr* addr, socklen_t len) noexcept;
 
-    // AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for no address.
+    // AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC for no address (an inherited socket's name included).
     [[nodiscard]] int family() const noexcept { return storage_.ss_family; }
-    [[nodiscard]] bool empty() const noexcept { return family() == AF_UNSPEC; }
+    [[nodiscard]] bool empty() const noexcept { return family() == AF_UNSPEC && name_.empty(); }
     [[nodiscard]] bool is_ip() const noexcept { return family() == AF_INET || family() == AF_INET6; }
     [[nodiscard]] bool is_unix() const noexcept { return family() == AF_UNIX; }
     [[nodiscard]] CLUSTER_DECL bool is_abstract() const noexcept;
     [[nodiscard]] bool is_unnamed() const noexcept { return is_unix() && size_ <= detail::unix_name_offset; }
+    [[nodiscard]] bool is_inherited() const noexcept { return !name_.empty(); }
+    // An inherited socket's name ("3" in "fd:3"); "" for any other endpoint.
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+    // This endpoint with a relative Unix path made absolute against the working directory, as
+    // Node's path.resolve() would ("." and ".." taken out); any other endpoint as it is. A
+    // worker resolves its path before the primary, which may work elsewhere, binds it.
+    // path_too_long if the whole path no longer fits.
+    [[nodiscard]] CLUSTER_DECL result<endpoint> absolute() const;
 
     // The port; 0 for a Unix-domain socket (and for "let the kernel choose").
     [[nodiscard]] CLUSTER_DECL std::uint16_t port() const noexcept;
@@ -169,7 +190,7 @@ public:
     [[nodiscard]] CLUSTER_DECL std::string address() const;
 
     // The form parse() reads back: "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock",
-    // "unix:@name". An unnamed Unix socket prints as "unix:" and no address as "(none)":
+    // "unix:@name", "fd:name". An unnamed Unix socket prints as "unix:" and no address as "(none)":
     // neither parses, since neither can be listened on or connected to.
     [[nodiscard]] CLUSTER_DECL std::string to_string() const;
 
@@ -182,9 +203,9 @@ public:
     [[nodiscard]] const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
     [[nodiscard]] socklen_t size() const noexcept { return size_; }
 
-    // Same family, address, port (and IPv6 scope), or same Unix name.
+    // Same family, address, port (and IPv6 scope), same Unix name, or same inherited name.
     friend bool operator==(const endpoint& a, const endpoint& b) noexcept {
-        return a.size_ == b.size_ && std::memcmp(&a.storage_, &b.storage_, a.size_) == 0;
+        return a.size_ == b.size_ && std::memcmp(&a.storage_, &b.storage_, a.size_) == 0 && a.name_ == b.name_;
     }
 
 private:
@@ -193,6 +214,8 @@ private:
     static CLUSTER_DECL result<endpoint> make_ip(std::string_view address, std::uint16_t port);
 
     static CLUSTER_DECL result<endpoint> make_unix(std::string_view path);
+
+    static CLUSTER_DECL result<endpoint> make_inherited(std::string_view name);
 
     CLUSTER_DECL void assign_ipv4(in_addr addr, std::uint16_t port) noexcept;
     // Flow information is dropped: it labels packets, it does not name a host.
@@ -219,6 +242,7 @@ private:
 
     sockaddr_storage storage_{};
     socklen_t size_ = 0;
+    std::string name_;  // an inherited socket's: it has no address until the primary resolves it
 };
 
 // The address a socket is bound to: with port 0, the port the kernel chose.

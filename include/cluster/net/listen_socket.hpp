@@ -1,5 +1,6 @@
 // cluster::net::listen_socket: a stream socket listening on an endpoint, with the options servers
-// need (address and port reuse, backlog, dual-stack IPv6) and safe reuse of a stale Unix socket file.
+// need (address and port reuse, backlog, dual-stack IPv6, a socket file's mode), and the safe reuse
+// and removal of a Unix socket file.
 #pragma once
 
 #include <netinet/in.h>
@@ -36,6 +37,11 @@ struct listen_options {
     // such a file, but only one that is a socket and refuses connections: never a file of
     // another kind, and never a socket somebody listens on.
     bool replace_stale_unix_socket = true;
+    // The socket file's permissions, as chmod() sets them (a Unix path only: an IP endpoint or
+    // an abstract name has no file, and gets EINVAL). Set after bind() and before listen(), so
+    // no client connects before they apply: 0660 lets the file's group connect, 0666 anyone
+    // (Node's readableAll and writableAll). Unset: what the umask leaves.
+    std::optional<mode_t> mode = std::nullopt;
 };
 
 namespace detail {
@@ -86,7 +92,33 @@ inline result<void> bind_to(int fd, const endpoint& ep, const listen_options& o,
     return errno_code(err);
 }
 
+// A Unix socket path: the one kind of endpoint with a file of its own.
+inline bool has_socket_file(const endpoint& ep) noexcept {
+    return ep.is_unix() && !ep.is_abstract() && !ep.is_unnamed();
+}
+
+inline result<void> check_mode(const endpoint& ep, const listen_options& o, std::string& step) {
+    if (!o.mode) return {};
+    step = "mode: only a Unix socket path has a file to set it on";
+    if (!has_socket_file(ep)) return errno_code(EINVAL);
+    step = "mode: not a file mode (at most 07777)";
+    if (*o.mode > 07777) return errno_code(EINVAL);
+    return {};
+}
+
+// A file bind() just made that cannot get its mode is removed: left there, it would be a
+// stale socket file nobody owns.
+inline result<void> apply_mode(const endpoint& ep, const listen_options& o, std::string& step) {
+    if (!o.mode) return {};
+    step = "chmod the socket file";
+    if (::chmod(ep.address().c_str(), *o.mode) == 0) return {};
+    const int err = errno;
+    ::unlink(ep.address().c_str());
+    return errno_code(err);
+}
+
 inline result<unique_fd> open_listening(const endpoint& ep, const listen_options& o, std::string& step) {
+    if (auto checked = check_mode(ep, o, step); !checked) return checked.error();
     step = "socket";
     unique_fd fd(::socket(ep.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return errno_code(errno);
@@ -104,6 +136,7 @@ inline result<unique_fd> open_listening(const endpoint& ep, const listen_options
         if (!r) return r.error();
     }
     if (auto bound = bind_to(fd.get(), ep, o, step); !bound) return bound.error();
+    if (auto moded = apply_mode(ep, o, step); !moded) return moded.error();
     step = "listen";
     if (::listen(fd.get(), o.backlog) != 0) return errno_code(errno);
     return fd;
@@ -111,9 +144,41 @@ inline result<unique_fd> open_listening(const endpoint& ep, const listen_options
 
 }  // namespace detail
 
+// The file a Unix-domain socket was bound to, as it was then. It is removed only while its
+// path still names that very file: a server started on the path since keeps its own. Remove
+// it before the socket closes: until then no new file can have the old one's inode.
+class socket_file {
+public:
+    socket_file() noexcept = default;
+
+    // The file at ep's path now; none for an endpoint without one, or a path with no file.
+    static socket_file at(const endpoint& ep) {
+        socket_file f;
+        struct stat st {};
+        if (!detail::has_socket_file(ep) || ::lstat(ep.address().c_str(), &st) != 0) return f;
+        f.path_ = ep.address();
+        f.device_ = st.st_dev;
+        f.inode_ = st.st_ino;
+        return f;
+    }
+
+    // Unlinks it, once, if it is still there.
+    void remove() noexcept {
+        struct stat st {};
+        if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == device_ && st.st_ino == inode_)
+            ::unlink(path_.c_str());
+        path_.clear();
+    }
+
+private:
+    std::string path_;
+    dev_t device_ = 0;
+    ino_t inode_ = 0;
+};
+
 // A close-on-exec socket listening on `ep` (blocking: io_uring waits for it). With port 0
 // the kernel picks the port: local_endpoint(fd) says which. A Unix socket file is left on
-// disk when the socket closes; whoever owns the path unlinks it.
+// disk when the socket closes; whoever owns the path removes it (socket_file does so safely).
 //
 // Replacing a stale socket file is safe against live servers, not against a second
 // process starting on the same path at the same instant: start one server per path.

@@ -4,6 +4,8 @@
 
 #include <cluster/config.hpp>
 
+#include <fcntl.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -79,7 +81,10 @@ public:
                    const listener_options& o)
         : host_(host), id_(id), schedule_(s), local_(std::move(local)), socket_(std::move(socket)),
           max_connections_(o.max_connections),
-          reports_closes_(s == schedule::least_connections || s == schedule::custom) {}
+          reports_closes_(s == schedule::least_connections || s == schedule::custom) {
+        // listener::accept_ready() takes what readiness announced, or finds it taken.
+        if (socket_) ::fcntl(socket_.get(), F_SETFL, ::fcntl(socket_.get(), F_GETFL) | O_NONBLOCK);
+    }
 
     // A connection the primary handed over: queued for accept(), or refused. One that came
     // without its socket (this process is out of descriptors) is refused like one past
@@ -141,7 +146,11 @@ public:
     // errc::listener_closed. Answers the awaiting task's stop token (operation_canceled).
     CLUSTER_DECL io::task<result<tcp_stream>> accept();
 
-    // Stops accepting: connections handed over and not taken go back to the primary.
+    // Stops accepting: connections handed over and not taken go back to the primary, which
+    // takes this worker off the socket (and closes it once no worker listens there). The
+    // worker may listen on the endpoint again. A listener destroyed closes too, unless by an
+    // exception on its worker's way out: a worker that fails, like one killed, keeps its place
+    // for its replacement.
     CLUSTER_DECL void close() noexcept;
 
     [[nodiscard]] bool is_open() const noexcept { return state_ && !state_->closed_; }
@@ -162,6 +171,13 @@ private:
     static CLUSTER_DECL io::task<result<tcp_stream>> take_handed(std::shared_ptr<detail::listener_state> state);
 
     static CLUSTER_DECL io::task<result<tcp_stream>> accept_on_socket(std::shared_ptr<detail::listener_state> state);
+
+    // The next connection on `fd`, a listening socket other workers may wait on too:
+    // readiness, then accept4(). An io_uring accept waits exclusively, and one stopped after
+    // it was woken (a worker closing its listener, or leaving) takes the wake-up with it: the
+    // connection would wait in the queue until the next one came. Readiness wakes every
+    // waiter, and one of them takes it, as with Node's SCHED_NONE.
+    static CLUSTER_DECL io::task<result<tcp_stream>> accept_ready(int fd, std::stop_token stop);
 
     std::shared_ptr<detail::listener_state> state_;
 };

@@ -56,6 +56,10 @@ CLUSTER_DECL io::task<event<erased>> primary_core::next_message(std::uint32_t ty
     return s_->events.next_message(type_id);
 }
 
+CLUSTER_DECL result<net::endpoint> primary_core::adopt(unique_fd fd, std::string name, std::string& what) {
+    return s_->balancer.adopt(std::move(fd), std::move(name), what);
+}
+
 CLUSTER_DECL io::task<void> primary_core::disconnect_all() { return s_->stopper.disconnect_all(); }
 CLUSTER_DECL io::task<void> primary_core::shutdown() { return s_->stopper.shutdown(); }
 CLUSTER_DECL io::task<reload_event> primary_core::reload() { return s_->rollout.reload(); }

@@ -16,7 +16,7 @@ CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
     r->end_link();
     s_.slots.notify();
     s_.overload.fds_lost += r->link.channel.fds_lost();
-    s_.balancer.worker_gone(*r);
+    s_.balancer.worker_gone(*r, s_.slots.contains(r->home_slot));
     s_.events.report(event<erased>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
     r->reader_finished();
     if (!r->disconnect_sent && !r->retiring && !s_.stopping)

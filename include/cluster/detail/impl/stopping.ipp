@@ -49,7 +49,9 @@ CLUSTER_DECL io::task<void> stopper::shutdown() {
 CLUSTER_DECL io::task<void> stopper::disconnect_all() {
     s_.balancer.stop_accepting();
     s_.stop_supervising();
+    ++disconnecting_;
     co_await disconnect_everyone(stop_reason::disconnect);
+    if (--disconnecting_ == 0 && !shutdown_begun_) s_.resume_supervising();
 }
 
 CLUSTER_DECL void stopper::give_up(unsigned worker_id, std::string what) {

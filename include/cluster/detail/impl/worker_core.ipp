@@ -61,6 +61,7 @@ CLUSTER_DECL io::task<result<void>> worker_core::disconnect() {
     // Before `leaving`: once the channel is shut, no answer about a connection could
     // reach the primary, which then offers every unanswered one elsewhere.
     give_back_connections();
+    leaving_ = true;
     const control::leaving bye;
     auto sent = co_await channel().send(bye);
     if (!sent) co_return sent;
@@ -115,13 +116,19 @@ CLUSTER_DECL io::task<void> worker_core::leave() {
 }
 
 CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const net::endpoint& at, net::schedule how, const net::listener_options& o, std::string& what) {
+    auto where = at.absolute();
+    if (!where) {
+        what = "resolving the Unix socket path against the working directory";
+        co_return where.error();
+    }
     control::listen_request ask;
-    ask.endpoint = at.to_string();
+    ask.endpoint = where->to_string();
     ask.schedule = static_cast<std::uint8_t>(how);
     ask.backlog = o.socket.backlog;
     ask.v6_only = static_cast<std::int8_t>(o.socket.v6_only ? (*o.socket.v6_only ? 1 : 0) : -1);
     ask.reuse_address = o.socket.reuse_address;
     ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
+    ask.mode = o.socket.mode ? static_cast<std::int32_t>(*o.socket.mode) : -1;
     ++listens_pending_;
     auto reply =
         co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
@@ -134,7 +141,7 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     } else {
         auto local = net::endpoint::parse(reply->local);
         state = std::make_shared<net::detail::listener_state>(static_cast<net::detail::listener_host*>(this),
-                                                              reply->listener, how, local ? *local : at,
+                                                              reply->listener, how, local ? *local : *where,
                                                               std::move(reply->socket), o);
         listeners_[reply->listener] = state;
         if (stopping()) state->stop_accepting();
@@ -224,6 +231,9 @@ CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener) noexcept {
 CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept {
     listeners_.erase(listener);
     udp_members_.erase(listener);
+    // A worker that fails (its listener destroyed by an exception on its way out) or leaves
+    // keeps its place for its slot's replacement: the primary learns of its end from its exit.
+    if (std::uncaught_exceptions() > 0 || stopping() || leaving_) return;
     const control::unlisten bye{listener};
     (void)channel().send(bye);
 }

@@ -4,7 +4,39 @@
 
 #include <cluster/net/endpoint.hpp>
 
+#include <unistd.h>
+
+#include <climits>
+#include <vector>
+
 namespace cluster::net {
+
+namespace detail {
+
+// `relative` made absolute under `base` (itself absolute), with "." and ".." taken out as
+// words, not by asking the file system: what Node's path.resolve() gives.
+inline std::string resolve_path(std::string_view base, std::string_view relative) {
+    std::vector<std::string_view> parts;
+    const auto take = [&parts](std::string_view path) {
+        while (!path.empty()) {
+            const auto slash = path.find('/');
+            const auto part = path.substr(0, slash);
+            path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+            if (part == "..") {
+                if (!parts.empty()) parts.pop_back();
+            } else if (!part.empty() && part != ".") {
+                parts.push_back(part);
+            }
+        }
+    };
+    take(base);
+    take(relative);
+    std::string out;
+    for (const auto part : parts) (out += '/') += part;
+    return out.empty() ? "/" : out;
+}
+
+}  // namespace detail
 
 CLUSTER_DECL endpoint endpoint::tcp(std::string_view address, std::uint16_t port) {
     return or_throw(make_ip(address, port), address);
@@ -14,6 +46,7 @@ CLUSTER_DECL result<endpoint> endpoint::parse(std::string_view text) {
     if (text.empty()) return endpoint_errc::empty;
     if (text.starts_with("udp:")) return endpoint_errc::udp_text;
     if (text.starts_with("unix:")) return make_unix(text.substr(5));
+    if (text.starts_with("fd:")) return make_inherited(text.substr(3));
     if (text.front() == '/' || text.front() == '@') return make_unix(text);
     std::string_view host;
     std::string_view port;
@@ -99,7 +132,15 @@ CLUSTER_DECL std::string endpoint::address() const {
     return {};
 }
 
+CLUSTER_DECL result<endpoint> endpoint::absolute() const {
+    if (!is_unix() || is_abstract() || is_unnamed() || unix_name()[0] == '/') return *this;
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) return errno_code(errno);
+    return make_unix(detail::resolve_path(cwd, unix_name()));
+}
+
 CLUSTER_DECL std::string endpoint::to_string() const {
+    if (is_inherited()) return "fd:" + name_;
     if (family() == AF_INET) return address() + ':' + std::to_string(port());
     if (family() == AF_INET6) return '[' + address() + "]:" + std::to_string(port());
     if (is_unix()) return "unix:" + address();
@@ -144,6 +185,15 @@ CLUSTER_DECL result<endpoint> endpoint::make_unix(std::string_view path) {
     if (name.size() > detail::max_unix_name) return endpoint_errc::path_too_long;
     endpoint ep;
     ep.assign_unix(name, abstract);
+    return ep;
+}
+
+CLUSTER_DECL result<endpoint> endpoint::make_inherited(std::string_view name) {
+    const bool printable =
+        std::all_of(name.begin(), name.end(), [](char c) { return c != ':' && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+    if (name.empty() || name.size() > detail::max_inherited_name || !printable) return endpoint_errc::invalid_name;
+    endpoint ep;
+    ep.name_ = name;
     return ep;
 }
 

@@ -4,6 +4,13 @@
 
 #include <cluster/net/listener.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <cluster/io/ops.hpp>
+
 namespace cluster::net {
 
 CLUSTER_DECL void detail::listener_state::offer(std::uint64_t seq, unique_fd socket) {
@@ -32,7 +39,7 @@ CLUSTER_DECL void detail::listener_state::close() noexcept {
     if (closed_) return;
     give_back();
     closed_ = true;
-    if (host_ && primary_accepts(schedule_)) host_->report_unlisten(id_);
+    if (host_) host_->report_unlisten(id_);
     socket_.reset();
 }
 
@@ -109,13 +116,31 @@ CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_on_socket(std::shared
     std::stop_source either;
     std::stop_callback on_mine(mine, detail::stop_with{&either});
     std::stop_callback on_leaving(state->stop_.get_token(), detail::stop_with{&either});
-    auto accepted = co_await net::accept(state->socket_.get()).with_stop_token(either.get_token());
+    auto accepted = co_await accept_ready(state->socket_.get(), either.get_token());
     if (accepted) co_return track(state, std::move(*accepted));
     // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
     // on it comes through the primary.
     if (accepted.error() == std::errc::invalid_argument) state->socket_stopped_ = true;
     if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
     co_return accepted.error();
+}
+
+CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_ready(int fd, std::stop_token stop) {
+    for (;;) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        unique_fd socket(::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+        const int err = errno;
+        if (socket) {
+            const auto from = endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), len);
+            co_return tcp_stream(std::move(socket), from ? *from : endpoint{});
+        }
+        // A client that gave up before it was accepted is not this worker's failure.
+        if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+        if (err != EAGAIN && err != EWOULDBLOCK) co_return errno_code(err);
+        auto ready = co_await io::poll(fd, POLLIN).with_stop_token(stop);
+        if (!ready) co_return ready.error();
+    }
 }
 
 }  // namespace cluster::net
