@@ -311,7 +311,7 @@ TEST_CASE("an attempt that times out goes to a worker again, and the late answer
     });
 }
 
-TEST_CASE("a job whose every attempt times out fails with timed_out; with a timeout of 0 an attempt waits as long "
+TEST_CASE("a job whose every attempt times out fails with timed_out, with a timeout of 0 an attempt waits as long "
           "as its worker lives") {
     with_primary(first_is_slow, [](primary<P>& p) -> task<void> {
         co_await scale_ready(p, 1);  // the slow one only
@@ -340,7 +340,7 @@ TEST_CASE("a job whose every attempt times out fails with timed_out; with a time
     });
 }
 
-TEST_CASE("a job that kills every worker it reaches fails after max_attempts with the last error; the rest are "
+TEST_CASE("a job that kills every worker it reaches fails after max_attempts with the last error, the rest are "
           "done") {
     with_primary(answer_all, [](primary<P>& p) -> task<void> {
         co_await bounded(p.scale(2));

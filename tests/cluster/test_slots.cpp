@@ -74,7 +74,7 @@ task<void> wait_for_slots(primary<proto>& p, std::vector<unsigned> known, result
 
 }  // namespace
 
-TEST_CASE("a worker knows its slot, as its handle and events do; a killed worker's replacement has a new id, the "
+TEST_CASE("a worker knows its slot, as its handle and events do, a killed worker's replacement has a new id, the "
           "same slot and the same fork_options") {
     const auto mode = GENERATE(start_mode::fork, start_mode::exec);
     INFO((mode == start_mode::fork ? "fork mode" : "exec mode"));

@@ -191,7 +191,7 @@ task<std::set<std::string>> sockets_of(primary<proto>& p, std::size_t workers) {
 
 }  // namespace
 
-TEST_CASE("shared and reuseport, IPv4 and IPv6: every worker answers, on the port port 0 got; events say udp4/udp6") {
+TEST_CASE("shared and reuseport, IPv4 and IPv6: every worker answers, on the port port 0 got, events say udp4/udp6") {
     const schedule how = GENERATE(schedule::shared, schedule::reuseport);
     const bool v6 = GENERATE(false, true);
     INFO(to_string(how) << (v6 ? " on [::1]" : " on 127.0.0.1"));
@@ -226,7 +226,7 @@ TEST_CASE("shared and reuseport, IPv4 and IPv6: every worker answers, on the por
     });
 }
 
-TEST_CASE("shared (the default) gives every worker the primary's one socket; reuseport each its slot's own") {
+TEST_CASE("shared (the default) gives every worker the primary's one socket, reuseport each its slot's own") {
     const std::string how = GENERATE(std::string(), std::string("shared"), std::string("reuseport"));
     INFO("schedule: " << (how.empty() ? "(default)" : how));
     with_udp_primary(udp_options_for(how), [&](primary<proto>& p) -> task<void> {

@@ -77,7 +77,7 @@ TEST_CASE("shield gives the caller the task's value, or rethrows its exception")
     });
 }
 
-TEST_CASE("a stop asked of the caller ends its wait; the shielded task finishes all the same") {
+TEST_CASE("a stop asked of the caller ends its wait, the shielded task finishes all the same") {
     run([]() -> task<void> {
         shielded_call c;
         c.caller_stop.request_stop();

@@ -89,7 +89,7 @@ TEST_CASE("read_exact at an early end of stream is errc::eof, with what did come
     CHECK(buf[3] == std::byte{'-'});
 }
 
-TEST_CASE("send_all and recv_exact over a socketpair; a send to a closed peer is EPIPE, not SIGPIPE") {
+TEST_CASE("send_all and recv_exact over a socketpair, a send to a closed peer is EPIPE, not SIGPIPE") {
     io_context ctx;
     auto pair = support::make_socketpair();
     auto& a = pair[0];

@@ -376,7 +376,7 @@ TEST_CASE("v6_only: a dual-stack socket takes IPv4 clients as ::ffff:a.b.c.d, a 
     CHECK(refused.error() == std::errc::connection_refused);
 }
 
-TEST_CASE("reuse_port lets sockets share a port; without it the second bind is EADDRINUSE, named in the exception") {
+TEST_CASE("reuse_port lets sockets share a port, without it the second bind is EADDRINUSE, named in the exception") {
     auto first = listen_socket(endpoint::tcp("127.0.0.1", 0), {.reuse_port = true});
     const auto ep = bound(first.get());
     auto second = try_listen_socket(ep, {.reuse_port = true});

@@ -84,7 +84,7 @@ TEST_CASE("refused: no address, no port, a Unix-domain address, and a UDP text r
     }
 }
 
-TEST_CASE("from_sockaddr: IPv4 and IPv6 addresses the kernel gives; a Unix-domain one is refused") {
+TEST_CASE("from_sockaddr: IPv4 and IPv6 addresses the kernel gives, a Unix-domain one is refused") {
     sockaddr_in in{};
     in.sin_family = AF_INET;
     in.sin_port = htons(4000);

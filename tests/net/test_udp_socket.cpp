@@ -116,7 +116,7 @@ TEST_CASE("IPv6: datagrams over ::1, and an IPv4 sender seen as ::ffff:127.0.0.1
     }());
 }
 
-TEST_CASE("a datagram longer than the buffer is datagram_truncated; one that fits exactly, or is empty, is whole") {
+TEST_CASE("a datagram longer than the buffer is datagram_truncated, one that fits exactly, or is empty, is whole") {
     auto server = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     auto client = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     sync_wait([&]() -> task<void> {

@@ -307,7 +307,7 @@ TEST_CASE("inline, gathered and memfd-backed shared_bytes cross between processe
     CHECK(memfd_mapping_count() == maps_before);
 }
 
-TEST_CASE("large heap values go by reference; with more copied bytes, the memfd frame is shared") {
+TEST_CASE("large heap values go by reference, with more copied bytes, the memfd frame is shared") {
     io_context ctx;
     const auto big = pattern(3u << 20, 8);
     auto [x, y] = ipc::make_socket_pair().value();
