@@ -127,19 +127,22 @@ CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_on_socket(std::shared
 
 CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_ready(int fd, std::stop_token stop) {
     for (;;) {
+        // Readiness first, even with connections queued: accept4() alone would take the whole
+        // queue in one turn of the loop, before any accepted connection is served.
+        auto ready = co_await io::poll(fd, POLLIN).with_stop_token(stop);
+        if (!ready) co_return ready.error();
         sockaddr_storage peer{};
         socklen_t len = sizeof peer;
         unique_fd socket(::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
-        const int err = errno;
         if (socket) {
             const auto from = endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), len);
             co_return tcp_stream(std::move(socket), from ? *from : endpoint{});
         }
-        // A client that gave up before it was accepted is not this worker's failure.
-        if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-        if (err != EAGAIN && err != EWOULDBLOCK) co_return errno_code(err);
-        auto ready = co_await io::poll(fd, POLLIN).with_stop_token(stop);
-        if (!ready) co_return ready.error();
+        // Another worker took it, or a client gave up before it was accepted: neither is
+        // this worker's failure.
+        const int err = errno;
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED && err != EPROTO)
+            co_return errno_code(err);
     }
 }
 
