@@ -58,8 +58,11 @@ while (( ${#live[@]} < 2 )); do expect '^Worker [0-9]+ \(pid [0-9]+\) online$'; 
 hello_world
 
 echo "--- SIGKILL a worker: the restart policy replaces it"
-victim=$(printf '%s\n' "${!live[@]}" | head -n 1)
-kill -KILL "$victim"
+# Not `printf | head -n 1`: head may close the pipe before printf has written, and under
+# pipefail the SIGPIPE would end this script without a word.
+pids=("${!live[@]}")
+victim=${pids[0]}
+kill -KILL "$victim" || fail "cannot kill worker $victim"
 expect "^Worker [0-9]+ \(pid $victim\) exited: signal SIGKILL$"
 expect '^Replacing worker [0-9]+ in [0-9]+ ms \(restart 1\)$'
 expect '^Worker [0-9]+ \(pid [0-9]+\) online$'
