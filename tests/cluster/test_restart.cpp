@@ -226,11 +226,27 @@ namespace {
 constexpr auto min_uptime = 300ms;
 constexpr unsigned stays_up = 3;  // the one worker that stays up past min_uptime
 
-// Every worker crashes at once, but stays_up first stays online for min_uptime and more
-// (more by a margin for a primary that reads its online message late).
+// Every worker crashes at once, but stays_up first waits for the primary's word that it
+// has been online for min_uptime.
 task<void> crash_unless_it_stays_up(worker<proto>& w) {
-    if (w.id() == stays_up) co_await io::sleep_for(min_uptime + 500ms);
+    if (w.id() == stays_up) (void)co_await w.receive();
     throw std::runtime_error("crashing on purpose");
+}
+
+// record_until_gave_up(), and stays_up is told to go once min_uptime has passed since the
+// primary saw it online: by the primary's clock, which is the one the policy reads, so no
+// lateness of either process can make its uptime short. The timer is the uptime under
+// test, not a guess at how long something takes.
+task<void> release_after_min_uptime(primary<proto>& p, std::vector<event<proto>>& seen) {
+    (void)co_await p.fork(as_configured);
+    do {
+        seen.push_back(co_await bounded(p.next_event()));
+        if (const auto* online = seen.back().get_if<online_event>(); online && online->worker_id == stays_up) {
+            co_await io::sleep_for(min_uptime);
+            const support::note go{stays_up, "go"};
+            (void)co_await seen.back().worker()->send(go);
+        }
+    } while (!seen.back().is<gave_up_event>());
 }
 
 }  // namespace
@@ -245,7 +261,7 @@ TEST_CASE("a worker that stays up for min_uptime after coming online starts its 
     {
         io_context ctx;
         primary<proto> p(o, crash_unless_it_stays_up);
-        code = sync_wait(p.run([&seen](primary<proto>& self) { return record_until_gave_up(self, seen); }));
+        code = sync_wait(p.run([&seen](primary<proto>& self) { return release_after_min_uptime(self, seen); }));
     }
     CHECK(code == exit_code::gave_up);
     // Workers 1 and 2 are unstable, 3 is not, 4 and 5 are again: 6 is one too many. Without
