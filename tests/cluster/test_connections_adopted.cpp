@@ -32,9 +32,6 @@ using support::proto;
 
 namespace {
 
-const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
-                                   schedule::least_connections, schedule::custom};
-
 // A socket on 127.0.0.1 at a port the kernel picks, as systemd passes one: open across exec.
 unique_fd loopback_socket(int type, bool listening, bool reuse_port = false) {
     unique_fd fd(::socket(AF_INET, type, 0));
@@ -90,7 +87,7 @@ refusal adopting(primary<proto>& p, Make make) {
 }  // namespace
 
 TEST_CASE("an adopted socket serves every schedule, found by its name or its address, and outlives its listeners") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     INFO(to_string(how));
     support::with_listener_workers(support::options_for(how, "fd:web"), [&](primary<proto>& p) -> task<void> {
         auto fd = loopback_socket(SOCK_STREAM, true, true);
@@ -113,7 +110,7 @@ TEST_CASE("an adopted socket serves every schedule, found by its name or its add
         // Nobody listens: the adopted socket still does, and a client waits for the next listener.
         co_await order(p, a.worker_id, "close 0");
         co_await order(p, b.worker_id, "close 0");
-        auto waiting = co_await support::bounded(support::ask_later(address, "waited"));
+        auto waiting = co_await support::bounded(support::ask_later(address, 'c', "waited"));
         co_await order(p, a.worker_id, "listen");
         (void)co_await support::listening(p);
         const unsigned id = co_await support::bounded(support::answer_of(waiting, "waited"));

@@ -36,34 +36,6 @@ using steady = std::chrono::steady_clock;
 
 endpoint where(const support::listen_result& r) { return endpoint(r.local); }
 
-// Sends a request on a new connection without waiting for the answer.
-task<tcp_stream> ask_later(endpoint to, char c, std::string payload) {
-    auto s = co_await support::dial(to);
-    REQUIRE(s.has_value());
-    const std::string line = std::string(1, c) + " " + payload + "\n";
-    auto sent = co_await s->write(std::span(line.data(), line.size()));
-    REQUIRE(sent.has_value());
-    co_return std::move(*s);
-}
-
-// Reads the answer to a request sent earlier (ask_later); fails the test unless it came.
-task<unsigned> answer_of(tcp_stream& s, std::string payload) {
-    std::string got;
-    std::array<char, 128> buf{};
-    while (got.find('\n') == std::string::npos) {
-        auto n = co_await s.read_some(std::span(buf)).with_timeout(support::wait_limit);
-        INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got
-                          << "'");
-        REQUIRE(n.has_value());
-        REQUIRE(*n > 0);
-        got.append(buf.data(), *n);
-    }
-    const auto space = got.find(' ');
-    REQUIRE(space != std::string::npos);
-    CHECK(got.substr(space + 1) == payload + "\n");
-    co_return static_cast<unsigned>(std::stoul(got.substr(0, space)));
-}
-
 // Forks a worker that first says how many connections on `port` it inherited: must be none.
 task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
     const auto counting = support::with_env(support::setting::inherited_port, std::to_string(port));
@@ -75,7 +47,7 @@ task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
 // Every other request in `asked`, from `first` on, is answered by `worker_id`.
 task<void> answered_by(std::vector<tcp_stream>& asked, std::size_t first, unsigned worker_id) {
     for (std::size_t i = first; i < asked.size(); i += 2) {
-        const unsigned id = co_await support::bounded(answer_of(asked[i], std::to_string(i)));
+        const unsigned id = co_await support::bounded(support::answer_of(asked[i], std::to_string(i)));
         CHECK(id == worker_id);
     }
 }
@@ -95,7 +67,7 @@ task<odd_ones_held> hold_odd_ones(primary<proto>& p, int n) {
     const auto lazy = support::with_env(support::behaviour_env, support::behaviour::lazy_lines);
     h.idle = co_await support::start_listening(p, 1, lazy);
     for (int i = 0; i < n; ++i)
-        h.asked.push_back(co_await support::bounded(ask_later(where(h.at), 'c', std::to_string(i))));
+        h.asked.push_back(co_await support::bounded(support::ask_later(where(h.at), 'c', std::to_string(i))));
     co_await answered_by(h.asked, 0, h.at.worker_id);
     co_return std::move(h);
 }
@@ -145,11 +117,11 @@ TEST_CASE("with every worker at max_connections, a connection waits in the prima
         auto a = co_await support::bounded(support::hold_one(where(at), "a"));
         auto b = co_await support::bounded(support::hold_one(where(at), "b"));
         CHECK(a.worker_id != b.worker_id);
-        auto waiting = co_await support::bounded(ask_later(where(at), 'c', "waiting"));
+        auto waiting = co_await support::bounded(support::ask_later(where(at), 'c', "waiting"));
         const bool unanswered = co_await still_unanswered(waiting, 150ms);
         CHECK(unanswered);
         support::hang_up(b.stream);
-        const unsigned id = co_await support::bounded(answer_of(waiting, "waiting"));
+        const unsigned id = co_await support::bounded(support::answer_of(waiting, "waiting"));
         CHECK(id == b.worker_id);
         // a's worker is still full, and a still served.
         auto again = co_await support::request(a.stream, 'k', "a2");
@@ -172,11 +144,11 @@ TEST_CASE("a connection made while no worker listens waits in the primary, and t
         // Its replacement is on its way (after the restart delay): these wait for it.
         std::vector<tcp_stream> waiting;
         for (int i = 0; i < 3; ++i)
-            waiting.push_back(co_await support::bounded(ask_later(where(at), 'c', std::to_string(i))));
+            waiting.push_back(co_await support::bounded(support::ask_later(where(at), 'c', std::to_string(i))));
         const auto next = co_await support::listening(p);
         for (int i = 0; i < 3; ++i) {
             const unsigned id =
-                co_await support::bounded(answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
+                co_await support::bounded(support::answer_of(waiting[static_cast<std::size_t>(i)], std::to_string(i)));
             CHECK(id == next.worker_id);
         }
     });
@@ -232,7 +204,7 @@ TEST_CASE("a worker SIGKILLed mid-request loses only its own requests, and the c
         }
         REQUIRE(kept.size() == 3);
         // A slow request: its worker holds it, and is killed while it does.
-        auto slow = co_await support::bounded(ask_later(where(at), 's', "slow"));
+        auto slow = co_await support::bounded(support::ask_later(where(at), 's', "slow"));
         const auto holding = co_await support::note_starting(p, "holding slow");
         const unsigned victim = holding.worker_id;
         REQUIRE(support::worker_of(p, victim).kill(SIGKILL).has_value());
@@ -273,15 +245,15 @@ TEST_CASE("a worker forked while a connection is in flight to another keeps no c
         co_await fork_inheriting_none(p, at.port);
         const auto late = co_await support::listening(p);
         co_await close_listener_of(p, held.idle.worker_id);
-        const unsigned id = co_await support::bounded(answer_of(asked[1], "1"));
+        const unsigned id = co_await support::bounded(support::answer_of(asked[1], "1"));
         CHECK((id == at.worker_id || id == late.worker_id));
         // Its worker closed it after answering: nobody else holds it open.
         const bool closed = co_await support::closed_by_peer(asked[1], 2000ms);
         CHECK(closed);
         // And every connection a worker closes reaches its client as a close.
         for (int i = 0; i < 8; ++i) {
-            auto s = co_await support::bounded(ask_later(where(at), 'c', "again"));
-            (void)co_await support::bounded(answer_of(s, "again"));
+            auto s = co_await support::bounded(support::ask_later(where(at), 'c', "again"));
+            (void)co_await support::bounded(support::answer_of(s, "again"));
             const bool done = co_await support::closed_by_peer(s, 2000ms);
             CHECK(done);
         }
@@ -308,7 +280,7 @@ TEST_CASE("a worker forked just as the primary passes a connection on keeps no c
         REQUIRE(forked.has_value());
         const auto said = co_await support::note_starting(p, "inherited ");
         CHECK(said.text == "inherited 0");
-        const unsigned id = co_await support::bounded(answer_of(asked[1], "1"));
+        const unsigned id = co_await support::bounded(support::answer_of(asked[1], "1"));
         CHECK(id == at.worker_id);
         // Its worker closed it after answering: nobody else holds it open.
         const bool closed = co_await support::closed_by_peer(asked[1], 2000ms);
@@ -349,9 +321,6 @@ TEST_CASE("workers forked while the primary accepts a stream of connections inhe
 
 namespace {
 
-const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
-                                   schedule::least_connections, schedule::custom};
-
 task<void> many_connections(endpoint to, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) (void)co_await support::served_by(to, std::to_string(i));
 }
@@ -359,7 +328,7 @@ task<void> many_connections(endpoint to, std::size_t n) {
 }  // namespace
 
 TEST_CASE("the primary leaks no descriptor after many connections") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     INFO(to_string(how));
     support::with_primary(support::options_for(how), [](primary<proto>& p) -> task<void> {
         const auto at = co_await support::start_listening(p, 3);
@@ -515,7 +484,7 @@ task<void> under_load(primary<proto>& p, std::size_t n, load& l, scope& clients)
 }  // namespace
 
 TEST_CASE("a client load through a rolling reload sees no failed request") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     const bool keep_alive = GENERATE(false, true);
     const std::size_t workers = GENERATE(as<std::size_t>{}, 1, 3);
     INFO(workers << " workers, " << to_string(how) << (keep_alive ? ", keep-alive" : ", a connection per request"));
@@ -547,7 +516,7 @@ TEST_CASE("a client load through a rolling reload sees no failed request") {
 }
 
 TEST_CASE("a client load through a graceful stop sees no failed request, then its connects are refused") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     const bool keep_alive = GENERATE(false, true);
     const bool by_shutdown = GENERATE(true, false);
     INFO((by_shutdown ? "shutdown(), " : "disconnect_all(), ")

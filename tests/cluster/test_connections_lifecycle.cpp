@@ -28,9 +28,6 @@ using support::proto;
 
 namespace {
 
-const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
-                                   schedule::least_connections, schedule::custom};
-
 endpoint where(const support::listen_result& r) { return endpoint(r.local); }
 
 // The ids that answered `n` connections to `to`, one request each.
@@ -57,7 +54,7 @@ mode_t mode_of(const std::string& path) {
 }  // namespace
 
 TEST_CASE("a worker closes its listener and listens again, and once every worker has closed, clients are refused") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     INFO(to_string(how));
     support::with_listener_workers(support::options_for(how), [](primary<proto>& p) -> task<void> {
         const auto a = co_await support::start_listening(p, 1);
@@ -108,7 +105,7 @@ TEST_CASE("port 0: a worker's two listeners get two ports, which another worker'
 }
 
 TEST_CASE("a killed or failing worker's sockets stay open: clients wait for its replacement, which serves them") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     const bool killed = GENERATE(true, false);
     INFO(to_string(how) << (killed ? ", SIGKILLed" : ", an exception out of main"));
     auto o = support::options_for(how);
@@ -122,7 +119,7 @@ TEST_CASE("a killed or failing worker's sockets stay open: clients wait for its 
         else
             co_await order(p, a.worker_id, "throw");
         co_await until_exit_of(p, a.worker_id);
-        auto waiting = co_await support::bounded(support::ask_later(where(a), "held"));
+        auto waiting = co_await support::bounded(support::ask_later(where(a), 'c', "held"));
         const auto next = co_await support::listening(p);
         CHECK(next.worker_id != a.worker_id);
         CHECK(next.port == a.port);

@@ -33,9 +33,6 @@ namespace {
 
 using handle = worker_handle<proto>;
 
-const schedule every_schedule[] = {schedule::round_robin,       schedule::shared, schedule::reuseport, schedule::sticky,
-                                   schedule::least_connections, schedule::custom};
-
 endpoint where(const support::listen_result& r) { return endpoint(r.local); }
 
 // `clients` tasks, each making `each` connections, one request each, one after the other;
@@ -96,7 +93,7 @@ TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of
 }
 
 TEST_CASE("every schedule serves connections, from every worker where the primary or SO_REUSEPORT spreads them") {
-    const schedule how = GENERATE(from_range(std::begin(every_schedule), std::end(every_schedule)));
+    const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
     INFO(to_string(how));
     auto o = support::options_for(how);
     if (how == schedule::custom) {

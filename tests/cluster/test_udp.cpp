@@ -11,6 +11,7 @@
 
 #include "support/connections.hpp"
 #include "support/descriptors.hpp"
+#include "support/loopback.hpp"
 #include "support/primary.hpp"
 
 #include <netinet/in.h>
@@ -145,15 +146,6 @@ void with_udp_primary(primary_options o, Body&& body) {
     support::with_primary<proto>(std::move(o), udp_worker, std::forward<Body>(body));
 }
 
-bool ipv6_loopback_available() {
-    unique_fd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!fd) return false;
-    sockaddr_in6 addr{};
-    addr.sin6_family = AF_INET6;
-    addr.sin6_addr = in6addr_loopback;
-    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-}
-
 // `payload` from `client` to `to`: who answered it.
 task<unsigned> answered_by(udp_socket& client, udp_endpoint to, std::string payload) {
     auto sent = co_await client.send_to(payload, to);
@@ -195,7 +187,7 @@ TEST_CASE("shared and reuseport, IPv4 and IPv6: every worker answers, on the por
     const schedule how = GENERATE(schedule::shared, schedule::reuseport);
     const bool v6 = GENERATE(false, true);
     INFO(to_string(how) << (v6 ? " on [::1]" : " on 127.0.0.1"));
-    if (v6 && !ipv6_loopback_available()) {
+    if (v6 && !support::ipv6_loopback_available()) {
         WARN("skipped: this machine has no IPv6 loopback (::1)");
         return;
     }

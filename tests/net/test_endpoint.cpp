@@ -8,6 +8,7 @@
 #include <cluster/net/listen_socket.hpp>
 
 #include "support/descriptors.hpp"
+#include "support/loopback.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,17 +30,6 @@ using namespace cluster;
 using namespace cluster::net;
 
 namespace {
-
-// Like liburing's tests, skip (saying why) where the machine lacks the feature.
-bool ipv6_loopback_available() {
-    unique_fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return false;
-    sockaddr_in6 addr{};
-    addr.sin6_family = AF_INET6;
-    addr.sin6_addr = in6addr_loopback;
-    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-}
-constexpr const char* no_ipv6 = "skipped: this machine has no IPv6 loopback (::1)";
 
 // A blocking connect: these tests check listening sockets, not the runtime.
 result<unique_fd> connect_to(const endpoint& ep) {
@@ -334,8 +324,8 @@ TEST_CASE("listen_socket on IPv4 port 0: local_endpoint gives the kernel's port,
 }
 
 TEST_CASE("listen_socket on IPv6 [::1] port 0") {
-    if (!ipv6_loopback_available()) {
-        WARN(no_ipv6);
+    if (!support::ipv6_loopback_available()) {
+        WARN(support::no_ipv6);
         return;
     }
     auto fd = listen_socket(endpoint("[::1]:0"));
@@ -349,8 +339,8 @@ TEST_CASE("listen_socket on IPv6 [::1] port 0") {
 }
 
 TEST_CASE("v6_only: a dual-stack socket takes IPv4 clients as ::ffff:a.b.c.d, a v6-only one refuses them") {
-    if (!ipv6_loopback_available()) {
-        WARN(no_ipv6);
+    if (!support::ipv6_loopback_available()) {
+        WARN(support::no_ipv6);
         return;
     }
     {

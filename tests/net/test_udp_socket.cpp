@@ -12,6 +12,7 @@
 #include <cluster/net/udp_socket.hpp>
 
 #include "support/descriptors.hpp"
+#include "support/loopback.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -35,17 +36,6 @@ using namespace cluster::net;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Like liburing's tests, skip (saying why) where the machine lacks the feature.
-bool ipv6_loopback_available() {
-    unique_fd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!fd) return false;
-    sockaddr_in6 addr{};
-    addr.sin6_family = AF_INET6;
-    addr.sin6_addr = in6addr_loopback;
-    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-}
-constexpr const char* no_ipv6 = "skipped: this machine has no IPv6 loopback (::1)";
 
 udp_endpoint local_of(const udp_socket& s) {
     auto ep = s.local();
@@ -91,8 +81,8 @@ TEST_CASE("IPv4: port 0 gets a port, and datagrams go both ways with their sende
 }
 
 TEST_CASE("IPv6: datagrams over ::1, and an IPv4 sender seen as ::ffff:127.0.0.1 by a dual-stack socket") {
-    if (!ipv6_loopback_available()) {
-        WARN(no_ipv6);
+    if (!support::ipv6_loopback_available()) {
+        WARN(support::no_ipv6);
         return;
     }
     auto server = udp_socket::bind(endpoint::udp("::1", 0));

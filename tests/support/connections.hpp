@@ -27,6 +27,11 @@
 
 namespace support {
 
+// The six schedules, for the tests that hold under each.
+inline constexpr cluster::schedule every_schedule[] = {cluster::schedule::round_robin,       cluster::schedule::shared,
+                                                       cluster::schedule::reuseport,         cluster::schedule::sticky,
+                                                       cluster::schedule::least_connections, cluster::schedule::custom};
+
 // The workers' options: fork mode, nothing restarted unless a test says so.
 inline cluster::primary_options options_for(cluster::schedule how, std::string where = "127.0.0.1:0") {
     cluster::primary_options o;
@@ -154,6 +159,35 @@ inline cluster::task<answer> request(cluster::tcp_stream& s, char c, std::string
     a.complete = a.payload == payload;
     if (!a.complete) a.error = std::make_error_code(std::errc::bad_message);
     co_return a;
+}
+
+// A request (the line `<c> <payload>`) sent on a new connection, its answer read later (answer_of).
+inline cluster::task<cluster::tcp_stream> ask_later(cluster::endpoint to, char c, std::string payload) {
+    auto s = co_await dial(to);
+    INFO("connect to " << to.to_string());
+    REQUIRE(s.has_value());
+    const std::string line = std::string(1, c) + " " + payload + "\n";
+    auto sent = co_await s->write(std::span(line.data(), line.size()));
+    REQUIRE(sent.has_value());
+    co_return std::move(*s);
+}
+
+// Who answered the request sent on `s`; fails the test unless the answer came.
+inline cluster::task<unsigned> answer_of(cluster::tcp_stream& s, std::string payload) {
+    std::string got;
+    std::array<char, 128> buf{};
+    while (got.find('\n') == std::string::npos) {
+        auto n = co_await s.read_some(std::span(buf)).with_timeout(wait_limit);
+        INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got
+                          << "'");
+        REQUIRE(n.has_value());
+        REQUIRE(*n > 0);
+        got.append(buf.data(), *n);
+    }
+    const auto space = got.find(' ');
+    REQUIRE(space != std::string::npos);
+    CHECK(got.substr(space + 1) == payload + "\n");
+    co_return static_cast<unsigned>(std::stoul(got.substr(0, space)));
 }
 
 // Sends end of stream: the worker sees it even when another process (a worker forked since)

@@ -144,35 +144,6 @@ inline cluster::task<void> order(cluster::primary<proto>& p, unsigned id, std::s
     if (text.starts_with("close ")) (void)co_await note_starting(p, "closed " + text.substr(6));
 }
 
-// A request sent on a new connection, its answer read later (answer_of).
-inline cluster::task<cluster::tcp_stream> ask_later(cluster::endpoint to, std::string payload) {
-    auto s = co_await dial(to);
-    INFO("connect to " << to.to_string());
-    REQUIRE(s.has_value());
-    const std::string line = "c " + payload + "\n";
-    auto sent = co_await s->write(std::span(line.data(), line.size()));
-    REQUIRE(sent.has_value());
-    co_return std::move(*s);
-}
-
-// Who answered the request sent on `s`; fails the test unless the answer came.
-inline cluster::task<unsigned> answer_of(cluster::tcp_stream& s, std::string payload) {
-    std::string got;
-    std::array<char, 128> buf{};
-    while (got.find('\n') == std::string::npos) {
-        auto n = co_await s.read_some(std::span(buf)).with_timeout(wait_limit);
-        INFO("answer to " << payload << ": " << (n ? "end of stream" : n.error().message()) << " after '" << got
-                          << "'");
-        REQUIRE(n.has_value());
-        REQUIRE(*n > 0);
-        got.append(buf.data(), *n);
-    }
-    const auto space = got.find(' ');
-    REQUIRE(space != std::string::npos);
-    CHECK(got.substr(space + 1) == payload + "\n");
-    co_return static_cast<unsigned>(std::stoul(got.substr(0, space)));
-}
-
 // Why a new connection to `to` fails; none if it connects.
 inline cluster::task<std::error_code> refusal(cluster::endpoint to) {
     auto s = co_await dial(to);

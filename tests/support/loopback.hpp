@@ -1,6 +1,9 @@
-// support: streams over loopback — a listening socket for a test's body, and a client
-// connected through it with the server's end accepted.
+// support: loopback — whether it has IPv6, and streams over it: a client connected to a
+// listening socket with the server's end accepted.
 #pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <utility>
 
@@ -10,6 +13,17 @@
 #include <cluster/net.hpp>
 
 namespace support {
+
+// Like liburing's tests, a test of IPv6 skips, saying why, where the machine has no ::1.
+inline bool ipv6_loopback_available() {
+    cluster::unique_fd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return false;
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_loopback;
+    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+inline constexpr const char* no_ipv6 = "skipped: this machine has no IPv6 loopback (::1)";
 
 // Both ends of one connection.
 struct stream_pair {
