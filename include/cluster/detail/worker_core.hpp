@@ -156,6 +156,14 @@ private:
     CLUSTER_DECL io::task<result<net::udp_socket>> open_udp(const net::udp_endpoint& at, net::schedule how,
                                                             const net::udp_options& o, std::string& what);
 
+    // The primary's answer to `ask`; a failure (with `what` failed) if there is none or it refuses.
+    CLUSTER_DECL io::task<result<control::listen_reply>> ask_to_listen(const control::listen_request& ask,
+                                                                       std::string& what);
+
+    // listen()'s exception: the worker, the endpoint and the step that failed.
+    [[noreturn]] CLUSTER_DECL void cannot_listen(std::error_code error, const std::string& at,
+                                                 const std::string& what) const;
+
     // A connection the primary accepted for one of this worker's listeners. The first ones
     // may come right behind the listen reply, before the listen() that waits for it has
     // resumed: those wait for it.

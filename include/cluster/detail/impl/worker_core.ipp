@@ -16,9 +16,7 @@ CLUSTER_DECL void worker_core::close_link_in_forked_children() {
 CLUSTER_DECL io::task<net::listener> worker_core::listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
     std::string what;
     auto opened = co_await open_listener(at, how, o, what);
-    if (!opened)
-        throw std::system_error(opened.error(), "cluster: worker " + std::to_string(id_) + " cannot listen on " +
-                                                    at.to_string() + ": " + what);
+    if (!opened) cannot_listen(opened.error(), at.to_string(), what);
     co_return std::move(*opened);
 }
 
@@ -30,9 +28,7 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::try_listen(const net::
 CLUSTER_DECL io::task<net::udp_socket> worker_core::listen(const net::udp_endpoint& at, net::schedule how, net::udp_options o) {
     std::string what;
     auto opened = co_await open_udp(at, how, o, what);
-    if (!opened)
-        throw std::system_error(opened.error(), "cluster: worker " + std::to_string(id_) + " cannot listen on " +
-                                                    at.to_string() + ": " + what);
+    if (!opened) cannot_listen(opened.error(), at.to_string(), what);
     co_return std::move(*opened);
 }
 
@@ -130,15 +126,10 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
     ask.mode = o.socket.mode ? static_cast<std::int32_t>(*o.socket.mode) : -1;
     ++listens_pending_;
-    auto reply =
-        co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
+    auto reply = co_await ask_to_listen(ask, what);
     --listens_pending_;
     std::shared_ptr<net::detail::listener_state> state;
-    if (!reply) {
-        what = "no answer from the primary";
-    } else if (reply->error != 0) {
-        what = std::move(reply->what);
-    } else {
+    if (reply) {
         auto local = net::endpoint::parse(reply->local);
         state = std::make_shared<net::detail::listener_state>(static_cast<net::detail::listener_host*>(this),
                                                               reply->listener, how, local ? *local : *where,
@@ -148,15 +139,10 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     }
     route_early();
     if (!reply) co_return reply.error();
-    if (!state) co_return errno_code(reply->error);
     co_return net::listener(std::move(state));
 }
 
-CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::udp_endpoint& at, net::schedule how, const net::udp_options& o, std::string& what) {
-    control::listen_request ask;
-    ask.endpoint = at.to_string();
-    ask.schedule = static_cast<std::uint8_t>(how);
-    ask.v6_only = static_cast<std::int8_t>(o.v6_only ? (*o.v6_only ? 1 : 0) : -1);
+CLUSTER_DECL io::task<result<control::listen_reply>> worker_core::ask_to_listen(const control::listen_request& ask, std::string& what) {
     auto reply = co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
     if (!reply) {
         what = "no answer from the primary";
@@ -166,6 +152,20 @@ CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::
         what = std::move(reply->what);
         co_return errno_code(reply->error);
     }
+    co_return std::move(*reply);
+}
+
+CLUSTER_DECL void worker_core::cannot_listen(std::error_code error, const std::string& at, const std::string& what) const {
+    throw std::system_error(error, "cluster: worker " + std::to_string(id_) + " cannot listen on " + at + ": " + what);
+}
+
+CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::udp_endpoint& at, net::schedule how, const net::udp_options& o, std::string& what) {
+    control::listen_request ask;
+    ask.endpoint = at.to_string();
+    ask.schedule = static_cast<std::uint8_t>(how);
+    ask.v6_only = static_cast<std::int8_t>(o.v6_only ? (*o.v6_only ? 1 : 0) : -1);
+    auto reply = co_await ask_to_listen(ask, what);
+    if (!reply) co_return reply.error();
     if (!reply->socket) {
         report_unlisten(reply->listener);
         what = "the socket did not come: this worker is out of descriptors";
