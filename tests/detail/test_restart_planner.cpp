@@ -184,6 +184,19 @@ TEST_CASE("more than max_unstable_restarts exits in a row before online or withi
     CHECK(plan.gave_up());
 }
 
+// Regression: with the jitter low, a slot's 11 unstable exits fit in 10 s and the period's
+// cap tripped too; it answered first, and the reason no longer named the slot.
+TEST_CASE("a slot failing alone at every start is named, even when its restarts also fill the period") {
+    const restart_policy p = without_jitter();
+    restart_planner plan(p);
+    auto t = clock_type::now();
+    for (unsigned i = 0; i < p.max_unstable_restarts; ++i, t += 500ms)
+        REQUIRE(plan.on_exit(died_starting(), t).next == action::restart);
+    const auto loop = plan.on_exit(died_starting(), t);
+    CHECK(loop.next == action::give_up);
+    CHECK_THAT(loop.what, Catch::StartsWith("more than 10 unstable restarts of slot 1:"));
+}
+
 TEST_CASE("with the defaults, a worker that fails at every start is given up within 30 s, jitter included") {
     const restart_policy p;
     // The longest the delays can add up to: each one at its jitter's top.

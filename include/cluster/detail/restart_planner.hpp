@@ -61,15 +61,17 @@ public:
         // Nor is a worker the system ran out of descriptors or memory for: that is load to
         // wait out with the backoff, and giving up would turn it into an outage.
         if (out_of_resources(e.status)) return restart();
-        while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
-        if (!stable && restarts_.size() >= policy_.max_restarts) return give_up(storm_reason());
         // The backoff spaces one slot's restarts too far apart for the period to see them:
-        // this count is what catches a worker failing alone at every start.
+        // this count is what catches a worker failing alone at every start. It comes first
+        // because it names the slot: when the jitter packs that slot's restarts into the
+        // period too, both caps trip on the same exit.
         if (!unstable(e)) {
             unstable_in_a_row_.erase(e.slot);
         } else if (++unstable_in_a_row_[e.slot] > policy_.max_unstable_restarts) {
             return give_up(unstable_reason(e.slot));
         }
+        while (!restarts_.empty() && now - restarts_.front() > policy_.period) restarts_.pop_front();
+        if (!stable && restarts_.size() >= policy_.max_restarts) return give_up(storm_reason());
         if (!stable) restarts_.push_back(now);
         return restart();
     }
