@@ -68,10 +68,13 @@ struct primary_options {
     std::chrono::milliseconds kill_timeout{5'000};        // a hung worker gets SIGTERM, then SIGKILL after this
     std::chrono::milliseconds shutdown_timeout{10'000};   // a graceful stop's deadline, then SIGKILL
     bool wait_ready = false;                              // a worker is ready at w.ready(), not at online
-    std::chrono::milliseconds ready_timeout{30'000};      // a reload's new worker must be ready by then
-    std::uint64_t max_messages = 0;                       // replace a worker after it received this many; 0: never
-    std::uint64_t max_messages_jitter = 0;                // plus 0..this, so workers are not replaced together
-    std::size_t max_memory = 0;  // replace a worker whose RSS exceeds this many bytes; 0: never
+    // The cluster is ready (systemd's READY=1, a binary upgrade's handover) the first time
+    // every slot has a ready worker; or, with this set, when the primary calls p.ready().
+    bool ready_manually = false;
+    std::chrono::milliseconds ready_timeout{30'000};  // a reload's new worker must be ready by then
+    std::uint64_t max_messages = 0;                   // replace a worker after it received this many; 0: never
+    std::uint64_t max_messages_jitter = 0;            // plus 0..this, so workers are not replaced together
+    std::size_t max_memory = 0;                       // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
     // The events queued for primary_main, and each worker's messages waiting for receive(),

@@ -99,6 +99,15 @@ public:
         return core_.adopt(std::move(fd), std::move(name), what);
     }
 
+    // The cluster is ready to serve: what systemd hears as READY=1, and what a binary
+    // upgrade's old primary waits for before it lets go. Without ready_manually, the cluster
+    // is ready by itself the first time every slot has a ready worker; calling this earlier
+    // says so sooner. Once ready, it stays ready.
+    void ready() noexcept { core_.ready(); }
+    [[nodiscard]] bool is_ready() const noexcept { return core_.is_ready(); }
+    // True once the cluster is ready; false if the awaiting task is asked to stop first.
+    io::task<bool> until_ready() { return core_.until_ready(); }
+
     // Node's setupPrimary(): options for the workers forked from now on; a setup event follows.
     // A new restart policy starts with no restarts counted.
     void setup(primary_options o) { core_.setup(std::move(o)); }

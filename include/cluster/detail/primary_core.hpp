@@ -61,6 +61,11 @@ public:
     // failed, in `what`, if it cannot be.
     CLUSTER_DECL result<net::endpoint> adopt(unique_fd fd, std::string name, std::string& what);
 
+    // The cluster is ready (see primary<P>::ready()).
+    CLUSTER_DECL void ready() noexcept;
+    [[nodiscard]] CLUSTER_DECL bool is_ready() const noexcept;
+    CLUSTER_DECL io::task<bool> until_ready();
+
     CLUSTER_DECL io::task<void> disconnect_all();
     CLUSTER_DECL io::task<void> shutdown();
     CLUSTER_DECL io::task<reload_event> reload();

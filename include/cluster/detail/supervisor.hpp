@@ -38,6 +38,7 @@
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
 #include <cluster/io/io_context.hpp>
+#include <cluster/io/latch.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
@@ -65,6 +66,7 @@ public:
           worker_process(std::move(typed.worker_process)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
           slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
+        tasks.spawn(watch_readiness(*this));
     }
     supervisor(const supervisor&) = delete;
     supervisor& operator=(const supervisor&) = delete;
@@ -157,6 +159,25 @@ public:
         }
     }
 
+    // The cluster is ready the first time every slot has a ready worker (unless the primary's
+    // code says when). A slot is added before its worker's fork, so a ready worker never
+    // makes the cluster ready while primary_main is still inside a fork().
+    static io::task<void> watch_readiness(supervisor& self) {
+        while (!self.cluster_ready.is_set()) {
+            if (!self.options.ready_manually && self.every_slot_serving()) {
+                self.cluster_ready.set();
+                co_return;
+            }
+            auto changed = co_await self.slots.next_change();
+            if (!changed) co_return;
+        }
+    }
+
+    [[nodiscard]] bool every_slot_serving() const {
+        const auto ids = slots.ids();
+        return !ids.empty() && std::all_of(ids.begin(), ids.end(), [this](unsigned s) { return serving(s); });
+    }
+
     // ---- the state every job shares ----
     primary_options options;
     const protocol_ops ops;
@@ -170,6 +191,7 @@ public:
     slot_table slots;
     detail::balancer balancer;  // before tasks: its accept loops are among them
     bool stopping = false;      // once disconnect_all() or shutdown() began: nothing restarts
+    io::latch cluster_ready;    // see watch_readiness(); set once, never cleared
     std::mt19937_64 rng{std::random_device{}()};
 
     // ---- the jobs ----

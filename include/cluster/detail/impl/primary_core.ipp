@@ -60,6 +60,10 @@ CLUSTER_DECL result<net::endpoint> primary_core::adopt(unique_fd fd, std::string
     return s_->balancer.adopt(std::move(fd), std::move(name), what);
 }
 
+CLUSTER_DECL void primary_core::ready() noexcept { s_->cluster_ready.set(); }
+CLUSTER_DECL bool primary_core::is_ready() const noexcept { return s_->cluster_ready.is_set(); }
+CLUSTER_DECL io::task<bool> primary_core::until_ready() { co_return co_await s_->cluster_ready.wait(); }
+
 CLUSTER_DECL io::task<void> primary_core::disconnect_all() { return s_->stopper.disconnect_all(); }
 CLUSTER_DECL io::task<void> primary_core::shutdown() { return s_->stopper.shutdown(); }
 CLUSTER_DECL io::task<reload_event> primary_core::reload() { return s_->rollout.reload(); }
