@@ -155,6 +155,11 @@ public:
         } else if (e.is<restart_scheduled_event>()) {
             // It comes right after its worker's exit event.
             std::printf("Worker %d died. Restarting...\n", last_exit_);
+        } else if (auto* r = e.get_if<reload_event>()) {
+            if (r->ok)
+                std::printf("Reloaded: %u workers replaced\n", r->replaced);
+            else
+                std::printf("Reload failed: %s\n", r->what.c_str());
         } else if (auto* g = e.get_if<gave_up_event>()) {
             std::printf("Giving up: %s\n", g->what.c_str());
         }

@@ -42,6 +42,13 @@
 
 namespace cluster::detail {
 
+// A listening socket handed to a binary upgrade's successor, under the name LISTEN_FDNAMES
+// gives it there.
+struct handed_socket {
+    int fd = -1;
+    std::string name;
+};
+
 // The most connections offered to one worker and not answered yet. The primary keeps each
 // until answered, so a worker that stops answering (frozen, or busy in a long computation)
 // would otherwise pin descriptors until none are left for the workers that do answer.
@@ -122,6 +129,29 @@ public:
         l->options.v6_only = inherited->v6_only;
         enlist(l, std::move(keys));
         return *named;
+    }
+
+    // What a binary upgrade's successor takes over: every TCP socket the cluster listens on
+    // (or holds, adopted), under its adopted name or "listen-<id>". A reuseport schedule's
+    // sockets per slot stay behind: the successor's workers open their own beside these.
+    [[nodiscard]] std::vector<handed_socket> handover() const {
+        std::vector<handed_socket> out;
+        for (const auto& [id, l] : by_id_) {
+            if (l->udp || !l->socket || l->stopped) continue;
+            const std::string& key = l->keys.front();
+            out.push_back({l->socket.get(), l->adopted ? key.substr(3) : "listen-" + std::to_string(id)});
+        }
+        return out;
+    }
+
+    // The successor serves them now: this primary never shuts them down, nor removes a Unix
+    // socket's file, as it would its own; it closes its copies as it stops.
+    void handed_over() {
+        for (auto& [id, l] : by_id_) {
+            if (l->udp) continue;
+            l->adopted = true;
+            l->file = net::socket_file{};
+        }
     }
 
     // The worker took the connection `seq`, or refused it: then it goes to another.

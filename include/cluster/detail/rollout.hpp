@@ -49,6 +49,9 @@ public:
     // SIGHUP: a reload, unless one is queued already.
     CLUSTER_DECL void reload_on_signal();
 
+    // True while a rolling reload runs or is queued.
+    [[nodiscard]] bool reloading() const noexcept { return reloading_ || reload_queued_; }
+
     // SIGTTIN adds a worker, SIGTTOU removes one, never the last (as gunicorn).
     CLUSTER_DECL void scale_on_signal(int delta);
 
@@ -89,6 +92,7 @@ private:
     supervisor& s_;
     io::async_mutex turns_;  // reload, scale and recycling take turns
     bool reload_queued_ = false;
+    bool reloading_ = false;
 };
 
 }  // namespace cluster::detail

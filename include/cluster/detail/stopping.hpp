@@ -51,10 +51,15 @@ public:
     // The restart policy gave up on a crash loop: the cluster stops.
     CLUSTER_DECL void give_up(unsigned worker_id, std::string what);
 
+    // A binary upgrade's successor, `pid`, serves from now on: this primary stops gracefully.
+    CLUSTER_DECL void stop_for_successor(pid_t pid);
+
     // run() goes on from supervision to shutdown().
     void finish() noexcept { finished_.set(); }
 
     [[nodiscard]] bool shutdown_begun() const noexcept { return shutdown_begun_; }
+    // A stop was asked for (a signal, giving up, a successor taking over), or began.
+    [[nodiscard]] bool stop_requested() const noexcept { return cancel_main_.is_set() || shutdown_begun_; }
     [[nodiscard]] bool gave_up() const noexcept { return gave_up_; }
 
     // In a fork-mode worker, still inside fork(): run()'s signalfd is the primary's.

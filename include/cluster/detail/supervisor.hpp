@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -29,9 +30,11 @@
 #include <cluster/detail/rollout.hpp>
 #include <cluster/detail/routing.hpp>
 #include <cluster/detail/slot_table.hpp>
+#include <cluster/detail/socket_activation.hpp>
 #include <cluster/detail/stdio_relay.hpp>
 #include <cluster/detail/stopping.hpp>
 #include <cluster/detail/typed_parts.hpp>
+#include <cluster/detail/upgrade.hpp>
 #include <cluster/detail/watchdogs.hpp>
 #include <cluster/detail/worker_record.hpp>
 #include <cluster/detail/worker_table.hpp>
@@ -67,6 +70,8 @@ public:
           slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
         tasks.spawn(watch_readiness(*this));
+        adopt_listen_fds(balancer);
+        upgrader.take_predecessor_link();
     }
     supervisor(const supervisor&) = delete;
     supervisor& operator=(const supervisor&) = delete;
@@ -178,6 +183,12 @@ public:
         return !ids.empty() && std::all_of(ids.begin(), ids.end(), [this](unsigned s) { return serving(s); });
     }
 
+    // What a binary upgrade's successor finds in its environment besides its sockets.
+    [[nodiscard]] std::map<std::string, std::string> successor_environment() const { return {}; }
+
+    // This primary, a binary upgrade's successor, is ready: it takes over.
+    void successor_ready() {}
+
     // ---- the state every job shares ----
     primary_options options;
     const protocol_ops ops;
@@ -198,6 +209,7 @@ public:
     detail::rollout rollout{*this};
     detail::router router{*this};
     detail::stopper stopper{*this};
+    detail::upgrader upgrader{*this};
 
     io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
 
@@ -387,3 +399,4 @@ private:
 #include <cluster/detail/impl/rollout.ipp>
 #include <cluster/detail/impl/routing.ipp>
 #include <cluster/detail/impl/stopping.ipp>
+#include <cluster/detail/impl/upgrade.ipp>

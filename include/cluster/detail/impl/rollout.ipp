@@ -42,6 +42,7 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
         out.what = "the primary is stopping";
         co_return out;
     }
+    reloading_ = true;
     for (unsigned id : s_.slots.workers()) {
         auto r = co_await replace(id, stop_reason::reload);
         if (!r.failure.empty()) {
@@ -51,6 +52,7 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
         }
         out.replaced += r.replaced ? 1 : 0;
     }
+    reloading_ = false;
     s_.events.report(event<erased>(out));
     co_return out;
 }

@@ -9,7 +9,7 @@ namespace cluster::detail {
 CLUSTER_DECL io::task<int> stopper::run(io::task<void> main) {
     std::optional<io::signal_set> signals;
     if (s_.options.handle_signals)
-        signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU});
+        signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2});
     io::scope watching;
     if (signals) {
         signal_fd_ = signals->native_handle();
@@ -60,6 +60,8 @@ CLUSTER_DECL void stopper::give_up(unsigned worker_id, std::string what) {
     s_.events.report(event<erased>(gave_up_event{worker_id, std::move(what)}));
     request_stop();
 }
+
+CLUSTER_DECL void stopper::stop_for_successor(pid_t) { request_stop(); }
 
 CLUSTER_DECL void stopper::close_in_forked_child() const noexcept {
     if (signal_fd_ >= 0) ::close(signal_fd_);
@@ -123,6 +125,7 @@ CLUSTER_DECL void stopper::on_signal(int signo) {
     case SIGHUP: return s_.rollout.reload_on_signal();
     case SIGTTIN: return s_.rollout.scale_on_signal(+1);
     case SIGTTOU: return s_.rollout.scale_on_signal(-1);
+    case SIGUSR2: return s_.upgrader.upgrade_on_signal();
     default: return;
     }
 }
