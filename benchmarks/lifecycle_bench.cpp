@@ -1,9 +1,15 @@
 // lifecycle_bench: how fast workers come up — from the first fork() until every worker is
-// online (2 and 16 workers, fork and exec mode), and from a worker's SIGKILL until its
-// replacement is online — each beside Node.js cluster doing the same in the same run.
+// online (2 and 16 workers, fork and exec mode), from a worker's SIGKILL until its
+// replacement is online — each beside Node.js cluster doing the same in the same run — and
+// from SIGUSR2 until a binary upgrade's new primary is ready, beside online_2_fork.
 #include <cluster/cluster.hpp>
 
 #include <boost/describe.hpp>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +37,9 @@ namespace {
 constexpr int online_2_repeats = 50;
 constexpr int online_16_repeats = 20;
 constexpr int kills = 200;
+constexpr int upgrades = 10;
+// Names the port of a primary that upgrade_to_ready_ms() runs, this program run again.
+constexpr const char* upgrade_port_env = "LIFECYCLE_BENCH_UPGRADE_PORT";
 
 double ms_since(clock_type::time_point start) {
     return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
@@ -95,6 +104,68 @@ std::vector<double> crash_to_online_ms(const std::vector<std::string>& args) {
     return sync_wait(crash_cycles(p, kills));
 }
 
+// The primary upgrade_to_ready_ms() replaces again and again: 2 workers listening on
+// `port`, round-robin; it says "ready <pid>" on stdout once the cluster is ready.
+task<void> listen_idle(worker<proto>& w) {
+    const auto port = static_cast<std::uint16_t>(std::atoi(std::getenv(upgrade_port_env)));
+    auto listener = co_await w.listen(net::endpoint::tcp("127.0.0.1", port));
+    co_await idle(w);
+}
+
+task<void> upgradable_primary(primary<proto>& p) {
+    for (int i = 0; i < 2; ++i) (void)co_await p.fork();
+    const bool ready = co_await p.until_ready();
+    if (!ready) co_return;
+    std::printf("ready %d\n", ::getpid());
+    std::fflush(stdout);
+    for (;;) (void)co_await p.next_event();
+}
+
+// A free port on 127.0.0.1, as the kernel picks one.
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// The pid in the next "ready <pid>" line of `from`; 0 at its end.
+pid_t next_ready(FILE* from) {
+    char line[64];
+    int pid = 0;
+    while (std::fgets(line, sizeof line, from))
+        if (std::sscanf(line, "ready %d", &pid) == 1) return pid;
+    return 0;
+}
+
+// This program as an upgradable primary; then, `upgrades` times: SIGUSR2 to the primary
+// until its successor (with its 2 workers forked anew) is ready.
+std::vector<double> upgrade_to_ready_ms(const char* self) {
+    const std::string port = std::to_string(free_port());
+    ::setenv(upgrade_port_env, port.c_str(), 1);
+    FILE* out = ::popen((std::string("exec ") + self + " 2>/dev/null").c_str(), "r");
+    ::unsetenv(upgrade_port_env);
+    std::vector<double> samples;
+    if (!out) return samples;
+    pid_t primary = next_ready(out);
+    for (int i = 0; i < upgrades && primary > 0; ++i) {
+        const auto start = clock_type::now();
+        ::kill(primary, SIGUSR2);
+        const pid_t successor = next_ready(out);
+        if (successor > 0) samples.push_back(ms_since(start));
+        primary = successor;
+    }
+    if (primary > 0) ::kill(primary, SIGTERM);
+    while (next_ready(out) > 0) {}  // the pipe ends once the last primary and its workers are gone
+    ::pclose(out);
+    return samples;
+}
+
 struct node_figures {
     double online_2 = 0, online_16 = 0, crash_p50 = 0, crash_p99 = 0;
 };
@@ -119,6 +190,7 @@ std::optional<node_figures> run_node() {
 
 int main(int argc, char** argv) {
     // Exec-mode workers are this program run again.
+    if (std::getenv(upgrade_port_env)) return run<proto>(argc, argv, upgradable_primary, listen_idle);
     if (is_worker())
         return run<proto>(
             argc, argv, [](primary<proto>&) -> task<void> { co_return; }, idle);
@@ -134,6 +206,7 @@ int main(int argc, char** argv) {
     const auto exec_2 = online_ms(args, start_mode::exec, 2, online_2_repeats);
     const auto exec_16 = online_ms(args, start_mode::exec, 16, online_16_repeats);
     const auto crashes = crash_to_online_ms(args);
+    const auto upgraded = upgrade_to_ready_ms(argv[0]);
     std::fprintf(stderr, "lifecycle_bench: p50 of %d (2 workers) and %d (16 workers) bring-ups, %d kills\n",
                  online_2_repeats, online_16_repeats, kills);
     const auto node = run_node();
@@ -154,4 +227,12 @@ int main(int argc, char** argv) {
                   n.crash_p50, "lower", "<= 2 ms p50 and >= 30x faster than Node"});
     bench::print({"crash_to_online_p99", percentile(crashes, 0.99), "ms",
                   by + "SIGKILL to the replacement's 'online', p99", n.crash_p99, "lower", reported});
+    if (!upgraded.empty()) {
+        const double online_2 = bench::median(fork_2);
+        bench::print({"upgrade_to_ready", bench::median(upgraded), "ms",
+                      "online_2_fork of this run: 2 workers, first fork() to all 'online', p50", online_2, "lower",
+                      "reported beside online_2_fork"});
+    } else {
+        std::fprintf(stderr, "lifecycle_bench: the upgrades failed: no upgrade_to_ready\n");
+    }
 }
