@@ -5,7 +5,8 @@
 # port and the old one stopping with exit code 0; a second SIGUSR2 while one runs, and one
 # during a reload, refused with the reason; a file that cannot be run, refused, the primary
 # untouched; a new binary that exits at once, rolled back, the old primary serving on. Not
-# one request may fail. Every step waits for a line (each wait bounded), never for a time.
+# one request may fail. Then, under shared and reuseport, two upgrades with the client on,
+# and again no failure. Every step waits for a line (each wait bounded), never for a time.
 #   http_server_upgrade.sh <path to http_server>
 set -euo pipefail
 source "$(dirname "$0")/driver.sh"
@@ -17,7 +18,7 @@ note_line() { :; }
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-# Requests until $dir/stop appears (at most 60 s, 20000 requests), each on a new
+# Requests to $port until $dir/stop appears (at most 60 s, 20000 requests), each on a new
 # connection; says "serving" on $dir/serving after the first answer; prints "<requests>
 # <failures>" and each failure on stderr.
 client() {
@@ -56,13 +57,35 @@ upgrade() {
     expect "^Primary $old stopped: exit code 0$"
 }
 
-start --workers 2 --port "$port"
+# http_server under schedule $1, and the client on, answered once.
+start_serving() {
+    start --workers 2 --port "$port" --schedule "$1"
+    expect "^Listening on http://127\.0\.0\.1:$port \($1, "
+    rm -f "$dir/stop" "$dir/serving"
+    mkfifo "$dir/serving"
+    client &
+    client_pid=$!
+    read -r -t 20 said <"$dir/serving" || fail "the client got no answer"
+}
+
+# The client told to stop: none of its requests may have failed.
+no_request_failed() {
+    touch "$dir/stop"
+    wait "$client_pid" || fail "the client failed"
+    read -r requests failures <"$dir/client"
+    echo "$1: $requests requests, $failures failed"
+    ((requests > 0)) || fail "the client sent no request"
+    ((failures == 0)) || fail "$failures of $requests requests failed"
+}
+
+stop_primary() {
+    kill -TERM "$primary"
+    expect "^Primary $primary stopped: exit code 0$"
+    primary=
+}
+
+start_serving round_robin
 first=$primary
-expect "^Listening on http://127\.0\.0\.1:$port "
-mkfifo "$dir/serving"
-client &
-client_pid=$!
-read -r -t 20 said <"$dir/serving" || fail "the client got no answer"
 
 upgrade
 wait "$first" || fail "the first primary did not exit with code 0"
@@ -100,14 +123,14 @@ expect '^cluster: upgrade rolled back: the new primary \([0-9]+\) ended before i
 mv "$dir/good" "$program"
 upgrade
 
-touch "$dir/stop"
-wait "$client_pid" || fail "the client failed"
-read -r requests failures <"$dir/client"
-echo "$requests requests, $failures failed"
-((requests > 0)) || fail "the client sent no request"
-((failures == 0)) || fail "$failures of $requests requests failed"
+no_request_failed round_robin
+stop_primary
 
-kill -TERM "$primary"
-expect "^Primary $primary stopped: exit code 0$"
-primary=
+for schedule in shared reuseport; do
+    start_serving $schedule
+    upgrade
+    upgrade
+    no_request_failed $schedule
+    stop_primary
+done
 echo "PASS"
