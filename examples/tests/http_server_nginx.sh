@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "FAIL: $*" >&2
-    [[ -s $dir/nginx/error.log ]] && { echo "nginx's error log:" >&2; cat "$dir/nginx/error.log" >&2; }
+    [[ -s $dir/nginx/error.log ]] && { echo "nginx's error log, its end:" >&2; tail -40 "$dir/nginx/error.log" >&2; }
     exit 1
 }
 
@@ -45,8 +45,8 @@ declare -A name_of=([3]=A [4]=B)  # instance A's output is read on fd 3, B's on 
 declare -A workers_of=()          # "A pid" → 1: every worker A ever started
 declare -A started=()             # fd → workers started since the instance started
 
-# Starts an instance ($1: A or B) on $2, its output (the primaries' and workers', stdout
-# and stderr) readable on its fd; sets `pid`.
+# Starts an instance ($1: A or B) with the options that follow, its output (the primaries'
+# and workers', stdout and stderr) readable on its fd; sets `pid`.
 start_instance() {
     local name=$1 fd=3
     [[ $name == B ]] && fd=4
