@@ -367,6 +367,16 @@ until_upgraded() {  # log old-pid
     die "no upgrade of primary $2 within 15 s"
 }
 
+# Waits (15 s at most) until process $1 has exited (a child of this script may be left a
+# zombie, for `wait`); says so if it has not.
+until_exited() {
+    for _ in {1..150}; do
+        [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) == [RSD] ]] || return 0
+        sleep 0.1
+    done
+    echo "warning: process $1 still runs 15 s on" >&2
+}
+
 # http_server (round_robin) alone behind nginx: wrk for $upgrade_duration s, then again
 # with SIGUSR2 to the primary halfway through. The new primary (not this script's child)
 # is stopped by its pid; anything left is ended with the old one's process group.
@@ -381,6 +391,9 @@ nginx_upgrade() {
     "$root/scripts/nginx.sh" start "$tmp/nginx-upgrade" --port "$nginx_port" --backends "127.0.0.1:$port" >/dev/null
     run_wrk "$nginx_port" "$warmup" keepalive /dev/null
     run_wrk "$nginx_port" "$upgrade_duration" keepalive "$tmp/no-upgrade.wrk"
+    p99_without=$(wrk_percentile "$tmp/no-upgrade.wrk" 99%)
+    printf '  without an upgrade: %.0f req/s, p99 %.2f ms, %s failed requests\n' \
+        "$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/no-upgrade.wrk")" "$p99_without" "$(wrk_errors "$tmp/no-upgrade.wrk")"
     wrk -t"$threads" -c"$connections" -d"$upgrade_duration"s --latency "http://127.0.0.1:$nginx_port/" \
         >"$tmp/upgrade.wrk" 2>&1 &
     wrk_pid=$!
@@ -389,21 +402,19 @@ nginx_upgrade() {
     new=$(until_upgraded "$log" "$old") || exit 1
     wait "$wrk_pid" || { cat "$tmp/upgrade.wrk" >&2; die "wrk failed"; }
     wrk_pid=
+    until_exited "$old"
+    kill -KILL "$old" 2>/dev/null || true
     wait "$old" || status=$?
     ((status == 0)) || echo "warning: the old primary exited with status $status after the upgrade" >&2
     "$root/scripts/nginx.sh" stop "$tmp/nginx-upgrade"
     kill -TERM "$new" 2>/dev/null || true
-    for _ in {1..100}; do
-        kill -0 "$new" 2>/dev/null || break
-        sleep 0.1
-    done
+    until_exited "$new"
     kill -KILL -- "-$old" 2>/dev/null || true
     unset "running[$old]"
-    upgrade_failed=$(($(wrk_errors "$tmp/no-upgrade.wrk") + $(wrk_errors "$tmp/upgrade.wrk")))
-    p99_without=$(wrk_percentile "$tmp/no-upgrade.wrk" 99%)
+    upgrade_failed=$(wrk_errors "$tmp/upgrade.wrk")
     p99_during=$(wrk_percentile "$tmp/upgrade.wrk" 99%)
-    printf '  through nginx: p99 %.2f ms without an upgrade, %.2f ms with one (new primary %s); %s failed requests\n' \
-        "$p99_without" "$p99_during" "$new" "$upgrade_failed"
+    printf '  with SIGUSR2 halfway (new primary %s): %.0f req/s, p99 %.2f ms, %s failed requests\n' "$new" \
+        "$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/upgrade.wrk")" "$p99_during" "$upgrade_failed"
 }
 
 servers=("${schedule_list[@]}" nginx node)
