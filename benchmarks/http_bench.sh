@@ -3,18 +3,22 @@
 # beside nginx (worker_processes 2, reuseport) and Node.js cluster + http (2 workers), all
 # driven by wrk in the same run: first over keep-alive connections, then with a new
 # connection per request (Connection: close). Also each schedule's connections per worker.
+# With --nginx-upgrade S, then http_server (round_robin) behind nginx (scripts/nginx.sh)
+# during a binary upgrade of its primary (SIGUSR2 halfway through S seconds of wrk): the
+# failed requests, and the p99 latency against S seconds without an upgrade.
 # Ends with one JSON object per figure, one per line, as every benchmark here does.
 #
 #   benchmarks/http_bench.sh [--server PATH] [--build-dir DIR] [--duration S] [--rounds N]
 #                            [--warmup S] [--connections N] [--threads N] [--workers N]
 #                            [--schedules a,b,...] [--modes keepalive,close]
+#                            [--nginx-upgrade S [--nginx-upgrade-only]]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,14s/^# \{0,1\}//p' "$0"
     cat <<EOF
 
   --server PATH       http_server binary (default: build it in --build-dir, Release)
@@ -27,6 +31,9 @@ usage() {
   --workers N         workers of every server (default 2)
   --schedules LIST    http_server schedules (default round_robin,shared,reuseport,sticky,least_connections)
   --modes LIST        keepalive, close or both (default keepalive,close)
+  --nginx-upgrade S   also the run through nginx during an upgrade, S seconds of wrk each
+                      (with and without the upgrade); 0: not (default)
+  --nginx-upgrade-only  that run alone, without the comparison of servers
 EOF
 }
 
@@ -40,6 +47,8 @@ threads=2
 workers=2
 schedules=round_robin,shared,reuseport,sticky,least_connections
 modes=keepalive,close
+upgrade_duration=0
+compare=1
 while (($#)); do
     case $1 in
         --server) server=$2; shift 2 ;;
@@ -52,6 +61,8 @@ while (($#)); do
         --workers) workers=$2; shift 2 ;;
         --schedules) schedules=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
+        --nginx-upgrade) upgrade_duration=$2; shift 2 ;;
+        --nginx-upgrade-only) compare=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "http_bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -59,8 +70,14 @@ done
 for n in "$duration" "$rounds" "$warmup" "$connections" "$threads" "$workers"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "http_bench: '$n' is not a positive whole number" >&2; exit 2; }
 done
+[[ $upgrade_duration =~ ^[0-9]+$ ]] || { echo "http_bench: --nginx-upgrade '$upgrade_duration' is not a whole number" >&2; exit 2; }
+((compare || upgrade_duration)) || { echo "http_bench: --nginx-upgrade-only needs --nginx-upgrade S" >&2; exit 2; }
 IFS=, read -r -a schedule_list <<<"$schedules"
 IFS=, read -r -a mode_list <<<"$modes"
+if ((!compare)); then
+    rounds=0
+    mode_list=()
+fi
 for m in "${mode_list[@]}"; do
     [[ $m == keepalive || $m == close ]] || { echo "http_bench: unknown mode '$m'" >&2; exit 2; }
 done
@@ -87,6 +104,7 @@ cleanup() {
         kill -KILL -- "-$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    "$root/scripts/nginx.sh" stop "$tmp/nginx-upgrade"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -329,19 +347,91 @@ measure() {  # what mode round
         "$mode" "$(label "$what")" "$rps" "$p99" "$errors" "$counts"
 }
 
+# --- a binary upgrade behind nginx ------------------------------------------------------
+# Waits (15 s at most) for the old primary's line saying the new one is ready, in the log
+# $1, and echoes the new primary's pid. A refusal, a rollback or the old primary's death
+# (a binary without the upgrade dies of the signal) ends the benchmark.
+until_upgraded() {  # log old-pid
+    local line
+    for _ in {1..150}; do
+        line=$(grep -E "^cluster: upgrade( refused| rolled back)?:" "$1" | tail -1) || true
+        if [[ $line =~ ^cluster:\ upgrade:\ primary\ ([0-9]+)\ is\ ready\;\ primary\ $2\ stops$ ]]; then
+            echo "${BASH_REMATCH[1]}"
+            return
+        fi
+        [[ -z $line ]] || die "$line"
+        [[ $(cut -d' ' -f3 "/proc/$2/stat" 2>/dev/null) == [RSD] ]] ||
+            die "primary $2 exited at SIGUSR2: has $server the binary upgrade?"
+        sleep 0.1
+    done
+    die "no upgrade of primary $2 within 15 s"
+}
+
+# Waits (15 s at most) until process $1 has exited (a child of this script may be left a
+# zombie, for `wait`); says so if it has not.
+until_exited() {
+    for _ in {1..150}; do
+        [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) == [RSD] ]] || return 0
+        sleep 0.1
+    done
+    echo "warning: process $1 still runs 15 s on" >&2
+}
+
+# http_server (round_robin) alone behind nginx: wrk for $upgrade_duration s, then again
+# with SIGUSR2 to the primary halfway through. The new primary (not this script's child)
+# is stopped by its pid; anything left is ended with the old one's process group.
+nginx_upgrade() {
+    local port nginx_port log old new status=0
+    port=$(free_port)
+    nginx_port=$(free_port)
+    log=$tmp/upgrade.log
+    start_server round_robin "$port" "$log"
+    old=$server_pid
+    wait_ready round_robin "$old" "$port" "$log"
+    "$root/scripts/nginx.sh" start "$tmp/nginx-upgrade" --port "$nginx_port" --backends "127.0.0.1:$port" >/dev/null
+    run_wrk "$nginx_port" "$warmup" keepalive /dev/null
+    run_wrk "$nginx_port" "$upgrade_duration" keepalive "$tmp/no-upgrade.wrk"
+    p99_without=$(wrk_percentile "$tmp/no-upgrade.wrk" 99%)
+    printf '  without an upgrade: %.0f req/s, p99 %.2f ms, %s failed requests\n' \
+        "$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/no-upgrade.wrk")" "$p99_without" "$(wrk_errors "$tmp/no-upgrade.wrk")"
+    wrk -t"$threads" -c"$connections" -d"$upgrade_duration"s --latency "http://127.0.0.1:$nginx_port/" \
+        >"$tmp/upgrade.wrk" 2>&1 &
+    wrk_pid=$!
+    sleep "$(awk -v d="$upgrade_duration" 'BEGIN { print d / 2 }')"  # pacing: the upgrade mid-run
+    kill -USR2 "$old"
+    new=$(until_upgraded "$log" "$old") || exit 1
+    wait "$wrk_pid" || { cat "$tmp/upgrade.wrk" >&2; die "wrk failed"; }
+    wrk_pid=
+    until_exited "$old"
+    kill -KILL "$old" 2>/dev/null || true
+    wait "$old" || status=$?
+    ((status == 0)) || echo "warning: the old primary exited with status $status after the upgrade" >&2
+    "$root/scripts/nginx.sh" stop "$tmp/nginx-upgrade"
+    kill -TERM "$new" 2>/dev/null || true
+    until_exited "$new"
+    kill -KILL -- "-$old" 2>/dev/null || true
+    unset "running[$old]"
+    upgrade_failed=$(wrk_errors "$tmp/upgrade.wrk")
+    p99_during=$(wrk_percentile "$tmp/upgrade.wrk" 99%)
+    printf '  with SIGUSR2 halfway (new primary %s): %.0f req/s, p99 %.2f ms, %s failed requests\n' "$new" \
+        "$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/upgrade.wrk")" "$p99_during" "$upgrade_failed"
+}
+
 servers=("${schedule_list[@]}" nginx node)
 
-echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
-echo "  http_server: $server"
-echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
-echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
-echo "  wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
-echo "wrk runs on the same CPUs as the servers and takes its share of them; that share is the"
-echo "same for every server measured, so the ratios are fair while the absolute requests/s"
-echo "are lower than a separate client machine would see. Each round runs every server once,"
-echo "in a rotated order, so drift in the machine's speed hits them all alike. Connection counts
+if ((compare)); then
+    echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
+    echo "  http_server: $server"
+    echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
+    echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
+    echo "  wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
+    echo "wrk runs on the same CPUs as the servers and takes its share of them; that share is the"
+    echo "same for every server measured, so the ratios are fair while the absolute requests/s"
+    echo "are lower than a separate client machine would see. Each round runs every server once,"
+    echo "in a rotated order, so drift in the machine's speed hits them all alike. Connection counts
 per worker cover the warm-up and the measurement."
-echo
+    echo
+fi
 
 start=$SECONDS
 for ((r = 1; r <= rounds; r++)); do
@@ -353,7 +443,12 @@ for ((r = 1; r <= rounds; r++)); do
         done
     done
 done
-echo "($((SECONDS - start)) s of measurement)"
+((compare)) && echo "($((SECONDS - start)) s of measurement)"
+if ((upgrade_duration)); then
+    echo "http_server (round_robin, $workers workers) behind nginx (scripts/nginx.sh): wrk -t$threads -c$connections" \
+        "-d${upgrade_duration}s, without and then with SIGUSR2 to its primary halfway through"
+    nginx_upgrade
+fi
 
 # --- summary: medians over the rounds ---------------------------------------------------
 # field ($3: 4 req/s, 6 p50, 7 p99) of (mode $1, server $2), median over the rounds.
@@ -444,5 +539,12 @@ for mode in "${mode_list[@]}"; do
             "perfectly even (1.0)" 1 lower "ratio <= 1.1"
     fi
 done
+if ((upgrade_duration)); then
+    figure nginx_upgrade_failed_requests "$upgrade_failed" requests \
+        "none: every request through nginx answered while the primary is replaced" 0 lower "value == 0"
+    figure nginx_upgrade_p99_ratio "$p99_during" "ms (p99)" \
+        "p99 through nginx without an upgrade, wrk -t$threads -c$connections -d${upgrade_duration}s" \
+        "$p99_without" lower "ratio <= 2"
+fi
 echo
 printf '%s\n' "${json_lines[@]}"

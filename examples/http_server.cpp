@@ -14,7 +14,8 @@
 //   GET /crash  the worker aborts, and the primary replaces it
 // SIGTERM or Ctrl-C stops it gracefully (exit code 0): each worker answers the requests in
 // progress, closes its connections and prints "worker <id> (pid <pid>): <C> connections,
-// <R> requests". SIGHUP replaces the workers one by one; SIGTTIN / SIGTTOU add or remove one.
+// <R> requests". SIGHUP replaces the workers one by one (then "Reload done: <N> workers
+// replaced"); SIGTTIN / SIGTTOU add or remove one.
 #include "http_session.hpp"
 
 #include <cluster/cluster.hpp>
@@ -155,13 +156,14 @@ public:
         } else if (e.is<restart_scheduled_event>()) {
             // It comes right after its worker's exit event.
             std::printf("Worker %d died. Restarting...\n", last_exit_);
-        } else if (auto* r = e.get_if<reload_event>()) {
-            if (r->ok)
-                std::printf("Reloaded: %u workers replaced\n", r->replaced);
-            else
-                std::printf("Reload failed: %s\n", r->what.c_str());
         } else if (auto* g = e.get_if<gave_up_event>()) {
             std::printf("Giving up: %s\n", g->what.c_str());
+        } else if (auto* r = e.get_if<reload_event>()) {
+            // An operator who sent SIGHUP learns here that the rollout is over (or why not).
+            if (r->ok)
+                std::printf("Reload done: %u workers replaced\n", r->replaced);
+            else
+                std::printf("Reload stopped after %u workers: %s\n", r->replaced, r->what.c_str());
         }
     }
 

@@ -105,7 +105,7 @@ expect "^Primary $old stopped: exit code 0$"
 kill -HUP "$primary"
 kill -USR2 "$primary"
 expect '^cluster: upgrade refused: a reload is running$'
-expect '^Reloaded: 2 workers replaced$'
+expect '^Reload done: 2 workers replaced$'
 
 # A file that cannot be run: refused, nothing started.
 chmod -x "$program"
