@@ -33,6 +33,7 @@ CLUSTER_DECL io::task<int> stopper::run(io::task<void> main) {
 CLUSTER_DECL io::task<void> stopper::shutdown() {
     if (!shutdown_begun_) {
         shutdown_begun_ = true;
+        s_.notifier.stopping();
         finish();
         s_.balancer.stop_accepting();  // first: it still has every socket, and every worker to hand connections to
         s_.stop_supervising();
