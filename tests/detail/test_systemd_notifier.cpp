@@ -6,19 +6,16 @@
 #include <cluster/cluster.hpp>
 #include <cluster/detail/systemd_notifier.hpp>
 
+#include "support/captured_stderr.hpp"
 #include "support/notify_socket.hpp"
 #include "support/temp_dir.hpp"
 #include "support/waiting.hpp"
 
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 using namespace cluster;
@@ -40,27 +37,6 @@ std::string next(support::notify_socket& s) {
     return sync_wait(s.next());
 }
 
-// What `f` writes to stderr.
-template <class F>
-std::string stderr_of(F&& f) {
-    support::temp_dir dir;
-    const std::string path = dir.file("stderr");
-    std::fflush(stderr);
-    const int saved = ::dup(STDERR_FILENO);
-    const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    REQUIRE(file >= 0);
-    ::dup2(file, STDERR_FILENO);
-    ::close(file);
-    f();
-    std::fflush(stderr);
-    ::dup2(saved, STDERR_FILENO);
-    ::close(saved);
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 }  // namespace
 
 TEST_CASE("the status line counts workers and restarts, and says a reload's progress or the stop") {
@@ -77,7 +53,7 @@ TEST_CASE("the watchdog beats at half WATCHDOG_USEC, only in the process WATCHDO
     CHECK(systemd_notifier("/run/notify", "30000000", "43", 42).watchdog_interval() == 0us);
     CHECK(systemd_notifier("/run/notify", "30000000", "x", 42).watchdog_interval() == 0us);
     CHECK(systemd_notifier(nullptr, "30000000", nullptr, 42).watchdog_interval() == 0us);
-    const auto warned = stderr_of([] {
+    const auto warned = support::stderr_of([] {
         CHECK(systemd_notifier("/run/notify", "soon", nullptr, 42).watchdog_interval() == 0us);
         CHECK(systemd_notifier("/run/notify", "0", nullptr, 42).watchdog_interval() == 0us);
     });
@@ -151,13 +127,13 @@ TEST_CASE("WATCHDOG=1 at once, then every half WATCHDOG_USEC while the loop turn
 TEST_CASE("a notification socket that is not there: one line on stderr, however many are sent") {
     support::temp_dir dir;
     systemd_notifier n(dir.file("missing").c_str(), nullptr, nullptr, ::getpid());
-    const auto said = stderr_of([&n] {
+    const auto said = support::stderr_of([&n] {
         for (int i = 0; i < 5; ++i) CHECK_FALSE(n.send("WATCHDOG=1"));
         n.ready(service_status{});
     });
     CHECK(said == "cluster: sd_notify: " + dir.file("missing") +
                       ": No such file or directory (said once; the service runs on)\n");
     const auto relative =
-        stderr_of([] { CHECK_FALSE(systemd_notifier("run/notify", nullptr, nullptr, 1).send("READY=1")); });
+        support::stderr_of([] { CHECK_FALSE(systemd_notifier("run/notify", nullptr, nullptr, 1).send("READY=1")); });
     CHECK(relative.find("not a Unix socket's path") != std::string::npos);
 }
