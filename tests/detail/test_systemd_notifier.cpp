@@ -107,7 +107,7 @@ TEST_CASE("each notification is one datagram, to a path or an abstract name") {
     }
 }
 
-TEST_CASE("WATCHDOG=1 at once, then every half WATCHDOG_USEC while the loop turns") {
+TEST_CASE("the watchdog beats at once and then every half WATCHDOG_USEC while the loop turns") {
     support::notify_socket s("@cluster-test-watchdog-" + std::to_string(::getpid()));
     systemd_notifier n(s.address().c_str(), "40000", nullptr, ::getpid());
     REQUIRE(n.watchdog_interval() == 20ms);
