@@ -1,10 +1,12 @@
 // http_server: the seed's "Clustered Node App" in C++. The primary forks one worker per CPU
 // and keeps them running; every worker serves HTTP/1.1 (keep-alive, pipelining; parsed by
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
-//   ./http_server [--help] [--workers N] [--port P] [--host A] [--schedule S]
+//   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
 //                 [--header-timeout-ms H] [--request-timeout-ms R]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
-//     A: address (default 127.0.0.1); S: round_robin (default), shared, reuseport, sticky
+//     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
+//     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
+//     too); S: round_robin (default), shared, reuseport, sticky
 //     or least_connections; H, R: the time a request's head (default 60000), and the whole
 //     request (default 300000), may take from its first byte before the answer is 408 and
 //     the connection closes, however slowly the bytes trickle in (0: no limit)
@@ -222,7 +224,12 @@ std::optional<std::chrono::milliseconds> milliseconds(int argc, char** argv, std
     return std::chrono::milliseconds(*n);
 }
 
-std::optional<endpoint> address(std::string_view host, std::optional<unsigned> port) {
+// The socket systemd passed as `fd_name` if there is one, else host:port.
+std::optional<endpoint> address(std::string_view host, std::optional<unsigned> port, std::string_view fd_name) {
+    if (!fd_name.empty()) {
+        auto inherited = endpoint::parse("fd:" + std::string(fd_name));
+        return inherited ? std::optional<endpoint>(*inherited) : std::nullopt;
+    }
     if (!port) return std::nullopt;
     try {
         return endpoint::tcp(host, static_cast<std::uint16_t>(*port));
@@ -233,10 +240,11 @@ std::optional<endpoint> address(std::string_view host, std::optional<unsigned> p
 
 void print_usage(std::FILE* to, const char* program) {
     std::fprintf(to,
-                 "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS]\n"
+                 "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--fd NAME]\n"
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
-                 "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary.\n"
+                 "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
+                 "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
                  "  add or remove one.\n",
@@ -252,7 +260,7 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto workers = number(option(argc, argv, "--workers", "0"), 1024);
     const auto how = parse_schedule(option(argc, argv, "--schedule", "round_robin"));
     const auto port = number(option(argc, argv, "--port", "8000"), 65535);
-    const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port);
+    const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port, option(argc, argv, "--fd", ""));
     const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
     if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cluster needs from Debian 12's archive: the build (default); with --test,
 # everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format,
-# nginx and curl for the test behind nginx); with --demo, wrk as well, which
+# nginx and curl for the test behind nginx, systemd's systemd-socket-activate and
+# systemd-analyze, python3 for the tests' helpers); with --demo, wrk as well, which
 # scripts/http_demo.sh puts a load on http_server with.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp)
 for arg in "$@"; do
     case $arg in
-        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl) ;;
+        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac

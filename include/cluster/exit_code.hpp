@@ -5,7 +5,7 @@
 namespace cluster::exit_code {
 
 inline constexpr int ok = 0;       // stopped: by a signal, shutdown(), or with no worker left
-inline constexpr int failed = 1;   // primary_main threw
+inline constexpr int failed = 1;   // primary_main threw, or the primary could not start
 inline constexpr int gave_up = 3;  // too many restarts too quickly (restart_policy)
 
 // What a worker returns when an uncaught error was the system running out of descriptors or

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -46,16 +48,23 @@ inline unique_fd inherited_channel() {
 // primary_main: task<void>(primary<P>&); worker_main: task<void>(worker<P>&). In the
 // primary, returns once the cluster has stopped (see primary<P>::run) with an exit_code; in
 // a worker, the worker's exit code. Either way, exit_code::io_uring_unavailable, with the
-// reason on stderr, when this process cannot set up its io_uring. Throws std::system_error
-// if the process cannot start its role otherwise.
+// reason on stderr, when this process cannot set up its io_uring. A primary that cannot start
+// (a socket systemd passed is no listening socket, say) returns exit_code::failed, the
+// reason on stderr. Throws std::system_error if a worker cannot start its role otherwise.
 template <class P, class PrimaryMain, class WorkerMain>
 int run(int argc, char** argv, PrimaryMain&& primary_main, WorkerMain&& worker_main, primary_options options = {}) {
     typename worker<P>::main_function on_worker(std::forward<WorkerMain>(worker_main));
     if (is_worker()) return detail::run_worker_process<P>(this_worker_id(), detail::inherited_channel(), on_worker);
     return detail::with_process_loop([&] {
-        primary<P> p(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
+        std::optional<primary<P>> p;
+        try {
+            p.emplace(std::move(options), std::move(on_worker), std::vector<std::string>(argv, argv + argc));
+        } catch (const std::system_error& e) {
+            std::fprintf(stderr, "%s\n", e.what());
+            return exit_code::failed;
+        }
         return io::sync_wait(
-            p.run(std::function<io::task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
+            p->run(std::function<io::task<void>(primary<P>&)>(std::forward<PrimaryMain>(primary_main))));
     });
 }
 

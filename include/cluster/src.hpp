@@ -9,6 +9,8 @@
 #include <cluster/cluster.hpp>
 #include <cluster/detail/impl/output_pipe.ipp>
 #include <cluster/detail/impl/primary_core.ipp>
+#include <cluster/detail/impl/socket_activation.ipp>
+#include <cluster/detail/impl/systemd_notifier.ipp>
 #include <cluster/detail/impl/worker_core.ipp>
 #include <cluster/detail/impl/worker_process.ipp>
 #include <cluster/impl/error.ipp>

@@ -458,6 +458,15 @@ task<void> out_of_fds(worker<proto>&) {
     co_return;
 }
 
+task<void> report_systemd_env(worker<proto>& w) {
+    note found{w.id(), {}};
+    for (const char* name :
+         {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"})
+        if (std::getenv(name)) found.text += (found.text.empty() ? "" : " ") + std::string(name);
+    co_await send(w, found);
+    co_await answer_each_work(w);
+}
+
 using behaviour_fn = task<void> (*)(worker<proto>&);
 
 constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
@@ -480,6 +489,7 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::ignore_stop, ignore_stop},
     {behaviour::identify, identify},
     {behaviour::ready_on_go, ready_on_go},
+    {behaviour::report_systemd_env, report_systemd_env},
     {behaviour::huge_count, huge_count},
     {behaviour::fd_flood, fd_flood},
     {behaviour::flood_messages, flood_messages},

@@ -173,6 +173,9 @@ inline constexpr const char* hold_work = "hold_work";
 inline constexpr const char* ignore_stop = "ignore_stop";  // reads to the end, then keeps running
 inline constexpr const char* identify = "identify";        // sends its identity (tag, slot), then answers work
 inline constexpr const char* ready_on_go = "ready_on_go";  // waits for a go before ready(), then answers work
+// A note naming each of systemd's variables (NOTIFY_SOCKET, LISTEN_FDS, ...) it finds set,
+// space-separated ("" if none), then answers work.
+inline constexpr const char* report_systemd_env = "report_systemd_env";
 // Hostile or greedy: what a broken or compromised worker may do to its primary.
 inline constexpr const char* huge_count = "huge_count";  // listens, then claims 2^32-1 connections closed, 4 times
 inline constexpr const char* fd_flood = "fd_flood";      // valid frames, each with fds_per_frame unannounced fds

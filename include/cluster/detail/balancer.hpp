@@ -131,27 +131,44 @@ public:
         return *named;
     }
 
-    // What a binary upgrade's successor takes over: every TCP socket the cluster listens on
-    // (or holds, adopted), under its adopted name or "listen-<id>". A reuseport schedule's
-    // sockets per slot stay behind: the successor's workers open their own beside these.
+    // What a binary upgrade's successor takes over: every TCP socket a worker listens on (an
+    // adopted one nobody uses stays behind), under its adopted name or "listen-<id>". Under
+    // reuseport, one slot's socket stands for the address: the successor's first slot accepts
+    // on it, and its other slots open their own beside it.
     [[nodiscard]] std::vector<handed_socket> handover() const {
         std::vector<handed_socket> out;
         for (const auto& [id, l] : by_id_) {
-            if (l->udp || !l->socket || l->stopped) continue;
+            if (l->udp || l->idle || l->stopped) continue;
+            const int fd = l->socket ? l->socket.get() : l->per_slot.empty() ? -1 : l->per_slot.begin()->second.get();
+            if (fd < 0) continue;
             const std::string& key = l->keys.front();
-            out.push_back({l->socket.get(), l->adopted ? key.substr(3) : "listen-" + std::to_string(id)});
+            out.push_back({fd, l->adopted ? key.substr(3) : "listen-" + std::to_string(id)});
         }
         return out;
     }
 
-    // The successor serves them now: this primary never shuts them down, nor removes a Unix
+    // The successor serves `handed` now: this primary never shuts them down, nor removes a Unix
     // socket's file, as it would its own; it closes its copies as it stops.
-    void handed_over() {
+    void handed_over(const std::vector<handed_socket>& handed) {
         for (auto& [id, l] : by_id_) {
             if (l->udp) continue;
+            for (const auto& h : handed) {
+                auto slot = std::find_if(l->per_slot.begin(), l->per_slot.end(),
+                                         [&](const auto& s) { return s.second.get() == h.fd; });
+                if (slot == l->per_slot.end()) continue;
+                l->socket = std::move(slot->second);
+                l->per_slot.erase(slot);
+            }
             l->adopted = true;
             l->file = net::socket_file{};
         }
+    }
+
+    // An adopted socket nobody listens on yet: a binary upgrade's successor is not ready to
+    // take over while one of the sockets handed to it waits for its workers.
+    [[nodiscard]] bool adopted_idle() const noexcept {
+        return std::any_of(by_id_.begin(), by_id_.end(),
+                           [](const auto& l) { return l.second->adopted && l.second->idle; });
     }
 
     // The worker took the connection `seq`, or refused it: then it goes to another.

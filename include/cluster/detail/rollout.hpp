@@ -61,6 +61,11 @@ public:
     // A graceful disconnect with shutdown_timeout to leave, then SIGKILL.
     CLUSTER_DECL io::task<void> retire(record_ptr r, stop_reason why);
 
+    // A rolling reload's workers replaced so far, and out of how many; {0, 0} when none runs.
+    [[nodiscard]] std::pair<std::size_t, std::size_t> reload_progress() const noexcept {
+        return {reloaded_, reloading_};
+    }
+
 private:
     struct replacement {
         bool replaced = false;
@@ -92,7 +97,8 @@ private:
     supervisor& s_;
     io::async_mutex turns_;  // reload, scale and recycling take turns
     bool reload_queued_ = false;
-    bool reloading_ = false;
+    std::size_t reloaded_ = 0;
+    std::size_t reloading_ = 0;
 };
 
 }  // namespace cluster::detail

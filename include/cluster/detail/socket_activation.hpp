@@ -1,47 +1,44 @@
-// cluster::detail::adopt_listen_fds(): the sockets a primary is handed through LISTEN_FDS and
-// LISTEN_FDNAMES (systemd's socket activation, a binary upgrade's predecessor), adopted.
+// cluster::detail::socket_activation: the listening sockets systemd (or anything that follows
+// sd_listen_fds(3)) passed the primary — LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES — read once.
 #pragma once
 
-#include <unistd.h>
+#include <cluster/config.hpp>
 
-#include <cstdlib>
+#include <sys/types.h>
+
 #include <string>
-#include <system_error>
 #include <vector>
 
-#include <cluster/detail/balancer.hpp>
-#include <cluster/role.hpp>
+#include <cluster/result.hpp>
 
 namespace cluster::detail {
 
-// Adopts fds 3… as LISTEN_FDS says, when LISTEN_PID is this process, each under its
-// LISTEN_FDNAMES name; then removes the three variables, so that no worker sees them.
-// Throws std::system_error naming the fd that is no listening socket.
-inline void adopt_listen_fds(balancer& b) {
-    const char* pid = std::getenv("LISTEN_PID");
-    const char* fds = std::getenv("LISTEN_FDS");
-    const std::string names_text = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    const bool mine = pid && fds && parse_positive(pid) == static_cast<unsigned>(::getpid());
-    const unsigned count = mine ? parse_positive(fds) : 0;
-    ::unsetenv("LISTEN_PID");
-    ::unsetenv("LISTEN_FDS");
-    ::unsetenv("LISTEN_FDNAMES");
-    std::vector<std::string> names;
-    for (std::size_t from = 0; !names_text.empty();) {
-        const auto colon = names_text.find(':', from);
-        names.push_back(names_text.substr(from, colon - from));
-        if (colon == std::string::npos) break;
-        from = colon + 1;
-    }
-    for (unsigned i = 0; i < count; ++i) {
-        const int fd = 3 + static_cast<int>(i);
-        std::string name = i < names.size() ? names[i] : std::string{};
-        std::string what;
-        auto adopted = b.adopt(unique_fd(fd), name, what);
-        if (!adopted)
-            throw std::system_error(adopted.error(), "cluster: LISTEN_FDS: fd " + std::to_string(fd) +
-                                                         (name.empty() ? "" : " (\"" + name + "\")") + ": " + what);
-    }
-}
+inline constexpr const char* listen_pid_env = "LISTEN_PID";
+inline constexpr const char* listen_fds_env = "LISTEN_FDS";
+inline constexpr const char* listen_fdnames_env = "LISTEN_FDNAMES";
+
+// The first passed descriptor (SD_LISTEN_FDS_START); the others follow it.
+inline constexpr int listen_fds_start = 3;
+
+struct activated_socket {
+    int fd = -1;
+    std::string name;  // from LISTEN_FDNAMES; "" when it gave none usable: then the fd number names it
+};
+
+// The sockets these values of LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES (nullptr: unset) pass
+// to process `self`: none if either of the first two is unset or LISTEN_PID is another process
+// (as sd_listen_fds(3)). A name is used when LISTEN_FDNAMES has one per socket and that one is
+// unique among them and can name an inherited socket (see net::endpoint::inherited). Invalid
+// numbers are an error, what is wrong in `what`.
+CLUSTER_DECL result<std::vector<activated_socket>> parse_listen_fds(const char* pid, const char* fds, const char* names,
+                                                                    pid_t self, std::string& what);
+
+// The same, from this process's environment, which no longer has the three afterwards (a
+// LISTEN_PID of ours would be wrong in every worker, and a worker must not adopt the sockets).
+CLUSTER_DECL result<std::vector<activated_socket>> take_listen_fds(std::string& what);
 
 }  // namespace cluster::detail
+
+#if defined(CLUSTER_HEADER_ONLY)
+#include <cluster/detail/impl/socket_activation.ipp>
+#endif

@@ -18,6 +18,7 @@
 #include <stop_token>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include <cluster/detail/socket_activation.hpp>
 #include <cluster/detail/stdio_relay.hpp>
 #include <cluster/detail/stopping.hpp>
+#include <cluster/detail/systemd_notifier.hpp>
 #include <cluster/detail/typed_parts.hpp>
 #include <cluster/detail/upgrade.hpp>
 #include <cluster/detail/watchdogs.hpp>
@@ -69,8 +71,10 @@ public:
           worker_process(std::move(typed.worker_process)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
           slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
+        adopt_activated_sockets();
         tasks.spawn(watch_readiness(*this));
-        adopt_listen_fds(balancer);
+        if (notifier.enabled()) tasks.spawn(report_to_systemd(*this));
+        if (notifier.watchdog_interval().count() > 0) tasks.spawn(systemd_notifier::keep_watchdog(notifier));
         upgrader.take_predecessor_link();
     }
     supervisor(const supervisor&) = delete;
@@ -178,16 +182,49 @@ public:
         }
     }
 
+    // What systemd hears, with NOTIFY_SOCKET: READY=1 once the cluster is ready, then a
+    // STATUS= each time a slot's change changes it (reloads and the stop say their own).
+    static io::task<void> report_to_systemd(supervisor& self) {
+        const bool ready = co_await self.cluster_ready.wait();
+        if (!ready || self.stopper.shutdown_begun()) co_return;
+        self.notifier.ready(self.status());
+        for (;;) {
+            auto changed = co_await self.slots.next_change();
+            if (!changed || self.stopper.shutdown_begun()) co_return;
+            self.notifier.status(self.status());
+        }
+    }
+
+    [[nodiscard]] service_status status() const {
+        const auto ids = slots.ids();
+        service_status s;
+        s.workers = static_cast<std::size_t>(
+            std::count_if(ids.begin(), ids.end(), [this](unsigned slot) { return serving(slot) != nullptr; }));
+        s.restarts = restarts;
+        std::tie(s.reloaded, s.reloading) = rollout.reload_progress();
+        s.stopping = stopper.shutdown_begun();
+        return s;
+    }
+
     [[nodiscard]] bool every_slot_serving() const {
         const auto ids = slots.ids();
         return !ids.empty() && std::all_of(ids.begin(), ids.end(), [this](unsigned s) { return serving(s); });
     }
 
     // What a binary upgrade's successor finds in its environment besides its sockets.
-    [[nodiscard]] std::map<std::string, std::string> successor_environment() const { return {}; }
+    // What a binary upgrade's successor finds in its environment besides its sockets: the
+    // systemd variables this primary took out of its own, for the successor to take over.
+    [[nodiscard]] std::map<std::string, std::string> successor_environment() const {
+        std::map<std::string, std::string> env;
+        if (!notifier.socket().empty()) env[notify_socket_env] = notifier.socket();
+        if (!notifier.watchdog_usec().empty()) env[watchdog_usec_env] = notifier.watchdog_usec();
+        return env;
+    }
 
-    // This primary, a binary upgrade's successor, is ready: it takes over.
-    void successor_ready() {}
+    // This primary, a binary upgrade's successor, is ready: systemd hears that it is the
+    // service's main process now (its predecessor says so too, which systemd accepts
+    // whatever NotifyAccess says).
+    void successor_ready() { notifier.main_pid(::getpid()); }
 
     // ---- the state every job shares ----
     primary_options options;
@@ -200,9 +237,12 @@ public:
     worker_table workers;
     event_queue events{workers, overload, options.max_queued_bytes};
     slot_table slots;
-    detail::balancer balancer;  // before tasks: its accept loops are among them
-    bool stopping = false;      // once disconnect_all() or shutdown() began: nothing restarts
-    io::latch cluster_ready;    // see watch_readiness(); set once, never cleared
+    detail::balancer balancer;   // before tasks: its accept loops are among them
+    bool stopping = false;       // once disconnect_all() or shutdown() began: nothing restarts
+    io::latch cluster_ready;     // see watch_readiness(); set once, never cleared
+    std::uint64_t restarts = 0;  // scheduled by the restart policy, for systemd's STATUS=
+    // Read, and taken from the environment, as the primary starts: no worker inherits them.
+    systemd_notifier notifier = systemd_notifier::from_environment();
     std::mt19937_64 rng{std::random_device{}()};
 
     // ---- the jobs ----
@@ -214,6 +254,25 @@ public:
     io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
 
 private:
+    // Socket activation: each socket systemd passed becomes the cluster's, as adopt() would
+    // make it, named by LISTEN_FDNAMES or its fd number. One that is not a listening stream
+    // socket stops the primary from starting (see docs/deployment.md): every socket left is
+    // closed, and the error names the fd, its name and what it is instead.
+    void adopt_activated_sockets() {
+        std::string what;
+        auto passed = take_listen_fds(what);
+        if (!passed) throw std::system_error(passed.error(), "cluster: socket activation: " + what);
+        for (std::size_t i = 0; i < passed->size(); ++i) {
+            auto& [fd, name] = (*passed)[i];
+            const std::string named = name.empty() ? "" : " (\"" + name + "\")";
+            auto adopted = balancer.adopt(unique_fd(fd), name, what);
+            if (adopted) continue;
+            for (std::size_t rest = i + 1; rest < passed->size(); ++rest) ::close((*passed)[rest].fd);
+            throw std::system_error(adopted.error(), "cluster: socket activation: LISTEN_FDS fd " + std::to_string(fd) +
+                                                         named + ": " + what);
+        }
+    }
+
     result<record_ptr> launch_worker(const primary_options& o, std::string& what) {
         const unsigned id = workers.next_id();
         if (!chosen_stdio(o)) {
@@ -364,6 +423,7 @@ private:
         auto d = slots.decide(e, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
+            ++restarts;
             events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), e.slot}));
             tasks.spawn(restart_later(*this, e.slot, d.delay, slots.pending_restart(e.slot)));
             return;

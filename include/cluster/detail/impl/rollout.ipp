@@ -42,8 +42,13 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
         out.what = "the primary is stopping";
         co_return out;
     }
-    reloading_ = true;
-    for (unsigned id : s_.slots.workers()) {
+    const auto ids = s_.slots.workers();
+    // systemd hears of a reload of a service it knows to be ready: RELOADING=1, then READY=1.
+    const bool announced = s_.cluster_ready.is_set();
+    reloaded_ = 0;
+    reloading_ = ids.size();
+    if (announced) s_.notifier.reloading(s_.status());
+    for (unsigned id : ids) {
         auto r = co_await replace(id, stop_reason::reload);
         if (!r.failure.empty()) {
             out.ok = false;
@@ -51,8 +56,11 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
             break;
         }
         out.replaced += r.replaced ? 1 : 0;
+        ++reloaded_;
+        s_.notifier.status(s_.status());
     }
-    reloading_ = false;
+    reloading_ = 0;
+    if (announced && !s_.stopper.shutdown_begun()) s_.notifier.ready(s_.status());
     s_.events.report(event<erased>(out));
     co_return out;
 }

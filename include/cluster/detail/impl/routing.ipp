@@ -74,6 +74,8 @@ CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_
     net::endpoint local;
     const auto reply = s_.balancer.listen(r, ask, s_.tasks, local);
     (void)r->link.channel.send(reply, tag, wire::frame_flags::response);
+    // A listener is news to whoever waits for the cluster to serve: a binary upgrade's successor.
+    if (reply.error == 0) s_.slots.notify();
     if (reply.error == 0)
         s_.events.report(event<erased>(listening_event{r->id, local.family(), local.address(), local.port(),
                                                        net::udp_endpoint::names_udp(ask.endpoint)},

@@ -33,6 +33,7 @@ CLUSTER_DECL io::task<int> stopper::run(io::task<void> main) {
 CLUSTER_DECL io::task<void> stopper::shutdown() {
     if (!shutdown_begun_) {
         shutdown_begun_ = true;
+        s_.notifier.stopping();
         finish();
         s_.balancer.stop_accepting();  // first: it still has every socket, and every worker to hand connections to
         s_.stop_supervising();
@@ -61,7 +62,10 @@ CLUSTER_DECL void stopper::give_up(unsigned worker_id, std::string what) {
     request_stop();
 }
 
-CLUSTER_DECL void stopper::stop_for_successor(pid_t) { request_stop(); }
+CLUSTER_DECL void stopper::stop_for_successor(pid_t pid) {
+    s_.notifier.hand_over(pid);
+    request_stop();
+}
 
 CLUSTER_DECL void stopper::close_in_forked_child() const noexcept {
     if (signal_fd_ >= 0) ::close(signal_fd_);

@@ -154,7 +154,7 @@ CLUSTER_DECL io::task<void> upgrader::upgrade(upgrader& self) {
     const pid_t pid = successor->pid();
     successor->detach();
     self.successor_ = std::move(link);
-    self.s_.balancer.handed_over();
+    self.s_.balancer.handed_over(sockets);
     std::fprintf(stderr, "cluster: upgrade: primary %d is ready; primary %d stops\n", pid, ::getpid());
     self.s_.stopper.stop_for_successor(pid);
 }
@@ -224,6 +224,12 @@ CLUSTER_DECL void upgrader::take_predecessor_link() {
 CLUSTER_DECL io::task<void> upgrader::tell_predecessor(upgrader& self) {
     const bool ready = co_await self.s_.cluster_ready.wait();
     if (!ready) co_return;
+    // Ready means listening too: the predecessor stops accepting once told, and under
+    // reuseport its other sockets close with it.
+    while (self.s_.balancer.adopted_idle()) {
+        auto changed = co_await self.s_.slots.next_change();
+        if (!changed) co_return;
+    }
     self.s_.successor_ready();
     const successor_word word{successor_word::what::ready, ::getpid()};
     (void)!::write(self.predecessor_.get(), &word, sizeof word);
