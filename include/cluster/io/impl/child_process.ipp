@@ -34,6 +34,7 @@ CLUSTER_DECL result<child_process> child_process::adopt(pid_t pid) {
     child_process c;
     c.pid_ = pid;
     c.pidfd_.reset(fd);
+    detail::held_children::instance().hold(pid);
     return c;
 }
 
@@ -60,8 +61,13 @@ CLUSTER_DECL result<exit_status> child_process::try_wait() {
 }
 
 CLUSTER_DECL void child_process::detach() noexcept {
+    let_go();
     pid_ = 0;
     pidfd_.reset();
+}
+
+CLUSTER_DECL void child_process::let_go() noexcept {
+    if (pid_ > 0 && !status_) detail::held_children::instance().release(pid_);
 }
 
 CLUSTER_DECL std::optional<result<exit_status>> child_process::try_reap() {
@@ -76,6 +82,7 @@ CLUSTER_DECL std::optional<result<exit_status>> child_process::try_reap() {
         s.signal = info.si_status;
         s.core_dumped = info.si_code == CLD_DUMPED;
     }
+    let_go();
     status_ = s;
     return result<exit_status>(s);
 }
@@ -86,6 +93,7 @@ CLUSTER_DECL void child_process::kill_and_reap() noexcept {
     siginfo_t info{};
     while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 &&
            errno == EINTR) {}
+    let_go();
 }
 
 CLUSTER_DECL std::string exit_status::to_string() const {
