@@ -28,7 +28,7 @@ public:
     explicit orphan_reaper(std::function<bool(pid_t)> own) : own_(std::move(own)) {}
     orphan_reaper(const orphan_reaper&) = delete;
     orphan_reaper& operator=(const orphan_reaper&) = delete;
-    // A subreaper it made of the process is one no more.
+    // A process it made a subreaper is one no more.
     CLUSTER_DECL ~orphan_reaper();
 
     // Takes SIGCHLD through a signalfd and, not being PID 1, becomes a subreaper, so that

@@ -38,7 +38,8 @@ CLUSTER_DECL orphan_reaper::~orphan_reaper() {
 }
 
 CLUSTER_DECL void orphan_reaper::start() {
-    if (::getpid() != 1) {
+    int already = 0;
+    if (::getpid() != 1 && (::prctl(PR_GET_CHILD_SUBREAPER, &already, 0, 0, 0) != 0 || !already)) {
         if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
             throw std::system_error(errno, std::system_category(), "cluster: prctl(PR_SET_CHILD_SUBREAPER)");
         made_subreaper_ = true;

@@ -25,6 +25,11 @@ public:
         const std::lock_guard lock(mutex_);
         pids_.erase(pid);
     }
+    // In a forked child: the parent's children are not its own.
+    void forget_all() noexcept {
+        const std::lock_guard lock(mutex_);
+        pids_.clear();
+    }
     [[nodiscard]] bool holds(pid_t pid) const {
         const std::lock_guard lock(mutex_);
         return pids_.count(pid) != 0;

@@ -21,6 +21,7 @@ CLUSTER_DECL result<child_process> child_process::fork() {
     pid_t pid = ::fork();
     if (pid < 0) return errno_code(errno);
     if (pid == 0) {
+        detail::held_children::instance().forget_all();
         child_process c;
         c.in_child_ = true;
         return c;
