@@ -1,16 +1,21 @@
 // cluster::cpu_count(): how many CPUs this process may run on. That is its affinity mask
-// (which taskset, cpusets and container runtimes narrow), not the machine's core count.
+// (which taskset, cpusets and container runtimes narrow), within its cgroups' CPU quota.
 #pragma once
 
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 
+#include <cluster/detail/cgroup_cpu_quota.hpp>
+
 namespace cluster {
 
-inline unsigned cpu_count() noexcept {
+namespace detail {
+
+inline unsigned affinity_count() noexcept {
     // The mask's size must cover the kernel's CPU count: grow it while the kernel says EINVAL.
     for (std::size_t cpus = 1024; cpus <= (std::size_t{1} << 20); cpus *= 2) {
         cpu_set_t* set = CPU_ALLOC(cpus);
@@ -25,6 +30,20 @@ inline unsigned cpu_count() noexcept {
     }
     const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? static_cast<unsigned>(online) : 1;
+}
+
+}  // namespace detail
+
+// A container given 2 CPUs of quota on a 128-core host counts 2 (rounded up: 1.5 CPUs is 2),
+// so that one worker per CPU does not fork 128 workers that the quota then throttles.
+inline unsigned cpu_count() noexcept {
+    const unsigned affinity = detail::affinity_count();
+    try {
+        const auto quota = detail::cgroup_cpu_quota();
+        return quota ? std::min(affinity, *quota) : affinity;
+    } catch (...) {
+        return affinity;  // out of memory reading /proc: the mask is still a right answer
+    }
 }
 
 }  // namespace cluster

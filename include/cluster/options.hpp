@@ -77,6 +77,10 @@ struct primary_options {
     std::size_t max_memory = 0;                       // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
+    // Reap every orphan that comes to the primary, not only its workers: unset, only as PID 1
+    // (a container's init); true makes it a child subreaper otherwise. Read when the primary
+    // starts: see docs/deployment.md.
+    std::optional<bool> reap_orphans;
     // The events queued for primary_main, and each worker's messages waiting for receive(),
     // past which the oldest are dropped (and counted): see docs/reliability.md.
     std::size_t max_queued_bytes = 64u << 20;

@@ -683,11 +683,12 @@ int first_cpu(const cpu_set_t& set) {
 
 }  // namespace
 
-TEST_CASE("cpu_count() counts the affinity mask, and drops when the mask narrows to one CPU") {
+TEST_CASE("cpu_count() counts the affinity mask within the cgroup quota, and drops when the mask narrows to one CPU") {
     cpu_set_t all;
     CPU_ZERO(&all);
     REQUIRE(::sched_getaffinity(0, sizeof all, &all) == 0);
-    CHECK(cpu_count() == static_cast<unsigned>(CPU_COUNT(&all)));
+    const unsigned quota = detail::cgroup_cpu_quota().value_or(UINT_MAX);
+    CHECK(cpu_count() == std::min(static_cast<unsigned>(CPU_COUNT(&all)), quota));
     const affinity_restorer restore(all);
     cpu_set_t one;
     CPU_ZERO(&one);

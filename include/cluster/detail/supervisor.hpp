@@ -27,6 +27,7 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
+#include <cluster/detail/orphan_reaper.hpp>
 #include <cluster/detail/output_pipe.hpp>
 #include <cluster/detail/rollout.hpp>
 #include <cluster/detail/routing.hpp>
@@ -42,6 +43,7 @@
 #include <cluster/detail/worker_table.hpp>
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
+#include <cluster/io/child_process.hpp>
 #include <cluster/io/io_context.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/ops.hpp>
@@ -76,6 +78,10 @@ public:
         if (notifier.enabled()) tasks.spawn(report_to_systemd(*this));
         if (notifier.watchdog_interval().count() > 0) tasks.spawn(systemd_notifier::keep_watchdog(notifier));
         upgrader.take_predecessor_link();
+        if (reaps_orphans(options.reap_orphans)) {
+            reaper.start();
+            tasks.spawn(orphan_reaper::run(reaper));
+        }
     }
     supervisor(const supervisor&) = delete;
     supervisor& operator=(const supervisor&) = delete;
@@ -205,6 +211,10 @@ public:
         s.stopping = stopper.shutdown_begun();
         return s;
     }
+    // Whether `pid` is a child of the primary's own — a worker, or anything else started
+    // through an io::child_process it holds — whose handle takes its exit status; the
+    // orphan reaper leaves those alone.
+    [[nodiscard]] static bool owns_child(pid_t pid) { return io::child_process::held(pid); }
 
     [[nodiscard]] bool every_slot_serving() const {
         const auto ids = slots.ids();
@@ -250,6 +260,7 @@ public:
     detail::router router{*this};
     detail::stopper stopper{*this};
     detail::upgrader upgrader{*this};
+    orphan_reaper reaper{[](pid_t pid) { return owns_child(pid); }};
 
     io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
 
@@ -341,6 +352,7 @@ private:
     // closed as the child began), then run.
     int become_worker(unsigned id, unique_fd link) {
         stopper.close_in_forked_child();
+        reaper.close_in_forked_child();
         for (const auto& [other, r] : workers) r->close_in_forked_child();
         balancer.close_in_forked_child();
         return worker_process(id, std::move(link));

@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include <cluster/io/detail/held_children.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 
@@ -71,10 +72,17 @@ public:
     // Forgets the child: it is no longer killed or reaped by this handle.
     CLUSTER_DECL void detach() noexcept;
 
+    // Whether a handle of this process holds `pid` and has not reaped it yet: a child whose
+    // exit status is that handle's, which an orphan reaper must leave alone.
+    [[nodiscard]] static bool held(pid_t pid) { return detail::held_children::instance().holds(pid); }
+
 private:
     CLUSTER_DECL std::optional<result<exit_status>> try_reap();
 
     CLUSTER_DECL void kill_and_reap() noexcept;
+
+    // The handle no longer holds its pid (reaped, or detached).
+    CLUSTER_DECL void let_go() noexcept;
 
     pid_t pid_ = 0;
     unique_fd pidfd_;

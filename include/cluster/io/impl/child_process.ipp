@@ -21,6 +21,7 @@ CLUSTER_DECL result<child_process> child_process::fork() {
     pid_t pid = ::fork();
     if (pid < 0) return errno_code(errno);
     if (pid == 0) {
+        detail::held_children::instance().forget_all();
         child_process c;
         c.in_child_ = true;
         return c;
@@ -34,6 +35,7 @@ CLUSTER_DECL result<child_process> child_process::adopt(pid_t pid) {
     child_process c;
     c.pid_ = pid;
     c.pidfd_.reset(fd);
+    detail::held_children::instance().hold(pid);
     return c;
 }
 
@@ -60,8 +62,13 @@ CLUSTER_DECL result<exit_status> child_process::try_wait() {
 }
 
 CLUSTER_DECL void child_process::detach() noexcept {
+    let_go();
     pid_ = 0;
     pidfd_.reset();
+}
+
+CLUSTER_DECL void child_process::let_go() noexcept {
+    if (pid_ > 0 && !status_) detail::held_children::instance().release(pid_);
 }
 
 CLUSTER_DECL std::optional<result<exit_status>> child_process::try_reap() {
@@ -76,6 +83,7 @@ CLUSTER_DECL std::optional<result<exit_status>> child_process::try_reap() {
         s.signal = info.si_status;
         s.core_dumped = info.si_code == CLD_DUMPED;
     }
+    let_go();
     status_ = s;
     return result<exit_status>(s);
 }
@@ -86,6 +94,7 @@ CLUSTER_DECL void child_process::kill_and_reap() noexcept {
     siginfo_t info{};
     while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 &&
            errno == EINTR) {}
+    let_go();
 }
 
 CLUSTER_DECL std::string exit_status::to_string() const {
