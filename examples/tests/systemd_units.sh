@@ -4,8 +4,11 @@
 # systemd would run them: the service's ExecStart under systemd-socket-activate with the socket
 # unit's address and FileDescriptorName, NOTIFY_SOCKET and WATCHDOG_USEC set and read by a
 # stand-in for systemd. It hears READY=1 once the workers serve (and a client is answered),
-# RELOADING=1 and READY=1 around ExecReload's SIGHUP, WATCHDOG=1, and STOPPING=1 at SIGTERM
-# (KillMode=mixed signals the primary alone), after which the service exits 0.
+# RELOADING=1 and READY=1 around ExecReload's SIGHUP, WATCHDOG=1; after a binary upgrade
+# (SIGUSR2), MAINPID= of the new primary from the old one, which then exits 0 without a word
+# of stopping; and STOPPING=1 from the new primary at SIGTERM (KillMode=mixed signals the
+# main process alone), after which its output ends. Each datagram is printed with its
+# sender's pid, as systemd sees it.
 #   systemd_units.sh <path to http_server>
 set -euo pipefail
 server=$1
@@ -39,13 +42,16 @@ exec_start=$(setting cluster-http.service ExecStart)
 
 # systemd's side: the notification socket, each datagram printed on one line.
 start -c '
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(sys.argv[1])
 print("bound", flush=True)
 while True:
-    d = s.recv(4096).decode()
-    print("notify: " + d.replace("\n", " | "), flush=True)
+    data, ancillary, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+    pid = next(struct.unpack("iII", c[2][:12])[0] for c in ancillary if c[1] == socket.SCM_CREDENTIALS)
+    d = data.decode()
+    print(f"notify[{pid}]: " + d.replace("\n", " | "), flush=True)
     if d.startswith("STOPPING=1"):
         break' "$dir/notify"
 expect '^bound$'
@@ -87,22 +93,29 @@ until_both_answer() {
 # The first connection starts the service; it is answered once the workers serve.
 get /
 [[ $reply == *$'\r\n\r\nHello, World!' ]] || fail "the first request got '$reply'"
-expect '^notify: WATCHDOG=1$'
-expect '^notify: READY=1 \| STATUS=2 workers, 0 restarts$'
+expect '^notify\[[0-9]+\]: WATCHDOG=1$'
+expect '^notify\[[0-9]+\]: READY=1 \| STATUS=2 workers, 0 restarts$'
 
 kill -HUP "$service"  # ExecReload
-expect '^notify: RELOADING=1 \| MONOTONIC_USEC=[0-9]+ \| STATUS=2 workers, 0 restarts, reloading 0/2$'
-expect '^notify: READY=1 \| STATUS=2 workers, 0 restarts$'
+expect '^notify\[[0-9]+\]: RELOADING=1 \| MONOTONIC_USEC=[0-9]+ \| STATUS=2 workers, 0 restarts, reloading 0/2$'
+expect '^notify\[[0-9]+\]: READY=1 \| STATUS=2 workers, 0 restarts$'
 
 until_both_answer
-kill -TERM "$service"  # systemctl stop, KillMode=mixed: the primary alone
-expect '^notify: STOPPING=1 \| STATUS=stopping$'
-wait "$primary"  # systemd's stand-in ends after STOPPING=1
-primary=
+kill -USR2 "$service"  # a binary upgrade: the new primary becomes the service's main process
+expect "^notify\[$service\]: MAINPID=([0-9]+)\$"
+successor=${BASH_REMATCH[1]}
+[[ $successor != "$service" ]] || fail "MAINPID= names the old primary"
 code=0
 wait "$service" || code=$?
-output=$(cat <&6)
+[[ $code == 0 ]] || fail "the primary that handed over exited with $code, not 0"
+until_both_answer
+kill -TERM "$successor"  # systemctl stop, KillMode=mixed: the main process alone
+# The stand-in ends at the first STOPPING=1: had the old primary said it, this would not match.
+expect "^notify\\[$successor\\]: STOPPING=1 \\| STATUS=stopping\$"
+wait "$primary"
+primary=
+output=$(cat <&6)  # until the new primary and its workers are gone
 echo "$output"
-[[ $code == 0 ]] || fail "the service exited with $code, not 0"
-if grep -q '^cluster: ' <<<"$output"; then fail "the service complained"; fi
+grep -q "^Primary $successor stopped: exit code 0\$" <<<"$output" || fail "the new primary did not stop with exit code 0"
+if grep '^cluster: ' <<<"$output" | grep -v '^cluster: upgrade: '; then fail "the service complained"; fi
 echo "PASS"
