@@ -354,7 +354,7 @@ measure() {  # what mode round
 until_upgraded() {  # log old-pid
     local line
     for _ in {1..150}; do
-        line=$(grep -E "^cluster: upgrade( refused| rolled back)?:" "$1" | tail -1) || true
+        line=$(grep -E "^cluster: upgrade( refused| rolled back|: primary [0-9]+ is ready;)" "$1" | tail -1) || true
         if [[ $line =~ ^cluster:\ upgrade:\ primary\ ([0-9]+)\ is\ ready\;\ primary\ $2\ stops$ ]]; then
             echo "${BASH_REMATCH[1]}"
             return

@@ -134,34 +134,35 @@ std::uint16_t free_port() {
     return ntohs(a.sin_port);
 }
 
-// The pid in the next "ready <pid>" line of `from`; 0 at its end.
-pid_t next_ready(FILE* from) {
-    char line[64];
+// The pid in the next line of `from` that `format` (one %d) reads; 0 at its end.
+pid_t next_pid(FILE* from, const char* format) {
+    char line[256];
     int pid = 0;
     while (std::fgets(line, sizeof line, from))
-        if (std::sscanf(line, "ready %d", &pid) == 1) return pid;
+        if (std::sscanf(line, format, &pid) == 1) return pid;
     return 0;
 }
 
 // This program as an upgradable primary; then, `upgrades` times: SIGUSR2 to the primary
-// until its successor (with its 2 workers forked anew) is ready.
+// until it says its successor (its 2 workers forked anew, listening) is ready and took over.
 std::vector<double> upgrade_to_ready_ms(const char* self) {
     const std::string port = std::to_string(free_port());
     ::setenv(upgrade_port_env, port.c_str(), 1);
-    FILE* out = ::popen((std::string("exec ") + self + " 2>/dev/null").c_str(), "r");
+    FILE* out = ::popen((std::string("exec ") + self + " 2>&1").c_str(), "r");
     ::unsetenv(upgrade_port_env);
     std::vector<double> samples;
     if (!out) return samples;
-    pid_t primary = next_ready(out);
+    pid_t primary = next_pid(out, "ready %d");
     for (int i = 0; i < upgrades && primary > 0; ++i) {
         const auto start = clock_type::now();
         ::kill(primary, SIGUSR2);
-        const pid_t successor = next_ready(out);
+        const pid_t successor = next_pid(out, "cluster: upgrade: primary %d is ready;");
         if (successor > 0) samples.push_back(ms_since(start));
         primary = successor;
     }
     if (primary > 0) ::kill(primary, SIGTERM);
-    while (next_ready(out) > 0) {}  // the pipe ends once the last primary and its workers are gone
+    char rest[256];
+    while (std::fgets(rest, sizeof rest, out)) {}  // the pipe ends once the last primary and its workers are gone
     ::pclose(out);
     return samples;
 }

@@ -71,7 +71,8 @@ private:
     supervisor& s_;
     bool running_ = false;
     unique_fd predecessor_;
-    unique_fd successor_;  // the link, open until this primary exits: the successor waits for that
+    bool took_over_ = false;  // the predecessor was told this primary is ready
+    unique_fd successor_;     // the link, open until this primary exits: the successor waits for that
 };
 
 }  // namespace cluster::detail

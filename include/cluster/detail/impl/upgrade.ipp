@@ -125,7 +125,8 @@ CLUSTER_DECL std::string upgrader::refusal() const {
     if (running_) return "an upgrade is running already";
     if (s_.stopping || s_.stopper.stop_requested()) return "the cluster is stopping";
     if (s_.rollout.reloading()) return "a reload is running";
-    if (predecessor_ && !s_.cluster_ready.is_set()) return "this primary is an upgrade that is not ready yet";
+    // Until then its workers may not listen yet: it would hand over none of its sockets.
+    if (predecessor_ && !took_over_) return "this primary is an upgrade that has not taken over yet";
     const std::string& path = self_exe();
     if (::access(path.c_str(), X_OK) != 0)
         return path + " cannot be run: " + std::strerror(errno) + " (the primary is left as it was)";
@@ -233,6 +234,7 @@ CLUSTER_DECL io::task<void> upgrader::tell_predecessor(upgrader& self) {
     self.s_.successor_ready();
     const successor_word word{successor_word::what::ready, ::getpid()};
     (void)!::write(self.predecessor_.get(), &word, sizeof word);
+    self.took_over_ = true;
     // Accepts on a shared socket wake one waiter per connection: one the predecessor was
     // cancelling as it stopped took a wake-up with it, and the connection waits in the backlog
     // for the next one to arrive. Once the predecessor is gone (its end of the link closes as
