@@ -20,19 +20,11 @@ using support::bounded;
 using support::fork_worker;
 using support::proto;
 using support::scripted;
+using support::send_go;
 using support::with_primary;
 namespace behaviour = support::behaviour;
 
 namespace {
-
-// Worker id, online and waiting, is told to call ready().
-task<void> send_go(primary<proto>& p, unsigned id) {
-    auto* h = p.worker(id);
-    REQUIRE(h);
-    const support::go g{id};
-    auto sent = co_await h->send(g);
-    REQUIRE(sent.has_value());
-}
 
 // Until n workers said they wait for their go, in whatever order.
 task<void> until_waiting(primary<proto>& p, int n) {

@@ -56,6 +56,7 @@ namespace {
 using handle = worker_handle<proto>;
 using steady = std::chrono::steady_clock;
 using support::open_fd_count;
+using support::send_go;
 
 // A whole run(): its main's waits are bounded too, this is for a stop that never ends it.
 constexpr auto run_limit = 30s;
@@ -539,14 +540,6 @@ TEST_CASE("a rolling reload by reload() or SIGHUP replaces every worker one at a
 namespace {
 
 task<void> reload_into(primary<proto>& p, std::optional<reload_event>& out) { out = co_await p.reload(); }
-
-task<void> send_go(primary<proto>& p, unsigned id) {
-    handle* h = p.worker(id);
-    REQUIRE(h);
-    const support::go g{id};
-    auto sent = co_await h->send(g);
-    REQUIRE(sent.has_value());
-}
 
 // Lets the n workers that were just forked call ready(); returns the events of their
 // waiting messages (which hold their handles).

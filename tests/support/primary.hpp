@@ -64,4 +64,13 @@ cluster::task<cluster::worker_handle<P>&> fork_worker(cluster::primary<P>& p,
     co_return **h;
 }
 
+// Scripted worker id, waiting for its go (behaviour::ready_on_go), is told to call ready().
+inline cluster::task<void> send_go(cluster::primary<proto>& p, unsigned id) {
+    auto* h = p.worker(id);
+    REQUIRE(h);
+    const go g{id};
+    auto sent = co_await h->send(g);
+    REQUIRE(sent.has_value());
+}
+
 }  // namespace support
