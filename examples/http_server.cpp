@@ -15,9 +15,8 @@
 // SIGTERM or Ctrl-C stops it gracefully (exit code 0): each worker answers the requests in
 // progress, closes its connections and prints "worker <id> (pid <pid>): <C> connections,
 // <R> requests". SIGHUP replaces the workers one by one; SIGTTIN / SIGTTOU add or remove one.
-#include "http_session.hpp"
-
 #include <cluster/cluster.hpp>
+#include <cluster/http.hpp>
 
 #include <boost/describe.hpp>
 #include <boost/json.hpp>
@@ -66,7 +65,7 @@ public:
 
     void operator()(const http::request& req, http::response& res) {
         ++served_;
-        const route r = find(req.path);
+        const route r = find(req.path());
         if (r == route::none) return res.send(not_found_);
         if (req.method != HTTP_GET && req.method != HTTP_HEAD) return res.send(not_allowed_);
         switch (r) {
