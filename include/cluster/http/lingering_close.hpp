@@ -16,7 +16,7 @@ inline constexpr std::chrono::seconds linger_time{2};
 
 // So the server half-closes, then reads what is left until the client closes too, for
 // linger_time at most.
-inline task<void> close_gently(tcp_stream& s, std::span<char> scratch) {
+inline io::task<void> close_gently(net::tcp_stream& s, std::span<char> scratch) {
     (void)co_await s.shutdown(SHUT_WR);
     const auto deadline = std::chrono::steady_clock::now() + linger_time;
     for (;;) {

@@ -36,12 +36,12 @@ public:
         clock_.spawn(watchdog::run(dog_));
     }
 
-    void serve(tcp_stream stream) { connections_.spawn(serve_connection(std::move(stream), *this)); }
+    void serve(net::tcp_stream stream) { connections_.spawn(serve_connection(std::move(stream), *this)); }
 
     // Connections open now, upgraded ones included.
     [[nodiscard]] std::size_t connections() const noexcept { return connections_.size(); }
 
-    task<void> join() {
+    io::task<void> join() {
         co_await connections_.join();
         clock_.request_stop();
         co_await clock_.join();
@@ -49,7 +49,7 @@ public:
 
 private:
     // The answers to all the requests in one read leave in one write.
-    static task<void> serve_connection(tcp_stream stream, server& self) {
+    static io::task<void> serve_connection(net::tcp_stream stream, server& self) {
         (void)stream.set_nodelay();
         connection c(self.limits_, self.drain_);
         watchdog::watch watch(self.dog_);
@@ -95,8 +95,8 @@ private:
     }
 
     // Without on_upgrade, nobody speaks the protocol agreed to: the connection ends.
-    static task<void> hand_over(tcp_stream stream, const connection& c, std::span<const char> rest,
-                                watchdog::watch& watch, server& self) {
+    static io::task<void> hand_over(net::tcp_stream stream, const connection& c, std::span<const char> rest,
+                                    watchdog::watch& watch, server& self) {
         if constexpr (upgrade_handler<Handler>) {
             (void)watch.begin(waiting::upgraded, c.requests_begun());
             upgraded u{std::move(stream), &c.current(), rest};
@@ -108,8 +108,8 @@ private:
     const limits limits_;
     std::stop_token drain_;
     watchdog dog_;  // before the scopes: their tasks hold watches on it
-    scope clock_;
-    scope connections_;
+    io::scope clock_;
+    io::scope connections_;
 };
 
 }  // namespace cluster::http

@@ -12,7 +12,7 @@ namespace cluster::http {
 // The 101 answer is sent already. `request` and `rest` (the bytes the client sent after its
 // request, read already: the new protocol's first) stay valid until on_upgrade's task ends.
 struct upgraded {
-    tcp_stream stream;
+    net::tcp_stream stream;
     const http::request* request = nullptr;
     std::span<const char> rest;
 };

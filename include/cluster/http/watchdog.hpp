@@ -83,7 +83,7 @@ public:
     watchdog& operator=(const watchdog&) = delete;
 
     // The clock: runs until its task is asked to stop.
-    static task<void> run(watchdog& self) {
+    static io::task<void> run(watchdog& self) {
         for (;;) {
             auto slept = co_await io::sleep_for(tick);
             if (!slept) co_return;

@@ -1,4 +1,4 @@
-// cluster::websocket::socket: the server side of one WebSocket (RFC 6455) on a tcp_stream,
+// cluster::websocket::socket: the server side of one WebSocket (RFC 6455) on a net::tcp_stream,
 // framed by wslay's event API: awaitable receive, bounded sends, pings and the close handshake.
 #pragma once
 
@@ -39,7 +39,7 @@ public:
     // `stream`: a connection whose opening handshake is done (accept_handshake);
     // `already_read`: the bytes read past it (http::upgraded::rest). A socket in a group is
     // closed with the others by group::close_all.
-    socket(tcp_stream stream, std::span<const char> already_read, const options& o = {}, group* g = nullptr)
+    socket(net::tcp_stream stream, std::span<const char> already_read, const options& o = {}, group* g = nullptr)
         : member(g), stream_(std::move(stream)), options_(o), in_(std::max(read_size, already_read.size())) {
         std::copy(already_read.begin(), already_read.end(), in_.begin());
         in_end_ = already_read.size();
@@ -54,7 +54,7 @@ public:
 
     // The next whole message; or the close that ended the connection, after which the
     // socket is done (every later call gives the same close).
-    task<message> receive() {
+    io::task<message> receive() {
         receiving_ = true;
         for (;;) {
             if (!ready_.empty()) {
@@ -79,13 +79,13 @@ public:
         }
     }
 
-    task<result<void>> send_text(std::string_view text) { co_return queue(WSLAY_TEXT_FRAME, text); }
-    task<result<void>> send_binary(std::string_view bytes) { co_return queue(WSLAY_BINARY_FRAME, bytes); }
+    io::task<result<void>> send_text(std::string_view text) { co_return queue(WSLAY_TEXT_FRAME, text); }
+    io::task<result<void>> send_binary(std::string_view bytes) { co_return queue(WSLAY_BINARY_FRAME, bytes); }
 
     // Sends a close frame, then waits for the peer's (or close_timeout), dropping the
     // messages that come meanwhile. While another task is in receive(), it returns once
     // the frame is queued, and that receive() gives the close.
-    task<void> close(close_code code = close_code::normal, std::string_view reason = {}) {
+    io::task<void> close(close_code code = close_code::normal, std::string_view reason = {}) {
         begin_close(code, reason);
         if (receiving_) co_return;
         while (!done_) (void)co_await receive();
@@ -169,7 +169,7 @@ private:
         }
     }
 
-    task<void> read_more() {
+    io::task<void> read_more() {
         const auto wait = close_begun_ ? options_.close_timeout : options_.ping_interval;
         auto n = co_await stream_.read_some(std::span(in_)).with_timeout(wait).with_stop_token(wake_.get_token());
         if (n && *n > 0) {
@@ -190,7 +190,7 @@ private:
     }
 
     // The last bytes written (a close frame's answer, say), then the connection ends.
-    task<void> finish() {
+    io::task<void> finish() {
         co_await writer_.join();
         done_ = true;
         if (!close_begun_) code_ = close_code::abnormal;
@@ -218,7 +218,7 @@ private:
         writer_.spawn(write_queued(*this));
     }
 
-    static task<void> write_queued(socket& s) {
+    static io::task<void> write_queued(socket& s) {
         for (;;) {
             // Once its close frame is out, wslay sends no more; what it gave is written still.
             if (wslay_event_want_write(s.ctx_)) (void)wslay_event_send(s.ctx_);
@@ -239,7 +239,7 @@ private:
         s.writing_ = false;
     }
 
-    tcp_stream stream_;
+    net::tcp_stream stream_;
     options options_;
     wslay_event_context_ptr ctx_ = nullptr;
     std::vector<char> in_;
@@ -256,7 +256,7 @@ private:
     bool writing_ = false;
     bool receiving_ = false;
     bool done_ = false;
-    scope writer_;  // last: destroyed first, its task using the rest
+    io::scope writer_;  // last: destroyed first, its task using the rest
 };
 
 }  // namespace cluster::websocket
