@@ -8,6 +8,16 @@ set(CLUSTER_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/cluster")
 install(TARGETS cluster cluster_core EXPORT clusterTargets)
 install(DIRECTORY include/cluster TYPE INCLUDE)
 install(EXPORT clusterTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
+# The optional components, each in an export of its own: find_package(cluster COMPONENTS
+# http websocket) finds those this install has (see clusterConfig.cmake.in).
+if(CLUSTER_HAS_HTTP)
+    install(TARGETS cluster_llhttp cluster_http EXPORT clusterHttpTargets)
+    install(EXPORT clusterHttpTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
+endif()
+if(CLUSTER_HAS_WEBSOCKET)
+    install(TARGETS cluster_websocket EXPORT clusterWebsocketTargets)
+    install(EXPORT clusterWebsocketTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
+endif()
 
 configure_package_config_file(cmake/clusterConfig.cmake.in
     "${PROJECT_BINARY_DIR}/clusterConfig.cmake" INSTALL_DESTINATION "${CLUSTER_CMAKE_DIR}")

@@ -18,9 +18,8 @@
 // progress, closes its connections and prints "worker <id> (pid <pid>): <C> connections,
 // <R> requests". SIGHUP replaces the workers one by one (then "Reload done: <N> workers
 // replaced"); SIGTTIN / SIGTTOU add or remove one.
-#include "http_session.hpp"
-
 #include <cluster/cluster.hpp>
+#include <cluster/http.hpp>
 
 #include <boost/describe.hpp>
 #include <boost/json.hpp>
@@ -69,7 +68,7 @@ public:
 
     void operator()(const http::request& req, http::response& res) {
         ++served_;
-        const route r = find(req.path);
+        const route r = find(req.path());
         if (r == route::none) return res.send(not_found_);
         if (req.method != HTTP_GET && req.method != HTTP_HEAD) return res.send(not_allowed_);
         switch (r) {

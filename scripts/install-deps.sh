@@ -6,11 +6,14 @@
 # scripts/http_demo.sh puts a load on http_server with.
 set -euo pipefail
 
-# node-llhttp: the C sources of Node's HTTP parser, which examples/http_server builds.
-packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp)
+# node-llhttp: the C sources of Node's HTTP parser, which cluster::http builds; libwslay-dev:
+# the WebSocket framing cluster::websocket uses (cmake/components.cmake).
+packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp libwslay-dev)
 for arg in "$@"; do
     case $arg in
-        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3) ;;
+        # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py drives.
+        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
+                           python3-websockets) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac

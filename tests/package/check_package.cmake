@@ -35,4 +35,15 @@ run("${WORK_DIR}/consumer_pc")
 if(NOT last_output MATCHES "consumer: 42")
     message(FATAL_ERROR "pkg-config consumer printed: ${last_output}")
 endif()
+
+# The optional components, where this build has them.
+if(HAS_WEBSOCKET)
+    run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}/../components" -B "${WORK_DIR}/components"
+        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
+    run(${CMAKE_COMMAND} --build "${WORK_DIR}/components")
+    run("${WORK_DIR}/components/components_consumer")
+    if(NOT last_output MATCHES "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=")
+        message(FATAL_ERROR "components consumer printed: ${last_output}")
+    endif()
+endif()
 message(STATUS "package consumer built and ran through find_package and pkg-config")

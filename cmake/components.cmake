@@ -1,0 +1,46 @@
+# The optional components, each present when what it needs is found on this machine:
+#   cluster::http       HTTP/1.1 (cluster/http.hpp), on llhttp, Node's own parser, built here
+#                       from the C sources Debian's node-llhttp ships;
+#   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay
+#                       (Debian: libwslay-dev).
+# scripts/install-deps.sh installs both. CLUSTER_HAS_HTTP and CLUSTER_HAS_WEBSOCKET say which.
+set(CLUSTER_HAS_HTTP OFF)
+set(CLUSTER_HAS_WEBSOCKET OFF)
+
+find_path(LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include /usr/local/share/include PATH_SUFFIXES llhttp)
+set(llhttp_sources)
+foreach(part api http llhttp)
+    find_file(LLHTTP_${part}_SOURCE ${part}.c PATHS /usr/share/llhttp /usr/local/share/llhttp NO_DEFAULT_PATH)
+    list(APPEND llhttp_sources ${LLHTTP_${part}_SOURCE})
+endforeach()
+if(NOT (LLHTTP_INCLUDE_DIR AND LLHTTP_api_SOURCE AND LLHTTP_http_SOURCE AND LLHTTP_llhttp_SOURCE))
+    message(STATUS "cluster: node-llhttp not found, so cluster::http and cluster::websocket are not built (scripts/install-deps.sh installs it)")
+    return()
+endif()
+enable_language(C)
+# Not our code: built without the project's warnings. Optimised whatever the build type:
+# examples/http_server is measured against nginx (benchmarks/http_bench.sh).
+add_library(cluster_llhttp STATIC ${llhttp_sources})
+set_target_properties(cluster_llhttp PROPERTIES EXPORT_NAME llhttp POSITION_INDEPENDENT_CODE ON)
+target_include_directories(cluster_llhttp SYSTEM PUBLIC $<BUILD_INTERFACE:${LLHTTP_INCLUDE_DIR}>
+                                                        $<INSTALL_INTERFACE:${LLHTTP_INCLUDE_DIR}>)
+target_compile_options(cluster_llhttp PRIVATE -O2)
+
+add_library(cluster_http INTERFACE)
+add_library(cluster::http ALIAS cluster_http)
+set_target_properties(cluster_http PROPERTIES EXPORT_NAME http)
+target_link_libraries(cluster_http INTERFACE cluster cluster_llhttp)
+set(CLUSTER_HAS_HTTP ON)
+
+find_path(WSLAY_INCLUDE_DIR wslay/wslay.h)
+find_library(WSLAY_LIBRARY wslay)
+if(NOT (WSLAY_INCLUDE_DIR AND WSLAY_LIBRARY))
+    message(STATUS "cluster: wslay not found, so cluster::websocket is not built (Debian: libwslay-dev; scripts/install-deps.sh installs it)")
+    return()
+endif()
+add_library(cluster_websocket INTERFACE)
+add_library(cluster::websocket ALIAS cluster_websocket)
+set_target_properties(cluster_websocket PROPERTIES EXPORT_NAME websocket)
+target_include_directories(cluster_websocket SYSTEM INTERFACE ${WSLAY_INCLUDE_DIR})
+target_link_libraries(cluster_websocket INTERFACE cluster_http ${WSLAY_LIBRARY})
+set(CLUSTER_HAS_WEBSOCKET ON)

@@ -1,0 +1,97 @@
+// cluster::websocket::group: the WebSockets of one worker, closed together with a code
+// when the worker is told to leave (1001 going away, 1012 service restart).
+#pragma once
+
+#include <cluster/websocket/close_code.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+namespace cluster::websocket {
+
+class group {
+public:
+    // What a socket is to its group: a link, and the start of a close handshake.
+    class member {
+    public:
+        member(const member&) = delete;
+        member& operator=(const member&) = delete;
+
+    protected:
+        explicit member(group* g) noexcept : group_(g) {}
+        ~member() {
+            if (group_) group_->unlink(*this);
+        }
+        // Called by the socket once it is whole: the group may close it from then on.
+        void join_group() noexcept {
+            if (group_) group_->link(*this);
+        }
+        // Starts the close handshake; the socket's own tasks finish it.
+        virtual void begin_close(close_code code, std::string_view reason) noexcept = 0;
+
+    private:
+        friend class group;
+        group* group_;
+        member* prev_ = nullptr;
+        member* next_ = nullptr;
+        bool linked_ = false;
+    };
+
+    group() = default;
+    group(const group&) = delete;  // its members point at it
+    group& operator=(const group&) = delete;
+
+    // Every member, now, sends a close frame with `code`: its receive() gives the close
+    // once the peer answers, or close_timeout passes. Members that join later are closed
+    // too, once close_all has been called: a leaving worker takes no new WebSockets.
+    void close_all(close_code code, std::string_view reason) noexcept {
+        closing_ = code;
+        reason_ = reason.substr(0, 123);  // a close frame's reason has room for 123 bytes
+        for (member* m = head_; m; m = m->next_) m->begin_close(code, reason_);
+    }
+
+    // close_all(code, reason) once `token` is requested: pass the worker's stop token, so
+    // that its WebSockets close when the primary disconnects it.
+    void close_all_on(std::stop_token token, close_code code, std::string_view reason) {
+        on_stop_.emplace(std::move(token), closer{this, code, std::string(reason)});
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+private:
+    struct closer {
+        group* self;
+        close_code code;
+        std::string reason;
+        void operator()() const noexcept { self->close_all(code, reason); }
+    };
+
+    void link(member& m) noexcept {
+        m.linked_ = true;
+        m.next_ = head_;
+        if (head_) head_->prev_ = &m;
+        head_ = &m;
+        ++size_;
+        if (closing_) m.begin_close(*closing_, reason_);
+    }
+    void unlink(member& m) noexcept {
+        if (!m.linked_) return;
+        if (m.prev_)
+            m.prev_->next_ = m.next_;
+        else
+            head_ = m.next_;
+        if (m.next_) m.next_->prev_ = m.prev_;
+        --size_;
+    }
+
+    member* head_ = nullptr;
+    std::size_t size_ = 0;
+    std::optional<close_code> closing_;
+    std::string reason_;
+    std::optional<std::stop_callback<closer>> on_stop_;
+};
+
+}  // namespace cluster::websocket
