@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cluster needs from Debian 12's archive: the build (default); with --test,
-# everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format); with
+# everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format, and
+# hiredis with a real redis-server for cluster::redis); with
 # --demo, wrk as well, which scripts/http_demo.sh puts a load on http_server with.
 set -euo pipefail
 
@@ -8,7 +9,7 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp)
 for arg in "$@"; do
     case $arg in
-        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16) ;;
+        --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 libhiredis-dev redis-server) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac
