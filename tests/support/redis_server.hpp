@@ -2,9 +2,11 @@
 // in a temp dir, nothing saved; started (ready when it says so), stopped, restarted.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,7 +86,11 @@ public:
         pid_ = ::fork();
         if (pid_ < 0) throw std::system_error(errno, std::system_category(), "fork");
         if (pid_ == 0) {
+            // Its output goes to the pipe only (a caller's stderr held open would outlive us),
+            // and it dies with this process, whatever ends it.
             ::dup2(write_end.get(), STDOUT_FILENO);
+            ::dup2(write_end.get(), STDERR_FILENO);
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             std::vector<char*> argv;
             for (auto& a : args) argv.push_back(a.data());
             argv.push_back(nullptr);
