@@ -1,11 +1,29 @@
 # The optional components, each present when what it needs is found on this machine:
+#   cluster::redis      a Redis client and subscriber (cluster/redis.hpp), on hiredis's RESP
+#                       reader and formatter (Debian: libhiredis-dev), found through pkg-config;
 #   cluster::http       HTTP/1.1 (cluster/http.hpp), on llhttp, Node's own parser, built here
 #                       from the C sources Debian's node-llhttp ships;
 #   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay
 #                       (Debian: libwslay-dev).
-# scripts/install-deps.sh installs both. CLUSTER_HAS_HTTP and CLUSTER_HAS_WEBSOCKET say which.
+# scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP and
+# CLUSTER_HAS_WEBSOCKET say which are.
+set(CLUSTER_HAS_REDIS OFF)
 set(CLUSTER_HAS_HTTP OFF)
 set(CLUSTER_HAS_WEBSOCKET OFF)
+
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+    pkg_check_modules(cluster_hiredis QUIET IMPORTED_TARGET GLOBAL hiredis)
+endif()
+if(cluster_hiredis_FOUND)
+    add_library(cluster_redis INTERFACE)
+    add_library(cluster::redis ALIAS cluster_redis)
+    set_target_properties(cluster_redis PROPERTIES EXPORT_NAME redis)
+    target_link_libraries(cluster_redis INTERFACE cluster PkgConfig::cluster_hiredis)
+    set(CLUSTER_HAS_REDIS ON)
+else()
+    message(STATUS "cluster: hiredis not found, so cluster::redis is not built (Debian: libhiredis-dev; scripts/install-deps.sh --test installs it)")
+endif()
 
 find_path(LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include /usr/local/share/include PATH_SUFFIXES llhttp)
 set(llhttp_sources)

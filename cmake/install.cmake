@@ -9,7 +9,11 @@ install(TARGETS cluster cluster_core EXPORT clusterTargets)
 install(DIRECTORY include/cluster TYPE INCLUDE)
 install(EXPORT clusterTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
 # The optional components, each in an export of its own: find_package(cluster COMPONENTS
-# http websocket) finds those this install has (see clusterConfig.cmake.in).
+# http websocket redis) finds those this install has (see clusterConfig.cmake.in).
+if(CLUSTER_HAS_REDIS)
+    install(TARGETS cluster_redis EXPORT clusterRedisTargets)
+    install(EXPORT clusterRedisTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")
+endif()
 if(CLUSTER_HAS_HTTP)
     install(TARGETS cluster_llhttp cluster_http EXPORT clusterHttpTargets)
     install(EXPORT clusterHttpTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}")

@@ -2,8 +2,9 @@
 # Installs what cluster needs from Debian 12's archive: the build (default); with --test,
 # everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format,
 # nginx and curl for the test behind nginx, systemd's systemd-socket-activate and
-# systemd-analyze, python3 for the tests' helpers); with --demo, wrk as well, which
-# scripts/http_demo.sh puts a load on http_server with.
+# systemd-analyze, python3 for the tests' helpers, hiredis with a real redis-server for
+# cluster::redis); with --demo, wrk as well, which scripts/http_demo.sh puts a load on
+# http_server with.
 set -euo pipefail
 
 # node-llhttp: the C sources of Node's HTTP parser, which cluster::http builds; libwslay-dev:
@@ -13,7 +14,7 @@ for arg in "$@"; do
     case $arg in
         # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py drives.
         --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
-                           python3-websockets) ;;
+                           python3-websockets libhiredis-dev redis-server) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac

@@ -36,14 +36,21 @@ if(NOT last_output MATCHES "consumer: 42")
     message(FATAL_ERROR "pkg-config consumer printed: ${last_output}")
 endif()
 
-# The optional components, where this build has them.
-if(HAS_WEBSOCKET)
+# The optional components this build has (COMPONENTS): one consumer project, a program each.
+list(REMOVE_ITEM COMPONENTS "")
+if(COMPONENTS)
+    # Comma-separated: run() takes its arguments as one list, which a ';' would split.
+    string(REPLACE ";" "," component_list "${COMPONENTS}")
     run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}/../components" -B "${WORK_DIR}/components"
-        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
+        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX} -DCOMPONENTS=${component_list})
     run(${CMAKE_COMMAND} --build "${WORK_DIR}/components")
-    run("${WORK_DIR}/components/components_consumer")
-    if(NOT last_output MATCHES "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=")
-        message(FATAL_ERROR "components consumer printed: ${last_output}")
-    endif()
 endif()
+set(websocket_prints "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=")
+set(redis_prints "redis consumer: refused cleanly")
+foreach(component IN LISTS COMPONENTS)
+    run("${WORK_DIR}/components/${component}_consumer")
+    if(NOT last_output MATCHES "${${component}_prints}")
+        message(FATAL_ERROR "${component} consumer printed: ${last_output}")
+    endif()
+endforeach()
 message(STATUS "package consumer built and ran through find_package and pkg-config")
