@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -41,6 +42,7 @@ public:
     [[nodiscard]] task<void> close() {
         co_await link_.close();
         messages_.close();
+        std::exchange(restored_, std::make_shared<io::latch>())->set();
     }
     [[nodiscard]] bool connected() const noexcept { return link_.connected(); }
     // Messages dropped because max_pending of them were waiting to be taken.
@@ -51,6 +53,23 @@ public:
     // down (the subscription is made when it comes up), connection_lost if it dropped first.
     [[nodiscard]] task<result<void>> subscribe(std::string channel) { return add(kind::channel, std::move(channel)); }
     [[nodiscard]] task<result<void>> psubscribe(std::string pattern) { return add(kind::pattern, std::move(pattern)); }
+
+    // Times the link came back after dropping and the server confirmed every subscription
+    // again. Messages published in between were lost: an application that must not miss
+    // one reads what it missed from elsewhere (a list, a stream) when this counts up.
+    [[nodiscard]] std::size_t restorations() const noexcept { return restorations_; }
+
+    // Returns once restorations() > past; errc::closed once closed, operation_canceled if the
+    // awaiting task is asked to stop.
+    [[nodiscard]] task<result<void>> wait_restored(std::size_t past) {
+        while (restorations_ <= past) {
+            if (link_.closed()) co_return errc::closed;
+            auto restored = restored_;
+            const bool done = co_await restored->wait();
+            if (!done) co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        co_return result<void>{};
+    }
 
     // The next message, waiting for one; errc::closed once closed, operation_canceled if the
     // awaiting task is asked to stop. Messages published while the link is down are lost.
@@ -92,6 +111,14 @@ private:
     void on_link_up() override {
         resubscribe(kind::channel, channels_);
         resubscribe(kind::pattern, patterns_);
+        if (!std::exchange(been_up_, true)) return;
+        unconfirmed_ = channels_.size() + patterns_.size();
+        if (unconfirmed_ == 0) restored();
+    }
+
+    void restored() {
+        ++restorations_;
+        std::exchange(restored_, std::make_shared<io::latch>())->set();
     }
 
     void resubscribe(kind k, const std::vector<std::string>& names) {
@@ -102,6 +129,7 @@ private:
     }
 
     void on_link_down(std::error_code why) override {
+        unconfirmed_ = 0;
         fail_confirmations(why == errc::closed ? why : make_error_code(errc::connection_lost));
     }
 
@@ -126,6 +154,8 @@ private:
         messages_.push(std::move(m));
     }
 
+    // The server confirms a subscription: one a task awaits in add(), or one of those
+    // resubscribe() restored.
     void confirm(kind k, std::string_view name) {
         for (auto it = confirmations_.begin(); it != confirmations_.end(); ++it) {
             if ((*it)->what == k && (*it)->name == name) {
@@ -134,6 +164,7 @@ private:
                 return;
             }
         }
+        if (unconfirmed_ > 0 && --unconfirmed_ == 0) restored();
     }
 
     void fail_confirmations(std::error_code why) {
@@ -148,6 +179,10 @@ private:
     std::deque<confirmation*> confirmations_;
     io::mailbox<message> messages_;
     std::size_t dropped_ = 0;
+    bool been_up_ = false;
+    std::size_t unconfirmed_ = 0;  // restored subscriptions the server has not confirmed yet
+    std::size_t restorations_ = 0;
+    std::shared_ptr<io::latch> restored_ = std::make_shared<io::latch>();
     detail::link link_;  // last: its background task is stopped before the state above goes
 };
 
