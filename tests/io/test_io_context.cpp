@@ -540,21 +540,21 @@ TEST_CASE("a forked child that uses its parent's loop is ended with a message, r
 namespace {
 
 // End-of-turn hooks for the test below: the first defers the second, which sets a latch.
-struct hook_deferring : detail::completion {
+struct hook_deferring : io::detail::completion {
     io_context* ctx;
-    detail::completion* next;
-    hook_deferring(io_context& c, detail::completion& n) : ctx(&c), next(&n) {
-        complete = [](detail::completion* self, int, unsigned, bool) noexcept {
+    io::detail::completion* next;
+    hook_deferring(io_context& c, io::detail::completion& n) : ctx(&c), next(&n) {
+        complete = [](io::detail::completion* self, int, unsigned, bool) noexcept {
             auto* me = static_cast<hook_deferring*>(self);
             me->ctx->defer(me->next);
         };
     }
 };
 
-struct hook_setting : detail::completion {
+struct hook_setting : io::detail::completion {
     latch* flag;
     explicit hook_setting(latch& l) : flag(&l) {
-        complete = [](detail::completion* self, int, unsigned, bool) noexcept {
+        complete = [](io::detail::completion* self, int, unsigned, bool) noexcept {
             static_cast<hook_setting*>(self)->flag->set();
         };
     }
@@ -564,7 +564,7 @@ task<void> wait_for(latch& l) { (void)co_await l.wait(); }
 
 task<void> sleep_long() { (void)co_await io::sleep_for(10s); }
 
-task<std::size_t> defer_then_race(io_context& ctx, detail::completion& first, latch& second_ran) {
+task<std::size_t> defer_then_race(io_context& ctx, io::detail::completion& first, latch& second_ran) {
     ctx.defer(&first);
     auto winner = co_await when_any(wait_for(second_ran), sleep_long());
     co_return winner.index();

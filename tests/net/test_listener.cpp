@@ -30,7 +30,7 @@ using namespace cluster::net;
 namespace {
 
 // What the listener tells the primary, written down.
-struct recording_host final : detail::listener_host {
+struct recording_host final : net::detail::listener_host {
     std::vector<std::pair<std::uint64_t, bool>> acks;
     int closes = 0;
     int unlistens = 0;
@@ -39,11 +39,11 @@ struct recording_host final : detail::listener_host {
     void report_unlisten(std::uint32_t) noexcept override { ++unlistens; }
 };
 
-std::shared_ptr<detail::listener_state> handed_state(detail::listener_host* host, schedule how,
-                                                     std::size_t max_connections = 0) {
+std::shared_ptr<net::detail::listener_state> handed_state(net::detail::listener_host* host, schedule how,
+                                                          std::size_t max_connections = 0) {
     listener_options o;
     o.max_connections = max_connections;
-    return std::make_shared<detail::listener_state>(host, 1, how, endpoint{}, unique_fd{}, o);
+    return std::make_shared<net::detail::listener_state>(host, 1, how, endpoint{}, unique_fd{}, o);
 }
 
 // A client and the server end of its connection, as the primary would have accepted it.
@@ -61,7 +61,7 @@ task<connection> connect_one(int listen_fd) {
 // A listener fed as a worker's channel feeds it, and what it told the primary.
 struct fed_listener {
     recording_host host;
-    std::shared_ptr<detail::listener_state> state;
+    std::shared_ptr<net::detail::listener_state> state;
     listener l;
     explicit fed_listener(schedule how, std::size_t max_connections = 0)
         : state(handed_state(&host, how, max_connections)), l(state) {}
@@ -71,7 +71,7 @@ unique_fd dup_of(const unique_fd& fd) { return unique_fd(::dup(fd.get())); }
 
 // n new connections, offered to `state` as the primary hands them over (seq 1 to n); the
 // server ends stay open here, as the primary's copies.
-task<std::vector<connection>> hand_over(int listen_fd, detail::listener_state& state, std::uint64_t n) {
+task<std::vector<connection>> hand_over(int listen_fd, net::detail::listener_state& state, std::uint64_t n) {
     std::vector<connection> out;
     for (std::uint64_t seq = 1; seq <= n; ++seq) {
         out.push_back(co_await connect_one(listen_fd));

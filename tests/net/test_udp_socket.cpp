@@ -55,7 +55,7 @@ task<void> check_passes(udp_socket& from, udp_socket& to, std::string_view text)
 }
 
 // What a socket from a worker's listen() tells its worker, written down.
-struct recording_host final : detail::listener_host {
+struct recording_host final : net::detail::listener_host {
     std::vector<std::uint32_t> unlistened;
     void acknowledge(std::uint64_t, bool) noexcept override {}
     void report_closed(std::uint32_t) noexcept override {}
@@ -198,7 +198,7 @@ TEST_CASE("a socket from a worker's listen(): its worker leaving ends its receiv
     recording_host host;
     auto bound = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     const int fd = bound.native_handle();
-    auto member = std::make_shared<detail::udp_membership>(&host, 7);
+    auto member = std::make_shared<net::detail::udp_membership>(&host, 7);
     udp_socket s(unique_fd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)), member);
     sync_wait([&]() -> task<void> {
         std::array<char, 16> buf{};
@@ -231,14 +231,14 @@ TEST_CASE("a socket from listen() tells the primary when destroyed or replaced b
     auto bound = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     auto dup = [&] { return unique_fd(::fcntl(bound.native_handle(), F_DUPFD_CLOEXEC, 0)); };
     {
-        udp_socket s(dup(), std::make_shared<detail::udp_membership>(&host, 1));
+        udp_socket s(dup(), std::make_shared<net::detail::udp_membership>(&host, 1));
         udp_socket moved = std::move(s);
-        s = udp_socket(dup(), std::make_shared<detail::udp_membership>(&host, 2));
+        s = udp_socket(dup(), std::make_shared<net::detail::udp_membership>(&host, 2));
         s = udp_socket{};
         CHECK(host.unlistened == std::vector<std::uint32_t>{2});
     }
     CHECK(host.unlistened == std::vector<std::uint32_t>{2, 1});
-    auto member = std::make_shared<detail::udp_membership>(&host, 3);
+    auto member = std::make_shared<net::detail::udp_membership>(&host, 3);
     member->detach();
     { udp_socket s(dup(), member); }
     CHECK(host.unlistened == std::vector<std::uint32_t>{2, 1});
