@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -36,6 +37,17 @@ inline cluster::task<void> listen_to_redis(cluster::redis::subscriber& sub, rela
     }
 }
 
+// A PING a second: Redis going away and coming back are logged even while nobody chats.
+inline cluster::task<void> watch_redis(cluster::redis::client& redis, redis_log& log) {
+    using namespace std::chrono_literals;
+    for (;;) {
+        auto pong = co_await cluster::with_timeout(redis.command("PING"), 1s);
+        log.outcome(pong ? std::error_code() : pong.error());
+        auto slept = co_await cluster::io::sleep_for(1s);
+        if (!slept) co_return;
+    }
+}
+
 inline cluster::task<void> primary_main(cluster::primary<protocol>& p, const settings& s) {
     std::printf("Primary %d running as %s\n", ::getpid(), s.instance.c_str());
     cluster::redis::client publisher(s.redis);
@@ -47,6 +59,7 @@ inline cluster::task<void> primary_main(cluster::primary<protocol>& p, const set
     relay r(p, publisher, s.instance, log);
     cluster::scope redis_side;
     redis_side.spawn(listen_to_redis(subscriber, r, s));
+    redis_side.spawn(watch_redis(publisher, log));
     for (unsigned i = 0; i < s.workers; ++i) co_await p.fork();
     bool announced = false;
     for (;;) {

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import websockets  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-from redis_server import RedisServer  # noqa: E402
+from redis_server import RedisServer, free_loopback_port  # noqa: E402
 
 DEADLINE = 30  # seconds any one wait may take before the case fails
 CLIENTS = 200
@@ -35,23 +35,30 @@ CLIENTS = 200
 class Chat:
     """One instance: a primary and its workers on `host`, on a port the kernel picks."""
 
-    def __init__(self, binary, host, redis, workers=2):
+    def __init__(self, binary, host, redis, workers=2, with_log=False):
+        """with_log: its stderr too is read, by wait_for; else it waits until it has subscribed."""
         self.proc = subprocess.Popen([binary, "--host", host, "--port", "0", "--workers", str(workers),
-                                      "--redis", redis.address], stdout=subprocess.PIPE, text=True)
+                                      "--redis", redis.address], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT if with_log else None, text=True)
         self.lines = []
         self.stopping = False
-        listening = subscribed = False
+        m = re.match(r"Listening on http://([\d.]+):(\d+)/", self.wait_for(r"Listening on http://"))
+        self.host, self.port = m.group(1), int(m.group(2))
+        self.instance = re.search(r" as (\S+)", self.wait_for(r"Primary \d+ running as ")).group(1)
+        if not with_log:
+            self.wait_for(r"Subscribed to redis")
+        self.url = f"ws://{self.host}:{self.port}/ws"
+
+    def wait_for(self, pattern, after=0):
+        """The first line from the after-th on, read or to come, that matches `pattern`."""
+        for line in self.lines[after:]:
+            if re.match(pattern, line):
+                return line
         for line in self.proc.stdout:  # ends at its exit, should it fail
             self.lines.append(line)
-            if m := re.match(r"Listening on http://([\d.]+):(\d+)/", line):
-                self.host, self.port = m.group(1), int(m.group(2))
-                listening = True
-            subscribed = subscribed or line.startswith("Subscribed to redis")
-            if listening and subscribed:
-                break
-        else:
-            sys.exit(f"chat ended before it listened and subscribed:\n{''.join(self.lines)}")
-        self.url = f"ws://{self.host}:{self.port}/ws"
+            if re.match(pattern, line):
+                return line
+        sys.exit(f"chat ended before it printed {pattern!r}:\n{''.join(self.lines)}")
 
     def get(self, path):
         c = http.client.HTTPConnection(self.host, self.port, timeout=DEADLINE)
@@ -193,6 +200,32 @@ async def reload(chats, redis):
         assert err.rcvd and err.rcvd.code == 1001, err
 
 
+async def redis_down(chats, redis):
+    """Redis down at the start, then up, then restarted: a line for each change, /visits 503
+    then counting, and the clients chatting on throughout."""
+    chat, = chats
+    said = f"chat: primary: redis at {redis.address}: "
+    chat.wait_for(said + r"unreachable \(Connection refused\); retrying with backoff")
+    status, body = chat.get("/visits")
+    assert status == 503, (status, body)
+    clients = await connect_all(chats, 10)
+    await round_of_messages(clients, "redis down")
+    redis.start()
+    chat.wait_for(r"Subscribed to redis")
+    chat.wait_for(said + "connected")
+    await round_of_messages(clients, "redis up")
+    mark = len(chat.lines)
+    redis.stop()
+    chat.wait_for(said + r"unreachable", after=mark)
+    await round_of_messages(clients, "redis gone again")
+    mark = len(chat.lines)
+    redis.start()
+    chat.wait_for(said + "connected", after=mark)
+    await round_of_messages(clients, "redis back")
+    for c in clients:
+        await c.ws.close()
+
+
 async def browser(chats, redis):
     a, b = chats
     python = await connect(b.url)  # on the other instance: the page's message crosses Redis
@@ -207,6 +240,45 @@ async def browser(chats, redis):
         await python.until("hello from chromium")
         await page.until("[...document.querySelectorAll('#log li')]"
                          ".some(li => li.textContent === 'hello from chromium')")
+
+
+async def behind_nginx(chats, redis):
+    """deploy/nginx/cluster.conf in front of both: the upgrade, the worker's header and a
+    server's close pass through, and the clients reconnect through nginx."""
+    a, b = chats
+    with Nginx(chats) as nginx:
+        clients = await connect_all([nginx], 40)
+        on_a = [c for c in clients if c.worker.startswith(a.instance)]
+        on_b = [c for c in clients if c.worker.startswith(b.instance)]
+        assert on_a and on_b and len(on_a) + len(on_b) == len(clients), workers_of(clients)
+        await round_of_messages(clients, "via nginx")
+        a.signal(signal.SIGHUP)
+        for err in await asyncio.gather(*(closed_with(c) for c in on_a)):
+            assert err.rcvd and err.rcvd.code == 1012, err
+        back = await connect_all([nginx], len(on_a))
+        await round_of_messages(on_b + back, "via nginx, after")
+        for c in on_b + back:
+            await c.ws.close()
+
+
+class Nginx:
+    """scripts/nginx.sh: real nginx on 127.0.0.1, deploy/nginx/cluster.conf rendered for `chats`."""
+
+    def __init__(self, chats):
+        self.dir = tempfile.mkdtemp(prefix="cluster-nginx-")
+        self.script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "nginx.sh")
+        self.host, self.port = "127.0.0.1", free_loopback_port()
+        backends = ",".join(f"{c.host}:{c.port}" for c in chats)
+        subprocess.run([self.script, "start", self.dir, "--port", str(self.port), "--backends", backends],
+                       check=True, timeout=DEADLINE, stdout=subprocess.DEVNULL)
+        self.url = f"ws://{self.host}:{self.port}/ws"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([self.script, "stop", self.dir], check=True, timeout=DEADLINE)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Chromium:
@@ -291,23 +363,25 @@ class Chromium:
         assert waited is True, f"the page never had: {condition}"
 
 
-CASES = {"fan_out": fan_out, "too_big": too_big, "visits": visits, "reload": reload, "browser": browser}
+CASES = {"fan_out": fan_out, "too_big": too_big, "visits": visits, "reload": reload, "browser": browser,
+         "nginx": behind_nginx, "redis_down": redis_down}
+TOOLS = {"browser": ["chromium"], "nginx": ["nginx"]}
 
 
 def main():
     case, binary = sys.argv[1], sys.argv[2]
     run = CASES[case]
-    for tool in ["redis-server"] + (["chromium"] if case == "browser" else []):
-        if not shutil.which(tool):
+    for tool in ["redis-server"] + TOOLS.get(case, []):
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
             print(f"{case}: skipped, {tool} is not installed (scripts/install-deps.sh --test)")
             sys.exit(77)
-    with RedisServer() as redis:
+    with RedisServer(start_now=case != "redis_down") as redis:
         chats = []
         try:
-            for host in ["127.0.0.1", "127.0.0.2"]:
-                chats.append(Chat(binary, host, redis))
-                chats[-1].instance = next(line.split(" as ")[1].strip() for line in chats[-1].lines
-                                          if line.startswith("Primary"))
+            if case == "redis_down":
+                chats.append(Chat(binary, "127.0.0.1", redis, with_log=True))
+            else:
+                chats += [Chat(binary, host, redis) for host in ["127.0.0.1", "127.0.0.2"]]
             result = run(chats, redis)
             if asyncio.iscoroutine(result):
                 asyncio.run(result)

@@ -1,5 +1,6 @@
 """support.redis_server: a real redis-server of the test's own on 127.0.0.1, on a port the
-kernel picked, nothing saved; ready once it says so, stopped (and its directory removed) after.
+kernel picked, nothing saved; ready once it says so; stopped and started again on the same
+port; stopped (and its directory removed) at the end.
 The Python side of tests/support/redis_server.hpp."""
 import shutil
 import socket
@@ -14,9 +15,16 @@ def free_loopback_port():
 
 
 class RedisServer:
-    def __init__(self):
+    def __init__(self, start_now=True):
         self.port = free_loopback_port()
+        self.address = f"127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="cluster-redis-")
+        self.proc = None
+        if start_now:
+            self.start()
+
+    def start(self):
+        """Returns once it accepts connections; on the same port each time."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--daemonize", "no"],
@@ -27,17 +35,18 @@ class RedisServer:
         else:
             self.stop()
             raise RuntimeError(f"redis-server did not start (exit code {self.proc.returncode})")
-        self.address = f"127.0.0.1:{self.port}"
 
     def stop(self):
-        if self.proc.poll() is None:
+        if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
-        self.proc.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.proc:
+            self.proc.stdout.close()
+        self.proc = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
