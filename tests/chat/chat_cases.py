@@ -87,7 +87,10 @@ class Chat:
 
 
 class Client:
+    every = []  # every client made: closed at the case's end, while its loop still runs
+
     def __init__(self, ws):
+        Client.every.append(self)
         self.ws = ws
         self.worker = ws.response_headers["X-Cluster-Worker"]
         self.got = collections.Counter()
@@ -156,8 +159,6 @@ async def fan_out(chats, redis):
         await asyncio.gather(*(c.receive(1) for c in clients))
         for c in clients:
             assert c.got[text] == 1, f"{c.worker} missed a {len(text)}-byte message"
-    for c in clients:
-        await c.ws.close()
 
 
 async def too_big(chats, redis):
@@ -165,6 +166,20 @@ async def too_big(chats, redis):
     await c.ws.send("z" * 70000)  # past the 64 KiB default
     err = await closed_with(c)
     assert err.rcvd and err.rcvd.code == 1009, err
+
+
+async def slow_reader(chats, redis):
+    """A client that reads nothing is closed with 1008 once 1 MiB waits for it; the one that
+    sends, reading each message back before the next, gets every one."""
+    slow = Client(await asyncio.wait_for(websockets.connect(chats[0].url, max_queue=1), DEADLINE))
+    sender = await connect(chats[0].url)
+    chunk, count = "s" * 60000, 300  # 18 MB: past what the kernel buffers for a client that stops reading
+    for _ in range(count):
+        await sender.ws.send(chunk)
+        await sender.receive(1)
+    assert sender.got[chunk] == count, sender.got[chunk]
+    err = await closed_with(slow)
+    assert err.rcvd and err.rcvd.code == 1008, err
 
 
 def visits(chats, redis):
@@ -222,8 +237,6 @@ async def redis_down(chats, redis):
     redis.start()
     chat.wait_for(said + "connected", after=mark)
     await round_of_messages(clients, "redis back")
-    for c in clients:
-        await c.ws.close()
 
 
 async def browser(chats, redis):
@@ -257,8 +270,8 @@ async def behind_nginx(chats, redis):
             assert err.rcvd and err.rcvd.code == 1012, err
         back = await connect_all([nginx], len(on_a))
         await round_of_messages(on_b + back, "via nginx, after")
-        for c in on_b + back:
-            await c.ws.close()
+        # Before nginx stops: its graceful stop waits for the connections it proxies.
+        await asyncio.gather(*(c.ws.close() for c in on_b + back))
 
 
 class Nginx:
@@ -364,8 +377,15 @@ class Chromium:
 
 
 CASES = {"fan_out": fan_out, "too_big": too_big, "visits": visits, "reload": reload, "browser": browser,
-         "nginx": behind_nginx, "redis_down": redis_down}
+         "nginx": behind_nginx, "redis_down": redis_down, "slow_reader": slow_reader}
 TOOLS = {"browser": ["chromium"], "nginx": ["nginx"]}
+
+
+async def closing_clients(case):
+    """Runs the case, then closes its clients: left open, they could not answer the servers'
+    close frames once the loop has ended, and each server would wait close_timeout for them."""
+    await case
+    await asyncio.gather(*(c.ws.close() for c in Client.every))
 
 
 def main():
@@ -384,7 +404,7 @@ def main():
                 chats += [Chat(binary, host, redis) for host in ["127.0.0.1", "127.0.0.2"]]
             result = run(chats, redis)
             if asyncio.iscoroutine(result):
-                asyncio.run(result)
+                asyncio.run(closing_clients(result))
             for chat in chats:
                 chat.stop()
         finally:
