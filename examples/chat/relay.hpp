@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "messages.hpp"
 #include "redis_log.hpp"
@@ -40,11 +41,14 @@ public:
 
 private:
     // Every worker of this instance's that is not leaving gets it, waiting for room in its
-    // channel when it is full.
+    // channel when it is full. Looked up by id after each wait: one may have exited meanwhile.
     cluster::task<void> to_workers(std::string text) {
         const heard h{std::move(text)};
-        for (auto* w : primary_.workers()) {
-            if (!w->is_connected() || w->reason() != cluster::stop_reason::none) continue;
+        std::vector<unsigned> ids;
+        for (auto* w : primary_.workers()) ids.push_back(w->id());
+        for (unsigned id : ids) {
+            auto* w = primary_.worker(id);
+            if (!w || !w->is_connected() || w->reason() != cluster::stop_reason::none) continue;
             auto sent = co_await w->send(h);
             (void)sent;  // a worker gone meanwhile: its clients reconnect elsewhere
         }
