@@ -25,20 +25,25 @@ struct left {
 };
 BOOST_DESCRIBE_STRUCT(left, (), (before, after))
 
-using P = protocol<left>;
+// Worker to primary: its code runs (a worker asked to leave before then could not be staying).
+struct started {
+    std::uint8_t unused = 0;
+};
+BOOST_DESCRIBE_STRUCT(started, (), (unused))
+
+using P = protocol<left, started>;
 
 task<void> reporting_worker(worker<P>& w) {
     const auto before = w.leave_reason();
+    const started hello{};
+    (void)co_await w.send(hello);
     while (co_await w.receive()) {}
     const left said{static_cast<std::uint8_t>(before), static_cast<std::uint8_t>(w.leave_reason())};
     (void)co_await w.send(said);
 }
 
-task<void> online(primary<P>& p, std::size_t n) {
-    for (std::size_t seen = 0; seen < n;) {
-        (void)co_await bounded(p.next<online_event>());
-        ++seen;
-    }
+task<void> running(primary<P>& p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) (void)co_await bounded(p.next_message<started>());
 }
 
 // The next worker to leave: what it said, checked to have been staying before.
@@ -50,7 +55,7 @@ task<leave_reason> next_leaving(primary<P>& p) {
 
 task<void> reload_then_scale_down_then_disconnect(primary<P>& p) {
     for (int i = 0; i < 2; ++i) (void)co_await support::fork_worker(p);
-    co_await online(p, 2);
+    co_await running(p, 2);
 
     auto reloaded = co_await bounded(p.reload());
     CHECK(reloaded.ok);
@@ -58,6 +63,7 @@ task<void> reload_then_scale_down_then_disconnect(primary<P>& p) {
         const auto why = co_await next_leaving(p);
         CHECK(why == leave_reason::replaced);
     }
+    co_await running(p, 2);  // the replacements
 
     co_await bounded(p.scale(1));
     const auto scaled = co_await next_leaving(p);
