@@ -8,7 +8,8 @@
 //     with 1008); T: silence before a ping, and again before the client counts as gone.
 //   GET /ws   the echo: text as text, binary as binary
 //   GET /fds  the file descriptors the answering worker has open (no leak, says a test)
-// SIGTERM or Ctrl-C stops it gracefully: every WebSocket gets close code 1001 (going away),
+// SIGHUP replaces the workers one by one: their WebSockets get close code 1012 (service
+// restart). SIGTERM or Ctrl-C stops it gracefully: every WebSocket gets 1001 (going away),
 // then each worker prints "worker <id> (pid <pid>): <C> connections, <W> websockets".
 #include <cluster/cluster.hpp>
 #include <cluster/http.hpp>
@@ -84,9 +85,9 @@ private:
 task<void> worker_main(worker<proto>& w, const settings& s) {
     auto connections = co_await w.listen(s.where, schedule::round_robin);
     echo app(s);
-    // Disconnected by the primary (a stop, a reload): HTTP drains, and every WebSocket is
-    // told the server is going away.
-    app.sockets().close_all_on(w.stop_token(), websocket::close_code::going_away, "server stopping");
+    // Disconnected by the primary: HTTP drains, and every WebSocket is told the server is
+    // restarting (1012: a reload replaces this worker) or going away (1001: a stop).
+    app.sockets().close_all_on(w);
     http::server<echo> server(app, w.stop_token());
     for (;;) {
         auto stream = co_await connections.accept();
@@ -155,7 +156,8 @@ void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS]\n"
                  "         [--max-message BYTES] [--send-queue BYTES] [--ping-ms 10..86400000]\n"
                  "  A WebSocket echo on ws://127.0.0.1:8080/ws, one worker per CPU (--workers 0).\n"
-                 "  SIGTERM or Ctrl-C closes every WebSocket with 1001 and stops it.\n",
+                 "  SIGHUP reloads (WebSockets closed with 1012); SIGTERM or Ctrl-C closes\n"
+                 "  every WebSocket with 1001 and stops it.\n",
                  program);
 }
 

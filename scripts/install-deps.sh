@@ -3,7 +3,7 @@
 # everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format,
 # nginx and curl for the test behind nginx, systemd's systemd-socket-activate and
 # systemd-analyze, python3 for the tests' helpers, hiredis with a real redis-server for
-# cluster::redis); with --demo, wrk as well, which scripts/http_demo.sh puts a load on
+# cluster::redis and the chat example, chromium for the chat page's test); with --demo, wrk as well, which scripts/http_demo.sh puts a load on
 # http_server with.
 set -euo pipefail
 
@@ -12,9 +12,10 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp libwslay-dev)
 for arg in "$@"; do
     case $arg in
-        # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py drives.
+        # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py and
+        # tests/chat/chat_cases.py drive; chromium: the headless browser that loads chat's page.
         --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
-                           python3-websockets libhiredis-dev redis-server) ;;
+                           python3-websockets libhiredis-dev redis-server chromium) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac

@@ -25,6 +25,7 @@
 #include <cluster/exit_code.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/job_pool.hpp>
+#include <cluster/leave_reason.hpp>
 #include <cluster/options.hpp>
 #include <cluster/output_line.hpp>
 #include <cluster/overload.hpp>

@@ -159,6 +159,11 @@ public:
     // that should end then (an accept loop, a timer).
     [[nodiscard]] std::stop_token stop_token() const noexcept { return core_.stop_token(); }
     [[nodiscard]] bool stopping() const noexcept { return core_.stopping(); }
+    // Why the primary disconnected this worker, known once stop_token() is requested:
+    // replaced (a rolling reload, a recycle, a binary upgrade) or going_away (a stop, a
+    // scale-down, a disconnect, the primary gone); staying before. websocket::group's
+    // close_all_on(w) closes with 1012 or 1001 by it.
+    [[nodiscard]] cluster::leave_reason leave_reason() const noexcept { return core_.leave_reason(); }
     // The socket to the primary, for diagnostics and tests: bytes written to it directly
     // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
     [[nodiscard]] int native_handle() const noexcept { return core_.native_handle(); }

@@ -155,7 +155,26 @@ async def close_codes(server):
     server.proc.send_signal(signal.SIGTERM)
     err = await closed_with(ws)
     expect_close(err, 1001)
-    assert err.rcvd.reason == "server stopping", err.rcvd.reason
+    assert err.rcvd.reason == "server going away", err.rcvd.reason
+
+
+async def drain_codes(server):
+    """SIGHUP replaces every worker: its clients get 1012 and reconnect. SIGTERM: 1001."""
+    clients = [await websockets.connect(server.url) for _ in range(6)]
+    for i, ws in enumerate(clients):
+        await ws.send(f"before {i}")
+        assert await asyncio.wait_for(ws.recv(), DEADLINE) == f"before {i}"
+    server.proc.send_signal(signal.SIGHUP)
+    for err in await asyncio.gather(*(closed_with(ws) for ws in clients)):
+        expect_close(err, 1012)
+        assert err.rcvd.reason == "server restarting", err.rcvd.reason
+    clients = [await websockets.connect(server.url) for _ in range(6)]
+    for i, ws in enumerate(clients):
+        await ws.send(f"after {i}")
+        assert await asyncio.wait_for(ws.recv(), DEADLINE) == f"after {i}"
+    server.proc.send_signal(signal.SIGTERM)
+    for err in await asyncio.gather(*(closed_with(ws) for ws in clients)):
+        expect_close(err, 1001)
 
 
 def fds(server):
@@ -205,6 +224,7 @@ CASES = {
     "oversized": (oversized, ["--max-message", "1024"]),
     "invalid_utf8": (invalid_utf8, []),
     "close_codes": (close_codes, []),
+    "drain_codes": (drain_codes, []),
     "abrupt": (abrupt, ["--workers", "1"]),
     "slow_reader": (slow_reader, ["--send-queue", "65536"]),
 }
@@ -218,7 +238,7 @@ def main():
         result = run(server)
         if asyncio.iscoroutine(result):
             asyncio.run(result)
-        if case == "close_codes":
+        if case in ("close_codes", "drain_codes"):
             assert server.proc.wait(timeout=DEADLINE) == 0
         else:
             server.stop()

@@ -28,9 +28,12 @@ struct listening {
 };
 BOOST_DESCRIBE_STRUCT(listening, (), (family, address, port, udp))
 
-// Primary to worker: finish what you are doing and leave; receive() ends.
-struct disconnect {};
-BOOST_DESCRIBE_STRUCT(disconnect, (), ())
+// Primary to worker: finish what you are doing and leave; receive() ends. `reason` is a
+// leave_reason: whether another worker replaces this one, so its clients can be told.
+struct disconnect {
+    std::uint8_t reason = 0;
+};
+BOOST_DESCRIBE_STRUCT(disconnect, (), (reason))
 
 // Worker to primary: this worker is leaving on its own (it called disconnect()).
 struct leaving {};

@@ -100,6 +100,7 @@ private:
     unsigned stop_signals_ = 0;
     unsigned disconnecting_ = 0;  // disconnect_all() calls not finished
     int signal_fd_ = -1;          // run()'s signalfd, which a fork-mode worker must not keep
+    pid_t successor_ = 0;         // a binary upgrade's new primary, which this one stops for
     io::latch cancel_main_;       // a stop from outside main: main is cancelled
     io::latch finished_;          // run() goes on to shutdown()
     io::latch abort_;             // a second stop signal: shutdown() stops waiting

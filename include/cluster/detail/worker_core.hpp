@@ -32,6 +32,7 @@
 #include <cluster/io/timeout.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/ipc/request_table.hpp>
+#include <cluster/leave_reason.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
@@ -124,6 +125,8 @@ public:
     // that should end then (an accept loop, a timer).
     [[nodiscard]] std::stop_token stop_token() const noexcept { return stopping_.get_token(); }
     [[nodiscard]] bool stopping() const noexcept { return stopping_.stop_requested(); }
+    // Why this worker leaves, set before stop_token() is requested: staying until then.
+    [[nodiscard]] cluster::leave_reason leave_reason() const noexcept { return leave_reason_; }
     // The socket to the primary, for diagnostics and tests: bytes written to it directly
     // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
     [[nodiscard]] int native_handle() const noexcept { return channel().native_handle(); }
@@ -219,7 +222,8 @@ private:
     overload_counts overload_;
     pressure_log log_;
     std::stop_source stopping_;
-    bool leaving_ = false;             // it called disconnect()
+    bool leaving_ = false;  // it called disconnect()
+    cluster::leave_reason leave_reason_ = cluster::leave_reason::staying;
     io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;

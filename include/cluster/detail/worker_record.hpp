@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -27,6 +28,7 @@
 #include <cluster/io/child_process.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/leave_reason.hpp>
 #include <cluster/options.hpp>
 #include <cluster/output_line.hpp>
 #include <cluster/result.hpp>
@@ -72,11 +74,27 @@ struct worker_record {
             // Queued without waiting for the socket to drain: a worker that reads nothing must
             // not hold this up (shutdown()'s deadline is what deals with it). If the worker is
             // already gone, the wait below ends all the same.
-            const control::disconnect leave;
+            const control::disconnect leave{static_cast<std::uint8_t>(leaving_as())};
             (void)link.channel.send(leave);
         }
         (void)co_await link_ended.wait();
         co_return result<void>{};
+    }
+
+    // What the worker is told of its leaving: replaced when another takes its place.
+    [[nodiscard]] leave_reason leaving_as() const noexcept {
+        switch (reason) {
+        case stop_reason::hung:
+        case stop_reason::not_ready:
+        case stop_reason::reload:
+        case stop_reason::max_messages:
+        case stop_reason::max_memory: return leave_reason::replaced;
+        case stop_reason::none:
+        case stop_reason::disconnect:
+        case stop_reason::scale_down:
+        case stop_reason::shutdown: break;
+        }
+        return succeeded ? leave_reason::replaced : leave_reason::going_away;
     }
 
     // The worker's side of the link is done: stop talking to it, both ways.
@@ -164,6 +182,7 @@ struct worker_record {
     unsigned home_slot = 0;  // the slot it was started for, filled or not (reuseport keeps its socket)
     bool wait_ready = false;
     bool retiring = false;
+    bool succeeded = false;  // its primary stops for a successor (a binary upgrade), which replaces it
     bool recycle_asked = false;
     stop_reason reason = stop_reason::none;
     const clock::time_point started = clock::now();

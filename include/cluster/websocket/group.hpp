@@ -1,10 +1,12 @@
 // cluster::websocket::group: the WebSockets of one worker, closed together with a code
-// when the worker is told to leave (1001 going away, 1012 service restart).
+// when the worker is told to leave (1001 going away, 1012 service restart, by its leave_reason).
 #pragma once
 
+#include <cluster/leave_reason.hpp>
 #include <cluster/websocket/close_code.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -56,7 +58,18 @@ public:
     // close_all(code, reason) once `token` is requested: pass the worker's stop token, so
     // that its WebSockets close when the primary disconnects it.
     void close_all_on(std::stop_token token, close_code code, std::string_view reason) {
-        on_stop_.emplace(std::move(token), closer{this, code, std::string(reason)});
+        on_stop_.emplace(std::move(token), closer{this, [code] { return code; }, std::string(reason)});
+    }
+
+    // close_all once worker `w` is disconnected, with the code its leave_reason() calls for:
+    // service_restart (1012) when it is replaced, going_away (1001) when it leaves for good.
+    template <class Worker>
+    void close_all_on(const Worker& w) {
+        on_stop_.emplace(w.stop_token(), closer{this, [&w] { return code_for(w.leave_reason()); }, {}});
+    }
+
+    [[nodiscard]] static close_code code_for(leave_reason why) noexcept {
+        return why == leave_reason::replaced ? close_code::service_restart : close_code::going_away;
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -64,10 +77,17 @@ public:
 private:
     struct closer {
         group* self;
-        close_code code;
-        std::string reason;
-        void operator()() const noexcept { self->close_all(code, reason); }
+        std::function<close_code()> code;
+        std::string reason;  // empty: the code's own words
+        void operator()() const noexcept {
+            const close_code c = code();
+            self->close_all(c, reason.empty() ? words_for(c) : std::string_view(reason));
+        }
     };
+
+    static std::string_view words_for(close_code c) noexcept {
+        return c == close_code::service_restart ? "server restarting" : "server going away";
+    }
 
     void link(member& m) noexcept {
         m.linked_ = true;

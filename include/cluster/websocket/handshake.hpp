@@ -47,8 +47,9 @@ inline bool lists_token(std::string_view value, std::string_view token) noexcept
 
 // Answers `req`: 101 and true if it is a WebSocket opening handshake (the server then
 // hands the connection to on_upgrade); else 426 (a version other than 13, saying which
-// one this server speaks) or 400, and false.
-inline bool accept_handshake(const http::request& req, http::response& res) {
+// one this server speaks) or 400, and false. `extra_headers` (whole lines, each ending in
+// \r\n) go in the 101 response.
+inline bool accept_handshake(const http::request& req, http::response& res, std::string_view extra_headers = {}) {
     const auto upgrade = req.header("Upgrade");
     const auto version = req.header("Sec-WebSocket-Version");
     const auto key = req.header("Sec-WebSocket-Key");
@@ -61,7 +62,7 @@ inline bool accept_handshake(const http::request& req, http::response& res) {
         res.send("426 Upgrade Required", "text/plain", "WebSocket version 13 only\n", "Sec-WebSocket-Version: 13\r\n");
         return false;
     }
-    const std::string accept = "Sec-WebSocket-Accept: " + accept_key(*key) + "\r\n";
+    const std::string accept = "Sec-WebSocket-Accept: " + accept_key(*key) + "\r\n" + std::string(extra_headers);
     return res.switch_protocols("websocket", accept);
 }
 

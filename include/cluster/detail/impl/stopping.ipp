@@ -63,6 +63,7 @@ CLUSTER_DECL void stopper::give_up(unsigned worker_id, std::string what) {
 }
 
 CLUSTER_DECL void stopper::stop_for_successor(pid_t pid) {
+    successor_ = pid;
     s_.notifier.hand_over(pid);
     request_stop();
 }
@@ -98,6 +99,7 @@ CLUSTER_DECL io::task<void> stopper::disconnect_everyone(stop_reason why) {
     std::vector<io::task<void>> leaving;
     for (auto& r : s_.workers.alive()) {
         if (r->reason == stop_reason::none) r->reason = why;
+        r->succeeded = successor_ != 0;
         leaving.push_back(disconnect_and_wait(std::move(r)));
     }
     (void)co_await io::when_all(std::move(leaving));

@@ -97,6 +97,8 @@ CLUSTER_DECL io::task<void> worker_core::pump(worker_core& self) {
     while (auto e = co_await self.channel().receive_envelope()) {
         if (!self.dispatch(std::move(*e))) break;
     }
+    // A primary gone without a word is not coming back for it.
+    if (self.leave_reason_ == cluster::leave_reason::staying) self.leave_reason_ = cluster::leave_reason::going_away;
     self.inbox_.close();
     self.requests().fail_all(make_error_code(errc::peer_gone));
     self.stop_listeners();
@@ -243,7 +245,11 @@ CLUSTER_DECL bool worker_core::dispatch(detail::link::envelope&& e) {
         (void)requests().complete(e.tag, std::move(e.value));
         return true;
     }
-    if (std::holds_alternative<control::disconnect>(e.value)) return false;
+    if (auto* d = std::get_if<control::disconnect>(&e.value)) {
+        const bool replaced = d->reason == static_cast<std::uint8_t>(cluster::leave_reason::replaced);
+        leave_reason_ = replaced ? cluster::leave_reason::replaced : cluster::leave_reason::going_away;
+        return false;
+    }
     if (auto* c = std::get_if<control::connection>(&e.value)) {
         route(std::move(*c));
     } else if (auto* s = std::get_if<control::settings>(&e.value)) {
