@@ -58,6 +58,10 @@ struct handed_socket {
 // Node hands one at a time; a few in flight keep a burst flowing.
 inline constexpr std::size_t max_unanswered_handoffs = 16;
 
+// The most memory one socket's peeks at request heads hold at once (sticky keys): past it,
+// or past its backlog's worth of peeks, connections go by address without one.
+inline constexpr std::size_t max_peek_memory = 16u << 20;
+
 inline unique_fd dup_socket(int fd) noexcept { return unique_fd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 
 // The kernel's cap on a listening socket's backlog, which it applies silently: the most
@@ -634,10 +638,14 @@ private:
     }
 
     // Whether the next connection's head is peeked at. Past a backlog's worth of peeks at
-    // once (slow clients, say), connections go by address: a flood of them holds no more
-    // buffers than that, and does not wait behind them.
+    // once, or max_peek_memory's, connections go by address: a flood of slow clients holds
+    // no more than that, and nobody waits behind them. A graceful stop's last connections
+    // go at once, while the workers still take them.
     static bool peeks(const listening_socket& l) noexcept {
-        return l.key.peeks() && l.tasks && l.peeking.size() < static_cast<std::size_t>(std::max(l.options.backlog, 1));
+        if (!l.key.peeks() || !l.tasks || l.stopped) return false;
+        const std::size_t most = std::min(static_cast<std::size_t>(std::max(l.options.backlog, 1)),
+                                          std::max<std::size_t>(max_peek_memory / l.key.peek_bytes, 1));
+        return l.peeking.size() < most;
     }
 
     // Peeks while other connections go on being admitted; then `c` goes where its key says,
