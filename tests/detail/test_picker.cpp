@@ -1,5 +1,6 @@
 // detail::picker on its own, for every schedule: who gets a connection among a listening
-// socket's members, skipping those that take none or refused it, and what it remembers.
+// socket's members, skipping those that take none or refused it, and what it remembers;
+// sticky by key, and custom's pick_context.
 #include <catch2/catch.hpp>
 
 #include <cluster/detail/picker.hpp>
