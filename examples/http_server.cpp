@@ -2,14 +2,16 @@
 // and keeps them running; every worker serves HTTP/1.1 (keep-alive, pipelining; parsed by
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
 //   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
-//                 [--header-timeout-ms H] [--request-timeout-ms R]
+//                 [--sticky-key KIND:NAME] [--header-timeout-ms H] [--request-timeout-ms R]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
 //     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
 //     too); S: round_robin (default), shared, reuseport, sticky
-//     or least_connections; H, R: the time a request's head (default 60000), and the whole
-//     request (default 300000), may take from its first byte before the answer is 408 and
-//     the connection closes, however slowly the bytes trickle in (0: no limit)
+//     or least_connections; KIND:NAME: with sticky, what keeps a client on its worker instead
+//     of its address (behind a proxy, every client has the proxy's): cookie:NAME, header:NAME
+//     (of a list, the first: header:X-Forwarded-For) or query:NAME; H, R: the time a request's head (default 60000),
+//     and the whole request (default 300000), may take from its first byte before the answer is 408 and the connection
+//     closes, however slowly the bytes trickle in (0: no limit)
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -47,6 +49,7 @@ struct settings {
     unsigned workers = 0;
     endpoint where;
     cluster::schedule how = schedule::round_robin;
+    cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
 };
 
@@ -119,7 +122,9 @@ private:
 };
 
 task<void> worker_main(worker<proto>& w, const settings& s) {
-    auto connections = co_await w.listen(s.where, s.how);
+    listener_options o;
+    o.sticky = s.key;
+    auto connections = co_await w.listen(s.where, s.how, o);
     routes app(w.id());
     // Once the primary disconnects this worker (a stop, a reload, a scale-down), accept()
     // ends and the server drains: the requests in progress are answered, and then closed.
@@ -241,9 +246,12 @@ void print_usage(std::FILE* to, const char* program) {
     std::fprintf(to,
                  "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--fd NAME]\n"
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
+                 "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
+                 "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
+                 "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
                  "  add or remove one.\n",
@@ -262,8 +270,11 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto where = address(option(argc, argv, "--host", "127.0.0.1"), port, option(argc, argv, "--fd", ""));
     const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
-    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout)
+    const auto key = parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
+    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key)
         return std::nullopt;
+    if (key->peeks() && how != schedule::sticky) return std::nullopt;
+    s.key = *key;
     s.workers = *workers == 0 ? cpu_count() : *workers;
     s.how = *how;
     s.where = *where;

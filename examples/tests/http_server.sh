@@ -3,7 +3,8 @@
 # a port the kernel picks, it answers /, /pid (one of its workers), /json, 404, 405 and 400;
 # it answers two requests pipelined in one write on one connection; a worker that /crash
 # aborts is replaced and the server still answers; SIGTERM stops it with exit code 0 after
-# each worker printed its counts. Every step waits for a line or an answer (each wait
+# each worker printed its counts. Under sticky keyed by a cookie (--sticky-key cookie:sid),
+# each sid keeps its worker, and sids spread over both. Every step waits for a line or an answer (each wait
 # bounded), never for a fixed time. Needs only bash and coreutils: requests go over
 # bash's /dev/tcp.
 #   http_server.sh <path to http_server>
@@ -99,16 +100,44 @@ check_stop() {
     [[ $code == 0 ]] || fail "http_server exited with $code, not 0"
 }
 
-for schedule in round_robin shared reuseport sticky least_connections; do
+# /pid for a client whose cookie sid=$1.
+pid_for_sid() {
+    exchange "GET /pid HTTP/1.1\r\nHost: test\r\nCookie: theme=dark; sid=$1\r\nConnection: close\r\n\r\n"
+    body=${reply#*$'\r\n\r\n'}
+    [[ -n ${live[$body]:-} ]] || fail "sid $1: /pid answered '$body', not the pid of a worker"
+}
+
+# Every sid of 20 goes to the same worker three times over, and they do not all go to one.
+check_sticky_key() {
+    declare -A home=() used=()
+    local round sid
+    for round in 1 2 3; do
+        for sid in {1..20}; do
+            pid_for_sid "s$sid"
+            [[ -z ${home[$sid]:-} || ${home[$sid]} == "$body" ]] ||
+                fail "sid s$sid went to $body after ${home[$sid]}"
+            home[$sid]=$body
+            used[$body]=1
+        done
+    done
+    ((${#used[@]} == 2)) || fail "20 sids all went to one worker (${!used[*]})"
+}
+
+for schedule in round_robin shared reuseport sticky least_connections sticky-by-cookie; do
     echo "--- schedule $schedule"
     live=()
-    start --workers 2 --port 0 --schedule "$schedule"
+    if [[ $schedule == sticky-by-cookie ]]; then
+        start --workers 2 --port 0 --schedule sticky --sticky-key cookie:sid
+    else
+        start --workers 2 --port 0 --schedule "$schedule"
+    fi
     expect "^Primary $primary running$"
     expect '^Listening on http://127\.0\.0\.1:([0-9]+) '
     port=${BASH_REMATCH[1]}
     until_workers 2
     check_routes
     check_pipelining
+    [[ $schedule != sticky-by-cookie ]] || check_sticky_key
     check_crash
     check_stop
 done

@@ -1,5 +1,5 @@
 // The net layer in one include — endpoints, listening sockets, streams, UDP sockets, a worker's
-// listener and the schedules that feed it — and its everyday names in namespace cluster.
+// listener and the schedules (and sticky keys) that feed it — and its everyday names in namespace cluster.
 #pragma once
 
 #include <cluster/net/endpoint.hpp>
@@ -7,6 +7,7 @@
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/listener.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/sticky_key.hpp>
 #include <cluster/net/tcp_stream.hpp>
 #include <cluster/net/udp_endpoint.hpp>
 #include <cluster/net/udp_socket.hpp>
@@ -24,9 +25,12 @@ using net::listener;
 using net::listener_options;
 using net::local_endpoint;
 using net::parse_schedule;
+using net::parse_sticky_key;
 using net::peer_endpoint;
+using net::pick_context;
 using net::pick_function;
 using net::schedule;
+using net::sticky_key;
 using net::tcp_stream;
 using net::to_string;
 using net::try_listen_socket;

@@ -11,6 +11,7 @@
 #include <cluster/detail/impl/orphan_reaper.ipp>
 #include <cluster/detail/impl/output_pipe.ipp>
 #include <cluster/detail/impl/primary_core.ipp>
+#include <cluster/detail/impl/request_head.ipp>
 #include <cluster/detail/impl/socket_activation.ipp>
 #include <cluster/detail/impl/systemd_notifier.ipp>
 #include <cluster/detail/impl/worker_core.ipp>

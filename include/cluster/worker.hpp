@@ -112,14 +112,22 @@ public:
     // working directory's; "fd:name" is a socket the primary adopted. A listener closed may be
     // opened again; once no worker listens, the primary closes the socket. Throws
     // std::system_error naming the endpoint and the step that failed.
-    io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
-                                   net::listener_options o = {}) {
+    // Without options, they are made here, not as a default argument: that would be a
+    // temporary with a destructor (the sticky key's name) in the caller's co_await, which
+    // GCC 12 destroys wrongly (docs/runtime.md).
+    io::task<net::listener> listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin) {
+        return core_.listen(at, how, net::listener_options{});
+    }
+    io::task<net::listener> listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
         return core_.listen(at, how, std::move(o));
     }
 
     // The same, with the failure as a value.
-    io::task<result<net::listener>> try_listen(const net::endpoint& at, net::schedule how = net::schedule::round_robin,
-                                               net::listener_options o = {}) {
+    io::task<result<net::listener>> try_listen(const net::endpoint& at,
+                                               net::schedule how = net::schedule::round_robin) {
+        return core_.try_listen(at, how, net::listener_options{});
+    }
+    io::task<result<net::listener>> try_listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
         return core_.try_listen(at, how, std::move(o));
     }
 

@@ -1,5 +1,6 @@
 // detail::picker on its own, for every schedule: who gets a connection among a listening
-// socket's members, skipping those that take none or refused it, and what it remembers.
+// socket's members, skipping those that take none or refused it, and what it remembers;
+// sticky by key, and custom's pick_context.
 #include <catch2/catch.hpp>
 
 #include <cluster/detail/picker.hpp>
@@ -138,4 +139,40 @@ TEST_CASE("custom asks the user's function, and falls back to round robin on an 
     const pick_function empty;
     picker unset(schedule::custom, &empty);
     CHECK(picks(unset, members_of({5, 6}), 2) == std::vector<unsigned>{5, 6});
+}
+
+TEST_CASE("sticky by key: one key, one worker, whatever the address, and the address when there is no key") {
+    picker p(schedule::sticky, nullptr);
+    const auto members = members_of({1, 2, 3});
+    std::map<std::string, unsigned> home;
+    std::set<unsigned> used;
+    for (int i = 0; i < 60; ++i) {
+        const std::string key = "sid-" + std::to_string(i);
+        used.insert(home[key] = p.pick(cluster::net::pick_context{client, {}, key}, members));
+    }
+    CHECK(used.size() == 3);  // keys spread, though every connection came from one address
+    for (int i = 0; i < 60; ++i) {
+        const std::string key = "sid-" + std::to_string(i);
+        CHECK(p.pick(cluster::net::pick_context{client_number(i), {}, key}, members) == home[key]);
+    }
+    picker by_address(schedule::sticky, nullptr);
+    CHECK(p.pick(cluster::net::pick_context{client, "GET / HTTP/1.1\r\n", {}}, members) ==
+          by_address.pick(client, members));
+}
+
+TEST_CASE("custom's function may take the pick_context: the peeked bytes and the key") {
+    std::string seen_bytes, seen_key;
+    pick_function by_key = [&](const cluster::net::pick_context& c, std::span<const candidate> live) {
+        seen_bytes = c.peeked;
+        seen_key = c.key;
+        return c.key == "b" ? live.back().worker_id : live.front().worker_id;
+    };
+    picker p(schedule::custom, &by_key);
+    const auto members = members_of({1, 2});
+    CHECK(p.pick(cluster::net::pick_context{client, "GET /?k=b HTTP/1.1\r\n", "b"}, members) == 2);
+    CHECK(seen_bytes == "GET /?k=b HTTP/1.1\r\n");
+    CHECK(seen_key == "b");
+    CHECK(p.pick(client, members) == 1);  // by address alone: no bytes, no key
+    CHECK(seen_bytes.empty());
+    CHECK(seen_key.empty());
 }

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -279,6 +280,9 @@ task<std::optional<cluster::listener>> listen_as_set(worker<proto>& w) {
         cluster::parse_schedule(env_or(setting::schedule, "round_robin")).value_or(cluster::schedule::round_robin);
     cluster::listener_options lo;
     lo.max_connections = std::strtoul(env_or(setting::max_connections, "0").c_str(), nullptr, 10);
+    if (auto key = cluster::net::parse_sticky_key(env_or(setting::sticky_key, "address"))) lo.sticky = *key;
+    if (const auto ms = env_or(setting::peek_timeout_ms); !ms.empty())
+        lo.sticky.peek_timeout = std::chrono::milliseconds(std::stol(ms));
     auto opened = co_await w.try_listen(at, how, lo);
     listen_result r;
     r.worker_id = w.id();
@@ -323,6 +327,44 @@ task<void> lines(worker<proto>& w, bool lazy) {
 
 task<void> serve_lines(worker<proto>& w) { co_await lines(w, false); }
 task<void> lazy_lines(worker<proto>& w) { co_await lines(w, true); }
+
+// The echo_heads protocol: a request head (to its empty line) is answered with "<worker id>
+// <its size>\n" and the head itself, then the connection closes. The primary hears "handed
+// empty" of a connection that came with nothing to read yet, and "ended <n>" once one ends
+// after n bytes.
+task<void> serve_head(worker<proto>& w, cluster::tcp_stream s) {
+    int unread = 0;
+    if (::ioctl(s.native_handle(), FIONREAD, &unread) == 0 && unread == 0) co_await tell(w, "handed empty");
+    std::string head;
+    std::array<char, 1024> buf{};
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        auto n = co_await s.read_some(std::span(buf)).with_stop_token(w.stop_token());
+        if (!n || *n == 0) break;
+        head.append(buf.data(), *n);
+    }
+    if (head.find("\r\n\r\n") != std::string::npos) {
+        const std::string reply = std::to_string(w.id()) + " " + std::to_string(head.size()) + "\n" + head;
+        (void)co_await s.write(std::span(reply.data(), reply.size()));
+    }
+    (void)co_await s.close();
+    co_await tell(w, "ended " + std::to_string(head.size()));
+}
+
+task<void> echo_heads(worker<proto>& w) {
+    auto l = co_await listen_as_set(w);
+    if (!l) co_return co_await drain(w);
+    (void)co_await w.ready();
+    cluster::scope conns;
+    cluster::scope background;
+    background.spawn(lines_messages(w, *l));
+    for (;;) {
+        auto s = co_await l->accept();
+        if (!s) break;
+        conns.spawn(serve_head(w, std::move(*s)));
+    }
+    co_await background.join();
+    co_await conns.join();
+}
 
 // ---- work ----
 
@@ -484,6 +526,7 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::endless_line, endless_line},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
+    {behaviour::echo_heads, echo_heads},
     {behaviour::answer_work, answer_work},
     {behaviour::hold_work, hold_work},
     {behaviour::ignore_stop, ignore_stop},

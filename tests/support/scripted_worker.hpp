@@ -135,6 +135,9 @@ inline constexpr const char* endpoint = "CLUSTER_TEST_ENDPOINT";  // where line 
 inline constexpr const char* schedule = "CLUSTER_TEST_SCHEDULE";  // and how
 inline constexpr const char* max_connections = "CLUSTER_TEST_MAX_CONNECTIONS";
 inline constexpr const char* note_closes = "CLUSTER_TEST_NOTE_CLOSES";  // "1": a note for each close
+// The listener's sticky key, as net::parse_sticky_key reads it ("cookie:sid"), and its peek's timeout.
+inline constexpr const char* sticky_key = "CLUSTER_TEST_STICKY_KEY";
+inline constexpr const char* peek_timeout_ms = "CLUSTER_TEST_PEEK_TIMEOUT_MS";
 // A port: a line server first says "inherited <n>", the connections on it it holds unasked.
 inline constexpr const char* inherited_port = "CLUSTER_TEST_INHERITED_PORT";
 // A descriptor inherited from the test (fork mode): ignore_stop writes a byte to it once
@@ -166,6 +169,9 @@ inline constexpr const char* endless_line = "endless_line";
 // told to close its listener, then serves what accept() still gives.
 inline constexpr const char* serve_lines = "serve_lines";
 inline constexpr const char* lazy_lines = "lazy_lines";
+// Listens as the settings say, and echoes each request head back (see serve_head in
+// scripted_worker.cpp), with notes of connections handed with nothing to read and of each end.
+inline constexpr const char* echo_heads = "echo_heads";
 // Work: answer_work calls ready() (unless failing never_ready), then answers work until
 // disconnected; hold_work answers only once disconnected, after held_work.
 inline constexpr const char* answer_work = "answer_work";

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -25,6 +26,7 @@
 #include <cluster/detail/acceptor.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/handoff.hpp>
+#include <cluster/detail/head_peek.hpp>
 #include <cluster/detail/picker.hpp>
 #include <cluster/detail/pressure_log.hpp>
 #include <cluster/detail/worker_record.hpp>
@@ -33,6 +35,7 @@
 #include <cluster/net/inherited_socket.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/sticky_key.hpp>
 #include <cluster/net/udp_endpoint.hpp>
 #include <cluster/net/udp_socket.hpp>
 #include <cluster/options.hpp>
@@ -54,6 +57,10 @@ struct handed_socket {
 // would otherwise pin descriptors until none are left for the workers that do answer.
 // Node hands one at a time; a few in flight keep a burst flowing.
 inline constexpr std::size_t max_unanswered_handoffs = 16;
+
+// The most memory one socket's peeks at request heads hold at once (sticky keys): past it,
+// or past its backlog's worth of peeks, connections go by address without one.
+inline constexpr std::size_t max_peek_memory = 16u << 20;
 
 inline unique_fd dup_socket(int fd) noexcept { return unique_fd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 
@@ -282,6 +289,7 @@ public:
             ::close(l->socket.get());
             for (const auto& [slot, s] : l->per_slot) ::close(s.get());
             for (const auto& c : l->waiting) ::close(c.socket.get());
+            for (const int fd : l->peeking) ::close(fd);
         }
         handoff_.close_in_forked_child();
     }
@@ -310,6 +318,9 @@ private:
         detail::picker picker;
         std::map<unsigned, std::size_t> open;    // handed to each worker and not reported closed
         std::deque<pending_connection> waiting;  // no worker could take them yet
+        net::sticky_key key;                     // sticky, custom: what the primary peeks at, if anything
+        io::scope* tasks = nullptr;              // where its peeks run
+        std::set<int> peeking;                   // connections being peeked at, not handed on yet
     };
 
     static control::listen_reply& failure(control::listen_reply& reply, int error, std::string what) {
@@ -331,6 +342,42 @@ private:
         o.reuse_port = s == net::schedule::reuseport;
         if (ask.mode >= 0) o.mode = static_cast<mode_t>(ask.mode);
         return o;
+    }
+
+    static net::sticky_key key_of(const control::listen_request& ask) {
+        net::sticky_key k;
+        k.from = static_cast<net::sticky_key::source>(ask.key_from);
+        k.name = ask.key_name;
+        k.peek_bytes = ask.peek_bytes;
+        k.peek_timeout = std::chrono::milliseconds(ask.peek_timeout_ms);
+        return k;
+    }
+
+    // Whether the sticky key asked for is one the primary can peek for under `s`.
+    static bool valid_key(const control::listen_request& ask, net::schedule s, control::listen_reply& reply) {
+        if (ask.key_from > static_cast<std::uint8_t>(net::sticky_key::source::query))
+            return (failure(reply, EINVAL, "unknown sticky key source " + std::to_string(ask.key_from)), false);
+        const auto k = key_of(ask);
+        if (!k.peeks()) return true;
+        if (s != net::schedule::sticky && s != net::schedule::custom)
+            return (failure(reply, EINVAL,
+                            std::string("a sticky key (") + net::to_string(k.from) + ") is for schedule sticky or " +
+                                "custom, not " + net::to_string(s)),
+                    false);
+        if (k.name.empty())
+            return (failure(reply, EINVAL, std::string("a sticky key by ") + net::to_string(k.from) + " needs a name"),
+                    false);
+        if (k.peek_bytes == 0 || k.peek_bytes > net::max_peek_bytes)
+            return (failure(reply, EINVAL,
+                            "sticky key peek_bytes: from 1 to " + std::to_string(net::max_peek_bytes) + ", not " +
+                                std::to_string(k.peek_bytes)),
+                    false);
+        if (k.peek_timeout.count() <= 0 || k.peek_timeout > net::max_peek_timeout)
+            return (failure(reply, EINVAL,
+                            "sticky key peek_timeout: from 1 to " + std::to_string(net::max_peek_timeout.count()) +
+                                " ms, not " + std::to_string(k.peek_timeout.count())),
+                    false);
+        return true;
     }
 
     // The address a listen request names, a stream endpoint's or a UDP endpoint's.
@@ -367,6 +414,7 @@ private:
         if (ask.mode >= 0 && !net::detail::has_socket_file(*ep))
             return (failure(reply, EINVAL, "mode: only a Unix socket path has a file to set it on"), nullptr);
         const auto s = static_cast<net::schedule>(ask.schedule);
+        if (!valid_key(ask, s, reply)) return nullptr;
         const bool udp = net::udp_endpoint::names_udp(ask.endpoint);
         if (udp && net::primary_accepts(s))
             return (failure(reply, EINVAL,
@@ -395,6 +443,7 @@ private:
         if (!serves(ep, s, reply)) return nullptr;
         auto l = std::make_shared<listening_socket>(next_listener_++, &options_->pick);
         l->options = options_of(ask, s);
+        l->key = key_of(ask);
         l->udp = udp;
         std::string step;
         auto opened = open_socket(*l, ep, step);
@@ -443,6 +492,7 @@ private:
         o.reuse_port = l.options.reuse_port;
         o.v6_only = l.options.v6_only;
         l.options = o;
+        l.key = key_of(ask);
         start(l, s, tasks);
         return true;
     }
@@ -451,6 +501,7 @@ private:
     void start(listening_socket& l, net::schedule s, io::scope& tasks) {
         l.sched = s;
         l.picker = detail::picker(s, &options_->pick);
+        l.tasks = &tasks;
         l.idle = false;
         if (!net::primary_accepts(s)) return;
         l.acceptor = std::make_shared<detail::acceptor>(
@@ -581,7 +632,31 @@ private:
             if (peer) c.peer = *peer;
         }
         c.socket = std::move(socket);
-        distribute(l, std::move(c));
+        if (!peeks(l)) return distribute(l, std::move(c));
+        l.peeking.insert(c.socket.get());
+        l.tasks->spawn(peek_then_distribute(by_id(l.id), std::move(c)));
+    }
+
+    // Whether the next connection's head is peeked at. Past a backlog's worth of peeks at
+    // once, or max_peek_memory's, connections go by address: a flood of slow clients holds
+    // no more than that, and nobody waits behind them. A graceful stop's last connections
+    // go at once, while the workers still take them.
+    static bool peeks(const listening_socket& l) noexcept {
+        if (!l.key.peeks() || !l.tasks || l.stopped) return false;
+        const std::size_t most = std::min(static_cast<std::size_t>(std::max(l.options.backlog, 1)),
+                                          std::max<std::size_t>(max_peek_memory / l.key.peek_bytes, 1));
+        return l.peeking.size() < most;
+    }
+
+    // Peeks while other connections go on being admitted; then `c` goes where its key says,
+    // unless its socket closed meanwhile (then so does `c`).
+    io::task<void> peek_then_distribute(std::shared_ptr<listening_socket> l, pending_connection c) {
+        auto head = co_await peek_head(c.socket.get(), l->key);
+        l->peeking.erase(c.socket.get());
+        if (l->idle || by_id(l->id) != l) co_return;
+        c.peeked = std::move(head.bytes);
+        c.key = std::move(head.key);
+        distribute(*l, std::move(c));
     }
 
     // Offers `c` to the worker the schedule picks. The channel sends a dup, and ours is kept
@@ -655,7 +730,7 @@ private:
             const bool saturated = handoff_.in_flight_to(m->id) >= max_unanswered_handoffs;
             members.push_back(pick_member{m->id, count_of(l, m->id), m->takes_connections() && !saturated, refused});
         }
-        const unsigned chosen = l.picker.pick(c.peer, members);
+        const unsigned chosen = l.picker.pick(net::pick_context{c.peer, c.peeked, c.key}, members);
         for (const auto& m : l.members)
             if (m->id == chosen) return m;
         return nullptr;

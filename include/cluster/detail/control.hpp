@@ -71,9 +71,15 @@ struct listen_request {
     bool reuse_address = true;
     bool replace_stale_unix_socket = true;
     std::int32_t mode = -1;  // the socket file's; -1: none asked
+    // The sticky key: net::sticky_key::source, its name, and the peek's limits.
+    std::uint8_t key_from = 0;
+    std::string key_name;
+    std::uint32_t peek_bytes = 0;
+    std::uint32_t peek_timeout_ms = 0;
 };
 BOOST_DESCRIBE_STRUCT(listen_request, (),
-                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket, mode))
+                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket, mode, key_from,
+                       key_name, peek_bytes, peek_timeout_ms))
 
 // Primary to worker, the answer: the listener's id and address, and the socket to accept
 // on when the worker accepts itself (shared, reuseport); or the errno and the step that failed.

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -21,6 +22,8 @@ struct pending_connection {
     std::uint32_t listener = 0;
     unique_fd socket;
     net::endpoint peer;             // sticky and custom only
+    std::string peeked;             // its first bytes, where the sticky key peeks (still unread in it)
+    std::string key;                // the sticky key found in them; empty when absent
     std::vector<unsigned> refused;  // workers that said no to it
 };
 

@@ -1,6 +1,6 @@
 // cluster::detail::picker: which worker gets a connection the primary accepted, by the
-// listening socket's schedule — a pure choice among its members, from the client's address,
-// their open connections, and what the picker remembers (whose turn it is, sticky clients).
+// listening socket's schedule — a pure choice among its members, from the client's address
+// or sticky key, their open connections, and what it remembers (whose turn it is, sticky clients).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -17,8 +18,16 @@
 namespace cluster::detail {
 
 // Sticky clients remembered at most; past it the table starts over, and the rendezvous
-// hash still sends each address where it went while its worker lives.
+// hash still sends each address (or key) where it went while its worker lives.
 inline constexpr std::size_t sticky_table_limit = 1u << 16;
+
+// A sticky key's hash: FNV-1a, the same in every run (a new primary after a binary upgrade
+// sends a key where the old one did), mixed apart from address hashes.
+inline std::uint64_t key_hash(std::string_view key) noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const char c : key) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    return net::detail::fmix64(h ^ 0x6b65795f68617368ull);
+}
 
 // Rendezvous (highest random weight) hashing: an address keeps its worker while that
 // worker lives, whoever else comes and goes.
@@ -44,14 +53,21 @@ public:
     // Schedules where the workers accept themselves get what a graceful stop takes out of
     // their sockets in turn.
     unsigned pick(const net::endpoint& client, std::span<const pick_member> members) {
+        return pick(net::pick_context{client, {}, {}}, members);
+    }
+
+    // The same, for a connection whose first bytes were peeked at: sticky goes by the key
+    // found in them, or by the address when there is none.
+    unsigned pick(const net::pick_context& c, std::span<const pick_member> members) {
         std::vector<const pick_member*> live;
         for (const auto& m : members)
             if (m.takes_connections && !m.refused) live.push_back(&m);
         if (live.empty()) return 0;
         switch (schedule_) {
-        case net::schedule::sticky: return sticky(client, members, live);
+        case net::schedule::sticky:
+            return sticky(c.key.empty() ? c.client.address_hash() : key_hash(c.key), members, live);
         case net::schedule::least_connections: return least(members, live);
-        case net::schedule::custom: return chosen(client, members, live);
+        case net::schedule::custom: return chosen(c, members, live);
         default: return in_turn(members, live);
         }
     }
@@ -82,8 +98,8 @@ private:
         return in_turn(members, least);
     }
 
-    unsigned sticky(const net::endpoint& client, std::span<const pick_member> members, const live_members& live) {
-        const std::uint64_t address = client.address_hash();
+    // `address`: the client's, or its key's, hash.
+    unsigned sticky(std::uint64_t address, std::span<const pick_member> members, const live_members& live) {
         auto known = sticky_.find(address);
         if (known != sticky_.end())
             for (const auto* m : live)
@@ -110,11 +126,11 @@ private:
     }
 
     // The user's choice, if it is one of the live; else the next in turn.
-    unsigned chosen(const net::endpoint& client, std::span<const pick_member> members, const live_members& live) {
+    unsigned chosen(const net::pick_context& c, std::span<const pick_member> members, const live_members& live) {
         std::vector<net::candidate> candidates;
         candidates.reserve(live.size());
         for (const auto* m : live) candidates.push_back(net::candidate{m->worker_id, m->connections});
-        const unsigned choice = custom_ && *custom_ ? (*custom_)(client, candidates) : 0;
+        const unsigned choice = custom_ && *custom_ ? (*custom_)(c, candidates) : 0;
         for (const auto* m : live)
             if (m->worker_id == choice) return choice;
         return in_turn(members, live);

@@ -20,6 +20,7 @@
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
+#include <cluster/net/sticky_key.hpp>
 #include <cluster/net/tcp_stream.hpp>
 #include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
@@ -33,6 +34,11 @@ struct listener_options {
     std::size_t max_connections = 0;
     // The socket's options (backlog, v6_only, ...), used by whoever creates it first.
     listen_options socket;
+    // schedule::sticky: what a connection keeps its worker by — the client's address, or a
+    // key the primary peeks at in its request (behind a proxy, every address is the proxy's);
+    // schedule::custom: what the primary peeks at for primary_options::pick. Set by whoever
+    // creates the socket first, as `socket` is.
+    sticky_key sticky;
 };
 
 namespace detail {
