@@ -344,10 +344,16 @@ private:
         return o;
     }
 
+    // The key `ask` names, once valid_key() has passed it.
     static net::sticky_key key_of(const control::listen_request& ask) {
+        using source = net::sticky_key::source;
         net::sticky_key k;
-        k.from = static_cast<net::sticky_key::source>(ask.key_from);
-        k.name = ask.key_name;
+        switch (static_cast<source>(ask.key_from)) {
+        case source::address: break;
+        case source::header: k = net::sticky_key::header(ask.key_name); break;
+        case source::cookie: k = net::sticky_key::cookie(ask.key_name); break;
+        case source::query: k = net::sticky_key::query(ask.key_name); break;
+        }
         k.peek_bytes = ask.peek_bytes;
         k.peek_timeout = std::chrono::milliseconds(ask.peek_timeout_ms);
         return k;
@@ -357,6 +363,11 @@ private:
     static bool valid_key(const control::listen_request& ask, net::schedule s, control::listen_reply& reply) {
         if (ask.key_from > static_cast<std::uint8_t>(net::sticky_key::source::query))
             return (failure(reply, EINVAL, "unknown sticky key source " + std::to_string(ask.key_from)), false);
+        if (ask.key_name.size() > net::max_key_name)
+            return (failure(reply, EINVAL,
+                            "a sticky key's name is " + std::to_string(ask.key_name.size()) + " bytes, past " +
+                                std::to_string(net::max_key_name)),
+                    false);
         const auto k = key_of(ask);
         if (!k.peeks()) return true;
         if (s != net::schedule::sticky && s != net::schedule::custom)
@@ -364,7 +375,7 @@ private:
                             std::string("a sticky key (") + net::to_string(k.from) + ") is for schedule sticky or " +
                                 "custom, not " + net::to_string(s)),
                     false);
-        if (k.name.empty())
+        if (k.name().empty())
             return (failure(reply, EINVAL, std::string("a sticky key by ") + net::to_string(k.from) + " needs a name"),
                     false);
         if (k.peek_bytes == 0 || k.peek_bytes > net::max_peek_bytes)

@@ -108,8 +108,8 @@ inline key_in_head in_header_line(std::string_view line, const net::sticky_key& 
     const std::string_view name = line.substr(0, colon);
     const std::string_view value = trimmed(line.substr(colon + 1));
     if (key.from == net::sticky_key::source::cookie)
-        return same_letters(name, "cookie") ? value_in(value, ';', key.name) : key_in_head{head_scan::absent, {}};
-    if (!same_letters(name, key.name)) return {head_scan::absent, {}};
+        return same_letters(name, "cookie") ? value_in(value, ';', key.name()) : key_in_head{head_scan::absent, {}};
+    if (!same_letters(name, key.name())) return {head_scan::absent, {}};
     const std::string_view first = trimmed(value.substr(0, value.find(',')));
     return first.empty() ? key_in_head{head_scan::absent, {}} : key_in_head{head_scan::found, first};
 }
@@ -124,7 +124,7 @@ CLUSTER_DECL key_in_head find_key(std::string_view head, const net::sticky_key& 
         return {cannot_start_request(head) ? head_scan::not_http : head_scan::incomplete, {}};
     const std::string_view target = target_of(line);
     if (target.empty()) return {head_scan::not_http, {}};
-    if (key.from == net::sticky_key::source::query) return in_query(target, key.name);
+    if (key.from == net::sticky_key::source::query) return in_query(target, key.name());
     if (key.from == net::sticky_key::source::address) return {head_scan::absent, {}};
     while (next_line(rest, line)) {
         if (line.empty()) return {head_scan::absent, {}};
