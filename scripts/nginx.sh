@@ -21,20 +21,20 @@ find_nginx() {
         die "nginx not found (scripts/install-deps.sh --test installs nginx-light)"
 }
 
-# cluster.conf with its upstream's server lines replaced, in order, by the backends given
+# cluster.conf with each upstream's server lines replaced, in order, by the backends given
 # (the lines left over removed), and its listen address by 127.0.0.1:$2.
 render() {  # backends port
     awk -v backends="$1" -v port="$2" '
-        BEGIN { n = split(backends, b, ","); used = 0 }
-        /^upstream / { inside = 1 }
-        inside && /^}/ { inside = 0 }
+        BEGIN { n = split(backends, b, ",") }
+        /^upstream / { inside = 1; used = 0 }
+        inside && /^}/ { inside = 0; if (used != n) short = 1 }
         inside && $1 == "server" {
             if (used == n) next
             sub(/server [^ ;]+/, "server " b[++used])
         }
         $1 == "listen" { sub(/listen [^;]+/, "listen 127.0.0.1:" port); listens++ }
         { print }
-        END { if (used != n || listens != 1) exit 1 }' "$template"
+        END { if (short || listens != 1) exit 1 }' "$template"
 }
 
 # nginx's compiled-in temp paths are under /var/lib/nginx: each module built in gets its

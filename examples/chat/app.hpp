@@ -1,5 +1,5 @@
-// chat's app: one worker's HTTP side — the page, /visits counted in Redis, and /ws, whose
-// clients' text messages go to the primary and whose room hears what the primary sends.
+// chat's app: one worker's HTTP side — the page (with a sid cookie), /visits counted in Redis,
+// and /ws, whose clients' text messages go to the primary and whose room hears what it sends.
 #pragma once
 
 #include <cluster/cluster.hpp>
@@ -14,6 +14,7 @@
 #include "page.hpp"
 #include "redis_log.hpp"
 #include "room.hpp"
+#include "session_cookie.hpp"
 #include "settings.hpp"
 
 namespace chat {
@@ -30,7 +31,8 @@ public:
         } else if (req.path() == "/visits") {
             co_await count_visit(res);
         } else if (req.path() == "/") {
-            res.send("200 OK", "text/html; charset=utf-8", page);
+            const std::string cookie = has_cookie(req, "sid") ? std::string() : sessions_.set_cookie_line();
+            res.send("200 OK", "text/html; charset=utf-8", page, cookie);
         } else {
             res.send("404 Not Found", "text/plain", "Not Found\n");
         }
@@ -70,6 +72,7 @@ private:
     const std::string worker_header_;
     cluster::websocket::group sockets_;
     room room_;
+    session_cookie sessions_;
 };
 
 }  // namespace chat

@@ -21,6 +21,7 @@ struct settings {
     unsigned workers = 0;
     cluster::endpoint where;
     cluster::schedule how = cluster::schedule::round_robin;
+    cluster::listener_options listening;  // with --sticky-key, what keeps a client on its worker
     cluster::redis::options redis;
     std::string redis_text;  // HOST:PORT as given, for the log
     cluster::websocket::options ws;
@@ -69,7 +70,9 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     const auto redis = host_port(option(argc, argv, "--redis", "127.0.0.1:6379"));
     const auto max_message = number(option(argc, argv, "--max-message", "65536"), 1, 1ul << 24);
     const auto send_queue = number(option(argc, argv, "--send-queue", "1048576"), 1, 1ul << 30);
-    if (!workers || !port || !how || *how == cluster::schedule::custom || !redis || !max_message || !send_queue)
+    const auto key = cluster::net::parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
+    if (!workers || !port || !how || *how == cluster::schedule::custom || !redis || !max_message || !send_queue ||
+        !key || (key->peeks() && *how != cluster::schedule::sticky))
         return std::nullopt;
     try {
         s.where = cluster::endpoint::tcp(option(argc, argv, "--host", "127.0.0.1"), static_cast<std::uint16_t>(*port));
@@ -78,6 +81,7 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     }
     s.workers = *workers == 0 ? cluster::cpu_count() : static_cast<unsigned>(*workers);
     s.how = *how;
+    s.listening.sticky = *key;
     s.redis.server = *redis;
     s.redis_text = option(argc, argv, "--redis", "127.0.0.1:6379");
     s.ws.max_message_bytes = *max_message;
@@ -90,12 +94,16 @@ inline void print_usage(std::FILE* to, const char* program) {
     std::fprintf(to,
                  "usage: %s [--host ADDRESS] [--port 0..65535] [--workers 0..1024] [--redis HOST:PORT]\n"
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
-                 "         [--max-message BYTES] [--send-queue BYTES]\n"
+                 "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
+                 "         [--send-queue BYTES]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
                  "  GET /visits counts in Redis. A message past --max-message (64 KiB) closes with 1009;\n"
                  "  a client leaving --send-queue (1 MiB) unread is closed with 1008.\n"
+                 "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
+                 "  or query parameter, else by its address; the page gives each browser a cookie sid, so\n"
+                 "  behind nginx: --schedule sticky --sticky-key cookie:sid.\n"
                  "  SIGHUP replaces the workers (their clients get 1012 and reconnect); SIGTERM or\n"
                  "  Ctrl-C stops (1001).\n",
                  program);

@@ -29,7 +29,7 @@ inline cluster::task<void> worker_main(cluster::worker<protocol>& w, const setti
     redis_log log("worker " + std::to_string(w.id()), s.redis_text);
     auto up = co_await redis.connect();  // it keeps trying: /visits answers 503 meanwhile
     log.outcome(up ? std::error_code() : up.error());
-    auto connections = co_await w.listen(s.where, s.how);
+    auto connections = co_await w.listen(s.where, s.how, s.listening);
     app chat(w, s, redis, log);
     chat.sockets().close_all_on(w);
     cluster::http::server<app> server(chat, w.stop_token());

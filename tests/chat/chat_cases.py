@@ -35,10 +35,10 @@ CLIENTS = 200
 class Chat:
     """One instance: a primary and its workers on `host`, on a port the kernel picks."""
 
-    def __init__(self, binary, host, redis, workers=2, with_log=False):
+    def __init__(self, binary, host, redis, workers=2, with_log=False, options=()):
         """with_log: its stderr too is read, by wait_for; else it waits until it has subscribed."""
         self.proc = subprocess.Popen([binary, "--host", host, "--port", "0", "--workers", str(workers),
-                                      "--redis", redis.address], stdout=subprocess.PIPE,
+                                      "--redis", redis.address, *options], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT if with_log else None, text=True)
         self.lines = []
         self.stopping = False
@@ -110,8 +110,9 @@ class Client:
         raise AssertionError(f"no {marker!r} among {100 * CLIENTS} messages")
 
 
-async def connect(url):
-    return Client(await asyncio.wait_for(websockets.connect(url, max_size=1 << 20), DEADLINE))
+async def connect(url, sid=None):
+    cookie = {"Cookie": f"theme=dark; sid={sid}"} if sid else None
+    return Client(await asyncio.wait_for(websockets.connect(url, max_size=1 << 20, extra_headers=cookie), DEADLINE))
 
 
 async def connect_all(chats, n):
@@ -274,6 +275,44 @@ async def behind_nginx(chats, redis):
         await asyncio.gather(*(c.ws.close() for c in on_b + back))
 
 
+async def sticky_behind_nginx(chats, redis):
+    """Both instances with --schedule sticky --sticky-key cookie:sid behind
+    deploy/nginx/cluster.conf: each client keeps its host (nginx hashes its sid) and its worker
+    (the primary peeks at its sid) however often it reconnects, the clients spread over every
+    worker, and after A is reloaded its clients keep their new workers as they did the old."""
+    a, _ = chats
+    sids = [f"{i:04d}-{os.getpid()}" for i in range(40)]
+
+    async def reconnect(url, rounds, before):
+        for _ in range(rounds):
+            again = await asyncio.gather(*(connect(url, sid) for sid in sids))
+            moved = [(sid, w, c.worker) for sid, w, c in zip(sids, before, again) if c.worker != w]
+            assert not moved, f"sid, worker before, worker now: {moved[:5]}"
+            await asyncio.gather(*(c.ws.close() for c in again))
+
+    with Nginx(chats) as nginx:
+        clients = await asyncio.gather(*(connect(nginx.url, sid) for sid in sids))
+        spread = workers_of(clients)
+        assert len(spread) == 4, f"40 sids on {dict(spread)}: wanted every worker of both instances"
+        await round_of_messages(clients, "sticky")
+        first = [c.worker for c in clients]
+        await reconnect(nginx.url, 3, first)
+
+        on_a = [c for c in clients if c.worker.startswith(a.instance)]
+        a.signal(signal.SIGHUP)
+        for err in await asyncio.gather(*(closed_with(c) for c in on_a)):
+            assert err.rcvd and err.rcvd.code == 1012, err
+        await asyncio.gather(*(c.ws.close() for c in clients if c not in on_a))
+        after = await asyncio.gather(*(connect(nginx.url, sid) for sid in sids))
+        replaced = {c.worker for c in on_a}
+        for sid, old, c in zip(sids, first, after):
+            assert c.worker.split("/")[0] == old.split("/")[0], f"sid {sid} moved host: {old} -> {c.worker}"
+            assert c.worker not in replaced, f"sid {sid} reached a replaced worker {c.worker}"
+        await round_of_messages(after, "sticky, after the reload")
+        await asyncio.gather(*(c.ws.close() for c in after))
+        await reconnect(nginx.url, 2, [c.worker for c in after])
+
+
 class Nginx:
     """scripts/nginx.sh: real nginx on 127.0.0.1, deploy/nginx/cluster.conf rendered for `chats`."""
 
@@ -377,8 +416,10 @@ class Chromium:
 
 
 CASES = {"fan_out": fan_out, "too_big": too_big, "visits": visits, "reload": reload, "browser": browser,
-         "nginx": behind_nginx, "redis_down": redis_down, "slow_reader": slow_reader}
-TOOLS = {"browser": ["chromium"], "nginx": ["nginx"]}
+         "nginx": behind_nginx, "nginx_sticky": sticky_behind_nginx, "redis_down": redis_down,
+         "slow_reader": slow_reader}
+TOOLS = {"browser": ["chromium"], "nginx": ["nginx"], "nginx_sticky": ["nginx"]}
+OPTIONS = {"nginx_sticky": ["--schedule", "sticky", "--sticky-key", "cookie:sid"]}
 
 
 async def closing_clients(case):
@@ -401,7 +442,7 @@ def main():
             if case == "redis_down":
                 chats.append(Chat(binary, "127.0.0.1", redis, with_log=True))
             else:
-                chats += [Chat(binary, host, redis) for host in ["127.0.0.1", "127.0.0.2"]]
+                chats += [Chat(binary, host, redis, options=OPTIONS.get(case, ())) for host in ["127.0.0.1", "127.0.0.2"]]
             result = run(chats, redis)
             if asyncio.iscoroutine(result):
                 asyncio.run(closing_clients(result))
