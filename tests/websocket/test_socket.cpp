@@ -1,6 +1,6 @@
 // cluster::websocket::socket and group over a loopback pair, a minimal client on the other
-// end: a message each way, a group's close_all (1012) answered, and a send past the queue's
-// bound refused, closing with 1008.
+// end: a message each way, a group's close_all (1012) answered, a send past the queue's
+// bound refused, closing with 1008, and sends in order across a full kernel buffer.
 //
 // Note for g++ 12: results of co_await are always named before they are tested.
 #include <catch2/catch.hpp>
@@ -10,6 +10,8 @@
 #include <cluster/websocket.hpp>
 
 #include "support/loopback.hpp"
+
+#include <sys/socket.h>
 
 #include <array>
 #include <cstdint>
@@ -120,5 +122,34 @@ TEST_CASE("socket: a send past max_send_queue_bytes is refused, and the reader t
         REQUIRE(sent.has_value());
         auto m = co_await ws.receive();
         CHECK(m.code == websocket::close_code::policy_violation);
+    });
+}
+
+TEST_CASE("socket: sends leave in order, straight to the kernel while it has room and through the writer once full") {
+    support::with_connected_pair(endpoint::tcp("127.0.0.1", 0), [](support::stream_pair& pair, int) -> task<void> {
+        const int small = 4096;  // the kernel's floor: a few frames fill both ends' buffers
+        REQUIRE(::setsockopt(pair.server.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+        REQUIRE(::setsockopt(pair.client.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+        websocket::socket ws(std::move(pair.server), {}, {});
+        constexpr int count = 2000;  // 200 KB, far past both buffers
+        const auto text = [](int i) {
+            std::string t = std::to_string(i);
+            t.resize(100, '.');
+            return t;
+        };
+        for (int i = 0; i < count; ++i) {
+            auto queued = co_await ws.send_text(text(i));
+            REQUIRE(queued.has_value());
+        }
+        CHECK(ws.queued_bytes() > 0);
+        for (int i = 0; i < count; ++i) {
+            auto f = co_await read_frame(pair.client);
+            REQUIRE(f.opcode == 0x1);
+            REQUIRE(f.payload == text(i));
+        }
+        auto last = co_await ws.send_text("after");
+        REQUIRE(last.has_value());
+        auto f = co_await read_frame(pair.client);
+        CHECK(f.payload == "after");
     });
 }

@@ -2,6 +2,7 @@
 // framed by wslay's event API: awaitable receive, bounded sends, pings and the close handshake.
 #pragma once
 
+#include <cluster/io/io_context.hpp>
 #include <cluster/io/scope.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/net/tcp_stream.hpp>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -32,15 +34,17 @@
 namespace cluster::websocket {
 
 // One task receives (receive(), or close()); any task may send. Sends never wait for the
-// peer: a message is queued, within max_send_queue_bytes, and written by the socket's own
-// writer task. The socket must outlive its tasks: receive() until it gives the close.
+// peer: a message is queued, within max_send_queue_bytes, and written at the end of the loop's
+// turn, or by the socket's own writer task when the kernel's buffer is full. The socket must
+// outlive its tasks: receive() until it gives the close.
 class socket : private group::member {
 public:
     // `stream`: a connection whose opening handshake is done (accept_handshake);
     // `already_read`: the bytes read past it (http::upgraded::rest). A socket in a group is
     // closed with the others by group::close_all.
     socket(net::tcp_stream stream, std::span<const char> already_read, const options& o = {}, group* g = nullptr)
-        : member(g), stream_(std::move(stream)), options_(o), in_(std::max(read_size, already_read.size())) {
+        : member(g), loop_(io::io_context::current_or_throw()), stream_(std::move(stream)), options_(o),
+          in_(std::max(read_size, already_read.size())) {
         std::copy(already_read.begin(), already_read.end(), in_.begin());
         in_end_ = already_read.size();
         static const wslay_event_callbacks callbacks{on_recv, on_send, nullptr, nullptr, nullptr, nullptr, on_message};
@@ -50,7 +54,10 @@ public:
     }
     socket(const socket&) = delete;  // wslay and the writer point at it
     socket& operator=(const socket&) = delete;
-    ~socket() { wslay_event_context_free(ctx_); }
+    ~socket() {
+        if (flush_scheduled_) loop_.cancel_defer(&flush_hook_);
+        wslay_event_context_free(ctx_);
+    }
 
     // The next whole message; or the close that ended the connection, after which the
     // socket is done (every later call gives the same close).
@@ -161,7 +168,8 @@ private:
     void feed() {
         pinged_ = false;
         if (wslay_event_recv(ctx_) != 0) broken_ = true;
-        kick();  // writes at once what it can: a close frame wslay queued is sent by now
+        pack();  // a close frame wslay queued counts as sent once packed
+        kick();
         // A message too big, or a protocol error, that wslay closed for: its code is ours.
         if (!close_begun_ && wslay_event_get_close_sent(ctx_)) {
             close_begun_ = true;
@@ -191,6 +199,11 @@ private:
 
     // The last bytes written (a close frame's answer, say), then the connection ends.
     io::task<void> finish() {
+        if (flush_scheduled_) {
+            loop_.cancel_defer(&flush_hook_);
+            flush_scheduled_ = false;
+        }
+        write_now();
         co_await writer_.join();
         done_ = true;
         if (!close_begun_) code_ = close_code::abnormal;
@@ -211,11 +224,52 @@ private:
         return {};
     }
 
-    // Starts the writer unless it is running: it takes what wslay queues until nothing is left.
+    // Writes what is queued at the end of this turn of the loop, unless the writer is at it: a
+    // frame to each of many sockets, or a pong and a message, leave in one send each.
     void kick() {
-        if (writing_ || broken_ || !wslay_event_want_write(ctx_)) return;
-        writing_ = true;
-        writer_.spawn(write_queued(*this));
+        if (writing_ || flush_scheduled_ || broken_ || (out_pos_ == out_.size() && !wslay_event_want_write(ctx_)))
+            return;
+        flush_scheduled_ = true;
+        loop_.defer(&flush_hook_);
+    }
+
+    void on_flush(int, bool resume) {
+        flush_scheduled_ = false;
+        if (resume) write_now();
+    }
+
+    // wslay's frames into out_, unless the kernel is reading out_ (the writer's write).
+    void pack() {
+        if (!writing_ && wslay_event_want_write(ctx_)) (void)wslay_event_send(ctx_);
+    }
+
+    // Straight into the kernel's buffer, which has room in the common case: no op, no timer, no
+    // task. What does not fit goes to the writer, through the ring and under write_timeout.
+    void write_now() {
+        while (!writing_ && !broken_) {
+            pack();
+            if (out_pos_ == out_.size()) return;
+            const ssize_t n = ::send(stream_.native_handle(), out_.data() + out_pos_, out_.size() - out_pos_,
+                                     MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                broken_ = true;
+                wake_.request_stop();
+                return;
+            }
+            if (n > 0) written(static_cast<std::size_t>(n));
+            if (out_pos_ < out_.size()) {
+                writing_ = true;
+                writer_.spawn(write_queued(*this));
+            }
+        }
+    }
+
+    void written(std::size_t n) noexcept {
+        out_pos_ += n;
+        if (out_pos_ == out_.size()) {
+            out_.clear();
+            out_pos_ = 0;
+        }
     }
 
     static io::task<void> write_queued(socket& s) {
@@ -230,15 +284,12 @@ private:
                 s.wake_.request_stop();
                 break;
             }
-            s.out_pos_ += *n;
-            if (s.out_pos_ == s.out_.size()) {
-                s.out_.clear();
-                s.out_pos_ = 0;
-            }
+            s.written(*n);
         }
         s.writing_ = false;
     }
 
+    io::io_context& loop_;
     net::tcp_stream stream_;
     options options_;
     wslay_event_context_ptr ctx_ = nullptr;
@@ -256,6 +307,8 @@ private:
     bool writing_ = false;
     bool receiving_ = false;
     bool done_ = false;
+    bool flush_scheduled_ = false;
+    io::detail::member_completion<socket, &socket::on_flush> flush_hook_{this};
     io::scope writer_;  // last: destroyed first, its task using the rest
 };
 
