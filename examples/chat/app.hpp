@@ -1,5 +1,6 @@
 // chat's app: one worker's HTTP side — the page (with a sid cookie), /visits counted in Redis,
-// and /ws, whose clients' text messages go to the primary and whose room hears what it sends.
+// and /ws, whose clients' text messages go to this worker's room, to the primary (for the
+// other workers here) and to Redis (for the other instances); the room hears what the primary sends.
 #pragma once
 
 #include <cluster/cluster.hpp>
@@ -12,6 +13,7 @@
 
 #include "messages.hpp"
 #include "page.hpp"
+#include "published.hpp"
 #include "redis_log.hpp"
 #include "room.hpp"
 #include "session_cookie.hpp"
@@ -48,13 +50,27 @@ public:
             const said s{std::string(m.data)};
             auto sent = co_await worker_.send(s);
             (void)sent;  // only fails once the primary is gone, and then this worker leaves
+            publishing_.spawn(publish(s.text));
+            // This worker's own clients last: they need no hop, and the longer ways start first.
+            co_await room_.deliver(s.text);
         }
     }
+
+    // Until the PUBLISHes under way are answered: at the worker's end.
+    cluster::task<void> join() { co_await publishing_.join(); }
 
     [[nodiscard]] room& clients() noexcept { return room_; }
     [[nodiscard]] cluster::websocket::group& sockets() noexcept { return sockets_; }
 
 private:
+    // To the other instances, straight from here rather than through the primary: a hop fewer
+    // on their clients' way. Spawned, so the client's next message does not wait for Redis;
+    // sent in the order spawned, one connection, so Redis delivers them in that order.
+    cluster::task<void> publish(std::string text) {
+        auto published = co_await redis_.command("PUBLISH", channel, published_payload(settings_.instance, text));
+        log_.outcome(published ? std::error_code() : published.error());
+    }
+
     cluster::task<void> count_visit(cluster::http::response& res) {
         auto n = co_await redis_.command("INCR", "chat:visits");
         log_.outcome(n ? std::error_code() : n.error());
@@ -73,6 +89,7 @@ private:
     cluster::websocket::group sockets_;
     room room_;
     session_cookie sessions_;
+    cluster::scope publishing_;
 };
 
 }  // namespace chat

@@ -50,16 +50,16 @@ inline cluster::task<void> watch_redis(cluster::redis::client& redis, redis_log&
 
 inline cluster::task<void> primary_main(cluster::primary<protocol>& p, const settings& s) {
     std::printf("Primary %d running as %s\n", ::getpid(), s.instance.c_str());
-    cluster::redis::client publisher(s.redis);
+    cluster::redis::client redis(s.redis);
     cluster::redis::subscriber subscriber(s.redis);
     redis_log log("primary", s.redis_text);
-    auto up = co_await publisher.connect();
+    auto up = co_await redis.connect();
     log.outcome(up ? std::error_code() : up.error());
     (void)co_await subscriber.connect();
-    relay r(p, publisher, s.instance, log);
+    relay r(p, s.instance);
     cluster::scope redis_side;
     redis_side.spawn(listen_to_redis(subscriber, r, s));
-    redis_side.spawn(watch_redis(publisher, log));
+    redis_side.spawn(watch_redis(redis, log));
     for (unsigned i = 0; i < s.workers; ++i) co_await p.fork();
     bool announced = false;
     for (;;) {
@@ -69,7 +69,7 @@ inline cluster::task<void> primary_main(cluster::primary<protocol>& p, const set
             std::printf("Listening on http://%s:%u/ (%u worker%s)\n", l->address.c_str(), l->port, s.workers,
                         s.workers == 1 ? "" : "s");
         } else if (auto* m = e.get_if<cluster::incoming<protocol>>()) {
-            if (auto* text = m->get_if<said>()) co_await r.from_worker(std::move(text->text));
+            if (auto* text = m->get_if<said>()) co_await r.from_worker(m->from, std::move(text->text));
         }
     }
 }

@@ -47,6 +47,7 @@ inline cluster::task<void> worker_main(cluster::worker<protocol>& w, const setti
     }
     co_await server.join();
     co_await hearing.join();
+    co_await chat.join();
     co_await redis.close();
 }
 
