@@ -3,6 +3,7 @@
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
 //   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
 //                 [--sticky-key KIND:NAME] [--header-timeout-ms H] [--request-timeout-ms R]
+//                 [--log-file PATH] [--log-format text|json]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
 //     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
@@ -11,7 +12,9 @@
 //     of its address (behind a proxy, every client has the proxy's): cookie:NAME, header:NAME
 //     (of a list, the first: header:X-Forwarded-For) or query:NAME; H, R: the time a request's head (default 60000),
 //     and the whole request (default 300000), may take from its first byte before the answer is 408 and the connection
-//     closes, however slowly the bytes trickle in (0: no limit)
+//     closes, however slowly the bytes trickle in (0: no limit); PATH: the file the primary
+//     writes, reopened at SIGUSR1 (docs/logs.md); json: each worker's line as a JSON object.
+//     With either, the workers' output goes through the primary, which tags each line.
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -51,6 +54,7 @@ struct settings {
     cluster::schedule how = schedule::round_robin;
     cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
+    log_options log;
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
@@ -248,14 +252,21 @@ void print_usage(std::FILE* to, const char* program) {
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
+                 "         [--log-file PATH] [--log-format text|json]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
-                 "  add or remove one.\n",
+                 "  add or remove one; SIGUSR1 reopens --log-file (logrotate).\n",
                  program, max_timeout_ms, max_timeout_ms);
+}
+
+std::optional<log_format> parse_log_format(std::string_view name) {
+    if (name == "text") return log_format::text;
+    if (name == "json") return log_format::json;
+    return std::nullopt;
 }
 
 bool asks_for_help(int argc, char** argv) {
@@ -271,7 +282,8 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
     const auto key = parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
-    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key)
+    const auto format = parse_log_format(option(argc, argv, "--log-format", "text"));
+    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key || !format)
         return std::nullopt;
     if (key->peeks() && how != schedule::sticky) return std::nullopt;
     s.key = *key;
@@ -280,7 +292,17 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.where = *where;
     s.limits.header_timeout = *header_timeout;
     s.limits.request_timeout = *request_timeout;
+    s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
     return s;
+}
+
+// A log file or JSON lines: the workers' output is relayed, so that each line is tagged with
+// its worker and written whole, and follows the primary into a reopened file.
+primary_options primary_options_for(const settings& s) {
+    primary_options o;
+    o.log = s.log;
+    o.silent = !s.log.file.empty() || s.log.format == log_format::json;
+    return o;
 }
 
 int main(int argc, char** argv) {
@@ -296,7 +318,7 @@ int main(int argc, char** argv) {
     }
     const int code = run<proto>(
         argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
-        [&s](worker<proto>& w) { return worker_main(w, *s); });
+        [&s](worker<proto>& w) { return worker_main(w, *s); }, primary_options_for(*s));
     // Only the primary gets here: a forked worker ends inside run().
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;

@@ -26,6 +26,7 @@ struct settings {
     std::string redis_text;  // HOST:PORT as given, for the log
     cluster::websocket::options ws;
     std::string instance;  // this primary and its workers, among every instance sharing the Redis
+    cluster::log_options log;
 };
 
 inline std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
@@ -39,6 +40,12 @@ inline std::optional<unsigned long> number(std::string_view text, unsigned long 
     const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (err != std::errc() || end != text.data() + text.size() || n < min || n > max) return std::nullopt;
     return n;
+}
+
+inline std::optional<cluster::log_format> log_format(std::string_view name) {
+    if (name == "text") return cluster::log_format::text;
+    if (name == "json") return cluster::log_format::json;
+    return std::nullopt;
 }
 
 // HOST:PORT, HOST a numeric address.
@@ -71,8 +78,9 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     const auto max_message = number(option(argc, argv, "--max-message", "65536"), 1, 1ul << 24);
     const auto send_queue = number(option(argc, argv, "--send-queue", "1048576"), 1, 1ul << 30);
     const auto key = cluster::net::parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
+    const auto format = log_format(option(argc, argv, "--log-format", "text"));
     if (!workers || !port || !how || *how == cluster::schedule::custom || !redis || !max_message || !send_queue ||
-        !key || (key->peeks() && *how != cluster::schedule::sticky))
+        !key || (key->peeks() && *how != cluster::schedule::sticky) || !format)
         return std::nullopt;
     try {
         s.where = cluster::endpoint::tcp(option(argc, argv, "--host", "127.0.0.1"), static_cast<std::uint16_t>(*port));
@@ -87,7 +95,17 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.ws.max_message_bytes = *max_message;
     s.ws.max_send_queue_bytes = *send_queue;
     s.instance = instance_name();
+    s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
     return s;
+}
+
+// A log file or JSON lines: the workers' output is relayed, so that each line is tagged with
+// its worker and written whole, and follows the primary into a reopened file.
+inline cluster::primary_options primary_options_for(const settings& s) {
+    cluster::primary_options o;
+    o.log = s.log;
+    o.silent = !s.log.file.empty() || s.log.format == cluster::log_format::json;
+    return o;
 }
 
 inline void print_usage(std::FILE* to, const char* program) {
@@ -95,7 +113,7 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--host ADDRESS] [--port 0..65535] [--workers 0..1024] [--redis HOST:PORT]\n"
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
-                 "         [--send-queue BYTES]\n"
+                 "         [--send-queue BYTES] [--log-file PATH] [--log-format text|json]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
@@ -105,7 +123,8 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "  or query parameter, else by its address; the page gives each browser a cookie sid, so\n"
                  "  behind nginx: --schedule sticky --sticky-key cookie:sid.\n"
                  "  SIGHUP replaces the workers (their clients get 1012 and reconnect); SIGTERM or\n"
-                 "  Ctrl-C stops (1001).\n",
+                 "  Ctrl-C stops (1001). --log-file: where the primary writes, reopened at SIGUSR1\n"
+                 "  (logrotate); --log-format json: each worker's line as a JSON object (docs/logs.md).\n",
                  program);
 }
 

@@ -41,6 +41,22 @@ inline const char* to_string(output_mode m) noexcept {
     return "unknown";
 }
 
+// How the primary writes the lines it relays (output_mode::relay).
+enum class log_format {
+    text,  // as the worker wrote them, each prefixed "[worker N] "
+    json,  // one JSON object a line: time, worker, slot, pid, stream, text, end (docs/logs.md)
+};
+
+inline const char* to_string(log_format f) noexcept { return f == log_format::json ? "json" : "text"; }
+
+// Where and how the primary writes its output and its workers' relayed lines: see docs/logs.md.
+struct log_options {
+    // A file the primary's stdout and stderr go to, reopened at SIGUSR1 (logrotate); empty:
+    // they stay what the primary was started with.
+    std::string file;
+    log_format format = log_format::text;
+};
+
 // Where a worker's stdout and stderr go (Node's stdio setting): see docs/cluster.md.
 struct stdio_options {
     output_mode out = output_mode::inherit;
@@ -57,6 +73,7 @@ struct primary_options {
     std::map<std::string, std::string> env;        // set over the primary's environment
     std::string cwd;                               // the worker's directory; empty = the primary's
     stdio_options stdio;                           // where the worker's stdout and stderr go
+    log_options log;                               // where the primary writes, and relayed lines' format
     bool silent = false;                           // Node's name: stdio {relay, relay}; not with stdio set too
     std::optional<uid_t> uid;
     std::optional<gid_t> gid;
@@ -76,7 +93,9 @@ struct primary_options {
     std::uint64_t max_messages_jitter = 0;            // plus 0..this, so workers are not replaced together
     std::size_t max_memory = 0;                       // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
-    bool handle_signals = true;  // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker
+    // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker, SIGUSR2
+    // upgrades the binary, SIGUSR1 reopens log.file.
+    bool handle_signals = true;
     // Reap every orphan that comes to the primary, not only its workers: unset, only as PID 1
     // (a container's init); true makes it a child subreaper otherwise. Read when the primary
     // starts: see docs/deployment.md.

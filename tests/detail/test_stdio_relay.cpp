@@ -30,6 +30,8 @@ using support::bounded;
 
 namespace {
 
+// Worker 1's stdout, as text: each line prefixed.
+const detail::line_source worker_1{1, 1, 1234, stdio_stream::out};
 const std::string prefix = "[worker 1] ";
 
 // Many times what a pipe holds (64 KiB), as numbered lines.
@@ -64,8 +66,9 @@ std::string relayed(const std::string& text) {
     auto [from, worker_end] = support::make_pipe();
     const unique_fd to(::memfd_create("relayed", MFD_CLOEXEC));
     REQUIRE(to);
-    const auto written = std::get<1>(sync_wait(bounded(
-        when_all(detail::relay_lines(from.get(), to.get(), prefix, {}), worker_writes(std::move(worker_end), text)))));
+    const auto written = std::get<1>(
+        sync_wait(bounded(when_all(detail::relay_lines(from.get(), to.get(), log_format::text, worker_1, {}),
+                                   worker_writes(std::move(worker_end), text)))));
     CHECK(written.has_value());
     return support::read_all(to.get());
 }
@@ -97,7 +100,7 @@ unique_fd failing_output(bool closed_pipe) {
 }  // namespace
 
 TEST_CASE("complete lines are prefixed and gathered into writes of at most relay_chunk") {
-    relay_buffer lines(prefix);
+    relay_buffer lines(log_format::text, worker_1);
     lines.take("a\nb\nunfinished");
     CHECK(lines.take_writes() == std::vector<std::string>{prefix + "a\n" + prefix + "b\n"});
     CHECK(lines.unfinished() == std::string_view("unfinished").size());
@@ -112,7 +115,7 @@ TEST_CASE("complete lines are prefixed and gathered into writes of at most relay
 }
 
 TEST_CASE("a line that never ends keeps no more than output_line_limit waiting") {
-    relay_buffer lines(prefix);
+    relay_buffer lines(log_format::text, worker_1);
     std::string pieces;
     std::size_t most_waiting = 0;
     for (int i = 0; i < 256; ++i) {
@@ -127,7 +130,7 @@ TEST_CASE("a line that never ends keeps no more than output_line_limit waiting")
 }
 
 TEST_CASE("a line cut for its length is not cut inside a UTF-8 character") {
-    relay_buffer lines(prefix);
+    relay_buffer lines(log_format::text, worker_1);
     std::string euros;
     while (euros.size() <= 2 * output_line_limit) euros += "\xE2\x82\xAC";  // U+20AC, three bytes
     lines.take(euros + "\n");
@@ -172,7 +175,8 @@ TEST_CASE("relay_lines drains the worker's pipe to its end while every write fai
     // The worker's writes can only finish if the relay reads on, and the relay ends only at
     // the worker's end of file: one that stopped would leave the worker blocked, one that
     // retried a failed write would never end. Either fails the bound.
-    const auto written = std::get<1>(sync_wait(bounded(
-        when_all(detail::relay_lines(from.get(), to.get(), prefix, {}), worker_writes(std::move(worker_end), text)))));
+    const auto written = std::get<1>(
+        sync_wait(bounded(when_all(detail::relay_lines(from.get(), to.get(), log_format::text, worker_1, {}),
+                                   worker_writes(std::move(worker_end), text)))));
     CHECK(written.has_value());
 }

@@ -165,6 +165,15 @@ task<void> numbered_lines(worker<proto>& w) {
     co_return;
 }
 
+task<void> print_commands(worker<proto>& w) {
+    while (auto c = co_await w.receive<command>()) {
+        const std::string_view text(c->value.text);
+        if (text.empty()) continue;
+        const int fd = text.front() == 'e' ? STDERR_FILENO : STDOUT_FILENO;
+        (void)!::write(fd, text.data() + 1, text.size() - 1);
+    }
+}
+
 // The writes come from a thread, so that the worker's loop answers pings while they wait on a
 // full pipe.
 task<void> endless_line(worker<proto>& w) {
@@ -524,6 +533,7 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::chatty_then_crash, chatty_then_crash},
     {behaviour::numbered_lines, numbered_lines},
     {behaviour::endless_line, endless_line},
+    {behaviour::print_commands, print_commands},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
     {behaviour::echo_heads, echo_heads},

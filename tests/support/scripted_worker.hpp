@@ -161,6 +161,9 @@ inline constexpr const char* announce_listening = "announce_listening";  // a so
 inline constexpr const char* chatty = "chatty";                          // lines on stdout and stderr
 inline constexpr const char* chatty_then_crash = "chatty_then_crash";    // chatty, flushed, then throws
 inline constexpr const char* numbered_lines = "numbered_lines";          // numbered_line()s on stdout and stderr
+// Writes each command's text after its first byte to stdout ('o') or stderr ('e'), as it is,
+// with one write(2), until disconnected.
+inline constexpr const char* print_commands = "print_commands";
 // endless_bytes on stdout without a newline (from a thread, which then ends the line);
 // answers each ping with a note of how many it has written so far.
 inline constexpr const char* endless_line = "endless_line";

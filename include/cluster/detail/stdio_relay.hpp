@@ -1,7 +1,9 @@
 // cluster::detail::relay_lines(): a worker's relayed stdout or stderr, copied to the primary's
-// line by line, each line prefixed and written whole, so workers' lines never interleave.
+// line by line, each line formatted for the log and written whole, so workers' lines never
+// interleave.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <stop_token>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include <cluster/detail/line_splitter.hpp>
+#include <cluster/detail/log_line.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/transfer.hpp>
@@ -22,19 +25,22 @@ namespace cluster::detail {
 inline constexpr std::size_t relay_chunk = 4096;
 
 // What a relay has to write, from what the worker wrote: its lines (cut as line_splitter
-// cuts them), prefixed and gathered into writes of at most relay_chunk (a longer line alone).
+// cuts them), formatted as the log says and gathered into writes of at most relay_chunk (a
+// longer line alone). A line's time is when the primary read it.
 class relay_buffer {
 public:
-    explicit relay_buffer(std::string prefix) : prefix_(std::move(prefix)) {}
+    relay_buffer(log_format format, line_source from) noexcept : format_(format), from_(from) {}
 
     // The worker's next bytes.
     void take(std::string_view bytes) {
-        lines_.take(bytes, [this](std::string_view text, line_end) { add_write(text); });
+        const auto now = std::chrono::system_clock::now();
+        lines_.take(bytes, [&](std::string_view text, line_end end) { add_write(text, end, now); });
     }
 
     // The worker's stream ended: a last line without a newline gets one.
     void finish() {
-        lines_.finish([this](std::string_view text, line_end) { add_write(text); });
+        const auto now = std::chrono::system_clock::now();
+        lines_.finish([&](std::string_view text, line_end end) { add_write(text, end, now); });
     }
 
     // The writes due, in order; the buffer forgets them.
@@ -44,15 +50,18 @@ public:
     [[nodiscard]] std::size_t unfinished() const noexcept { return lines_.unfinished(); }
 
 private:
-    // One line of output, prefixed, in the last write if it fits there. A line cut for its
+    // One line of output, formatted, in the last write if it fits there. A line cut for its
     // length is written as a line of its own.
-    void add_write(std::string_view text) {
-        const std::size_t size = prefix_.size() + text.size() + 1;
-        if (writes_.empty() || writes_.back().size() + size > relay_chunk) writes_.emplace_back();
-        writes_.back().append(prefix_).append(text).push_back('\n');
+    void add_write(std::string_view text, line_end end, std::chrono::system_clock::time_point now) {
+        line_.clear();
+        append_log_line(line_, format_, from_, text, end, now);
+        if (writes_.empty() || writes_.back().size() + line_.size() > relay_chunk) writes_.emplace_back();
+        writes_.back().append(line_);
     }
 
-    std::string prefix_;
+    log_format format_;
+    line_source from_;
+    std::string line_;  // the line being formatted, kept for its capacity
     line_splitter lines_;
     std::vector<std::string> writes_;
 };
@@ -66,10 +75,10 @@ inline io::task<void> write_lines(int to, relay_buffer& lines) {
     for (const auto& w : writes) (void)co_await io::write_all(to, std::as_bytes(std::span(w)));
 }
 
-// Copies lines from `from` to `to` until `from` ends or `stop` is asked; a last line without
-// a newline gets one.
-inline io::task<void> relay_lines(int from, int to, std::string prefix, std::stop_token stop) {
-    relay_buffer lines(std::move(prefix));
+// Copies lines from `from` to `to`, formatted as `format` says for `source`, until `from`
+// ends or `stop` is asked; a last line without a newline gets one.
+inline io::task<void> relay_lines(int from, int to, log_format format, line_source source, std::stop_token stop) {
+    relay_buffer lines(format, source);
     char buf[relay_chunk];
     for (;;) {
         auto n = co_await io::read(from, std::span(buf)).with_stop_token(stop);

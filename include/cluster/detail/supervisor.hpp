@@ -27,6 +27,7 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
+#include <cluster/detail/log_file.hpp>
 #include <cluster/detail/orphan_reaper.hpp>
 #include <cluster/detail/output_pipe.hpp>
 #include <cluster/detail/rollout.hpp>
@@ -238,6 +239,7 @@ public:
 
     // ---- the state every job shares ----
     primary_options options;
+    log_file logs{options.log};  // first: what the primary says from now on goes there
     const protocol_ops ops;
     std::unique_ptr<worker_handle<erased>> (*const make_handle)(record&);
     const std::function<int(unsigned id, unique_fd link)> worker_process;
@@ -396,7 +398,7 @@ private:
         ++r->readers;
         if (r->output_mode_of(s) == output_mode::relay) {
             const int to = s == stdio_stream::out ? STDOUT_FILENO : STDERR_FILENO;
-            tasks.spawn(relay(r, from, to, "[worker " + std::to_string(r->id) + "] "));
+            tasks.spawn(relay(r, from, to, options.log.format, line_source{r->id, r->home_slot, r->pid, s}));
             return;
         }
         auto& q = r->piped(s);
@@ -404,8 +406,8 @@ private:
         tasks.spawn(pipe(r, from, q));
     }
 
-    static io::task<void> relay(record_ptr r, int from, int to, std::string prefix) {
-        co_await relay_lines(from, to, std::move(prefix), r->stop_readers.get_token());
+    static io::task<void> relay(record_ptr r, int from, int to, log_format format, line_source source) {
+        co_await relay_lines(from, to, format, source, r->stop_readers.get_token());
         r->reader_finished();
     }
 

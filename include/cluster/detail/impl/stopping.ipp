@@ -9,7 +9,7 @@ namespace cluster::detail {
 CLUSTER_DECL io::task<int> stopper::run(io::task<void> main) {
     std::optional<io::signal_set> signals;
     if (s_.options.handle_signals)
-        signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2});
+        signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2});
     io::scope watching;
     if (signals) {
         signal_fd_ = signals->native_handle();
@@ -25,8 +25,7 @@ CLUSTER_DECL io::task<int> stopper::run(io::task<void> main) {
     co_await watching.join();
     if (signals) drain(*signals);
     signal_fd_ = -1;
-    if (gave_up_)
-        std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", gave_up_what_.c_str());
+    if (gave_up_) std::fprintf(stderr, "cluster: stopped: the restart policy gave up (%s)\n", gave_up_what_.c_str());
     co_return gave_up_ ? exit_code::gave_up : code;
 }
 
@@ -131,6 +130,7 @@ CLUSTER_DECL void stopper::on_signal(int signo) {
     case SIGHUP: return s_.rollout.reload_on_signal();
     case SIGTTIN: return s_.rollout.scale_on_signal(+1);
     case SIGTTOU: return s_.rollout.scale_on_signal(-1);
+    case SIGUSR1: return s_.logs.reopen();
     case SIGUSR2: return s_.upgrader.upgrade_on_signal();
     default: return;
     }

@@ -25,10 +25,26 @@ inline void ignore_interrupts() noexcept {
     ::sigaction(SIGINT, &sa, nullptr);
 }
 
+// logrotate's postrotate, or `kill -USR1 -PGID`, may signal the whole process group: the
+// primary reopens its log, and a worker must not die of the default action instead. Only the
+// default is replaced: an exec'd worker program that reopens logs of its own keeps its handler.
+inline void survive_log_reopen() noexcept {
+    struct sigaction current {};
+    if (::sigaction(SIGUSR1, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) ||
+        current.sa_handler != SIG_DFL)
+        return;
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGUSR1, &sa, nullptr);
+}
+
 CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_ops& ops,
                                     const std::function<io::task<void>(worker_core&)>& main) {
     current_role() = role{true, id};
     ignore_interrupts();
+    survive_log_reopen();
     // Node's workers are Node processes, which ignore SIGPIPE: so do these, forked or exec'd,
     // or a worker printing to the closed stdout it shares with its primary would die at each
     // line, and be restarted to die again. A forked worker comes here with the primary's
