@@ -51,7 +51,17 @@ struct settings {
     cluster::schedule how = schedule::round_robin;
     cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
+    std::string control;  // --control: the control socket's path, for clusterctl
 };
+
+// With a control socket the workers' output goes through the primary, prefixed "[worker N]",
+// where `clusterctl logs` follows it.
+primary_options options_of(const settings& s) {
+    primary_options o;
+    o.control = s.control;
+    if (!s.control.empty()) o.stdio = {.out = output_mode::relay, .err = output_mode::relay};
+    return o;
+}
 
 // GET /json: Boost.JSON turns any described struct into JSON.
 struct worker_status {
@@ -247,14 +257,15 @@ void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--fd NAME]\n"
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
-                 "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
+                 "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u] [--control PATH]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
-                 "  add or remove one.\n",
+                 "  add or remove one. --control: a control socket at PATH for clusterctl (status, reload,\n"
+                 "  scale, stop, upgrade, logs, top), the workers' output then relayed through the primary.\n",
                  program, max_timeout_ms, max_timeout_ms);
 }
 
@@ -280,6 +291,7 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.where = *where;
     s.limits.header_timeout = *header_timeout;
     s.limits.request_timeout = *request_timeout;
+    s.control = option(argc, argv, "--control", "");
     return s;
 }
 
@@ -296,7 +308,7 @@ int main(int argc, char** argv) {
     }
     const int code = run<proto>(
         argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
-        [&s](worker<proto>& w) { return worker_main(w, *s); });
+        [&s](worker<proto>& w) { return worker_main(w, *s); }, options_of(*s));
     // Only the primary gets here: a forked worker ends inside run().
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;

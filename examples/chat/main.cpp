@@ -1,7 +1,7 @@
 // chat: a clustered WebSocket chat room — a worker per core, any number of instances on any
 // number of hosts sharing one Redis. docs/chat.md tells the whole of it.
 //   ./chat [--help] [--host A] [--port P] [--workers N] [--redis HOST:PORT] [--schedule S]
-//          [--max-message B] [--send-queue B]
+//          [--max-message B] [--send-queue B] [--control PATH]
 //   GET /        the page, which chats over /ws
 //   GET /ws      a WebSocket: each text message goes to every client of every instance, once
 //   GET /visits  INCRs chat:visits in Redis and answers its new value
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     }
     const int code = cluster::run<chat::protocol>(
         argc, argv, [&s](cluster::primary<chat::protocol>& p) { return chat::primary_main(p, *s); },
-        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); });
+        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); }, chat::primary_options_of(*s));
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;
 }

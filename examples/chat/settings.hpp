@@ -26,6 +26,7 @@ struct settings {
     std::string redis_text;  // HOST:PORT as given, for the log
     cluster::websocket::options ws;
     std::string instance;  // this primary and its workers, among every instance sharing the Redis
+    std::string control;   // --control: the control socket's path, for clusterctl
 };
 
 inline std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
@@ -87,7 +88,17 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.ws.max_message_bytes = *max_message;
     s.ws.max_send_queue_bytes = *send_queue;
     s.instance = instance_name();
+    s.control = option(argc, argv, "--control", "");
     return s;
+}
+
+// With a control socket the workers' output goes through the primary, prefixed "[worker N]",
+// where `clusterctl logs` follows it.
+inline cluster::primary_options primary_options_of(const settings& s) {
+    cluster::primary_options o;
+    o.control = s.control;
+    if (!s.control.empty()) o.stdio = {.out = cluster::output_mode::relay, .err = cluster::output_mode::relay};
+    return o;
 }
 
 inline void print_usage(std::FILE* to, const char* program) {
@@ -95,7 +106,7 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--host ADDRESS] [--port 0..65535] [--workers 0..1024] [--redis HOST:PORT]\n"
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
-                 "         [--send-queue BYTES]\n"
+                 "         [--send-queue BYTES] [--control PATH]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
@@ -105,7 +116,8 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "  or query parameter, else by its address; the page gives each browser a cookie sid, so\n"
                  "  behind nginx: --schedule sticky --sticky-key cookie:sid.\n"
                  "  SIGHUP replaces the workers (their clients get 1012 and reconnect); SIGTERM or\n"
-                 "  Ctrl-C stops (1001).\n",
+                 "  Ctrl-C stops (1001). --control: a control socket at PATH for clusterctl, the workers'\n"
+                 "  output then relayed through the primary for clusterctl logs.\n",
                  program);
 }
 
