@@ -66,6 +66,14 @@ private:
     int fd_;
 };
 
+// What a client sent and nobody read makes close() reset the connection (for a Unix socket as
+// for TCP), and the client loses the answer before it: so what is there goes first. Bounded:
+// a client that keeps sending gets its reset.
+inline void drop_unread(int fd) noexcept {
+    char buf[4096];
+    for (int i = 0; i < 16 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {}
+}
+
 inline std::string milliseconds_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace control_io
@@ -113,6 +121,7 @@ CLUSTER_DECL void control_server::admit(unique_fd client) {
         const auto e = control_error("too many control clients at once (" + std::to_string(limits_.max_clients) +
                                      "): try again shortly");
         (void)::send(client.get(), e.data(), e.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        control_io::drop_unread(client.get());
         return;
     }
     open_.insert(client.get());
@@ -160,6 +169,10 @@ CLUSTER_DECL io::task<void> control_server::serve(control_server& self, unique_f
         }
     }
     if (!error.empty()) (void)co_await self.send_bounded(fd, control_error(error));
+    // The answer is whole; the client closes once it has read it, and what it sent meanwhile
+    // is read and dropped, so that closing cannot reset the answer away (see drop_unread()).
+    ::shutdown(fd, SHUT_WR);
+    (void)co_await io::with_timeout(control_io::until_closed(fd), self.limits_.answer_time);
 }
 
 CLUSTER_DECL io::task<std::string> control_server::answer(const control_request& r) {
