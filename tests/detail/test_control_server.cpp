@@ -202,7 +202,8 @@ TEST_CASE("logs answers, then follows what the tap copies, line by line") {
     });
 }
 
-TEST_CASE("the socket file has mode 0600, a stale one is replaced, a live one is not, and it goes at the end") {
+TEST_CASE("the socket file has mode 0600, a stale one is replaced, a live one only once a successor took over, and it "
+          "goes at the end") {
     support::temp_dir dir;
     const std::string path = dir.file("control.sock");
     io_context ctx;
@@ -227,8 +228,13 @@ TEST_CASE("the socket file has mode 0600, a stale one is replaced, a live one is
                                                std::make_error_code(std::errc::address_in_use).message());
         }
         {
-            // A binary upgrade's successor takes the path; its predecessor leaves it to it.
+            // A binary upgrade's successor listens beside the path until it has taken over;
+            // then the path is its own, and its predecessor leaves it to it.
             detail::control_server successor(path, target, counts, true);
+            struct stat kept {};
+            REQUIRE(::lstat(path.c_str(), &kept) == 0);
+            CHECK(kept.st_ino == st.st_ino);
+            REQUIRE(successor.take_path().has_value());
             struct stat taken {};
             REQUIRE(::lstat(path.c_str(), &taken) == 0);
             CHECK(taken.st_ino != st.st_ino);

@@ -22,6 +22,7 @@
 #include <cluster/io/task.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/overload.hpp>
+#include <cluster/result.hpp>
 #include <cluster/status.hpp>
 #include <cluster/unique_fd.hpp>
 
@@ -52,15 +53,20 @@ struct control_limits {
 
 class control_server {
 public:
-    // Listens at `path` with mode 0600. A stale socket file there is replaced; a live one only by
-    // a binary upgrade's successor (`replace_live`), whose clients should reach it from now on.
-    // Throws std::system_error naming the path and what failed.
+    // Listens at `path` with mode 0600, a stale socket file there replaced, a live one refused.
+    // A binary upgrade's `successor` listens beside the path until take_path(): clients reach
+    // the primary in charge, and the old one keeps the path if the upgrade rolls back. Throws
+    // std::system_error naming the path and what failed.
     CLUSTER_DECL control_server(const std::string& path, control_target& target, overload_counts& counts,
-                                bool replace_live, control_limits limits = {});
+                                bool successor, control_limits limits = {});
     control_server(const control_server&) = delete;
     control_server& operator=(const control_server&) = delete;
     // The socket file goes, unless a successor's replaced it.
     CLUSTER_DECL ~control_server();
+
+    // The socket takes the path, over whatever socket is there: a binary upgrade's successor
+    // has taken over. An error if it cannot (the socket stays where it is).
+    CLUSTER_DECL result<void> take_path();
 
     // Around a fork-mode worker's fork(), as the balancer's acceptors.
     void pause_accepting() { acceptor_->pause(); }
@@ -82,6 +88,8 @@ private:
 
     control_target& target_;
     control_limits limits_;
+    std::string path_;
+    std::string beside_;  // where the socket is bound first: path_ and this process's pid
     unique_fd socket_;
     net::socket_file file_;
     std::shared_ptr<acceptor> acceptor_;

@@ -237,8 +237,14 @@ public:
 
     // This primary, a binary upgrade's successor, is ready: systemd hears that it is the
     // service's main process now (its predecessor says so too, which systemd accepts
-    // whatever NotifyAccess says).
-    void successor_ready() { notifier.main_pid(::getpid()); }
+    // whatever NotifyAccess says); clusterctl reaches it from now on.
+    void successor_ready() {
+        notifier.main_pid(::getpid());
+        if (!control) return;
+        if (auto taken = control->take_path(); !taken)
+            std::fprintf(stderr, "cluster: control socket %s: cannot take it over: %s\n", options.control.c_str(),
+                         taken.error().message().c_str());
+    }
 
     // ---- the state every job shares ----
     primary_options options;

@@ -80,34 +80,41 @@ inline std::string milliseconds_text(std::chrono::milliseconds d) { return std::
 }  // namespace control_io
 
 CLUSTER_DECL control_server::control_server(const std::string& path, control_target& target, overload_counts& counts,
-                                            bool replace_live, control_limits limits)
-    : target_(target), limits_(limits) {
+                                            bool successor, control_limits limits)
+    : target_(target), limits_(limits), path_(path), beside_(path + "." + std::to_string(::getpid())) {
     const std::string named = "cluster: control socket " + path + ": ";
     const auto at = net::endpoint::unix_socket(path);
     if (at.is_abstract() || path.empty())
         throw std::system_error(std::make_error_code(std::errc::invalid_argument), named + "give a file's path");
-    if (!replace_live && net::detail::probe_unix_path(at) == net::detail::unix_path_state::live_socket)
+    if (!successor && net::detail::probe_unix_path(at) == net::detail::unix_path_state::live_socket)
         throw std::system_error(std::make_error_code(std::errc::address_in_use),
                                 named + "a process listens there already (another primary?)");
-    // Bound beside the path, then renamed over it: a binary upgrade's successor takes the path
-    // from its predecessor without a moment when it names nothing.
-    const std::string fresh = path + "." + std::to_string(::getpid());
+    // Bound beside the path, then renamed over it: a successor takes the path from its
+    // predecessor without a moment when it names nothing.
     net::listen_options o;
     o.mode = 0600;
     o.backlog = 64;
-    socket_ = net::listen_socket(net::endpoint::unix_socket(fresh), o);
-    if (::rename(fresh.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(fresh.c_str());
-        throw std::system_error(errno_code(err), named + "cannot move " + fresh + " there");
+    const auto beside = net::endpoint::unix_socket(beside_);
+    socket_ = net::listen_socket(beside, o);
+    file_ = net::socket_file::at(beside);
+    if (!successor) {
+        if (auto taken = take_path(); !taken) {
+            file_.remove();
+            throw std::system_error(taken.error(), named + "cannot move " + beside_ + " there");
+        }
     }
-    file_ = net::socket_file::at(at);
     acceptor_ = std::make_shared<acceptor>(
         socket_.get(), [this](unique_fd client) { admit(std::move(client)); }, counts);
     tasks_.spawn(acceptor::run(acceptor_));
 }
 
 CLUSTER_DECL control_server::~control_server() { file_.remove(); }
+
+CLUSTER_DECL result<void> control_server::take_path() {
+    if (::rename(beside_.c_str(), path_.c_str()) != 0) return errno_code(errno);
+    file_ = net::socket_file::at(net::endpoint::unix_socket(path_));
+    return {};
+}
 
 CLUSTER_DECL void control_server::close_in_forked_child() const noexcept {
     acceptor_->close_queued_in_forked_child();
