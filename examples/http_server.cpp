@@ -55,6 +55,7 @@ struct settings {
     cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
     log_options log;
+    std::string control;  // --control: the control socket's path, for clusterctl
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
@@ -252,14 +253,16 @@ void print_usage(std::FILE* to, const char* program) {
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
-                 "         [--log-file PATH] [--log-format text|json]\n"
+                 "         [--log-file PATH] [--log-format text|json] [--control PATH]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
-                 "  add or remove one; SIGUSR1 reopens --log-file (logrotate).\n",
+                 "  add or remove one; SIGUSR1 reopens --log-file (logrotate). --control: a control socket\n"
+                 "  at PATH for clusterctl (status, reload, scale, stop, upgrade, logs, top), the workers'\n"
+                 "  output then relayed through the primary.\n",
                  program, max_timeout_ms, max_timeout_ms);
 }
 
@@ -293,15 +296,18 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.limits.header_timeout = *header_timeout;
     s.limits.request_timeout = *request_timeout;
     s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
+    s.control = option(argc, argv, "--control", "");
     return s;
 }
 
-// A log file or JSON lines: the workers' output is relayed, so that each line is tagged with
-// its worker and written whole, and follows the primary into a reopened file.
+// A log file, JSON lines or a control socket: the workers' output is relayed, so that each
+// line is tagged with its worker and written whole, follows the primary into a reopened file,
+// and reaches `clusterctl logs`.
 primary_options primary_options_for(const settings& s) {
     primary_options o;
     o.log = s.log;
-    o.silent = !s.log.file.empty() || s.log.format == log_format::json;
+    o.control = s.control;
+    o.silent = !s.log.file.empty() || s.log.format == log_format::json || !s.control.empty();
     return o;
 }
 

@@ -14,9 +14,10 @@ for arg in "$@"; do
     case $arg in
         # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py and
         # tests/chat/chat_cases.py drive; chromium: the headless browser that loads chat's page;
-        # prometheus: its promtool, which checks the metrics pages the tests make.
+        # prometheus: its promtool, which checks the metrics pages the tests make; tmux: the
+        # terminal clusterctl top is drawn in and read back from.
         --test) packages+=(catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
-                           python3-websockets libhiredis-dev redis-server chromium prometheus) ;;
+                           python3-websockets libhiredis-dev redis-server chromium prometheus tmux) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
     esac

@@ -2,6 +2,7 @@
 // number of hosts sharing one Redis. docs/chat.md tells the whole of it.
 //   ./chat [--help] [--host A] [--port P] [--workers N] [--redis HOST:PORT] [--schedule S]
 //          [--max-message B] [--send-queue B] [--log-file PATH] [--log-format text|json]
+//          [--control PATH]
 //   GET /        the page, which chats over /ws
 //   GET /ws      a WebSocket: each text message goes to every client of every instance, once
 //   GET /visits  INCRs chat:visits in Redis and answers its new value

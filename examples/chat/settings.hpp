@@ -27,6 +27,7 @@ struct settings {
     cluster::websocket::options ws;
     std::string instance;  // this primary and its workers, among every instance sharing the Redis
     cluster::log_options log;
+    std::string control;  // --control: the control socket's path, for clusterctl
 };
 
 inline std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
@@ -96,15 +97,18 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.ws.max_send_queue_bytes = *send_queue;
     s.instance = instance_name();
     s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
+    s.control = option(argc, argv, "--control", "");
     return s;
 }
 
-// A log file or JSON lines: the workers' output is relayed, so that each line is tagged with
-// its worker and written whole, and follows the primary into a reopened file.
+// A log file, JSON lines or a control socket: the workers' output is relayed, so that each
+// line is tagged with its worker and written whole, follows the primary into a reopened file,
+// and reaches `clusterctl logs`.
 inline cluster::primary_options primary_options_for(const settings& s) {
     cluster::primary_options o;
     o.log = s.log;
-    o.silent = !s.log.file.empty() || s.log.format == cluster::log_format::json;
+    o.control = s.control;
+    o.silent = !s.log.file.empty() || s.log.format == cluster::log_format::json || !s.control.empty();
     return o;
 }
 
@@ -113,7 +117,7 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--host ADDRESS] [--port 0..65535] [--workers 0..1024] [--redis HOST:PORT]\n"
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
-                 "         [--send-queue BYTES] [--log-file PATH] [--log-format text|json]\n"
+                 "         [--send-queue BYTES] [--log-file PATH] [--log-format text|json] [--control PATH]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
@@ -124,7 +128,9 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "  behind nginx: --schedule sticky --sticky-key cookie:sid.\n"
                  "  SIGHUP replaces the workers (their clients get 1012 and reconnect); SIGTERM or\n"
                  "  Ctrl-C stops (1001). --log-file: where the primary writes, reopened at SIGUSR1\n"
-                 "  (logrotate); --log-format json: each worker's line as a JSON object (docs/logs.md).\n",
+                 "  (logrotate); --log-format json: each worker's line as a JSON object (docs/logs.md).\n"
+                 "  --control: a control socket at PATH for clusterctl, the workers' output then relayed\n"
+                 "  through the primary for clusterctl logs.\n",
                  program);
 }
 

@@ -103,6 +103,9 @@ struct primary_options {
     // The events queued for primary_main, and each worker's messages waiting for receive(),
     // past which the oldest are dropped (and counted): see docs/reliability.md.
     std::size_t max_queued_bytes = 64u << 20;
+    // The control socket's path, for clusterctl (see docs/control.md); empty: none. Read when
+    // the primary starts.
+    std::string control;
 
     // Connections: see docs/connections.md.
     net::pick_function pick;  // schedule::custom: which worker gets a connection

@@ -8,6 +8,7 @@
 
 #include <cluster/cluster.hpp>
 #include <cluster/detail/impl/cgroup_cpu_quota.ipp>
+#include <cluster/detail/impl/control_server.ipp>
 #include <cluster/detail/impl/log_file.ipp>
 #include <cluster/detail/impl/orphan_reaper.ipp>
 #include <cluster/detail/impl/output_pipe.ipp>

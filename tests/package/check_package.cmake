@@ -18,6 +18,14 @@ foreach(f include/cluster/cluster.hpp lib/cmake/cluster/clusterConfig.cmake
     endif()
 endforeach()
 
+# clusterctl, the control socket's client, comes with the library (tools/).
+if(CLUSTERCTL)
+    run("${prefix}/bin/clusterctl" --help)
+    if(NOT last_output MATCHES "usage: clusterctl")
+        message(FATAL_ERROR "the installed clusterctl --help printed: ${last_output}")
+    endif()
+endif()
+
 run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/consumer"
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")

@@ -14,6 +14,7 @@
 
 #include <cluster/detail/line_splitter.hpp>
 #include <cluster/detail/log_line.hpp>
+#include <cluster/detail/log_tap.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/transfer.hpp>
@@ -69,25 +70,30 @@ private:
 // Writes what is due. A write that fails — EPIPE when nobody reads the primary's output any
 // more, ENOSPC on a full disk — loses its lines and nothing else: the relay reads on, so the
 // worker never blocks on a full pipe, and it does not try those lines again, so it never spins.
-// The next lines are tried afresh: a disk may get space back.
-inline io::task<void> write_lines(int to, relay_buffer& lines) {
+// The next lines are tried afresh: a disk may get space back. A tap gets them first, whatever
+// becomes of the write.
+inline io::task<void> write_lines(int to, relay_buffer& lines, log_tap* tap) {
     const auto writes = lines.take_writes();
-    for (const auto& w : writes) (void)co_await io::write_all(to, std::as_bytes(std::span(w)));
+    for (const auto& w : writes) {
+        if (tap) tap->copy(w);
+        (void)co_await io::write_all(to, std::as_bytes(std::span(w)));
+    }
 }
 
-// Copies lines from `from` to `to`, formatted as `format` says for `source`, until `from`
-// ends or `stop` is asked; a last line without a newline gets one.
-inline io::task<void> relay_lines(int from, int to, log_format format, line_source source, std::stop_token stop) {
+// Copies lines from `from` to `to` (and to `tap`'s followers), formatted as `format` says for
+// `source`, until `from` ends or `stop` is asked; a last line without a newline gets one.
+inline io::task<void> relay_lines(int from, int to, log_format format, line_source source, std::stop_token stop,
+                                  log_tap* tap = nullptr) {
     relay_buffer lines(format, source);
     char buf[relay_chunk];
     for (;;) {
         auto n = co_await io::read(from, std::span(buf)).with_stop_token(stop);
         if (!n || *n == 0) break;
         lines.take(std::string_view(buf, *n));
-        co_await write_lines(to, lines);
+        co_await write_lines(to, lines, tap);
     }
     lines.finish();
-    co_await write_lines(to, lines);
+    co_await write_lines(to, lines, tap);
 }
 
 }  // namespace cluster::detail

@@ -65,10 +65,11 @@ public:
     // In a fork-mode worker, still inside fork(): run()'s signalfd is the primary's.
     CLUSTER_DECL void close_in_forked_child() const noexcept;
 
-private:
-    // An external stop (a signal, giving up): main is cancelled and the cluster shuts down.
+    // An external stop (a signal, giving up, the control socket's stop): main is cancelled and
+    // the cluster shuts down.
     CLUSTER_DECL void request_stop() noexcept;
 
+private:
     CLUSTER_DECL io::task<int> run_main(io::task<void> main);
 
     static CLUSTER_DECL io::task<void> stop_gracefully(stopper& self);

@@ -25,6 +25,8 @@
 #include <cluster/detail/balancer.hpp>
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
+#include <cluster/detail/control_commands.hpp>
+#include <cluster/detail/control_server.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/log_file.hpp>
@@ -83,6 +85,8 @@ public:
             reaper.start();
             tasks.spawn(orphan_reaper::run(reaper));
         }
+        if (!options.control.empty())
+            control = std::make_unique<control_server>(options.control, commands, overload, upgrader.succeeding());
     }
     supervisor(const supervisor&) = delete;
     supervisor& operator=(const supervisor&) = delete;
@@ -234,8 +238,14 @@ public:
 
     // This primary, a binary upgrade's successor, is ready: systemd hears that it is the
     // service's main process now (its predecessor says so too, which systemd accepts
-    // whatever NotifyAccess says).
-    void successor_ready() { notifier.main_pid(::getpid()); }
+    // whatever NotifyAccess says); clusterctl reaches it from now on.
+    void successor_ready() {
+        notifier.main_pid(::getpid());
+        if (!control) return;
+        if (auto taken = control->take_path(); !taken)
+            std::fprintf(stderr, "cluster: control socket %s: cannot take it over: %s\n", options.control.c_str(),
+                         taken.error().message().c_str());
+    }
 
     // ---- the state every job shares ----
     primary_options options;
@@ -263,6 +273,8 @@ public:
     detail::stopper stopper{*this};
     detail::upgrader upgrader{*this};
     orphan_reaper reaper{[](pid_t pid) { return owns_child(pid); }};
+    control_commands commands{*this};
+    std::unique_ptr<control_server> control;  // with primary_options::control
 
     io::scope tasks;  // last: destroyed first, while everything its tasks use still exists
 
@@ -294,9 +306,9 @@ private:
             return std::make_error_code(std::errc::invalid_argument);
         }
         const bool forks = o.mode == start_mode::fork;
-        if (forks) balancer.pause_accepting();
+        if (forks) pause_accepting();
         auto started = launch(o, args, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
-        if (forks) balancer.resume_accepting();
+        if (forks) resume_accepting();
         if (!started) {
             what = "cluster: cannot start worker " + std::to_string(id);
             return started.error();
@@ -304,6 +316,16 @@ private:
         auto r = std::make_shared<record>(id, std::move(*started));
         r->handle = make_handle(*r);
         return r;
+    }
+
+    // Around a fork-mode worker's fork(): see acceptor::pause().
+    void pause_accepting() {
+        balancer.pause_accepting();
+        if (control) control->pause_accepting();
+    }
+    void resume_accepting() {
+        balancer.resume_accepting();
+        if (control) control->resume_accepting();
     }
 
     // Nothing once the worker started (exec'd, or ready to run its code); else what failed in
@@ -357,6 +379,7 @@ private:
         reaper.close_in_forked_child();
         for (const auto& [other, r] : workers) r->close_in_forked_child();
         balancer.close_in_forked_child();
+        if (control) control->close_in_forked_child();
         return worker_process(id, std::move(link));
     }
 
@@ -398,7 +421,8 @@ private:
         ++r->readers;
         if (r->output_mode_of(s) == output_mode::relay) {
             const int to = s == stdio_stream::out ? STDOUT_FILENO : STDERR_FILENO;
-            tasks.spawn(relay(r, from, to, options.log.format, line_source{r->id, r->home_slot, r->pid, s}));
+            log_tap* tap = control ? &commands.logs() : nullptr;
+            tasks.spawn(relay(r, from, to, options.log.format, line_source{r->id, r->home_slot, r->pid, s}, tap));
             return;
         }
         auto& q = r->piped(s);
@@ -406,8 +430,8 @@ private:
         tasks.spawn(pipe(r, from, q));
     }
 
-    static io::task<void> relay(record_ptr r, int from, int to, log_format format, line_source source) {
-        co_await relay_lines(from, to, format, source, r->stop_readers.get_token());
+    static io::task<void> relay(record_ptr r, int from, int to, log_format format, line_source source, log_tap* tap) {
+        co_await relay_lines(from, to, format, source, r->stop_readers.get_token(), tap);
         r->reader_finished();
     }
 
@@ -470,6 +494,7 @@ private:
 }  // namespace cluster::detail
 
 // What the supervisor's jobs do: they need the whole supervisor.
+#include <cluster/detail/impl/control_commands.ipp>
 #include <cluster/detail/impl/rollout.ipp>
 #include <cluster/detail/impl/routing.ipp>
 #include <cluster/detail/impl/stopping.ipp>

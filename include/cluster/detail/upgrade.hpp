@@ -47,11 +47,13 @@ public:
     CLUSTER_DECL void take_predecessor_link();
 
     [[nodiscard]] bool running() const noexcept { return running_; }
+    // This primary is an upgrade's successor: it takes over its predecessor's control socket.
+    [[nodiscard]] bool succeeding() const noexcept { return static_cast<bool>(predecessor_); }
 
-private:
     // Why an upgrade cannot start now; empty if it can.
     CLUSTER_DECL std::string refusal() const;
 
+private:
     static CLUSTER_DECL io::task<void> upgrade(upgrader& self);
 
     // The successor, started with `sockets` and its end of the link; or why not.
