@@ -115,16 +115,19 @@ TEST_CASE("aggregate: a family defined otherwise by another worker is skipped an
                         "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{kind=\"mail\"} 1\n");
 }
 
-TEST_CASE("aggregate: once no worker reports a family and no retired total is left, another definition may take it") {
+TEST_CASE("aggregate: once no live worker reports a family, another definition replaces it and its totals") {
     registry old_build, new_build;
-    old_build.gauge("depth", "Depth.", {"queue"}).with({"a"}).set(1);
-    new_build.gauge("depth", "Depth.").with({}).set(2);
+    old_build.counter("jobs_total", "Jobs.", {"kind"}).with({"mail"}).inc(5);
+    new_build.counter("jobs_total", "Jobs.", {"kind", "queue"}).with({"mail", "fast"}).inc(2);
     aggregate a;
     a.update(1, old_build.snapshot());
     CHECK(a.update(2, new_build.snapshot()).skipped.size() == 1);
     a.retire(1);
+    CHECK(page_of(a) == "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{kind=\"mail\"} 5\n");
     CHECK(a.update(2, new_build.snapshot()).skipped.empty());
-    CHECK(page_of(a) == "# HELP depth Depth.\n# TYPE depth gauge\ndepth 2\n");
+    CHECK(page_of(a) ==
+          "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{kind=\"mail\",queue=\"fast\"} 2\n");
+    CHECK(a.update(1, old_build.snapshot()).skipped.size() == 1);
 }
 
 TEST_CASE("aggregate: a family that breaks a rule or does not match its own definition is skipped") {

@@ -42,10 +42,12 @@ struct update_result {
 //                            ones (their last report), so the cluster's never go down
 //   gauges                   summed per label set over the live workers only: a retired
 //                            worker's in-flight requests or queue are gone with it
-// A family is defined by the first worker that reports it, for as long as any worker reports
-// it or retired totals of it remain; a worker's family that disagrees (another build during
-// an upgrade) or breaks a rule is skipped and counted, never rendered. Not thread-safe: the
-// primary's loop owns it. No I/O.
+// A family is defined by the first worker that reports it, for as long as a live worker
+// reports it so; a worker's family that disagrees (another build during an upgrade) or breaks
+// a rule is skipped and counted, never rendered. Once no live worker reports a family, the
+// next definition reported replaces it, and its retired totals with it: they were another
+// family's samples, and an upgraded build's metrics must not stay hidden behind them for good.
+// Not thread-safe: the primary's loop owns it. No I/O.
 class aggregate {
 public:
     explicit aggregate(aggregate_limits limits = {}) : limits_(limits) {}
@@ -172,8 +174,10 @@ private:
             return "metric family '" + f.definition.name + "': " + problem;
         auto [it, made] = families_.try_emplace(f.definition.name);
         auto& state = it->second;
-        if (made) {
+        const bool only_reporter = state.live.empty() || (state.live.size() == 1 && state.live.contains(worker));
+        if (made || (only_reporter && !same_family(state.definition, f.definition))) {
             state.definition = std::move(f.definition);
+            state.retired.clear();
         } else if (!same_family(state.definition, f.definition)) {
             return "metric family '" + f.definition.name + "' is " + shape(state.definition) +
                    " by the first worker that reported it, " + shape(f.definition) + " by this one";
