@@ -2,6 +2,7 @@
 // library's headers are included as a consumer includes them (-I, not -isystem), and every
 // public template below is instantiated, so a warning inside them shows here. Built, not run.
 #include <cluster/cluster.hpp>
+#include <cluster/metrics.hpp>
 
 #include <boost/describe.hpp>
 
@@ -178,7 +179,28 @@ cluster::task<int> runtime_alone() {
     co_return std::get<0>(both).has_value() && first.index() == 0 && back ? 0 : 1;
 }
 
+// A worker's metrics, their snapshot through the codec, and the primary's page of them.
+int metrics_alone() {
+    namespace metrics = cluster::metrics;
+    metrics::registry r;
+    r.counter("jobs_total", "Jobs.", {"kind"}).with({"mail"}).inc();
+    r.gauge("depth", "Depth.").with({}).dec(0.5);
+    r.histogram("latency_seconds", "Latency.", {}, {0.1, 1}).with({}).observe(0.2);
+    cluster::wire::buffer out;
+    cluster::wire::encode(r.snapshot(), out);
+    auto back = cluster::wire::decode<metrics::registry_snapshot>(out.bytes());
+    if (!back) return 1;
+    metrics::aggregate all;
+    all.update(1, std::move(*back));
+    all.retire(1);
+    std::string page;
+    metrics::text_writer w(page);
+    all.render(w);
+    return page.empty() ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 2) return metrics_alone();
     if (argc > 1) return cluster::sync_wait(runtime_alone());
     cluster::primary_options o;
     o.restart.max_restarts = 3;

@@ -4,6 +4,8 @@
 
 #include <cluster/detail/utf8.hpp>
 
+#include <boost/describe/enum.hpp>
+
 #include <charconv>
 #include <cmath>
 #include <concepts>
@@ -20,6 +22,8 @@ namespace cluster::metrics {
 inline constexpr std::string_view text_content_type = "text/plain; version=0.0.4; charset=utf-8";
 
 enum class metric_type { counter, gauge, histogram, untyped };
+// Described: a worker's metrics snapshot carries each family's type to its primary.
+BOOST_DESCRIBE_ENUM(metric_type, counter, gauge, histogram, untyped)
 
 inline const char* to_string(metric_type t) noexcept {
     switch (t) {
