@@ -3,6 +3,7 @@
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
 //   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
 //                 [--sticky-key KIND:NAME] [--header-timeout-ms H] [--request-timeout-ms R]
+//                 [--metrics M]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
 //     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
@@ -11,7 +12,8 @@
 //     of its address (behind a proxy, every client has the proxy's): cookie:NAME, header:NAME
 //     (of a list, the first: header:X-Forwarded-For) or query:NAME; H, R: the time a request's head (default 60000),
 //     and the whole request (default 300000), may take from its first byte before the answer is 408 and the connection
-//     closes, however slowly the bytes trickle in (0: no limit)
+//     closes, however slowly the bytes trickle in (0: no limit); M: where the primary serves
+//     GET /metrics, Prometheus's text format (HOST:PORT, [V6]:PORT or unix:PATH; off by default)
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -51,6 +53,7 @@ struct settings {
     cluster::schedule how = schedule::round_robin;
     cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
+    std::optional<endpoint> metrics;  // where the primary serves /metrics; none: nowhere
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
@@ -194,6 +197,7 @@ private:
 // it, and run() then stops the workers.
 task<void> primary_main(primary<proto>& p, const settings& s) {
     std::printf("Primary %d running\n", ::getpid());
+    if (s.metrics) std::printf("Metrics on http://%s/metrics\n", p.metrics_endpoint().to_string().c_str());
     for (unsigned i = 0; i < s.workers; ++i) co_await p.fork();
     lifecycle log(s);
     for (;;) {
@@ -242,17 +246,26 @@ std::optional<endpoint> address(std::string_view host, std::optional<unsigned> p
     }
 }
 
+// --metrics: none when empty; an endpoint; or nothing at all when the text is no endpoint.
+std::optional<std::optional<endpoint>> metrics_address(std::string_view text) {
+    if (text.empty()) return std::optional<endpoint>{};
+    auto parsed = endpoint::parse(text);
+    if (!parsed) return std::nullopt;
+    return std::optional<endpoint>(*parsed);
+}
+
 void print_usage(std::FILE* to, const char* program) {
     std::fprintf(to,
                  "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--fd NAME]\n"
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
-                 "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
+                 "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u] [--metrics HOST:PORT]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
+                 "  --metrics: the primary serves GET /metrics there (Prometheus's text format); off by default.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
                  "  add or remove one.\n",
                  program, max_timeout_ms, max_timeout_ms);
@@ -271,6 +284,8 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto header_timeout = milliseconds(argc, argv, "--header-timeout-ms", s.limits.header_timeout);
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
     const auto key = parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
+    const auto metrics = metrics_address(option(argc, argv, "--metrics", ""));
+    if (!metrics) return std::nullopt;
     if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key)
         return std::nullopt;
     if (key->peeks() && how != schedule::sticky) return std::nullopt;
@@ -280,6 +295,7 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.where = *where;
     s.limits.header_timeout = *header_timeout;
     s.limits.request_timeout = *request_timeout;
+    s.metrics = *metrics;
     return s;
 }
 
@@ -296,7 +312,7 @@ int main(int argc, char** argv) {
     }
     const int code = run<proto>(
         argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
-        [&s](worker<proto>& w) { return worker_main(w, *s); });
+        [&s](worker<proto>& w) { return worker_main(w, *s); }, {.metrics = s->metrics});
     // Only the primary gets here: a forked worker ends inside run().
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;

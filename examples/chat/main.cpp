@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     }
     const int code = cluster::run<chat::protocol>(
         argc, argv, [&s](cluster::primary<chat::protocol>& p) { return chat::primary_main(p, *s); },
-        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); });
+        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); }, {.metrics = s->metrics});
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;
 }

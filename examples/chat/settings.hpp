@@ -25,7 +25,8 @@ struct settings {
     cluster::redis::options redis;
     std::string redis_text;  // HOST:PORT as given, for the log
     cluster::websocket::options ws;
-    std::string instance;  // this primary and its workers, among every instance sharing the Redis
+    std::string instance;                      // this primary and its workers, among every instance sharing the Redis
+    std::optional<cluster::endpoint> metrics;  // where the primary serves /metrics; none: nowhere
 };
 
 inline std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
@@ -71,6 +72,9 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     const auto max_message = number(option(argc, argv, "--max-message", "65536"), 1, 1ul << 24);
     const auto send_queue = number(option(argc, argv, "--send-queue", "1048576"), 1, 1ul << 30);
     const auto key = cluster::net::parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
+    const std::string_view metrics = option(argc, argv, "--metrics", "");
+    const auto metrics_at = cluster::endpoint::parse(metrics);
+    if (!metrics.empty() && !metrics_at) return std::nullopt;
     if (!workers || !port || !how || *how == cluster::schedule::custom || !redis || !max_message || !send_queue ||
         !key || (key->peeks() && *how != cluster::schedule::sticky))
         return std::nullopt;
@@ -87,6 +91,7 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.ws.max_message_bytes = *max_message;
     s.ws.max_send_queue_bytes = *send_queue;
     s.instance = instance_name();
+    if (!metrics.empty()) s.metrics = *metrics_at;
     return s;
 }
 
@@ -95,7 +100,7 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "usage: %s [--host ADDRESS] [--port 0..65535] [--workers 0..1024] [--redis HOST:PORT]\n"
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
-                 "         [--send-queue BYTES]\n"
+                 "         [--send-queue BYTES] [--metrics HOST:PORT]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
@@ -105,7 +110,8 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "  or query parameter, else by its address; the page gives each browser a cookie sid, so\n"
                  "  behind nginx: --schedule sticky --sticky-key cookie:sid.\n"
                  "  SIGHUP replaces the workers (their clients get 1012 and reconnect); SIGTERM or\n"
-                 "  Ctrl-C stops (1001).\n",
+                 "  Ctrl-C stops (1001).\n"
+                 "  --metrics: the primary serves GET /metrics there (Prometheus's text format); off by default.\n",
                  program);
 }
 
