@@ -57,13 +57,13 @@ struct settings {
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
-struct worker_status {
+struct json_status {
     std::string message = "Hello, World!";
     unsigned worker = 0;
     int pid = 0;
     std::uint64_t requests = 0;  // answered by this worker so far, this one included
 };
-BOOST_DESCRIBE_STRUCT(worker_status, (), (message, worker, pid, requests))
+BOOST_DESCRIBE_STRUCT(json_status, (), (message, worker, pid, requests))
 
 // One worker's routes. The constant answers are formatted once, at its start; /json is
 // serialized per request, into buffers that are reused: no request allocates.
@@ -119,7 +119,7 @@ private:
     const http::prepared_response not_found_{"404 Not Found", "text/plain", "Not Found\n"};
     const http::prepared_response not_allowed_{"405 Method Not Allowed", "text/plain", "Method Not Allowed\n",
                                                "Allow: GET, HEAD\r\n"};
-    worker_status status_;
+    json_status status_;
     boost::json::serializer json_;
     std::uint64_t served_ = 0;
 };
@@ -310,9 +310,11 @@ int main(int argc, char** argv) {
         print_usage(stderr, argv[0]);
         return 2;
     }
+    primary_options options;
+    options.metrics = s->metrics;
     const int code = run<proto>(
         argc, argv, [&s](primary<proto>& p) { return primary_main(p, *s); },
-        [&s](worker<proto>& w) { return worker_main(w, *s); }, {.metrics = s->metrics});
+        [&s](worker<proto>& w) { return worker_main(w, *s); }, options);
     // Only the primary gets here: a forked worker ends inside run().
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;

@@ -31,9 +31,11 @@ int main(int argc, char** argv) {
         chat::print_usage(stderr, argv[0]);
         return 2;
     }
+    cluster::primary_options options;
+    options.metrics = s->metrics;
     const int code = cluster::run<chat::protocol>(
         argc, argv, [&s](cluster::primary<chat::protocol>& p) { return chat::primary_main(p, *s); },
-        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); }, {.metrics = s->metrics});
+        [&s](cluster::worker<chat::protocol>& w) { return chat::worker_main(w, *s); }, options);
     std::printf("Primary %d stopped: exit code %d\n", ::getpid(), code);
     return code;
 }
