@@ -17,7 +17,6 @@
 #include <cluster/io/task.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/overload.hpp>
-#include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <cluster/metrics/text_format.hpp>
 #include <cluster/status.hpp>

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <span>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -21,6 +23,7 @@
 #include <cluster/io/transfer.hpp>
 #include <cluster/metrics/text_format.hpp>
 #include <cluster/net/listen_socket.hpp>
+#include <cluster/result.hpp>
 
 namespace cluster::detail {
 
