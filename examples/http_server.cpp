@@ -3,7 +3,7 @@
 // llhttp, Node's own parser) on one port, the connections spread by the schedule chosen.
 //   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
 //                 [--sticky-key KIND:NAME] [--header-timeout-ms H] [--request-timeout-ms R]
-//                 [--log-file PATH] [--log-format text|json]
+//                 [--log-file PATH] [--log-format text|json] [--control PATH] [--metrics M]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
 //     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
@@ -15,6 +15,8 @@
 //     closes, however slowly the bytes trickle in (0: no limit); PATH: the file the primary
 //     writes, reopened at SIGUSR1 (docs/logs.md); json: each worker's line as a JSON object.
 //     With either, the workers' output goes through the primary, which tags each line.
+//     --control: the control socket clusterctl talks to (docs/control.md). M: where the primary
+//     serves GET /metrics, Prometheus's text format (HOST:PORT, [V6]:PORT or unix:PATH; off by default)
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -55,17 +57,18 @@ struct settings {
     cluster::sticky_key key;  // sticky: what the primary peeks at in each request head
     http::limits limits;
     log_options log;
-    std::string control;  // --control: the control socket's path, for clusterctl
+    std::string control;              // --control: the control socket's path, for clusterctl
+    std::optional<endpoint> metrics;  // where the primary serves /metrics; none: nowhere
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
-struct worker_status {
+struct json_status {
     std::string message = "Hello, World!";
     unsigned worker = 0;
     int pid = 0;
     std::uint64_t requests = 0;  // answered by this worker so far, this one included
 };
-BOOST_DESCRIBE_STRUCT(worker_status, (), (message, worker, pid, requests))
+BOOST_DESCRIBE_STRUCT(json_status, (), (message, worker, pid, requests))
 
 // One worker's routes. The constant answers are formatted once, at its start; /json is
 // serialized per request, into buffers that are reused: no request allocates.
@@ -121,7 +124,7 @@ private:
     const http::prepared_response not_found_{"404 Not Found", "text/plain", "Not Found\n"};
     const http::prepared_response not_allowed_{"405 Method Not Allowed", "text/plain", "Method Not Allowed\n",
                                                "Allow: GET, HEAD\r\n"};
-    worker_status status_;
+    json_status status_;
     boost::json::serializer json_;
     std::uint64_t served_ = 0;
 };
@@ -199,6 +202,7 @@ private:
 // it, and run() then stops the workers.
 task<void> primary_main(primary<proto>& p, const settings& s) {
     std::printf("Primary %d running\n", ::getpid());
+    if (s.metrics) std::printf("Metrics on http://%s/metrics\n", p.metrics_endpoint().to_string().c_str());
     for (unsigned i = 0; i < s.workers; ++i) co_await p.fork();
     lifecycle log(s);
     for (;;) {
@@ -247,18 +251,27 @@ std::optional<endpoint> address(std::string_view host, std::optional<unsigned> p
     }
 }
 
+// --metrics: none when empty; an endpoint; or nothing at all when the text is no endpoint.
+std::optional<std::optional<endpoint>> metrics_address(std::string_view text) {
+    if (text.empty()) return std::optional<endpoint>{};
+    auto parsed = endpoint::parse(text);
+    if (!parsed) return std::nullopt;
+    return std::optional<endpoint>(*parsed);
+}
+
 void print_usage(std::FILE* to, const char* program) {
     std::fprintf(to,
                  "usage: %s [--workers 0..1024] [--port 0..65535] [--host ADDRESS] [--fd NAME]\n"
                  "         [--schedule round_robin|shared|reuseport|sticky|least_connections]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
-                 "         [--log-file PATH] [--log-format text|json] [--control PATH]\n"
+                 "         [--log-file PATH] [--log-format text|json] [--control PATH] [--metrics HOST:PORT]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
+                 "  --metrics: the primary serves GET /metrics there (Prometheus's text format); off by default.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
                  "  add or remove one; SIGUSR1 reopens --log-file (logrotate). --control: a control socket\n"
                  "  at PATH for clusterctl (status, reload, scale, stop, upgrade, logs, top), the workers'\n"
@@ -286,7 +299,9 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     const auto request_timeout = milliseconds(argc, argv, "--request-timeout-ms", s.limits.request_timeout);
     const auto key = parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
     const auto format = parse_log_format(option(argc, argv, "--log-format", "text"));
-    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key || !format)
+    const auto metrics = metrics_address(option(argc, argv, "--metrics", ""));
+    if (!workers || !how || how == schedule::custom || !where || !header_timeout || !request_timeout || !key ||
+        !format || !metrics)
         return std::nullopt;
     if (key->peeks() && how != schedule::sticky) return std::nullopt;
     s.key = *key;
@@ -297,6 +312,7 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.limits.request_timeout = *request_timeout;
     s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
     s.control = option(argc, argv, "--control", "");
+    s.metrics = *metrics;
     return s;
 }
 
@@ -307,6 +323,7 @@ primary_options primary_options_for(const settings& s) {
     primary_options o;
     o.log = s.log;
     o.control = s.control;
+    o.metrics = s.metrics;
     o.silent = !s.log.file.empty() || s.log.format == log_format::json || !s.control.empty();
     return o;
 }

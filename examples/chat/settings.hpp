@@ -27,7 +27,8 @@ struct settings {
     cluster::websocket::options ws;
     std::string instance;  // this primary and its workers, among every instance sharing the Redis
     cluster::log_options log;
-    std::string control;  // --control: the control socket's path, for clusterctl
+    std::string control;                       // --control: the control socket's path, for clusterctl
+    std::optional<cluster::endpoint> metrics;  // where the primary serves /metrics; none: nowhere
 };
 
 inline std::string_view option(int argc, char** argv, std::string_view flag, std::string_view fallback) {
@@ -80,6 +81,9 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     const auto send_queue = number(option(argc, argv, "--send-queue", "1048576"), 1, 1ul << 30);
     const auto key = cluster::net::parse_sticky_key(option(argc, argv, "--sticky-key", "address"));
     const auto format = log_format(option(argc, argv, "--log-format", "text"));
+    const std::string_view metrics = option(argc, argv, "--metrics", "");
+    const auto metrics_at = cluster::endpoint::parse(metrics);
+    if (!metrics.empty() && !metrics_at) return std::nullopt;
     if (!workers || !port || !how || *how == cluster::schedule::custom || !redis || !max_message || !send_queue ||
         !key || (key->peeks() && *how != cluster::schedule::sticky) || !format)
         return std::nullopt;
@@ -98,6 +102,7 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.instance = instance_name();
     s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
     s.control = option(argc, argv, "--control", "");
+    if (!metrics.empty()) s.metrics = *metrics_at;
     return s;
 }
 
@@ -108,6 +113,7 @@ inline cluster::primary_options primary_options_for(const settings& s) {
     cluster::primary_options o;
     o.log = s.log;
     o.control = s.control;
+    o.metrics = s.metrics;
     o.silent = !s.log.file.empty() || s.log.format == cluster::log_format::json || !s.control.empty();
     return o;
 }
@@ -118,6 +124,7 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "         [--schedule round_robin|shared|reuseport|least_connections|...]\n"
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME] [--max-message BYTES]\n"
                  "         [--send-queue BYTES] [--log-file PATH] [--log-format text|json] [--control PATH]\n"
+                 "         [--metrics HOST:PORT]\n"
                  "  A chat room on http://127.0.0.1:8080/, one worker per CPU (--workers 0), shared by\n"
                  "  every instance on the same Redis (default 127.0.0.1:6379).\n"
                  "  GET / the page; GET /ws a WebSocket: each text message goes to every client;\n"
@@ -130,7 +137,8 @@ inline void print_usage(std::FILE* to, const char* program) {
                  "  Ctrl-C stops (1001). --log-file: where the primary writes, reopened at SIGUSR1\n"
                  "  (logrotate); --log-format json: each worker's line as a JSON object (docs/logs.md).\n"
                  "  --control: a control socket at PATH for clusterctl, the workers' output then relayed\n"
-                 "  through the primary for clusterctl logs.\n",
+                 "  through the primary for clusterctl logs.\n"
+                 "  --metrics: the primary serves GET /metrics there (Prometheus's text format); off by default.\n",
                  program);
 }
 

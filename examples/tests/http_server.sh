@@ -4,7 +4,8 @@
 # it answers two requests pipelined in one write on one connection; a worker that /crash
 # aborts is replaced and the server still answers; SIGTERM stops it with exit code 0 after
 # each worker printed its counts. Under sticky keyed by a cookie (--sticky-key cookie:sid),
-# each sid keeps its worker, and sids spread over both. Every step waits for a line or an answer (each wait
+# each sid keeps its worker, and sids spread over both. Under round_robin, with --metrics, the
+# primary's /metrics counts the workers, the restart and the crash. Every step waits for a line or an answer (each wait
 # bounded), never for a fixed time. Needs only bash and coreutils: requests go over
 # bash's /dev/tcp.
 #   http_server.sh <path to http_server>
@@ -88,6 +89,20 @@ check_crash() {
     [[ $body == 'Hello, World!' ]] || fail "after the crash, / answered '$body'"
 }
 
+# The primary's /metrics after check_crash: two workers, one restart, one crash.
+check_metrics() {
+    local saved=$port
+    port=$metrics_port
+    get /metrics
+    port=$saved
+    expect_status "200 OK" /metrics
+    local line
+    for line in 'cluster_workers 2' 'cluster_worker_restarts_total 1' 'cluster_worker_exits_total{reason="crash"} 1'; do
+        grep -qxF "$line" <<<"$body" || fail "/metrics has no line '$line': $body"
+    done
+    grep -Eq '^cluster_worker_rss_bytes\{worker="[0-9]+"\} [1-9][0-9]*$' <<<"$body" || fail "/metrics has no worker's RSS"
+}
+
 # SIGTERM: every worker prints its counts, and the primary exits 0.
 check_stop() {
     local code=0 i
@@ -128,10 +143,16 @@ for schedule in round_robin shared reuseport sticky least_connections sticky-by-
     live=()
     if [[ $schedule == sticky-by-cookie ]]; then
         start --workers 2 --port 0 --schedule sticky --sticky-key cookie:sid
+    elif [[ $schedule == round_robin ]]; then
+        start --workers 2 --port 0 --schedule "$schedule" --metrics 127.0.0.1:0
     else
         start --workers 2 --port 0 --schedule "$schedule"
     fi
     expect "^Primary $primary running$"
+    if [[ $schedule == round_robin ]]; then
+        expect '^Metrics on http://127\.0\.0\.1:([0-9]+)/metrics$'
+        metrics_port=${BASH_REMATCH[1]}
+    fi
     expect '^Listening on http://127\.0\.0\.1:([0-9]+) '
     port=${BASH_REMATCH[1]}
     until_workers 2
@@ -139,6 +160,7 @@ for schedule in round_robin shared reuseport sticky least_connections sticky-by-
     check_pipelining
     [[ $schedule != sticky-by-cookie ]] || check_sticky_key
     check_crash
+    [[ $schedule != round_robin ]] || check_metrics
     check_stop
 done
 echo "PASS"

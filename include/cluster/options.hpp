@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <cluster/net/endpoint.hpp>
 #include <cluster/net/schedule.hpp>
 #include <cluster/restart_policy.hpp>
 
@@ -109,6 +110,11 @@ struct primary_options {
 
     // Connections: see docs/connections.md.
     net::pick_function pick;  // schedule::custom: which worker gets a connection
+
+    // Where the primary serves GET /metrics, Prometheus's text format, itself: an endpoint
+    // ("127.0.0.1:9100", "[::]:9100", "unix:/run/app-metrics.sock"); unset, the default: nowhere.
+    // Read when the primary starts: see docs/operations.md.
+    std::optional<net::endpoint> metrics;
 };
 
 // What one fork() changes from the primary's options; env is merged over theirs.

@@ -27,6 +27,7 @@
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
+#include <cluster/status.hpp>
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
 #include <cluster/worker.hpp>
@@ -125,6 +126,14 @@ public:
     [[nodiscard]] std::size_t target() const noexcept { return core_.target(); }
     // What the primary had to shed or drop since it started (see docs/reliability.md).
     [[nodiscard]] overload_counts overload() const noexcept { return core_.overload(); }
+
+    // The cluster now: each live worker's state, usage and counts, and the cluster's totals
+    // (which count the exited workers too, so they never go down). Reads each worker's /proc
+    // files; what /metrics and the control socket show. See docs/operations.md.
+    [[nodiscard]] cluster_status status() const { return core_.status(); }
+    // Where GET /metrics is served (primary_options::metrics, with the port the kernel chose
+    // for port 0); no address (empty()) when it is off.
+    [[nodiscard]] net::endpoint metrics_endpoint() const { return core_.metrics_endpoint(); }
 
     // The workers that have not exited, by id (Node's cluster.workers).
     [[nodiscard]] std::vector<handle*> workers() const {

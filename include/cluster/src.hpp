@@ -10,9 +10,11 @@
 #include <cluster/detail/impl/cgroup_cpu_quota.ipp>
 #include <cluster/detail/impl/control_server.ipp>
 #include <cluster/detail/impl/log_file.ipp>
+#include <cluster/detail/impl/metrics_endpoint.ipp>
 #include <cluster/detail/impl/orphan_reaper.ipp>
 #include <cluster/detail/impl/output_pipe.ipp>
 #include <cluster/detail/impl/primary_core.ipp>
+#include <cluster/detail/impl/process_usage.ipp>
 #include <cluster/detail/impl/request_head.ipp>
 #include <cluster/detail/impl/socket_activation.ipp>
 #include <cluster/detail/impl/systemd_notifier.ipp>

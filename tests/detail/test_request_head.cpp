@@ -92,3 +92,21 @@ TEST_CASE("a head longer than the peek: the key in the bytes peeked, or not yet 
     CHECK(k.state == head_scan::found);
     CHECK(k.value == "early");
 }
+
+TEST_CASE("a whole request head's method and target, incomplete until its empty line, not HTTP at once") {
+    using cluster::detail::scan_request;
+    const auto whole = scan_request(head);
+    CHECK(whole.state == head_scan::found);
+    CHECK(whole.method == "GET");
+    CHECK(whole.target == "/cart?item=7&sid=q42&x");
+    const auto bare = scan_request("POST /metrics HTTP/1.0\n\n");
+    CHECK(bare.state == head_scan::found);
+    CHECK(bare.method == "POST");
+    CHECK(scan_request("").state == head_scan::incomplete);
+    CHECK(scan_request("GET /metr").state == head_scan::incomplete);
+    CHECK(scan_request("GET /metrics HTTP/1.1\r\nHost: x\r\n").state == head_scan::incomplete);
+    CHECK(scan_request("\x16\x03\x01").state == head_scan::not_http);
+    CHECK(scan_request("GET /metrics\r\n\r\n").state == head_scan::not_http);
+    CHECK(scan_request("GET /metrics HTTP/1.1\r\nno colon\r\n\r\n").state == head_scan::not_http);
+    CHECK(scan_request("GET /metrics HTTP/1.1\r\nbad name: x\r\n\r\n").state == head_scan::not_http);
+}

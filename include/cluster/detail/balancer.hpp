@@ -181,16 +181,30 @@ public:
     // The worker took the connection `seq`, or refused it: then it goes to another.
     // A connection taken also makes room in that worker's window: connections waiting may
     // go now. A refusal makes none: offered again at once, they would only come back.
-    void acknowledged(const record& h, std::uint64_t seq, bool accepted) {
+    // False if `seq` was no connection offered to that worker (nothing to count).
+    bool acknowledged(const record& h, std::uint64_t seq, bool accepted) {
         auto c = handoff_.answered(seq, h.id);
-        if (!c) return;
+        if (!c) return false;
         auto l = by_id(c->listener);
-        if (!l) return;
-        if (accepted) return retry_waiting(*l);
+        if (!l) return true;
+        if (accepted) {
+            retry_waiting(*l);
+            return true;
+        }
         uncount(*l, h.id);
         c->refused.push_back(h.id);
         distribute(*l, std::move(*c));
+        return true;
     }
+
+    // Connections handed to the worker and not reported closed, on every socket.
+    [[nodiscard]] std::uint64_t open_in(unsigned worker_id) const {
+        std::uint64_t n = 0;
+        for (const auto& [id, l] : by_id_) n += count_of(*l, worker_id);
+        return n;
+    }
+    // Connections offered to the worker and held by the primary until it answers.
+    [[nodiscard]] std::uint64_t held_for(unsigned worker_id) const noexcept { return handoff_.in_flight_to(worker_id); }
 
     // `count` connections of `listener` closed in the worker. More than were handed to it is
     // no mistake a worker makes: the answer is why to cut it off.
@@ -228,7 +242,7 @@ public:
             else if (!has_member_in(*l, h.home_slot))
                 l->awaiting.insert(h.home_slot);
         }
-        for (std::uint64_t seq : handoff_.unanswered(h.id)) acknowledged(h, seq, false);
+        for (std::uint64_t seq : handoff_.unanswered(h.id)) (void)acknowledged(h, seq, false);
         for (const auto& l : all) close_if_unused(*l);
     }
 

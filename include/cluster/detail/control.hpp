@@ -1,5 +1,6 @@
 // cluster::detail::control: the messages a primary and its workers exchange for themselves (online,
-// listening, disconnect, heartbeats, readiness, connections), and link_protocol, which carries them beside the user's.
+// listening, disconnect, heartbeats and their echoes, readiness, connections), and link_protocol, which carries them
+// beside the user's.
 #pragma once
 
 #include <cstdint>
@@ -49,9 +50,20 @@ struct settings {
 };
 BOOST_DESCRIBE_STRUCT(settings, (), (slot, heartbeat_interval_ms, max_messages, max_queued_bytes))
 
-// Worker to primary, every heartbeat interval while its loop turns.
-struct heartbeat {};
-BOOST_DESCRIBE_STRUCT(heartbeat, (), ())
+// Worker to primary, every heartbeat interval while its loop turns: when it left (the
+// worker's steady clock, in microseconds), and the round trip the last echo measured.
+struct heartbeat {
+    std::int64_t sent_us = 0;
+    std::int64_t round_trip_us = 0;  // 0 before the first echo
+};
+BOOST_DESCRIBE_STRUCT(heartbeat, (), (sent_us, round_trip_us))
+
+// Primary to worker, on each heartbeat: its sent_us back, so the worker measures the round
+// trip through both loops (the primary's reading and the worker's).
+struct heartbeat_echo {
+    std::int64_t sent_us = 0;
+};
+BOOST_DESCRIBE_STRUCT(heartbeat_echo, (), (sent_us))
 
 // Worker to primary: worker<P>::ready(), for primary_options::wait_ready.
 struct ready {};
@@ -128,9 +140,9 @@ BOOST_DESCRIBE_STRUCT(unlisten, (), (listener))
 // What the socketpair between a primary and a worker carries: the above, decoded by the
 // link, and the user's messages, left raw for the typed end that knows their types (an open
 // protocol: this code is the same whatever the user's protocol is).
-using link_protocol =
-    wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
-                   listen_reply, connection, handoff_ack, connections_closed, unlisten, wire::raw_message>;
+using link_protocol = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo, ready,
+                                     recycle, listen_request, listen_reply, connection, handoff_ack, connections_closed,
+                                     unlisten, wire::raw_message>;
 
 // How many of a link's alternatives are control messages: the raw user's message comes last.
 inline constexpr std::size_t count = link_protocol::size - 1;
@@ -140,7 +152,7 @@ template <class P>
 inline constexpr bool apart_from_control = false;
 template <class... Ts>
 inline constexpr bool apart_from_control<wire::protocol<Ts...>> =
-    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, ready, recycle, listen_request,
-                            listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
+    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo, ready, recycle,
+                            listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
 
 }  // namespace cluster::detail::control

@@ -4,7 +4,6 @@
 
 #include <cluster/config.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -32,7 +31,6 @@ public:
 private:
     supervisor& s_;
     log_tap tap_;
-    const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace cluster::detail

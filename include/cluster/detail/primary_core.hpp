@@ -18,6 +18,7 @@
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
+#include <cluster/status.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
@@ -41,6 +42,9 @@ public:
     [[nodiscard]] CLUSTER_DECL bool gave_up() const noexcept;
     [[nodiscard]] CLUSTER_DECL std::size_t target() const noexcept;
     [[nodiscard]] CLUSTER_DECL overload_counts overload() const noexcept;
+    // The cluster now (see primary<P>::status()).
+    [[nodiscard]] CLUSTER_DECL cluster_status status() const;
+    [[nodiscard]] CLUSTER_DECL net::endpoint metrics_endpoint() const;
     [[nodiscard]] CLUSTER_DECL std::vector<record_ptr> alive() const;
     [[nodiscard]] CLUSTER_DECL record_ptr find(unsigned id) const;
 

@@ -42,6 +42,8 @@ private:
 
     CLUSTER_DECL void on_control(const record_ptr& r, control::link_protocol::variant&& m);
 
+    CLUSTER_DECL void on_heartbeat(record& r, const control::heartbeat& beat);
+
     CLUSTER_DECL void came_online(const record_ptr& r);
 
     // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.

@@ -24,18 +24,21 @@
 
 #include <cluster/detail/balancer.hpp>
 #include <cluster/detail/boxed_message.hpp>
+#include <cluster/detail/cluster_history.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/control_commands.hpp>
 #include <cluster/detail/control_server.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/log_file.hpp>
+#include <cluster/detail/metrics_endpoint.hpp>
 #include <cluster/detail/orphan_reaper.hpp>
 #include <cluster/detail/output_pipe.hpp>
 #include <cluster/detail/rollout.hpp>
 #include <cluster/detail/routing.hpp>
 #include <cluster/detail/slot_table.hpp>
 #include <cluster/detail/socket_activation.hpp>
+#include <cluster/detail/status_report.hpp>
 #include <cluster/detail/stdio_relay.hpp>
 #include <cluster/detail/stopping.hpp>
 #include <cluster/detail/systemd_notifier.hpp>
@@ -54,9 +57,12 @@
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/io/transfer.hpp>
+#include <cluster/metrics/status_series.hpp>
+#include <cluster/metrics/text_format.hpp>
 #include <cluster/options.hpp>
 #include <cluster/overload.hpp>
 #include <cluster/result.hpp>
+#include <cluster/status.hpp>
 #include <cluster/worker_handle.hpp>
 
 namespace cluster::detail {
@@ -87,6 +93,9 @@ public:
         }
         if (!options.control.empty())
             control = std::make_unique<control_server>(options.control, commands, overload, upgrader.succeeding());
+        if (options.metrics)
+            exporter.start(
+                *options.metrics, [this] { return metrics_page(); }, tasks);
     }
     supervisor(const supervisor&) = delete;
     supervisor& operator=(const supervisor&) = delete;
@@ -211,11 +220,23 @@ public:
         service_status s;
         s.workers = static_cast<std::size_t>(
             std::count_if(ids.begin(), ids.end(), [this](unsigned slot) { return serving(slot) != nullptr; }));
-        s.restarts = restarts;
+        s.restarts = history.restarts();
         std::tie(s.reloaded, s.reloading) = rollout.reload_progress();
         s.stopping = stopper.shutdown_begun();
         return s;
     }
+    // The cluster as it is now (see primary<P>::status()).
+    [[nodiscard]] cluster_status report() const { return status_report(*this); }
+
+    // What GET /metrics answers: the built-in series, then the application's.
+    [[nodiscard]] std::string metrics_page() const {
+        std::string page;
+        metrics::text_writer w(page);
+        metrics::write_status(w, report());
+        if (application_metrics) application_metrics(w);
+        return page;
+    }
+
     // Whether `pid` is a child of the primary's own — a worker, or anything else started
     // through an io::child_process it holds — whose handle takes its exit status; the
     // orphan reaper leaves those alone.
@@ -259,13 +280,17 @@ public:
     worker_table workers;
     event_queue events{workers, overload, options.max_queued_bytes};
     slot_table slots;
-    detail::balancer balancer;   // before tasks: its accept loops are among them
-    bool stopping = false;       // once disconnect_all() or shutdown() began: nothing restarts
-    io::latch cluster_ready;     // see watch_readiness(); set once, never cleared
-    std::uint64_t restarts = 0;  // scheduled by the restart policy, for systemd's STATUS=
+    detail::balancer balancer;  // before tasks: its accept loops are among them
+    bool stopping = false;      // once disconnect_all() or shutdown() began: nothing restarts
+    io::latch cluster_ready;    // see watch_readiness(); set once, never cleared
+    cluster_history history;    // what ended workers counted, exits, restarts, reloads
     // Read, and taken from the environment, as the primary starts: no worker inherits them.
     systemd_notifier notifier = systemd_notifier::from_environment();
     std::mt19937_64 rng{std::random_device{}()};
+    metrics_endpoint exporter{overload};  // before tasks: its accept loop and scrapes are among them
+    // The seam for the workers' own metrics (cluster::metrics::aggregate): written on the
+    // /metrics page after the built-in series. Unset: the page has the built-ins only.
+    std::function<void(metrics::text_writer&)> application_metrics;
 
     // ---- the jobs ----
     detail::rollout rollout{*this};
@@ -318,13 +343,16 @@ private:
         return r;
     }
 
-    // Around a fork-mode worker's fork(): see acceptor::pause().
+    // Around a fork-mode worker's fork(): every connection accepted by then is one the
+    // child knows to close (see acceptor::pause()).
     void pause_accepting() {
         balancer.pause_accepting();
+        exporter.pause();
         if (control) control->pause_accepting();
     }
     void resume_accepting() {
         balancer.resume_accepting();
+        exporter.resume();
         if (control) control->resume_accepting();
     }
 
@@ -379,6 +407,7 @@ private:
         reaper.close_in_forked_child();
         for (const auto& [other, r] : workers) r->close_in_forked_child();
         balancer.close_in_forked_child();
+        exporter.close_in_forked_child();
         if (control) control->close_in_forked_child();
         return worker_process(id, std::move(link));
     }
@@ -401,6 +430,8 @@ private:
         r->release();
         const io::exit_status final_status = status ? *status : io::exit_status{};
         exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot};
+        self.history.worker_exited(counts_of(*r), r->reason, final_status);
+        r->in_history = true;
         r->exited.set();
         self.events.report(event<erased>(std::move(e), handle_of(r)));
         self.after_exit(*r, final_status);
@@ -461,7 +492,7 @@ private:
         auto d = slots.decide(e, clock::now());
         switch (d.next) {
         case restart_decision::action::restart:
-            ++restarts;
+            history.restarted(e.slot);
             events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), e.slot}));
             tasks.spawn(restart_later(*this, e.slot, d.delay, slots.pending_restart(e.slot)));
             return;
@@ -497,5 +528,6 @@ private:
 #include <cluster/detail/impl/control_commands.ipp>
 #include <cluster/detail/impl/rollout.ipp>
 #include <cluster/detail/impl/routing.ipp>
+#include <cluster/detail/impl/status_report.ipp>
 #include <cluster/detail/impl/stopping.ipp>
 #include <cluster/detail/impl/upgrade.ipp>

@@ -209,6 +209,13 @@ private:
     // disconnect, while main finishes its work: that worker is not hung.
     static CLUSTER_DECL io::task<void> beat(worker_core& self, std::chrono::milliseconds every);
 
+    // A heartbeat's time: the echo brings it back as it was, so only this process's clock
+    // measures the round trip.
+    static std::chrono::microseconds since_epoch() noexcept {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now().time_since_epoch());
+    }
+
     static inline thread_local worker_core* running_ = nullptr;  // this thread's newest worker
 
     detail::link link_;
@@ -228,6 +235,7 @@ private:
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
+    std::chrono::microseconds round_trip_{};  // the last heartbeat's, for the next one to report
     std::map<std::uint32_t, std::weak_ptr<net::detail::listener_state>> listeners_;  // by the primary's listener id
     unsigned listens_pending_ = 0;            // listen() calls waiting for the primary's answer
     std::vector<control::connection> early_;  // connections for a listener whose listen() has not resumed yet

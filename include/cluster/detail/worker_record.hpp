@@ -189,6 +189,12 @@ struct worker_record {
     clock::time_point online_at{};  // once `online`: the restart policy's min_uptime runs from it
     clock::time_point last_beat = started;
 
+    // What status() reports of it besides its channel's counts.
+    std::chrono::microseconds heartbeat_rtt{};  // the last one the worker measured; 0 before
+    std::uint64_t connections_handed = 0;       // offered, and taken
+    std::uint64_t connections_refused = 0;      // offered, and refused
+    bool in_history = false;                    // exited, and its counts joined the cluster's history
+
     // The user's worker_handle<P>, made by the typed primary<P> (see supervisor::make_handle).
     std::unique_ptr<worker_handle<erased>> handle;
 

@@ -229,6 +229,7 @@ private:
         [[gnu::always_inline]] std::optional<variant> decode_frame() {
             std::optional<wire::decode_error> error;
             auto out = wire::decode_frame_in_place<P>(frame->header, frame->payload, frame->fds, frame->owner, error);
+            stats.bytes_received += wire::frame_header_size + frame->header.payload_size;
             frame = nullptr;
             reader.consume();
             if (error)

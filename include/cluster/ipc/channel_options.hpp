@@ -14,12 +14,14 @@ struct channel_options {
     std::size_t read_chunk = 64u << 10;        // bytes asked of each receive
 };
 
-// How well sends coalesce, and how much went by memfd.
+// How much went each way, how well sends coalesce, and how much went by memfd.
 struct channel_stats {
     std::uint64_t frames_sent = 0;
     std::uint64_t writes = 0;        // sendmsg calls that carried them
     std::uint64_t memfd_frames = 0;  // frames whose payload travelled in a sealed memfd
     std::uint64_t frames_received = 0;
+    std::uint64_t bytes_sent = 0;  // headers and payloads (a memfd's too) of the frames queued
+    std::uint64_t bytes_received = 0;
 };
 
 }  // namespace cluster::ipc

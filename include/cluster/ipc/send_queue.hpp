@@ -78,7 +78,7 @@ public:
             const std::size_t size = wire::encoded_size(msg);
             if (size <= options_.memfd_threshold) {
                 wire::detail::encode_plain_frame_to(filling_.bytes, msg, size, tag, flags);
-                return queued();
+                return queued(size);
             }
         }
         return queue_with_fds_or_memfd(msg, tag, flags);
@@ -168,9 +168,9 @@ private:
 
     CLUSTER_DECL result<void> result_so_far() const noexcept;
 
-    // Counts a frame in; the batch leaves at the end of this loop turn. Only the first
-    // frame of a turn has a flush to schedule: the rest skip the call.
-    CLUSTER_DECL std::error_code queued();
+    // Counts a frame of `payload` bytes in; the batch leaves at the end of this loop turn.
+    // Only the first frame of a turn has a flush to schedule: the rest skip the call.
+    CLUSTER_DECL std::error_code queued(std::size_t payload);
 
     // std::error_code() calls std::system_category() in libstdc++, a call per message.
     static std::error_code no_error() noexcept { return make_error_code(errc{}); }
@@ -202,7 +202,7 @@ private:
         }
         if (filling_.fds.size() > fds_before)
             filling_.marks.push_back({stream_start, filling_.size(), filling_.fds.size() - fds_before});
-        return queued();
+        return queued(wire::encoded_size(msg));
     }
 
     CLUSTER_DECL void undo(std::size_t bytes, std::size_t fds, std::size_t runs);

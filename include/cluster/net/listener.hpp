@@ -87,7 +87,9 @@ public:
                    const listener_options& o)
         : host_(host), id_(id), schedule_(s), local_(std::move(local)), socket_(std::move(socket)),
           max_connections_(o.max_connections),
-          reports_closes_(s == schedule::least_connections || s == schedule::custom) {
+          // Where the primary hands the connections, it counts them open until closed: the
+          // schedules that weigh them need it, and status() reports it.
+          reports_closes_(primary_accepts(s)) {
         // listener::accept_ready() takes what readiness announced, or finds it taken.
         if (socket_) ::fcntl(socket_.get(), F_SETFL, ::fcntl(socket_.get(), F_GETFL) | O_NONBLOCK);
     }

@@ -16,7 +16,7 @@ CLUSTER_DECL primary_core::primary_core(primary_options options, typed_parts typ
 CLUSTER_DECL primary_core::~primary_core() = default;
 
 CLUSTER_DECL io::task<result<primary_core::record_ptr>> primary_core::start_in_new_slot(fork_options o,
-                                                                                      std::string& what) {
+                                                                                        std::string& what) {
     return s_->start_in_new_slot(std::move(o), what);
 }
 
@@ -37,6 +37,9 @@ CLUSTER_DECL overload_counts primary_core::overload() const noexcept {
         if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.fds_lost();
     return counts;
 }
+
+CLUSTER_DECL cluster_status primary_core::status() const { return s_->report(); }
+CLUSTER_DECL net::endpoint primary_core::metrics_endpoint() const { return s_->exporter.local(); }
 
 CLUSTER_DECL std::vector<primary_core::record_ptr> primary_core::alive() const { return s_->workers.alive(); }
 CLUSTER_DECL primary_core::record_ptr primary_core::find(unsigned id) const { return s_->workers.find(id); }

@@ -1,4 +1,5 @@
-// cluster::detail::find_key's definition: the request line, then the headers one at a time.
+// cluster::detail::find_key's and scan_request's definitions: the request line, then the
+// headers one at a time.
 // Inline in a header-only build; compiled once into cluster::core otherwise.
 #pragma once
 
@@ -120,8 +121,7 @@ CLUSTER_DECL key_in_head find_key(std::string_view head, const net::sticky_key& 
     using namespace request_head_parts;
     std::string_view rest = head;
     std::string_view line;
-    if (!next_line(rest, line))
-        return {cannot_start_request(head) ? head_scan::not_http : head_scan::incomplete, {}};
+    if (!next_line(rest, line)) return {cannot_start_request(head) ? head_scan::not_http : head_scan::incomplete, {}};
     const std::string_view target = target_of(line);
     if (target.empty()) return {head_scan::not_http, {}};
     if (key.from == net::sticky_key::source::query) return in_query(target, key.name());
@@ -132,6 +132,23 @@ CLUSTER_DECL key_in_head find_key(std::string_view head, const net::sticky_key& 
         if (found.state != head_scan::absent) return found;
     }
     return {head_scan::incomplete, {}};
+}
+
+CLUSTER_DECL request_line scan_request(std::string_view head) noexcept {
+    using namespace request_head_parts;
+    std::string_view rest = head;
+    std::string_view line;
+    if (!next_line(rest, line))
+        return {cannot_start_request(head) ? head_scan::not_http : head_scan::incomplete, {}, {}};
+    const std::string_view target = target_of(line);
+    if (target.empty()) return {head_scan::not_http, {}, {}};
+    const std::string_view method = line.substr(0, line.find(' '));
+    while (next_line(rest, line)) {
+        if (line.empty()) return {head_scan::found, method, target};
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) return {head_scan::not_http, {}, {}};
+    }
+    return {head_scan::incomplete, {}, {}};
 }
 
 }  // namespace cluster::detail

@@ -42,6 +42,7 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
         out.what = "the primary is stopping";
         co_return out;
     }
+    const auto began = worker_record::clock::now();
     const auto ids = s_.slots.workers();
     // systemd hears of a reload of a service it knows to be ready: RELOADING=1, then READY=1.
     const bool announced = s_.cluster_ready.is_set();
@@ -60,6 +61,7 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
         s_.notifier.status(s_.status());
     }
     reloading_ = 0;
+    s_.history.reloaded(worker_record::clock::now() - began);
     if (announced && !s_.stopper.shutdown_begun()) s_.notifier.ready(s_.status());
     s_.events.report(event<erased>(out));
     co_return out;

@@ -19,8 +19,7 @@ CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
     s_.balancer.worker_gone(*r, s_.slots.contains(r->home_slot));
     s_.events.report(event<erased>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
     r->reader_finished();
-    if (!r->disconnect_sent && !r->retiring && !s_.stopping)
-        s_.tasks.spawn(watch_exit(r, s_.options.shutdown_timeout));
+    if (!r->disconnect_sent && !r->retiring && !s_.stopping) s_.tasks.spawn(watch_exit(r, s_.options.shutdown_timeout));
 }
 
 CLUSTER_DECL void router::dispatch(const record_ptr& r, envelope&& e) {
@@ -37,8 +36,8 @@ CLUSTER_DECL void router::dispatch(const record_ptr& r, envelope&& e) {
 }
 
 CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol::variant&& m) {
-    if (std::holds_alternative<control::heartbeat>(m)) {
-        r->last_beat = record::clock::now();
+    if (auto* beat = std::get_if<control::heartbeat>(&m)) {
+        on_heartbeat(*r, *beat);
     } else if (std::holds_alternative<control::online>(m)) {
         came_online(r);
     } else if (std::holds_alternative<control::ready>(m)) {
@@ -50,7 +49,8 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
         s_.events.report(
             event<erased>(listening_event{r->id, l->family, std::move(l->address), l->port, l->udp}, handle_of(r)));
     } else if (auto* ack = std::get_if<control::handoff_ack>(&m)) {
-        s_.balancer.acknowledged(*r, ack->seq, ack->accepted);
+        if (s_.balancer.acknowledged(*r, ack->seq, ack->accepted))
+            ++(ack->accepted ? r->connections_handed : r->connections_refused);
     } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
         if (auto why = s_.balancer.connections_closed(*r, closed->listener, closed->count))
             r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
@@ -59,6 +59,15 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
     } else if (std::holds_alternative<control::leaving>(m)) {
         r->exited_after_disconnect = true;
     }
+}
+
+// Echoed at once, without waiting for the socket: the round trip the worker measures is the
+// two loops' and the socketpair's, which is what a slow or stalled loop shows in.
+CLUSTER_DECL void router::on_heartbeat(record& r, const control::heartbeat& beat) {
+    r.last_beat = record::clock::now();
+    if (beat.round_trip_us > 0) r.heartbeat_rtt = std::chrono::microseconds(beat.round_trip_us);
+    const control::heartbeat_echo echo{beat.sent_us};
+    (void)r.link.channel.send(echo);
 }
 
 CLUSTER_DECL void router::came_online(const record_ptr& r) {

@@ -17,26 +17,30 @@ CLUSTER_DECL void worker_core::close_link_in_forked_children() {
     (void)registered;
 }
 
-CLUSTER_DECL io::task<net::listener> worker_core::listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
+CLUSTER_DECL io::task<net::listener> worker_core::listen(const net::endpoint& at, net::schedule how,
+                                                         net::listener_options o) {
     std::string what;
     auto opened = co_await open_listener(at, how, o, what);
     if (!opened) cannot_listen(opened.error(), at.to_string(), what);
     co_return std::move(*opened);
 }
 
-CLUSTER_DECL io::task<result<net::listener>> worker_core::try_listen(const net::endpoint& at, net::schedule how, net::listener_options o) {
+CLUSTER_DECL io::task<result<net::listener>> worker_core::try_listen(const net::endpoint& at, net::schedule how,
+                                                                     net::listener_options o) {
     std::string what;
     co_return co_await open_listener(at, how, o, what);
 }
 
-CLUSTER_DECL io::task<net::udp_socket> worker_core::listen(const net::udp_endpoint& at, net::schedule how, net::udp_options o) {
+CLUSTER_DECL io::task<net::udp_socket> worker_core::listen(const net::udp_endpoint& at, net::schedule how,
+                                                           net::udp_options o) {
     std::string what;
     auto opened = co_await open_udp(at, how, o, what);
     if (!opened) cannot_listen(opened.error(), at.to_string(), what);
     co_return std::move(*opened);
 }
 
-CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::try_listen(const net::udp_endpoint& at, net::schedule how, net::udp_options o) {
+CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::try_listen(const net::udp_endpoint& at, net::schedule how,
+                                                                       net::udp_options o) {
     std::string what;
     co_return co_await open_udp(at, how, o, what);
 }
@@ -46,8 +50,8 @@ CLUSTER_DECL io::task<result<void>> worker_core::announce_listening(int listenin
     if (!local) co_return local.error();
     int type = 0;
     socklen_t len = sizeof type;
-    const bool udp = local->is_ip() && ::getsockopt(listening_fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-                     type == SOCK_DGRAM;
+    const bool udp =
+        local->is_ip() && ::getsockopt(listening_fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
     const auto described = describe_listening(*local, udp);
     co_return co_await channel().send(described);
 }
@@ -86,8 +90,7 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
         co_await main(*this);
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
-        const bool exhausted =
-            e.code().category() == std::system_category() && out_of_resources(e.code().value());
+        const bool exhausted = e.code().category() == std::system_category() && out_of_resources(e.code().value());
         code = exhausted ? exit_code::out_of_resources : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
@@ -117,7 +120,9 @@ CLUSTER_DECL io::task<void> worker_core::leave() {
     while (auto e = co_await channel().receive_envelope()) {}
 }
 
-CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const net::endpoint& at, net::schedule how, const net::listener_options& o, std::string& what) {
+CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const net::endpoint& at, net::schedule how,
+                                                                        const net::listener_options& o,
+                                                                        std::string& what) {
     auto where = at.absolute();
     if (!where) {
         what = "resolving the Unix socket path against the working directory";
@@ -153,7 +158,8 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     co_return net::listener(std::move(state));
 }
 
-CLUSTER_DECL io::task<result<control::listen_reply>> worker_core::ask_to_listen(const control::listen_request& ask, std::string& what) {
+CLUSTER_DECL io::task<result<control::listen_reply>> worker_core::ask_to_listen(const control::listen_request& ask,
+                                                                                std::string& what) {
     auto reply = co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
     if (!reply) {
         what = "no answer from the primary";
@@ -166,11 +172,13 @@ CLUSTER_DECL io::task<result<control::listen_reply>> worker_core::ask_to_listen(
     co_return std::move(*reply);
 }
 
-CLUSTER_DECL void worker_core::cannot_listen(std::error_code error, const std::string& at, const std::string& what) const {
+CLUSTER_DECL void worker_core::cannot_listen(std::error_code error, const std::string& at,
+                                             const std::string& what) const {
     throw std::system_error(error, "cluster: worker " + std::to_string(id_) + " cannot listen on " + at + ": " + what);
 }
 
-CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::udp_endpoint& at, net::schedule how, const net::udp_options& o, std::string& what) {
+CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::udp_endpoint& at, net::schedule how,
+                                                                     const net::udp_options& o, std::string& what) {
     control::listen_request ask;
     ask.endpoint = at.to_string();
     ask.schedule = static_cast<std::uint8_t>(how);
@@ -182,8 +190,8 @@ CLUSTER_DECL io::task<result<net::udp_socket>> worker_core::open_udp(const net::
         what = "the socket did not come: this worker is out of descriptors";
         co_return errno_code(EMFILE);
     }
-    auto member = std::make_shared<net::detail::udp_membership>(static_cast<net::detail::listener_host*>(this),
-                                                                reply->listener);
+    auto member =
+        std::make_shared<net::detail::udp_membership>(static_cast<net::detail::listener_host*>(this), reply->listener);
     udp_members_[reply->listener] = member;
     if (stopping()) member->leave();
     co_return net::udp_socket(std::move(reply->socket), std::move(member));
@@ -263,6 +271,8 @@ CLUSTER_DECL bool worker_core::dispatch(detail::link::envelope&& e) {
         route(std::move(*c));
     } else if (auto* s = std::get_if<control::settings>(&e.value)) {
         apply(*s);
+    } else if (auto* echo = std::get_if<control::heartbeat_echo>(&e.value)) {
+        round_trip_ = std::max(std::chrono::microseconds(0), since_epoch() - std::chrono::microseconds(echo->sent_us));
     } else if (auto m = to_incoming(link_, ops_, std::move(e), from_primary)) {
         inbox_.push(std::move(*m));
         stay_within_bound();
@@ -288,10 +298,10 @@ CLUSTER_DECL void worker_core::count_message() {
 }
 
 CLUSTER_DECL io::task<void> worker_core::beat(worker_core& self, std::chrono::milliseconds every) {
-    const control::heartbeat b;
     for (;;) {
         auto slept = co_await io::sleep_for(every);
         if (!slept) co_return;
+        const control::heartbeat b{since_epoch().count(), self.round_trip_.count()};
         auto sent = co_await self.channel().send(b);
         if (!sent) co_return;
     }

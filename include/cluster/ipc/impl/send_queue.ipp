@@ -55,8 +55,9 @@ CLUSTER_DECL result<void> send_queue::result_so_far() const noexcept {
     return {};
 }
 
-CLUSTER_DECL std::error_code send_queue::queued() {
+CLUSTER_DECL std::error_code send_queue::queued(std::size_t payload) {
     ++stats_.frames_sent;
+    stats_.bytes_sent += wire::frame_header_size + payload;
     if (!flush_scheduled_ && write_idle_) schedule_flush();
     return no_error();
 }
@@ -71,8 +72,8 @@ CLUSTER_DECL void send_queue::undo(std::size_t bytes, std::size_t fds, std::size
 }
 
 CLUSTER_DECL void send_queue::queue_memfd_header(const wire::frame_header& h) {
-    wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(
-                               filling_.bytes.extend(wire::frame_header_size), wire::frame_header_size));
+    wire::encode_header(h, std::span<std::byte, wire::frame_header_size>(filling_.bytes.extend(wire::frame_header_size),
+                                                                         wire::frame_header_size));
 }
 
 CLUSTER_DECL std::error_code send_queue::adopt_dups(const wire::fd_list& fds) {
