@@ -26,6 +26,7 @@
 #include <cluster/incoming.hpp>
 #include <cluster/job_pool.hpp>
 #include <cluster/leave_reason.hpp>
+#include <cluster/metrics.hpp>
 #include <cluster/options.hpp>
 #include <cluster/output_line.hpp>
 #include <cluster/overload.hpp>

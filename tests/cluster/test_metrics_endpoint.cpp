@@ -253,3 +253,61 @@ TEST_CASE("metrics endpoint: an address that cannot be listened on stops the pri
         CHECK(std::string(e.what()).find("metrics endpoint unix:/nonexistent-dir/metrics.sock") != std::string::npos);
     }
 }
+
+namespace {
+
+// Scrapes until `series` has `value`: the workers report with their heartbeats. Bounded by
+// the test's wait_limit, as every wait here.
+task<std::string> page_once(endpoint at, const std::string& series, double value) {
+    for (;;) {
+        const auto page = body_of(co_await exchange(at, get_metrics));
+        if (value_of(page, series) == value) co_return page;
+        (void)co_await io::sleep_for(5ms);
+    }
+}
+
+task<void> counted(primary<proto>& p, worker_handle<proto>& h, const std::string& text) {
+    const support::command c{text};
+    auto sent = co_await h.send(c);
+    REQUIRE(sent.has_value());
+    for (;;) {
+        auto m = co_await p.next_message<support::note>();
+        if (m.value.text == "counted " + text) co_return;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("metrics endpoint: the workers' own metrics are combined, and a worker's counts stay when it leaves") {
+    auto o = support::scripted(start_mode::fork, support::behaviour::count_commands);
+    o.heartbeat_timeout = 200ms;  // a report every 50 ms
+    o.metrics = endpoint("127.0.0.1:0");
+    support::with_primary(std::move(o), [](primary<proto>& p) -> task<void> {
+        const endpoint at = p.metrics_endpoint();
+        auto& a = co_await support::fork_worker(p);
+        auto& b = co_await support::fork_worker(p);
+        for (auto* h : {&a, &a, &b}) co_await bounded(counted(p, *h, "go"));
+        co_await bounded(counted(p, b, "stop"));
+        auto page = co_await bounded(page_once(at, "app_commands_total{text=\"go\"}", 3));
+        CHECK(has_line(page, "# TYPE app_commands_total counter"));
+        CHECK(has_line(page, "app_commands_total{text=\"stop\"} 1"));
+        CHECK(has_line(page, "app_last_length 6"));  // summed over the live workers: 2 + 4
+        CHECK(has_line(page, "app_command_bytes_count 4"));
+        CHECK(has_line(page, "app_command_bytes_bucket{le=\"4\"} 4"));
+        CHECK(has_line(page, "app_command_bytes_sum 10"));
+        CHECK(has_line(page, "cluster_workers 2"));  // the built-ins come first, as before
+        check_with_promtool(page);
+
+        // a leaves with its last counts (sent as it goes, not at the next heartbeat); b counts on.
+        co_await bounded(counted(p, a, "late"));
+        auto left = co_await bounded(a.disconnect());
+        REQUIRE(left.has_value());
+        (void)co_await bounded(p.next<exit_event>());
+        co_await bounded(counted(p, b, "go"));
+        page = co_await bounded(page_once(at, "app_commands_total{text=\"go\"}", 4));
+        CHECK(has_line(page, "app_commands_total{text=\"late\"} 1"));
+        CHECK(has_line(page, "app_command_bytes_count 6"));
+        CHECK(has_line(page, "app_last_length 2"));  // a's gauge went with it
+        check_with_promtool(page);
+    });
+}

@@ -4,6 +4,8 @@
 
 #include "descriptors.hpp"
 
+#include <cluster/metrics.hpp>
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CLUSTER_ASAN 1
@@ -171,6 +173,21 @@ task<void> print_commands(worker<proto>& w) {
         if (text.empty()) continue;
         const int fd = text.front() == 'e' ? STDERR_FILENO : STDOUT_FILENO;
         (void)!::write(fd, text.data() + 1, text.size() - 1);
+    }
+}
+
+task<void> count_commands(worker<proto>& w) {
+    auto& registry = cluster::metrics::registry::global();
+    auto& counted = registry.counter("app_commands_total", "Commands counted.", {"text"});
+    auto& last = registry.gauge("app_last_length", "The last command's length.").with({});
+    auto& sizes = registry.histogram("app_command_bytes", "Commands' lengths.", {}, {1, 4, 16}).with({});
+    while (auto c = co_await w.receive<command>()) {
+        counted.with({c->value.text}).inc();
+        last.set(static_cast<double>(c->value.text.size()));
+        sizes.observe(static_cast<double>(c->value.text.size()));
+        const note said{w.id(),
+                        "counted " + c->value.text};  // named: g++ 12 destroys a braced temporary in co_await twice
+        co_await send(w, said);
     }
 }
 
@@ -534,6 +551,7 @@ constexpr std::pair<std::string_view, behaviour_fn> behaviours[] = {
     {behaviour::numbered_lines, numbered_lines},
     {behaviour::endless_line, endless_line},
     {behaviour::print_commands, print_commands},
+    {behaviour::count_commands, count_commands},
     {behaviour::serve_lines, serve_lines},
     {behaviour::lazy_lines, lazy_lines},
     {behaviour::echo_heads, echo_heads},

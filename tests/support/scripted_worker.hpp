@@ -164,6 +164,10 @@ inline constexpr const char* numbered_lines = "numbered_lines";          // numb
 // Writes each command's text after its first byte to stdout ('o') or stderr ('e'), as it is,
 // with one write(2), until disconnected.
 inline constexpr const char* print_commands = "print_commands";
+// Metrics: count_commands counts each command in app_commands_total{text}, sets
+// app_last_length and observes app_command_bytes (cluster::metrics), then answers it with a
+// note "counted <text>".
+inline constexpr const char* count_commands = "count_commands";
 // endless_bytes on stdout without a newline (from a thread, which then ends the line);
 // answers each ping with a note of how many it has written so far.
 inline constexpr const char* endless_line = "endless_line";

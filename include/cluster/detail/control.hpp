@@ -8,6 +8,7 @@
 
 #include <boost/describe/class.hpp>
 
+#include <cluster/metrics/snapshot.hpp>
 #include <cluster/unique_fd.hpp>
 #include <cluster/wire/protocol.hpp>
 #include <cluster/wire/raw_message.hpp>
@@ -64,6 +65,13 @@ struct heartbeat_echo {
     std::int64_t sent_us = 0;
 };
 BOOST_DESCRIBE_STRUCT(heartbeat_echo, (), (sent_us))
+
+// Worker to primary, with each heartbeat while its metrics registry holds a family, and once
+// more as it leaves: the application's metrics, for the primary's /metrics.
+struct metrics_report {
+    metrics::registry_snapshot snapshot;
+};
+BOOST_DESCRIBE_STRUCT(metrics_report, (), (snapshot))
 
 // Worker to primary: worker<P>::ready(), for primary_options::wait_ready.
 struct ready {};
@@ -140,9 +148,9 @@ BOOST_DESCRIBE_STRUCT(unlisten, (), (listener))
 // What the socketpair between a primary and a worker carries: the above, decoded by the
 // link, and the user's messages, left raw for the typed end that knows their types (an open
 // protocol: this code is the same whatever the user's protocol is).
-using link_protocol = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo, ready,
-                                     recycle, listen_request, listen_reply, connection, handoff_ack, connections_closed,
-                                     unlisten, wire::raw_message>;
+using link_protocol = wire::protocol<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo,
+                                     metrics_report, ready, recycle, listen_request, listen_reply, connection,
+                                     handoff_ack, connections_closed, unlisten, wire::raw_message>;
 
 // How many of a link's alternatives are control messages: the raw user's message comes last.
 inline constexpr std::size_t count = link_protocol::size - 1;
@@ -152,7 +160,8 @@ template <class P>
 inline constexpr bool apart_from_control = false;
 template <class... Ts>
 inline constexpr bool apart_from_control<wire::protocol<Ts...>> =
-    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo, ready, recycle,
-                            listen_request, listen_reply, connection, handoff_ack, connections_closed, unlisten, Ts...>;
+    wire::distinct_type_ids<online, listening, disconnect, leaving, settings, heartbeat, heartbeat_echo, metrics_report,
+                            ready, recycle, listen_request, listen_reply, connection, handoff_ack, connections_closed,
+                            unlisten, Ts...>;
 
 }  // namespace cluster::detail::control

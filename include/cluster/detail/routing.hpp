@@ -18,6 +18,7 @@
 #include <cluster/events.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
+#include <cluster/metrics/snapshot.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/udp_endpoint.hpp>
 #include <cluster/wire/frame.hpp>
@@ -43,6 +44,7 @@ private:
     CLUSTER_DECL void on_control(const record_ptr& r, control::link_protocol::variant&& m);
 
     CLUSTER_DECL void on_heartbeat(record& r, const control::heartbeat& beat);
+    CLUSTER_DECL void take_metrics(const record& r, metrics::registry_snapshot snapshot);
 
     CLUSTER_DECL void came_online(const record_ptr& r);
 

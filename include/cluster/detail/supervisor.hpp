@@ -34,6 +34,7 @@
 #include <cluster/detail/metrics_endpoint.hpp>
 #include <cluster/detail/orphan_reaper.hpp>
 #include <cluster/detail/output_pipe.hpp>
+#include <cluster/detail/pressure_log.hpp>
 #include <cluster/detail/rollout.hpp>
 #include <cluster/detail/routing.hpp>
 #include <cluster/detail/slot_table.hpp>
@@ -57,6 +58,7 @@
 #include <cluster/io/task.hpp>
 #include <cluster/io/timeout.hpp>
 #include <cluster/io/transfer.hpp>
+#include <cluster/metrics/aggregate.hpp>
 #include <cluster/metrics/status_series.hpp>
 #include <cluster/metrics/text_format.hpp>
 #include <cluster/options.hpp>
@@ -233,7 +235,7 @@ public:
         std::string page;
         metrics::text_writer w(page);
         metrics::write_status(w, report());
-        if (application_metrics) application_metrics(w);
+        app_metrics.render(w);
         return page;
     }
 
@@ -288,9 +290,9 @@ public:
     systemd_notifier notifier = systemd_notifier::from_environment();
     std::mt19937_64 rng{std::random_device{}()};
     metrics_endpoint exporter{overload};  // before tasks: its accept loop and scrapes are among them
-    // The seam for the workers' own metrics (cluster::metrics::aggregate): written on the
-    // /metrics page after the built-in series. Unset: the page has the built-ins only.
-    std::function<void(metrics::text_writer&)> application_metrics;
+    // The workers' own metrics, written on the /metrics page after the built-in series.
+    metrics::aggregate app_metrics;  // what the workers' metrics_reports say, combined
+    pressure_log metrics_log;        // reports refused, families skipped: a line a second at most
 
     // ---- the jobs ----
     detail::rollout rollout{*this};
@@ -431,6 +433,7 @@ private:
         const io::exit_status final_status = status ? *status : io::exit_status{};
         exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot};
         self.history.worker_exited(counts_of(*r), r->reason, final_status);
+        self.app_metrics.retire(r->id);
         r->in_history = true;
         r->exited.set();
         self.events.report(event<erased>(std::move(e), handle_of(r)));

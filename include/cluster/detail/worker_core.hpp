@@ -208,6 +208,8 @@ private:
     // loop, a blocking call) and not while it only keeps the loop busy. They go on after a
     // disconnect, while main finishes its work: that worker is not hung.
     static CLUSTER_DECL io::task<void> beat(worker_core& self, std::chrono::milliseconds every);
+    // The process's metrics registry, to the primary, unless it is empty or the channel full.
+    CLUSTER_DECL void report_metrics();
 
     // A heartbeat's time: the echo brings it back as it was, so only this process's clock
     // measures the round trip.

@@ -56,6 +56,8 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
             r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
     } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
         s_.balancer.unlisten(*r, bye->listener);
+    } else if (auto* report = std::get_if<control::metrics_report>(&m)) {
+        take_metrics(*r, std::move(report->snapshot));
     } else if (std::holds_alternative<control::leaving>(m)) {
         r->exited_after_disconnect = true;
     }
@@ -68,6 +70,14 @@ CLUSTER_DECL void router::on_heartbeat(record& r, const control::heartbeat& beat
     if (beat.round_trip_us > 0) r.heartbeat_rtt = std::chrono::microseconds(beat.round_trip_us);
     const control::heartbeat_echo echo{beat.sent_us};
     (void)r.link.channel.send(echo);
+}
+
+// A report past the aggregate's bounds, or a family defined otherwise by another worker (a
+// binary upgrade's two builds), is left out and said, never rendered half.
+CLUSTER_DECL void router::take_metrics(const record& r, metrics::registry_snapshot snapshot) {
+    const auto taken = s_.app_metrics.update(r.id, std::move(snapshot));
+    if (!taken.accepted) s_.metrics_log.hit("worker " + std::to_string(r.id) + "'s metrics refused: " + taken.refusal);
+    for (const auto& why : taken.skipped) s_.metrics_log.hit("worker " + std::to_string(r.id) + "'s metrics: " + why);
 }
 
 CLUSTER_DECL void router::came_online(const record_ptr& r) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cluster/detail/worker_core.hpp>
+#include <cluster/metrics/registry.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -96,6 +97,7 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
         std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
         code = 1;
     }
+    report_metrics();  // what was counted since the last heartbeat, so the cluster's totals lose none
     (void)co_await io::with_timeout(leave(), final_flush_timeout);
     co_return code;
 }
@@ -304,7 +306,15 @@ CLUSTER_DECL io::task<void> worker_core::beat(worker_core& self, std::chrono::mi
         const control::heartbeat b{since_epoch().count(), self.round_trip_.count()};
         auto sent = co_await self.channel().send(b);
         if (!sent) co_return;
+        self.report_metrics();
     }
+}
+
+// Only a worker that defined metrics reports them: the rest send nothing more than before.
+CLUSTER_DECL void worker_core::report_metrics() {
+    control::metrics_report report{metrics::registry::global().snapshot()};
+    if (report.snapshot.families.empty()) return;
+    (void)channel().try_send(report);
 }
 
 }  // namespace cluster::detail
