@@ -1,6 +1,6 @@
 // Tests of cluster::cluster_status as primary<P>::status() fills it: a scripted history —
-// connections, messages, a crash, a hang, a reload — and what the snapshot says after each
-// step; counters never go down across restarts; the heartbeat's round trip is measured.
+// 100 connections, 1,000 messages, 3 crashes, a hang, a reload — and what the snapshot says
+// after each step; counters never go down across restarts; the heartbeat's round trip is measured.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -98,13 +98,14 @@ task<void> replaced(primary<proto>& p, unsigned id, stop_reason why) {
 
 }  // namespace
 
-TEST_CASE("status: a cluster's history — connections, messages, a crash, a hang, a reload — counted as it happens") {
+TEST_CASE("status: a cluster's history — 100 connections, 1,000 messages, 3 crashes, a hang, a reload — counted as it "
+          "happens") {
     support::with_primary(watched_servers(), [](primary<proto>& p) -> task<void> {
         const auto where = co_await support::start_listening(p, 2);
         const endpoint to(where.local);
-        for (int i = 0; i < 4; ++i) (void)co_await support::served_by(to);
+        for (int i = 0; i < 99; ++i) (void)co_await support::served_by(to);
         auto kept = co_await support::hold_one(to);
-        (void)co_await support::ping_all(p);
+        for (int i = 0; i < 500; ++i) (void)co_await support::ping_all(p);  // a ping and a pong each way
 
         // The closes of the served connections come as the workers close them, after their answers.
         auto first = co_await status_when(p, [](const cluster_status& s) {
@@ -117,9 +118,11 @@ TEST_CASE("status: a cluster's history — connections, messages, a crash, a han
         CHECK(first.exits.empty());
         CHECK(first.primary_rss_bytes > 0);
         CHECK(first.uptime > 0s);
-        CHECK(handed_now(first) == 5);
-        CHECK(first.totals.connections_handed == 5);
+        CHECK(handed_now(first) == 100);
+        CHECK(first.totals.connections_handed == 100);
         CHECK(first.totals.connections_refused == 0);
+        CHECK(first.totals.messages_sent >= 1000);
+        CHECK(first.totals.messages_received >= 1000);
         for (const auto& w : first.workers) {
             INFO("worker " << w.id);
             CHECK(w.state == worker_state::ready);
@@ -129,9 +132,9 @@ TEST_CASE("status: a cluster's history — connections, messages, a crash, a han
             CHECK(w.restarts == 0);
             CHECK(w.connections_held == 0);
             CHECK(w.heartbeat_rtt < heartbeat_timeout);
-            // settings and a ping one way; online, listening, the answers, a pong and heartbeats the other.
-            CHECK(w.counts.messages_sent >= 2);
-            CHECK(w.counts.messages_received >= 4);
+            // settings and 500 pings one way; online, listening, the answers, 500 pongs and heartbeats the other.
+            CHECK(w.counts.messages_sent >= 501);
+            CHECK(w.counts.messages_received >= 503);
             CHECK(w.counts.bytes_sent > w.counts.messages_sent * 24);
             CHECK(w.counts.bytes_received > w.counts.messages_received * 24);
         }
@@ -139,18 +142,25 @@ TEST_CASE("status: a cluster's history — connections, messages, a crash, a han
         REQUIRE(holder);
         CHECK(holder->connections_open == 1);
 
-        // A crash: its slot's next worker counts a restart, and its counts stay in the totals.
-        REQUIRE(p.worker(1));
-        (void)p.worker(1)->kill(SIGKILL);
-        co_await replaced(p, 1, stop_reason::none);
+        // Three crashes in one slot (workers 1, 3, 4): its next worker counts three restarts,
+        // and the dead ones' counts stay in the totals.
+        auto before = first.totals;
+        for (const unsigned id : {1u, 3u, 4u}) {
+            REQUIRE(p.worker(id));
+            (void)p.worker(id)->kill(SIGKILL);
+            co_await replaced(p, id, stop_reason::none);
+            const auto now = p.status();
+            check_not_lower(before, now.totals);
+            before = now.totals;
+        }
         auto crashed = p.status();
-        CHECK(crashed.restarts == 1);
-        CHECK(crashed.exits == std::map<std::string, std::uint64_t>{{"crash", 1}});
-        CHECK(crashed.totals.connections_handed == 5);
-        check_not_lower(first.totals, crashed.totals);
-        REQUIRE(worker_in(crashed, 3));
-        CHECK(worker_in(crashed, 3)->restarts == 1);
-        CHECK(worker_in(crashed, 3)->slot == worker_in(first, 1)->slot);
+        CHECK(crashed.restarts == 3);
+        CHECK(crashed.exits == std::map<std::string, std::uint64_t>{{"crash", 3}});
+        CHECK(crashed.totals.connections_handed == 100);
+        CHECK(crashed.totals.messages_sent >= first.totals.messages_sent);
+        REQUIRE(worker_in(crashed, 5));
+        CHECK(worker_in(crashed, 5)->restarts == 3);
+        CHECK(worker_in(crashed, 5)->slot == worker_in(first, 1)->slot);
         CHECK(worker_in(crashed, 2)->restarts == 0);
 
         // A hang: a stopped worker sends no heartbeat, and is killed.
@@ -158,8 +168,8 @@ TEST_CASE("status: a cluster's history — connections, messages, a crash, a han
         co_await replaced(p, 2, stop_reason::hung);
         auto hung = p.status();
         CHECK(hung.hangs_killed == 1);
-        CHECK(hung.restarts == 2);
-        CHECK(hung.exits == std::map<std::string, std::uint64_t>{{"crash", 1}, {"hung", 1}});
+        CHECK(hung.restarts == 4);
+        CHECK(hung.exits == std::map<std::string, std::uint64_t>{{"crash", 3}, {"hung", 1}});
         check_not_lower(crashed.totals, hung.totals);
 
         // A reload replaces both; its duration is the last one's.
@@ -169,9 +179,9 @@ TEST_CASE("status: a cluster's history — connections, messages, a crash, a han
         CHECK(reloaded.reloads == 1);
         CHECK(reloaded.last_reload > 0s);
         CHECK(reloaded.last_reload < reloaded.uptime);
-        CHECK(reloaded.restarts == 2);
+        CHECK(reloaded.restarts == 4);
         check_not_lower(hung.totals, reloaded.totals);
-        CHECK(reloaded.totals.connections_handed == 5);
+        CHECK(reloaded.totals.connections_handed == 100);
         support::hang_up(kept.stream);
     });
 }
