@@ -8,6 +8,7 @@
 
 #include "support/connections.hpp"
 #include "support/primary.hpp"
+#include "support/promtool.hpp"
 #include "support/scripted_worker.hpp"
 #include "support/waiting.hpp"
 
@@ -76,25 +77,13 @@ double value_of(const std::string& page, const std::string& series) {
 }
 
 void check_with_promtool(const std::string& page) {
-    if (::access("/usr/bin/promtool", X_OK) != 0) {
+    const auto verdict = support::promtool_check(page);
+    if (!verdict) {
         WARN("skipped promtool: not installed (Debian's prometheus package)");
         return;
     }
-    char path[] = "/tmp/cluster-metrics-endpoint-XXXXXX";
-    const int fd = ::mkstemp(path);
-    REQUIRE(fd >= 0);
-    REQUIRE(::write(fd, page.data(), page.size()) == static_cast<ssize_t>(page.size()));
-    ::close(fd);
-    const std::string command = "/usr/bin/promtool check metrics < " + std::string(path) + " 2>&1";
-    std::string said;
-    FILE* p = ::popen(command.c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) said += buf;
-    const int status = ::pclose(p);
-    ::unlink(path);
-    INFO(said);
-    CHECK(status == 0);
+    INFO(verdict->said);
+    CHECK(verdict->accepted);
 }
 
 const std::string get_metrics = "GET /metrics HTTP/1.1\r\nHost: test\r\nUser-Agent: catch\r\n\r\n";
