@@ -10,6 +10,7 @@
 #include <cluster/io/op.hpp>
 #include <cluster/io/ops.hpp>
 #include <cluster/io/scope.hpp>
+#include <cluster/io/signal_name.hpp>
 #include <cluster/io/signal_set.hpp>
 #include <cluster/io/sync_wait.hpp>
 #include <cluster/io/task.hpp>

@@ -131,6 +131,13 @@ public:
     // (which count the exited workers too, so they never go down). Reads each worker's /proc
     // files; what /metrics and the control socket show. See docs/operations.md.
     [[nodiscard]] cluster_status status() const { return core_.status(); }
+
+    // Completes at the next change to what status() shows that makes no event: a worker's
+    // heartbeat, metrics report or message arriving, as well as an exit, a restart, a reload's
+    // end or a signal taken. For a task that watches status() (a dashboard, a test) without
+    // polling it. Errors: operation_canceled if the awaiting task is asked to stop first.
+    io::task<result<void>> status_changed() { return core_.status_changed(); }
+
     // Where GET /metrics is served (primary_options::metrics, with the port the kernel chose
     // for port 0); no address (empty()) when it is off.
     [[nodiscard]] net::endpoint metrics_endpoint() const { return core_.metrics_endpoint(); }

@@ -67,7 +67,10 @@ struct cluster_status {
     std::map<std::string, std::uint64_t> exits;
     std::uint64_t reloads = 0;                          // rolling reloads finished
     std::chrono::steady_clock::duration last_reload{};  // the last one's duration
-    worker_counts totals;                               // every worker's counts, the dead ones' included
+    // Signals the primary has taken and acted on, by name ("SIGHUP", "SIGTTIN", ...): a signal
+    // that changed nothing (SIGTTOU at one worker) is counted too.
+    std::map<std::string, std::uint64_t> signals;
+    worker_counts totals;  // every worker's counts, the dead ones' included
     double primary_cpu_seconds = 0;
     std::uint64_t primary_rss_bytes = 0;
 };

@@ -245,13 +245,13 @@ TEST_CASE("metrics endpoint: an address that cannot be listened on stops the pri
 
 namespace {
 
-// Scrapes until `series` has `value`: the workers report with their heartbeats. Bounded by
-// the test's wait_limit, as every wait here.
-task<std::string> page_once(endpoint at, const std::string& series, double value) {
+// Scrapes until `series` has `value`: the workers report with their heartbeats, and the
+// primary's status changes with each report.
+task<std::string> page_once(primary<proto>& p, endpoint at, const std::string& series, double value) {
     for (;;) {
         const auto page = body_of(co_await exchange(at, get_metrics));
         if (value_of(page, series) == value) co_return page;
-        (void)co_await io::sleep_for(5ms);
+        REQUIRE((co_await p.status_changed()).has_value());
     }
 }
 
@@ -277,7 +277,7 @@ TEST_CASE("metrics endpoint: the workers' own metrics are combined, and a worker
         auto& b = co_await support::fork_worker(p);
         for (auto* h : {&a, &a, &b}) co_await bounded(counted(p, *h, "go"));
         co_await bounded(counted(p, b, "stop"));
-        auto page = co_await bounded(page_once(at, "app_commands_total{text=\"go\"}", 3));
+        auto page = co_await bounded(page_once(p, at, "app_commands_total{text=\"go\"}", 3));
         CHECK(has_line(page, "# TYPE app_commands_total counter"));
         CHECK(has_line(page, "app_commands_total{text=\"stop\"} 1"));
         CHECK(has_line(page, "app_last_length 6"));  // summed over the live workers: 2 + 4
@@ -293,7 +293,7 @@ TEST_CASE("metrics endpoint: the workers' own metrics are combined, and a worker
         REQUIRE(left.has_value());
         (void)co_await bounded(p.next<exit_event>());
         co_await bounded(counted(p, b, "go"));
-        page = co_await bounded(page_once(at, "app_commands_total{text=\"go\"}", 4));
+        page = co_await bounded(page_once(p, at, "app_commands_total{text=\"go\"}", 4));
         CHECK(has_line(page, "app_commands_total{text=\"late\"} 1"));
         CHECK(has_line(page, "app_command_bytes_count 6"));
         CHECK(has_line(page, "app_last_length 2"));  // a's gauge went with it

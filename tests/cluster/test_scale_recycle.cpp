@@ -287,23 +287,17 @@ TEST_CASE("scaling down gives up a slot waiting for its restart before any runni
 
 namespace {
 
-bool is_pending(int signo) {
-    sigset_t pending;
-    sigemptyset(&pending);
-    ::sigpending(&pending);
-    return sigismember(&pending, signo) == 1;
-}
-
-// A signal that changes nothing has no event to wait for. The primary's signalfd takes it
-// off the pending set; one more turn of the loop and the primary has acted on what it read.
-task<void> until_handled(int signo) {
-    while (is_pending(signo)) (void)co_await io::sleep_for(1ms);
-    (void)co_await io::sleep_for(1ms);
-}
-
-task<void> raise_and_wait_handled(int signo) {
+// A signal that changes nothing has no event to wait for, but the primary counts every
+// signal it takes, once it has acted on it.
+task<void> raise_and_wait_handled(primary<P>& p, int signo) {
+    const auto taken = [&p, signo] {
+        const auto s = p.status();
+        const auto it = s.signals.find(io::signal_name(signo));
+        return it == s.signals.end() ? std::uint64_t{0} : it->second;
+    };
+    const auto before = taken();
     REQUIRE(::kill(::getpid(), signo) == 0);
-    co_await bounded(until_handled(signo));
+    while (taken() == before) REQUIRE((co_await bounded(p.status_changed())).has_value());
 }
 
 task<unsigned> raise_and_expect_fork(primary<P>& p) {
@@ -339,7 +333,7 @@ task<void> scale_by_signals(primary<P>& p) {
     co_await raise_and_expect_retired(p, 2);
     CHECK(p.target() == 1);
 
-    co_await raise_and_wait_handled(SIGTTOU);
+    co_await raise_and_wait_handled(p, SIGTTOU);
     // Scaling takes turns: once this scale(1) has run, so has what SIGTTOU started. Had it
     // retired the last worker, this would have forked another.
     co_await bounded(p.scale(1));

@@ -66,14 +66,12 @@ void check_not_lower(const worker_counts& earlier, const worker_counts& later) {
     CHECK(later.connections_refused >= earlier.connections_refused);
 }
 
-// status() once `ok` holds of it, looking again every millisecond: heartbeats make no event.
+// status() once `ok` holds of it, looking again at each change: heartbeats make no event.
 task<cluster_status> status_when(primary<proto>& p, std::function<bool(const cluster_status&)> ok) {
-    const auto deadline = std::chrono::steady_clock::now() + support::wait_limit;
     for (;;) {
         auto s = p.status();
         if (ok(s)) co_return s;
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
-        (void)co_await io::sleep_for(1ms);
+        REQUIRE((co_await bounded(p.status_changed())).has_value());
     }
 }
 
@@ -218,5 +216,23 @@ TEST_CASE("status: with heartbeats off, the round trip stays 0 and nothing else 
         REQUIRE(s.workers.size() == 1);
         CHECK(s.workers[0].heartbeat_rtt.count() == 0);
         CHECK(s.workers[0].counts.messages_received >= 2);
+    });
+}
+
+TEST_CASE("status: status_changed() completes at a heartbeat, which makes no event, and when asked to stop") {
+    auto o = support::scripted(start_mode::fork, support::behaviour::answer_work);
+    o.heartbeat_timeout = 200ms;  // a heartbeat every 50 ms
+    support::with_primary(std::move(o), [](primary<proto>& p) -> task<void> {
+        (void)co_await support::fork_worker(p);
+        (void)co_await bounded(p.next<online_event>());
+        const auto before = p.status().workers[0].counts.messages_received;
+        auto changed = co_await bounded(p.status_changed());
+        REQUIRE(changed.has_value());
+        CHECK(p.status().workers[0].counts.messages_received > before);
+
+        std::stop_source stop;
+        stop.request_stop();
+        auto refused = co_await p.status_changed().with_stop_token(stop.get_token());
+        CHECK(refused.error() == std::errc::operation_canceled);
     });
 }

@@ -47,12 +47,14 @@ TEST_CASE("a status answer has the cluster's figures and a workers array, each w
     now.uptime = 12s;
     now.workers_wanted = 2;
     now.exits = {{"crash", 1}, {"reload", 2}};
+    now.signals = {{"SIGHUP", 2}};
     now.workers = {a_worker(1, 1.5, 300, 12s), a_worker(2, 1.0, 40, 4s)};
     const auto o = parsed_line(status_answer(now, &before, 2.0));
     CHECK(o.at("ok").as_bool());
     CHECK(o.at("primary_pid").as_int64() == 42);
     CHECK(o.at("window_seconds").to_number<double>() == Approx(2.0));
     CHECK(o.at("exits").at("reload").as_int64() == 2);
+    CHECK(o.at("signals").at("SIGHUP").as_int64() == 2);
     const auto& workers = o.at("workers").as_array();
     REQUIRE(workers.size() == 2);
     const auto& known = workers[0].as_object();

@@ -28,6 +28,7 @@ cluster_status two_workers() {
     s.exits = {{"crash", 2}, {"hung", 1}, {"scale down", 1}};
     s.reloads = 1;
     s.last_reload = 1500ms;
+    s.signals = {{"SIGHUP", 1}, {"SIGTTIN", 2}};
     s.totals.messages_sent = 40;
     s.totals.connections_handed = 9;
     s.totals.connections_refused = 1;
@@ -67,6 +68,8 @@ TEST_CASE("status series: the issue's names, per worker labelled, totals unlabel
                              "cluster_worker_hangs_total 1",
                              "cluster_reloads_total 1",
                              "cluster_reload_duration_seconds 1.5",
+                             "cluster_signals_total{signal=\"SIGHUP\"} 1",
+                             "cluster_signals_total{signal=\"SIGTTIN\"} 2",
                              "cluster_uptime_seconds 90",
                              "cluster_primary_rss_bytes 4096",
                              "cluster_primary_cpu_seconds_total 0.25",

@@ -1,5 +1,6 @@
 // cluster::detail::cluster_history: what the primary remembers of workers gone and changes
-// past — their counts, exits by reason, hangs, restarts per slot, reloads — so totals only grow.
+// past — their counts, exits by reason, hangs, restarts per slot, reloads, signals taken — so
+// totals only grow.
 #pragma once
 
 #include <chrono>
@@ -52,6 +53,9 @@ public:
         last_reload_ = took;
     }
 
+    // The primary took signal `name` ("SIGHUP", ...) off its signalfd and acted on it.
+    void signal_taken(const std::string& name) { ++signals_[name]; }
+
     [[nodiscard]] std::uint64_t restarts() const noexcept { return restarts_; }
     [[nodiscard]] std::uint64_t restarts_of(unsigned slot) const {
         auto it = slot_restarts_.find(slot);
@@ -59,7 +63,7 @@ public:
     }
 
     // The history's part of a snapshot: the totals of the workers gone (the caller adds the
-    // living ones'), exits, hangs, restarts, reloads, uptime.
+    // living ones'), exits, hangs, restarts, reloads, signals, uptime.
     void fill(cluster_status& s, clock::time_point now) const {
         s.uptime = now - started_;
         s.restarts = restarts_;
@@ -67,6 +71,7 @@ public:
         s.exits = exits_;
         s.reloads = reloads_;
         s.last_reload = last_reload_;
+        s.signals = signals_;
         s.totals = gone_;
     }
 
@@ -79,6 +84,7 @@ private:
     std::map<unsigned, std::uint64_t> slot_restarts_;
     std::uint64_t reloads_ = 0;
     clock::duration last_reload_{};
+    std::map<std::string, std::uint64_t> signals_;
 };
 
 }  // namespace cluster::detail

@@ -39,6 +39,8 @@ inline std::string status_answer(const cluster_status& s, const cluster_status* 
         .count("primary_rss_bytes", s.primary_rss_bytes);
     w.object("exits");
     for (const auto& [reason, n] : s.exits) w.count(reason, n);
+    w.close_object().object("signals");
+    for (const auto& [name, n] : s.signals) w.count(name, n);
     w.close_object().array("workers");
     for (const auto& worker : s.workers) {
         const auto rates = rates_of(worker, before, window);

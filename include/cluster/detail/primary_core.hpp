@@ -44,6 +44,8 @@ public:
     [[nodiscard]] CLUSTER_DECL overload_counts overload() const noexcept;
     // The cluster now (see primary<P>::status()).
     [[nodiscard]] CLUSTER_DECL cluster_status status() const;
+    // Once status() may show something new (see primary<P>::status_changed).
+    CLUSTER_DECL io::task<result<void>> status_changed();
     [[nodiscard]] CLUSTER_DECL net::endpoint metrics_endpoint() const;
     [[nodiscard]] CLUSTER_DECL std::vector<record_ptr> alive() const;
     [[nodiscard]] CLUSTER_DECL record_ptr find(unsigned id) const;

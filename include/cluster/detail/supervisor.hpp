@@ -286,6 +286,9 @@ public:
     bool stopping = false;      // once disconnect_all() or shutdown() began: nothing restarts
     io::latch cluster_ready;    // see watch_readiness(); set once, never cleared
     cluster_history history;    // what ended workers counted, exits, restarts, reloads
+    // Notified at each change status() shows that has no event of its own: a worker's
+    // heartbeat, report or message, an exit, a restart, a reload's end, a signal taken.
+    io::detail::notice status_news;
     // Read, and taken from the environment, as the primary starts: no worker inherits them.
     systemd_notifier notifier = systemd_notifier::from_environment();
     std::mt19937_64 rng{std::random_device{}()};
@@ -433,6 +436,7 @@ private:
         const io::exit_status final_status = status ? *status : io::exit_status{};
         exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot};
         self.history.worker_exited(counts_of(*r), r->reason, final_status);
+        self.status_news.notify();
         self.app_metrics.retire(r->id);
         r->in_history = true;
         r->exited.set();
@@ -496,6 +500,7 @@ private:
         switch (d.next) {
         case restart_decision::action::restart:
             history.restarted(e.slot);
+            status_news.notify();
             events.report(event<erased>(restart_scheduled_event{worker_id, d.delay, slots.attempt(), e.slot}));
             tasks.spawn(restart_later(*this, e.slot, d.delay, slots.pending_restart(e.slot)));
             return;

@@ -46,6 +46,8 @@ inline void write_cluster_series(text_writer& w, const cluster_status& s) {
     w.sample("cluster_reloads_total", {}, s.reloads);
     w.family("cluster_reload_duration_seconds", metric_type::gauge, "How long the last rolling reload took.");
     w.sample("cluster_reload_duration_seconds", {}, seconds(s.last_reload));
+    w.family("cluster_signals_total", metric_type::counter, "Signals the primary took and acted on, by name.");
+    for (const auto& [name, n] : s.signals) w.sample("cluster_signals_total", {{"signal", name}}, n);
     w.family("cluster_uptime_seconds", metric_type::gauge, "Since the primary started.");
     w.sample("cluster_uptime_seconds", {}, seconds(s.uptime));
     w.family("cluster_primary_rss_bytes", metric_type::gauge, "The primary's resident memory.");

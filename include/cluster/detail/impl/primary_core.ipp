@@ -39,6 +39,11 @@ CLUSTER_DECL overload_counts primary_core::overload() const noexcept {
 }
 
 CLUSTER_DECL cluster_status primary_core::status() const { return s_->report(); }
+CLUSTER_DECL io::task<result<void>> primary_core::status_changed() {
+    const bool changed = co_await s_->status_news.next();  // named: g++ 12 mishandles it inside an if
+    if (!changed) co_return std::make_error_code(std::errc::operation_canceled);
+    co_return result<void>{};
+}
 CLUSTER_DECL net::endpoint primary_core::metrics_endpoint() const { return s_->exporter.local(); }
 
 CLUSTER_DECL std::vector<primary_core::record_ptr> primary_core::alive() const { return s_->workers.alive(); }

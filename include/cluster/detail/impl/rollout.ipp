@@ -62,6 +62,7 @@ CLUSTER_DECL io::task<reload_event> rollout::rolling_reload(bool by_signal) {
     }
     reloading_ = 0;
     s_.history.reloaded(worker_record::clock::now() - began);
+    s_.status_news.notify();
     if (announced && !s_.stopper.shutdown_begun()) s_.notifier.ready(s_.status());
     s_.events.report(event<erased>(out));
     co_return out;

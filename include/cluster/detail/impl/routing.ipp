@@ -33,6 +33,7 @@ CLUSTER_DECL void router::dispatch(const record_ptr& r, envelope&& e) {
     } else {
         on_control(r, std::move(e.value));
     }
+    s_.status_news.notify();  // every frame moves the worker's counts, if nothing else
 }
 
 CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol::variant&& m) {

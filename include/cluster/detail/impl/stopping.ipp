@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cluster/detail/stopping.hpp>
+#include <cluster/io/signal_name.hpp>
 
 namespace cluster::detail {
 
@@ -118,6 +119,8 @@ CLUSTER_DECL io::task<void> stopper::watch_signals(stopper& self, io::signal_set
         auto signo = co_await signals.next();
         if (!signo) co_return;
         self.on_signal(*signo);
+        self.s_.history.signal_taken(io::signal_name(*signo));
+        self.s_.status_news.notify();
     }
 }
 

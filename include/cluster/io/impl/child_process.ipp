@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cluster/io/child_process.hpp>
+#include <cluster/io/signal_name.hpp>
 
 namespace cluster::io {
 
@@ -99,9 +100,8 @@ CLUSTER_DECL void child_process::kill_and_reap() noexcept {
 
 CLUSTER_DECL std::string exit_status::to_string() const {
     if (signal == 0) return "exit code " + std::to_string(code);
-    const char* name = sigabbrev_np(signal);
-    return std::string("signal SIG") + (name ? name : std::to_string(signal)) +
-           (core_dumped ? " (core dumped)" : "");
+    const auto name = signal_name(signal);  // "signal 40" where nothing names it
+    return (name.starts_with("SIG") ? "signal " + name : name) + (core_dumped ? " (core dumped)" : "");
 }
 
 }  // namespace cluster::io
