@@ -13,13 +13,13 @@
 #include <coroutine>
 #include <cstdint>
 #include <cstdlib>
-#include <deque>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include <cluster/error.hpp>
+#include <cluster/io/detail/fifo.hpp>
 #include <cluster/io/detail/trampoline.hpp>
 #include <cluster/io/task.hpp>
 
@@ -132,7 +132,7 @@ public:
 
     void post(std::coroutine_handle<> h) { ready_.push_back(h); }
     // Takes back a post whose coroutine is being destroyed before its turn came.
-    void cancel_post(std::coroutine_handle<> h) noexcept { std::erase(ready_, h); }
+    void cancel_post(std::coroutine_handle<> h) noexcept { ready_.erase(h); }
 
     // End-of-turn hooks: `c` completes (res 0) once, right before the loop next submits,
     // so that work queued all through a turn (a channel's frames) leaves in one go.
@@ -242,8 +242,8 @@ private:
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
     bool stopped_ = false;
-    std::deque<std::coroutine_handle<>> ready_;
-    std::deque<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
+    detail::fifo<std::coroutine_handle<>> ready_;
+    detail::fifo<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
     std::vector<detail::completion*> deferred_;
     std::vector<detail::completion*> running_deferred_;
 };

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include <cluster/io/detail/frame_pool.hpp>
 #include <cluster/io/detail/trampoline.hpp>
 
 namespace cluster::io {
@@ -23,6 +25,9 @@ namespace detail {
 // every task it is awaiting (see io/op.hpp).
 class task_promise_base {
 public:
+    static void* operator new(std::size_t size) { return frame_pool::allocate(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { frame_pool::deallocate(frame, size); }
+
     std::suspend_always initial_suspend() noexcept { return {}; }
 
     struct final_awaiter {

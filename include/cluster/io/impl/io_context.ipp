@@ -40,16 +40,8 @@ CLUSTER_DECL io_context& io_context::current_or_throw() {
 
 CLUSTER_DECL void io_context::cancel_and_wait(detail::completion* c, bool& finished) {
     // Its CQE may have left the ring already and be waiting its turn in stashed_.
-    const auto mine = reinterpret_cast<std::uintptr_t>(c);
-    for (auto it = stashed_.begin(); it != stashed_.end();) {
-        if (it->user_data != mine) {
-            ++it;
-            continue;
-        }
-        const auto e = *it;
-        it = stashed_.erase(it);
-        settle(e, false);
-    }
+    const auto mine = [c](const detail::cqe_copy& e) { return e.user_data == reinterpret_cast<std::uintptr_t>(c); };
+    for (detail::cqe_copy e; stashed_.take_first(mine, e);) settle(e, false);
     if (finished) return;
     cancel(c);
     while (!finished) {
@@ -169,8 +161,7 @@ CLUSTER_DECL void io_context::flush_submissions() {
     if (r == -EBUSY || r == -EAGAIN) {
         // The CQ is backed up: move completions aside so the kernel can go on.
         io_uring_get_events(&ring_);
-        auto cqes = take_cqes();
-        stashed_.insert(stashed_.end(), cqes.begin(), cqes.end());
+        for (const auto& e : take_cqes()) stashed_.push_back(e);
         return;
     }
     throw_errno(-r, "io_uring_submit");
@@ -267,7 +258,11 @@ CLUSTER_DECL void io_context::drain() {
     run_deferred(false);
     if (in_flight_ == 0) return;
     io_uring_prep_cancel64(sqe(nullptr), 0, IORING_ASYNC_CANCEL_ANY);
-    for (const auto& e : std::exchange(stashed_, {})) settle(e, false);
+    while (!stashed_.empty()) {
+        const auto e = stashed_.front();
+        stashed_.pop_front();
+        settle(e, false);
+    }
     while (in_flight_ > 0) {
         io_uring_submit_and_wait(&ring_, 1);
         for (const auto& e : take_cqes()) settle(e, false);
