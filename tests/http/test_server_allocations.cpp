@@ -140,5 +140,7 @@ TEST_CASE("server allocations: a keep-alive request on a warm connection allocat
 }
 
 TEST_CASE("server allocations: a keep-alive request on a warm connection allocates nothing, its handler a coroutine") {
-    CHECK(allocations_per_request<coroutine_handler>() == 0);
+    // Under AddressSanitizer each frame goes to the heap and back, for it to see a use after free.
+    const double frames = io::detail::recycle_frames ? 0 : 1;
+    CHECK(allocations_per_request<coroutine_handler>() == frames);
 }
