@@ -44,6 +44,7 @@ install(FILES
 # install can move (cmake --install --prefix ...).
 set(CLUSTER_CORE_PC_DIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 file(RELATIVE_PATH CLUSTER_CORE_PC_PREFIX "/prefix/${CLUSTER_CORE_PC_DIR}" "/prefix")
+string(REGEX REPLACE "/$" "" CLUSTER_CORE_PC_PREFIX "${CLUSTER_CORE_PC_PREFIX}")
 configure_file(cmake/cluster.pc.in "${PROJECT_BINARY_DIR}/cluster.pc" @ONLY)
 configure_file(cmake/cluster-core.pc.in "${PROJECT_BINARY_DIR}/cluster-core.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/cluster.pc" DESTINATION "${CMAKE_INSTALL_DATADIR}/pkgconfig" COMPONENT dev)

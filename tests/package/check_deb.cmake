@@ -2,6 +2,7 @@
 # fields and contents, installs them with dpkg into a scratch root whose package database holds
 # this machine's packages they depend on, builds consumer/ against that root through
 # find_package and through pkg-config, and removes them again.
+cmake_minimum_required(VERSION 3.20)
 include("${CMAKE_CURRENT_LIST_DIR}/support.cmake")
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(root "${WORK_DIR}/root")

@@ -1,4 +1,5 @@
 # Script mode: install BUILD_DIR into WORK_DIR/prefix and build CONSUMER_DIR against it.
+cmake_minimum_required(VERSION 3.20)
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 
