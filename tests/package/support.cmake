@@ -47,3 +47,17 @@ function(build_components build_dir prefix_path)
     endforeach()
 endfunction()
 
+# check_options_used(<configure's stderr> <-D options...>): fails the test if CMake warned that
+# the project does not use one of the options, which a package manager's recipe passed.
+function(check_options_used configure_err)
+    if(NOT configure_err MATCHES "Manually-specified variables were not used by the project:\n\n(([ ]+[^\n]+\n)+)")
+        return()
+    endif()
+    string(REGEX MATCHALL "[A-Za-z0-9_]+" unused "${CMAKE_MATCH_1}")
+    foreach(option IN LISTS ARGN)
+        string(REGEX REPLACE "^-D([A-Za-z0-9_]+)[:=].*" "\\1" name "${option}")
+        if(name IN_LIST unused)
+            message(FATAL_ERROR "${option} is passed to the build, which does not use it")
+        endif()
+    endforeach()
+endfunction()
