@@ -2,7 +2,7 @@
 # (the library), libcluster-{http,websocket,redis}-dev (the optional components this build has)
 # and clusterctl. Each optional component is a package of its own so that its Depends can be
 # hard ones: apt-get install libcluster-websocket-dev brings wslay and llhttp, and a machine
-# without them has no component whose find_package would then fail.
+# without them does not have the component, rather than one that find_package cannot load.
 set(CLUSTER_DEB_MAINTAINER "cluster's authors <cluster@invalid>" CACHE STRING
     "The Maintainer field of the Debian packages: whoever builds and publishes them")
 
@@ -24,13 +24,16 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME libcluster-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "liburing-dev (>= 2.3), libboost1.81-dev | libboost-dev (>= 1.81)")
 set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "clusterctl")
 set(CPACK_COMPONENT_DEV_DESCRIPTION "Node.js's cluster module for C++20
-A primary process forks, supervises and feeds worker processes: typed messages checked at
-compile time, io_uring-driven IPC, coroutine awaitables for every event, and a supervisor
-that keeps a service up through crashes, hangs and reloads.
-This package has the headers (header-only: cluster::cluster, pkg-config cluster), the compiled
-core (cluster::core, pkg-config cluster-core), and the CMake package: find_package(cluster).")
+A primary process forks, supervises and feeds worker processes: typed
+messages checked at compile time, io_uring-driven IPC, coroutine awaitables
+for every event, and a supervisor that keeps a service up through crashes,
+hangs and reloads.
+This package has the headers (header-only: cluster::cluster, pkg-config
+cluster), the compiled core (cluster::core, pkg-config cluster-core) and the
+CMake package: find_package(cluster).")
 
-# The optional components: <component> <its Debian dependencies> <synopsis>.
+# The optional components: <component> <its Debian dependencies> <synopsis>. On Debian, llhttp
+# is node-llhttp's sources, built into the package (cmake/components.cmake).
 set(cluster_deb_components
     http "node-llhttp" "HTTP/1.1 server for cluster, on Node's llhttp"
     websocket "libwslay-dev" "WebSocket (RFC 6455) for cluster, on wslay"
@@ -46,8 +49,9 @@ while(cluster_deb_components)
     set(CPACK_DEBIAN_${upper}_PACKAGE_DEPENDS "${depends}")
     set(CPACK_COMPONENT_${upper}_DEPENDS dev)
     set(CPACK_COMPONENT_${upper}_DESCRIPTION "${synopsis}
-The cluster::${component} component of cluster: its headers (cluster/${component}.hpp) and its
-CMake targets, found by find_package(cluster COMPONENTS ${component}).")
+The cluster::${component} component of cluster: its headers
+(cluster/${component}.hpp) and its CMake targets, which
+find_package(cluster COMPONENTS ${component}) finds.")
     string(APPEND CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS ", libcluster-${component}-dev")
 endwhile()
 # cluster::websocket builds on cluster::http.
@@ -59,9 +63,10 @@ endif()
 set(CPACK_DEBIAN_CLUSTERCTL_PACKAGE_NAME clusterctl)
 set(CPACK_DEBIAN_CLUSTERCTL_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_CLUSTERCTL_PACKAGE_SHLIBDEPS ON)
-set(CPACK_COMPONENT_CLUSTERCTL_DESCRIPTION "command-line client of a cluster primary's control socket
-Shows a running cluster's workers and their metrics (clusterctl status, clusterctl top),
-and reloads, scales or stops it: one clusterctl serves every program built on cluster.")
+set(CPACK_COMPONENT_CLUSTERCTL_DESCRIPTION "client of a cluster primary's control socket
+Shows a running cluster's workers and their metrics (clusterctl status,
+clusterctl top), and reloads, scales or stops it: one clusterctl serves
+every program built on cluster.")
 
 # Debian wants each package's copyright in its own /usr/share/doc/<package>/; only the packages
 # install these (EXCLUDE_FROM_ALL: a plain cmake --install leaves them out).
