@@ -22,7 +22,8 @@ foreach(i RANGE ${last})
     string(JSON feature MEMBER "${manifest}" features ${i})
     list(APPEND declared ${feature})
 endforeach()
-# A feature asked for brings the features of cluster it depends on, as vcpkg resolves them.
+# The features of cluster a feature depends on (websocket's http), which vcpkg would add, must be
+# among FEATURES too, for the build below to be the one vcpkg makes.
 foreach(feature IN LISTS FEATURES)
     if(NOT feature IN_LIST declared)
         message(FATAL_ERROR "vcpkg.json has no feature ${feature}")
