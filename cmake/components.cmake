@@ -1,64 +1,118 @@
 # The optional components, each present when what it needs is found on this machine:
 #   cluster::redis      a Redis client and subscriber (cluster/redis.hpp), on hiredis's RESP
 #                       reader and formatter (Debian: libhiredis-dev), found through pkg-config;
-#   cluster::http       HTTP/1.1 (cluster/http.hpp), on llhttp, Node's own parser, built here
-#                       from the C sources Debian's node-llhttp ships;
-#   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay
-#                       (Debian: libwslay-dev).
+#   cluster::http       HTTP/1.1 (cluster/http.hpp), on llhttp, Node's own parser: an installed
+#                       llhttp CMake package (vcpkg's, Conan's), or else built here from the C
+#                       sources Debian's node-llhttp ships;
+#   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay's CMake
+#                       package (Debian: libwslay-dev).
 # scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP and
-# CLUSTER_HAS_WEBSOCKET say which are.
-set(CLUSTER_HAS_REDIS OFF)
-set(CLUSTER_HAS_HTTP OFF)
-set(CLUSTER_HAS_WEBSOCKET OFF)
-
-find_package(PkgConfig QUIET)
-if(PkgConfig_FOUND)
-    pkg_check_modules(cluster_hiredis QUIET IMPORTED_TARGET GLOBAL hiredis)
-endif()
-if(cluster_hiredis_FOUND)
-    add_library(cluster_redis INTERFACE)
-    add_library(cluster::redis ALIAS cluster_redis)
-    set_target_properties(cluster_redis PROPERTIES EXPORT_NAME redis)
-    target_link_libraries(cluster_redis INTERFACE cluster PkgConfig::cluster_hiredis)
-    set(CLUSTER_HAS_REDIS ON)
-else()
-    message(STATUS "cluster: hiredis not found, so cluster::redis is not built (Debian: libhiredis-dev; scripts/install-deps.sh --test installs it)")
-endif()
-
-find_path(LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include /usr/local/share/include PATH_SUFFIXES llhttp)
-set(llhttp_sources)
-foreach(part api http llhttp)
-    find_file(LLHTTP_${part}_SOURCE ${part}.c PATHS /usr/share/llhttp /usr/local/share/llhttp NO_DEFAULT_PATH)
-    list(APPEND llhttp_sources ${LLHTTP_${part}_SOURCE})
+# CLUSTER_HAS_WEBSOCKET say which are; CLUSTER_REDIS_FROM and CLUSTER_HTTP_FROM how their
+# dependency was found, which the installed package config does again (clusterConfig.cmake.in).
+#
+# CLUSTER_WITH_<COMPONENT> chooses: AUTO (the default) builds a component where its dependency
+# is found; ON makes a missing one an error; OFF leaves the component out. A package manager
+# (ports/cluster/portfile.cmake, conanfile.py) says ON or OFF, so that what a package holds
+# does not depend on what else happens to be on the machine that built it.
+foreach(component REDIS HTTP WEBSOCKET)
+    set(CLUSTER_WITH_${component} AUTO CACHE STRING "Build cluster::${component}: AUTO (where its dependency is found), ON or OFF")
+    set_property(CACHE CLUSTER_WITH_${component} PROPERTY STRINGS AUTO ON OFF)
+    if(NOT CLUSTER_WITH_${component} MATCHES "^(AUTO|ON|OFF)$")
+        message(FATAL_ERROR "CLUSTER_WITH_${component} is '${CLUSTER_WITH_${component}}': AUTO, ON or OFF")
+    endif()
+    set(CLUSTER_HAS_${component} OFF)
 endforeach()
-if(NOT (LLHTTP_INCLUDE_DIR AND LLHTTP_api_SOURCE AND LLHTTP_http_SOURCE AND LLHTTP_llhttp_SOURCE))
-    message(STATUS "cluster: node-llhttp not found, so cluster::http and cluster::websocket are not built (scripts/install-deps.sh installs it)")
-    return()
+if(CLUSTER_WITH_WEBSOCKET STREQUAL "ON" AND CLUSTER_WITH_HTTP STREQUAL "OFF")
+    message(FATAL_ERROR "CLUSTER_WITH_WEBSOCKET=ON needs cluster::http: CLUSTER_WITH_HTTP is OFF")
 endif()
-enable_language(C)
-# Not our code: built without the project's warnings. Optimised whatever the build type:
-# examples/http_server is measured against nginx (benchmarks/http_bench.sh).
-add_library(cluster_llhttp STATIC ${llhttp_sources})
-set_target_properties(cluster_llhttp PROPERTIES EXPORT_NAME llhttp POSITION_INDEPENDENT_CODE ON)
-target_include_directories(cluster_llhttp SYSTEM PUBLIC $<BUILD_INTERFACE:${LLHTTP_INCLUDE_DIR}>
-                                                        $<INSTALL_INTERFACE:${LLHTTP_INCLUDE_DIR}>)
-target_compile_options(cluster_llhttp PRIVATE -O2)
 
-add_library(cluster_http INTERFACE)
-add_library(cluster::http ALIAS cluster_http)
-set_target_properties(cluster_http PROPERTIES EXPORT_NAME http)
-target_link_libraries(cluster_http INTERFACE cluster cluster_llhttp)
-set(CLUSTER_HAS_HTTP ON)
+# A component whose dependency is missing: an error if it was asked for, a note otherwise.
+function(cluster_component_missing component why)
+    string(TOUPPER ${component} upper)
+    if(CLUSTER_WITH_${upper} STREQUAL "ON")
+        message(FATAL_ERROR "cluster: CLUSTER_WITH_${upper}=ON, but ${why}")
+    endif()
+    message(STATUS "cluster: ${why}, so cluster::${component} is not built")
+endfunction()
 
-find_path(WSLAY_INCLUDE_DIR wslay/wslay.h)
-find_library(WSLAY_LIBRARY wslay)
-if(NOT (WSLAY_INCLUDE_DIR AND WSLAY_LIBRARY))
-    message(STATUS "cluster: wslay not found, so cluster::websocket is not built (Debian: libwslay-dev; scripts/install-deps.sh installs it)")
-    return()
+if(NOT CLUSTER_WITH_REDIS STREQUAL "OFF")
+    find_package(PkgConfig QUIET)
+    if(PkgConfig_FOUND)
+        pkg_check_modules(cluster_hiredis QUIET IMPORTED_TARGET GLOBAL hiredis)
+    endif()
+    if(cluster_hiredis_FOUND)
+        add_library(cluster_redis INTERFACE)
+        add_library(cluster::redis ALIAS cluster_redis)
+        set_target_properties(cluster_redis PROPERTIES EXPORT_NAME redis)
+        target_link_libraries(cluster_redis INTERFACE cluster PkgConfig::cluster_hiredis)
+        set(CLUSTER_HAS_REDIS ON)
+    else()
+        cluster_component_missing(redis "hiredis was not found through pkg-config (Debian: libhiredis-dev; scripts/install-deps.sh --test installs it)")
+    endif()
 endif()
-add_library(cluster_websocket INTERFACE)
-add_library(cluster::websocket ALIAS cluster_websocket)
-set_target_properties(cluster_websocket PROPERTIES EXPORT_NAME websocket)
-target_include_directories(cluster_websocket SYSTEM INTERFACE ${WSLAY_INCLUDE_DIR})
-target_link_libraries(cluster_websocket INTERFACE cluster_http ${WSLAY_LIBRARY})
-set(CLUSTER_HAS_WEBSOCKET ON)
+
+# llhttp: its own CMake package names its target llhttp::llhttp_static or _shared (vcpkg's
+# port), or llhttp::llhttp (Conan's); Debian has only the sources, built here as cluster::llhttp.
+if(NOT CLUSTER_WITH_HTTP STREQUAL "OFF")
+    find_package(llhttp CONFIG QUIET)
+    foreach(target llhttp::llhttp llhttp::llhttp_static llhttp::llhttp_shared)
+        if(TARGET ${target})
+            set(CLUSTER_HTTP_FROM ${target})
+            break()
+        endif()
+    endforeach()
+    if(NOT CLUSTER_HTTP_FROM)
+        find_path(LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include /usr/local/share/include PATH_SUFFIXES llhttp)
+        set(llhttp_sources)
+        foreach(part api http llhttp)
+            find_file(LLHTTP_${part}_SOURCE ${part}.c PATHS /usr/share/llhttp /usr/local/share/llhttp NO_DEFAULT_PATH)
+            list(APPEND llhttp_sources ${LLHTTP_${part}_SOURCE})
+        endforeach()
+        if(LLHTTP_INCLUDE_DIR AND LLHTTP_api_SOURCE AND LLHTTP_http_SOURCE AND LLHTTP_llhttp_SOURCE)
+            enable_language(C)
+            # Not our code: built without the project's warnings. Optimised whatever the build
+            # type: examples/http_server is measured against nginx (benchmarks/http_bench.sh).
+            add_library(cluster_llhttp STATIC ${llhttp_sources})
+            set_target_properties(cluster_llhttp PROPERTIES EXPORT_NAME llhttp POSITION_INDEPENDENT_CODE ON)
+            target_include_directories(cluster_llhttp SYSTEM PUBLIC $<BUILD_INTERFACE:${LLHTTP_INCLUDE_DIR}>
+                                                                    $<INSTALL_INTERFACE:${LLHTTP_INCLUDE_DIR}>)
+            target_compile_options(cluster_llhttp PRIVATE -O2)
+            set(CLUSTER_HTTP_FROM sources)
+        endif()
+    endif()
+    if(CLUSTER_HTTP_FROM)
+        add_library(cluster_http INTERFACE)
+        add_library(cluster::http ALIAS cluster_http)
+        set_target_properties(cluster_http PROPERTIES EXPORT_NAME http)
+        if(CLUSTER_HTTP_FROM STREQUAL "sources")
+            target_link_libraries(cluster_http INTERFACE cluster cluster_llhttp)
+        else()
+            target_link_libraries(cluster_http INTERFACE cluster ${CLUSTER_HTTP_FROM})
+        endif()
+        set(CLUSTER_HAS_HTTP ON)
+    else()
+        cluster_component_missing(http "llhttp was found neither as a CMake package nor as node-llhttp's sources (scripts/install-deps.sh installs them)")
+    endif()
+endif()
+
+# wslay's CMake package names its target wslay (static, and Debian's shared one) or wslay_shared.
+if(NOT CLUSTER_WITH_WEBSOCKET STREQUAL "OFF")
+    if(CLUSTER_HAS_HTTP)
+        find_package(wslay CONFIG QUIET)
+    endif()
+    if(NOT CLUSTER_HAS_HTTP)
+        cluster_component_missing(websocket "cluster::http, which it builds on, is not built")
+    elseif(TARGET wslay OR TARGET wslay_shared)
+        add_library(cluster_websocket INTERFACE)
+        add_library(cluster::websocket ALIAS cluster_websocket)
+        set_target_properties(cluster_websocket PROPERTIES EXPORT_NAME websocket)
+        if(TARGET wslay)
+            target_link_libraries(cluster_websocket INTERFACE cluster_http wslay)
+        else()
+            target_link_libraries(cluster_websocket INTERFACE cluster_http wslay_shared)
+        endif()
+        set(CLUSTER_HAS_WEBSOCKET ON)
+    else()
+        cluster_component_missing(websocket "wslay's CMake package was not found (Debian: libwslay-dev; scripts/install-deps.sh installs it)")
+    endif()
+endif()
