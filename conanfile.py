@@ -18,7 +18,7 @@ class ClusterConan(ConanFile):
     name = "cluster"
     description = "Node.js's cluster module for C++20: a primary forks, supervises and feeds worker processes, with typed messages, io_uring and coroutines."
     # LICENSE says why this is not an SPDX name yet.
-    license = "LicenseRef-not-chosen-yet"
+    license = "MIT"
     topics = ("cluster", "io_uring", "coroutines", "multiprocess", "supervisor")
     # cluster::core is compiled (libcluster_core.a), so a package is one per settings, not
     # header-only: package_id keeps them.
