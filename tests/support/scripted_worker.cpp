@@ -12,7 +12,8 @@
 #endif
 #endif
 #if defined(__SANITIZE_ADDRESS__) || defined(CLUSTER_ASAN)
-#include <sanitizer/allocator_interface.h>
+// <sanitizer/allocator_interface.h> declares it, but comes with clang only; g++'s libasan has it too.
+extern "C" void __sanitizer_purge_allocator();
 #endif
 
 #include <fcntl.h>
