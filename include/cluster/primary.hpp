@@ -45,9 +45,9 @@ public:
 
     // args: the primary's own command line, which exec'd workers get by default. Needs this
     // thread's io_context. From here on a closed stdout or stderr cannot kill this process
-    // (see ignore_sigpipe()). Under systemd it takes NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
-    // and LISTEN_PID/FDS/FDNAMES from the environment, adopting each passed socket (see
-    // docs/deployment.md); throws std::system_error, naming the fd, if one is no listening socket.
+    // (see ignore_sigpipe()), and its soft RLIMIT_NOFILE is its hard one, as in Node. Under systemd it takes
+    // NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID and LISTEN_PID/FDS/FDNAMES from the environment, adopting each passed
+    // socket (see docs/deployment.md); throws std::system_error, naming the fd, if one is no listening socket.
     primary(primary_options options, worker_main main, std::vector<std::string> args = {})
         : core_(std::move(options), parts(std::move(main)), std::move(args)) {
         detail::ignore_sigpipe();

@@ -29,6 +29,7 @@
 #include <cluster/detail/control_commands.hpp>
 #include <cluster/detail/control_server.hpp>
 #include <cluster/detail/event_queue.hpp>
+#include <cluster/detail/fd_limit.hpp>
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/log_file.hpp>
 #include <cluster/detail/metrics_endpoint.hpp>
@@ -84,6 +85,7 @@ public:
           worker_process(std::move(typed.worker_process)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
           slots(options.restart), balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
+        raise_fd_limit();
         adopt_activated_sockets();
         tasks.spawn(watch_readiness(*this));
         if (notifier.enabled()) tasks.spawn(report_to_systemd(*this));
@@ -341,6 +343,7 @@ private:
         if (forks) resume_accepting();
         if (!started) {
             what = "cluster: cannot start worker " + std::to_string(id);
+            if (started.error() == std::errc::too_many_files_open) what += fd_limit_note();
             return started.error();
         }
         auto r = std::make_shared<record>(id, std::move(*started));
