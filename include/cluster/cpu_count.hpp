@@ -15,19 +15,32 @@ namespace cluster {
 
 namespace detail {
 
-inline unsigned affinity_count() noexcept {
-    // The mask's size must cover the kernel's CPU count: grow it while the kernel says EINVAL.
+// Calls use(set, size) with this thread's affinity mask, sized to cover the kernel's CPU
+// count (grown while the kernel says EINVAL), and returns what it returns; false if the mask
+// cannot be read.
+template <class Use>
+bool with_affinity_mask(Use use) noexcept {
     for (std::size_t cpus = 1024; cpus <= (std::size_t{1} << 20); cpus *= 2) {
         cpu_set_t* set = CPU_ALLOC(cpus);
-        if (!set) break;
+        if (!set) return false;
         const std::size_t size = CPU_ALLOC_SIZE(cpus);
         const int got = ::sched_getaffinity(0, size, set);
-        const int count = got == 0 ? CPU_COUNT_S(size, set) : 0;
         const int err = errno;
+        const bool used = got == 0 && use(static_cast<const cpu_set_t*>(set), size);
         CPU_FREE(set);
-        if (got == 0 && count > 0) return static_cast<unsigned>(count);
-        if (got == 0 || err != EINVAL) break;
+        if (got == 0) return used;
+        if (err != EINVAL) return false;
     }
+    return false;
+}
+
+inline unsigned affinity_count() noexcept {
+    int count = 0;
+    const bool read = with_affinity_mask([&](const cpu_set_t* set, std::size_t size) {
+        count = CPU_COUNT_S(size, set);
+        return count > 0;
+    });
+    if (read) return static_cast<unsigned>(count);
     const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? static_cast<unsigned>(online) : 1;
 }

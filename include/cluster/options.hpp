@@ -94,6 +94,10 @@ struct primary_options {
     std::uint64_t max_messages_jitter = 0;            // plus 0..this, so workers are not replaced together
     std::size_t max_memory = 0;                       // replace a worker whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
+    // Pins the worker of slot N to one CPU: the ((N - 1) mod count)th of those the primary may
+    // run on (nginx's worker_cpu_affinity auto); its replacements get the same one. Off: workers
+    // run wherever the primary may. See docs/deployment.md.
+    bool cpu_affinity = false;
     // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker, SIGUSR2
     // upgrades the binary, SIGUSR1 reopens log.file.
     bool handle_signals = true;

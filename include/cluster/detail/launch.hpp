@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include <cluster/detail/cpu_pin.hpp>
 #include <cluster/error.hpp>
 #include <cluster/io/child_process.hpp>
 #include <cluster/ipc/channel.hpp>
@@ -237,10 +238,11 @@ private:
 
 // Forks a worker. In exec mode the child execs; in fork mode it calls
 // run_worker(link) and exits with what it returns; run_worker must first close
-// the primary's own descriptors that the child inherited.
+// the primary's own descriptors that the child inherited. With a pin, the child runs on its
+// CPU alone from before the worker's code (or the program exec'd) starts.
 template <class RunWorker>
 result<launched> launch(const primary_options& o, const std::vector<std::string>& primary_args, unsigned id,
-                        RunWorker&& run_worker) {
+                        const std::optional<cpu_pin>& pin, RunWorker&& run_worker) {
     auto link = ipc::make_socket_pair();  // {the primary's end, the worker's end}
     if (!link) return link.error();
     if (o.death_signal <= 0 || o.death_signal >= NSIG) return errno_code(EINVAL);
@@ -261,6 +263,7 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     if (!err) return err.error();
     std::optional<exec_image> image;
     if (o.mode == start_mode::exec) image.emplace(o, primary_args, id, link->second.get());
+    const std::string pin_warning = pin ? pin->warning_for(id) : std::string();
 
     // Buffered output would otherwise be written twice, by the primary and by the worker.
     std::fflush(nullptr);
@@ -274,6 +277,8 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     if (child->is_child()) {
         const child_setup setup(o, status[1].get(), primary);
         setup.apply(out->worker.get(), err->worker.get());
+        // After stdio: a warning goes where the worker's stderr goes.
+        if (const int failed = pin ? pin->apply() : 0) cpu_pin::warn(pin_warning, failed);
         if (image) setup.exec(*image, link->second.get());
         for (int fd : {link->first.get(), status[0].get(), out->primary.get(), out->worker.get(), err->primary.get(),
                        err->worker.get(), status[1].get()})

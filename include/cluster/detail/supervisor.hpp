@@ -28,6 +28,7 @@
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/control_commands.hpp>
 #include <cluster/detail/control_server.hpp>
+#include <cluster/detail/cpu_pin.hpp>
 #include <cluster/detail/event_queue.hpp>
 #include <cluster/detail/fd_limit.hpp>
 #include <cluster/detail/launch.hpp>
@@ -120,7 +121,7 @@ public:
     io::task<result<record_ptr>> start(unsigned slot, std::string& what, bool bind_now) {
         const fork_options* in_slot = slots.options(slot);
         const primary_options o = merged(options, in_slot ? *in_slot : fork_options{});
-        auto launched = launch_worker(o, what);
+        auto launched = launch_worker(o, slot, what);
         if (!launched) co_return launched.error();
         auto r = std::move(*launched);
         // Listed before the wait below: a worker forked meanwhile must close these fds.
@@ -330,7 +331,7 @@ private:
         }
     }
 
-    result<record_ptr> launch_worker(const primary_options& o, std::string& what) {
+    result<record_ptr> launch_worker(const primary_options& o, unsigned slot, std::string& what) {
         const unsigned id = workers.next_id();
         if (!chosen_stdio(o)) {
             what = "cluster: cannot start worker " + std::to_string(id) +
@@ -339,7 +340,9 @@ private:
         }
         const bool forks = o.mode == start_mode::fork;
         if (forks) pause_accepting();
-        auto started = launch(o, args, id, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
+        const auto pin = o.cpu_affinity ? cpu_for(slot) : std::nullopt;
+        auto started =
+            launch(o, args, id, pin, [this, id](unique_fd link) { return become_worker(id, std::move(link)); });
         if (forks) resume_accepting();
         if (!started) {
             what = "cluster: cannot start worker " + std::to_string(id);
@@ -349,6 +352,17 @@ private:
         auto r = std::make_shared<record>(id, std::move(*started));
         r->handle = make_handle(*r);
         return r;
+    }
+
+    // cpu_affinity: the CPU of `slot`'s workers; none, and said, if the primary's own CPUs
+    // cannot be read.
+    static std::optional<cpu_pin> cpu_for(unsigned slot) {
+        auto pin = cpu_pin::for_slot(slot);
+        if (!pin)
+            std::fprintf(stderr,
+                         "cluster: cpu_affinity: cannot read the primary's CPUs: slot %u's worker runs unpinned\n",
+                         slot);
+        return pin;
     }
 
     // Around a fork-mode worker's fork(): every connection accepted by then is one the
