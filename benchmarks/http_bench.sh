@@ -5,12 +5,14 @@
 # connection per request (Connection: close). Also each schedule's connections per worker.
 # With --nginx-upgrade S, then http_server (round_robin) behind nginx (scripts/nginx.sh)
 # during a binary upgrade of its primary (SIGUSR2 halfway through S seconds of wrk): the
-# failed requests, and the p99 latency against S seconds without an upgrade.
+# failed requests, and the p99 latency against S seconds without an upgrade. With
+# --affinity on (or off,on), http_server runs with --cpu-affinity, beside nginx with
+# worker_cpu_affinity auto.
 # Ends with one JSON object per figure, one per line, as every benchmark here does.
 #
 #   benchmarks/http_bench.sh [--server PATH] [--build-dir DIR] [--duration S] [--rounds N]
 #                            [--warmup S] [--connections N] [--threads N] [--workers N]
-#                            [--schedules a,b,...] [--modes keepalive,close]
+#                            [--schedules a,b,...] [--modes keepalive,close] [--affinity off,on]
 #                            [--nginx-upgrade S [--nginx-upgrade-only]]
 set -euo pipefail
 
@@ -18,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "$0"
+    sed -n '2,16s/^# \{0,1\}//p' "$0"
     cat <<EOF
 
   --server PATH       http_server binary (default: build it in --build-dir, Release)
@@ -31,6 +33,8 @@ usage() {
   --workers N         workers of every server (default 2)
   --schedules LIST    http_server schedules (default round_robin,shared,reuseport,sticky,least_connections)
   --modes LIST        keepalive, close or both (default keepalive,close)
+  --affinity LIST     off, on or both (default off): on pins each worker to a CPU, http_server
+                      by --cpu-affinity and nginx by worker_cpu_affinity auto (node cannot)
   --nginx-upgrade S   also the run through nginx during an upgrade, S seconds of wrk each
                       (with and without the upgrade); 0: not (default)
   --nginx-upgrade-only  that run alone, without the comparison of servers
@@ -47,6 +51,7 @@ threads=2
 workers=2
 schedules=round_robin,shared,reuseport,sticky,least_connections
 modes=keepalive,close
+affinities=off
 upgrade_duration=0
 compare=1
 while (($#)); do
@@ -61,6 +66,7 @@ while (($#)); do
         --workers) workers=$2; shift 2 ;;
         --schedules) schedules=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
+        --affinity) affinities=$2; shift 2 ;;
         --nginx-upgrade) upgrade_duration=$2; shift 2 ;;
         --nginx-upgrade-only) compare=0; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -74,12 +80,16 @@ done
 ((compare || upgrade_duration)) || { echo "http_bench: --nginx-upgrade-only needs --nginx-upgrade S" >&2; exit 2; }
 IFS=, read -r -a schedule_list <<<"$schedules"
 IFS=, read -r -a mode_list <<<"$modes"
+IFS=, read -r -a affinity_list <<<"$affinities"
 if ((!compare)); then
     rounds=0
     mode_list=()
 fi
 for m in "${mode_list[@]}"; do
     [[ $m == keepalive || $m == close ]] || { echo "http_bench: unknown mode '$m'" >&2; exit 2; }
+done
+for a in "${affinity_list[@]}"; do
+    [[ $a == off || $a == on ]] || { echo "http_bench: unknown affinity '$a' (off or on)" >&2; exit 2; }
 done
 
 die() { echo "http_bench: $*" >&2; exit 1; }
@@ -179,12 +189,14 @@ nginx_temp_paths() {
     done
 }
 
-write_nginx_conf() {  # dir port
-    local dir=$1 port=$2
+write_nginx_conf() {  # dir port [affinity]
+    local dir=$1 port=$2 affinity=
+    [[ ${3:-} == pinned ]] && affinity="worker_cpu_affinity auto;"
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<EOF
 # Written by benchmarks/http_bench.sh: the same 13-byte text/plain answer as http_server.
 worker_processes $workers;
+$affinity
 daemon off;
 master_process on;
 pid $dir/nginx.pid;
@@ -206,20 +218,30 @@ http {
 EOF
 }
 
-# Starts one server ($1: a schedule name, nginx or node) on $2, its output in $3; sets
-# server_pid. setsid does not fork here (a background job of a script is no group leader),
-# so the pid is the server's own and its process group's.
+# A server is a schedule name, nginx or node; "+pinned" after the first two pins its workers
+# to CPUs. These give the name without it, and the flag http_server takes for it.
+base_of() { echo "${1%+pinned}"; }
+pinning_of() { [[ $1 == *+pinned ]] && echo pinned || true; }
+
+# Starts one server ($1: see base_of) on $2, its output in $3; sets server_pid. setsid does
+# not fork here (a background job of a script is no group leader), so the pid is the
+# server's own and its process group's.
 start_server() {
-    local what=$1 port=$2 log=$3
+    local what=$1 port=$2 log=$3 base pinned
+    base=$(base_of "$what")
+    pinned=$(pinning_of "$what")
     : >"$log"  # before the server opens it: wait_ready reads it at once
-    case $what in
+    case $base in
         nginx)
-            write_nginx_conf "$tmp/nginx-$port" "$port"
+            write_nginx_conf "$tmp/nginx-$port" "$port" "$pinned"
             setsid "$nginx_bin" -p "$tmp/nginx-$port" -c "$tmp/nginx-$port/nginx.conf" \
                 -e "$tmp/nginx-$port/error.log" </dev/null >"$log" 2>&1 &
             ;;
         node) setsid node "$here/node/http_cluster.js" "$port" "$workers" </dev/null >"$log" 2>&1 & ;;
-        *) setsid "$server" --workers "$workers" --port "$port" --schedule "$what" </dev/null >"$log" 2>&1 & ;;
+        *)
+            setsid "$server" --workers "$workers" --port "$port" --schedule "$base" \
+                ${pinned:+--cpu-affinity} </dev/null >"$log" 2>&1 &
+            ;;
     esac
     server_pid=$!
     running[$server_pid]=1
@@ -229,11 +251,12 @@ start_server() {
 # one, and the listening sockets the kernel shows (one per worker under reuseport). No
 # probe connection is made: it would count in the workers' connection counts.
 wait_ready() {
-    local what=$1 pid=$2 port=$3 log=$4 sockets=1
-    [[ $what == nginx || $what == reuseport ]] && sockets=$workers
+    local what=$1 pid=$2 port=$3 log=$4 sockets=1 base
+    base=$(base_of "$what")
+    [[ $base == nginx || $base == reuseport ]] && sockets=$workers
     for _ in {1..150}; do
         kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "$what exited as it started"; }
-        if { [[ $what == nginx ]] || grep -q '^Listening on' "$log"; } &&
+        if { [[ $base == nginx ]] || grep -q '^Listening on' "$log"; } &&
            (($(ss -Htln "sport = :$port" | wc -l) >= sockets)); then
             # http_server says it listens once its first worker does: give the others a
             # moment too, or the first connections would all be counted on that one.
@@ -250,7 +273,7 @@ wait_ready() {
 # SIGTERM), waits for it, then ends anything left in its process group.
 stop_server() {
     local what=$1 pid=$2 log=$3 sig=TERM status=0
-    [[ $what == nginx ]] && sig=QUIT
+    [[ $(base_of "$what") == nginx ]] && sig=QUIT
     kill -s "$sig" "$pid" 2>/dev/null || true
     for _ in {1..100}; do
         kill -0 "$pid" 2>/dev/null || break
@@ -310,10 +333,12 @@ worker_counts() {
 }
 
 label() {
-    case $1 in
-        nginx) echo "nginx" ;;
+    local pinned=
+    [[ -n $(pinning_of "$1") ]] && pinned=", pinned"
+    case $(base_of "$1") in
+        nginx) echo "nginx$pinned" ;;
         node) echo "node cluster" ;;
-        *) echo "http_server $1" ;;
+        *) echo "http_server $(base_of "$1")$pinned" ;;
     esac
 }
 
@@ -339,7 +364,7 @@ measure() {  # what mode round
     p50=$(wrk_percentile "$out" 50%)
     p99=$(wrk_percentile "$out" 99%)
     counts=$(worker_counts "$log")
-    if [[ $what != nginx && $counts != - ]] && (($(tr , '\n' <<<"$counts" | wc -l) != workers)); then
+    if [[ $(base_of "$what") != nginx && $counts != - ]] && (($(tr , '\n' <<<"$counts" | wc -l) != workers)); then
         echo "warning: $what printed counts for $(tr , '\n' <<<"$counts" | wc -l) workers, not $workers" >&2
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$what" "$round" "$rps" "$errors" "$p50" "$p99" "$counts" >>"$results"
@@ -417,12 +442,19 @@ nginx_upgrade() {
         "$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/upgrade.wrk")" "$p99_during" "$upgrade_failed"
 }
 
-servers=("${schedule_list[@]}" nginx node)
+servers=()
+for a in "${affinity_list[@]}"; do
+    pin=
+    [[ $a == on ]] && pin=+pinned
+    for s in "${schedule_list[@]}" nginx; do servers+=("$s$pin"); done
+done
+servers+=(node)
 
 if ((compare)); then
     echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
     echo "  http_server: $server"
     echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
+    echo "  affinity: ${affinity_list[*]} (on: http_server --cpu-affinity, nginx worker_cpu_affinity auto)"
     echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
     echo "  wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
     echo "wrk runs on the same CPUs as the servers and takes its share of them; that share is the"
@@ -499,22 +531,30 @@ for mode in "${mode_list[@]}"; do
     sfx=
     [[ $mode == close ]] && sfx=_close
     nginx_rps=$(median_of "$mode" nginx 4)
+    pinned_nginx_rps=$(median_of "$mode" nginx+pinned 4)
     node_rps=$(median_of "$mode" node 4)
     echo
     echo "$(mode_label "$mode"): wrk -t$threads -c$connections -d${duration}s$([[ $mode == close ]] && echo " -H 'Connection: close'"), median of $rounds rounds"
     printf '%-30s %10s %9s %8s %8s %8s %7s %8s  %s\n' server req/s "vs nginx" "vs node" "p50 ms" "p99 ms" errors \
         max/min "connections per worker, max/min, each round"
-    best='' best_rps=0
+    best='' best_rps=0 best_pinned='' best_pinned_rps=0
     for s in "${servers[@]}"; do
         rps=$(median_of "$mode" "$s" 4)
         printf '%-30s %10.0f %9s %8s %8.2f %8.2f %7s %8s  %s\n' "$(label "$s")" "$rps" "$(ratio "$rps" "$nginx_rps")" \
             "$(ratio "$rps" "$node_rps")" "$(median_of "$mode" "$s" 6)" "$(median_of "$mode" "$s" 7)" \
             "$(errors_of "$mode" "$s")" "$(fairness_of "$mode" "$s")" "$(counts_of "$mode" "$s")"
-        if [[ $s != nginx && $s != node ]] && awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }'; then
-            best=$s best_rps=$rps
+        [[ $(base_of "$s") == nginx || $s == node ]] && continue
+        if [[ -n $(pinning_of "$s") ]]; then
+            awk -v a="$rps" -v b="$best_pinned_rps" 'BEGIN { exit !(a > b) }' && best_pinned=$(base_of "$s") best_pinned_rps=$rps
+        else
+            awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }' && best=$s best_rps=$rps
         fi
     done
-    echo "best schedule: $best ($(ratio "$best_rps" "$nginx_rps")x nginx, $(ratio "$best_rps" "$node_rps")x node)"
+    [[ -n $best ]] &&
+        echo "best schedule: $best ($(ratio "$best_rps" "$nginx_rps")x nginx, $(ratio "$best_rps" "$node_rps")x node)"
+    [[ -n $best_pinned ]] &&
+        echo "best schedule pinned: $best_pinned ($(ratio "$best_pinned_rps" "$pinned_nginx_rps")x nginx pinned," \
+            "$(ratio "$best_pinned_rps" "$node_rps")x node)"
     if [[ " ${schedule_list[*]} " == *" sticky "* ]]; then
         echo "sticky hashes the client's address, and wrk is one client (127.0.0.1): every connection"
         echo "goes to one worker, so its row is one worker's throughput."
@@ -530,11 +570,22 @@ for mode in "${mode_list[@]}"; do
             "Node.js $node_version cluster + http, $workers workers, SCHED_RR$how (http_server's best schedule: $best)" \
             "$node_rps" higher "ratio >= 2"
     fi
-    if [[ " ${schedule_list[*]} " == *" round_robin "* && " ${schedule_list[*]} " == *" reuseport "* ]]; then
+    if [[ -n $best_pinned ]]; then
+        figure "http_vs_nginx_pinned$sfx" "$best_pinned_rps" "requests/s" \
+            "$nginx_version, worker_processes $workers, reuseport, worker_cpu_affinity auto$how (http_server --cpu-affinity's best schedule: $best_pinned)" \
+            "$pinned_nginx_rps" higher "ratio >= 1.1"
+    fi
+    if [[ -n $best && -n $best_pinned ]]; then
+        figure "cpu_affinity$sfx" "$best_pinned_rps" "requests/s" \
+            "http_server unpinned$how (best schedules: $best_pinned pinned, $best unpinned)" "$best_rps" higher \
+            "reported beside unpinned"
+    fi
+    unpinned=$([[ " ${affinity_list[*]} " == *" off "* ]] && echo yes || true)
+    if [[ -n $unpinned && " ${schedule_list[*]} " == *" round_robin "* && " ${schedule_list[*]} " == *" reuseport "* ]]; then
         figure "rr_vs_reuseport$sfx" "$(median_of "$mode" round_robin 4)" "requests/s" \
             "http_server's reuseport schedule$how" "$(median_of "$mode" reuseport 4)" higher "ratio >= 0.9"
     fi
-    if [[ " ${schedule_list[*]} " == *" round_robin "* ]]; then
+    if [[ -n $unpinned && " ${schedule_list[*]} " == *" round_robin "* ]]; then
         figure "rr_fairness$sfx" "$(fairness_of "$mode" round_robin)" "max/min connections per worker" \
             "perfectly even (1.0)" 1 lower "ratio <= 1.1"
     fi

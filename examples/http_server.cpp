@@ -4,6 +4,7 @@
 //   ./http_server [--help] [--workers N] [--port P] [--host A] [--fd NAME] [--schedule S]
 //                 [--sticky-key KIND:NAME] [--header-timeout-ms H] [--request-timeout-ms R]
 //                 [--log-file PATH] [--log-format text|json] [--control PATH] [--metrics M]
+//                 [--cpu-affinity]
 //     N: workers (default, and 0: one per CPU); P: port (default 8000; 0: the kernel picks one);
 //     A: address (default 127.0.0.1); NAME: instead of A and P, the socket systemd passed by
 //     that name (FileDescriptorName=, or its fd number; a socket passed on A:P serves --port P
@@ -17,6 +18,7 @@
 //     With either, the workers' output goes through the primary, which tags each line.
 //     --control: the control socket clusterctl talks to (docs/control.md). M: where the primary
 //     serves GET /metrics, Prometheus's text format (HOST:PORT, [V6]:PORT or unix:PATH; off by default)
+//     --cpu-affinity: the worker of slot N runs on the primary's Nth CPU alone (counted round)
 //   GET /       Hello, World!
 //   GET /pid    the pid of the worker that answered
 //   GET /json   that worker's status: a described struct, as JSON through Boost.JSON
@@ -59,6 +61,7 @@ struct settings {
     log_options log;
     std::string control;              // --control: the control socket's path, for clusterctl
     std::optional<endpoint> metrics;  // where the primary serves /metrics; none: nowhere
+    bool cpu_affinity = false;        // --cpu-affinity: each worker pinned to a CPU
 };
 
 // GET /json: Boost.JSON turns any described struct into JSON.
@@ -218,6 +221,10 @@ std::string_view option(int argc, char** argv, std::string_view flag, std::strin
     return fallback;
 }
 
+bool has_flag(int argc, char** argv, std::string_view flag) {
+    return std::any_of(argv + 1, argv + argc, [flag](std::string_view a) { return a == flag; });
+}
+
 std::optional<unsigned> number(std::string_view text, unsigned max) {
     unsigned n = 0;
     const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -266,12 +273,14 @@ void print_usage(std::FILE* to, const char* program) {
                  "         [--sticky-key cookie:NAME|header:NAME|query:NAME]\n"
                  "         [--header-timeout-ms 0..%u] [--request-timeout-ms 0..%u]\n"
                  "         [--log-file PATH] [--log-format text|json] [--control PATH] [--metrics HOST:PORT]\n"
+                 "         [--cpu-affinity]\n"
                  "  One HTTP/1.1 worker per CPU (--workers 0) on 127.0.0.1:8000, supervised by the primary;\n"
                  "  --fd: on the socket systemd passed by that name (socket activation) instead.\n"
                  "  --sticky-key (with --schedule sticky): a client keeps its worker by that cookie, header\n"
                  "  (header:X-Forwarded-For behind a proxy) or query parameter, else by its address.\n"
                  "  GET / says hello, /pid names the worker, /json is its status, /crash kills it.\n"
                  "  --metrics: the primary serves GET /metrics there (Prometheus's text format); off by default.\n"
+                 "  --cpu-affinity: each worker runs on one CPU of the primary's, slot N on the Nth, counted round.\n"
                  "  SIGTERM or Ctrl-C stops it gracefully; SIGHUP replaces the workers; SIGTTIN / SIGTTOU\n"
                  "  add or remove one; SIGUSR1 reopens --log-file (logrotate). --control: a control socket\n"
                  "  at PATH for clusterctl (status, reload, scale, stop, upgrade, logs, top), the workers'\n"
@@ -285,9 +294,7 @@ std::optional<log_format> parse_log_format(std::string_view name) {
     return std::nullopt;
 }
 
-bool asks_for_help(int argc, char** argv) {
-    return std::any_of(argv + 1, argv + argc, [](std::string_view a) { return a == "--help" || a == "-h"; });
-}
+bool asks_for_help(int argc, char** argv) { return has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h"); }
 
 std::optional<settings> parse_settings(int argc, char** argv) {
     settings s;
@@ -313,6 +320,7 @@ std::optional<settings> parse_settings(int argc, char** argv) {
     s.log = {std::string(option(argc, argv, "--log-file", "")), *format};
     s.control = option(argc, argv, "--control", "");
     s.metrics = *metrics;
+    s.cpu_affinity = has_flag(argc, argv, "--cpu-affinity");
     return s;
 }
 
@@ -324,6 +332,7 @@ primary_options primary_options_for(const settings& s) {
     o.log = s.log;
     o.control = s.control;
     o.metrics = s.metrics;
+    o.cpu_affinity = s.cpu_affinity;
     o.silent = !s.log.file.empty() || s.log.format == log_format::json || !s.control.empty();
     return o;
 }
