@@ -17,6 +17,7 @@
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/net/connection_lease.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
@@ -172,6 +173,14 @@ public:
     // Until every connection accepted through this listener is closed. False if the
     // awaiting task was asked to stop first.
     CLUSTER_DECL io::task<bool> drained();
+
+    // The listening socket this worker accepts on itself (shared, reuseport), for code that
+    // accepts there by other means (an Asio acceptor: cluster::asio::native_acceptor); -1 where
+    // the primary accepts and hands the connections over, and once closed.
+    [[nodiscard]] int native_handle() const noexcept { return state_ && !state_->closed_ ? state_->socket_.get() : -1; }
+    // Counts one more connection open, accepted on native_handle() by other means: connections(),
+    // accepted(), max_connections and drained() include it until the lease ends.
+    [[nodiscard]] CLUSTER_DECL connection_lease count_accepted();
 
 private:
     static CLUSTER_DECL tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s);

@@ -87,6 +87,13 @@ CLUSTER_DECL io::task<bool> listener::drained() {
     co_return true;
 }
 
+CLUSTER_DECL connection_lease listener::count_accepted() {
+    if (!state_) return {};
+    ++state_->open_;
+    ++state_->accepted_;
+    return connection_lease(state_);
+}
+
 CLUSTER_DECL tcp_stream listener::track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s) {
     ++state->open_;
     ++state->accepted_;
