@@ -169,9 +169,9 @@ public:
     void stop() noexcept { stopped_ = true; }
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
 
-    // Shares this thread with another loop (cluster::asio's): while it is attached and has work,
-    // a turn that must wait waits in it (see external_loop). One at a time: a second is EBUSY.
-    // Detach it before it goes.
+    // Shares this thread with another loop (cluster::asio's): while it is attached, a turn that
+    // must wait waits in it, and a busy turn lets it run too (see external_loop); the loop is
+    // not idle. One at a time: a second is EBUSY. Detach it before it goes.
     CLUSTER_DECL void attach(external_loop& loop);
     void detach(external_loop& loop) noexcept {
         if (external_ == &loop) external_ = nullptr;

@@ -89,9 +89,11 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
     run_deferred(true);
     // A hook may have deferred another (a woken sender queued more): that one must
     // run next turn, not after whatever completion the kernel delivers next.
-    if (!ready_.empty() || !deferred_.empty() || stopped_ || (until && until.done())) {
+    const bool busy = !ready_.empty() || !deferred_.empty();
+    if (busy || stopped_ || (until && until.done())) {
+        if (busy && external_) external_->poll();
         submit_and_get_events();
-    } else if (external_ && external_->has_work()) {
+    } else if (external_) {
         wait_in_attached_loop();
     } else if (in_flight_ > 0) {
         int r;
@@ -261,8 +263,7 @@ CLUSTER_DECL void io_context::reap() {
 }
 
 CLUSTER_DECL bool io_context::idle() const noexcept {
-    return in_flight_ == 0 && ready_.empty() && stashed_.empty() && deferred_.empty() &&
-           !(external_ && external_->has_work());
+    return in_flight_ == 0 && ready_.empty() && stashed_.empty() && deferred_.empty() && !external_;
 }
 
 CLUSTER_DECL void io_context::run_deferred(bool resume) {
