@@ -4,12 +4,35 @@
 #   cluster::http       HTTP/1.1 (cluster/http.hpp), on llhttp, Node's own parser, built here
 #                       from the C sources Debian's node-llhttp ships;
 #   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay
-#                       (Debian: libwslay-dev).
-# scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP and
-# CLUSTER_HAS_WEBSOCKET say which are.
+#                       (Debian: libwslay-dev);
+#   cluster::asio       the Asio bridge (cluster/asio.hpp): an asio::io_context on a worker's
+#                       thread, connections handed to Asio sockets; on Boost.Asio's headers
+#                       (Boost.System header-only), which libboost1.81-dev ships with Boost.Beast.
+# scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP,
+# CLUSTER_HAS_WEBSOCKET and CLUSTER_HAS_ASIO say which are; CLUSTER_HAS_BEAST whether
+# Boost.Beast is there for examples/beast_server and its benchmark.
 set(CLUSTER_HAS_REDIS OFF)
 set(CLUSTER_HAS_HTTP OFF)
 set(CLUSTER_HAS_WEBSOCKET OFF)
+set(CLUSTER_HAS_ASIO OFF)
+set(CLUSTER_HAS_BEAST OFF)
+
+find_path(CLUSTER_ASIO_INCLUDE_DIR boost/asio/io_context.hpp HINTS ${Boost_INCLUDE_DIRS})
+if(CLUSTER_ASIO_INCLUDE_DIR)
+    add_library(cluster_asio INTERFACE)
+    add_library(cluster::asio ALIAS cluster_asio)
+    set_target_properties(cluster_asio PROPERTIES EXPORT_NAME asio)
+    target_link_libraries(cluster_asio INTERFACE cluster)
+    set(CLUSTER_HAS_ASIO ON)
+    find_path(CLUSTER_BEAST_INCLUDE_DIR boost/beast/core.hpp HINTS ${Boost_INCLUDE_DIRS})
+    if(CLUSTER_BEAST_INCLUDE_DIR)
+        set(CLUSTER_HAS_BEAST ON)
+    else()
+        message(STATUS "cluster: Boost.Beast not found, so examples/beast_server is not built")
+    endif()
+else()
+    message(STATUS "cluster: Boost.Asio not found, so cluster::asio is not built")
+endif()
 
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
