@@ -44,7 +44,11 @@ inline boost::system::error_code asio_error(const std::error_code& e) {
     return e;
 }
 
+// Completes an accept's handler: the connection, or an error and a socket that holds none.
+template <class Executor>
 struct pass_connection {
+    Executor executor;
+
     template <class Handler, class Socket>
     void operator()(Handler&& h, outcome<result<connection<Socket>>>&& o) const {
         using boost::system::error_code;
@@ -52,13 +56,18 @@ struct pass_connection {
             try {
                 std::rethrow_exception(o.error);
             } catch (const std::system_error& e) {
-                return std::forward<Handler>(h)(asio_error(e.code()), connection<Socket>{});
+                return std::forward<Handler>(h)(asio_error(e.code()), none<Socket>());
             } catch (...) {
-                return std::forward<Handler>(h)(error_code(boost::asio::error::no_memory), connection<Socket>{});
+                return std::forward<Handler>(h)(error_code(boost::asio::error::no_memory), none<Socket>());
             }
         }
-        if (!*o.value) return std::forward<Handler>(h)(asio_error(o.value->error()), connection<Socket>{});
+        if (!*o.value) return std::forward<Handler>(h)(asio_error(o.value->error()), none<Socket>());
         std::forward<Handler>(h)(error_code{}, std::move(**o.value));
+    }
+
+    template <class Socket>
+    connection<Socket> none() const {
+        return connection<Socket>{Socket(executor), {}};
     }
 };
 
@@ -118,8 +127,8 @@ private:
         template <class Handler>
         void operator()(Handler&& handler, const Executor1& ex) const {
             auto accept = detail::accept_as<Socket>(self->listener_, ex, self->cancel_.get_token());
-            detail::start_for_handler(std::move(accept), std::forward<Handler>(handler), detail::pass_connection{},
-                                      self->executor_);
+            detail::start_for_handler(std::move(accept), std::forward<Handler>(handler),
+                                      detail::pass_connection<Executor1>{ex}, self->executor_);
         }
     };
 
