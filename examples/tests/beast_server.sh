@@ -8,7 +8,7 @@
 # and the primary exits 0. (A request in progress: its head half sent before the signal, the
 # rest once its worker has closed an idle connection; it is answered, with Connection: close.) Every step waits for a line or an answer (each wait bounded), never
 # for a fixed time. Needs bash, curl and /usr/bin/python3 with websockets.
-#   beast_server.sh <path to beast_server>
+#   beast_server.sh <path to beast_server>   (BEAST_SCHEDULES="shared custom": those alone)
 set -euo pipefail
 program=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,7 +61,8 @@ check_echo() {
 # lines in $dir/ws); on fd 5 a request whose head is half sent, to worker $in_progress; and on
 # fd 6 an idle keep-alive connection to that same worker, which it closes once told to leave.
 begin_in_progress() {
-    "${ws_client[@]}" hold "$port" >"$dir/ws" 2>&1 &
+    : >"$dir/ws"  # emptied here: the background job's own redirection may come after the check below
+    "${ws_client[@]}" hold "$port" >>"$dir/ws" 2>&1 &
     ws_pid=$!
     exec 5<>"/dev/tcp/127.0.0.1/$port"
     in_progress=$(pid_on 5)
@@ -143,7 +144,7 @@ check_stop() {
     [[ $code == 0 ]] || fail "beast_server exited with $code, not 0"
 }
 
-for schedule in round_robin shared reuseport sticky least_connections custom; do
+for schedule in ${BEAST_SCHEDULES:-round_robin shared reuseport sticky least_connections custom}; do
     echo "--- schedule $schedule"
     live=()
     start --workers 2 --port 0 --schedule "$schedule"
