@@ -26,6 +26,7 @@
 #include <charconv>
 #include <cstdio>
 #include <functional>
+#include <list>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -52,19 +53,30 @@ public:
     // One connection's HTTP requests, in turn, until either side closes it; a WebSocket
     // upgrade hands it over to the echo.
     asio::awaitable<void> http_session(beast::tcp_stream stream) {
+        open_.push_front({&stream});
+        const forget registered{open_, open_.begin()};
         beast::flat_buffer buffer;
         for (;;) {
-            // Idle between requests: a stop closes the connection now.
-            if (buffer.size() == 0 && !co_await next_request_or_stop(stream)) co_return;
+            if (buffer.size() == 0 && !co_await first_bytes(stream, buffer, registered.it->idle)) co_return;
             http::request<http::string_body> req;
             stream.expires_after(30s);
             auto [read_error, n] = co_await http::async_read(stream, buffer, req, as_tuple);
             if (read_error) co_return;
             if (websocket::is_upgrade(req)) co_return co_await websocket_session(std::move(stream), std::move(req));
-            auto res = co_await answer(req);
+            if (req.target() == "/slow") co_await later(300ms);
+            auto res = answer(req);
             auto [write_error, m] = co_await http::async_write(stream, res, as_tuple);
             if (write_error || !res.keep_alive()) co_return;
         }
+    }
+
+    // Once the stop comes, the connections waiting for a request are closed (the others close
+    // after their answer) and the WebSockets are told so.
+    asio::awaitable<void> close_idle_on_stop() {
+        auto [cancelled] = co_await cluster::asio::async_wait(stop_, as_tuple);
+        if (cancelled) co_return;
+        for (auto& c : open_)
+            if (c.idle) c.stream->cancel();
     }
 
     [[nodiscard]] unsigned long long requests() const noexcept { return requests_; }
@@ -73,18 +85,36 @@ public:
 private:
     static constexpr auto as_tuple = asio::as_tuple(asio::use_awaitable);
 
-    asio::awaitable<http::response<http::string_body>> answer(const http::request<http::string_body>& req) {
+    struct connection_state {
+        beast::tcp_stream* stream;
+        bool idle = false;  // waiting for a request's first bytes
+    };
+    struct forget {
+        std::list<connection_state>& open;
+        std::list<connection_state>::iterator it;
+        ~forget() { open.erase(it); }
+    };
+
+    // Waits, idle, for the next request's first bytes: false if the connection ends first, or
+    // the stop (then no request is cut: none has begun).
+    asio::awaitable<bool> first_bytes(beast::tcp_stream& stream, beast::flat_buffer& buffer, bool& idle) {
+        if (stop_.stop_requested()) co_return false;
+        idle = true;
+        stream.expires_after(30s);
+        auto [error, n] = co_await stream.async_read_some(buffer.prepare(4096), as_tuple);
+        idle = false;
+        buffer.commit(n);
+        co_return !error;
+    }
+
+    http::response<http::string_body> answer(const http::request<http::string_body>& req) {
         ++requests_;
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.set(http::field::content_type, "text/plain");
-        if (req.target() == "/") {
+        if (req.target() == "/" || req.target() == "/slow") {
             res.body() = "Hello, World!";
         } else if (req.target() == "/pid") {
             res.body() = std::to_string(::getpid());
-        } else if (req.target() == "/slow") {
-            asio::steady_timer later(co_await asio::this_coro::executor, 300ms);
-            co_await later.async_wait(as_tuple);
-            res.body() = "Hello, World!";
         } else {
             res.result(http::status::not_found);
             res.body() = "Not Found\n";
@@ -92,16 +122,12 @@ private:
         // Answered in full; once stopping, the connection closes after it.
         res.keep_alive(req.keep_alive() && !stop_.stop_requested());
         res.prepare_payload();
-        co_return res;
+        return res;
     }
 
-    // True once bytes came; false when the stop came first, or the connection ended.
-    asio::awaitable<bool> next_request_or_stop(beast::tcp_stream& stream) {
-        auto first = co_await (stream.socket().async_wait(tcp::socket::wait_read, as_tuple) ||
-                               cluster::asio::async_wait(stop_, as_tuple));
-        if (first.index() != 0) co_return false;
-        auto [error] = std::get<0>(first);
-        co_return !error;
+    static asio::awaitable<void> later(std::chrono::milliseconds d) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, d);
+        (void)co_await timer.async_wait(as_tuple);
     }
 
     asio::awaitable<void> websocket_session(beast::tcp_stream stream, http::request<http::string_body> req) {
@@ -136,6 +162,7 @@ private:
 
     std::stop_token stop_;
     std::function<websocket::close_code()> closing_;
+    std::list<connection_state> open_;  // the HTTP connections, each registered by its session
     unsigned long long requests_ = 0;
     unsigned long long websockets_ = 0;
 };
@@ -171,9 +198,10 @@ cluster::task<void> worker_main(cluster::worker<proto>& w, const settings& s) {
     cluster::asio::acceptor acceptor(io, co_await w.listen(s.where, s.how));
     server app(w.stop_token(), [&w] {
         return w.leave_reason() == cluster::leave_reason::replaced ? websocket::close_code::service_restart
-                                                                  : websocket::close_code::going_away;
+                                                                   : websocket::close_code::going_away;
     });
     asio::co_spawn(io, accept_all(acceptor, app), asio::detached);
+    asio::co_spawn(io, app.close_idle_on_stop(), asio::detached);
     co_await cluster::asio::run(io);  // until the drain is over: Asio has run out of work
     std::printf("worker %u (pid %d): %llu connections, %llu requests, %llu websockets\n", w.id(), ::getpid(),
                 static_cast<unsigned long long>(acceptor.listener().accepted()), app.requests(), app.websockets());

@@ -34,7 +34,11 @@ public:
         : asio_(asio), cluster_(cluster), notifications_(asio, duplicate(cluster.notification_fd())) {}
     shared_thread(const shared_thread&) = delete;
     shared_thread& operator=(const shared_thread&) = delete;
-    ~shared_thread() { cluster_.detach(*this); }
+    // Goes with its asio::io_context, which must go before the cluster loop (in a worker, it is
+    // a local of worker_main): only a run() abandoned mid-way still needs the loop then.
+    ~shared_thread() {
+        if (attached_) cluster_.detach(*this);
+    }
 
     [[nodiscard]] boost::asio::io_context& asio() const noexcept { return asio_; }
     [[nodiscard]] io::io_context& cluster() const noexcept { return cluster_; }
@@ -43,6 +47,7 @@ public:
     // then `runner` is resumed (with what a handler threw, if one did).
     void start(std::coroutine_handle<> runner) {
         cluster_.attach(*this);
+        attached_ = true;
         runner_ = runner;
         error_ = nullptr;
     }
@@ -51,7 +56,7 @@ public:
     void abandon(std::coroutine_handle<> runner) noexcept {
         if (runner_ == runner) runner_ = {};
         cluster_.cancel_post(runner);
-        cluster_.detach(*this);
+        detach();
     }
 
     void rethrow_what_a_handler_threw() {
@@ -88,8 +93,13 @@ private:
     }
 
     void finish() noexcept {
-        cluster_.detach(*this);
+        detach();
         if (runner_) cluster_.post(std::exchange(runner_, {}));
+    }
+
+    void detach() noexcept {
+        cluster_.detach(*this);
+        attached_ = false;
     }
 
     // The ring's eventfd, watched while the cluster loop waits in Asio's. A read, rather than a
@@ -112,6 +122,7 @@ private:
     boost::asio::io_context& asio_;
     io::io_context& cluster_;
     boost::asio::posix::stream_descriptor notifications_;
+    bool attached_ = false;
     bool watching_ = false;
     std::array<std::uint64_t, 2> signalled_{};
     std::coroutine_handle<> runner_;
