@@ -187,7 +187,8 @@ asio::awaitable<void> accept_all(cluster::asio::acceptor& acceptor, server& app)
         asio::co_spawn(
             acceptor.get_executor(),
             [](server& app, cluster::asio::connection<> c) -> asio::awaitable<void> {
-                co_await app.http_session(beast::tcp_stream(std::move(c.socket)));  // c.lease: counted until here
+                beast::tcp_stream stream(std::move(c.socket));  // named: see docs/runtime.md on GCC 12
+                co_await app.http_session(std::move(stream));   // c.lease: counted until here
             }(app, std::move(connection)),
             asio::detached);
     }

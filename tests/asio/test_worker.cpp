@@ -48,9 +48,9 @@ namespace {
 struct settings {
     schedule how = schedule::round_robin;
     std::size_t max_connections = 0;
-    bool native = false;            // accept on the listener's own socket, with an Asio acceptor
-    bool ignores_stop = false;      // sessions that never look at the stop; run() with a grace
-    bool runs_asio_itself = false;  // asio.run() on the worker's thread, blocking its loop
+    bool native = false;        // accept on the listener's own socket, with an Asio acceptor
+    bool ignores_stop = false;  // sessions that never look at the stop; run() with a grace
+    bool accepts_late = false;  // accepts nothing until the worker is leaving
 };
 
 ba::awaitable<void> tell(worker<proto>& w, std::string text) {
@@ -83,7 +83,8 @@ ba::awaitable<void> session(worker<proto>& w, asio::connection<> c, bool watch_s
     }
 }
 
-ba::awaitable<void> serve(worker<proto>& w, asio::acceptor& a, bool watch_stop) {
+ba::awaitable<void> serve(worker<proto>& w, asio::acceptor& a, bool watch_stop, bool late) {
+    if (late) (void)co_await asio::async_wait(w.stop_token(), as_tuple(ba::use_awaitable));
     for (;;) {
         auto [ec, c] = co_await a.async_accept(as_tuple(ba::use_awaitable));
         if (ec == errc::listener_closed) co_return;
@@ -154,7 +155,7 @@ task<void> asio_worker(worker<proto>& w, const settings& s) {
             ba::co_spawn(io, serve_native(w, l, asio::native_acceptor(io.get_executor(), l)), ba::detached);
         } else {
             acceptor.emplace(io, std::move(l));
-            ba::co_spawn(io, serve(w, *acceptor, !s.ignores_stop), ba::detached);
+            ba::co_spawn(io, serve(w, *acceptor, !s.ignores_stop, s.accepts_late), ba::detached);
         }
         ba::co_spawn(io, messages(w), ba::detached);
         scope tasks;
@@ -362,6 +363,24 @@ TEST_CASE("a graceful stop drains Asio sessions: the request in progress is answ
         co_await bounded(support::joined(stopping));
         auto fds = co_await support::note_starting(p, "fds ");
         CHECK(fds.text == "fds 0");
+    });
+}
+
+TEST_CASE("shared and reuseport: a graceful stop hands over what waited in the socket, and the acceptor serves it") {
+    const schedule how = GENERATE(schedule::shared, schedule::reuseport);
+    INFO(to_string(how));
+    settings s;
+    s.how = how;
+    s.accepts_late = true;
+    with_asio_workers(s, [](primary<proto>& p) -> task<void> {
+        const auto a = co_await support::start_listening(p, 1);
+        auto queued = co_await bounded(support::ask_later(at(a), 'c', "queued"));  // in the socket's queue
+        CHECK_FALSE(co_await support::closed_by_peer(queued, 300ms));
+        scope stopping;
+        stopping.spawn(p.disconnect_all());
+        const unsigned id = co_await bounded(support::answer_of(queued, "queued"));
+        CHECK(id == a.worker_id);
+        co_await bounded(support::joined(stopping));
     });
 }
 

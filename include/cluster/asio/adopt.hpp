@@ -78,14 +78,25 @@ result<Protocol> connected_stream(int fd, std::string& what) {
     return local.protocol();
 }
 
+// Protocol for a socket of `family`, which family_fits() has checked.
+template <class Protocol>
+Protocol protocol_for(int family) noexcept {
+    if constexpr (requires {
+                      Protocol::v4();
+                      Protocol::v6();
+                  })
+        return family == Protocol::v6().family() ? Protocol::v6() : Protocol::v4();
+    else
+        return Protocol();
+}
+
+// `s`, known to be a connected stream of `protocol` (a listener's), as a Socket of `where`.
 template <class Socket, class ExecutorOrContext>
-result<connection<Socket>> adopt(ExecutorOrContext&& where, net::tcp_stream& s, std::string& what) {
-    using protocol = typename Socket::protocol_type;
-    auto checked = connected_stream<protocol>(s.native_handle(), what);
-    if (!checked) return checked.error();
+result<connection<Socket>> adopt_connected(ExecutorOrContext&& where, net::tcp_stream& s,
+                                           const typename Socket::protocol_type& protocol, std::string& what) {
     Socket socket(std::forward<ExecutorOrContext>(where));
     boost::system::error_code ec;
-    socket.assign(*checked, s.native_handle(), ec);
+    socket.assign(protocol, s.native_handle(), ec);
     if (ec) {
         what = ec == boost::system::errc::file_exists ? "already adopted: the descriptor is registered with Asio"
                                                       : "asio::basic_socket::assign";
@@ -94,6 +105,13 @@ result<connection<Socket>> adopt(ExecutorOrContext&& where, net::tcp_stream& s, 
     auto leased = s.lease();
     (void)leased.socket.release();  // the Asio socket owns it now
     return connection<Socket>{std::move(socket), std::move(leased.lease)};
+}
+
+template <class Socket, class ExecutorOrContext>
+result<connection<Socket>> adopt(ExecutorOrContext&& where, net::tcp_stream& s, std::string& what) {
+    auto checked = connected_stream<typename Socket::protocol_type>(s.native_handle(), what);
+    if (!checked) return checked.error();
+    return adopt_connected<Socket>(std::forward<ExecutorOrContext>(where), s, *checked, what);
 }
 
 }  // namespace detail

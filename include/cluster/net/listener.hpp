@@ -181,6 +181,18 @@ public:
     // Counts one more connection open, accepted on native_handle() by other means: connections(),
     // accepted(), max_connections and drained() include it until the lease ends.
     [[nodiscard]] CLUSTER_DECL connection_lease count_accepted();
+    // Whether the next connection is this worker's to accept on native_handle() itself: false
+    // where the primary hands them over, while handed ones wait, once the primary or this worker
+    // stopped the socket (a graceful stop, leaving, close()), and at max_connections. accept()
+    // then takes them as it must; code accepting by other means waits for this stop token.
+    [[nodiscard]] bool accepts_on_socket() const noexcept {
+        return state_ && !state_->closed_ && !state_->takes_handed_only() && !state_->at_limit(0);
+    }
+    // Requested once this listener takes no more connections of its own: its worker is leaving,
+    // or it was closed.
+    [[nodiscard]] std::stop_token stop_token() const noexcept {
+        return state_ ? state_->stop_.get_token() : std::stop_token{};
+    }
 
 private:
     static CLUSTER_DECL tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s);
