@@ -50,7 +50,9 @@ public:
     }
 
 private:
+    // Made by the slot with parentheses, which clang 14 does not take for an aggregate.
     struct requester {
+        explicit requester(std::stop_source* s) noexcept : stop(s) {}
         std::stop_source* stop;
         void operator()(boost::asio::cancellation_type) const noexcept { stop->request_stop(); }
     };
