@@ -4,6 +4,7 @@
 #include <cluster/asio.hpp>
 #include <cluster/cluster.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
