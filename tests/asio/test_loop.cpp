@@ -62,10 +62,10 @@ std::chrono::nanoseconds thread_cpu_time() {
 
 // Runs `t` on a fresh cluster loop, with `asio` declared inside it (destroyed first).
 template <class Body>
-void on_both_loops(Body body) {
+void on_both_loops(Body body, io::io_context_options options = {}) {
     const std::size_t fds = support::open_fd_count();
     {
-        io_context ctx;
+        io_context ctx(options);
         ba::io_context asio{1};
         sync_wait(bounded(body(asio), 30s));
     }
@@ -96,27 +96,33 @@ struct thrown_by_a_handler : std::runtime_error {
 
 TEST_CASE(
     "run() interleaves Asio's handlers with the cluster loop's tasks on one thread, until Asio runs out of work") {
-    on_both_loops([](ba::io_context& asio) -> task<void> {
-        const int threads = thread_count();
-        const auto me = std::this_thread::get_id();
-        std::vector<std::string> log;
-        std::thread::id asio_thread;
-        ba::co_spawn(asio, asio_ticks(log, 20), ba::detached);
-        ba::post(asio, [&] { asio_thread = std::this_thread::get_id(); });
-        scope s;
-        s.spawn(ticks(log, "cluster", 20));
-        co_await asio::run(asio);  // ends once the Asio timers are done: its work, not ours
-        CHECK(asio.stopped());
-        CHECK(asio_thread == me);
-        CHECK(thread_count() == threads);
-        co_await s.join();
-        CHECK(std::count(log.begin(), log.end(), "asio") == 20);
-        CHECK(std::count(log.begin(), log.end(), "cluster") == 20);
-        // Interleaved, not one side's twenty and then the other's.
-        const auto first_cluster = std::find(log.begin(), log.end(), "cluster");
-        const auto last_asio = std::find(log.rbegin(), log.rend(), "asio").base();
-        CHECK(first_cluster < last_asio);
-    });
+    // DEFER_TASKRUN, and the COOP_TASKRUN ring older kernels fall back to.
+    io::io_context_options options;
+    options.defer_taskrun = GENERATE(true, false);
+    INFO((options.defer_taskrun ? "DEFER_TASKRUN" : "COOP_TASKRUN"));
+    on_both_loops(
+        [](ba::io_context& asio) -> task<void> {
+            const int threads = thread_count();
+            const auto me = std::this_thread::get_id();
+            std::vector<std::string> log;
+            std::thread::id asio_thread;
+            ba::co_spawn(asio, asio_ticks(log, 20), ba::detached);
+            ba::post(asio, [&] { asio_thread = std::this_thread::get_id(); });
+            scope s;
+            s.spawn(ticks(log, "cluster", 20));
+            co_await asio::run(asio);  // ends once the Asio timers are done: its work, not ours
+            CHECK(asio.stopped());
+            CHECK(asio_thread == me);
+            CHECK(thread_count() == threads);
+            co_await s.join();
+            CHECK(std::count(log.begin(), log.end(), "asio") == 20);
+            CHECK(std::count(log.begin(), log.end(), "cluster") == 20);
+            // Interleaved, not one side's twenty and then the other's.
+            const auto first_cluster = std::find(log.begin(), log.end(), "cluster");
+            const auto last_asio = std::find(log.rbegin(), log.rend(), "asio").base();
+            CHECK(first_cluster < last_asio);
+        },
+        options);
 }
 
 TEST_CASE(
