@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # http_bench: requests per second of examples/http_server (2 workers) under each schedule,
-# beside nginx (worker_processes 2, reuseport) and Node.js cluster + http (2 workers), all
-# driven by wrk in the same run: first over keep-alive connections, then with a new
-# connection per request (Connection: close). Also each schedule's connections per worker.
+# beside nginx (worker_processes 2, reuseport) and Node.js cluster + http (2 workers), and of
+# examples/beast_server (Boost.Beast clustered by cluster::asio) beside Beast alone
+# (benchmarks/beast_alone: an io_context per thread, SO_REUSEPORT), all driven by wrk in the
+# same run: first over keep-alive connections, then with a new connection per request
+# (Connection: close). Also each schedule's connections per worker.
 # With --nginx-upgrade S, then http_server (round_robin) behind nginx (scripts/nginx.sh)
 # during a binary upgrade of its primary (SIGUSR2 halfway through S seconds of wrk): the
 # failed requests, and the p99 latency against S seconds without an upgrade. With
@@ -10,9 +12,10 @@
 # worker_cpu_affinity auto.
 # Ends with one JSON object per figure, one per line, as every benchmark here does.
 #
-#   benchmarks/http_bench.sh [--server PATH] [--build-dir DIR] [--duration S] [--rounds N]
-#                            [--warmup S] [--connections N] [--threads N] [--workers N]
-#                            [--schedules a,b,...] [--modes keepalive,close] [--affinity off,on]
+#   benchmarks/http_bench.sh [--server PATH] [--build-dir DIR] [--compiler CXX] [--duration S]
+#                            [--rounds N] [--warmup S] [--connections N] [--threads N] [--workers N]
+#                            [--schedules a,b,...] [--beast-schedules a,b,...] [--modes keepalive,close]
+#                            [--affinity off,on]
 #                            [--nginx-upgrade S [--nginx-upgrade-only]]
 set -euo pipefail
 
@@ -20,11 +23,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,16s/^# \{0,1\}//p' "$0"
+    sed -n '2,19s/^# \{0,1\}//p' "$0"
     cat <<EOF
 
-  --server PATH       http_server binary (default: build it in --build-dir, Release)
-  --build-dir DIR     where to build it (default: $root/build/bench)
+  --server PATH       http_server binary (default: build it in --build-dir, Release); beast_server
+                      and beast_alone are taken from beside it (examples/, benchmarks/) when there
+  --build-dir DIR     where to build them (default: $root/build/bench)
+  --compiler CXX      the C++ compiler of that build (default: CMake's choice)
   --duration S        seconds wrk measures each server, each round (default 3)
   --rounds N          rounds; each figure is the median over them (default 3)
   --warmup S          seconds of unmeasured load on each server before (default 1)
@@ -32,6 +37,7 @@ usage() {
   --threads N         wrk threads (default 2)
   --workers N         workers of every server (default 2)
   --schedules LIST    http_server schedules (default round_robin,shared,reuseport,sticky,least_connections)
+  --beast-schedules LIST  beast_server schedules (default round_robin,reuseport); none: no Beast rows
   --modes LIST        keepalive, close or both (default keepalive,close)
   --affinity LIST     off, on or both (default off): on pins each worker to a CPU, http_server
                       by --cpu-affinity and nginx by worker_cpu_affinity auto (node cannot)
@@ -43,6 +49,8 @@ EOF
 
 server=
 build_dir=$root/build/bench
+compiler=
+beast_schedules=round_robin,reuseport
 duration=3
 rounds=3
 warmup=1
@@ -58,6 +66,8 @@ while (($#)); do
     case $1 in
         --server) server=$2; shift 2 ;;
         --build-dir) build_dir=$2; shift 2 ;;
+        --compiler) compiler=$2; shift 2 ;;
+        --beast-schedules) beast_schedules=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --warmup) warmup=$2; shift 2 ;;
@@ -79,6 +89,8 @@ done
 [[ $upgrade_duration =~ ^[0-9]+$ ]] || { echo "http_bench: --nginx-upgrade '$upgrade_duration' is not a whole number" >&2; exit 2; }
 ((compare || upgrade_duration)) || { echo "http_bench: --nginx-upgrade-only needs --nginx-upgrade S" >&2; exit 2; }
 IFS=, read -r -a schedule_list <<<"$schedules"
+beast_list=()
+[[ $beast_schedules == none ]] || IFS=, read -r -a beast_list <<<"$beast_schedules"
 IFS=, read -r -a mode_list <<<"$modes"
 IFS=, read -r -a affinity_list <<<"$affinities"
 if ((!compare)); then
@@ -147,19 +159,27 @@ command -v wrk >/dev/null || die "wrk not found"
 command -v node >/dev/null || die "node not found"
 command -v ss >/dev/null || die "ss (iproute2) not found"
 
-# --- the server under test: optimised, as every benchmark here is ---------------------
+# --- the servers under test: optimised, as every benchmark here is ---------------------
 if [[ -z $server ]]; then
-    echo "building http_server (Release) in $build_dir"
+    targets=(http_server)
+    ((${#beast_list[@]} == 0)) || targets+=(beast_server beast_alone)
+    echo "building ${targets[*]} (Release${compiler:+, $compiler}) in $build_dir"
     build_log=$tmp/build.log
     if ! { cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCLUSTER_BUILD_TESTS=OFF \
-               -DCLUSTER_BUILD_EXAMPLES=ON -DCLUSTER_BUILD_BENCHMARKS=OFF &&
-           cmake --build "$build_dir" --target http_server -j "$(nproc)"; } >"$build_log" 2>&1; then
+               -DCLUSTER_BUILD_EXAMPLES=ON -DCLUSTER_BUILD_BENCHMARKS=ON ${compiler:+-DCMAKE_CXX_COMPILER=$compiler} &&
+           cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"; } >"$build_log" 2>&1; then
         cat "$build_log" >&2
-        die "building http_server failed"
+        die "building ${targets[*]} failed"
     fi
     server=$build_dir/examples/http_server
 fi
 [[ -x $server ]] || die "no http_server at '$server'"
+beast_server=$(dirname "$server")/beast_server
+beast_alone=$(dirname "$(dirname "$server")")/benchmarks/beast_alone
+if ((${#beast_list[@]})); then
+    [[ -x $beast_server ]] || die "no beast_server beside http_server ($beast_server)"
+    [[ -x $beast_alone ]] || die "no beast_alone at $beast_alone"
+fi
 
 # A free loopback port below the ephemeral range, so that wrk's own connections (and their
 # TIME_WAITs) never hold it; ss -a sees every state, TIME_WAIT included.
@@ -238,6 +258,11 @@ start_server() {
                 -e "$tmp/nginx-$port/error.log" </dev/null >"$log" 2>&1 &
             ;;
         node) setsid node "$here/node/http_cluster.js" "$port" "$workers" </dev/null >"$log" 2>&1 & ;;
+        beast_alone) setsid "$beast_alone" --threads "$workers" --port "$port" </dev/null >"$log" 2>&1 & ;;
+        beast-*)
+            setsid "$beast_server" --workers "$workers" --port "$port" --schedule "${base#beast-}" \
+                </dev/null >"$log" 2>&1 &
+            ;;
         *)
             setsid "$server" --workers "$workers" --port "$port" --schedule "$base" \
                 ${pinned:+--cpu-affinity} </dev/null >"$log" 2>&1 &
@@ -253,7 +278,7 @@ start_server() {
 wait_ready() {
     local what=$1 pid=$2 port=$3 log=$4 sockets=1 base
     base=$(base_of "$what")
-    [[ $base == nginx || $base == reuseport ]] && sockets=$workers
+    [[ $base == nginx || $base == reuseport || $base == beast-reuseport || $base == beast_alone ]] && sockets=$workers
     for _ in {1..150}; do
         kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "$what exited as it started"; }
         if { [[ $base == nginx ]] || grep -q '^Listening on' "$log"; } &&
@@ -338,6 +363,8 @@ label() {
     case $(base_of "$1") in
         nginx) echo "nginx$pinned" ;;
         node) echo "node cluster" ;;
+        beast_alone) echo "Beast alone" ;;
+        beast-*) echo "beast_server ${1#beast-}" ;;
         *) echo "http_server $(base_of "$1")$pinned" ;;
     esac
 }
@@ -449,6 +476,8 @@ for a in "${affinity_list[@]}"; do
     for s in "${schedule_list[@]}" nginx; do servers+=("$s$pin"); done
 done
 servers+=(node)
+for b in "${beast_list[@]}"; do servers+=("beast-$b"); done
+((${#beast_list[@]} == 0)) || servers+=(beast_alone)
 
 if ((compare)); then
     echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
@@ -456,6 +485,10 @@ if ((compare)); then
     echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
     echo "  affinity: ${affinity_list[*]} (on: http_server --cpu-affinity, nginx worker_cpu_affinity auto)"
     echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
+    if ((${#beast_list[@]})); then
+        echo "  beast_server: $beast_server (Boost $(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' /usr/include/boost/version.hpp), $workers workers)"
+        echo "  Beast alone: $beast_alone, $workers threads, an io_context and an SO_REUSEPORT acceptor each"
+    fi
     echo "  wrk: $(wrk --version 2>&1 | head -1 | awk '{print $2}')"
     echo "wrk runs on the same CPUs as the servers and takes its share of them; that share is the"
     echo "same for every server measured, so the ratios are fair while the absolute requests/s"
@@ -537,17 +570,23 @@ for mode in "${mode_list[@]}"; do
     echo "$(mode_label "$mode"): wrk -t$threads -c$connections -d${duration}s$([[ $mode == close ]] && echo " -H 'Connection: close'"), median of $rounds rounds"
     printf '%-30s %10s %9s %8s %8s %8s %7s %8s  %s\n' server req/s "vs nginx" "vs node" "p50 ms" "p99 ms" errors \
         max/min "connections per worker, max/min, each round"
-    best='' best_rps=0 best_pinned='' best_pinned_rps=0
+    best='' best_rps=0 best_pinned='' best_pinned_rps=0 best_beast='' best_beast_rps=0
     for s in "${servers[@]}"; do
         rps=$(median_of "$mode" "$s" 4)
         printf '%-30s %10.0f %9s %8s %8.2f %8.2f %7s %8s  %s\n' "$(label "$s")" "$rps" "$(ratio "$rps" "$nginx_rps")" \
             "$(ratio "$rps" "$node_rps")" "$(median_of "$mode" "$s" 6)" "$(median_of "$mode" "$s" 7)" \
             "$(errors_of "$mode" "$s")" "$(fairness_of "$mode" "$s")" "$(counts_of "$mode" "$s")"
-        [[ $(base_of "$s") == nginx || $s == node ]] && continue
+        if [[ $s == beast-* ]] && awk -v a="$rps" -v b="$best_beast_rps" 'BEGIN { exit !(a > b) }'; then
+            best_beast=${s#beast-} best_beast_rps=$rps
+        fi
+        [[ $(base_of "$s") == nginx || $s == node || $s == beast* ]] && continue
         if [[ -n $(pinning_of "$s") ]]; then
             awk -v a="$rps" -v b="$best_pinned_rps" 'BEGIN { exit !(a > b) }' && best_pinned=$(base_of "$s") best_pinned_rps=$rps
         else
             awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }' && best=$s best_rps=$rps
+        fi
+        if [[ $s == beast-* ]] && awk -v a="$rps" -v b="$best_beast_rps" 'BEGIN { exit !(a > b) }'; then
+            best_beast=${s#beast-} best_beast_rps=$rps
         fi
     done
     [[ -n $best ]] &&
@@ -555,6 +594,10 @@ for mode in "${mode_list[@]}"; do
     [[ -n $best_pinned ]] &&
         echo "best schedule pinned: $best_pinned ($(ratio "$best_pinned_rps" "$pinned_nginx_rps")x nginx pinned," \
             "$(ratio "$best_pinned_rps" "$node_rps")x node)"
+    if [[ -n $best_beast ]]; then
+        beast_alone_rps=$(median_of "$mode" beast_alone 4)
+        echo "beast_server's best schedule: $best_beast ($(ratio "$best_beast_rps" "$beast_alone_rps")x Beast alone)"
+    fi
     if [[ " ${schedule_list[*]} " == *" sticky "* ]]; then
         echo "sticky hashes the client's address, and wrk is one client (127.0.0.1): every connection"
         echo "goes to one worker, so its row is one worker's throughput."
@@ -584,6 +627,11 @@ for mode in "${mode_list[@]}"; do
     if [[ -n $unpinned && " ${schedule_list[*]} " == *" round_robin "* && " ${schedule_list[*]} " == *" reuseport "* ]]; then
         figure "rr_vs_reuseport$sfx" "$(median_of "$mode" round_robin 4)" "requests/s" \
             "http_server's reuseport schedule$how" "$(median_of "$mode" reuseport 4)" higher "ratio >= 0.9"
+    fi
+    if [[ -n $best_beast ]]; then
+        figure "beast_clustered_vs_alone$sfx" "$best_beast_rps" "requests/s" \
+            "Boost.Beast alone: $workers threads, an io_context and an SO_REUSEPORT acceptor each$how (beast_server's best schedule: $best_beast)" \
+            "$beast_alone_rps" higher "ratio >= 1.0"
     fi
     if [[ -n $unpinned && " ${schedule_list[*]} " == *" round_robin "* ]]; then
         figure "rr_fairness$sfx" "$(fairness_of "$mode" round_robin)" "max/min connections per worker" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds runtime_bench, ipc_bench, lifecycle_bench, job_pool_bench, metrics_bench and scale_bench optimised with one compiler, runs each
+# Builds runtime_bench, ipc_bench, lifecycle_bench, job_pool_bench, metrics_bench, scale_bench, asio_bench
+# and handoff_bench optimised with one compiler, runs each
 # several times, and prints per figure the run whose ratio is the median (one JSON per line).
 #
 #   benchmarks/run.sh [--compiler CXX] [--runs N] [--build-dir DIR] [bench ...]
@@ -15,11 +16,11 @@ while (($#)); do
     --compiler) cxx=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --build-dir) build_dir=$2; shift 2 ;;
-    -h | --help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) benches+=("$1"); shift ;;
     esac
 done
-((${#benches[@]})) || benches=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench)
+((${#benches[@]})) || benches=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench asio_bench handoff_bench)
 build_dir=${build_dir:-$root/build/bench-$(basename "$cxx")}
 
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \

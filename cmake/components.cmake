@@ -5,15 +5,39 @@
 #                       llhttp CMake package (vcpkg's, Conan's), or else built here from the C
 #                       sources Debian's node-llhttp ships;
 #   cluster::websocket  RFC 6455 (cluster/websocket.hpp), on cluster::http and wslay's CMake
-#                       package (Debian: libwslay-dev).
-# scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP and
-# CLUSTER_HAS_WEBSOCKET say which are; CLUSTER_REDIS_FROM and CLUSTER_HTTP_FROM how their
-# dependency was found, which the installed package config does again (clusterConfig.cmake.in).
+#                       package (Debian: libwslay-dev);
+#   cluster::asio       the Asio bridge (cluster/asio.hpp): an asio::io_context on a worker's
+#                       thread, connections handed to Asio sockets; on Boost.Asio's headers
+#                       (Boost.System header-only), which libboost1.81-dev ships with Boost.Beast.
+# scripts/install-deps.sh installs them. CLUSTER_HAS_REDIS, CLUSTER_HAS_HTTP,
+# CLUSTER_HAS_WEBSOCKET and CLUSTER_HAS_ASIO say which are; CLUSTER_HAS_BEAST whether Boost.Beast
+# is there for examples/beast_server and its benchmark; CLUSTER_REDIS_FROM and CLUSTER_HTTP_FROM
+# how their dependency was found, which the installed package config does again
+# (clusterConfig.cmake.in).
 #
 # CLUSTER_WITH_<COMPONENT> chooses: AUTO (the default) builds a component where its dependency
 # is found; ON makes a missing one an error; OFF leaves the component out. A package manager
 # (ports/cluster/portfile.cmake, conanfile.py) says ON or OFF, so that what a package holds
 # does not depend on what else happens to be on the machine that built it.
+set(CLUSTER_HAS_ASIO OFF)
+set(CLUSTER_HAS_BEAST OFF)
+find_path(CLUSTER_ASIO_INCLUDE_DIR boost/asio/io_context.hpp HINTS ${Boost_INCLUDE_DIRS})
+if(CLUSTER_ASIO_INCLUDE_DIR)
+    add_library(cluster_asio INTERFACE)
+    add_library(cluster::asio ALIAS cluster_asio)
+    set_target_properties(cluster_asio PROPERTIES EXPORT_NAME asio)
+    target_link_libraries(cluster_asio INTERFACE cluster)
+    set(CLUSTER_HAS_ASIO ON)
+    find_path(CLUSTER_BEAST_INCLUDE_DIR boost/beast/core.hpp HINTS ${Boost_INCLUDE_DIRS})
+    if(CLUSTER_BEAST_INCLUDE_DIR)
+        set(CLUSTER_HAS_BEAST ON)
+    else()
+        message(STATUS "cluster: Boost.Beast not found, so examples/beast_server is not built")
+    endif()
+else()
+    message(STATUS "cluster: Boost.Asio not found, so cluster::asio is not built")
+endif()
+
 foreach(component REDIS HTTP WEBSOCKET)
     set(CLUSTER_WITH_${component} AUTO CACHE STRING "Build cluster::${component}: AUTO (where its dependency is found), ON or OFF")
     set_property(CACHE CLUSTER_WITH_${component} PROPERTY STRINGS AUTO ON OFF)

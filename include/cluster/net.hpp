@@ -2,6 +2,7 @@
 // listener and the schedules (and sticky keys) that feed it — and its everyday names in namespace cluster.
 #pragma once
 
+#include <cluster/net/connection_lease.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/inherited_socket.hpp>
 #include <cluster/net/listen_socket.hpp>
@@ -16,6 +17,7 @@ namespace cluster {
 using net::accept;
 using net::candidate;
 using net::connect;
+using net::connection_lease;
 using net::datagram;
 using net::endpoint;
 using net::endpoint_errc;

@@ -21,7 +21,9 @@
 #include <cluster/error.hpp>
 #include <cluster/io/detail/fifo.hpp>
 #include <cluster/io/detail/trampoline.hpp>
+#include <cluster/io/external_loop.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/unique_fd.hpp>
 
 namespace cluster::io {
 
@@ -167,6 +169,24 @@ public:
     void stop() noexcept { stopped_ = true; }
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
 
+    // Shares this thread with another loop (cluster::asio's): while it is attached, a turn that
+    // must wait waits in it, and a busy turn lets it run too (see external_loop); the loop is
+    // not idle. One at a time: a second is EBUSY. Detach it before it goes.
+    CLUSTER_DECL void attach(external_loop& loop);
+    void detach(external_loop& loop) noexcept {
+        if (external_ == &loop) external_ = nullptr;
+    }
+    [[nodiscard]] external_loop* attached() const noexcept { return external_; }
+
+    // What an attached loop watches while it blocks: an eventfd the ring signals when work
+    // comes while it is armed. Made, and registered with the ring, on first use.
+    [[nodiscard]] CLUSTER_DECL int notification_fd();
+    // Before an attached loop blocks: submits what is queued and arms the eventfd. False, and
+    // disarmed again, when completions are already waiting: the loop must not block then.
+    [[nodiscard]] CLUSTER_DECL bool arm_notification();
+    // Once it no longer blocks: this loop's own turns need no wake-ups.
+    void disarm_notification() noexcept { (void)io_uring_cq_eventfd_toggle(&ring_, false); }
+
     // One turn: resume what is ready, submit, wait for at least one completion if
     // nothing else can make progress, and dispatch every completion that arrived.
     // Once `until` is done the turn waits for nothing: run_until() must return then,
@@ -205,6 +225,17 @@ private:
     CLUSTER_DECL void flush_submissions();
 
     CLUSTER_DECL void submit_and_get_events();
+
+    // Completions the kernel holds for this ring: posted, or (DEFER_TASKRUN, COOP_TASKRUN) still
+    // to run as task work, which the TASKRUN flag announces; or held back by a full CQ.
+    [[nodiscard]] bool completions_waiting() const noexcept {
+        return io_uring_cq_ready(&ring_) > 0 ||
+               (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+
+    // A turn that waited in the attached loop: it may have run work that is ready now, and
+    // completions the kernel holds as task work come out only when asked for.
+    CLUSTER_DECL void wait_in_attached_loop();
 
     CLUSTER_DECL std::vector<detail::cqe_copy> take_cqes();
 
@@ -246,6 +277,8 @@ private:
     detail::fifo<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
     std::vector<detail::completion*> deferred_;
     std::vector<detail::completion*> running_deferred_;
+    external_loop* external_ = nullptr;
+    unique_fd notification_;  // see notification_fd()
 };
 
 }  // namespace cluster::io

@@ -17,6 +17,7 @@
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/task.hpp>
+#include <cluster/net/connection_lease.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/net/listen_socket.hpp>
 #include <cluster/net/schedule.hpp>
@@ -172,6 +173,26 @@ public:
     // Until every connection accepted through this listener is closed. False if the
     // awaiting task was asked to stop first.
     CLUSTER_DECL io::task<bool> drained();
+
+    // The listening socket this worker accepts on itself (shared, reuseport), for code that
+    // accepts there by other means (an Asio acceptor: cluster::asio::native_acceptor); -1 where
+    // the primary accepts and hands the connections over, and once closed.
+    [[nodiscard]] int native_handle() const noexcept { return state_ && !state_->closed_ ? state_->socket_.get() : -1; }
+    // Counts one more connection open, accepted on native_handle() by other means: connections(),
+    // accepted(), max_connections and drained() include it until the lease ends.
+    [[nodiscard]] CLUSTER_DECL connection_lease count_accepted();
+    // Whether the next connection is this worker's to accept on native_handle() itself: false
+    // where the primary hands them over, while handed ones wait, once the primary or this worker
+    // stopped the socket (a graceful stop, leaving, close()), and at max_connections. accept()
+    // then takes them as it must; code accepting by other means waits for this stop token.
+    [[nodiscard]] bool accepts_on_socket() const noexcept {
+        return state_ && !state_->closed_ && !state_->takes_handed_only() && !state_->at_limit(0);
+    }
+    // Requested once this listener takes no more connections of its own: its worker is leaving,
+    // or it was closed.
+    [[nodiscard]] std::stop_token stop_token() const noexcept {
+        return state_ ? state_->stop_.get_token() : std::stop_token{};
+    }
 
 private:
     static CLUSTER_DECL tcp_stream track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s);

@@ -21,6 +21,7 @@
 #include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/io/transfer.hpp>
+#include <cluster/net/connection_lease.hpp>
 #include <cluster/net/endpoint.hpp>
 #include <cluster/result.hpp>
 #include <cluster/unique_fd.hpp>
@@ -44,21 +45,14 @@ private:
     int how_;
 };
 
-namespace detail {
-
-// What counts a listener's open connections: told once when a stream it handed out is
-// closed, destroyed or released.
-class connection_tracker {
-public:
-    virtual void closed() noexcept = 0;
-
-protected:
-    ~connection_tracker() = default;
-};
-
-}  // namespace detail
-
 class listener;
+
+// A connection's socket taken out of its tcp_stream, and the lease that keeps its listener
+// counting it: tcp_stream::lease().
+struct leased_socket {
+    unique_fd socket;
+    connection_lease lease;
+};
 
 class tcp_stream {
 public:
@@ -73,8 +67,12 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
     explicit operator bool() const noexcept { return is_open(); }
     [[nodiscard]] int native_handle() const noexcept { return fd_.get(); }
-    // Gives the socket up without closing it (to pass it to another process, say).
+    // Gives the socket up without closing it (to pass it to another process, say). The listener
+    // that accepted it counts it closed.
     [[nodiscard]] CLUSTER_DECL unique_fd release() noexcept;
+    // Gives the socket up without closing it, to code that serves it on: the listener that
+    // accepted it counts it open until the lease ends (cluster::asio::adopt hands both to Asio).
+    [[nodiscard]] CLUSTER_DECL leased_socket lease() noexcept;
 
     // Every read and write below answers the awaiting task's stop token (ECANCELED).
     // The single ops (read_some, write_some, shutdown, close) also take .with_timeout(d)

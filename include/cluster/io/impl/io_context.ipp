@@ -4,6 +4,10 @@
 
 #include <cluster/io/io_context.hpp>
 
+#include <sys/eventfd.h>
+
+#include <atomic>
+
 namespace cluster::io {
 
 CLUSTER_DECL io_context::io_context(io_context_options options) : owner_pid_(::getpid()) {
@@ -77,8 +81,12 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
     run_deferred(true);
     // A hook may have deferred another (a woken sender queued more): that one must
     // run next turn, not after whatever completion the kernel delivers next.
-    if (!ready_.empty() || !deferred_.empty() || stopped_ || (until && until.done())) {
+    const bool busy = !ready_.empty() || !deferred_.empty();
+    if (busy || stopped_ || (until && until.done())) {
+        if (busy && external_) external_->poll();
         submit_and_get_events();
+    } else if (external_) {
+        wait_in_attached_loop();
     } else if (in_flight_ > 0) {
         int r;
         do r = io_uring_submit_and_wait(&ring_, 1);
@@ -86,6 +94,41 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
         if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -ETIME) throw_errno(-r, "io_uring_submit_and_wait");
     }
     reap();
+}
+
+CLUSTER_DECL void io_context::attach(external_loop& loop) {
+    if (external_ && external_ != &loop)
+        throw std::system_error(errno_code(EBUSY), "cluster: another loop already shares this io_context's thread");
+    external_ = &loop;
+}
+
+CLUSTER_DECL int io_context::notification_fd() {
+    stay_out_of_forked_child();
+    if (notification_) return notification_.get();
+    unique_fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd) throw_errno(errno, "eventfd for the ring's notifications");
+    if (const int r = io_uring_register_eventfd(&ring_, fd.get()); r < 0) throw_errno(-r, "io_uring_register_eventfd");
+    notification_ = std::move(fd);
+    disarm_notification();
+    return notification_.get();
+}
+
+CLUSTER_DECL bool io_context::arm_notification() {
+    (void)notification_fd();
+    if (io_uring_sq_ready(&ring_) > 0) flush_submissions();
+    (void)io_uring_cq_eventfd_toggle(&ring_, true);
+    // The kernel sets the TASKRUN flag, then reads the eventfd's switch; this writes the switch,
+    // then reads the flag. With a full fence between on both sides, one of them sees the other:
+    // work that comes now is either seen below or signalled.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!completions_waiting() && stashed_.empty()) return true;
+    disarm_notification();
+    return false;
+}
+
+CLUSTER_DECL void io_context::wait_in_attached_loop() {
+    external_->wait();
+    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) submit_and_get_events();
 }
 
 CLUSTER_DECL void io_context::forget_in_forked_children() {
@@ -99,6 +142,7 @@ CLUSTER_DECL void io_context::forget_in_forked_children() {
 CLUSTER_DECL void io_context::leave_behind() noexcept {
     ::close(ring_.ring_fd);
     ring_.ring_fd = -1;
+    notification_.reset();
     left_behind_ = true;
 }
 
@@ -107,15 +151,17 @@ CLUSTER_DECL void io_context::setup(const io_context_options& options) {
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
     params.cq_entries = options.cq_entries ? options.cq_entries : options.entries * 8;
     int r = -EINVAL;
+    // TASKRUN_FLAG makes completions held as task work visible in the SQ ring's flags, so that
+    // a loop sharing the thread (external_loop) knows, without a syscall, whether it may block.
     if (options.defer_taskrun) {
         io_uring_params p = params;
-        p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
         r = io_uring_queue_init_params(options.entries, &ring_, &p);
     }
     if (r == -EINVAL) {
         // Older kernels reject flags they do not know; COOP_TASKRUN (5.19) then nothing.
         io_uring_params p = params;
-        p.flags |= IORING_SETUP_COOP_TASKRUN;
+        p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
         r = io_uring_queue_init_params(options.entries, &ring_, &p);
         if (r == -EINVAL) {
             p = params;
@@ -208,7 +254,7 @@ CLUSTER_DECL void io_context::reap() {
 }
 
 CLUSTER_DECL bool io_context::idle() const noexcept {
-    return in_flight_ == 0 && ready_.empty() && stashed_.empty() && deferred_.empty();
+    return in_flight_ == 0 && ready_.empty() && stashed_.empty() && deferred_.empty() && !external_;
 }
 
 CLUSTER_DECL void io_context::run_deferred(bool resume) {
@@ -249,9 +295,7 @@ CLUSTER_DECL void io_context::resume_ready() {
 
 CLUSTER_DECL void io_context::install_trampoline() noexcept {
     detail::trampoline::loop = this;
-    detail::trampoline::post = [](void* loop, std::coroutine_handle<> h) {
-        static_cast<io_context*>(loop)->post(h);
-    };
+    detail::trampoline::post = [](void* loop, std::coroutine_handle<> h) { static_cast<io_context*>(loop)->post(h); };
 }
 
 CLUSTER_DECL void io_context::drain() {

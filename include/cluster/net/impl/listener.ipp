@@ -87,6 +87,13 @@ CLUSTER_DECL io::task<bool> listener::drained() {
     co_return true;
 }
 
+CLUSTER_DECL connection_lease listener::count_accepted() {
+    if (!state_) return {};
+    ++state_->open_;
+    ++state_->accepted_;
+    return connection_lease(state_);
+}
+
 CLUSTER_DECL tcp_stream listener::track(const std::shared_ptr<detail::listener_state>& state, tcp_stream s) {
     ++state->open_;
     ++state->accepted_;
@@ -107,7 +114,7 @@ CLUSTER_DECL io::task<result<tcp_stream>> listener::take_handed(std::shared_ptr<
 }
 
 CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_on_socket(std::shared_ptr<detail::listener_state> state) {
-    auto mine = co_await current_stop_token();
+    auto mine = co_await io::current_stop_token();
     while (state->accepting() && state->at_limit(0)) {
         const bool woke = co_await state->room_.wait();
         if (!woke) co_return std::make_error_code(std::errc::operation_canceled);

@@ -29,6 +29,13 @@ CLUSTER_DECL unique_fd tcp_stream::release() noexcept {
     return std::move(fd_);
 }
 
+CLUSTER_DECL leased_socket tcp_stream::lease() noexcept {
+    // Handed over by the primary, the connection is not shut down when the lease ends: the
+    // acknowledgement that lets the primary drop its copy left as accept() returned it.
+    shared_ = false;
+    return {std::move(fd_), connection_lease(std::move(tracker_))};
+}
+
 CLUSTER_DECL io::close_op tcp_stream::close() noexcept {
     untrack();
     end_shared();
