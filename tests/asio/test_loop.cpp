@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -72,20 +73,35 @@ void on_both_loops(Body body, io::io_context_options options = {}) {
     CHECK(support::open_fd_count() == fds);
 }
 
-task<void> ticks(std::vector<std::string>& log, const char* who, int n) {
+// The two ends of a ping-pong, one byte each way n times: each side waits in its own loop for
+// the other's byte, so the log interleaves exactly, whatever the machine's timing.
+task<void> cluster_pings(std::vector<std::string>& log, int fd, int n) {
+    char byte = 'p';
     for (int i = 0; i < n; ++i) {
-        (void)co_await io::sleep_for(5ms);
-        log.emplace_back(who);
+        auto sent = co_await io::write(fd, std::span(&byte, 1));
+        REQUIRE(sent.has_value());
+        log.emplace_back("cluster");
+        auto got = co_await io::read(fd, std::span(&byte, 1));
+        REQUIRE(got.has_value());
+        REQUIRE(*got == 1);
     }
 }
 
-ba::awaitable<void> asio_ticks(std::vector<std::string>& log, int n) {
-    ba::steady_timer timer(co_await ba::this_coro::executor);
+ba::awaitable<void> asio_pongs(std::vector<std::string>& log, ba::local::stream_protocol::socket& s, int n) {
+    char byte;
     for (int i = 0; i < n; ++i) {
-        timer.expires_after(5ms);
-        co_await timer.async_wait(ba::use_awaitable);
+        co_await ba::async_read(s, ba::buffer(&byte, 1), ba::use_awaitable);
         log.emplace_back("asio");
+        co_await ba::async_write(s, ba::buffer(&byte, 1), ba::use_awaitable);
     }
+}
+
+// Once asio::run() is running: a handler posted now runs only there.
+task<void> asio_running(ba::io_context& asio) {
+    io::latch ran;
+    ba::post(asio, [&ran] { ran.set(); });
+    const bool set = co_await ran.wait();
+    REQUIRE(set);
 }
 
 struct thrown_by_a_handler : std::runtime_error {
@@ -106,21 +122,24 @@ TEST_CASE(
             const auto me = std::this_thread::get_id();
             std::vector<std::string> log;
             std::thread::id asio_thread;
-            ba::co_spawn(asio, asio_ticks(log, 20), ba::detached);
+            int ends[2];
+            REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0);
+            const unique_fd mine(ends[0]);
+            ba::local::stream_protocol::socket theirs(asio);
+            theirs.assign(ba::local::stream_protocol(), ends[1]);
+            ba::co_spawn(asio, asio_pongs(log, theirs, 20), ba::detached);
             ba::post(asio, [&] { asio_thread = std::this_thread::get_id(); });
             scope s;
-            s.spawn(ticks(log, "cluster", 20));
-            co_await asio::run(asio);  // ends once the Asio timers are done: its work, not ours
+            s.spawn(cluster_pings(log, mine.get(), 20));
+            co_await asio::run(asio);  // ends once the pongs are done: its work, not ours
             CHECK(asio.stopped());
             CHECK(asio_thread == me);
             CHECK(thread_count() == threads);
             co_await s.join();
             CHECK(std::count(log.begin(), log.end(), "asio") == 20);
             CHECK(std::count(log.begin(), log.end(), "cluster") == 20);
-            // Interleaved, not one side's twenty and then the other's.
-            const auto first_cluster = std::find(log.begin(), log.end(), "cluster");
-            const auto last_asio = std::find(log.rbegin(), log.rend(), "asio").base();
-            CHECK(first_cluster < last_asio);
+            // Interleaved turn by turn: each side went on only once the other's loop had run.
+            for (std::size_t i = 0; i < log.size(); ++i) CHECK(log[i] == (i % 2 ? "asio" : "cluster"));
         },
         options);
 }
@@ -175,7 +194,7 @@ TEST_CASE("ioc.stop() from an Asio handler or from a cluster task ends run(), it
         } else {
             scope s;
             s.spawn(asio::run(asio));
-            (void)co_await io::sleep_for(10ms);
+            co_await asio_running(asio);
             ba::post(asio, [&] { later = true; });
             asio.stop();
             co_await s.join();
@@ -354,12 +373,14 @@ TEST_CASE("use_task: a task destroyed mid-wait cancels its Asio operation, whose
 TEST_CASE("async_await: an asio::awaitable awaits cluster tasks, io ops and mailboxes, their values and exceptions") {
     on_both_loops([](ba::io_context& asio) -> task<void> {
         mailbox<int> box;
+        io::latch waiting;
         std::vector<std::string> log;
         ba::co_spawn(
             asio,
-            [](mailbox<int>& box, std::vector<std::string>& log) -> ba::awaitable<void> {
-                auto slept = co_await asio::async_await(io::sleep_for(5ms), ba::use_awaitable);
-                log.push_back(slept ? "slept" : "not slept");
+            [](mailbox<int>& box, std::vector<std::string>& log, io::latch& waiting) -> ba::awaitable<void> {
+                auto done = co_await asio::async_await(io::nop(), ba::use_awaitable);
+                log.push_back(done ? "nop" : "no nop");
+                waiting.set();  // the next await finds the mailbox empty
                 auto taken = co_await asio::async_await(box.take(), ba::use_awaitable);
                 log.push_back(taken ? "took " + std::to_string(*taken) : "took nothing");
                 co_await asio::async_await([]() -> task<void> { co_return; }(), ba::use_awaitable);
@@ -370,14 +391,15 @@ TEST_CASE("async_await: an asio::awaitable awaits cluster tasks, io ops and mail
                 } catch (const std::runtime_error& e) {
                     log.push_back(e.what());
                 }
-            }(box, log),
+            }(box, log, waiting),
             ba::detached);
         scope s;
         s.spawn(asio::run(asio));
-        (void)co_await io::sleep_for(20ms);
+        const bool asio_waits = co_await waiting.wait();
+        REQUIRE(asio_waits);
         box.push(42);
         co_await s.join();
-        CHECK(log == std::vector<std::string>{"slept", "took 42", "void", "from a task"});
+        CHECK(log == std::vector<std::string>{"nop", "took 42", "void", "from a task"});
     });
 }
 
@@ -421,7 +443,7 @@ TEST_CASE("async_wait(stop_token): done once requested, at once if it was, opera
                          ba::bind_executor(asio, ba::bind_cancellation_slot(cancel.slot(), record("cancelled"))));
         scope s;
         s.spawn(asio::run(asio));
-        (void)co_await io::sleep_for(10ms);
+        co_await asio_running(asio);  // the three waits are Asio's to complete now
         stop.request_stop();
         cancel.emit(ba::cancellation_type::terminal);
         co_await s.join();
