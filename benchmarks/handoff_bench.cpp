@@ -4,11 +4,8 @@
 // same run. CPU time, not wall time: it does not depend on how the machine schedules.
 #include <cluster/cluster.hpp>
 
-#include <boost/describe.hpp>
-
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,29 +15,18 @@
 #include <span>
 #include <vector>
 
+#include "cpu_time.hpp"
 #include "report.hpp"
 
 using namespace cluster;
 
-namespace bench_types {
-struct nothing {};
-BOOST_DESCRIBE_STRUCT(nothing, (), ())
-}  // namespace bench_types
-
-using proto = protocol<bench_types::nothing>;
+using proto = protocol<>;  // the workers take no messages
 
 namespace {
 
 constexpr int connections = 20'000;
 constexpr int clients = 4;  // processes, one connection in flight each
 constexpr int repeats = 5;
-
-double cpu_us() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
 
 // Each client connects, waits for the server's close (so one connection is in flight per
 // client, and none waits in a full backlog), and connects again. Holds `done` open until it ends.
@@ -85,16 +71,16 @@ double accept_close_us() {
     int done[2];
     if (::pipe2(done, O_CLOEXEC) != 0) std::abort();
     const auto pids = run_clients(port, done[1]);
-    const double start = cpu_us();
+    const double start = bench::own_cpu_seconds();
     for (int i = 0; i < connections; ++i) {
         const int fd = ::accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) std::abort();
         ::close(fd);
     }
-    const double used = cpu_us() - start;
+    const double used_us = (bench::own_cpu_seconds() - start) * 1e6;
     ::close(done[0]);
     if (!clients_succeeded(pids)) std::abort();
-    return used / connections;
+    return used_us / connections;
 }
 
 // A worker closes each connection it is handed at once.
@@ -113,14 +99,14 @@ task<double> primary_cpu_per_connection(primary<proto>& p) {
     int done[2];
     if (::pipe2(done, O_CLOEXEC) != 0) std::abort();
     const auto pids = run_clients(port, done[1]);
-    const double start = cpu_us();
+    const double start = bench::own_cpu_seconds();
     char byte;
     (void)co_await io::read(done[0], std::span(&byte, 1));  // EOF: every client has ended
-    const double used = cpu_us() - start;
+    const double used_us = (bench::own_cpu_seconds() - start) * 1e6;
     ::close(done[0]);
     if (!clients_succeeded(pids)) std::abort();
     co_await p.shutdown();
-    co_return used / connections;
+    co_return used_us / connections;
 }
 
 double primary_us() {

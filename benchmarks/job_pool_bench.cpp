@@ -7,7 +7,6 @@
 
 #include <boost/describe.hpp>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_time.hpp"
 #include "report.hpp"
 
 using namespace cluster;
@@ -134,14 +134,6 @@ struct timing {
     double wall = 0, cpu = 0;
 };
 
-// This process's CPU time, every thread of it, in seconds.
-double own_cpu() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 // Another process's CPU time so far, in seconds (/proc/<pid>/stat: utime and stime).
 double cpu_of(pid_t pid) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -160,7 +152,7 @@ timing run_threads(std::uint64_t jobs, std::uint32_t rounds) {
     std::mutex mutex;
     std::condition_variable all_done;
     std::uint64_t done = 0;
-    const double cpu_before = own_cpu();
+    const double cpu_before = bench::own_cpu_seconds();
     const auto start = clock_type::now();
     {
         thread_pool pool(workers);
@@ -173,7 +165,7 @@ timing run_threads(std::uint64_t jobs, std::uint32_t rounds) {
         std::unique_lock lock(mutex);
         all_done.wait(lock, [&] { return done == jobs; });
     }
-    return {seconds_since(start), own_cpu() - cpu_before};
+    return {seconds_since(start), bench::own_cpu_seconds() - cpu_before};
 }
 
 // ---- the cluster: 2 worker processes fed by a job_pool ----
@@ -202,19 +194,19 @@ task<std::uint64_t> collect(job_pool<proto, job, job_done>& pool) {
 
 // The CPU time of the primary and its workers, in seconds.
 double cluster_cpu(const primary<proto>& p) {
-    double cpu = own_cpu();
+    double cpu = bench::own_cpu_seconds();
     for (const auto* h : p.workers()) cpu += cpu_of(h->pid());
     return cpu;
 }
 
 task<timing> run_pool(primary<proto>& p, const job_pool_options& o, std::uint64_t jobs, std::uint32_t rounds) {
-    const double cpu_before = cluster_cpu(p), primary_before = own_cpu();
+    const double cpu_before = cluster_cpu(p), primary_before = bench::own_cpu_seconds();
     const auto start = clock_type::now();
     job_pool<proto, job, job_done> pool(p, o);
     auto [submitted, answered] = co_await when_all(submit_all(pool, jobs, rounds), collect(pool));
     const timing t{seconds_since(start), cluster_cpu(p) - cpu_before};
     std::fprintf(stderr, "job_pool_bench: the primary's CPU: %.2f us/job\n",
-                 (own_cpu() - primary_before) * 1e6 / static_cast<double>(jobs));
+                 (bench::own_cpu_seconds() - primary_before) * 1e6 / static_cast<double>(jobs));
     if (answered != jobs)
         std::fprintf(stderr, "job_pool_bench: %llu of %llu jobs answered\n", static_cast<unsigned long long>(answered),
                      static_cast<unsigned long long>(jobs));
