@@ -101,6 +101,30 @@ TEST_CASE("sticky moves a client only when its worker leaves, not when it refuse
     CHECK(p.pick(client, members) == moved);
 }
 
+TEST_CASE("sticky keeps a client for its saturated worker: it waits, and moves nowhere") {
+    picker p(schedule::sticky, nullptr);
+    auto members = members_of({1, 2, 3});
+    const unsigned home = p.pick(client, members);
+    for (auto& m : members) m.saturated = m.worker_id == home;
+    CHECK(p.pick(client, members) == 0);
+    picker fresh(schedule::sticky, nullptr);  // a client seen first while its worker is saturated
+    CHECK(fresh.pick(client, members) == 0);
+    for (auto& m : members) m.saturated = false;
+    CHECK(p.pick(client, members) == home);
+    CHECK(fresh.pick(client, members) == home);
+}
+
+TEST_CASE("the other schedules pass a saturated worker by") {
+    for (auto s : {schedule::round_robin, schedule::least_connections}) {
+        picker p(s, nullptr);
+        auto members = members_of({1, 2, 3});
+        members[1].saturated = true;
+        CHECK(picks(p, members, 4) == std::vector<unsigned>{1, 3, 1, 3});
+        for (auto& m : members) m.saturated = true;
+        CHECK(p.pick(client, members) == 0);
+    }
+}
+
 TEST_CASE("sticky's rendezvous hash keeps clients where they were when other workers come and go") {
     picker p(schedule::sticky, nullptr);
     const auto three = members_of({1, 2, 3});

@@ -243,7 +243,10 @@ public:
                 l->awaiting.insert(h.home_slot);
         }
         for (std::uint64_t seq : handoff_.unanswered(h.id)) (void)acknowledged(h, seq, false);
-        for (const auto& l : all) close_if_unused(*l);
+        for (const auto& l : all) {
+            retry_waiting(*l);  // sticky clients that waited for it: it is gone, they go elsewhere
+            close_if_unused(*l);
+        }
     }
 
     // A slot the primary no longer keeps: no socket waits for its next worker any more, and
@@ -715,7 +718,8 @@ private:
     }
 
     // Nobody can take it now (all refused, or no worker listens: between a crash and its
-    // restart, say): it waits in the primary, up to the socket's backlog.
+    // restart, say), or its sticky worker has max_unanswered_handoffs unanswered: it waits in
+    // the primary, up to the socket's backlog.
     void hold(listening_socket& l, pending_connection c) {
         if (l.stopped) return;
         if (l.waiting.size() >= static_cast<std::size_t>(std::max(l.options.backlog, 1)))
@@ -753,7 +757,7 @@ private:
         for (const auto& m : l.members) {
             const bool refused = std::find(c.refused.begin(), c.refused.end(), m->id) != c.refused.end();
             const bool saturated = handoff_.in_flight_to(m->id) >= max_unanswered_handoffs;
-            members.push_back(pick_member{m->id, count_of(l, m->id), m->takes_connections() && !saturated, refused});
+            members.push_back(pick_member{m->id, count_of(l, m->id), m->takes_connections(), refused, saturated});
         }
         const unsigned chosen = l.picker.pick(net::pick_context{c.peer, c.peeked, c.key}, members);
         for (const auto& m : l.members)

@@ -41,15 +41,20 @@ struct pick_member {
     std::size_t connections = 0;    // handed to it through this socket and not closed yet
     bool takes_connections = true;  // connected, and not leaving
     bool refused = false;           // it said no to this very connection
+    bool saturated = false;         // as many connections offered and unanswered as it may have
 };
 
 class picker {
+    using live_members = std::vector<const pick_member*>;
+
 public:
     // `custom` is schedule::custom's function, which outlives the picker.
     picker(net::schedule s, const net::pick_function* custom) noexcept : schedule_(s), custom_(custom) {}
 
     // The worker that gets a connection from `client`, among `members` in the order they
-    // joined: one that takes connections and has not refused this one. 0 when none can.
+    // joined: one that takes connections, has not refused this one and is not saturated.
+    // 0 when none can — or, for sticky, when the client's worker is saturated: its client
+    // waits for it rather than lose its worker to a burst.
     // Schedules where the workers accept themselves get what a graceful stop takes out of
     // their sockets in turn.
     unsigned pick(const net::endpoint& client, std::span<const pick_member> members) {
@@ -59,13 +64,14 @@ public:
     // The same, for a connection whose first bytes were peeked at: sticky goes by the key
     // found in them, or by the address when there is none.
     unsigned pick(const net::pick_context& c, std::span<const pick_member> members) {
-        std::vector<const pick_member*> live;
+        live_members live;
         for (const auto& m : members)
             if (m.takes_connections && !m.refused) live.push_back(&m);
+        if (schedule_ == net::schedule::sticky && !live.empty())
+            return sticky(c.key.empty() ? c.client.address_hash() : key_hash(c.key), members, live);
+        std::erase_if(live, [](const pick_member* m) { return m->saturated; });
         if (live.empty()) return 0;
         switch (schedule_) {
-        case net::schedule::sticky:
-            return sticky(c.key.empty() ? c.client.address_hash() : key_hash(c.key), members, live);
         case net::schedule::least_connections: return least(members, live);
         case net::schedule::custom: return chosen(c, members, live);
         default: return in_turn(members, live);
@@ -73,8 +79,6 @@ public:
     }
 
 private:
-    using live_members = std::vector<const pick_member*>;
-
     // The next of `among` after the last one served, in join order.
     unsigned in_turn(std::span<const pick_member> members, const live_members& among) {
         const std::size_t n = members.size();
@@ -98,12 +102,12 @@ private:
         return in_turn(members, least);
     }
 
-    // `address`: the client's, or its key's, hash.
+    // `address`: the client's, or its key's, hash. 0 while its worker is saturated.
     unsigned sticky(std::uint64_t address, std::span<const pick_member> members, const live_members& live) {
         auto known = sticky_.find(address);
         if (known != sticky_.end())
             for (const auto* m : live)
-                if (m->worker_id == known->second) return m->worker_id;
+                if (m->worker_id == known->second) return m->saturated ? 0 : m->worker_id;
         const pick_member* best = nullptr;
         std::uint64_t best_weight = 0;
         for (const auto* m : live) {
@@ -118,6 +122,7 @@ private:
             known == sticky_.end() || std::none_of(members.begin(), members.end(), [&](const pick_member& m) {
                 return m.worker_id == known->second && m.takes_connections;
             });
+        if (best->saturated) return 0;
         if (its_worker_left) {
             if (sticky_.size() >= sticky_table_limit) sticky_.clear();
             sticky_[address] = best->worker_id;
