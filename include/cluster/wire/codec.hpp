@@ -959,7 +959,7 @@ template <class T>
 struct default_initialised {
     template <class U>
         requires std::is_same_v<U, T>
-    operator U() const {
+    [[gnu::always_inline]] operator U() const {
         T v;
         return v;
     }
@@ -974,7 +974,7 @@ struct default_initialised {
 // most of a small message's decode time). Anything else, which may have constructors
 // default_initialised could confuse, is value-initialised.
 template <class T, class Make>
-decltype(auto) make_fresh(Make make) {
+[[gnu::always_inline]] inline decltype(auto) make_fresh(Make make) {
     if constexpr (std::is_aggregate_v<T>)
         return make(default_initialised<T>{});
     else

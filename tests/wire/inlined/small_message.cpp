@@ -3,12 +3,15 @@
 // emitted: send_one
 // emitted: encode_into
 // emitted: decode_one
+// absent from receive_one: rep stos
 //
 // A small message is encoded and decoded with no call per struct: out of line, the writer
 // and the reader live in memory, and every field goes through them there. g++ 12 left the
 // encoder's fold over the members as a call once the message was encoded in two places (a
 // channel's send and a buffer): encode and decode then cost three times a hand-written
 // codec. Only read_each, which finds the field a short input cut, may be out of line.
+// And a received message is built without zero-filling its optional first, as g++ 12 does
+// for an empty std::optional of a variant (a rep stos of the largest message's size).
 #include <cluster/ipc/channel.hpp>
 
 #include <array>
