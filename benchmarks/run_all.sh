@@ -27,7 +27,7 @@ usage() {
   bench ...          only these: runtime_bench ipc_bench lifecycle_bench job_pool_bench
                      metrics_bench handoff_bench redis_bench http_bench ws_bench (default: all)
 
-Bounded: about 25 minutes with the defaults on a 2-vCPU machine, 10 without the servers.
+Bounded: about 25 minutes with the defaults on a 2-vCPU machine once built, 15 without the servers.
 EOF
 }
 
