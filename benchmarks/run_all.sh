@@ -25,9 +25,11 @@ usage() {
   --own-session      run everything in a session of its own whose autogroup has nice -20,
                      as a dedicated machine would (needs root); default: as a user runs it
   bench ...          only these: runtime_bench ipc_bench lifecycle_bench job_pool_bench
-                     metrics_bench handoff_bench redis_bench http_bench ws_bench (default: all)
+                     metrics_bench scale_bench asio_bench handoff_bench redis_bench http_bench
+                     ws_bench (default: all)
 
-Bounded: about 25 minutes with the defaults on a 2-vCPU machine once built, 15 without the servers.
+Bounded: about 40 minutes with the defaults on a 2-vCPU machine once built, 28 without the
+servers; --runs 3 takes about 28 and 16.
 EOF
 }
 
@@ -53,7 +55,8 @@ while (($#)); do
 done
 read -r -a cxx_list <<<"$compilers"
 
-all_programs=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench handoff_bench redis_bench)
+all_programs=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench asio_bench handoff_bench
+    redis_bench)
 all_scripts=(http_bench ws_bench)
 ((servers)) || all_scripts=()
 is_wanted() { ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $1 "* ]]; }
@@ -84,7 +87,11 @@ for cxx in "${cxx_list[@]}"; do
     targets=()
     known=$(cmake --build "$tree" --target help)
     for p in "${programs[@]}"; do grep -qw "$p" <<<"$known" && targets+=("$p"); done
-    [[ " ${scripts[*]} " == *" http_bench "* ]] && targets+=(http_server)
+    if [[ " ${scripts[*]} " == *" http_bench "* ]]; then
+        targets+=(http_server)
+        # http_bench.sh takes Beast's two servers from beside http_server, where Boost.Beast is.
+        grep -qw beast_alone <<<"$known" && targets+=(beast_server beast_alone)
+    fi
     [[ " ${scripts[*]} " == *" ws_bench "* ]] && targets+=(chat ws_bench)
     ((${#targets[@]})) || continue
     cmake --build "$tree" -j "$(nproc)" --target "${targets[@]}" >"$work/build.log" 2>&1 ||
@@ -117,7 +124,11 @@ for s in "${scripts[@]}"; do
     for cxx in "${cxx_list[@]}"; do
         tree=$(tree_of "$cxx")
         case $s in
-            http_bench) measure "$cxx" "$s" "$here/http_bench.sh" --server "$tree/examples/http_server" ;;
+            http_bench)
+                beast=()
+                [[ -x $tree/benchmarks/beast_alone ]] || beast=(--beast-schedules none)
+                measure "$cxx" "$s" "$here/http_bench.sh" --server "$tree/examples/http_server" "${beast[@]}"
+                ;;
             ws_bench)
                 chat=$tree/examples/chat/chat
                 [[ -x $chat ]] || chat=$tree/examples/chat
@@ -175,8 +186,7 @@ def cell(f):
     rng = f" [{min(spread):.3g}-{max(spread):.3g}]" if len(spread) > 1 else ""
     return f"{v} {f['unit']} ({r}{rng})"
 
-print()
-print("figure".ljust(34) + "".join(c.ljust(40) for c in compilers) + "target")
+rows = [["figure"] + compilers + ["target"]]
 for name in order:
     fs = [chosen.get((name, c)) for c in compilers]
     target = next(f["target"] for f in fs if f)
@@ -188,6 +198,10 @@ for name in order:
     else:
         short = [c for c, v in zip(compilers, verdicts) if not v]
         verdict = "NOT met with " + ", ".join(short)
-    print(name.ljust(34) + "".join(cell(f).ljust(40) for f in fs) + f"{target}: {verdict}")
+    rows.append([name] + [cell(f) for f in fs] + [f"{target}: {verdict}"])
+widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]) - 1)]
+print()
+for r in rows:
+    print("".join(x.ljust(w) for x, w in zip(r, widths)) + r[-1])
 print("\nvalue unit (ratio [ratios of every run]); each cell is the run whose ratio is the median")
 EOF
