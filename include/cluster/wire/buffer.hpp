@@ -50,7 +50,7 @@ public:
 
     // Appends n uninitialised bytes and returns where they start; the caller fills them.
     [[nodiscard]] std::byte* extend(std::size_t n) {
-        if (capacity_ - size_ < n) reserve(std::max(size_ + n, capacity_ * 2));
+        if (capacity_ - size_ < n) grow(n);
         return data_.get() + std::exchange(size_, size_ + n);
     }
 
@@ -59,6 +59,10 @@ public:
     }
 
 private:
+    // Out of line, so that extend(), which a channel runs for every frame it queues, is small
+    // enough to inline: g++ 12 left it as a call, with the growth it rarely needs inside.
+    [[gnu::noinline]] void grow(std::size_t n) { reserve(std::max(size_ + n, capacity_ * 2)); }
+
     std::unique_ptr<std::byte[]> data_;
     std::size_t size_ = 0;
     std::size_t capacity_ = 0;

@@ -781,7 +781,12 @@ struct codec<T> {
         return !codec<base<D>>::all_read_at;
     }) && !detail::any_over(members{}, []<class D>() { return !detail::reads_at<member<D>>; });
 
-    static void write(detail::writer& w, const T& v) { write_fields(w, v); }
+    // Forced inline down to the members (write_fields, write_bases, write_members), as
+    // read() is: out of line, the writer lives in memory, and every field stored through
+    // it (std::byte aliases anything) reloads and stores its position again. g++ -O2 leaves
+    // a struct's fields as a call once it is encoded in more than one place (a channel's
+    // send and a buffer), and a small message's encode then cost three times clang's.
+    [[gnu::always_inline]] static void write(detail::writer& w, const T& v) { write_fields(w, v); }
     // Forced inline down to the members (read_fields, read_members, read_member): a call
     // per struct level spills the reader, and a small message spent more on the calls
     // than on its fields.
@@ -802,11 +807,9 @@ struct codec<T> {
     }
 
     // A base's fields, written as part of a derived struct: no nesting of their own.
-    static void write_fields(detail::writer& w, const T& v) {
-        [&]<template <class...> class L, class... D>(L<D...>) { (codec<base<D>>::write_fields(w, v), ...); }(bases{});
-        [&]<template <class...> class L, class... D>(L<D...>) {
-            (codec<member<D>>::write(w, v.*D::pointer), ...);
-        }(members{});
+    [[gnu::always_inline]] static void write_fields(detail::writer& w, const T& v) {
+        write_bases(w, v, bases{});
+        write_members(w, v, members{});
     }
     [[gnu::always_inline]] static bool read_fields(detail::reader& r, T& v) {
         return read_bases(r, v) && read_members<0>(r, v);
@@ -828,6 +831,14 @@ struct codec<T> {
     }
 
 private:
+    template <template <class...> class L, class... D>
+    [[gnu::always_inline]] static void write_bases(detail::writer& w, const T& v, L<D...>) {
+        (codec<base<D>>::write_fields(w, v), ...);
+    }
+    template <template <class...> class L, class... D>
+    [[gnu::always_inline]] static void write_members(detail::writer& w, const T& v, L<D...>) {
+        (codec<member<D>>::write(w, v.*D::pointer), ...);
+    }
     static bool read_bases(detail::reader& r, T& v) {
         return [&]<template <class...> class L, class... D>(L<D...>) {
             return (codec<base<D>>::read_fields(r, v) && ...);
@@ -948,7 +959,7 @@ template <class T>
 struct default_initialised {
     template <class U>
         requires std::is_same_v<U, T>
-    operator U() const {
+    [[gnu::always_inline]] operator U() const {
         T v;
         return v;
     }
@@ -963,7 +974,7 @@ struct default_initialised {
 // most of a small message's decode time). Anything else, which may have constructors
 // default_initialised could confuse, is value-initialised.
 template <class T, class Make>
-decltype(auto) make_fresh(Make make) {
+[[gnu::always_inline]] inline decltype(auto) make_fresh(Make make) {
     if constexpr (std::is_aggregate_v<T>)
         return make(default_initialised<T>{});
     else

@@ -82,7 +82,7 @@ namespace detail {
 // Whether h describes a possible frame. The payload size limit is the channel's to
 // enforce (as frame_too_large), not the header's. Nothing can fail without flags or fds:
 // the common frame is waved through here, small enough to inline (a call per message).
-[[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
+[[gnu::always_inline]] [[nodiscard]] constexpr bool header_is_valid(const frame_header& h) noexcept {
     return (h.flags | h.fd_count) == 0 || detail::flagged_header_is_valid(h);
 }
 

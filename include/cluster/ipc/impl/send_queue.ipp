@@ -55,13 +55,6 @@ CLUSTER_DECL result<void> send_queue::result_so_far() const noexcept {
     return {};
 }
 
-CLUSTER_DECL std::error_code send_queue::queued(std::size_t payload) {
-    ++stats_.frames_sent;
-    stats_.bytes_sent += wire::frame_header_size + payload;
-    if (!flush_scheduled_ && write_idle_) schedule_flush();
-    return no_error();
-}
-
 CLUSTER_DECL void send_queue::undo(std::size_t bytes, std::size_t fds, std::size_t runs) {
     filling_.bytes.truncate(bytes);
     filling_.fds.resize(fds);
