@@ -251,7 +251,8 @@ task<std::string> page_once(primary<proto>& p, endpoint at, const std::string& s
     for (;;) {
         const auto page = body_of(co_await exchange(at, get_metrics));
         if (value_of(page, series) == value) co_return page;
-        REQUIRE((co_await p.status_changed()).has_value());
+        auto changed = co_await support::bounded(p.status_changed());
+        REQUIRE(changed.has_value());
     }
 }
 

@@ -290,14 +290,13 @@ namespace {
 // A signal that changes nothing has no event to wait for, but the primary counts every
 // signal it takes, once it has acted on it.
 task<void> raise_and_wait_handled(primary<P>& p, int signo) {
-    const auto taken = [&p, signo] {
-        const auto s = p.status();
+    const auto taken = [signo](const cluster_status& s) {
         const auto it = s.signals.find(io::signal_name(signo));
         return it == s.signals.end() ? std::uint64_t{0} : it->second;
     };
-    const auto before = taken();
+    const auto before = taken(p.status());
     REQUIRE(::kill(::getpid(), signo) == 0);
-    while (taken() == before) REQUIRE((co_await bounded(p.status_changed())).has_value());
+    (void)co_await support::status_when(p, [&](const cluster_status& s) { return taken(s) != before; });
 }
 
 task<unsigned> raise_and_expect_fork(primary<P>& p) {

@@ -6,6 +6,7 @@
 #include <cluster/cluster.hpp>
 
 #include "support/connections.hpp"
+#include "support/events.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
 #include "support/waiting.hpp"
@@ -14,7 +15,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 
 using namespace cluster;
@@ -67,14 +67,6 @@ void check_not_lower(const worker_counts& earlier, const worker_counts& later) {
 }
 
 // status() once `ok` holds of it, looking again at each change: heartbeats make no event.
-task<cluster_status> status_when(primary<proto>& p, std::function<bool(const cluster_status&)> ok) {
-    for (;;) {
-        auto s = p.status();
-        if (ok(s)) co_return s;
-        REQUIRE((co_await bounded(p.status_changed())).has_value());
-    }
-}
-
 // Checks the only worker's state, while another task waits.
 task<void> state_now(primary<proto>& p, worker_state expected) {
     auto s = p.status();
@@ -106,7 +98,7 @@ TEST_CASE("status: a cluster's history — 100 connections, 1,000 messages, 3 cr
         for (int i = 0; i < 500; ++i) (void)co_await support::ping_all(p);  // a ping and a pong each way
 
         // The closes of the served connections come as the workers close them, after their answers.
-        auto first = co_await status_when(p, [](const cluster_status& s) {
+        auto first = co_await support::status_when(p, [](const cluster_status& s) {
             return s.workers.size() == 2 && s.workers[0].heartbeat_rtt.count() > 0 &&
                    s.workers[1].heartbeat_rtt.count() > 0 && open_now(s) == 1;
         });
@@ -173,7 +165,8 @@ TEST_CASE("status: a cluster's history — 100 connections, 1,000 messages, 3 cr
         // A reload replaces both; its duration is the last one's.
         auto reload = co_await bounded(p.reload());
         CHECK(reload.ok);
-        auto reloaded = co_await status_when(p, [](const cluster_status& s) { return s.exits.count("reload"); });
+        auto reloaded =
+            co_await support::status_when(p, [](const cluster_status& s) { return s.exits.count("reload"); });
         CHECK(reloaded.reloads == 1);
         CHECK(reloaded.last_reload > 0s);
         CHECK(reloaded.last_reload < reloaded.uptime);

@@ -1,5 +1,6 @@
 // support: taking a primary's events in the shapes tests check — through a worker's event
-// of some kind, n of a kind — and reading them back as words ("fork online exit").
+// of some kind, n of a kind — and reading them back as words ("fork online exit"); and
+// awaiting its status until it shows what a test waits for.
 #pragma once
 
 #include <array>
@@ -19,6 +20,18 @@ inline const char* kind_name(cluster::event_kind k) {
     static constexpr std::array<const char*, 10> names{"fork", "online", "listening",         "message", "disconnect",
                                                        "exit", "setup",  "restart_scheduled", "gave_up", "reload"};
     return names[static_cast<std::size_t>(k)];
+}
+
+// The primary's status once `ok` holds of it, awaiting each change between looks: changes
+// that make no event (a heartbeat, a signal taken) are waited for too.
+template <class P, class Predicate>
+cluster::task<cluster::cluster_status> status_when(cluster::primary<P>& p, Predicate ok) {
+    for (;;) {
+        auto s = p.status();
+        if (ok(s)) co_return s;
+        auto changed = co_await bounded(p.status_changed());
+        REQUIRE(changed.has_value());
+    }
 }
 
 // Takes events until worker id's event of kind k, which is the last one returned.
