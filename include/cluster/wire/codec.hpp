@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -154,15 +155,21 @@ struct reader {
         return true;
     }
     // Called while unwinding a failure, so the happy path never formats a path.
+    // Built by appending rather than by insert(0, ...) or operator+: inlined into the user's
+    // code, those make g++ 12 at -O3 warn of copies of impossible sizes (-Wstringop-overflow,
+    // on by default), a false positive in their build that they could not silence here.
     bool prefix(std::string_view a, std::string_view b = {}) {
-        path.insert(0, b);
-        path.insert(0, a);
+        std::string longer;
+        longer.reserve(a.size() + b.size() + path.size());
+        longer.append(a).append(b).append(path);
+        path = std::move(longer);
         return false;
     }
     bool prefix_index(std::size_t i, std::string_view after = {}) {
-        path.insert(0, after);
-        path.insert(0, "[" + std::to_string(i) + "]");
-        return false;
+        std::array<char, 24> index{'['};
+        char* end = std::to_chars(index.data() + 1, index.data() + index.size() - 1, i).ptr;
+        *end++ = ']';
+        return prefix(std::string_view(index.data(), static_cast<std::size_t>(end - index.data())), after);
     }
 };
 
