@@ -226,4 +226,13 @@ decode_frame_in_place(const frame_header& h, std::span<const std::byte> payload,
     return P::decode_in_place(h.type_id, h.fingerprint, r, error);
 }
 
+// decode_frame_in_place() for a plain frame (no fds, its payload of h.payload_size bytes at
+// `payload`): nothing left to check against the header, which the reader has checked.
+template <class P>
+[[gnu::always_inline]] [[nodiscard]] inline std::optional<typename P::variant>
+decode_plain_frame_in_place(const frame_header& h, const std::byte* payload, std::optional<decode_error>& error) {
+    detail::reader r(std::span<const std::byte>(payload, h.payload_size), {});
+    return P::decode_in_place(h.type_id, h.fingerprint, r, error);
+}
+
 }  // namespace cluster::wire
