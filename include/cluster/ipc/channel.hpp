@@ -9,7 +9,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -233,18 +232,13 @@ private:
         // The plain frame's message, decoded where it lies. As decode_frame(), apart so
         // that `out` is its only return value.
         [[gnu::always_inline]] std::optional<variant> decode_plain() {
-            wire::frame_header h;
-            std::memcpy(&h, plain, wire::frame_header_size);
-            std::optional<wire::decode_error> error;
-            auto out = wire::decode_plain_frame_in_place<P>(h, plain + wire::frame_header_size, error);
-            const std::size_t bytes = wire::frame_header_size + h.payload_size;
+            auto out = wire::decode_plain_frame_in_place<P>(
+                plain, [this](wire::decode_error&& e) { close_with(e.code, std::move(e.path)); });
+            const std::size_t bytes = wire::frame_header_size + wire::header_view(plain).payload_size();
             stats.bytes_received += bytes;
             plain = nullptr;
             reader.skip(bytes);
-            if (error)
-                close_with(error->code, std::move(error->path));
-            else
-                ++stats.frames_received;
+            if (out) ++stats.frames_received;
             return out;
         }
 
@@ -266,7 +260,7 @@ private:
         std::optional<envelope<P>> take_envelope() {
             wire::frame_header header;
             if (plain)
-                std::memcpy(&header, plain, wire::frame_header_size);
+                header = wire::header_view(plain).whole();
             else if (frame)
                 header = frame->header;
             else
@@ -366,10 +360,10 @@ private:
     template <bool WithEnvelope>
     struct receive_awaiter : waiter {
         state& st;  // the waiter's owner is forgotten once it is woken; this is not
-        explicit receive_awaiter(state& s) noexcept : waiter(s), st(s) {}
+        explicit receive_awaiter(state& s) noexcept : st(s) {}
         [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
         void await_suspend(std::coroutine_handle<> awaiting) {
-            this->h = awaiting;
+            this->suspend_on(st, awaiting);
             st.receiver = this;
             st.start_receive();
         }

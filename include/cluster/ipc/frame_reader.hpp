@@ -92,10 +92,10 @@ public:
     [[gnu::always_inline]] [[nodiscard]] const std::byte* plain_frame() const noexcept {
         if (has_header_ || buffered() < wire::frame_header_size) return nullptr;
         const std::byte* at = data_.get() + begin_;
-        wire::frame_header h;
-        std::memcpy(&h, at, wire::frame_header_size);
-        if (h.fd_count != 0 || h.payload_size >= plain_limit_ ||
-            buffered() - wire::frame_header_size < h.payload_size || !wire::header_is_valid(h))
+        const wire::header_view h(at);
+        const std::uint32_t size = h.payload_size();
+        if (h.fd_count() != 0 || size >= plain_limit_ || buffered() - wire::frame_header_size < size ||
+            (h.flags() != 0 && !wire::header_is_valid(h.whole())))
             return nullptr;
         return at;
     }
