@@ -42,10 +42,22 @@ public:
     CLUSTER_DECL std::string message(int ev) const override;
 };
 
-inline const std::error_category& cluster_category() noexcept {
-    static const error_category category;
-    return category;
-}
+namespace detail {
+
+// The category, constant-initialised and never destroyed, as libstdc++ keeps its own: a
+// function's static would cost every use a call and a guard test (a channel's send makes
+// an error_code per message), and a destroyed one would fail codes still used by other
+// statics' destructors.
+union category_instance {
+    error_category category;
+    constexpr category_instance() noexcept : category() {}
+    ~category_instance() {}
+};
+inline constinit const category_instance category_storage;
+
+}  // namespace detail
+
+inline const std::error_category& cluster_category() noexcept { return detail::category_storage.category; }
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), cluster_category()}; }
 

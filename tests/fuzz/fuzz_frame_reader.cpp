@@ -41,7 +41,8 @@ using proto = cluster::protocol<hello, with_fd, with_bytes>;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 2) return 0;
-    // The first byte shapes the receives (their sizes and when fds arrive); the rest is the stream.
+    // The first byte shapes the receives (their sizes and when fds arrive) and whether plain
+    // frames are taken where they lie first, as a channel takes them; the rest is the stream.
     const std::uint8_t shape = data[0];
     const std::size_t step = 1 + (shape & 0x1f);
     data += 1;
@@ -62,6 +63,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             reader.add_fds(fds, (shape & 0x40) != 0);
         }
         for (;;) {
+            if (const std::byte* plain = (shape & 0x20) ? reader.plain_frame() : nullptr) {
+                const cluster::wire::header_view h(plain);
+                if (h.payload_size() > 4096 || h.fd_count() != 0) std::abort();
+                bool failed = false;
+                auto decoded = cluster::wire::decode_plain_frame_in_place<fuzz::proto>(
+                    plain, [&](cluster::wire::decode_error&& e) {
+                        if (!e.code) std::abort();  // a failure always says why
+                        failed = true;
+                    });
+                if (!decoded && !failed) std::abort();
+                reader.skip(cluster::wire::frame_header_size + h.payload_size());
+                continue;
+            }
             auto next = reader.next();
             if (!next) {
                 if (!next.error().code) std::abort();  // a failure always says why

@@ -13,6 +13,7 @@
 #include <boost/describe.hpp>
 
 #include <dirent.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -669,4 +670,183 @@ TEST_CASE("a frame whose fds the kernel could not give us arrives without them, 
         CHECK(std::get<job>(*next).id == 7);
         CHECK(p.b.is_open());
     }());
+}
+
+namespace {
+
+// The frames of jobs first..last-1, as one stream: every third a request tagged with its id + 1.
+wire::buffer job_frames(std::uint64_t first, std::uint64_t last) {
+    wire::buffer out;
+    for (std::uint64_t i = first; i < last; ++i) {
+        const bool request = i % 3 == 0;
+        (void)wire::encode_frame<proto>(out, job{i, "job " + std::to_string(i)},
+                                        request ? static_cast<std::uint32_t>(i + 1) : 0,
+                                        request ? wire::frame_flags::request : std::uint16_t{0});
+    }
+    return out;
+}
+
+void write_all(int to, std::span<const std::byte> bytes) {
+    REQUIRE(::write(to, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+}
+
+// Bytes the kernel holds for `fd` that no read has taken yet.
+int unread_bytes(int fd) {
+    int n = -1;
+    REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+// The job a received envelope must hold, as job_frames() framed it.
+void check_job(const std::optional<ipc::envelope<proto>>& e, std::uint64_t i) {
+    REQUIRE(e);
+    const auto* j = std::get_if<job>(&e->value);
+    REQUIRE(j);
+    CHECK(j->id == i);
+    CHECK(j->text == "job " + std::to_string(i));
+    CHECK(e->tag == (i % 3 == 0 ? i + 1 : 0));
+    CHECK(e->flags == (i % 3 == 0 ? wire::frame_flags::request : 0));
+}
+
+}  // namespace
+
+TEST_CASE("frames that arrive together are each decoded from the one receive, in order") {
+    io_context ctx;
+    auto [mine, theirs] = ipc::make_socket_pair().value();
+    channel<proto> ch(std::move(mine));
+    const auto frames = job_frames(0, 100);
+    write_all(theirs.get(), frames.bytes());
+    sync_wait([&]() -> task<void> {
+        for (std::uint64_t i = 0; i < 100; ++i) {
+            auto e = co_await ch.receive_envelope();
+            check_job(e, i);
+            // The first receive took every frame: the rest are decoded from its buffer.
+            if (i == 0) CHECK(unread_bytes(ch.native_handle()) == 0);
+        }
+    }());
+    CHECK(ch.stats().frames_received == 100);
+    CHECK(ch.stats().bytes_received == frames.size());
+}
+
+TEST_CASE("a frame split across receives is decoded once its last byte arrives") {
+    io_context ctx;
+    // Two whole frames, then the third cut: in its header, at its end, in its payload.
+    const auto frames = job_frames(0, 3);
+    const std::size_t third = job_frames(0, 2).size();
+    for (std::size_t cut : {third + 1, third + wire::frame_header_size - 1, third + wire::frame_header_size,
+                            third + wire::frame_header_size + 5, frames.size() - 1}) {
+        auto [mine, theirs] = ipc::make_socket_pair().value();
+        channel<proto> ch(std::move(mine));
+        const int peer = theirs.get();  // clang 14 captures no structured binding
+        write_all(peer, frames.bytes().first(cut));
+        sync_wait([&]() -> task<void> {
+            for (std::uint64_t i = 0; i < 2; ++i) {
+                auto e = co_await ch.receive_envelope();
+                check_job(e, i);
+            }
+            auto receive_third = [&]() -> task<std::optional<ipc::envelope<proto>>> {
+                auto e = co_await ch.receive_envelope();
+                co_return e;
+            };
+            // Once the channel has read what came of the third frame, and is waiting for the rest.
+            auto write_the_rest = [&]() -> task<void> {
+                while (unread_bytes(ch.native_handle()) != 0) {
+                    auto turned = co_await io::nop();
+                    REQUIRE(turned);
+                }
+                CHECK(ch.stats().frames_received == 2);
+                write_all(peer, frames.bytes().subspan(cut));
+            };
+            auto [e, written] = co_await io::when_all(receive_third(), write_the_rest());
+            (void)written;
+            check_job(e, 2);
+        }());
+        CHECK(ch.stats().frames_received == 3);
+    }
+}
+
+TEST_CASE("a frame with fds amid a run of plain frames takes its fds, and the run goes on") {
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        auto pipe = support::make_pipe();
+        for (std::uint64_t i = 0; i < 10; ++i) REQUIRE(p.a.try_send(job{i, "before"}));
+        REQUIRE(p.a.try_send(pipe_end{"amid", unique_fd(::dup(pipe[1].get()))}));
+        for (std::uint64_t i = 10; i < 20; ++i) REQUIRE(p.a.try_send(job{i, "after"}));
+        auto flushed = co_await p.a.flush();
+        REQUIRE(flushed);
+        for (std::uint64_t i = 0; i < 21; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            if (i == 10) {
+                auto& end = std::get<pipe_end>(*m);
+                CHECK(end.label == "amid");
+                REQUIRE(::write(end.fd.get(), "x", 1) == 1);
+                char c = 0;
+                CHECK(::read(pipe[0].get(), &c, 1) == 1);
+            } else {
+                CHECK(std::get<job>(*m).id == (i < 10 ? i : i - 1));
+            }
+        }
+        CHECK(p.b.stats().frames_received == 21);
+    });
+}
+
+namespace {
+
+// A batch of job frames 0..4 in which frame 2 is spoilt by `spoil` (given its first byte):
+// the channel hands out jobs 0 and 1, then closes with `why`, naming `what`.
+template <class Spoil>
+void check_spoilt_batch(Spoil spoil, errc why, const std::string& what, ipc::channel_options options = {}) {
+    io_context ctx;
+    auto [mine, theirs] = ipc::make_socket_pair().value();
+    channel<proto> ch(std::move(mine), options);
+    auto frames = job_frames(0, 5);
+    spoil(frames.data() + job_frames(0, 2).size());
+    write_all(theirs.get(), frames.bytes());
+    sync_wait([&]() -> task<void> {
+        for (std::uint64_t i = 0; i < 2; ++i) {
+            auto e = co_await ch.receive_envelope();
+            check_job(e, i);
+        }
+        auto after = co_await ch.receive();
+        CHECK_FALSE(after);
+        auto later = co_await ch.receive();
+        CHECK_FALSE(later);
+    }());
+    CHECK(ch.close_reason() == why);
+    CHECK_THAT(ch.close_message(), Catch::Contains(what));
+    CHECK(ch.stats().frames_received == 2);
+}
+
+template <class T>
+void poke(std::byte* at, T value) {
+    std::memcpy(at, &value, sizeof value);
+}
+
+}  // namespace
+
+TEST_CASE("a bad frame amid a batch closes the channel after the good frames before it") {
+    SECTION("another build's fingerprint") {
+        check_spoilt_batch([](std::byte* f) { poke(f + offsetof(wire::frame_header, fingerprint), std::uint64_t{42}); },
+                           errc::schema_mismatch, "job");
+    }
+    SECTION("a type the protocol lacks") {
+        check_spoilt_batch([](std::byte* f) { poke(f + offsetof(wire::frame_header, type_id), std::uint32_t{7}); },
+                           errc::unknown_type, "type id 0x7");
+    }
+    SECTION("a string longer than the payload") {
+        const std::size_t text_length = wire::frame_header_size + sizeof(std::uint64_t);
+        check_spoilt_batch([&](std::byte* f) { poke(f + text_length, std::uint32_t{1000}); }, errc::length_overflow,
+                           "text");
+    }
+    SECTION("a header that does not check out") {
+        check_spoilt_batch([](std::byte* f) { poke(f + offsetof(wire::frame_header, flags), std::uint16_t{0x100}); },
+                           errc::bad_frame, "header");
+    }
+    SECTION("a frame above the receiver's limit") {
+        ipc::channel_options small;
+        small.max_frame_size = 17;  // the payload of "job 0" to "job 4"
+        check_spoilt_batch(
+            [](std::byte* f) { poke(f + offsetof(wire::frame_header, payload_size), std::uint32_t{18}); },
+            errc::frame_too_large, "18 byte payload, limit 17", small);
+    }
 }

@@ -163,7 +163,10 @@ private:
         frame_reader reader;
         bool recv_idle = true;
         bool read_closed = false;
-        const frame_view* frame = nullptr;  // complete, waiting for a receiver to decode it
+        // Complete, waiting for a receiver to decode it: a plain frame where it lies in the
+        // reader's buffer, or any other as the reader's frame_view.
+        const std::byte* plain = nullptr;
+        const frame_view* frame = nullptr;
         waiter* receiver = nullptr;
         msghdr recv_msg{};
         iovec recv_iov{};
@@ -190,16 +193,17 @@ private:
 
         // Whether a receive can complete without waiting: a whole frame is buffered (it is
         // decoded by take_message(), straight into the value handed out), or the channel
-        // has closed.
+        // has closed. Each receive takes the next frame of those one read brought, and only
+        // once none is left does a receive go to the kernel.
         // The receive path, down to the codec of the message, is forced inline (always_inline
         // here, in frame_reader and in wire's frame decoder): left to itself the compiler
         // made ten calls of it per message, and they cost more than the decoding did.
-        // The common frame is taken without building next()'s result, whose error half
-        // made this too big to inline.
+        // A plain frame, nearly every one, is taken without building next()'s result, whose
+        // error half made this too big to inline.
         [[gnu::always_inline]] bool take_ready() {
             if (frame || read_closed) return true;
-            frame = reader.next_small();
-            if (frame != nullptr || (reader.may_hold_more() && take_next())) return true;
+            plain = reader.plain_frame();
+            if (plain != nullptr || (reader.may_hold_more() && take_next())) return true;
             return reader.holds_stray_fds() && refuse_stray_fds();
         }
         [[gnu::cold]] bool refuse_stray_fds() {
@@ -220,8 +224,22 @@ private:
         // The message in the frame take_ready() found; nothing once the channel has closed,
         // or if this frame does not check out (which closes it).
         [[gnu::always_inline]] std::optional<variant> take_message() {
+            if (plain) return decode_plain();
             if (!frame) return std::nullopt;
             return decode_frame();
+        }
+
+        // The plain frame's message, decoded where it lies. As decode_frame(), apart so
+        // that `out` is its only return value.
+        [[gnu::always_inline]] std::optional<variant> decode_plain() {
+            auto out = wire::decode_plain_frame_in_place<P>(
+                plain, [this](wire::decode_error&& e) { close_with(e.code, std::move(e.path)); });
+            const std::size_t bytes = wire::frame_header_size + wire::header_view(plain).payload_size();
+            stats.bytes_received += bytes;
+            plain = nullptr;
+            reader.skip(bytes);
+            if (out) ++stats.frames_received;
+            return out;
         }
 
         // Apart from take_message() so that `out` is its only return value: then it is
@@ -240,8 +258,13 @@ private:
         }
 
         std::optional<envelope<P>> take_envelope() {
-            if (!frame) return std::nullopt;
-            const wire::frame_header header = frame->header;
+            wire::frame_header header;
+            if (plain)
+                header = wire::header_view(plain).whole();
+            else if (frame)
+                header = frame->header;
+            else
+                return std::nullopt;
             auto m = take_message();
             if (!m) return std::nullopt;
             return envelope<P>{std::move(*m), header.tag, header.flags};
@@ -308,6 +331,7 @@ private:
             read_closed = true;
             reason = make_error_code(errc::forked_child);
             reason_detail.clear();
+            plain = nullptr;
             frame = nullptr;
             receiver = nullptr;
             recv_idle = true;
@@ -322,6 +346,7 @@ private:
             sender.fail(make_error_code(errc::channel_closed));
             sender.cancel_writes();
             if (!recv_idle) ctx->cancel_and_wait(&recv_hook, recv_idle);
+            plain = nullptr;
             frame = nullptr;
             fd.reset();
             sender.wake_all();
@@ -335,10 +360,10 @@ private:
     template <bool WithEnvelope>
     struct receive_awaiter : waiter {
         state& st;  // the waiter's owner is forgotten once it is woken; this is not
-        explicit receive_awaiter(state& s) noexcept : waiter(s), st(s) {}
+        explicit receive_awaiter(state& s) noexcept : st(s) {}
         [[gnu::always_inline]] bool await_ready() { return st.take_ready(); }
         void await_suspend(std::coroutine_handle<> awaiting) {
-            this->h = awaiting;
+            this->suspend_on(st, awaiting);
             st.receiver = this;
             st.start_receive();
         }

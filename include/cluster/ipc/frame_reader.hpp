@@ -53,7 +53,8 @@ struct stream_error {
 class frame_reader {
 public:
     explicit frame_reader(std::size_t max_payload, std::size_t chunk = 64 * 1024)
-        : max_payload_(max_payload), chunk_(chunk), large_(16 * chunk), pool_(wire::detail::recycler::make()) {}
+        : max_payload_(max_payload), chunk_(chunk), large_(16 * chunk),
+          plain_limit_(max_payload < large_ ? max_payload + 1 : large_), pool_(wire::detail::recycler::make()) {}
     frame_reader(const frame_reader&) = delete;
     frame_reader& operator=(const frame_reader&) = delete;
     CLUSTER_DECL ~frame_reader();
@@ -81,15 +82,29 @@ public:
 
     // The next complete frame (valid until consume()), nullptr if none has arrived yet,
     // or why the stream cannot go on. A pointer, not a copy: this runs once per message.
-    [[gnu::always_inline]] [[nodiscard]] boost::system::result<const frame_view*, stream_error> next() {
-        if (const frame_view* f = next_small()) return f;
-        return next_in_full();
+    [[nodiscard]] CLUSTER_DECL boost::system::result<const frame_view*, stream_error> next();
+
+    // The next frame if it is whole and plain (no fds, no buffer of its own, a valid header):
+    // its first byte, the header, with the payload right after it, for the caller to decode
+    // where it lies and then skip(). nullptr otherwise, and next() has the answer. Nearly
+    // every frame is plain: a batch of them is walked with a few loads and compares each,
+    // no frame_view filled in and no state changed until skip().
+    [[gnu::always_inline]] [[nodiscard]] const std::byte* plain_frame() const noexcept {
+        if (has_header_ || buffered() < wire::frame_header_size) return nullptr;
+        const std::byte* at = data_.get() + begin_;
+        const wire::header_view h(at);
+        const std::uint32_t size = h.payload_size();
+        if (h.fd_count() != 0 || size >= plain_limit_ || buffered() - wire::frame_header_size < size ||
+            (h.flags() != 0 && !wire::header_is_valid(h.whole())))
+            return nullptr;
+        return at;
     }
 
-    // next() as far as it can go with no result to build: the frame if one is complete
-    // and small (no fds, no buffer of its own), else nullptr, and next() has the answer.
-    [[gnu::always_inline]] [[nodiscard]] const frame_view* next_small() {
-        return complete_ || take_small_frame() ? &frame_ : nullptr;
+    // Drops the plain frame plain_frame() returned, of `bytes` bytes, header included.
+    [[gnu::always_inline]] void skip(std::size_t bytes) noexcept {
+        pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
+        begin_ += bytes;
+        if (begin_ == end_) emptied();
     }
 
     // Drops the frame next() returned; its fds not taken by the decoder are closed.
@@ -108,16 +123,10 @@ public:
             frame_fds_.clear();
             mapping_ = {};
         }
-        if (begin_ != end_) return;
-        begin_ = end_ = 0;
-        // After a large frame the buffer goes back, rather than pinning its size forever.
-        if (capacity_ > 16 * chunk_) {
-            data_.reset();
-            capacity_ = 0;
-        }
+        if (begin_ == end_) emptied();
     }
 
-    // Whether next() may find what next_small() did not: not when not even a header is
+    // Whether next() may find what plain_frame() did not: not when not even a header is
     // buffered, the usual state between messages, which then costs no call.
     [[gnu::always_inline]] [[nodiscard]] bool may_hold_more() const noexcept {
         return has_header_ || buffered() >= wire::frame_header_size;
@@ -128,26 +137,13 @@ public:
     [[nodiscard]] CLUSTER_DECL std::size_t partial_bytes() const noexcept;
 
 private:
-    // The common case, kept small enough to inline: a whole frame already buffered, with
-    // no fds and no buffer of its own. Anything else is left to next_in_full().
-    [[gnu::always_inline]] bool take_small_frame() {
-        if (has_header_ || buffered() < wire::frame_header_size) return false;
-        // Straight into the frame handed out: a copy of a header assembled field by field
-        // stalls on store forwarding, a measurable share of a small receive.
-        std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
-        const wire::frame_header& h = frame_.header;
-        if (h.fd_count != 0 || h.payload_size >= large_ || h.payload_size > max_payload_ ||
-            buffered() - wire::frame_header_size < h.payload_size || !wire::header_is_valid(h))
-            return false;
-        pool_->drop_parked();  // the next large frame may be far off: do not keep its buffer
-        frame_.payload = {data_.get() + begin_ + wire::frame_header_size, h.payload_size};
-        frame_.fds = {};
-        frame_.owner = nullptr;
-        has_header_ = complete_ = true;
-        return true;
+    // Every byte buffered has been taken: the next receive starts at the buffer's start, and
+    // after a large frame the buffer goes back, rather than pinning its size forever.
+    [[gnu::always_inline]] void emptied() noexcept {
+        begin_ = end_ = 0;
+        if (capacity_ > 16 * chunk_) release_buffer();
     }
-
-    [[nodiscard]] CLUSTER_DECL boost::system::result<const frame_view*, stream_error> next_in_full();
+    CLUSTER_DECL void release_buffer() noexcept;
 
     [[nodiscard]] bool memfd_frame() const noexcept { return frame_.header.flags & wire::frame_flags::memfd; }
     [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
@@ -198,6 +194,7 @@ private:
     bool complete_ = false;
     wire::shared_bytes mapping_;  // a memfd frame's payload, mapped
     std::size_t large_;
+    std::size_t plain_limit_;  // plain frames' payloads are smaller: below large_ and max_payload_
     wire::detail::recycler* pool_;
     wire::shared_bytes big_;  // a large frame's payload buffer
     std::byte* big_data_ = nullptr;

@@ -38,17 +38,23 @@ namespace detail {
 
 // A coroutine suspended on an Owner (a send queue, a channel). It unregisters if destroyed
 // while waiting, and the owner forgets it (leaving it suspended) if the owner goes first.
+// Nothing is set until it suspends: most awaits complete at once (a message buffered, room
+// in the queue), and then building and destroying it costs a store and a test.
 template <class Owner>
 struct waiter {
-    Owner* owner;
+    Owner* owner = nullptr;  // while suspended, until woken
     std::coroutine_handle<> h;
 
-    explicit waiter(Owner& o) noexcept : owner(&o) {}
+    waiter() noexcept = default;
     // Movable until suspended (compilers may move an awaiter into the frame), never after.
-    waiter(waiter&& other) noexcept : owner(other.owner) {}
+    waiter(waiter&&) noexcept {}
     waiter& operator=(waiter&&) = delete;
     ~waiter() {
-        if (owner && h) owner->forget(this);
+        if (owner) owner->forget(this);
+    }
+    void suspend_on(Owner& o, std::coroutine_handle<> awaiting) noexcept {
+        owner = &o;
+        h = awaiting;
     }
 };
 
@@ -89,10 +95,10 @@ public:
     struct send_awaiter : waiter {
         send_queue& q;  // the waiter's owner is forgotten once it is woken; this is not
         std::error_code queued;
-        send_awaiter(send_queue& queue, std::error_code e) noexcept : waiter(queue), q(queue), queued(e) {}
+        send_awaiter(send_queue& queue, std::error_code e) noexcept : q(queue), queued(e) {}
         bool await_ready() const noexcept { return queued || q.write_error_ || !q.full(); }
         void await_suspend(std::coroutine_handle<> awaiting) {
-            this->h = awaiting;
+            this->suspend_on(q, awaiting);
             q.blocked_senders_.push_back(this);
         }
         result<void> await_resume() const noexcept {
@@ -104,10 +110,10 @@ public:
     // Completes once everything queued has been written to the socket.
     struct flush_awaiter : waiter {
         send_queue& q;
-        explicit flush_awaiter(send_queue& queue) noexcept : waiter(queue), q(queue) {}
+        explicit flush_awaiter(send_queue& queue) noexcept : q(queue) {}
         bool await_ready() const noexcept { return q.write_error_ || q.queued_bytes() == 0; }
         void await_suspend(std::coroutine_handle<> awaiting) {
-            this->h = awaiting;
+            this->suspend_on(q, awaiting);
             q.flush_waiters_.push_back(this);
         }
         result<void> await_resume() const noexcept { return q.result_so_far(); }

@@ -129,6 +129,13 @@ struct reader {
         error = e;
         return false;
     }
+    // Fails with a path of its own, for a failure found before any field is read.
+    [[gnu::cold]] bool fail(errc e, std::string where) {
+        path = std::move(where);
+        return fail(e);
+    }
+    // What failed, once something has: the error, and its path.
+    [[nodiscard]] decode_error take_error() { return decode_error{make_error_code(error), std::move(path)}; }
     bool take(void* to, std::size_t n) noexcept {
         if (remaining() < n) return fail(errc::truncated);
         if (n != 0) std::memcpy(to, pos, n);
@@ -995,11 +1002,17 @@ template <class T>
     return codec<T>::read(r, v) && (r.pos == r.end || r.fail(errc::trailing_bytes));
 }
 
-// The error r ran into, its path rooted at T. Out of line: only a failure formats a path.
+// Roots the path of the error r ran into at T. Out of line: only a failure formats a path.
+template <class T>
+[[gnu::cold, gnu::noinline]] void root_path(reader& r) {
+    r.path.insert(0, root_name<T>());
+}
+
+// The error r ran into, its path rooted at T.
 template <class T>
 [[gnu::cold, gnu::noinline]] decode_error error_of(reader& r) {
-    r.path.insert(0, root_name<T>());
-    return decode_error{make_error_code(r.error), std::move(r.path)};
+    root_path<T>(r);
+    return r.take_error();
 }
 
 // Turns out into that error; out of line for the same reason.
@@ -1007,17 +1020,13 @@ template <class T>
 [[gnu::cold, gnu::noinline]] void fail(decode_result<T>& out, reader& r) {
     out = decode_result<T>(boost::system::in_place_error, error_of<T>(r));
 }
-template <class T>
-[[gnu::cold, gnu::noinline]] void fail(std::optional<decode_error>& error, reader& r) {
-    error = error_of<T>(r);
-}
 
-// wire::decode_into() for a receiver decoding message after message: error is written
-// only on failure, so success costs no optional<decode_error> built and moved.
+// wire::decode_into() for a receiver decoding message after message: a failure is left in
+// r (its path rooted at T), so success costs no decode_error built, tested or destroyed.
 template <class T>
-[[gnu::always_inline]] inline bool decode_into(T& v, reader& r, std::optional<decode_error>& error) {
+[[gnu::always_inline]] inline bool decode_into(T& v, reader& r) {
     if (read_whole(r, v)) return true;
-    fail<T>(error, r);
+    root_path<T>(r);
     return false;
 }
 

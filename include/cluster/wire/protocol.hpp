@@ -147,7 +147,16 @@ public:
     [[gnu::always_inline]] [[nodiscard]] static std::optional<variant>
     decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r,
                     std::optional<decode_error>& error) {
-        return decode_from<0>(type_id, fingerprint, r, error);
+        auto out = decode_in_place(type_id, fingerprint, r);
+        if (!out) error = r.take_error();
+        return out;
+    }
+
+    // The same with the failure left in r (r.error, and r.path rooted at the message): a
+    // receiver then builds no optional<decode_error> to test and destroy for each message.
+    [[gnu::always_inline]] [[nodiscard]] static std::optional<variant>
+    decode_in_place(std::uint32_t type_id, std::uint64_t fingerprint, detail::reader& r) {
+        return decode_from<0>(type_id, fingerprint, r);
     }
 
 private:
@@ -163,9 +172,12 @@ private:
     }
 
     static decode_result<variant> unknown(std::uint32_t type_id) {
+        return fail(errc::unknown_type, unknown_path(type_id));
+    }
+    static std::string unknown_path(std::uint32_t type_id) {
         char hex[8];
         auto end = std::to_chars(hex, hex + sizeof hex, type_id, 16).ptr;
-        return fail(errc::unknown_type, "type id 0x" + std::string(hex, end));
+        return "type id 0x" + std::string(hex, end);
     }
 
     template <class T>
@@ -178,26 +190,23 @@ private:
     // of the arguments.)
     template <std::size_t I>
     [[gnu::always_inline]] static std::optional<variant>
-    decode_from(std::uint32_t type_id, [[maybe_unused]] std::uint64_t fingerprint, detail::reader& r,
-                std::optional<decode_error>& error) {
+    decode_from(std::uint32_t type_id, [[maybe_unused]] std::uint64_t fingerprint, detail::reader& r) {
         if constexpr (I == known) {
-            return decode_unknown(type_id, fingerprint, r, error);
+            return decode_unknown(type_id, fingerprint, r);
         } else {
-            if (ids[I] == type_id) return decode_alternative<I>(fingerprint, r, error);
-            return decode_from<I + 1>(type_id, fingerprint, r, error);
+            if (ids[I] == type_id) return decode_alternative<I>(fingerprint, r);
+            return decode_from<I + 1>(type_id, fingerprint, r);
         }
     }
 
     // A type the protocol does not list: a raw_message if it is open, else an error.
-    [[gnu::cold]] static std::optional<variant> decode_unknown(std::uint32_t type_id,
-                                                               [[maybe_unused]] std::uint64_t fingerprint,
-                                                               [[maybe_unused]] detail::reader& r,
-                                                               std::optional<decode_error>& error) {
+    [[gnu::cold]] static std::optional<variant>
+    decode_unknown(std::uint32_t type_id, [[maybe_unused]] std::uint64_t fingerprint, detail::reader& r) {
         if constexpr (open) {
             return std::optional<variant>(std::in_place, std::in_place_index<known>,
                                           raw_message::take(type_id, fingerprint, r));
         } else {
-            error = unknown(type_id).error();
+            r.fail(errc::unknown_type, unknown_path(type_id));
             return std::nullopt;
         }
     }
@@ -206,27 +215,25 @@ private:
     // and may have no default constructor: the decoders are declared only for it, so that
     // nothing more is said.
     template <std::size_t I>
-    static std::optional<variant> decode_alternative(std::uint64_t fingerprint, detail::reader& r,
-                                                     std::optional<decode_error>& error);
+    static std::optional<variant> decode_alternative(std::uint64_t fingerprint, detail::reader& r);
     template <std::size_t I>
         requires sendable<type_at<I>>
-    [[gnu::always_inline]] static std::optional<variant>
-    decode_alternative(std::uint64_t fingerprint, detail::reader& r, std::optional<decode_error>& error) {
-        if (fingerprint != fingerprints[I]) return mismatched<type_at<I>>(error);
-        return decode_fresh<I>(r, error);
+    [[gnu::always_inline]] static std::optional<variant> decode_alternative(std::uint64_t fingerprint,
+                                                                            detail::reader& r) {
+        if (fingerprint != fingerprints[I]) return mismatched<type_at<I>>(r);
+        return decode_fresh<I>(r);
     }
     template <class T>
-    [[gnu::cold]] static std::optional<variant> mismatched(std::optional<decode_error>& error) {
-        error = mismatch<T>().error();
+    [[gnu::cold]] static std::optional<variant> mismatched(detail::reader& r) {
+        r.fail(errc::schema_mismatch, std::string(type_name<T>()));
         return std::nullopt;
     }
     // One named result and one return, for NRVO with g++ 12 (see wire::decode).
     template <std::size_t I>
-    [[gnu::always_inline]] static std::optional<variant> decode_fresh(detail::reader& r,
-                                                                      std::optional<decode_error>& error) {
+    [[gnu::always_inline]] static std::optional<variant> decode_fresh(detail::reader& r) {
         auto out = detail::make_fresh<type_at<I>>(
             [](auto... fresh) { return std::optional<variant>(std::in_place, std::in_place_index<I>, fresh...); });
-        if (!detail::decode_into(*std::get_if<I>(&*out), r, error)) out.reset();
+        if (!detail::decode_into(*std::get_if<I>(&*out), r)) out.reset();
         return out;
     }
 

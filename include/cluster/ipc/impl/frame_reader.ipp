@@ -52,12 +52,12 @@ CLUSTER_DECL std::size_t frame_reader::partial_bytes() const noexcept {
     return buffered() + (big_data_ ? wire::frame_header_size + big_filled_ : 0);
 }
 
-CLUSTER_DECL boost::system::result<const frame_view*, stream_error> frame_reader::next_in_full() {
+CLUSTER_DECL boost::system::result<const frame_view*, stream_error> frame_reader::next() {
+    if (complete_) return &frame_;
     if (!has_header_) {
         if (buffered() < wire::frame_header_size) return nothing_yet;
         std::memcpy(&frame_.header, data_.get() + begin_, wire::frame_header_size);
-        if (!wire::header_is_valid(frame_.header) || frame_.header.payload_size > max_payload_)
-            return header_error();
+        if (!wire::header_is_valid(frame_.header) || frame_.header.payload_size > max_payload_) return header_error();
         has_header_ = true;
         if (!memfd_frame() && frame_.header.payload_size >= large_)
             start_large_frame();
@@ -132,14 +132,19 @@ CLUSTER_DECL std::optional<stream_error> frame_reader::claim_fds(std::size_t ann
         fds_.pop_front();
     }
     if (batch.count > announced)
-        return stream_error{make_error_code(errc::stray_fd), std::to_string(announced) + " fds announced, " +
-                                                                 std::to_string(batch.count) + " arrived"};
+        return stream_error{make_error_code(errc::stray_fd),
+                            std::to_string(announced) + " fds announced, " + std::to_string(batch.count) + " arrived"};
     if (batch.count < announced && !batch.truncated)
-        return stream_error{make_error_code(errc::missing_fd), std::to_string(announced) + " fds announced, " +
-                                                                   std::to_string(batch.count) + " arrived"};
+        return stream_error{make_error_code(errc::missing_fd),
+                            std::to_string(announced) + " fds announced, " + std::to_string(batch.count) + " arrived"};
     lost_ += announced - batch.count;
     while (frame_fds_.size() < announced) frame_fds_.emplace_back(wire::lost_fd);
     return std::nullopt;
+}
+
+CLUSTER_DECL void frame_reader::release_buffer() noexcept {
+    data_.reset();
+    capacity_ = 0;
 }
 
 CLUSTER_DECL void frame_reader::make_room(std::size_t want) {
