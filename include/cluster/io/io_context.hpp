@@ -132,6 +132,19 @@ public:
     // last CQE: for an op whose memory is about to go away. Other CQEs wait their turn.
     CLUSTER_DECL void cancel_and_wait(detail::completion* c, bool& finished);
 
+    // A CQE that another thread posts to this ring (an IORING_OP_MSG_RING aimed at it, see
+    // doorbell): the loop waits for it as for its own ops. Exactly one such CQE must follow
+    // each expect_remote(), or one forget_remote() if the other thread will not send it.
+    void expect_remote() noexcept { ++in_flight_; }
+    void forget_remote() noexcept { --in_flight_; }
+
+    // Submits what is queued now rather than at the end of the turn: for an op that another
+    // thread is waiting on.
+    void submit_now() {
+        stay_out_of_forked_child();
+        flush_submissions();
+    }
+
     void post(std::coroutine_handle<> h) { ready_.push_back(h); }
     // Takes back a post whose coroutine is being destroyed before its turn came.
     void cancel_post(std::coroutine_handle<> h) noexcept { ready_.erase(h); }
