@@ -184,6 +184,27 @@ TEST_CASE("a thread worker cannot be signalled: kill() with anything but SIGKILL
     });
 }
 
+TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once, as if killed, and its link ends") {
+    std::vector<event<P>> ended;
+    {
+        io_context ctx;
+        primary<P> p(threads(), introduce);
+        sync_wait(bounded([](primary<P>& self, std::vector<event<P>>& out) -> task<void> {
+            auto& h = co_await self.fork();
+            const unsigned id = h.id();
+            (void)co_await self.next<online_event>();
+            auto killed = h.kill(SIGKILL);
+            CHECK(killed.has_value());
+            out = co_await support::events_through(self, id, event_kind::exit);
+        }(p, ended)));
+        sync_wait(bounded(p.shutdown()));
+    }
+    const auto& gone = exit_of(ended);
+    CHECK(gone.status.signal == SIGKILL);
+    CHECK_FALSE(gone.exited_after_disconnect);
+    CHECK(support::all_of<disconnect_event>(ended).size() == 1);
+}
+
 TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns exit_code::gave_up") {
     let_go = false;
     int code = -1;
@@ -218,5 +239,20 @@ TEST_CASE("scale() starts thread workers up to n and retires the oldest down to 
         co_await bounded(p.scale(1));
         REQUIRE(p.workers().size() == 1);
         CHECK(p.workers().front()->id() == 4);
+    });
+}
+
+TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {
+    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        const auto before = support::listed_ids(p);
+        REQUIRE(before == std::vector<unsigned>{1, 2});
+        auto reloaded = co_await bounded(p.reload());
+        CHECK(reloaded.ok);
+        CHECK(reloaded.replaced == 2);
+        const auto after = support::listed_ids(p);
+        REQUIRE(after.size() == 2);
+        for (unsigned id : after) CHECK(id > 2);
+        for (const auto* h : p.workers()) CHECK(h->is_thread());
     });
 }
