@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then builds and runs every test three times: g++ without
 # optimisation, clang++ optimised (with the fuzzers and the packages' tests), and clang++ with
-# ASan + UBSan. The
+# ASan + UBSan; then the thread-mode tests under ThreadSanitizer (scripts/tsan.sh). The
 # tests and examples build on the compiled core (cluster::core); the benchmarks, fuzzers and
 # the package and consumer tests' programs header-only, as docs/architecture.md says.
 # Everything builds with -Wall -Wextra -Wpedantic -Werror, from sources formatted as
@@ -37,4 +37,6 @@ run_config gcc-debug g++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -D
 run_config clang-release clang++ -DCMAKE_BUILD_TYPE=Release
 run_config clang-asan clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON -DCLUSTER_FUZZ=OFF \
     -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF
-echo "all three configurations passed"
+# The thread-mode tests once more, under ThreadSanitizer (clang++): a few programs, not the tree.
+scripts/tsan.sh
+echo "all three configurations and the ThreadSanitizer run passed"
