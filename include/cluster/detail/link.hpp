@@ -9,6 +9,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -212,7 +213,7 @@ public:
             int n = 0;
             return ::ioctl(socket_->native_handle(), FIONREAD, &n) == 0 && n > 0;
         }
-        return !forked_ && thread_->in().has_queued();
+        return !forked_ && (!arrived_.empty() || thread_->in().has_queued());
     }
 
     // ---- ending ----
@@ -306,7 +307,8 @@ private:
 
     std::optional<socket_channel> socket_;
     std::optional<thread_end> thread_;
-    ipc::channel_stats stats_;  // a thread link's
+    std::deque<link_envelope> arrived_;  // a thread link's, taken off its pipe in a burst
+    ipc::channel_stats stats_;           // a thread link's
     bool read_closed_ = false;
     bool ended_ = false;
     bool forked_ = false;
@@ -316,8 +318,12 @@ private:
 
 inline bool link_take::thread_take::await_ready() {
     if (owner->read_closed_) return true;
-    ready = owner->thread_->in().try_receive();
-    return ready.has_value();
+    auto& arrived = owner->arrived_;
+    if (arrived.empty()) owner->thread_->in().take_all(arrived);
+    if (arrived.empty()) return false;
+    ready.emplace(std::move(arrived.front()));
+    arrived.pop_front();
+    return true;
 }
 
 template <class Promise>

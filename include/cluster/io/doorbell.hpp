@@ -160,10 +160,15 @@ public:
             (void)!::write(event_.get(), &one, sizeof one);
             return;
         }
-        // Submitted at once, under the lock: the waiting loop's ring cannot go meanwhile.
+        // Submitted at once, under the lock: the waiting loop's ring cannot go meanwhile. It
+        // posts no CQE here unless it fails (which ends the process): this loop waits for none,
+        // and is not woken by one for nothing.
         auto& from = io_context::current_or_throw();
-        io_uring_prep_msg_ring(from.sqe(&detail::msg_ring_sent), ring_fd_, 0,
+        io_uring_sqe* sqe = from.sqe(&detail::msg_ring_sent);
+        io_uring_prep_msg_ring(sqe, ring_fd_, 0,
                                reinterpret_cast<std::uintptr_t>(static_cast<detail::completion*>(&hook_)), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        from.forget_remote();
         from.submit_now();
     }
 
