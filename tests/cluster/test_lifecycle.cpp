@@ -765,6 +765,35 @@ TEST_CASE("announce_listening() gives the primary a listening event with the soc
     });
 }
 
+TEST_CASE("a mixed cluster: a thread worker and an exec-mode process worker side by side, each itself") {
+    auto o = options_for(start_mode::thread, behaviour::report_identity);
+    o.env[support::setting::tag] = "shared";
+    with_primary(o, [](primary<proto>& p) -> task<void> {
+        handle& thread = co_await fork_worker(p);
+        fork_options as_process;
+        as_process.mode = start_mode::exec;
+        as_process.exec = support::program;
+        as_process.args = std::vector<std::string>{};
+        handle& process = co_await fork_worker(p, as_process);
+        CHECK(thread.is_thread());
+        CHECK_FALSE(process.is_thread());
+        CHECK(thread.pid() == ::getpid());
+        CHECK(process.pid() != ::getpid());
+        const unsigned thread_id = thread.id(), process_id = process.id();
+        const auto in_thread = co_await identity_of(p, thread_id);
+        const auto in_process = co_await identity_of(p, process_id);
+        for (const auto* me : {&in_thread, &in_process}) {
+            CHECK(me->worker);
+            CHECK_FALSE(me->primary);
+            CHECK(me->tag == "shared");
+        }
+        CHECK(in_thread.worker_id == thread_id);
+        CHECK(in_process.worker_id == process_id);
+        CHECK(in_thread.exe == expected_exe(start_mode::fork));
+        CHECK(in_process.exe == expected_exe(start_mode::exec));
+    });
+}
+
 TEST_CASE("setup() emits a setup event, and workers forked after it get the new options") {
     auto before = options_for(start_mode::fork, behaviour::report_identity);
     before.env[support::setting::tag] = "first";
