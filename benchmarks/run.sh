@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds runtime_bench, ipc_bench, lifecycle_bench, job_pool_bench, metrics_bench, scale_bench, asio_bench
-# and handoff_bench optimised with one compiler, runs each
+# Builds runtime_bench, ipc_bench, lifecycle_bench, job_pool_bench, metrics_bench, scale_bench, asio_bench,
+# handoff_bench and thread_bench optimised with one compiler, runs each
 # several times, and prints per figure the run whose ratio is the median (one JSON per line).
 #
 #   benchmarks/run.sh [--compiler CXX] [--runs N] [--build-dir DIR] [bench ...]
@@ -20,7 +20,7 @@ while (($#)); do
     *) benches+=("$1"); shift ;;
     esac
 done
-((${#benches[@]})) || benches=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench asio_bench handoff_bench)
+((${#benches[@]})) || benches=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench asio_bench handoff_bench thread_bench)
 build_dir=${build_dir:-$root/build/bench-$(basename "$cxx")}
 
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \

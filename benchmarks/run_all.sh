@@ -25,7 +25,7 @@ usage() {
   --own-session      run everything in a session of its own whose autogroup has nice -20,
                      as a dedicated machine would (needs root); default: as a user runs it
   bench ...          only these: runtime_bench ipc_bench lifecycle_bench job_pool_bench
-                     metrics_bench scale_bench asio_bench handoff_bench redis_bench http_bench
+                     metrics_bench scale_bench asio_bench handoff_bench thread_bench redis_bench http_bench
                      ws_bench (default: all)
 
 Bounded: about 40 minutes with the defaults on a 2-vCPU machine once built, 28 without the
@@ -56,7 +56,7 @@ done
 read -r -a cxx_list <<<"$compilers"
 
 all_programs=(runtime_bench ipc_bench lifecycle_bench job_pool_bench metrics_bench scale_bench asio_bench handoff_bench
-    redis_bench)
+    thread_bench redis_bench)
 all_scripts=(http_bench ws_bench)
 ((servers)) || all_scripts=()
 is_wanted() { ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $1 "* ]]; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then builds and runs every test twice: with g++ optimised, as
 # a user builds (with the benchmarks, the inlining checks and the packages' tests), and with
-# clang++ under ASan + UBSan (with the fuzzers). The tests and examples build on the compiled
-# core (cluster::core); the benchmarks, fuzzers and the package and consumer tests' programs
+# clang++ under ASan + UBSan (with the fuzzers); then the thread-mode tests under
+# ThreadSanitizer (scripts/tsan.sh). The tests and examples build on the compiled core
+# (cluster::core); the benchmarks, fuzzers and the package and consumer tests' programs
 # header-only, as docs/architecture.md says. Everything builds with -Wall -Wextra -Wpedantic
 # -Werror, from sources formatted as .clang-format says.
 set -euo pipefail
@@ -36,4 +37,6 @@ run_config() {
 run_config gcc-release g++ -DCMAKE_BUILD_TYPE=Release -DCLUSTER_FUZZ=OFF
 run_config clang-sanitize clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON \
     -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF
-echo "both configurations passed"
+# The thread-mode tests once more, under ThreadSanitizer (clang++): a few programs, not the tree.
+scripts/tsan.sh
+echo "both configurations and the ThreadSanitizer run passed"

@@ -117,6 +117,8 @@ struct exit_event {
     bool exited_after_disconnect = false;  // it left because it was asked to (or chose to)
     stop_reason reason = stop_reason::none;
     unsigned slot = 0;  // the slot it was started for
+    // A thread worker whose code threw: the exception's message (its "crash"); else empty.
+    std::string failure;
 
     // Killed for missing its heartbeats.
     [[nodiscard]] bool hung() const noexcept { return reason == stop_reason::hung; }

@@ -20,8 +20,26 @@
 namespace cluster {
 
 enum class start_mode {
-    fork,  // the worker is a copy of the primary: fast, shares what was loaded before fork()
-    exec,  // the worker re-executes a program: clean state, safe from a multi-threaded primary
+    fork,    // the worker is a copy of the primary: fast, shares what was loaded before fork()
+    exec,    // the worker re-executes a program: clean state, safe from a multi-threaded primary
+    thread,  // the worker is a thread of the primary's process: messages moved, memory shared
+};
+
+inline const char* to_string(start_mode m) noexcept {
+    switch (m) {
+    case start_mode::fork: return "fork";
+    case start_mode::exec: return "exec";
+    case start_mode::thread: return "thread";
+    }
+    return "unknown";
+}
+
+// What the primary does when a thread worker misses its heartbeats: a thread cannot be
+// killed, so the cluster cannot replace it by itself (see docs/threads.md).
+enum class hung_thread_action {
+    stop,   // stop the cluster gracefully; run() returns exit_code::gave_up, for the primary's
+            // own supervisor (systemd, a container runtime) to start the process again
+    abort,  // std::abort() at once: the same restart, sooner, with a core dump of the hang
 };
 
 // Where one of a worker's output streams (stdout or stderr) goes.
@@ -81,11 +99,12 @@ struct primary_options {
     int death_signal = SIGKILL;  // what a worker gets if its primary dies
 
     // Supervision: see docs/supervision.md.
-    restart_policy restart;                               // whether and when a dead worker is replaced
-    std::chrono::milliseconds heartbeat_timeout{30'000};  // a worker silent this long is hung; 0: never
-    std::chrono::milliseconds kill_timeout{5'000};        // a hung worker gets SIGTERM, then SIGKILL after this
-    std::chrono::milliseconds shutdown_timeout{10'000};   // a graceful stop's deadline, then SIGKILL
-    bool wait_ready = false;                              // a worker is ready at w.ready(), not at online
+    restart_policy restart;                                     // whether and when a dead worker is replaced
+    std::chrono::milliseconds heartbeat_timeout{30'000};        // a worker silent this long is hung; 0: never
+    std::chrono::milliseconds kill_timeout{5'000};              // a hung worker gets SIGTERM, then SIGKILL after this
+    hung_thread_action hung_thread = hung_thread_action::stop;  // a hung thread worker, which cannot be killed
+    std::chrono::milliseconds shutdown_timeout{10'000};         // a graceful stop's deadline, then SIGKILL
+    bool wait_ready = false;                                    // a worker is ready at w.ready(), not at online
     // The cluster is ready (systemd's READY=1, a binary upgrade's handover) the first time
     // every slot has a ready worker; or, with this set, when the primary calls p.ready().
     bool ready_manually = false;

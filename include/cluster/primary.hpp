@@ -263,13 +263,15 @@ private:
     using core_event = event<detail::erased>;
 
     static detail::typed_parts parts(worker_main main) {
-        return {detail::ops_of<P>,
-                [](detail::worker_record& r) -> std::unique_ptr<worker_handle<detail::erased>> {
-                    return std::make_unique<handle>(r);
-                },
-                [main = std::move(main)](unsigned id, unique_fd link) {
-                    return detail::run_worker_process<P>(id, std::move(link), main);
-                }};
+        return {
+            detail::ops_of<P>,
+            [](detail::worker_record& r) -> std::unique_ptr<worker_handle<detail::erased>> {
+                return std::make_unique<handle>(r);
+            },
+            [main](unsigned id, unique_fd link) { return detail::run_worker_process<P>(id, std::move(link), main); },
+            [main](unsigned id, detail::thread_end link, const std::map<std::string, std::string>& env) {
+                return detail::run_worker_thread<P>(id, std::move(link), env, main);
+            }};
     }
 
     static handle& user_handle(detail::worker_record& r) noexcept { return static_cast<handle&>(*r.handle); }

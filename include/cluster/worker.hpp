@@ -93,7 +93,7 @@ public:
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
-        return this->link_.channel.send(msg, worker_id, wire::frame_flags::routed);
+        return this->link_.template send_user<P>(msg, worker_id, wire::frame_flags::routed);
     }
 
     // To every other worker, through the primary.
@@ -101,7 +101,7 @@ public:
         requires wire::message_of<std::remove_cvref_t<T>, P>
     [[nodiscard]] auto broadcast(T&& msg) {
         io::refuse_awaited_temporary<T>();
-        return this->link_.channel.send(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
+        return this->link_.template send_user<P>(msg, wire::frame_flags::all_workers, wire::frame_flags::routed);
     }
 
     // Listens on `at` the way `how` says (see schedule): the primary opens the socket, or

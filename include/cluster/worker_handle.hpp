@@ -33,8 +33,10 @@ public:
     [[nodiscard]] unsigned slot() const noexcept { return record_->home_slot; }
 
     // Signals the worker process (never another that reused its pid). This is not a
-    // disconnect: a worker killed this way did not exit after disconnect.
-    result<void> kill(int signal = SIGTERM) const noexcept { return record_->child.send_signal(signal); }
+    // disconnect: a worker killed this way did not exit after disconnect. A thread worker
+    // cannot be killed: SIGKILL abandons it (its exit event comes now, as if killed, and the
+    // thread runs on detached); any other signal is operation_not_supported (docs/threads.md).
+    result<void> kill(int signal = SIGTERM) const noexcept { return record_->signal(signal); }
 
     // Asks the worker to leave and waits until it has disconnected: its receive() ends,
     // its code finishes, and it exits (exited_after_disconnect() is then true).
@@ -49,7 +51,9 @@ public:
     // Why the primary is ending (or ended) it; none while it is not (see exit_event::reason).
     [[nodiscard]] stop_reason reason() const noexcept { return record_->reason; }
     // How the process ended, once it has.
-    [[nodiscard]] const std::optional<io::exit_status>& status() const noexcept { return record_->child.status(); }
+    [[nodiscard]] const std::optional<io::exit_status>& status() const noexcept { return record_->exit_status(); }
+    // Whether this worker is a thread of the primary's process (start_mode::thread).
+    [[nodiscard]] bool is_thread() const noexcept { return record_->is_thread(); }
 
     // The worker's stdout or stderr, when stdio_options chose output_mode::pipe for it: its
     // lines, which outlive the worker and this handle. Throws std::system_error

@@ -1,7 +1,7 @@
 // How a cluster's listening endpoints hand connections to its workers, with real processes
-// (fork mode) and real loopback clients: round robin's even spread, sticky's one address to
-// one worker (and another once it dies), least_connections, custom with primary_options::pick,
-// shared and reuseport, port 0, Unix-domain and IPv6 endpoints, and the refusals of listen().
+// (fork mode), threads where a thread listens the same, and real loopback clients: round robin's even spread, sticky's
+// one address to one worker (and another once it dies), least_connections, custom with primary_options::pick, shared
+// and reuseport, port 0, Unix-domain and IPv6 endpoints, and the refusals of listen().
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -80,7 +80,11 @@ unsigned pick_highest(const endpoint& client, std::span<const candidate> live) {
 }  // namespace
 
 TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of even") {
-    support::with_primary(support::options_for(schedule::round_robin), [](primary<proto>& p) -> task<void> {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode));
+    auto o = support::options_for(schedule::round_robin);
+    o.mode = mode;
+    support::with_primary(o, [](primary<proto>& p) -> task<void> {
         const auto at = co_await support::start_listening(p, 4);
         const auto by_worker = co_await support::bounded(spread(where(at), 8, 50));
         INFO(show(by_worker));
@@ -93,9 +97,11 @@ TEST_CASE("round_robin: 400 connections over 4 workers land within 10 percent of
 }
 
 TEST_CASE("every schedule serves connections, from every worker where the primary or SO_REUSEPORT spreads them") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
     const schedule how = GENERATE(from_range(std::begin(support::every_schedule), std::end(support::every_schedule)));
-    INFO(to_string(how));
+    INFO(to_string(mode) << ", " << to_string(how));
     auto o = support::options_for(how);
+    o.mode = mode;
     if (how == schedule::custom) {
         // In turn, as round robin would: the point here is that it serves.
         o.pick = [](const endpoint&, std::span<const candidate> live) {

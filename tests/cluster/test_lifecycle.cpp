@@ -1,5 +1,6 @@
-// The cluster's worker lifecycle with real processes and signals, in fork and exec mode: event
-// order, kill, disconnect, exit codes, ids, silent output, scale, orphans, setup and roles.
+// The cluster's worker lifecycle with real processes and signals, in fork and exec mode, and
+// with threads where a thread can do the same: event order, kill, disconnect, exit codes, ids,
+// silent output, scale, orphans, setup and roles.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -63,7 +64,14 @@ using support::open_fd_count;
 constexpr unsigned many_workers = 64;
 constexpr uid_t nobody = 65534;
 
-const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
+const char* mode_name(start_mode m) {
+    switch (m) {
+    case start_mode::fork: return "fork mode";
+    case start_mode::exec: return "exec mode";
+    case start_mode::thread: return "thread mode";
+    }
+    return "?";
+}
 
 primary_options options_for(start_mode mode, const char* worker_behaviour) {
     primary_options o;
@@ -137,7 +145,7 @@ task<fork_failure> failed_fork(primary<proto>& p, const fork_options& o) {
 }  // namespace
 
 TEST_CASE("one worker's events come in order: fork, online, message, disconnect, exit") {
-    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const char* how = GENERATE(behaviour::hello_then_disconnect, behaviour::hello_then_return);
     INFO(mode_name(mode) << ", worker: " << how);
     with_primary(options_for(mode, how), [&](primary<proto>& p) -> task<void> {
@@ -198,7 +206,7 @@ TEST_CASE("a fork-mode worker starts with the primary's signal handlers back to 
 }
 
 TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, it exits 0 after disconnect") {
-    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const bool primary_asks = GENERATE(true, false);
     INFO(mode_name(mode) << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
     const support::temp_dir dir;
@@ -226,7 +234,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
 }
 
 TEST_CASE("a worker that throws exits with code 1, one that returns with code 0") {
-    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const bool throws = GENERATE(true, false);
     INFO(mode_name(mode) << (throws ? ", the worker throws" : ", the worker returns"));
     with_primary(options_for(mode, throws ? behaviour::throw_at_once : behaviour::hello_then_return),
@@ -387,7 +395,9 @@ TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whol
 }
 
 TEST_CASE("64 workers on a small machine all come online and all leave after disconnect_all()") {
-    with_primary(options_for(start_mode::fork, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(mode_name(mode));
+    with_primary(options_for(mode, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
         for (unsigned i = 0; i < many_workers; ++i) (void)co_await fork_worker(p);
         auto online = co_await collect<online_event>(p, many_workers);
         CHECK(online.size() == many_workers);
@@ -699,7 +709,7 @@ TEST_CASE("cpu_count() counts the affinity mask within the cgroup quota, and dro
 }
 
 TEST_CASE("is_primary(), is_worker() and this_worker_id() on both sides") {
-    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     INFO(mode_name(mode));
     CHECK(is_primary());
     CHECK_FALSE(is_worker());
@@ -735,7 +745,7 @@ bool accepts_connections(const std::string& address, std::uint16_t port) {
 }  // namespace
 
 TEST_CASE("announce_listening() gives the primary a listening event with the socket's address and port") {
-    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     INFO(mode_name(mode));
     with_primary(options_for(mode, behaviour::announce_listening), [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
@@ -752,6 +762,35 @@ TEST_CASE("announce_listening() gives the primary a listening event with the soc
         CHECK(left.has_value());
         auto ended = co_await events_through(p, id, event_kind::exit);
         CHECK(exit_of(ended).status.success());
+    });
+}
+
+TEST_CASE("a mixed cluster: a thread worker and an exec-mode process worker side by side, each itself") {
+    auto o = options_for(start_mode::thread, behaviour::report_identity);
+    o.env[support::setting::tag] = "shared";
+    with_primary(o, [](primary<proto>& p) -> task<void> {
+        handle& thread = co_await fork_worker(p);
+        fork_options as_process;
+        as_process.mode = start_mode::exec;
+        as_process.exec = support::program;
+        as_process.args = std::vector<std::string>{};
+        handle& process = co_await fork_worker(p, as_process);
+        CHECK(thread.is_thread());
+        CHECK_FALSE(process.is_thread());
+        CHECK(thread.pid() == ::getpid());
+        CHECK(process.pid() != ::getpid());
+        const unsigned thread_id = thread.id(), process_id = process.id();
+        const auto in_thread = co_await identity_of(p, thread_id);
+        const auto in_process = co_await identity_of(p, process_id);
+        for (const auto* me : {&in_thread, &in_process}) {
+            CHECK(me->worker);
+            CHECK_FALSE(me->primary);
+            CHECK(me->tag == "shared");
+        }
+        CHECK(in_thread.worker_id == thread_id);
+        CHECK(in_process.worker_id == process_id);
+        CHECK(in_thread.exe == expected_exe(start_mode::fork));
+        CHECK(in_process.exe == expected_exe(start_mode::exec));
     });
 }
 

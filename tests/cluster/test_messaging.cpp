@@ -1,6 +1,6 @@
-// Messages between a primary and its forked workers: order and content both ways, requests
-// both ways, routing between workers, fds, workers that break the protocol or die mid-frame,
-// and a worker's forked child, which is not that worker.
+// Messages between a primary and its workers, forked or threads: order and content both ways,
+// requests both ways, routing between workers, fds; and, for processes, workers that break the
+// protocol or die mid-frame, and a worker's forked child, which is not that worker.
 #include <catch2/catch.hpp>
 
 #include "support/descriptors.hpp"
@@ -70,6 +70,10 @@ using handle = worker_handle<P>;
 namespace {
 
 using support::open_fd_count;
+
+// The mode the running case starts its workers in: a "die" there is a SIGKILL for a process and
+// an exception (a crash) for a thread, which no signal can end alone.
+start_mode mode_under_test = start_mode::fork;
 
 using support::bounded;
 using support::exit_of;
@@ -186,6 +190,7 @@ task<void> answering_worker(worker<P>& w) {
         } else if (m->is<job>() && m->is_request()) {
             const auto& j = m->get<job>();
             if (j.text == "die") {
+                if (mode_under_test == start_mode::thread) throw std::runtime_error("told to die");
                 ::kill(::getpid(), SIGKILL);
             } else if (j.text == "hold") {
                 held = std::move(*m);
@@ -417,7 +422,12 @@ task<void> primary_asks(primary<P>& p) {
     const std::set<unsigned> ids{h.id()};
     auto log = co_await bounded(events_until_exit(p, ids), "the exit event");
     CHECK(story(log[1]) == "fork online disconnect exit");  // the late answer made no event
-    CHECK(exit_of(log[1]).status.signal == SIGKILL);
+    if (mode_under_test == start_mode::thread) {
+        CHECK(exit_of(log[1]).status.code == 1);
+        CHECK(exit_of(log[1]).failure == "told to die");
+    } else {
+        CHECK(exit_of(log[1]).status.signal == SIGKILL);
+    }
 }
 
 task<void> reply_to_all(primary<P>& p, handle& h, std::vector<incoming<job>>& asked) {
@@ -744,40 +754,66 @@ task<void> worker_forks(primary<P>& p) {
 }
 
 // The test's life of a primary: body, then shutdown().
-// Runs body against a primary of main's workers (see support::with_primary); nothing
-// restarts on its own, as in Node.
+// Runs body against a primary of main's workers started in `mode` (see support::with_primary);
+// nothing restarts on its own, as in Node.
+template <class Body>
+void with_primary(start_mode mode, typename worker<P>::main_function worker_main, Body body) {
+    primary_options o;
+    o.mode = mode;
+    o.restart.mode = restart_mode::temporary;
+    mode_under_test = mode;
+    support::with_primary<P>(std::move(o), std::move(worker_main), std::move(body));
+}
+
+// What only a process has (its socket, a signal of its own, fork()): fork mode alone.
 template <class Body>
 void with_primary(typename worker<P>::main_function worker_main, Body body) {
-    primary_options o;
-    o.restart.mode = restart_mode::temporary;
-    support::with_primary<P>(std::move(o), std::move(worker_main), std::move(body));
+    with_primary(start_mode::fork, std::move(worker_main), std::move(body));
+}
+
+// The cases that hold for every start mode run in each.
+start_mode each_mode() {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    return mode;
 }
 
 }  // namespace
 
 TEST_CASE("ten thousand messages of two types each way arrive in order and intact") {
-    with_primary(echo_worker, both_ways_in_order);
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, echo_worker, both_ways_in_order);
 }
 
 TEST_CASE("next_message skips other kinds and a worker's receive<T> leaves others queued") {
-    with_primary(picky_worker, picking_by_type);
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, picky_worker, picking_by_type);
 }
 
 TEST_CASE("the primary's requests are answered and correlated, and fail on wrong type, timeout, or death") {
-    with_primary(answering_worker, primary_asks);
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, answering_worker, primary_asks);
 }
 
 TEST_CASE("a worker's requests are answered by the primary, and fail with peer_gone on disconnect") {
-    with_primary(asking_worker, worker_asks);
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, asking_worker, worker_asks);
 }
 
 TEST_CASE("send_to reaches one worker and broadcast every other, from the sender, and gone targets drop") {
-    with_primary(routing_worker, routing);
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, routing_worker, routing);
 }
 
 TEST_CASE("fds in messages go from a worker to the primary and back, and work") {
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
     const auto fds = open_fd_count();
-    with_primary(fd_worker, fds_both_ways);
+    with_primary(mode, fd_worker, fds_both_ways);
     CHECK(open_fd_count() == fds);
 }
 
@@ -785,7 +821,11 @@ TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and th
     with_primary(raw_worker, cut_off);
 }
 
-TEST_CASE("during heavy traffic each worker's events keep their order") { with_primary(chatty_worker, busy_order); }
+TEST_CASE("during heavy traffic each worker's events keep their order") {
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, chatty_worker, busy_order);
+}
 
 TEST_CASE("a child a worker forks cannot speak as it nor send its queue again, and the worker goes on") {
     with_primary(forking_worker, worker_forks);

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -443,6 +444,39 @@ TEST_CASE("current() follows nested io_contexts and is per thread") {
     }
     CHECK(io_context::current() == nullptr);
 }
+
+// The check exists where assertions do: a release build trusts the code it was tested as.
+#ifndef NDEBUG
+TEST_CASE("in a debug build, a thread that reaches for another thread's loop is stopped at once, saying why") {
+    const bool op = GENERATE(true, false);
+    INFO((op ? "it asks for an op" : "it posts a resumption"));
+    int err[2];
+    REQUIRE(::pipe(err) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        (void)::dup2(err[1], STDERR_FILENO);
+        io_context theirs;
+        std::thread([&theirs, op] {
+            if (op)
+                io_uring_prep_nop(theirs.sqe(nullptr));
+            else
+                theirs.post(std::noop_coroutine());
+        }).join();
+        ::_exit(0);  // never: the thread's call ends the process
+    }
+    ::close(err[1]);
+    std::string said;
+    char buf[256];
+    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<std::size_t>(n));
+    ::close(err[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    CHECK(said.find("a thread used an io_context that another thread drives") != std::string::npos);
+}
+#endif
 
 TEST_CASE("after a raw fork() the child has no current io_context and can build its own") {
     io_context parent;

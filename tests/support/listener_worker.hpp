@@ -31,7 +31,7 @@ inline constexpr const char* mode = "CLUSTER_TEST_MODE";
 namespace listener_worker {
 
 inline std::string env_or(const char* name, std::string fallback = {}) {
-    const char* value = std::getenv(name);
+    const char* value = cluster::getenv(name);  // a thread worker's env option too
     return value ? value : fallback;
 }
 

@@ -50,7 +50,7 @@ using cluster::worker;
 using namespace std::chrono_literals;
 
 std::string env_or(const char* name, std::string fallback = {}) {
-    const char* value = std::getenv(name);
+    const char* value = cluster::getenv(name);  // a thread worker's env option too
     return value ? value : fallback;
 }
 

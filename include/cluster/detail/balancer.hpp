@@ -698,7 +698,7 @@ private:
             offer.listener = l.id;
             offer.seq = seq;
             offer.socket = std::move(c.socket);
-            const std::error_code failed = target->link.channel.queue(offer);
+            const std::error_code failed = target->link.queue(offer);
             c.socket = std::move(offer.socket);
             if (!failed) {
                 ++l.open[target->id];

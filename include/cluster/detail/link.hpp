@@ -1,10 +1,16 @@
-// cluster::detail::link: one end of the channel between a primary and a worker, what both
-// ends offer their users through it (link_end<P>: send, request, reply), and how the user's
-// messages that arrive on it become incoming<erased>.
+// cluster::detail::link: one end of the link between a primary and a worker — a socketpair's
+// channel to a process, or a thread link's pipes to a thread — what both ends offer their users
+// through it (link_end<P>: send, request, reply), and how the user's messages become incoming<erased>.
 #pragma once
 
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -14,6 +20,9 @@
 
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
+#include <cluster/detail/link_envelope.hpp>
+#include <cluster/detail/message_clone.hpp>
+#include <cluster/detail/thread_link.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
@@ -24,31 +33,351 @@
 
 namespace cluster::detail {
 
-// One end of the channel between a primary and a worker: the channel, which carries the
-// control messages beside the user's, and the requests sent on it that wait for their answers.
-struct link {
-    using protocol = control::link_protocol;
-    using envelope = ipc::envelope<protocol>;
+class link;
 
-    explicit link(unique_fd socket) : channel(std::move(socket)) {}
+// What a send on a link waits for: room below the high-water mark, on a socket's send queue
+// or a thread link's pipe. Either way it completes at once while there is room.
+class link_wait {
+    using socket_wait = decltype(std::declval<ipc::channel<control::link_protocol>&>().wait_for_room({}));
+    using slow_wait = io::task<result<void>>;
 
-    ipc::channel<protocol> channel;
-    ipc::request_table<protocol::variant> requests;
+    struct thread_wait {
+        envelope_pipe* pipe;
+        std::error_code queued;
+        std::optional<slow_wait> slow;
+        std::optional<decltype(std::declval<slow_wait&>().operator co_await())> awaiting;
+
+        bool await_ready() const { return queued || !pipe->full(); }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
+            slow.emplace(pipe->wait_for_room(queued));
+            awaiting.emplace(slow->operator co_await());
+            return awaiting->await_suspend(h);
+        }
+        result<void> await_resume() {
+            if (awaiting) return awaiting->await_resume();
+            if (queued) return queued;
+            return {};
+        }
+    };
+
+public:
+    explicit link_wait(socket_wait w) noexcept : w_(std::in_place_index<0>, std::move(w)) {}
+    link_wait(envelope_pipe& pipe, std::error_code queued) noexcept
+        : w_(std::in_place_index<1>, thread_wait{&pipe, queued, std::nullopt, std::nullopt}) {}
+
+    bool await_ready() { return w_.index() == 0 ? std::get<0>(w_).await_ready() : std::get<1>(w_).await_ready(); }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
+        if (w_.index() == 1) return std::get<1>(w_).await_suspend(h);
+        std::get<0>(w_).await_suspend(h);
+        return std::noop_coroutine();
+    }
+    result<void> await_resume() {
+        return w_.index() == 0 ? std::get<0>(w_).await_resume() : std::get<1>(w_).await_resume();
+    }
+
+private:
+    std::variant<socket_wait, thread_wait> w_;
 };
 
-// A user's message that arrived on a link (e holds a raw_message), decoded by the protocol's
-// ops: who sent it (a routed frame's tag names the worker it came from), and the tag a reply
-// must carry. A message that does not decode is the peer breaking the protocol: the link is
-// cut off, saying why, and nothing is returned.
-inline std::optional<incoming<erased>> to_incoming(link& l, const protocol_ops& ops, link::envelope&& e,
-                                                   unsigned sender) {
-    auto boxed = ops.decode(std::get<wire::raw_message>(e.value));
-    if (!boxed) {
-        l.channel.abort(boxed.error().code, std::move(boxed.error().path));
-        return std::nullopt;
+// A link's next message: decoded off the socket, or taken off the thread link's pipe.
+class link_take {
+    using socket_take = decltype(std::declval<ipc::channel<control::link_protocol>&>().receive_envelope());
+    using slow_take = io::task<std::optional<link_envelope>>;
+
+    struct thread_take {
+        link* owner;
+        std::optional<link_envelope> ready;
+        std::optional<slow_take> slow;
+        std::optional<decltype(std::declval<slow_take&>().operator co_await())> awaiting;
+
+        bool await_ready();
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h);
+        std::optional<link_envelope> await_resume();
+    };
+
+public:
+    explicit link_take(socket_take t) noexcept : t_(std::in_place_index<0>, std::move(t)) {}
+    explicit link_take(link& l) noexcept
+        : t_(std::in_place_index<1>, thread_take{&l, std::nullopt, std::nullopt, std::nullopt}) {}
+
+    [[gnu::always_inline]] bool await_ready() {
+        return t_.index() == 0 ? std::get<0>(t_).await_ready() : std::get<1>(t_).await_ready();
     }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
+        if (t_.index() == 1) return std::get<1>(t_).await_suspend(h);
+        std::get<0>(t_).await_suspend(h);
+        return std::noop_coroutine();
+    }
+    [[gnu::always_inline]] std::optional<link_envelope> await_resume() {
+        if (t_.index() == 1) return std::get<1>(t_).await_resume();
+        auto e = std::get<0>(t_).await_resume();
+        if (!e) return std::nullopt;
+        return link_envelope(std::move(*e));
+    }
+
+private:
+    std::variant<socket_take, thread_take> t_;
+};
+
+// One end of the link between a primary and a worker: it carries the control messages beside
+// the user's, and keeps the requests sent on it that wait for their answers. To a process it
+// is a channel on a socketpair, every message encoded; to a thread, two pipes that move each
+// message as it is (a copy of the sender's, its fds dup'd), no codec and no socket.
+class link {
+public:
+    using protocol = control::link_protocol;
+    using envelope = link_envelope;
+    using socket_channel = ipc::channel<protocol>;
+
+    explicit link(unique_fd socket) : socket_(std::in_place, std::move(socket)) {}
+    // On the thread this end belongs to: its loop is the one its doorbells wake.
+    explicit link(thread_end end) : thread_(std::move(end)) {
+        thread_->out().producer_open();
+        thread_->in().consumer_open();
+    }
+    link(const link&) = delete;
+    link& operator=(const link&) = delete;
+    ~link() { end_thread_link(); }
+
+    [[nodiscard]] bool threaded() const noexcept { return thread_.has_value(); }
+
+    // ---- sending ----
+
+    // A control message, queued at once; waits for room past the high-water mark.
+    template <class T>
+    [[nodiscard]] link_wait send(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        if (socket_) return link_wait(socket_->wait_for_room(socket_->queue(msg, tag, flags)));
+        return link_wait(thread_->out(), push(protocol::variant(clone_message(msg)), tag, flags, {}));
+    }
+
+    // A message of the user's protocol P: encoded for a process, boxed for a thread.
+    template <class P, class T>
+    [[nodiscard]] link_wait send_user(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        if (socket_) return link_wait(socket_->wait_for_room(socket_->queue(msg, tag, flags)));
+        return link_wait(thread_->out(), queue_user<P>(msg, tag, flags));
+    }
+
+    // Queues without waiting, whatever is queued already: a process's own small messages.
+    template <class T>
+    std::error_code queue(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        if (socket_) return socket_->queue(msg, tag, flags);
+        return push(protocol::variant(clone_message(msg)), tag, flags, {});
+    }
+
+    template <class P, class T>
+    std::error_code queue_user(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        if (socket_) return socket_->queue(msg, tag, flags);
+        auto value = std::make_shared<typename P::variant>(std::in_place_type<T>, clone_message(msg));
+        wire::raw_message stub;
+        stub.type_id = P::template id<T>;
+        return push(protocol::variant(std::move(stub)), tag, flags,
+                    boxed_message{std::move(value), stub.type_id, sizeof(T)});
+    }
+
+    // Queues msg unless the high-water mark is passed already (resource_unavailable_try_again).
+    template <class T>
+    result<void> try_send(const T& msg) {
+        if (socket_) return socket_->try_send(msg);
+        if (thread_->out().full()) return std::make_error_code(std::errc::resource_unavailable_try_again);
+        if (auto ec = queue(msg)) return ec;
+        return {};
+    }
+
+    [[nodiscard]] link_wait wait_for_room(std::error_code queued) {
+        if (socket_) return link_wait(socket_->wait_for_room(queued));
+        return link_wait(thread_->out(), queued);
+    }
+
+    // Delivers what was queued, then tells the other end no more is coming.
+    io::task<result<void>> shutdown() {
+        if (socket_) co_return co_await socket_->shutdown();
+        if (!forked_) thread_->out().producer_close();
+        co_return result<void>{};
+    }
+
+    // ---- receiving ----
+
+    // The next message, or nothing once the link has ended (see close_reason()).
+    [[nodiscard]] link_take receive() {
+        if (socket_) return link_take(socket_->receive_envelope());
+        return link_take(*this);
+    }
+
+    // Whether what the other end sent waits unread here.
+    [[nodiscard]] bool has_unread() const noexcept {
+        if (socket_) {
+            int n = 0;
+            return ::ioctl(socket_->native_handle(), FIONREAD, &n) == 0 && n > 0;
+        }
+        return !forked_ && (!arrived_.empty() || thread_->in().has_queued());
+    }
+
+    // ---- ending ----
+
+    // Stops both ways at once: the other end's receive ends, and so does ours once it took
+    // what had come.
+    void cut() {
+        if (socket_) {
+            ::shutdown(socket_->native_handle(), SHUT_RDWR);
+            return;
+        }
+        end_thread_link();
+    }
+
+    // Ends it now: what is queued is dropped; later sends fail with channel_closed.
+    void close() {
+        if (socket_) return socket_->close();
+        end_thread_link();
+        read_closed_ = true;
+        if (!reason_) reason_ = make_error_code(errc::channel_closed);
+    }
+
+    // Cuts off a peer that broke the protocol: it learns at once, nothing more it sends is
+    // read, and close_reason() says why.
+    void abort(std::error_code why, std::string detail) {
+        if (socket_) return socket_->abort(why, std::move(detail));
+        if (read_closed_) return;
+        reason_ = why;
+        reason_detail_ = std::move(detail);
+        close();
+    }
+
+    [[nodiscard]] bool is_open() const noexcept { return socket_ ? socket_->is_open() : !read_closed_; }
+    // Empty after a clean end; otherwise why the link ended.
+    [[nodiscard]] std::error_code close_reason() const noexcept { return socket_ ? socket_->close_reason() : reason_; }
+    [[nodiscard]] std::string close_message() const {
+        if (socket_) return socket_->close_message();
+        if (!reason_) return "closed";
+        return reason_detail_.empty() ? reason_.message() : reason_detail_ + ": " + reason_.message();
+    }
+    // The socket, for diagnostics and tests; -1 for a thread link.
+    [[nodiscard]] int native_handle() const noexcept { return socket_ ? socket_->native_handle() : -1; }
+
+    // In a process forked without exec from this link's owner: see ipc::channel. A thread
+    // link's pipes are the parent's threads': the child leaves them untouched.
+    void close_in_forked_child() noexcept {
+        if (socket_) return socket_->close_in_forked_child();
+        forked_ = true;
+        read_closed_ = true;
+        reason_ = make_error_code(errc::forked_child);
+    }
+    void close_queued_fds_in_forked_child() const noexcept {
+        if (socket_) socket_->close_queued_fds_in_forked_child();
+    }
+
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return socket_ ? socket_->stats() : stats_; }
+    [[nodiscard]] std::uint64_t fds_lost() const noexcept { return socket_ ? socket_->fds_lost() : 0; }
+
+    ipc::request_table<link_envelope> requests;
+
+private:
+    friend class link_take;
+
+    std::error_code push(protocol::variant value, std::uint32_t tag, std::uint16_t flags, boxed_message boxed) {
+        if (forked_) return make_error_code(errc::forked_child);
+        const std::size_t bytes = sizeof(link_envelope) + boxed.size;
+        auto pushed = thread_->out().push(link_envelope(std::move(value), tag, flags, std::move(boxed)));
+        if (pushed) return pushed;
+        ++stats_.frames_sent;
+        stats_.bytes_sent += bytes;
+        return {};
+    }
+
+    // A message taken off the pipe, counted; the end of the stream closes this side for reading.
+    std::optional<link_envelope> took(std::optional<link_envelope> e) noexcept {
+        if (!e) {
+            read_closed_ = true;
+            return e;
+        }
+        ++stats_.frames_received;
+        stats_.bytes_received += weigh(*e);
+        return e;
+    }
+
+    void end_thread_link() noexcept {
+        if (!thread_ || forked_ || ended_) return;
+        ended_ = true;
+        thread_->out().producer_close();
+        thread_->in().consumer_close();
+    }
+
+    std::optional<socket_channel> socket_;
+    std::optional<thread_end> thread_;
+    std::deque<link_envelope> arrived_;  // a thread link's, taken off its pipe in a burst
+    ipc::channel_stats stats_;           // a thread link's
+    bool read_closed_ = false;
+    bool ended_ = false;
+    bool forked_ = false;
+    std::error_code reason_;
+    std::string reason_detail_;
+};
+
+inline bool link_take::thread_take::await_ready() {
+    if (owner->read_closed_) return true;
+    auto& arrived = owner->arrived_;
+    if (arrived.empty()) owner->thread_->in().take_all(arrived);
+    if (arrived.empty()) return false;
+    ready.emplace(std::move(arrived.front()));
+    arrived.pop_front();
+    return true;
+}
+
+template <class Promise>
+std::coroutine_handle<> link_take::thread_take::await_suspend(std::coroutine_handle<Promise> h) {
+    slow.emplace(owner->thread_->in().receive());
+    awaiting.emplace(slow->operator co_await());
+    return awaiting->await_suspend(h);
+}
+
+inline std::optional<link_envelope> link_take::thread_take::await_resume() {
+    if (awaiting) return owner->took(awaiting->await_resume());
+    if (owner->read_closed_ && !ready) return std::nullopt;
+    return owner->took(std::move(ready));
+}
+
+// P's box for a message from one worker on its way to another, queued on `to`.
+template <class P>
+std::error_code queue_boxed(link& to, const boxed_message& b, std::uint32_t tag, std::uint16_t flags) {
+    return std::visit(
+        [&](const auto& m) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>)
+                return std::error_code{};  // an empty protocol's: none is ever decoded
+            else
+                return to.template queue_user<P>(m, tag, flags);
+        },
+        unbox<P>(b));
+}
+
+template <class P>
+struct ops_for {
+    static_assert(control::apart_from_control<P>,
+                  "cluster: a message type has the type id of one of the cluster's own control messages (a hash "
+                  "collision); give it a distinct cluster_name");
+    static constexpr protocol_ops value{&decode_boxed<P>, &queue_boxed<P>};
+};
+
+// P's ops, for the machinery.
+template <class P>
+inline constexpr const protocol_ops& ops_of = ops_for<P>::value;
+
+// A user's message that arrived on a link (e holds a raw_message, or its box off a thread):
+// who sent it (a routed message's tag names the worker it came from), and the tag a reply
+// must carry. A raw message that does not decode is the peer breaking the protocol: the link
+// is cut off, saying why, and nothing is returned.
+inline std::optional<incoming<erased>> to_incoming(link& l, const protocol_ops& ops, link_envelope&& e,
+                                                   unsigned sender) {
     const bool routed = (e.flags & wire::frame_flags::routed) != 0;
     const bool request = (e.flags & wire::frame_flags::request) != 0;
+    if (e.is_boxed()) return incoming<erased>{std::move(e.boxed), routed ? e.tag : sender, request ? e.tag : 0};
+    auto boxed = ops.decode(std::get<wire::raw_message>(e.value));
+    if (!boxed) {
+        l.abort(boxed.error().code, std::move(boxed.error().path));
+        return std::nullopt;
+    }
     return incoming<erased>{std::move(*boxed), routed ? e.tag : sender, request ? e.tag : 0};
 }
 
@@ -60,19 +389,48 @@ void check_replyable(const incoming<V>& to) {
                                 "cluster: reply() to a message that is not a request");
 }
 
+// Waits up to `timeout` (duration::max(): no limit) for the answer to the request `slot` names,
+// once `sent` says it left. Errors: the send's, timed_out, peer_gone.
+template <class Rep, class Period>
+io::task<result<link_envelope>> answer_to(ipc::request_table<link_envelope>::slot& slot, result<void> sent,
+                                          std::chrono::duration<Rep, Period> timeout) {
+    if (!sent) co_return sent.error();
+    co_return co_await ipc::response_within<link_envelope>(slot, timeout);
+}
+
+// Sends a control message on l as a request and waits up to `timeout` for a Reply. Errors:
+// timed_out, peer_gone, unexpected_type (another type came back), or the send's.
+template <class Reply, class T, class Rep, class Period>
+io::task<result<Reply>> ask_control(link& l, const T& msg, std::chrono::duration<Rep, Period> timeout) {
+    ipc::request_table<link_envelope>::slot slot(l.requests);
+    if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
+    auto sent = co_await l.send(msg, slot.tag(), wire::frame_flags::request);
+    auto answer = co_await answer_to(slot, std::move(sent), timeout);
+    if (!answer) co_return answer.error();
+    if (auto* reply = std::get_if<Reply>(&answer->value)) co_return std::move(*reply);
+    co_return make_error_code(errc::unexpected_type);
+}
+
 // Sends msg on l as a request and waits up to `timeout` for a Reply of protocol P. Errors:
 // timed_out, peer_gone (the other end disconnected or died first), unexpected_type (it
 // answered with another type), or the send's. An answer that does not decode cuts the link off.
 template <class P, class Reply, class T, class Rep, class Period>
 io::task<result<Reply>> request(link& l, const T& msg, std::chrono::duration<Rep, Period> timeout) {
-    auto answer = co_await ipc::exchange(l.channel, l.requests, msg, timeout);
+    ipc::request_table<link_envelope>::slot slot(l.requests);
+    if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
+    auto sent = co_await l.template send_user<P>(msg, slot.tag(), wire::frame_flags::request);
+    auto answer = co_await answer_to(slot, std::move(sent), timeout);
     if (!answer) co_return answer.error();
-    auto* raw = std::get_if<wire::raw_message>(&*answer);
+    if (answer->is_boxed()) {
+        if (auto* reply = std::get_if<Reply>(&unbox<P>(answer->boxed))) co_return std::move(*reply);
+        co_return make_error_code(errc::unexpected_type);
+    }
+    auto* raw = std::get_if<wire::raw_message>(&answer->value);
     if (!raw) co_return make_error_code(errc::unexpected_type);
     auto decoded = wire::decode_raw<P>(*raw);
     if (!decoded) {
         const auto why = decoded.error().code;
-        l.channel.abort(why, std::move(decoded.error().path));
+        l.abort(why, std::move(decoded.error().path));
         co_return why;
     }
     if (auto* reply = std::get_if<Reply>(&*decoded)) co_return std::move(*reply);
@@ -94,7 +452,7 @@ public:
         requires wire::message_of<std::remove_cvref_t<T>, P>
     [[nodiscard]] auto send(T&& msg) {
         io::refuse_awaited_temporary<T>();
-        return link_.channel.send(msg);
+        return link_.template send_user<P>(msg);
     }
 
     // Asks the other end and waits up to `timeout` for its reply, a Reply. Errors:
@@ -113,10 +471,10 @@ public:
     [[nodiscard]] auto reply(const incoming<M>& to, R&& response) {
         io::refuse_awaited_temporary<R>();
         check_replyable(to);
-        return link_.channel.send(response, to.request_tag, wire::frame_flags::response);
+        return link_.template send_user<P>(response, to.request_tag, wire::frame_flags::response);
     }
 
-    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.channel.stats(); }
+    [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }
 
 protected:
     explicit link_end(link& l) noexcept : link_(l) {}

@@ -13,7 +13,7 @@ class supervisor;
 
 // What the worker's counts are so far: its channel's, and its connections'.
 inline worker_counts counts_of(const worker_record& r) noexcept {
-    const auto& channel = r.link.channel.stats();
+    const auto& channel = r.link.stats();
     worker_counts c;
     c.messages_sent = channel.frames_sent;
     c.messages_received = channel.frames_received;

@@ -83,8 +83,9 @@ public:
 
     supervisor(primary_options o, typed_parts typed, std::vector<std::string> a)
         : options(std::move(o)), ops(typed.ops), make_handle(typed.make_handle),
-          worker_process(std::move(typed.worker_process)), args(std::move(a)), ctx(&io::io_context::current_or_throw()),
-          slots(options.restart), balancer(options, overload) {
+          worker_process(std::move(typed.worker_process)), thread_main(std::move(typed.worker_thread)),
+          args(std::move(a)), ctx(&io::io_context::current_or_throw()), slots(options.restart),
+          balancer(options, overload) {
         (void)self_exe();  // now, before anyone replaces the file: see self_exe()
         raise_fd_limit();
         adopt_activated_sockets();
@@ -133,8 +134,9 @@ public:
         r->wait_ready = o.wait_ready;
         r->home_slot = slot;
         configure(*r, o);
-        watch(r, o);
+        // Reported before its link is read: a thread may have said online already.
         events.report(event<erased>(fork_event{r->id, r->pid, slot}, handle_of(r)));
+        watch(r, o);
         if (bind_now) settle_in(slot, r);
         co_return r;
     }
@@ -279,6 +281,7 @@ public:
     const protocol_ops ops;
     std::unique_ptr<worker_handle<erased>> (*const make_handle)(record&);
     const std::function<int(unsigned id, unique_fd link)> worker_process;
+    const decltype(typed_parts::worker_thread) thread_main;
     const std::vector<std::string> args;
     io::io_context* const ctx;
     overload_counts overload;  // what the primary shed or dropped; fds_lost: of the workers gone
@@ -332,7 +335,14 @@ private:
     }
 
     result<record_ptr> launch_worker(const primary_options& o, unsigned slot, std::string& what) {
+        if (o.mode == start_mode::thread) return launch_thread(o, slot, what);
         const unsigned id = workers.next_id();
+        if (o.mode == start_mode::fork && threads_running()) {
+            what = "cluster: cannot start worker " + std::to_string(id) +
+                   " in fork mode while thread workers run: fork() copies only the calling thread, "
+                   "and theirs would be half there; start process workers beside threads in exec mode";
+            return std::make_error_code(std::errc::invalid_argument);
+        }
         if (!chosen_stdio(o)) {
             what = "cluster: cannot start worker " + std::to_string(id) +
                    ": silent and stdio are both set (silent is stdio {relay, relay}): set one";
@@ -352,6 +362,38 @@ private:
         auto r = std::make_shared<record>(id, std::move(*started));
         r->handle = make_handle(*r);
         return r;
+    }
+
+    // A thread worker: its own thread, loop and link; the process, and its output, the primary's.
+    result<record_ptr> launch_thread(const primary_options& o, unsigned slot, std::string& what) {
+        const unsigned id = workers.next_id();
+        if (const char* refused = thread_refusal(o)) {
+            what = "cluster: cannot start worker " + std::to_string(id) + " as a thread: " + refused;
+            return std::make_error_code(std::errc::invalid_argument);
+        }
+        auto [mine, theirs] = make_thread_link(ipc::channel_options{}.high_water_mark);
+        // sched_setaffinity(0) pins the calling thread: the worker's own, as it starts.
+        auto pin = o.cpu_affinity ? cpu_for(slot) : std::nullopt;
+        const std::string pin_warning = pin ? pin->warning_for(id) : std::string();
+        auto pinned = pin ? std::make_shared<const cpu_pin>(std::move(*pin)) : nullptr;
+        auto started = worker_thread::start(
+            [run = thread_main, id, end = std::move(theirs), pinned, pin_warning, env = o.env]() mutable {
+                if (const int failed = pinned ? pinned->apply() : 0) cpu_pin::warn(pin_warning, failed);
+                return run(id, std::move(end), env);
+            });
+        if (!started) {
+            what = "cluster: cannot start worker " + std::to_string(id) + " as a thread";
+            return started.error();
+        }
+        auto r = std::make_shared<record>(id, std::move(mine), std::move(*started));
+        r->handle = make_handle(*r);
+        return r;
+    }
+
+    [[nodiscard]] bool threads_running() const {
+        for (const auto& [id, r] : workers)
+            if (r->is_thread() && !r->is_dead()) return true;
+        return false;
     }
 
     // cpu_affinity: the CPU of `slot`'s workers; none, and said, if the primary's own CPUs
@@ -401,12 +443,14 @@ private:
         if (o.max_messages > 0)
             s.max_messages =
                 o.max_messages + std::uniform_int_distribution<std::uint64_t>(0, o.max_messages_jitter)(rng);
-        (void)r.link.channel.send(s);
+        (void)r.link.send(s);
     }
 
     void watch(const record_ptr& r, const primary_options& o) {
         tasks.spawn(live(*this, r));
-        if (o.heartbeat_timeout.count() > 0)
+        if (o.heartbeat_timeout.count() > 0 && r->is_thread())
+            tasks.spawn(until_exit(r, watch_thread(*this, r, o.heartbeat_timeout)));
+        else if (o.heartbeat_timeout.count() > 0)
             tasks.spawn(until_exit(r, watch_heartbeats(r, o.heartbeat_timeout, o.kill_timeout)));
         if (o.max_memory > 0) {
             auto recycle = [this](const record_ptr& over) { rollout.recycle(over, stop_reason::max_memory); };
@@ -434,14 +478,36 @@ private:
         return worker_process(id, std::move(link));
     }
 
+    // A thread worker that misses its heartbeats cannot be killed and replaced: the action
+    // the options name is taken (see docs/threads.md).
+    static io::task<void> watch_thread(supervisor& self, record_ptr r, std::chrono::milliseconds timeout) {
+        const bool hung = co_await until_hung(r, timeout);
+        if (!hung) co_return;
+        r->reason = stop_reason::hung;
+        const std::string what = "worker " + std::to_string(r->id) + " is a thread that sent no heartbeat for " +
+                                 std::to_string(timeout.count()) +
+                                 " ms; a thread cannot be killed, so the cluster stops for its own supervisor "
+                                 "to start the process again";
+        if (self.options.hung_thread == hung_thread_action::abort) {
+            std::fprintf(stderr, "cluster: %s: aborting\n", what.c_str());
+            std::abort();
+        }
+        std::fprintf(stderr, "cluster: %s\n", what.c_str());
+        self.stopper.give_up(r->id, what);
+    }
+
     // Everything the primary does for one worker, from fork to exit event.
     static io::task<void> live(supervisor& self, record_ptr r) {
         self.start_readers(r);
-        auto status = co_await r->child.wait();
+        auto status = co_await r->wait_exit();
         r->drain_output();
         // All the worker sent is in our receive queue by now, but its end of the socket closes
         // only when the kernel tears its io_uring down, milliseconds later: end the stream here.
-        ::shutdown(r->link.channel.native_handle(), SHUT_RD);
+        // A thread's end closed as its code returned; one abandoned never will.
+        if (!r->is_thread())
+            ::shutdown(r->link.native_handle(), SHUT_RD);
+        else if (r->thread->abandoned())
+            r->link.cut();
         auto drained = co_await io::with_timeout(io::when_set(r->readers_done), reader_grace);
         if (!drained) {
             // A process the worker forked holds its end: stop reading what it may still send.
@@ -451,7 +517,7 @@ private:
         }
         r->release();
         const io::exit_status final_status = status ? *status : io::exit_status{};
-        exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot};
+        exit_event e{r->id, r->pid, final_status, r->exited_after_disconnect, r->reason, r->home_slot, r->failure()};
         self.history.worker_exited(counts_of(*r), r->reason, final_status);
         self.status_news.notify();
         self.app_metrics.retire(r->id);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <signal.h>
-#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,42 +27,44 @@ inline std::chrono::milliseconds heartbeat_interval(std::chrono::milliseconds ti
     return std::max(std::chrono::milliseconds(1), timeout / 4);
 }
 
-// Bytes the worker sent that the primary has not read yet.
-inline bool bytes_waiting(int fd) noexcept {
-    int n = 0;
-    return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
 // Runs `watch` until it ends or `r` exits, whichever comes first.
 template <class Record>
 io::task<void> until_exit(std::shared_ptr<Record> r, io::task<void> watch) {
     (void)co_await io::when_any(std::move(watch), io::when_set(r->exited));
 }
 
-// A worker whose loop sends no heartbeat for `timeout` is hung: SIGTERM, then SIGKILL
-// after `grace`. Ends when its link ends: a worker leaving is not hung while it finishes.
+// True once `r`'s loop has sent no heartbeat for `timeout`; false once its link ends first: a
+// worker leaving is not hung while it finishes.
 template <class Record>
-io::task<void> watch_heartbeats(std::shared_ptr<Record> r, std::chrono::milliseconds timeout,
-                                std::chrono::milliseconds grace) {
+io::task<bool> until_hung(std::shared_ptr<Record> r, std::chrono::milliseconds timeout) {
     for (;;) {
         const auto deadline = r->last_beat + timeout;
         if (Record::clock::now() < deadline) {
             auto slept = co_await io::sleep_until(deadline);
-            if (!slept) co_return;
+            if (!slept) co_return false;
         } else if (!r->is_connected()) {
-            co_return;
-        } else if (bytes_waiting(r->link.channel.native_handle())) {
+            co_return false;
+        } else if (r->link.has_unread()) {
             // We are behind, not the worker: its beats may be in what we have not read.
             auto slept = co_await io::sleep_for(heartbeat_interval(timeout));
-            if (!slept) co_return;
+            if (!slept) co_return false;
         } else {
-            break;
+            co_return true;
         }
     }
+}
+
+// A worker process whose loop sends no heartbeat for `timeout` is hung: SIGTERM, then
+// SIGKILL after `grace`.
+template <class Record>
+io::task<void> watch_heartbeats(std::shared_ptr<Record> r, std::chrono::milliseconds timeout,
+                                std::chrono::milliseconds grace) {
+    const bool hung = co_await until_hung(r, timeout);
+    if (!hung) co_return;
     r->reason = stop_reason::hung;
-    (void)r->child.send_signal(SIGTERM);
+    (void)r->signal(SIGTERM);
     auto waited = co_await io::sleep_for(grace);
-    if (waited) (void)r->child.send_signal(SIGKILL);
+    if (waited) (void)r->signal(SIGKILL);
 }
 
 // max_memory: the worker's resident set, every `every`; above `limit`, over(r) is called.
@@ -85,7 +86,7 @@ io::task<void> watch_exit(std::shared_ptr<Record> r, std::chrono::milliseconds d
     auto exited = co_await io::with_timeout(io::when_set(r->exited), deadline);
     if (exited || r->retiring || r->is_dead()) co_return;
     if (r->reason == stop_reason::none) r->reason = stop_reason::hung;
-    (void)r->child.send_signal(SIGKILL);
+    (void)r->signal(SIGKILL);
 }
 
 }  // namespace cluster::detail

@@ -65,6 +65,11 @@ public:
         : link_(std::move(link)), ops_(ops), id_(id), previous_(std::exchange(running_, this)) {
         close_link_in_forked_children();
     }
+    // A thread worker's, on its own thread.
+    worker_core(unsigned id, thread_end link, const protocol_ops& ops)
+        : link_(std::move(link)), ops_(ops), id_(id), previous_(std::exchange(running_, this)) {
+        close_link_in_forked_children();
+    }
     worker_core(const worker_core&) = delete;
     worker_core& operator=(const worker_core&) = delete;
     // Streams may outlive their worker: their closes then go nowhere.
@@ -118,7 +123,7 @@ public:
     // listeners accept no more; connections handed to them and not taken go to other workers.
     CLUSTER_DECL io::task<result<void>> disconnect();
 
-    [[nodiscard]] bool is_connected() const noexcept { return channel().is_open() && !inbox_.closed(); }
+    [[nodiscard]] bool is_connected() const noexcept { return link_.is_open() && !inbox_.closed(); }
     // What this worker had to refuse or drop since it started (see docs/reliability.md).
     [[nodiscard]] CLUSTER_DECL overload_counts overload() const noexcept;
     // Requested once the primary disconnects this worker or goes away: pass it to the loops
@@ -128,22 +133,22 @@ public:
     // Why this worker leaves, set before stop_token() is requested: staying until then.
     [[nodiscard]] cluster::leave_reason leave_reason() const noexcept { return leave_reason_; }
     // The socket to the primary, for diagnostics and tests: bytes written to it directly
-    // bypass the protocol (and a primary cuts off a worker whose bytes are not frames).
-    [[nodiscard]] int native_handle() const noexcept { return channel().native_handle(); }
+    // bypass the protocol (and a primary cuts off a worker whose bytes are not frames). -1 in
+    // a thread worker, which has no socket.
+    [[nodiscard]] int native_handle() const noexcept { return link_.native_handle(); }
 
-    // The worker process's life: say online, run main, deliver what it sent, and return
-    // its exit code (1 if it threw).
+    // The worker's life: say online, run main, deliver what it sent, and return its exit
+    // code (1 if it threw).
     CLUSTER_DECL io::task<int> run(const std::function<io::task<void>(worker_core&)>& main);
+
+    // What main threw, if it did: a thread worker's exit event says it.
+    [[nodiscard]] const std::string& failure() const noexcept { return failure_; }
 
 private:
     // A process that worker code forks (fork() without exec) is not this worker, though it
     // has a copy of it: its copy of the link is closed as it begins, so it can never speak
     // for the worker, nor send again what the worker had queued (see docs/cluster.md).
     static CLUSTER_DECL void close_link_in_forked_children();
-
-    ipc::channel<control::link_protocol>& channel() noexcept { return link_.channel; }
-    const ipc::channel<control::link_protocol>& channel() const noexcept { return link_.channel; }
-    ipc::request_table<control::link_protocol::variant>& requests() noexcept { return link_.requests; }
 
     static CLUSTER_DECL io::task<void> pump(worker_core& self);
 
@@ -195,7 +200,7 @@ private:
     CLUSTER_DECL void report_unlisten(std::uint32_t listener) noexcept override;
 
     // False once the primary has asked this worker to leave: nothing follows that.
-    CLUSTER_DECL bool dispatch(detail::link::envelope&& e);
+    CLUSTER_DECL bool dispatch(link_envelope&& e);
 
     CLUSTER_DECL void apply(const control::settings& s);
 
@@ -232,6 +237,7 @@ private:
     pressure_log log_;
     std::stop_source stopping_;
     bool leaving_ = false;  // it called disconnect()
+    std::string failure_;   // what main threw
     cluster::leave_reason leave_reason_ = cluster::leave_reason::staying;
     io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
     io::scope* background_ = nullptr;  // run()'s: the tasks that end with it

@@ -1,6 +1,6 @@
-// cluster::detail::worker_record: what the primary keeps about one worker process — its
-// link, process and stdio pipes, where it stands, what its supervisor decided — and the
-// worker_handle through which the user sees it.
+// cluster::detail::worker_record: what the primary keeps about one worker — its link, its
+// process and stdio pipes or its thread, where it stands, what its supervisor decided — and
+// the worker_handle through which the user sees it.
 #pragma once
 
 #include <signal.h>
@@ -23,6 +23,8 @@
 #include <cluster/detail/launch.hpp>
 #include <cluster/detail/link.hpp>
 #include <cluster/detail/output_pipe.hpp>
+#include <cluster/detail/thread_link.hpp>
+#include <cluster/detail/worker_thread.hpp>
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/io/child_process.hpp>
@@ -60,6 +62,9 @@ struct worker_record {
         : id(worker_id), pid(process.child.pid()), link(std::move(process.link)), child(std::move(process.child)),
           stdio(process.stdio), out(std::move(process.out)), err(std::move(process.err)),
           status_pipe(std::move(process.status)) {}
+    // A thread worker: the process is the primary's own, its output the primary's too.
+    worker_record(unsigned worker_id, thread_end end, std::unique_ptr<worker_thread> t)
+        : id(worker_id), pid(::getpid()), link(std::move(end)), stdio(), thread(std::move(t)) {}
     worker_record(const worker_record&) = delete;
     worker_record& operator=(const worker_record&) = delete;
 
@@ -75,7 +80,7 @@ struct worker_record {
             // not hold this up (shutdown()'s deadline is what deals with it). If the worker is
             // already gone, the wait below ends all the same.
             const control::disconnect leave{static_cast<std::uint8_t>(leaving_as())};
-            (void)link.channel.send(leave);
+            (void)link.send(leave);
         }
         (void)co_await link_ended.wait();
         co_return result<void>{};
@@ -99,7 +104,7 @@ struct worker_record {
 
     // The worker's side of the link is done: stop talking to it, both ways.
     void end_link() {
-        ::shutdown(link.channel.native_handle(), SHUT_RDWR);
+        link.cut();
         link.requests.fail_all(make_error_code(errc::peer_gone));
         link_ended.set();
     }
@@ -107,7 +112,7 @@ struct worker_record {
     // The worker has exited and everything it sent was read: its descriptors go now, not
     // when the last event about it does. Later sends fail with channel_closed, kill() with ESRCH.
     void release() {
-        link.channel.close();
+        link.close();
         child.detach();
         out.reset();
         err.reset();
@@ -115,8 +120,8 @@ struct worker_record {
 
     // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
     void close_in_forked_child() const noexcept {
-        link.channel.close_queued_fds_in_forked_child();
-        for (int fd : {link.channel.native_handle(), child.pidfd(), out.get(), err.get(), status_pipe.get()})
+        link.close_queued_fds_in_forked_child();
+        for (int fd : {link.native_handle(), child.pidfd(), out.get(), err.get(), status_pipe.get()})
             if (fd >= 0) ::close(fd);
     }
 
@@ -152,7 +157,20 @@ struct worker_record {
     }
 
     [[nodiscard]] bool is_connected() const noexcept { return !link_ended.is_set(); }
-    [[nodiscard]] bool is_dead() const noexcept { return child.status().has_value(); }
+    [[nodiscard]] bool is_dead() const noexcept { return exit_status().has_value(); }
+    [[nodiscard]] bool is_thread() const noexcept { return thread != nullptr; }
+
+    // The worker's end: its process's, reaped, or its thread's, returned (or abandoned).
+    io::task<result<io::exit_status>> wait_exit() { return thread ? thread->wait() : child.wait(); }
+    [[nodiscard]] const std::optional<io::exit_status>& exit_status() const noexcept {
+        return thread ? thread->status() : child.status();
+    }
+    // Signals the process; a thread takes none but SIGKILL, which abandons it (worker_thread).
+    result<void> signal(int signo) const noexcept {
+        return thread ? thread->send_signal(signo) : child.send_signal(signo);
+    }
+    // What a thread worker's code threw, once it ended of it: its exit event says it.
+    [[nodiscard]] std::string failure() const { return thread ? thread->failure() : std::string(); }
     // Still one the primary may hand connections to: not leaving, not asked to.
     [[nodiscard]] bool takes_connections() const noexcept {
         return is_connected() && !disconnect_sent && !exited_after_disconnect;
@@ -161,10 +179,11 @@ struct worker_record {
     const unsigned id;
     const pid_t pid;
     detail::link link;
-    io::child_process child;
+    io::child_process child;  // a process worker's
     const stdio_options stdio;
     unique_fd out, err;  // relay or pipe: the worker's stdout and stderr, to read
     unique_fd status_pipe;
+    std::unique_ptr<worker_thread> thread;  // a thread worker's
 
     bool online = false;
     bool disconnect_sent = false;

@@ -115,6 +115,7 @@ public:
     // The caller must fill exactly `count` SQEs from `sqe()` before yielding.
     void reserve(unsigned count) {
         stay_out_of_forked_child();
+        stay_on_owner_thread();
         while (io_uring_sq_space_left(&ring_) < count) flush_submissions();
     }
     [[nodiscard]] io_uring_sqe* sqe(detail::completion* c) {
@@ -132,13 +133,32 @@ public:
     // last CQE: for an op whose memory is about to go away. Other CQEs wait their turn.
     CLUSTER_DECL void cancel_and_wait(detail::completion* c, bool& finished);
 
-    void post(std::coroutine_handle<> h) { ready_.push_back(h); }
+    // A CQE that another thread posts to this ring (an IORING_OP_MSG_RING aimed at it, see
+    // doorbell): the loop waits for it as for its own ops. Exactly one such CQE must follow
+    // each expect_remote(), or one forget_remote() if the other thread will not send it.
+    void expect_remote() noexcept { ++in_flight_; }
+    void forget_remote() noexcept { --in_flight_; }
+
+    // Submits what is queued now rather than at the end of the turn: for an op that another
+    // thread is waiting on.
+    void submit_now() {
+        stay_out_of_forked_child();
+        flush_submissions();
+    }
+
+    void post(std::coroutine_handle<> h) {
+        stay_on_owner_thread();
+        ready_.push_back(h);
+    }
     // Takes back a post whose coroutine is being destroyed before its turn came.
     void cancel_post(std::coroutine_handle<> h) noexcept { ready_.erase(h); }
 
     // End-of-turn hooks: `c` completes (res 0) once, right before the loop next submits,
     // so that work queued all through a turn (a channel's frames) leaves in one go.
-    void defer(detail::completion* c) { deferred_.push_back(c); }
+    void defer(detail::completion* c) {
+        stay_on_owner_thread();
+        deferred_.push_back(c);
+    }
     CLUSTER_DECL void cancel_defer(detail::completion* c) noexcept;
 
     // Runs until stop() or until nothing is left to wait for.
@@ -216,6 +236,22 @@ private:
         ::_exit(EXIT_FAILURE);
     }
 
+    // One thread drives a loop (SINGLE_ISSUER): another thread's op, resumption or hook here
+    // would race with it — a thread worker that reached for its primary's loop, say, rather
+    // than sending it a message. A programming error: debug builds stop at it, saying so.
+    void stay_on_owner_thread() const noexcept {
+#ifndef NDEBUG
+        if (!::pthread_equal(owner_thread_, ::pthread_self())) [[unlikely]]
+            end_on_wrong_thread();
+#endif
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void end_on_wrong_thread() noexcept {
+        static constexpr char what[] = "cluster: a thread used an io_context that another thread drives (each "
+                                       "thread has its own loop; threads talk through messages): aborting\n";
+        (void)!::write(STDERR_FILENO, what, sizeof what - 1);
+        std::abort();
+    }
+
     CLUSTER_DECL void setup(const io_context_options& options);
 
     static CLUSTER_DECL std::system_error setup_error(int err);
@@ -269,7 +305,8 @@ private:
     io_uring ring_{};
     bool ring_registered_ = false;
     pid_t owner_pid_;
-    bool left_behind_ = false;  // this is a forked child's copy of its parent's context
+    bool left_behind_ = false;                   // this is a forked child's copy of its parent's context
+    pthread_t owner_thread_ = ::pthread_self();  // the thread that made it, and drives it
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
     bool stopped_ = false;

@@ -34,7 +34,7 @@ CLUSTER_DECL std::size_t primary_core::target() const noexcept { return s_->slot
 CLUSTER_DECL overload_counts primary_core::overload() const noexcept {
     overload_counts counts = s_->overload;
     for (const auto& [id, r] : s_->workers)
-        if (r->link.channel.is_open()) counts.fds_lost += r->link.channel.fds_lost();
+        if (r->link.is_open()) counts.fds_lost += r->link.fds_lost();
     return counts;
 }
 

@@ -29,7 +29,7 @@ CLUSTER_DECL io::task<void> rollout::retire(record_ptr r, stop_reason why) {
     if (r->reason == stop_reason::none) r->reason = why;
     auto left = co_await io::with_timeout(disconnect_and_wait(r), s_.options.shutdown_timeout);
     if (left) co_return;
-    (void)r->child.send_signal(SIGKILL);
+    (void)r->signal(SIGKILL);
     (void)co_await r->exited.wait();
 }
 
@@ -124,7 +124,7 @@ CLUSTER_DECL io::task<std::string> rollout::until_ready(record_ptr fresh) {
     auto ready = co_await io::with_timeout(ready_or_exited(fresh), s_.options.ready_timeout);
     if (ready && *ready) co_return std::string{};
     fresh->reason = stop_reason::not_ready;
-    (void)fresh->child.send_signal(SIGKILL);
+    (void)fresh->signal(SIGKILL);
     (void)co_await fresh->exited.wait();
     co_return "worker " + std::to_string(fresh->id) +
         (ready ? " exited before it was ready"

@@ -7,7 +7,7 @@
 namespace cluster::detail {
 
 CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
-    while (auto e = co_await r->link.channel.receive_envelope()) {
+    while (auto e = co_await r->link.receive()) {
         if (e->flags & wire::frame_flags::routed)
             co_await forward(*r, std::move(*e));
         else
@@ -15,16 +15,16 @@ CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
     }
     r->end_link();
     s_.slots.notify();
-    s_.overload.fds_lost += r->link.channel.fds_lost();
+    s_.overload.fds_lost += r->link.fds_lost();
     s_.balancer.worker_gone(*r, s_.slots.contains(r->home_slot));
-    s_.events.report(event<erased>(disconnect_event{r->id, r->link.channel.close_reason()}, handle_of(r)));
+    s_.events.report(event<erased>(disconnect_event{r->id, r->link.close_reason()}, handle_of(r)));
     r->reader_finished();
     if (!r->disconnect_sent && !r->retiring && !s_.stopping) s_.tasks.spawn(watch_exit(r, s_.options.shutdown_timeout));
 }
 
 CLUSTER_DECL void router::dispatch(const record_ptr& r, envelope&& e) {
     if (e.flags & wire::frame_flags::response) {
-        (void)r->link.requests.complete(e.tag, std::move(e.value));
+        (void)r->link.requests.complete(e.tag, std::move(e));
     } else if (e.value.index() >= control::count) {
         if (auto m = to_incoming(r->link, s_.ops, std::move(e), r->id))
             s_.events.report(event<erased>(std::move(*m), handle_of(r)));
@@ -54,7 +54,7 @@ CLUSTER_DECL void router::on_control(const record_ptr& r, control::link_protocol
             ++(ack->accepted ? r->connections_handed : r->connections_refused);
     } else if (auto* closed = std::get_if<control::connections_closed>(&m)) {
         if (auto why = s_.balancer.connections_closed(*r, closed->listener, closed->count))
-            r->link.channel.abort(make_error_code(errc::invalid_value), std::move(*why));
+            r->link.abort(make_error_code(errc::invalid_value), std::move(*why));
     } else if (auto* bye = std::get_if<control::unlisten>(&m)) {
         s_.balancer.unlisten(*r, bye->listener);
     } else if (auto* report = std::get_if<control::metrics_report>(&m)) {
@@ -70,7 +70,7 @@ CLUSTER_DECL void router::on_heartbeat(record& r, const control::heartbeat& beat
     r.last_beat = record::clock::now();
     if (beat.round_trip_us > 0) r.heartbeat_rtt = std::chrono::microseconds(beat.round_trip_us);
     const control::heartbeat_echo echo{beat.sent_us};
-    (void)r.link.channel.send(echo);
+    (void)r.link.send(echo);
 }
 
 // A report past the aggregate's bounds, or a family defined otherwise by another worker (a
@@ -93,7 +93,7 @@ CLUSTER_DECL void router::came_online(const record_ptr& r) {
 CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag) {
     net::endpoint local;
     const auto reply = s_.balancer.listen(r, ask, s_.tasks, local);
-    (void)r->link.channel.send(reply, tag, wire::frame_flags::response);
+    (void)r->link.send(reply, tag, wire::frame_flags::response);
     // A listener is news to whoever waits for the cluster to serve: a binary upgrade's successor.
     if (reply.error == 0) s_.slots.notify();
     if (reply.error == 0)
@@ -104,13 +104,15 @@ CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_
 
 CLUSTER_DECL io::task<void> router::forward(record& from, envelope&& e) {
     if (e.value.index() < control::count) co_return;
-    auto boxed = s_.ops.decode(std::get<wire::raw_message>(e.value));
+    // A thread's message comes boxed; a process's is decoded here, and cuts it off if it fails.
+    auto boxed = e.is_boxed() ? wire::decode_result<boxed_message>(std::move(e.boxed))
+                              : s_.ops.decode(std::get<wire::raw_message>(e.value));
     if (!boxed) {
-        from.link.channel.abort(boxed.error().code, std::move(boxed.error().path));
+        from.link.abort(boxed.error().code, std::move(boxed.error().path));
         co_return;
     }
     for (const auto& target : targets(from, e.tag)) {
-        auto& to = target->link.channel;
+        auto& to = target->link;
         (void)co_await to.wait_for_room(s_.ops.queue(to, *boxed, from.id, wire::frame_flags::routed));
     }
 }

@@ -108,7 +108,7 @@ CLUSTER_DECL io::task<void> stopper::disconnect_everyone(stop_reason why) {
 CLUSTER_DECL io::task<void> stopper::kill_everyone() {
     std::vector<io::task<void>> dying;
     for (auto& r : s_.workers.alive()) {
-        (void)r->child.send_signal(SIGKILL);
+        (void)r->signal(SIGKILL);
         dying.push_back(wait_exited(std::move(r)));
     }
     (void)co_await io::when_all(std::move(dying));
@@ -141,7 +141,7 @@ CLUSTER_DECL void stopper::on_signal(int signo) {
 
 CLUSTER_DECL void stopper::stop_now() {
     abort_.set();
-    for (const auto& r : s_.workers.alive()) (void)r->child.send_signal(SIGKILL);
+    for (const auto& r : s_.workers.alive()) (void)r->signal(SIGKILL);
 }
 
 CLUSTER_DECL void stopper::drain(io::signal_set& signals) {

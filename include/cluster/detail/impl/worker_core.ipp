@@ -13,7 +13,7 @@ namespace cluster::detail {
 
 CLUSTER_DECL void worker_core::close_link_in_forked_children() {
     static const int registered = ::pthread_atfork(nullptr, nullptr, [] {
-        for (worker_core* w = running_; w; w = w->previous_) w->channel().close_in_forked_child();
+        for (worker_core* w = running_; w; w = w->previous_) w->link_.close_in_forked_child();
     });
     (void)registered;
 }
@@ -54,12 +54,12 @@ CLUSTER_DECL io::task<result<void>> worker_core::announce_listening(int listenin
     const bool udp =
         local->is_ip() && ::getsockopt(listening_fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
     const auto described = describe_listening(*local, udp);
-    co_return co_await channel().send(described);
+    co_return co_await link_.send(described);
 }
 
 CLUSTER_DECL io::task<result<void>> worker_core::ready() {
     const control::ready r;
-    co_return co_await channel().send(r);
+    co_return co_await link_.send(r);
 }
 
 CLUSTER_DECL io::task<result<void>> worker_core::disconnect() {
@@ -68,14 +68,14 @@ CLUSTER_DECL io::task<result<void>> worker_core::disconnect() {
     give_back_connections();
     leaving_ = true;
     const control::leaving bye;
-    auto sent = co_await channel().send(bye);
+    auto sent = co_await link_.send(bye);
     if (!sent) co_return sent;
-    co_return co_await channel().shutdown();
+    co_return co_await link_.shutdown();
 }
 
 CLUSTER_DECL overload_counts worker_core::overload() const noexcept {
     overload_counts counts = overload_;
-    counts.fds_lost = channel().fds_lost();
+    counts.fds_lost = link_.fds_lost();
     return counts;
 }
 
@@ -84,17 +84,19 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
     background_ = &background;
     background.spawn(pump(*this));
     const control::online hello{static_cast<std::int32_t>(::getpid())};
-    (void)co_await channel().send(hello);
+    (void)co_await link_.send(hello);
     (void)co_await configured_.wait();  // main may ask for slot()
     int code = 0;
     try {
         co_await main(*this);
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+        failure_ = e.what();
         const bool exhausted = e.code().category() == std::system_category() && out_of_resources(e.code().value());
         code = exhausted ? exit_code::out_of_resources : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "cluster: worker %u: uncaught exception: %s\n", id_, e.what());
+        failure_ = e.what();
         code = 1;
     }
     report_metrics();  // what was counted since the last heartbeat, so the cluster's totals lose none
@@ -103,13 +105,13 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
 }
 
 CLUSTER_DECL io::task<void> worker_core::pump(worker_core& self) {
-    while (auto e = co_await self.channel().receive_envelope()) {
+    while (auto e = co_await self.link_.receive()) {
         if (!self.dispatch(std::move(*e))) break;
     }
     // A primary gone without a word is not coming back for it.
     if (self.leave_reason_ == cluster::leave_reason::staying) self.leave_reason_ = cluster::leave_reason::going_away;
     self.inbox_.close();
-    self.requests().fail_all(make_error_code(errc::peer_gone));
+    self.link_.requests.fail_all(make_error_code(errc::peer_gone));
     self.stop_listeners();
     self.stopping_.request_stop();
     self.configured_.set();
@@ -117,9 +119,9 @@ CLUSTER_DECL io::task<void> worker_core::pump(worker_core& self) {
 }
 
 CLUSTER_DECL io::task<void> worker_core::leave() {
-    (void)co_await channel().shutdown();
+    (void)co_await link_.shutdown();
     (void)co_await pump_ended_.wait();
-    while (auto e = co_await channel().receive_envelope()) {}
+    while (auto e = co_await link_.receive()) {}
 }
 
 CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const net::endpoint& at, net::schedule how,
@@ -162,7 +164,7 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
 
 CLUSTER_DECL io::task<result<control::listen_reply>> worker_core::ask_to_listen(const control::listen_request& ask,
                                                                                 std::string& what) {
-    auto reply = co_await ipc::request<control::listen_reply>(channel(), requests(), ask, listen_timeout);
+    auto reply = co_await ask_control<control::listen_reply>(link_, ask, listen_timeout);
     if (!reply) {
         what = "no answer from the primary";
         co_return reply.error();
@@ -241,12 +243,12 @@ CLUSTER_DECL void worker_core::stop_listeners() noexcept {
 
 CLUSTER_DECL void worker_core::acknowledge(std::uint64_t seq, bool accepted) noexcept {
     const control::handoff_ack ack{seq, accepted};
-    (void)channel().send(ack);
+    (void)link_.send(ack);
 }
 
 CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener) noexcept {
     const control::connections_closed closed{listener, 1};
-    (void)channel().send(closed);
+    (void)link_.send(closed);
 }
 
 CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept {
@@ -256,12 +258,12 @@ CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept 
     // keeps its place for its slot's replacement: the primary learns of its end from its exit.
     if (std::uncaught_exceptions() > 0 || stopping() || leaving_) return;
     const control::unlisten bye{listener};
-    (void)channel().send(bye);
+    (void)link_.send(bye);
 }
 
-CLUSTER_DECL bool worker_core::dispatch(detail::link::envelope&& e) {
+CLUSTER_DECL bool worker_core::dispatch(link_envelope&& e) {
     if (e.flags & wire::frame_flags::response) {
-        (void)requests().complete(e.tag, std::move(e.value));
+        (void)link_.requests.complete(e.tag, std::move(e));
         return true;
     }
     if (auto* d = std::get_if<control::disconnect>(&e.value)) {
@@ -295,7 +297,7 @@ CLUSTER_DECL void worker_core::apply(const control::settings& s) {
 CLUSTER_DECL void worker_core::count_message() {
     if (max_messages_ != 0 && ++received_ % max_messages_ == 0) {
         const control::recycle r;
-        (void)channel().send(r);
+        (void)link_.send(r);
     }
 }
 
@@ -304,17 +306,19 @@ CLUSTER_DECL io::task<void> worker_core::beat(worker_core& self, std::chrono::mi
         auto slept = co_await io::sleep_for(every);
         if (!slept) co_return;
         const control::heartbeat b{since_epoch().count(), self.round_trip_.count()};
-        auto sent = co_await self.channel().send(b);
+        auto sent = co_await self.link_.send(b);
         if (!sent) co_return;
         self.report_metrics();
     }
 }
 
-// Only a worker that defined metrics reports them: the rest send nothing more than before.
+// Only a worker that defined metrics reports them: the rest send nothing more than before. A
+// thread worker's registry is the whole process's, which the primary serves itself.
 CLUSTER_DECL void worker_core::report_metrics() {
+    if (link_.threaded()) return;
     control::metrics_report report{metrics::registry::global().snapshot()};
     if (report.snapshot.families.empty()) return;
-    (void)channel().try_send(report);
+    (void)link_.try_send(report);
 }
 
 }  // namespace cluster::detail

@@ -1,9 +1,10 @@
-// cluster::detail::run_worker_process()'s definition. Inline in a header-only build;
-// compiled once into cluster::core otherwise.
+// cluster::detail::run_worker_process() and run_worker_thread()'s definitions. Inline in a
+// header-only build; compiled once into cluster::core otherwise.
 #pragma once
 
 #include <signal.h>
 
+#include <optional>
 #include <utility>
 
 #include <cluster/detail/process_loop.hpp>
@@ -42,7 +43,7 @@ inline void survive_log_reopen() noexcept {
 
 CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_ops& ops,
                                     const std::function<io::task<void>(worker_core&)>& main) {
-    current_role() = role{true, id};
+    process_role() = role{true, id, nullptr};
     ignore_interrupts();
     survive_log_reopen();
     // Node's workers are Node processes, which ignore SIGPIPE: so do these, forked or exec'd,
@@ -56,6 +57,25 @@ CLUSTER_DECL int run_worker_process(unsigned id, unique_fd link, const protocol_
         worker_core core(id, std::move(link), ops);
         return io::sync_wait(core.run(main));
     });
+}
+
+CLUSTER_DECL thread_outcome run_worker_thread(unsigned id, thread_end link,
+                                              const std::map<std::string, std::string>& env, const protocol_ops& ops,
+                                              const std::function<io::task<void>(worker_core&)>& main) {
+    const role mine{true, id, &env};
+    struct own_role {
+        explicit own_role(const role& r) noexcept { thread_role() = &r; }
+        ~own_role() { thread_role() = nullptr; }
+    } scoped(mine);
+    std::optional<io::io_context> ctx;
+    try {
+        ctx.emplace();
+    } catch (const std::system_error& e) {
+        return {exit_code::io_uring_unavailable, e.what()};
+    }
+    worker_core core(id, std::move(link), ops);
+    const int code = io::sync_wait(core.run(main));
+    return {code, core.failure()};
 }
 
 }  // namespace cluster::detail

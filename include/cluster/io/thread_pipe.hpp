@@ -1,0 +1,173 @@
+// cluster::io::thread_pipe<T>: values moved one way between two threads' loops, in order — a
+// bounded queue, each side's tasks woken by a doorbell of their own; the end of the stream both ways.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include <cluster/error.hpp>
+#include <cluster/io/doorbell.hpp>
+#include <cluster/io/task.hpp>
+#include <cluster/result.hpp>
+
+namespace cluster::io {
+
+// Shared by its two threads (a shared_ptr each). Each side opens its doorbell on its own
+// thread before it uses the pipe, and closes it there before its loop goes: producer_open()
+// and producer_close(), consumer_open() and consumer_close().
+template <class T>
+class thread_pipe {
+public:
+    // What a value weighs toward the high-water mark: its bytes, say.
+    using cost_fn = std::size_t (*)(const T&) noexcept;
+
+    // Past `high_water` weighed (cost), a sender waits for room, as a channel's does.
+    explicit thread_pipe(std::size_t high_water, cost_fn cost, wake_method how = probed_wake_method()) noexcept
+        : high_water_(high_water), cost_(cost), method_(how) {}
+    thread_pipe(const thread_pipe&) = delete;
+    thread_pipe& operator=(const thread_pipe&) = delete;
+
+    // ---- the producer's side, on its thread ----
+
+    void producer_open() {
+        const std::lock_guard lock(mutex_);
+        room_.emplace(method_);
+    }
+    // No more values come: the consumer takes what is queued, then nothing.
+    void producer_close() {
+        const std::lock_guard lock(mutex_);
+        closed_ = true;
+        if (room_) room_->wake_here();
+        room_.reset();
+        if (data_) data_->ring();
+    }
+
+    // Queues v whatever is queued already; channel_closed once this side closed, peer_gone
+    // once the consumer's did (v is dropped then).
+    std::error_code push(T&& v) {
+        const std::lock_guard lock(mutex_);
+        if (closed_) return make_error_code(errc::channel_closed);
+        if (consumer_gone_) return make_error_code(errc::peer_gone);
+        queued_cost_ += weigh(v);
+        items_.push_back(std::move(v));
+        ++pushed_;
+        if (data_) data_->ring();
+        return {};
+    }
+
+    [[nodiscard]] bool full() const {
+        const std::lock_guard lock(mutex_);
+        return queued_cost_ > high_water_ && !consumer_gone_;
+    }
+
+    // `queued` (push()'s result) once the queue is back under the high-water mark; peer_gone
+    // if the consumer goes first.
+    task<result<void>> wait_for_room(std::error_code queued) {
+        if (queued) co_return queued;
+        for (;;) {
+            std::unique_lock lock(mutex_);
+            if (closed_) co_return make_error_code(errc::channel_closed);
+            if (consumer_gone_) co_return make_error_code(errc::peer_gone);
+            if (queued_cost_ <= high_water_) co_return result<void>{};
+            room_->arm();
+            auto ring = room_->wait();
+            lock.unlock();
+            co_await ring;
+        }
+    }
+
+    // ---- the consumer's side, on its thread ----
+
+    void consumer_open() {
+        const std::lock_guard lock(mutex_);
+        data_.emplace(method_);
+    }
+    // Takes no more: what is queued is dropped, and the producer's sends fail with peer_gone.
+    void consumer_close() {
+        std::deque<T> dropped;
+        const std::lock_guard lock(mutex_);
+        consumer_gone_ = true;
+        dropped.swap(items_);
+        queued_cost_ = 0;
+        if (data_) data_->wake_here();
+        data_.reset();
+        if (room_) room_->ring();
+    }
+
+    // The next value; nothing once the producer closed and all it queued was taken, or once
+    // this side closed.
+    task<std::optional<T>> receive() {
+        for (;;) {
+            std::unique_lock lock(mutex_);
+            if (auto v = take_locked()) co_return v;
+            if (closed_ || consumer_gone_) co_return std::nullopt;
+            data_->arm();
+            auto ring = data_->wait();
+            lock.unlock();
+            co_await ring;
+        }
+    }
+
+    // The next value if one is queued: never waits.
+    std::optional<T> try_receive() {
+        const std::lock_guard lock(mutex_);
+        return take_locked();
+    }
+
+    // Every value queued, appended to `into` in order, under one lock: a consumer that keeps
+    // up takes a burst at once instead of locking for each value. Never waits.
+    void take_all(std::deque<T>& into) {
+        std::deque<T> taken;
+        const std::lock_guard lock(mutex_);
+        if (items_.empty()) return;
+        taken.swap(items_);
+        const bool was_full = queued_cost_ > high_water_;
+        queued_cost_ = 0;
+        if (was_full && room_) room_->ring();
+        if (into.empty()) return into.swap(taken);
+        for (auto& v : taken) into.push_back(std::move(v));
+    }
+
+    // Whether values wait to be taken.
+    [[nodiscard]] bool has_queued() const {
+        const std::lock_guard lock(mutex_);
+        return !items_.empty();
+    }
+    // How many values were ever pushed (for statistics; any thread).
+    [[nodiscard]] std::uint64_t pushed() const {
+        const std::lock_guard lock(mutex_);
+        return pushed_;
+    }
+
+private:
+    std::size_t weigh(const T& v) const noexcept { return cost_ ? cost_(v) : 1; }
+
+    std::optional<T> take_locked() {
+        if (items_.empty()) return std::nullopt;
+        std::optional<T> v(std::move(items_.front()));
+        items_.pop_front();
+        const bool was_full = queued_cost_ > high_water_;
+        queued_cost_ -= weigh(*v);
+        if (was_full && queued_cost_ <= high_water_ && room_) room_->ring();
+        return v;
+    }
+
+    const std::size_t high_water_;
+    const cost_fn cost_;
+    const wake_method method_;
+    mutable std::mutex mutex_;
+    std::deque<T> items_;
+    std::size_t queued_cost_ = 0;
+    std::uint64_t pushed_ = 0;
+    bool closed_ = false;           // the producer sends no more
+    bool consumer_gone_ = false;    // the consumer takes no more
+    std::optional<doorbell> data_;  // the consumer's: a value came, or the end
+    std::optional<doorbell> room_;  // the producer's: room came, or the consumer went
+};
+
+}  // namespace cluster::io

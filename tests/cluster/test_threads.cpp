@@ -1,0 +1,261 @@
+// What is a thread worker's own (docs/threads.md): an exception as its crash, with the message,
+// and its restart; a hang that stops the cluster; the options only a process has, refused;
+// mixing with process workers; its role and environment; scaling with threads.
+#include <catch2/catch.hpp>
+
+#include "support/events.hpp"
+#include "support/messages.hpp"
+#include "support/primary.hpp"
+#include "support/waiting.hpp"
+
+#include <cluster/cluster.hpp>
+
+#include <boost/describe.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace cluster;
+using namespace std::chrono_literals;
+
+namespace thread_test {
+
+// What a worker says of itself.
+struct whoami {
+    std::uint32_t id = 0;
+    bool worker = false;
+    std::uint32_t role_id = 0;
+    std::string env;
+    std::int32_t pid = 0;
+};
+BOOST_DESCRIBE_STRUCT(whoami, (), (id, worker, role_id, env, pid))
+
+}  // namespace thread_test
+
+using support::job;
+using thread_test::whoami;
+using P = protocol<job, whoami>;
+
+namespace {
+
+using support::bounded;
+using support::exit_of;
+
+primary_options threads(restart_mode restart = restart_mode::temporary) {
+    primary_options o;
+    o.mode = start_mode::thread;
+    o.restart.mode = restart;
+    return o;
+}
+
+// Throws the first time its slot runs it, with the message the test looks for; after that,
+// answers jobs.
+std::atomic<int> crashes{0};
+task<void> crash_once(worker<P>& w) {
+    if (crashes.fetch_add(1) == 0) throw std::runtime_error("bad input in job 7");
+    while (auto m = co_await w.receive()) {
+        if (auto* j = m->get_if<job>()) {
+            const job back{j->id, j->text};
+            (void)co_await w.send(back);
+        }
+    }
+}
+
+// Says who it is, then waits to be disconnected.
+task<void> introduce(worker<P>& w) {
+    const char* env = cluster::getenv("THREAD_TEST_VALUE");
+    const whoami me{w.id(), is_worker(), this_worker_id(), env ? env : "", w.pid()};
+    (void)co_await w.send(me);
+    while (auto m = co_await w.receive()) {}
+}
+
+// Turns its loop no more once it is online: the thread spins until the test lets it go.
+std::atomic<bool> let_go{false};
+task<void> spin(worker<P>&) {
+    while (!let_go.load()) {}
+    co_return;
+}
+
+}  // namespace
+
+TEST_CASE("a thread worker that throws exits with code 1 and the exception's message, and is restarted") {
+    crashes = 0;
+    auto o = threads(restart_mode::permanent);
+    o.restart.initial_delay = 1ms;
+    support::with_primary<P>(o, crash_once, [](primary<P>& p) -> task<void> {
+        auto& first = co_await support::fork_worker(p);
+        CHECK(first.is_thread());
+        auto events = co_await support::events_through(p, first.id(), event_kind::exit);
+        const auto& gone = exit_of(events);
+        CHECK(gone.status.code == 1);
+        CHECK(gone.status.signal == 0);
+        CHECK(gone.failure == "bad input in job 7");
+        auto restarted = co_await bounded(p.next<restart_scheduled_event>());
+        CHECK(restarted.worker_id == first.id());
+        auto online = co_await bounded(p.next<online_event>());
+        CHECK(online.worker_id != first.id());
+        auto* fresh = p.worker(online.worker_id);
+        REQUIRE(fresh);
+        const job j{7, "again"};
+        auto sent = co_await fresh->send(j);
+        CHECK(sent.has_value());
+        auto back = co_await bounded(p.next_message<job>());
+        CHECK(back.value.text == "again");
+        CHECK(back.from == online.worker_id);
+    });
+}
+
+TEST_CASE("a thread worker knows it is a worker, sees its env option, and shares the primary's pid") {
+    auto o = threads();
+    o.env["THREAD_TEST_VALUE"] = "its own";
+    support::with_primary<P>(o, introduce, [](primary<P>& p) -> task<void> {
+        CHECK(is_primary());
+        auto& h = co_await support::fork_worker(p);
+        auto me = co_await bounded(p.next_message<whoami>());
+        CHECK(me.value.id == h.id());
+        CHECK(me.value.worker);
+        CHECK(me.value.role_id == h.id());
+        CHECK(me.value.env == "its own");
+        CHECK(me.value.pid == ::getpid());
+        CHECK(h.pid() == ::getpid());
+        CHECK(cluster::getenv("THREAD_TEST_VALUE") == nullptr);
+        CHECK(this_worker_id() == 0);
+    });
+}
+
+TEST_CASE("options only a process can have are refused for a thread worker, naming them") {
+    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+        fork_options with_cwd;
+        with_cwd.cwd = "/tmp";
+        fork_options with_exec;
+        with_exec.exec = "/bin/true";
+        stdio_options piped;
+        piped.out = output_mode::pipe;
+        fork_options with_pipe;
+        with_pipe.stdio = piped;
+        for (const auto* o : {&with_cwd, &with_exec, &with_pipe}) {
+            auto refused = co_await p.try_fork(*o);
+            REQUIRE_FALSE(refused.has_value());
+            CHECK(refused.error() == std::errc::invalid_argument);
+        }
+        std::string what;
+        try {
+            (void)co_await p.fork(with_cwd);
+        } catch (const std::system_error& e) {
+            what = e.what();
+        }
+        CHECK(what.find("as a thread: cwd") != std::string::npos);
+        CHECK(p.workers().empty());
+    });
+}
+
+TEST_CASE("a fork-mode worker is refused while thread workers run, and allowed once they are gone") {
+    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+        auto& t = co_await support::fork_worker(p);
+        (void)co_await bounded(p.next<online_event>());
+        fork_options as_process;
+        as_process.mode = start_mode::fork;
+        auto refused = co_await p.try_fork(as_process);
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error() == std::errc::invalid_argument);
+        const unsigned id = t.id();
+        (void)co_await bounded(t.disconnect());
+        (void)co_await support::events_through(p, id, event_kind::exit);
+        auto& process = co_await support::fork_worker(p, as_process);
+        CHECK_FALSE(process.is_thread());
+        CHECK(process.pid() != ::getpid());
+    });
+}
+
+TEST_CASE("a thread worker cannot be signalled: kill() with anything but SIGKILL is not supported") {
+    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+        auto& h = co_await support::fork_worker(p);
+        auto killed = h.kill(SIGTERM);
+        REQUIRE_FALSE(killed.has_value());
+        CHECK(killed.error() == std::errc::operation_not_supported);
+        CHECK(h.is_connected());
+    });
+}
+
+TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once, as if killed, and its link ends") {
+    std::vector<event<P>> ended;
+    {
+        io_context ctx;
+        primary<P> p(threads(), introduce);
+        sync_wait(bounded([](primary<P>& self, std::vector<event<P>>& out) -> task<void> {
+            auto& h = co_await self.fork();
+            const unsigned id = h.id();
+            (void)co_await self.next<online_event>();
+            auto killed = h.kill(SIGKILL);
+            CHECK(killed.has_value());
+            out = co_await support::events_through(self, id, event_kind::exit);
+        }(p, ended)));
+        sync_wait(bounded(p.shutdown()));
+    }
+    const auto& gone = exit_of(ended);
+    CHECK(gone.status.signal == SIGKILL);
+    CHECK_FALSE(gone.exited_after_disconnect);
+    CHECK(support::all_of<disconnect_event>(ended).size() == 1);
+}
+
+TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns exit_code::gave_up") {
+    let_go = false;
+    int code = -1;
+    std::vector<event<P>> seen;
+    {
+        io_context ctx;
+        auto o = threads(restart_mode::permanent);
+        o.heartbeat_timeout = 200ms;
+        o.shutdown_timeout = support::wait_limit;
+        primary<P> p(o, spin);
+        code = sync_wait(bounded(p.run([&seen](primary<P>& self) -> task<void> {
+            (void)co_await self.fork();
+            for (;;) {
+                seen.push_back(co_await self.next_event());
+                if (!seen.back().is<gave_up_event>()) continue;
+                // The hang ends: the graceful stop the primary began finds the worker leaving.
+                let_go = true;
+                co_return;
+            }
+        })));
+        CHECK(p.gave_up());
+        CHECK(p.workers().empty());
+    }
+    CHECK(code == exit_code::gave_up);
+    const auto gave_up = support::all_of<gave_up_event>(seen);
+    REQUIRE(gave_up.size() == 1);
+    CHECK(gave_up.front().what.find("is a thread that sent no heartbeat") != std::string::npos);
+}
+
+TEST_CASE("scale() starts thread workers up to n and retires the oldest down to n") {
+    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(4));
+        CHECK(p.workers().size() == 4);
+        for (const auto* h : p.workers()) CHECK(h->is_thread());
+        co_await bounded(p.scale(1));
+        REQUIRE(p.workers().size() == 1);
+        CHECK(p.workers().front()->id() == 4);
+    });
+}
+
+TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {
+    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        const auto before = support::listed_ids(p);
+        REQUIRE(before == std::vector<unsigned>{1, 2});
+        auto reloaded = co_await bounded(p.reload());
+        CHECK(reloaded.ok);
+        CHECK(reloaded.replaced == 2);
+        const auto after = support::listed_ids(p);
+        REQUIRE(after.size() == 2);
+        for (unsigned id : after) CHECK(id > 2);
+        for (const auto* h : p.workers()) CHECK(h->is_thread());
+    });
+}

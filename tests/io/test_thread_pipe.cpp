@@ -1,0 +1,187 @@
+// Values moved between two threads' loops by thread_pipe, woken by doorbells through each wake
+// method: order both ways at once, backpressure, the end of either side, a doorbell's wake.
+#include <catch2/catch.hpp>
+
+#include <cluster/io.hpp>
+#include <cluster/io/doorbell.hpp>
+#include <cluster/io/thread_pipe.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using namespace cluster;
+
+namespace {
+
+constexpr std::uint64_t each_way = 10'000;
+
+using pipe_of_numbers = io::thread_pipe<std::uint64_t>;
+using pipe_ptr = std::shared_ptr<pipe_of_numbers>;
+
+const char* name_of(io::wake_method m) { return io::to_string(m); }
+
+// Sends 0..count-1 on `out` and takes as many from `in`, each in order; returns how many
+// came out of order or not at all. Sends and takes run at once, as two tasks.
+task<std::uint64_t> send_and_take(pipe_of_numbers& out, pipe_of_numbers& in, std::uint64_t count) {
+    std::uint64_t wrong = 0;
+    scope tasks;
+    tasks.spawn([](pipe_of_numbers& to, std::uint64_t n) -> task<void> {
+        for (std::uint64_t i = 0; i < n; ++i) {
+            auto queued = to.push(std::uint64_t(i));
+            auto sent = co_await to.wait_for_room(queued);
+            if (!sent) co_return;
+        }
+        to.producer_close();
+    }(out, count));
+    std::uint64_t expected = 0;
+    for (;;) {
+        auto v = co_await in.receive();
+        if (!v) break;
+        if (*v != expected) ++wrong;
+        ++expected;
+    }
+    co_await tasks.join();
+    co_return wrong + (count - expected);
+}
+
+// One side of a pair of pipes, on a thread and loop of its own: what its send_and_take found.
+struct other_side {
+    std::uint64_t wrong = ~std::uint64_t(0);
+    std::thread thread;
+
+    other_side(pipe_ptr out, pipe_ptr in, std::uint64_t count) {
+        thread = std::thread([this, out, in, count] {
+            io_context ctx;
+            out->producer_open();
+            in->consumer_open();
+            wrong = sync_wait(send_and_take(*out, *in, count));
+            in->consumer_close();
+        });
+    }
+    ~other_side() {
+        if (thread.joinable()) thread.join();
+    }
+};
+
+std::size_t one(const std::uint64_t&) noexcept { return 1; }
+
+}  // namespace
+
+TEST_CASE("10,000 values each way at once arrive in order, through a bound of 64") {
+    const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
+    if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
+    INFO(name_of(how));
+    auto there = std::make_shared<pipe_of_numbers>(64, &one, how);
+    auto back = std::make_shared<pipe_of_numbers>(64, &one, how);
+    std::uint64_t wrong_here = 0;
+    {
+        io_context ctx;
+        there->producer_open();
+        back->consumer_open();
+        other_side side(back, there, each_way);
+        wrong_here = sync_wait(send_and_take(*there, *back, each_way));
+        back->consumer_close();
+        side.thread.join();
+        CHECK(side.wrong == 0);
+    }
+    CHECK(wrong_here == 0);
+}
+
+TEST_CASE("a sender past the high-water mark waits until the other thread has taken enough") {
+    const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
+    if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
+    INFO(name_of(how));
+    constexpr std::size_t bound = 8;
+    constexpr std::uint64_t pushed = 100;
+    auto p = std::make_shared<pipe_of_numbers>(bound, &one, how);
+    std::atomic<std::uint64_t> taken{0};
+    std::atomic<bool> go{false};
+    io_context ctx;
+    p->producer_open();
+    std::thread consumer([p, &taken, &go] {
+        io_context mine;
+        p->consumer_open();
+        while (!go.load()) std::this_thread::yield();
+        sync_wait([](pipe_of_numbers& from, std::atomic<std::uint64_t>& count) -> task<void> {
+            while (auto v = co_await from.receive()) count.fetch_add(1);
+        }(*p, taken));
+        p->consumer_close();
+    });
+    std::error_code last;
+    for (std::uint64_t i = 0; i < pushed; ++i) last = p->push(std::uint64_t(i));
+    CHECK_FALSE(last);
+    CHECK(p->full());
+    go.store(true);
+    auto room = sync_wait(p->wait_for_room(last));
+    CHECK(room.has_value());
+    // Room means the queue is back within its bound: the rest was taken first. The consumer
+    // counts a value once its receive has returned it, so the last one taken may not be yet.
+    CHECK(taken.load() + 1 >= pushed - bound);
+    p->producer_close();
+    consumer.join();
+    CHECK(taken.load() == pushed);
+}
+
+TEST_CASE("a consumer that goes fails the sends after it, and wakes a sender waiting for room") {
+    const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
+    if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
+    INFO(name_of(how));
+    auto p = std::make_shared<pipe_of_numbers>(1, &one, how);
+    io_context ctx;
+    p->producer_open();
+    std::atomic<bool> go{false};
+    std::thread consumer([p, &go] {
+        io_context mine;
+        p->consumer_open();
+        while (!go.load()) std::this_thread::yield();
+        p->consumer_close();
+    });
+    auto first = p->push(1);
+    auto second = p->push(2);
+    CHECK_FALSE(first);
+    CHECK_FALSE(second);
+    go.store(true);
+    auto room = sync_wait(p->wait_for_room(second));
+    consumer.join();
+    REQUIRE_FALSE(room.has_value());
+    CHECK(room.error() == errc::peer_gone);
+    auto after = p->push(3);
+    CHECK(after == errc::peer_gone);
+    p->producer_close();
+}
+
+TEST_CASE("a receiver on another thread takes what was queued before the producer closed, then nothing") {
+    const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
+    if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
+    INFO(name_of(how));
+    auto p = std::make_shared<io::thread_pipe<std::string>>(1u << 20, nullptr, how);
+    std::vector<std::string> got;
+    std::atomic<bool> waiting{false};
+    std::thread consumer([p, &got, &waiting] {
+        io_context mine;
+        p->consumer_open();
+        sync_wait(
+            [](io::thread_pipe<std::string>& from, std::vector<std::string>& out, std::atomic<bool>& w) -> task<void> {
+                w.store(true);
+                while (auto v = co_await from.receive()) out.push_back(std::move(*v));
+            }(*p, got, waiting));
+        p->consumer_close();
+    });
+    io_context ctx;
+    p->producer_open();
+    while (!waiting.load()) std::this_thread::yield();
+    std::string a = "first", b = "second";
+    CHECK_FALSE(p->push(std::move(a)));
+    CHECK_FALSE(p->push(std::move(b)));
+    p->producer_close();
+    consumer.join();
+    CHECK(got == std::vector<std::string>{"first", "second"});
+    std::string late = "late";
+    CHECK(p->push(std::move(late)) == errc::channel_closed);
+}
