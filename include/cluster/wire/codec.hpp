@@ -174,9 +174,9 @@ struct reader {
     }
     bool prefix_index(std::size_t i, std::string_view after = {}) {
         std::array<char, 24> index{'['};
-        char* end = std::to_chars(index.data() + 1, index.data() + index.size() - 1, i).ptr;
-        *end++ = ']';
-        return prefix(std::string_view(index.data(), static_cast<std::size_t>(end - index.data())), after);
+        char* digits_end = std::to_chars(index.data() + 1, index.data() + index.size() - 1, i).ptr;
+        *digits_end = ']';
+        return prefix(std::string_view(index.data(), static_cast<std::size_t>(digits_end + 1 - index.data())), after);
     }
 };
 
