@@ -8,22 +8,9 @@
 // Only buffer::grow, which a send rarely needs, is out of line.
 #include <cluster/ipc/channel.hpp>
 
-#include <array>
 #include <cstdint>
-#include <string>
 
-namespace probe {
-struct sample {
-    std::uint64_t id = 0;
-    std::uint32_t kind = 0;
-    double value = 0;
-    std::string name;
-    std::array<std::int32_t, 7> v{};
-};
-BOOST_DESCRIBE_STRUCT(sample, (), (id, kind, value, name, v))
-}  // namespace probe
-
-using proto = cluster::wire::protocol<probe::sample>;
+#include "../../support/probe_sample.hpp"  // by path: these build with the library's includes alone
 
 cluster::io::task<void> send_many(cluster::ipc::channel<proto>& ch, probe::sample s, int n) {
     for (int i = 0; i < n; ++i) {

@@ -14,23 +14,10 @@
 // for an empty std::optional of a variant (a rep stos of the largest message's size).
 #include <cluster/ipc/channel.hpp>
 
-#include <array>
 #include <cstdint>
 #include <span>
-#include <string>
 
-namespace probe {
-struct sample {
-    std::uint64_t id = 0;
-    std::uint32_t kind = 0;
-    double value = 0;
-    std::string name;
-    std::array<std::int32_t, 7> v{};
-};
-BOOST_DESCRIBE_STRUCT(sample, (), (id, kind, value, name, v))
-}  // namespace probe
-
-using proto = cluster::wire::protocol<probe::sample>;
+#include "../../support/probe_sample.hpp"  // by path: these build with the library's includes alone
 
 cluster::io::task<void> send_one(cluster::ipc::channel<proto>& ch, const probe::sample& s) {
     (void)co_await ch.send(s);
