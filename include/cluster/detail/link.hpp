@@ -171,11 +171,17 @@ public:
     template <class P, class T>
     std::error_code queue_user(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         if (socket_) return socket_->queue(msg, tag, flags);
-        auto value = std::make_shared<typename P::variant>(std::in_place_type<T>, clone_message(msg));
-        wire::raw_message stub;
-        stub.type_id = P::template id<T>;
-        return push(protocol::variant(std::move(stub)), tag, flags,
-                    boxed_message{std::move(value), stub.type_id, sizeof(T)});
+        // A message the codec refuses has had its one error from protocol<>: no copy of it is
+        // compiled, whose errors would only repeat that one.
+        if constexpr (!wire::sendable<T>) {
+            return make_error_code(errc::invalid_value);
+        } else {
+            auto value = std::make_shared<typename P::variant>(std::in_place_type<T>, clone_message(msg));
+            wire::raw_message stub;
+            stub.type_id = P::template id<T>;
+            return push(protocol::variant(std::move(stub)), tag, flags,
+                        boxed_message{std::move(value), stub.type_id, sizeof(T)});
+        }
     }
 
     // Queues msg unless the high-water mark is passed already (resource_unavailable_try_again).
