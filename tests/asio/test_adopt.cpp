@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/both_loops.hpp"
 #include "support/descriptors.hpp"
 #include "support/loopback.hpp"
 #include "support/waiting.hpp"
@@ -44,6 +45,7 @@ using namespace cluster;
 using namespace std::chrono_literals;
 namespace ba = boost::asio;
 using support::bounded;
+using support::on_both_loops;
 
 namespace {
 
@@ -61,19 +63,6 @@ std::shared_ptr<net::detail::listener_state> handed_state(recording_host& host, 
     listener_options o;
     o.max_connections = max_connections;
     return std::make_shared<net::detail::listener_state>(&host, 1, schedule::round_robin, endpoint{}, unique_fd{}, o);
-}
-
-// Runs body(asio) on a fresh cluster loop with an asio::io_context inside it, and checks that
-// no descriptor outlives them.
-template <class Body>
-void on_both_loops(Body body) {
-    const std::size_t fds = support::open_fd_count();
-    {
-        io_context ctx;
-        ba::io_context asio{1};
-        sync_wait(bounded(body(asio), 30s));
-    }
-    CHECK(support::open_fd_count() == fds);
 }
 
 // What adopting `s` as a Socket says: the error, and the throwing form's message.

@@ -36,6 +36,7 @@
 #include <tuple>
 #include <vector>
 
+#include "support/both_loops.hpp"
 #include "support/descriptors.hpp"
 #include "support/waiting.hpp"
 
@@ -44,6 +45,7 @@ using namespace std::chrono_literals;
 using namespace boost::asio::experimental::awaitable_operators;
 namespace ba = boost::asio;
 using support::bounded;
+using support::on_both_loops;
 
 namespace {
 
@@ -59,18 +61,6 @@ std::chrono::nanoseconds thread_cpu_time() {
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
-// Runs `t` on a fresh cluster loop, with `asio` declared inside it (destroyed first).
-template <class Body>
-void on_both_loops(Body body, io::io_context_options options = {}) {
-    const std::size_t fds = support::open_fd_count();
-    {
-        io_context ctx(options);
-        ba::io_context asio{1};
-        sync_wait(bounded(body(asio), 30s));
-    }
-    CHECK(support::open_fd_count() == fds);
 }
 
 // The two ends of a ping-pong, one byte each way n times: each side waits in its own loop for

@@ -34,8 +34,6 @@ namespace {
 using handle = worker_handle<proto>;
 using steady = std::chrono::steady_clock;
 
-endpoint where(const support::listen_result& r) { return endpoint(r.local); }
-
 // Forks a worker that first says how many connections on `port` it inherited: must be none.
 task<void> fork_inheriting_none(primary<proto>& p, std::uint16_t port) {
     const auto counting = support::with_env(support::setting::inherited_port, std::to_string(port));
@@ -457,7 +455,7 @@ task<void> client(load& l, unsigned me) {
 constexpr unsigned client_count = 8;
 constexpr std::size_t cluster_size = 3;
 
-void report(const char* what, schedule how, const load& l) {
+void report_load(const char* what, schedule how, const load& l) {
     std::printf("%s, %s%s: %llu answered, %llu failed, %llu retried on a new connection (%llu of them refused: "
                 "the stop), %llu clients ended by a refused connect, %zu workers answered\n",
                 what, to_string(how), l.keep_alive ? ", keep-alive" : ", a connection per request",
@@ -509,7 +507,7 @@ TEST_CASE("a client load through a rolling reload sees no failed request") {
         }
         CHECK(by_new + client_count >= total);
     });
-    report(workers == 1 ? "rolling reload of 1 worker" : "rolling reload of 3 workers", how, l);
+    report_load(workers == 1 ? "rolling reload of 1 worker" : "rolling reload of 3 workers", how, l);
     INFO(failures_of(l));
     CHECK(l.failed == 0);
     CHECK(l.ended_by_stop == 0);
@@ -535,7 +533,7 @@ TEST_CASE("a client load through a graceful stop sees no failed request, then it
         co_await support::bounded(support::joined(clients));
         CHECK(l.ended_by_stop == client_count);
     });
-    report(by_shutdown ? "graceful stop by shutdown()" : "graceful stop by disconnect_all()", how, l);
+    report_load(by_shutdown ? "graceful stop by shutdown()" : "graceful stop by disconnect_all()", how, l);
     INFO(failures_of(l));
     CHECK(l.failed == 0);
 }

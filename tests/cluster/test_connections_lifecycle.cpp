@@ -28,8 +28,6 @@ using support::proto;
 
 namespace {
 
-endpoint where(const support::listen_result& r) { return endpoint(r.local); }
-
 // The ids that answered `n` connections to `to`, one request each.
 task<std::set<unsigned>> served_by_n(endpoint to, int n) {
     std::set<unsigned> ids;

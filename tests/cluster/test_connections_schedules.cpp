@@ -33,8 +33,6 @@ namespace {
 
 using handle = worker_handle<proto>;
 
-endpoint where(const support::listen_result& r) { return endpoint(r.local); }
-
 // `clients` tasks, each making `each` connections, one request each, one after the other;
 // adds who answered to `by_worker`.
 task<void> one_client(endpoint to, std::size_t each, std::map<unsigned, std::size_t>& by_worker) {

@@ -71,7 +71,7 @@ private:
 };
 
 // The worker serving `slot`, once there is one.
-task<std::shared_ptr<worker_handle<proto>>> serving(primary<proto>& p, unsigned slot) {
+task<std::shared_ptr<worker_handle<proto>>> slot_worker(primary<proto>& p, unsigned slot) {
     auto h = co_await bounded(p.worker_in_slot(slot), "the slot's worker");
     REQUIRE(h.has_value());
     co_return *h;
@@ -81,7 +81,7 @@ task<std::shared_ptr<worker_handle<proto>>> serving(primary<proto>& p, unsigned 
 task<void> check_each_slot(primary<proto>& p, unsigned count, const std::vector<int>& primary_cpus) {
     for (unsigned i = 0; i < count; ++i) (void)co_await fork_worker(p);
     for (unsigned slot = 1; slot <= count; ++slot) {
-        const auto h = co_await serving(p, slot);
+        const auto h = co_await slot_worker(p, slot);
         INFO("slot " << slot << ", worker " << h->id());
         CHECK(cpus_of(h->pid()) == expected_for(primary_cpus, slot));
     }
@@ -98,12 +98,12 @@ TEST_CASE("cpu_affinity pins the worker of slot N to the ((N - 1) mod count)th o
     const auto count = static_cast<unsigned>(std::min<std::size_t>(primary_cpus.size() + 1, 5));
     with_primary(pinned(mode), [&](primary<proto>& p) -> task<void> {
         co_await check_each_slot(p, count, primary_cpus);
-        auto in_slot_2 = co_await serving(p, 2);
+        auto in_slot_2 = co_await slot_worker(p, 2);
         const unsigned killed = in_slot_2->id();
         REQUIRE(in_slot_2->kill(SIGKILL).has_value());
         const auto gone = co_await bounded(p.next<exit_event>());
         CHECK(gone.worker_id == killed);
-        const auto replacement = co_await serving(p, 2);
+        const auto replacement = co_await slot_worker(p, 2);
         CHECK(replacement->id() != killed);
         CHECK(cpus_of(replacement->pid()) == expected_for(primary_cpus, 2));
     });
@@ -126,7 +126,7 @@ TEST_CASE("cpu_affinity is off by default: a worker may run on every CPU its pri
     with_primary(scripted(mode, behaviour::answer_work), [&](primary<proto>& p) -> task<void> {
         for (int i = 0; i < 2; ++i) (void)co_await fork_worker(p);
         for (unsigned slot = 1; slot <= 2; ++slot) {
-            const auto h = co_await serving(p, slot);
+            const auto h = co_await slot_worker(p, slot);
             CHECK(cpus_of(h->pid()) == primary_cpus);
         }
     });

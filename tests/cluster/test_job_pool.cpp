@@ -65,30 +65,30 @@ BOOST_DESCRIBE_STRUCT(release, (), ())
 }  // namespace pool_test
 
 using namespace pool_test;
-using P = protocol<work, answer, holding, answered_late, release>;
-using pool_type = job_pool<P, work, answer>;
+using pool_proto = protocol<work, answer, holding, answered_late, release>;
+using pool_type = job_pool<pool_proto, work, answer>;
 using done = pool_type::done;
 
 namespace {
 
 // ---- the workers (in the child: no Catch assertions) ----
 
-bool is_first(const worker<P>& w) { return w.id() == 1; }
+bool is_first(const worker<pool_proto>& w) { return w.id() == 1; }
 
 // Holds a job for its hold_ms (less if the worker is asked to leave), dies of a poison one.
-task<bool> do_work(worker<P>& w, const work& j) {
+task<bool> do_work(worker<pool_proto>& w, const work& j) {
     if (j.poison) ::_exit(1);
     if (j.hold_ms > 0)
         (void)co_await io::sleep_for(std::chrono::milliseconds(j.hold_ms)).with_stop_token(w.stop_token());
     co_return !w.stopping();
 }
 
-task<void> reply_to(worker<P>& w, const incoming<work>& j) {
+task<void> reply_to(worker<pool_proto>& w, const incoming<work>& j) {
     const answer a{j.value.id, w.id()};
     (void)co_await w.reply(j, a);
 }
 
-task<void> answer_all(worker<P>& w) {
+task<void> answer_all(worker<pool_proto>& w) {
     while (auto j = co_await w.receive<work>()) {
         (void)co_await do_work(w, j->value);
         co_await reply_to(w, *j);
@@ -96,7 +96,7 @@ task<void> answer_all(worker<P>& w) {
 }
 
 // The first worker takes jobs and never answers them; the others answer.
-task<void> first_holds(worker<P>& w) {
+task<void> first_holds(worker<pool_proto>& w) {
     if (!is_first(w)) co_return co_await answer_all(w);
     while (auto j = co_await w.receive<work>()) {
         const holding h{w.id(), j->value.id};
@@ -106,7 +106,7 @@ task<void> first_holds(worker<P>& w) {
 
 // The first worker answers each job only once the primary releases it, and says so; the
 // others answer at once. So its answers come after any timeout, however loaded the machine.
-task<void> first_is_slow(worker<P>& w) {
+task<void> first_is_slow(worker<pool_proto>& w) {
     if (!is_first(w)) co_return co_await answer_all(w);
     while (auto j = co_await w.receive<work>()) {
         auto released = co_await w.receive<release>();
@@ -120,7 +120,7 @@ task<void> first_is_slow(worker<P>& w) {
 // ---- the primary ----
 
 // Lets the slow worker answer `n` more of the jobs it holds.
-task<void> release_slow_worker(primary<P>& p, int n) {
+task<void> release_slow_worker(primary<pool_proto>& p, int n) {
     const release go;
     for (int i = 0; i < n; ++i) {
         auto sent = co_await p.worker(1)->send(go);
@@ -129,11 +129,11 @@ task<void> release_slow_worker(primary<P>& p, int n) {
 }
 
 template <class Body>
-void with_primary(primary<P>::worker_main main, Body&& body) {
+void with_pool_workers(primary<pool_proto>::worker_main main, Body&& body) {
     primary_options o;
     o.restart.initial_delay = 1ms;
     o.restart.jitter = 0;
-    support::with_primary<P>(std::move(o), std::move(main), std::forward<Body>(body));
+    support::with_primary<pool_proto>(std::move(o), std::move(main), std::forward<Body>(body));
 }
 
 job_pool_options pool_options(unsigned in_flight, job_order order = job_order::submission) {
@@ -154,7 +154,7 @@ task<void> submit_range(pool_type& pool, std::uint64_t from, std::uint64_t n, st
 }
 
 // Scales to n workers and waits until each is ready: a pool made then feeds them all from its first job.
-task<void> scale_ready(primary<P>& p, std::size_t n) {
+task<void> scale_ready(primary<pool_proto>& p, std::size_t n) {
     co_await bounded(p.scale(n));
     for (unsigned slot : p.slots()) {
         auto h = co_await bounded(p.worker_in_slot(slot));
@@ -214,7 +214,7 @@ std::set<unsigned> workers_of(const std::vector<done>& results) {
 TEST_CASE("every job's result comes back once: in submission order, or as completed") {
     const auto order = GENERATE(job_order::submission, job_order::completion);
     INFO((order == job_order::submission ? "submission order" : "completion order"));
-    with_primary(answer_all, [order](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [order](primary<pool_proto>& p) -> task<void> {
         co_await scale_ready(p, 2);
         job_pool_options o;
         o.order = order;
@@ -234,7 +234,7 @@ TEST_CASE("every job's result comes back once: in submission order, or as comple
 }
 
 TEST_CASE("with in_flight 0, a worker holds one long job at a time, and many short ones") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         co_await scale_ready(p, 2);
         pool_type pool(p, job_pool_options{});
         co_await submit_range(pool, 0, 6, 100);
@@ -254,7 +254,7 @@ TEST_CASE("with in_flight 0, a worker holds one long job at a time, and many sho
 }
 
 TEST_CASE("submit() waits while max_queued jobs wait for a worker, and goes on once one takes them") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         auto o = pool_options(1);
         o.max_queued = 4;
         pool_type pool(p, o);  // no worker yet: every job waits
@@ -271,7 +271,7 @@ TEST_CASE("submit() waits while max_queued jobs wait for a worker, and goes on o
 }
 
 TEST_CASE("a worker killed holding jobs: they go to other workers, and each result comes back once") {
-    with_primary(first_holds, [](primary<P>& p) -> task<void> {
+    with_pool_workers(first_holds, [](primary<pool_proto>& p) -> task<void> {
         co_await scale_ready(p, 2);
         pool_type pool(p, pool_options(3, job_order::completion));
         co_await submit_range(pool, 0, 30);
@@ -289,7 +289,7 @@ TEST_CASE("a worker killed holding jobs: they go to other workers, and each resu
 }
 
 TEST_CASE("an attempt that times out goes to a worker again, and the late answer is dropped") {
-    with_primary(first_is_slow, [](primary<P>& p) -> task<void> {
+    with_pool_workers(first_is_slow, [](primary<pool_proto>& p) -> task<void> {
         co_await scale_ready(p, 2);
         auto o = pool_options(1, job_order::completion);
         o.timeout = 100ms;
@@ -313,7 +313,7 @@ TEST_CASE("an attempt that times out goes to a worker again, and the late answer
 
 TEST_CASE("a job whose every attempt times out fails with timed_out, with a timeout of 0 an attempt waits as long "
           "as its worker lives") {
-    with_primary(first_is_slow, [](primary<P>& p) -> task<void> {
+    with_pool_workers(first_is_slow, [](primary<pool_proto>& p) -> task<void> {
         co_await scale_ready(p, 1);  // the slow one only
         auto o = pool_options(1);
         o.timeout = 50ms;
@@ -342,7 +342,7 @@ TEST_CASE("a job whose every attempt times out fails with timed_out, with a time
 
 TEST_CASE("a job that kills every worker it reaches fails after max_attempts with the last error, the rest are "
           "done") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         co_await bounded(p.scale(2));
         auto o = pool_options(2, job_order::completion);
         o.max_attempts = 2;
@@ -370,7 +370,7 @@ TEST_CASE("a job that kills every worker it reaches fails after max_attempts wit
 
 TEST_CASE("scaling: jobs wait while no worker serves, new slots get fed, and a slot given up mid-job hands its "
           "jobs on") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         pool_type pool(p, pool_options(2, job_order::completion));
         co_await submit_range(pool, 0, 40, 5);
         CHECK(pool.queued() == 40);
@@ -396,7 +396,7 @@ TEST_CASE("scaling: jobs wait while no worker serves, new slots get fed, and a s
 }
 
 TEST_CASE("close(): submit() fails with pool_closed, and next() ends once the jobs submitted are done") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         pool_type pool(p, pool_options(2));
         co_await submit_range(pool, 0, 5, 1);
@@ -412,7 +412,7 @@ TEST_CASE("close(): submit() fails with pool_closed, and next() ends once the jo
 }
 
 TEST_CASE("a stop: jobs waiting for a worker fail with cluster_stopping, and so does submit()") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         pool_type pool(p, pool_options(2));
         co_await submit_range(pool, 0, 3);
         co_await bounded(p.shutdown());
@@ -430,7 +430,7 @@ TEST_CASE("a stop: jobs waiting for a worker fail with cluster_stopping, and so 
 }
 
 TEST_CASE("a job_pool with a max_queued of 0 is refused") {
-    with_primary(answer_all, [](primary<P>& p) -> task<void> {
+    with_pool_workers(answer_all, [](primary<pool_proto>& p) -> task<void> {
         auto o = pool_options(1);
         o.max_queued = 0;
         CHECK_THROWS_AS(pool_type(p, o), std::invalid_argument);

@@ -1,4 +1,4 @@
-// A worker learns why the primary disconnects it (worker<P>::leave_reason()): replaced by a
+// A worker learns why the primary disconnects it (worker<leave_proto>::leave_reason()): replaced by a
 // rolling reload, going away for good when scaled down, disconnected or stopped.
 #include <catch2/catch.hpp>
 
@@ -31,9 +31,9 @@ struct started {
 };
 BOOST_DESCRIBE_STRUCT(started, (), (unused))
 
-using P = protocol<left, started>;
+using leave_proto = protocol<left, started>;
 
-task<void> reporting_worker(worker<P>& w) {
+task<void> reporting_worker(worker<leave_proto>& w) {
     const auto before = w.leave_reason();
     const started hello{};
     (void)co_await w.send(hello);
@@ -42,18 +42,18 @@ task<void> reporting_worker(worker<P>& w) {
     (void)co_await w.send(said);
 }
 
-task<void> running(primary<P>& p, std::size_t n) {
+task<void> running(primary<leave_proto>& p, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) (void)co_await bounded(p.next_message<started>());
 }
 
 // The next worker to leave: what it said, checked to have been staying before.
-task<leave_reason> next_leaving(primary<P>& p) {
+task<leave_reason> next_leaving(primary<leave_proto>& p) {
     auto m = co_await bounded(p.next_message<left>());
     CHECK(m.value.before == static_cast<std::uint8_t>(leave_reason::staying));
     co_return static_cast<leave_reason>(m.value.after);
 }
 
-task<void> reload_then_scale_down_then_disconnect(primary<P>& p) {
+task<void> reload_then_scale_down_then_disconnect(primary<leave_proto>& p) {
     for (int i = 0; i < 2; ++i) (void)co_await support::fork_worker(p);
     co_await running(p, 2);
 
@@ -79,7 +79,7 @@ task<void> reload_then_scale_down_then_disconnect(primary<P>& p) {
 }  // namespace
 
 TEST_CASE("leave_reason: replaced by a rolling reload, going away when scaled down or disconnected") {
-    support::with_primary<P>(primary_options{}, reporting_worker, reload_then_scale_down_then_disconnect);
+    support::with_primary<leave_proto>(primary_options{}, reporting_worker, reload_then_scale_down_then_disconnect);
 }
 
 TEST_CASE("leave_reason names") {

@@ -7,6 +7,7 @@
 
 #include "support/descriptors.hpp"
 #include "support/events.hpp"
+#include "support/lines.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
 #include "support/temp_dir.hpp"
@@ -63,15 +64,6 @@ using support::open_fd_count;
 
 constexpr unsigned many_workers = 64;
 constexpr uid_t nobody = 65534;
-
-const char* mode_name(start_mode m) {
-    switch (m) {
-    case start_mode::fork: return "fork mode";
-    case start_mode::exec: return "exec mode";
-    case start_mode::thread: return "thread mode";
-    }
-    return "?";
-}
 
 primary_options options_for(start_mode mode, const char* worker_behaviour) {
     primary_options o;
@@ -147,7 +139,8 @@ task<fork_failure> failed_fork(primary<proto>& p, const fork_options& o) {
 TEST_CASE("one worker's events come in order: fork, online, message, disconnect, exit") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const char* how = GENERATE(behaviour::hello_then_disconnect, behaviour::hello_then_return);
-    INFO(mode_name(mode) << ", worker: " << how);
+    INFO(to_string(mode) << " mode"
+                         << ", worker: " << how);
     with_primary(options_for(mode, how), [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();
@@ -168,7 +161,7 @@ TEST_CASE("one worker's events come in order: fork, online, message, disconnect,
 
 TEST_CASE("kill(SIGKILL): a disconnect event, then an exit event with SIGKILL, not after disconnect") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     with_primary(options_for(mode, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();
@@ -208,7 +201,8 @@ TEST_CASE("a fork-mode worker starts with the primary's signal handlers back to 
 TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, it exits 0 after disconnect") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const bool primary_asks = GENERATE(true, false);
-    INFO(mode_name(mode) << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
+    INFO(to_string(mode) << " mode"
+                         << (primary_asks ? ", the primary disconnects it" : ", the worker disconnects itself"));
     const support::temp_dir dir;
     const std::string marker = dir.file("marker");
     auto options = options_for(mode, primary_asks ? behaviour::wait_for_disconnect : behaviour::leave_then_wait);
@@ -236,7 +230,7 @@ TEST_CASE("a graceful disconnect ends the worker's receive(), its code returns, 
 TEST_CASE("a worker that throws exits with code 1, one that returns with code 0") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
     const bool throws = GENERATE(true, false);
-    INFO(mode_name(mode) << (throws ? ", the worker throws" : ", the worker returns"));
+    INFO(to_string(mode) << " mode" << (throws ? ", the worker throws" : ", the worker returns"));
     with_primary(options_for(mode, throws ? behaviour::throw_at_once : behaviour::hello_then_return),
                  [&](primary<proto>& p) -> task<void> {
                      const unsigned id = (co_await fork_worker(p)).id();
@@ -356,15 +350,6 @@ std::vector<std::string> chatty_lines(std::string_view stream, int n) {
     return out;
 }
 
-// Where two line lists first differ, for a readable failure; empty when equal.
-std::string first_difference(const std::vector<std::string>& got, const std::vector<std::string>& want) {
-    for (std::size_t i = 0; i < std::max(got.size(), want.size()); ++i) {
-        const std::string g = i < got.size() ? got[i] : "(nothing)", w = i < want.size() ? want[i] : "(nothing)";
-        if (g != w) return "line " + std::to_string(i) + ": got '" + g + "', want '" + w + "'";
-    }
-    return "";
-}
-
 void check_relayed(const std::string& text, std::string_view stream, int n) {
     const auto by_prefix = lines_by_prefix(text);
     std::set<std::string> prefixes;
@@ -372,7 +357,7 @@ void check_relayed(const std::string& text, std::string_view stream, int n) {
     CHECK(prefixes == std::set<std::string>{"[worker 1] ", "[worker 2] "});
     for (const auto& [prefix, lines] : by_prefix) {
         INFO(stream << " of " << prefix);
-        CHECK(first_difference(lines, chatty_lines(stream, n)) == "");
+        CHECK(support::first_difference(lines, chatty_lines(stream, n)) == "");
     }
 }
 
@@ -380,7 +365,7 @@ void check_relayed(const std::string& text, std::string_view stream, int n) {
 
 TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whole and in order") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     const std::size_t fds = open_fd_count();
     const auto got = run_chatty_primary(mode);
     {
@@ -396,7 +381,7 @@ TEST_CASE("silent workers' stdout and stderr reach the primary's, prefixed, whol
 
 TEST_CASE("64 workers on a small machine all come online and all leave after disconnect_all()") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     with_primary(options_for(mode, behaviour::wait_for_disconnect), [](primary<proto>& p) -> task<void> {
         for (unsigned i = 0; i < many_workers; ++i) (void)co_await fork_worker(p);
         auto online = co_await collect<online_event>(p, many_workers);
@@ -586,7 +571,7 @@ private:
 
 TEST_CASE("when the primary is SIGKILLed, every worker is gone within 500 ms") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     const std::size_t fds = open_fd_count();
     {
         const subreaper reaper;
@@ -614,7 +599,7 @@ TEST_CASE("when the primary is SIGKILLed, every worker is gone within 500 ms") {
 
 TEST_CASE("a cwd that does not exist: fork() throws naming the chdir, and leaks nothing") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     with_primary(options_for(mode, behaviour::hello_then_return), [](primary<proto>& p) -> task<void> {
         fork_options nowhere;
         nowhere.cwd = "/nonexistent/cluster-test-cwd";
@@ -650,7 +635,7 @@ TEST_CASE("exec of a program that does not exist: fork() throws naming the execv
 
 TEST_CASE("uid and gid: a root primary's worker runs as them, anyone else's fork() fails naming setuid") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     if (::geteuid() == 0) {
         auto options = options_for(mode, behaviour::report_identity);
         options.uid = nobody;
@@ -710,7 +695,7 @@ TEST_CASE("cpu_count() counts the affinity mask within the cgroup quota, and dro
 
 TEST_CASE("is_primary(), is_worker() and this_worker_id() on both sides") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     CHECK(is_primary());
     CHECK_FALSE(is_worker());
     CHECK(this_worker_id() == 0);
@@ -746,7 +731,7 @@ bool accepts_connections(const std::string& address, std::uint16_t port) {
 
 TEST_CASE("announce_listening() gives the primary a listening event with the socket's address and port") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec, start_mode::thread);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     with_primary(options_for(mode, behaviour::announce_listening), [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         const unsigned id = h.id();

@@ -8,7 +8,9 @@
 
 #include <cluster/cluster.hpp>
 
+#include "support/child_report.hpp"
 #include "support/descriptors.hpp"
+#include "support/lines.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
 #include "support/temp_dir.hpp"
@@ -34,24 +36,14 @@
 
 using namespace cluster;
 using support::proto;
+using support::report;
 namespace behaviour = support::behaviour;
 using support::wait_limit;
 
 namespace {
 
-const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
-
 // What the primary in the child saw, a line at a time, into a file the test reads after: its
 // stdout and stderr are the log. No Catch assertion in the child.
-class report {
-public:
-    explicit report(int fd) noexcept : fd_(fd) {}
-    void line(const std::string& text) const { (void)!::write(fd_, (text + "\n").data(), text.size() + 1); }
-
-private:
-    int fd_;
-};
-
 // primary_main's part in a test, in the child; throws what went wrong.
 using script = std::function<task<void>(primary<proto>&, const report&)>;
 
@@ -115,17 +107,8 @@ std::string file_text(const std::string& path) {
     return s.str();
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-        out.push_back(text.substr(at, nl - at));
-    if (at != text.size()) out.push_back("(unterminated) " + text.substr(at));
-    return out;
-}
-
 bool has_line(const std::string& path, const std::string& line) {
-    const auto lines = lines_of(file_text(path));
+    const auto lines = support::lines_of(file_text(path));
     return std::find(lines.begin(), lines.end(), line) != lines.end();
 }
 
@@ -174,7 +157,7 @@ std::string numbered(const std::string& word, int n) {
 }
 
 std::vector<std::string> prefixed(const std::string& prefix, const std::string& text) {
-    auto lines = lines_of(text);
+    auto lines = support::lines_of(text);
     for (auto& l : lines) l = prefix + l;
     return lines;
 }
@@ -240,7 +223,7 @@ std::int64_t reported(const std::string& report, const std::string& word) {
 
 TEST_CASE("json: every relayed line is a JSON object with its fields, whatever the worker printed") {
     for (const auto mode : {start_mode::fork, start_mode::exec}) {
-        INFO(mode_name(mode));
+        INFO(to_string(mode) << " mode");
         const support::temp_dir dir;
         const std::string log = dir.file("app.log");
         const std::string seen =
@@ -248,7 +231,7 @@ TEST_CASE("json: every relayed line is a JSON object with its fields, whatever t
         CHECK(seen.find("exit: exit code 0") != std::string::npos);
         const auto want = nasty();
         std::vector<expected_line> out, err;
-        for (const auto& line : lines_of(file_text(log))) {
+        for (const auto& line : support::lines_of(file_text(log))) {
             INFO(line.substr(0, 200));
             boost::system::error_code ec;
             const auto v = boost::json::parse(line, ec);
@@ -277,7 +260,7 @@ TEST_CASE("json: every relayed line is a JSON object with its fields, whatever t
 
 TEST_CASE("sigusr1: after a rename, the primary writes to a new file at the path, and no worker dies of it") {
     for (const auto mode : {start_mode::fork, start_mode::exec}) {
-        INFO(mode_name(mode));
+        INFO(to_string(mode) << " mode");
         const support::temp_dir dir;
         const std::string log = dir.file("app.log"), rotated = dir.file("app.log.1");
         const auto rotate = [&](primary<proto>& p, const report& r) -> task<void> {
@@ -297,8 +280,8 @@ TEST_CASE("sigusr1: after a rename, the primary writes to a new file at the path
         const std::string seen = run_primary(logged(mode, behaviour::print_commands, log, log_format::text), rotate);
         INFO(seen);
         CHECK(seen.find("exit: exit code 0") != std::string::npos);  // not killed by SIGUSR1
-        CHECK(lines_of(file_text(rotated)) == prefixed("[worker 1] ", numbered("before", 100)));
-        CHECK(lines_of(file_text(log)) == prefixed("[worker 1] ", numbered("after", 100)));
+        CHECK(support::lines_of(file_text(rotated)) == prefixed("[worker 1] ", numbered("before", 100)));
+        CHECK(support::lines_of(file_text(log)) == prefixed("[worker 1] ", numbered("after", 100)));
     }
 }
 
@@ -317,8 +300,8 @@ TEST_CASE("sigusr1: lines relayed while the file is reopened are each in one fil
     const std::string seen =
         run_primary(logged(start_mode::fork, behaviour::numbered_lines, log, log_format::text), rotate);
     INFO(seen);
-    auto lines = lines_of(file_text(rotated));
-    const auto after = lines_of(file_text(log));
+    auto lines = support::lines_of(file_text(rotated));
+    const auto after = support::lines_of(file_text(log));
     lines.insert(lines.end(), after.begin(), after.end());
     std::vector<std::string> out, err;
     for (const auto& l : lines) (l.starts_with("[worker 1] out ") ? out : err).push_back(l);
@@ -356,6 +339,6 @@ TEST_CASE("sigusr1: a reopen that fails keeps the old file, which says so once, 
     want.push_back("cluster: cannot reopen the log file " + log +
                    " (No such file or directory): still writing to the old one");
     for (const auto& l : prefixed("[worker 1] ", numbered("after", 10))) want.push_back(l);
-    CHECK(lines_of(file_text(moved)) == want);
+    CHECK(support::lines_of(file_text(moved)) == want);
     CHECK(!std::filesystem::exists(dir.file("logs")));
 }

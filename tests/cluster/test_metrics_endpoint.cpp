@@ -63,7 +63,7 @@ std::string body_of(const std::string& response) {
     return end == std::string::npos ? std::string{} : response.substr(end + 4);
 }
 
-bool has_line(const std::string& page, const std::string& line) {
+bool page_has_line(const std::string& page, const std::string& line) {
     return page.starts_with(line + "\n") || page.find("\n" + line + "\n") != std::string::npos;
 }
 
@@ -117,20 +117,20 @@ TEST_CASE("metrics endpoint: GET /metrics gives every built-in series with its v
         CHECK(response.find("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n") != std::string::npos);
         const auto page = body_of(response);
         const auto s = p.status();
-        CHECK(has_line(page, "# TYPE cluster_workers gauge"));
-        CHECK(has_line(page, "cluster_workers 2"));
-        CHECK(has_line(page, "cluster_workers_wanted 2"));
-        CHECK(has_line(page, "# TYPE cluster_worker_restarts_total counter"));
-        CHECK(has_line(page, "cluster_worker_restarts_total 1"));
-        CHECK(has_line(page, "cluster_worker_exits_total{reason=\"crash\"} 1"));
-        CHECK(has_line(page, "cluster_worker_hangs_total 0"));
-        CHECK(has_line(page, "cluster_reloads_total 0"));
-        CHECK(has_line(page, "cluster_reload_duration_seconds 0"));
+        CHECK(page_has_line(page, "# TYPE cluster_workers gauge"));
+        CHECK(page_has_line(page, "cluster_workers 2"));
+        CHECK(page_has_line(page, "cluster_workers_wanted 2"));
+        CHECK(page_has_line(page, "# TYPE cluster_worker_restarts_total counter"));
+        CHECK(page_has_line(page, "cluster_worker_restarts_total 1"));
+        CHECK(page_has_line(page, "cluster_worker_exits_total{reason=\"crash\"} 1"));
+        CHECK(page_has_line(page, "cluster_worker_hangs_total 0"));
+        CHECK(page_has_line(page, "cluster_reloads_total 0"));
+        CHECK(page_has_line(page, "cluster_reload_duration_seconds 0"));
         CHECK(value_of(page, "cluster_uptime_seconds") > 0);
         CHECK(value_of(page, "cluster_primary_rss_bytes") > 0);
         CHECK(value_of(page, "cluster_primary_cpu_seconds_total") >= 0);
-        CHECK(has_line(page, "cluster_handoffs_total{result=\"taken\"} 3"));
-        CHECK(has_line(page, "cluster_handoffs_total{result=\"refused\"} 0"));
+        CHECK(page_has_line(page, "cluster_handoffs_total{result=\"taken\"} 3"));
+        CHECK(page_has_line(page, "cluster_handoffs_total{result=\"refused\"} 0"));
         CHECK(value_of(page, "cluster_messages_sent_total") >= static_cast<double>(s.totals.messages_sent) - 2);
         CHECK(value_of(page, "cluster_messages_received_total") > 0);
         CHECK(value_of(page, "cluster_bytes_sent_total") > 0);
@@ -279,13 +279,13 @@ TEST_CASE("metrics endpoint: the workers' own metrics are combined, and a worker
         for (auto* h : {&a, &a, &b}) co_await bounded(counted(p, *h, "go"));
         co_await bounded(counted(p, b, "stop"));
         auto page = co_await bounded(page_once(p, at, "app_commands_total{text=\"go\"}", 3));
-        CHECK(has_line(page, "# TYPE app_commands_total counter"));
-        CHECK(has_line(page, "app_commands_total{text=\"stop\"} 1"));
-        CHECK(has_line(page, "app_last_length 6"));  // summed over the live workers: 2 + 4
-        CHECK(has_line(page, "app_command_bytes_count 4"));
-        CHECK(has_line(page, "app_command_bytes_bucket{le=\"4\"} 4"));
-        CHECK(has_line(page, "app_command_bytes_sum 10"));
-        CHECK(has_line(page, "cluster_workers 2"));  // the built-ins come first, as before
+        CHECK(page_has_line(page, "# TYPE app_commands_total counter"));
+        CHECK(page_has_line(page, "app_commands_total{text=\"stop\"} 1"));
+        CHECK(page_has_line(page, "app_last_length 6"));  // summed over the live workers: 2 + 4
+        CHECK(page_has_line(page, "app_command_bytes_count 4"));
+        CHECK(page_has_line(page, "app_command_bytes_bucket{le=\"4\"} 4"));
+        CHECK(page_has_line(page, "app_command_bytes_sum 10"));
+        CHECK(page_has_line(page, "cluster_workers 2"));  // the built-ins come first, as before
         check_with_promtool(page);
 
         // a leaves with its last counts (sent as it goes, not at the next heartbeat); b counts on.
@@ -295,9 +295,9 @@ TEST_CASE("metrics endpoint: the workers' own metrics are combined, and a worker
         (void)co_await bounded(p.next<exit_event>());
         co_await bounded(counted(p, b, "go"));
         page = co_await bounded(page_once(p, at, "app_commands_total{text=\"go\"}", 4));
-        CHECK(has_line(page, "app_commands_total{text=\"late\"} 1"));
-        CHECK(has_line(page, "app_command_bytes_count 6"));
-        CHECK(has_line(page, "app_last_length 2"));  // a's gauge went with it
+        CHECK(page_has_line(page, "app_commands_total{text=\"late\"} 1"));
+        CHECK(page_has_line(page, "app_command_bytes_count 6"));
+        CHECK(page_has_line(page, "app_last_length 2"));  // a's gauge went with it
         check_with_promtool(page);
     });
 }

@@ -42,7 +42,7 @@ struct release {
 };
 BOOST_DESCRIBE_STRUCT(release, (), (unused))
 
-using P = protocol<orphan_made, release>;
+using orphan_proto = protocol<orphan_made, release>;
 
 constexpr int worker_code = 42;
 
@@ -73,7 +73,7 @@ pid_t leave_orphan(int gate_read, int gate_write) {
     return orphan;
 }
 
-task<void> orphan_leaving_worker(worker<P>& w) {
+task<void> orphan_leaving_worker(worker<orphan_proto>& w) {
     int gate[2];
     if (::pipe2(gate, O_CLOEXEC) != 0) ::_exit(2);
     const orphan_made made{leave_orphan(gate[0], gate[1])};
@@ -97,7 +97,7 @@ pid_t parent_of(pid_t pid) {
 // The kernel (6.9 on) reports POLLHUP on a pidfd once its process is reaped, not only ended.
 task<result<short>> reaped(int pidfd) { co_return co_await io::poll(pidfd, POLLHUP); }
 
-task<void> orphans_reaped_workers_reported(primary<P>& p) {
+task<void> orphans_reaped_workers_reported(primary<orphan_proto>& p) {
     constexpr int workers = 2;
     for (int i = 0; i < workers; ++i) (void)co_await support::fork_worker(p);
     std::vector<unique_fd> orphans;
@@ -139,13 +139,13 @@ TEST_CASE("reap_orphans: the primary reaps its workers' orphans, and its workers
     primary_options o;
     o.restart.mode = restart_mode::temporary;
     o.reap_orphans = true;
-    support::with_primary<P>(std::move(o), orphan_leaving_worker, orphans_reaped_workers_reported);
+    support::with_primary<orphan_proto>(std::move(o), orphan_leaving_worker, orphans_reaped_workers_reported);
     CHECK_FALSE(subreaper());  // as it was before the primary
 }
 
 TEST_CASE("reap_orphans unset: not PID 1, the primary does not become a subreaper") {
     io_context ctx;
-    const primary<P> p(primary_options{}, orphan_leaving_worker);
+    const primary<orphan_proto> p(primary_options{}, orphan_leaving_worker);
     CHECK_FALSE(subreaper());
     CHECK_FALSE(detail::reaps_orphans(std::nullopt));
     CHECK(detail::reaps_orphans(true));

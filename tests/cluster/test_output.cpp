@@ -7,8 +7,10 @@
 
 #include <cluster/cluster.hpp>
 
+#include "support/child_report.hpp"
 #include "support/descriptors.hpp"
 #include "support/events.hpp"
+#include "support/lines.hpp"
 #include "support/primary.hpp"
 #include "support/scripted_worker.hpp"
 #include "support/waiting.hpp"
@@ -32,6 +34,7 @@
 
 using namespace cluster;
 using support::proto;
+using support::report;
 namespace behaviour = support::behaviour;
 using support::bounded;
 using support::no_children;
@@ -39,8 +42,6 @@ using support::open_fd_count;
 using support::wait_limit;
 
 namespace {
-
-const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
 
 // Where the primary's stdout and stderr go.
 enum class sink { closed_pipe, full_disk };
@@ -53,15 +54,6 @@ unique_fd open_sink(sink s) {
 
 // What the primary in the child saw, a line at a time, into a file the test reads after: its
 // stdout and stderr lead nowhere. No Catch assertion in the child.
-class report {
-public:
-    explicit report(int fd) noexcept : fd_(fd) {}
-    void line(const std::string& text) const { (void)!::write(fd_, (text + "\n").data(), text.size() + 1); }
-
-private:
-    int fd_;
-};
-
 // A silent worker (relayed by the primary) and one writing to the primary's stdout itself,
 // each printing lines, then crashing; returns once both were replaced, having written down
 // every exit and every replacement online. Logs each event on its own stdout too, flushed at
@@ -139,7 +131,7 @@ std::ptrdiff_t count_lines(const std::string& text, std::string_view line) {
 }
 
 void check_kept_supervising(sink s, start_mode mode) {
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     const std::size_t fds = open_fd_count();
     const auto got = run_primary_writing_to(s, mode);
     INFO("what the primary saw:\n" << got.report);
@@ -178,26 +170,6 @@ constexpr const char* sigpipe_check =
 // ---- the workers' output ----
 
 output_mode mode_of(const stdio_options& o, stdio_stream s) { return s == stdio_stream::out ? o.out : o.err; }
-
-// The lines of `text`; a last one without a newline is marked "(unterminated) ".
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-        out.push_back(text.substr(at, nl - at));
-    if (at != text.size()) out.push_back("(unterminated) " + text.substr(at));
-    return out;
-}
-
-// Where two line lists first differ, for a readable failure; empty when equal.
-std::string first_difference(const std::vector<std::string>& got, const std::vector<std::string>& want) {
-    for (std::size_t i = 0; i < std::max(got.size(), want.size()); ++i) {
-        const std::string g = i < got.size() ? got[i] : "(nothing)", w = i < want.size() ? want[i] : "(nothing)";
-        if (g != w)
-            return "line " + std::to_string(i) + ": got '" + g.substr(0, 100) + "', want '" + w.substr(0, 100) + "'";
-    }
-    return "";
-}
 
 // What a chatty worker prints on `s`, a line each; its stdout then ends with chatty_tail, unterminated.
 std::vector<std::string> chatty_lines(stdio_stream s) {
@@ -275,12 +247,12 @@ task<void> one_chatty_worker(primary<proto>& p, const stdio_options& stdio, cons
     ::_exit(code);
 }
 
-struct captured {
+struct captured_stdio {
     std::optional<exit_status> status;
     std::string out, err, report;
 };
 
-captured run_stdio_primary(start_mode mode, const stdio_options& stdio) {
+captured_stdio run_stdio_primary(start_mode mode, const stdio_options& stdio) {
     const unique_fd out(::memfd_create("stdout", MFD_CLOEXEC)), err(::memfd_create("stderr", MFD_CLOEXEC)),
         report_file(::memfd_create("report", MFD_CLOEXEC));
     REQUIRE((out && err && report_file));
@@ -301,7 +273,7 @@ captured run_stdio_primary(start_mode mode, const stdio_options& stdio) {
 std::vector<std::string> piped_lines(const std::string& report_text, stdio_stream s) {
     const std::string name = std::string(to_string(s)) + " ";
     std::vector<std::string> out;
-    for (const auto& line : lines_of(report_text))
+    for (const auto& line : support::lines_of(report_text))
         if (line.starts_with(name)) out.push_back(line.substr(name.size()));
     return out;
 }
@@ -390,7 +362,8 @@ TEST_CASE("each stdio choice sends a worker's stdout and stderr where it says: i
     stdio_options stdio;
     stdio.out = GENERATE(output_mode::inherit, output_mode::relay, output_mode::pipe, output_mode::discard);
     stdio.err = next_mode(stdio.out);
-    INFO(mode_name(mode) << ", stdout " << to_string(stdio.out) << ", stderr " << to_string(stdio.err));
+    INFO(to_string(mode) << " mode"
+                         << ", stdout " << to_string(stdio.out) << ", stderr " << to_string(stdio.err));
     const std::size_t fds = open_fd_count();
     const auto got = run_stdio_primary(mode, stdio);
     INFO("the primary's report begins: " << got.report.substr(0, 300));
@@ -401,8 +374,9 @@ TEST_CASE("each stdio choice sends a worker's stdout and stderr where it says: i
     for (const stdio_stream s : {stdio_stream::out, stdio_stream::err}) {
         INFO(to_string(s));
         const auto want = expected_arrival(mode_of(stdio, s), s);
-        CHECK(first_difference(lines_of(s == stdio_stream::out ? got.out : got.err), want.written) == "");
-        CHECK(first_difference(piped_lines(got.report, s), want.piped) == "");
+        CHECK(support::first_difference(support::lines_of(s == stdio_stream::out ? got.out : got.err), want.written) ==
+              "");
+        CHECK(support::first_difference(piped_lines(got.report, s), want.piped) == "");
     }
     CHECK(open_fd_count() == fds);
     CHECK(no_children());
@@ -410,7 +384,7 @@ TEST_CASE("each stdio choice sends a worker's stdout and stderr where it says: i
 
 TEST_CASE("10,000 piped lines from 4 workers come back whole, unmixed, in order, none lost") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     auto o = support::scripted(mode, behaviour::numbered_lines);
     o.stdio.out = o.stdio.err = output_mode::pipe;
     o.restart.mode = restart_mode::temporary;
@@ -440,7 +414,7 @@ TEST_CASE("10,000 piped lines from 4 workers come back whole, unmixed, in order,
 
 TEST_CASE("piped lines outlive their worker and its handle, past a full queue, and its pipes close as it exits") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     auto o = support::scripted(mode, behaviour::chatty);
     o.stdio.out = o.stdio.err = output_mode::pipe;
     o.stdio.max_unread = 4096;  // far less than it writes: the rest is still in its pipes when it exits
@@ -463,8 +437,8 @@ TEST_CASE("piped lines outlive their worker and its handle, past a full queue, a
         const auto err_lines = co_await read_to_end(err);
         auto want_out = chatty_lines(stdio_stream::out);
         want_out.emplace_back(support::chatty_tail);
-        CHECK(first_difference(texts_of(out_lines), want_out) == "");
-        CHECK(first_difference(texts_of(err_lines), chatty_lines(stdio_stream::err)) == "");
+        CHECK(support::first_difference(texts_of(out_lines), want_out) == "");
+        CHECK(support::first_difference(texts_of(err_lines), chatty_lines(stdio_stream::err)) == "");
         REQUIRE(!out_lines.empty());
         CHECK(out_lines.back().end == line_end::eof);
         const auto after = co_await out.next_line();
@@ -475,7 +449,7 @@ TEST_CASE("piped lines outlive their worker and its handle, past a full queue, a
 
 TEST_CASE("a worker writing 64 MiB without a newline waits for the primary's code, whose memory stays bounded") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
+    INFO(to_string(mode) << " mode");
     auto o = support::scripted(mode, behaviour::endless_line);
     o.stdio.out = output_mode::pipe;
     o.restart.mode = restart_mode::temporary;

@@ -56,7 +56,7 @@ using support::open_fd_count;
 
 // Runs body against a primary of main's workers (see support::with_primary).
 template <class Body>
-void with_primary(primary_options o, worker_main main, Body&& body) {
+void with_restart_policy(primary_options o, worker_main main, Body&& body) {
     support::with_primary<proto>(std::move(o), std::move(main), std::forward<Body>(body));
 }
 
@@ -276,7 +276,7 @@ TEST_CASE("restarts further apart than the period never add up to a crash loop")
     o.restart.initial_delay = 20ms;
     o.restart.max_restarts = 1;
     o.restart.period = 5ms;  // shorter than any two restarts are apart: each is the only one in its period
-    with_primary(o, crash_at_once, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(o, crash_at_once, [](primary<proto>& p) -> task<void> {
         (void)co_await fork_worker(p);
         for (unsigned id = 1; id <= 4; ++id) {
             auto events = co_await events_through(p, id, event_kind::restart_scheduled);
@@ -310,7 +310,7 @@ TEST_CASE("the backoff doubles up to max_delay, and a worker up for stable_uptim
     o.restart.max_delay = 40ms;
     o.restart.stable_uptime = stable_uptime;
     o.restart.max_restarts = 100;
-    with_primary(o, crash_unless_steady, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(o, crash_unless_steady, [](primary<proto>& p) -> task<void> {
         (void)co_await fork_worker(p);
         std::vector<restart_scheduled_event> restarts;
         for (unsigned id = 1; id <= steady_worker + 1; ++id) {
@@ -424,7 +424,7 @@ TEST_CASE("permanent replaces every exit, transient only crashes, temporary none
         GENERATE(ending::returns_0, ending::throws, ending::killed, ending::leaves, ending::disconnected);
     const bool expect_restart = replaced(mode, how);
     INFO(mode_name(mode) << ", the worker " << ending_name(how) << (expect_restart ? ": replaced" : ": not replaced"));
-    with_primary(quick_restarts(mode), code_for(how), [&](primary<proto>& p) -> task<void> {
+    with_restart_policy(quick_restarts(mode), code_for(how), [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         (void)co_await events_through(p, 1, event_kind::online);
         co_await end_worker(h, how);
@@ -457,7 +457,7 @@ TEST_CASE("a transient worker that disconnected itself and then crashed is not r
         if (!left) throw std::system_error(left.error(), "disconnect");
         throw std::runtime_error("crashing after the disconnect");
     };
-    with_primary(quick_restarts(restart_mode::transient), leave_then_crash, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(quick_restarts(restart_mode::transient), leave_then_crash, [](primary<proto>& p) -> task<void> {
         (void)co_await fork_worker(p);
         auto ended = co_await events_through(p, 1, event_kind::exit);
         CHECK(exit_of(ended).status.code == 1);
@@ -476,7 +476,7 @@ TEST_CASE("a worker that disconnected itself and then hangs is SIGKILLed after s
     };
     auto o = quick_restarts(restart_mode::permanent);
     o.shutdown_timeout = 200ms;
-    with_primary(std::move(o), leave_then_hang, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(std::move(o), leave_then_hang, [](primary<proto>& p) -> task<void> {
         (void)co_await fork_worker(p);
         auto ended = co_await events_through(p, 1, event_kind::exit);
         const exit_event& gone = exit_of(ended);
@@ -492,9 +492,7 @@ TEST_CASE("a worker that disconnected itself and then hangs is SIGKILLed after s
 
 namespace {
 
-const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
-
-std::string real_path(const char* path) {
+std::string resolved_path(const char* path) {
     char resolved[PATH_MAX];
     return ::realpath(path, resolved) ? resolved : "";
 }
@@ -515,10 +513,11 @@ primary_options reporting_workers(start_mode mode) {
 
 TEST_CASE("a replacement is a new worker: a new id and process, its own fork and online, the worker's code again") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
-    INFO(mode_name(mode));
-    const std::string exe = mode == start_mode::exec ? real_path(support::program) : real_path("/proc/self/exe");
+    INFO(to_string(mode) << " mode");
+    const std::string exe =
+        mode == start_mode::exec ? resolved_path(support::program) : resolved_path("/proc/self/exe");
     // report_identity returns once it has reported: permanent replaces it after its exit code 0.
-    with_primary(reporting_workers(mode), support::worker_main, [&](primary<proto>& p) -> task<void> {
+    with_restart_policy(reporting_workers(mode), support::worker_main, [&](primary<proto>& p) -> task<void> {
         const pid_t first_pid = (co_await fork_worker(p)).pid();
         auto first = co_await events_through(p, 1, event_kind::restart_scheduled);
         CHECK(kinds_of(first, 1) == "fork online message disconnect exit restart_scheduled");
@@ -537,7 +536,7 @@ TEST_CASE("a replacement is a new worker: a new id and process, its own fork and
 TEST_CASE("a replacement starts no sooner than its restart delay") {
     auto o = quick_restarts();
     o.restart.initial_delay = 300ms;
-    with_primary(o, stay_until_disconnected, [&](primary<proto>& p) -> task<void> {
+    with_restart_policy(o, stay_until_disconnected, [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         (void)co_await events_through(p, 1, event_kind::online);
         const auto killed_at = clock_type::now();
@@ -616,7 +615,7 @@ task<killed_spinning> spin_until_killed(primary<proto>& p) {
 }  // namespace
 
 TEST_CASE("a worker spinning without turning its loop is SIGTERMed as hung and replaced") {
-    with_primary(watched(), spin_after_hello, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(watched(), spin_after_hello, [](primary<proto>& p) -> task<void> {
         const auto killed = co_await spin_until_killed(p);
         const auto& gone = killed.gone;
         const auto took = killed.took;
@@ -636,7 +635,7 @@ TEST_CASE("a hung worker that does not die of SIGTERM is SIGKILLed after kill_ti
     const bool ignores = GENERATE(true, false);
     INFO((ignores ? "SIGTERM ignored" : "SIGTERM blocked"));
     const worker_main spin = ignores ? spin_deaf_to_sigterm : spin_with_sigterm_blocked;
-    with_primary(watched(), spin, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(watched(), spin, [](primary<proto>& p) -> task<void> {
         const auto killed = co_await spin_until_killed(p);
         const auto& gone = killed.gone;
         const auto took = killed.took;
@@ -684,7 +683,7 @@ task<void> check_it_survived(primary<proto>& p, handle& h) {
 }  // namespace
 
 TEST_CASE("a worker that keeps its loop turning while busy is not hung") {
-    with_primary(watched(), busy_in_pieces, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(watched(), busy_in_pieces, [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         co_await check_it_survived(p, h);
     });
@@ -693,7 +692,7 @@ TEST_CASE("a worker that keeps its loop turning while busy is not hung") {
 TEST_CASE("heartbeat_timeout 0 turns the watchdog off: a spinning worker is left alone") {
     auto o = watched();
     o.heartbeat_timeout = 0ms;
-    with_primary(o, spin_a_while, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(o, spin_a_while, [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         co_await check_it_survived(p, h);
     });
@@ -717,7 +716,7 @@ task<void> send_a_burst(worker<proto>& w) {
 TEST_CASE("a burst of messages does not hold up the heartbeats behind it into a false hang") {
     auto o = watched();
     o.heartbeat_timeout = 200ms;
-    with_primary(o, send_a_burst, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(o, send_a_burst, [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         for (unsigned received = 0; received < burst;) {
             auto e = co_await bounded(p.next_event());
@@ -735,7 +734,7 @@ TEST_CASE("a burst of messages does not hold up the heartbeats behind it into a 
 
 // The worker's beats wait in the socket meanwhile: late to be read is not late to be sent.
 TEST_CASE("a primary whose own loop stalls past heartbeat_timeout does not take its workers for hung") {
-    with_primary(watched(), stay_until_disconnected, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(watched(), stay_until_disconnected, [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         (void)co_await events_through(p, 1, event_kind::online);
         spin_for(3 * heartbeat_timeout);
@@ -761,7 +760,7 @@ task<void> leave_then_finish(worker<proto>& w) {
 // A regression test: the watchdog went on after the worker disconnected itself, when its
 // channel is closed and no beat can come, and SIGTERMed it as hung while it finished its work.
 TEST_CASE("a worker that disconnected itself is not hung while it finishes its work") {
-    with_primary(watched(), leave_then_finish, [](primary<proto>& p) -> task<void> {
+    with_restart_policy(watched(), leave_then_finish, [](primary<proto>& p) -> task<void> {
         (void)co_await fork_worker(p);
         auto ended = co_await events_through(p, 1, event_kind::exit);
         const auto& gone = exit_of(ended);

@@ -27,14 +27,14 @@ namespace {
 constexpr std::string_view why = "cluster: cannot set up io_uring: permission denied";
 
 // How a forked child of the test ended, and what it wrote on stderr.
-struct outcome {
+struct run_outcome {
     std::optional<exit_status> status;
     std::string err;
 };
 
 // Runs body() in a forked child, its stderr a file, and exits with what body returns.
 template <class Body>
-outcome in_child(Body body) {
+run_outcome in_child(Body body) {
     const unique_fd err(::memfd_create("stderr", MFD_CLOEXEC));
     REQUIRE(err);
     std::fflush(nullptr);

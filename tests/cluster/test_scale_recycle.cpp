@@ -68,12 +68,13 @@ BOOST_DESCRIBE_STRUCT(go, (), ())
 }  // namespace scale_test
 
 using namespace scale_test;
-using P = protocol<ping, pong, hog, hogged, go>;
-using handle = worker_handle<P>;
+using scale_proto = protocol<ping, pong, hog, hogged, go>;
+using scale_handle = worker_handle<scale_proto>;
 
 namespace {
 
 using support::bounded;
+using support::joined;
 using support::listed_ids;
 using support::no_children;
 using support::open_fd_count;
@@ -94,7 +95,7 @@ std::uint64_t touch(std::vector<std::unique_ptr<unsigned char[]>>& held, std::si
 }
 
 // Answers every message until the primary disconnects it. No Catch here: it runs in the worker.
-task<void> serve(worker<P>& w) {
+task<void> serve(worker<scale_proto>& w) {
     std::uint64_t received = 0;
     std::vector<std::unique_ptr<unsigned char[]>> held;
     while (auto m = co_await w.receive()) {
@@ -114,27 +115,27 @@ task<void> serve(worker<P>& w) {
 // ---- waiting, bounded ----
 
 template <class E>
-task<E> next(primary<P>& p) {
+task<E> next(primary<scale_proto>& p) {
     co_return co_await bounded(p.next<E>());
 }
 
 // The next event, if one is queued now: a timeout of zero loses to a take that needs no wait.
-task<std::optional<event<P>>> queued_event(primary<P>& p) {
+task<std::optional<event<scale_proto>>> queued_event(primary<scale_proto>& p) {
     auto e = co_await with_timeout(p.next_event(), 0ms);
     if (!e) co_return std::nullopt;
     co_return std::move(*e);
 }
 
 // Every event queued now.
-task<std::vector<event<P>>> queued_events(primary<P>& p) {
-    std::vector<event<P>> out;
+task<std::vector<event<scale_proto>>> queued_events(primary<scale_proto>& p) {
+    std::vector<event<scale_proto>> out;
     while (auto e = co_await queued_event(p)) out.push_back(std::move(*e));
     co_return out;
 }
 
 // Takes events until n workers came online; returns all it took.
-task<std::vector<event<P>>> until_online(primary<P>& p, std::size_t n) {
-    std::vector<event<P>> seen;
+task<std::vector<event<scale_proto>>> until_online(primary<scale_proto>& p, std::size_t n) {
+    std::vector<event<scale_proto>> seen;
     for (std::size_t online = 0; online < n;) {
         seen.push_back(co_await bounded(p.next_event()));
         online += seen.back().is<online_event>();
@@ -144,15 +145,15 @@ task<std::vector<event<P>>> until_online(primary<P>& p, std::size_t n) {
 
 // Takes events through the next E; returns all it took, that one last.
 template <class E>
-task<std::vector<event<P>>> through(primary<P>& p) {
-    std::vector<event<P>> seen;
+task<std::vector<event<scale_proto>>> through(primary<scale_proto>& p) {
+    std::vector<event<scale_proto>> seen;
     do seen.push_back(co_await bounded(p.next_event()));
     while (!seen.back().is<E>());
     co_return seen;
 }
 
 // Nothing at all happens for `quiet`: for what must not happen, there is no event to wait on.
-task<void> expect_quiet(primary<P>& p, std::chrono::milliseconds quiet) {
+task<void> expect_quiet(primary<scale_proto>& p, std::chrono::milliseconds quiet) {
     auto e = co_await with_timeout(p.next_event(), quiet);
     if (e) FAIL("unexpected event of kind " << static_cast<int>(e->kind()) << " about worker " << e->worker_id());
 }
@@ -161,7 +162,7 @@ task<void> expect_quiet(primary<P>& p, std::chrono::milliseconds quiet) {
 
 // Where in `events` the first event of kind E about worker id is; events.size() if none.
 template <class E>
-std::size_t position(const std::vector<event<P>>& events, unsigned id) {
+std::size_t position(const std::vector<event<scale_proto>>& events, unsigned id) {
     for (std::size_t i = 0; i < events.size(); ++i)
         if (events[i].is<E>() && events[i].worker_id() == id) return i;
     return events.size();
@@ -175,7 +176,7 @@ std::set<unsigned> ids_of(const std::vector<fork_event>& forks) {
 
 // The rollout that ended `events`: its reload event says `ok`, `replaced` and max_messages,
 // and the one exit among them is worker gone_id's, for `why`.
-void check_recycled(const std::vector<event<P>>& events, bool ok, unsigned replaced, unsigned gone_id,
+void check_recycled(const std::vector<event<scale_proto>>& events, bool ok, unsigned replaced, unsigned gone_id,
                     stop_reason why) {
     const auto& done = *events.back().get_if<reload_event>();
     CHECK(done.reason == stop_reason::max_messages);
@@ -189,18 +190,18 @@ void check_recycled(const std::vector<event<P>>& events, bool ok, unsigned repla
 
 // ---- talking to workers ----
 
-task<result<pong>> request_ping(handle& h, std::uint64_t seq) {
+task<result<pong>> request_ping(scale_handle& h, std::uint64_t seq) {
     const ping m{seq};
     co_return co_await h.request<pong>(m, patience);
 }
 
-task<pong> ping_ok(handle& h, std::uint64_t seq) {
+task<pong> ping_ok(scale_handle& h, std::uint64_t seq) {
     auto r = co_await request_ping(h, seq);
     if (!r) FAIL("ping " << seq << " to worker " << h.id() << ": " << r.error().message());
     co_return *r;
 }
 
-task<void> tell_ready(handle& h) {
+task<void> tell_ready(scale_handle& h) {
     const go m;
     auto sent = co_await h.send(m);
     if (!sent) FAIL("go to worker " << h.id() << ": " << sent.error().message());
@@ -210,14 +211,14 @@ task<void> tell_ready(handle& h) {
 
 // Runs body against a primary of serving workers (see support::with_primary).
 template <class Body>
-void with_primary(primary_options o, Body&& body) {
-    support::with_primary<P>(std::move(o), serve, std::forward<Body>(body));
+void with_serving_workers(primary_options o, Body&& body) {
+    support::with_primary<scale_proto>(std::move(o), serve, std::forward<Body>(body));
 }
 
 }  // namespace
 
 TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and returns once they exited") {
-    with_primary(primary_options{}, [](primary<P>& p) -> task<void> {
+    with_serving_workers(primary_options{}, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(2));
         CHECK(p.target() == 2);
         (void)co_await until_online(p, 2);
@@ -261,7 +262,7 @@ TEST_CASE("scaling down gives up a slot waiting for its restart before any runni
     primary_options o;
     o.restart.initial_delay = restart_delay;
     o.restart.jitter = 0;
-    with_primary(o, [&](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [&](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(3));
         (void)co_await until_online(p, 3);
 
@@ -289,7 +290,7 @@ namespace {
 
 // A signal that changes nothing has no event to wait for, but the primary counts every
 // signal it takes, once it has acted on it.
-task<void> raise_and_wait_handled(primary<P>& p, int signo) {
+task<void> raise_and_wait_handled(primary<scale_proto>& p, int signo) {
     const auto taken = [signo](const cluster_status& s) {
         const auto it = s.signals.find(io::signal_name(signo));
         return it == s.signals.end() ? std::uint64_t{0} : it->second;
@@ -299,7 +300,7 @@ task<void> raise_and_wait_handled(primary<P>& p, int signo) {
     (void)co_await support::status_when(p, [&](const cluster_status& s) { return taken(s) != before; });
 }
 
-task<unsigned> raise_and_expect_fork(primary<P>& p) {
+task<unsigned> raise_and_expect_fork(primary<scale_proto>& p) {
     REQUIRE(::kill(::getpid(), SIGTTIN) == 0);
     const unsigned id = (co_await next<fork_event>(p)).worker_id;
     auto up = co_await next<online_event>(p);
@@ -307,7 +308,7 @@ task<unsigned> raise_and_expect_fork(primary<P>& p) {
     co_return id;
 }
 
-task<void> raise_and_expect_retired(primary<P>& p, unsigned oldest) {
+task<void> raise_and_expect_retired(primary<scale_proto>& p, unsigned oldest) {
     REQUIRE(::kill(::getpid(), SIGTTOU) == 0);
     auto gone = co_await next<exit_event>(p);
     CHECK(gone.worker_id == oldest);
@@ -315,7 +316,7 @@ task<void> raise_and_expect_retired(primary<P>& p, unsigned oldest) {
     CHECK(gone.exited_after_disconnect);
 }
 
-task<void> scale_by_signals(primary<P>& p) {
+task<void> scale_by_signals(primary<scale_proto>& p) {
     co_await bounded(p.scale(1));
     (void)co_await until_online(p, 1);
 
@@ -381,7 +382,7 @@ TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never
     int code = -1;
     {
         io_context ctx;
-        primary<P> p(primary_options{}, serve);
+        primary<scale_proto> p(primary_options{}, serve);
         code = sync_wait(p.run(scale_by_signals));
     }
     CHECK(code == exit_code::ok);
@@ -392,10 +393,10 @@ TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never
 TEST_CASE("max_messages: the worker that got its 50th message is replaced through the reload path, losing nothing") {
     primary_options o;
     o.max_messages = 50;
-    with_primary(o, [](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);
-        handle& old = *p.worker(1);
+        scale_handle& old = *p.worker(1);
 
         for (std::uint64_t seq = 1; seq <= 50; ++seq) {
             CHECK(p.workers().size() == 1);
@@ -454,9 +455,9 @@ constexpr std::uint64_t jitter = 10;
 // it got. A worker's request to be replaced travels ahead of its answer, and a fork-mode
 // worker is listed the moment it is forked: so the replacement is listed by the time the
 // answer to the message that reached the limit arrives.
-task<std::uint64_t> ping_until_replaced(primary<P>& p, std::uint64_t& seq) {
+task<std::uint64_t> ping_until_replaced(primary<scale_proto>& p, std::uint64_t& seq) {
     REQUIRE(p.workers().size() == 1);
-    handle& h = *p.workers().front();
+    scale_handle& h = *p.workers().front();
     for (std::uint64_t got = 1;; ++got) {
         auto answer = co_await ping_ok(h, ++seq);
         CHECK(answer.received == got);
@@ -472,7 +473,7 @@ TEST_CASE("max_messages with jitter: each worker is replaced after between M and
     primary_options o;
     o.max_messages = limit;
     o.max_messages_jitter = jitter;
-    with_primary(o, [](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);
         std::vector<std::uint64_t> limits;
@@ -495,7 +496,7 @@ TEST_CASE("max_messages with jitter: each worker is replaced after between M and
 
 namespace {
 
-task<std::size_t> idle_worker_rss(primary<P>& p) {
+task<std::size_t> idle_worker_rss(primary<scale_proto>& p) {
     co_await bounded(p.scale(1));
     (void)co_await until_online(p, 1);
     auto rss = resident_memory(p.workers().front()->pid());
@@ -511,7 +512,7 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
     constexpr std::uint64_t allocated_mib = 64;
     constexpr std::size_t headroom = 32 * mib;
     constexpr auto check_every = 50ms;
-    with_primary(primary_options{}, [&](primary<P>& p) -> task<void> {
+    with_serving_workers(primary_options{}, [&](primary<scale_proto>& p) -> task<void> {
         // Measured here: what a forked worker starts with depends on the build (ASan's is larger).
         const std::size_t baseline = co_await idle_worker_rss(p);
         auto limited = p.settings();
@@ -592,11 +593,9 @@ TEST_CASE("resident_memory(): this process's resident set, growing as memory is 
 
 namespace {
 
-task<void> reload_into(primary<P>& p, reload_event& out) { out = co_await p.reload(); }
+task<void> reload_into(primary<scale_proto>& p, reload_event& out) { out = co_await p.reload(); }
 
-task<void> scale_to(primary<P>& p, std::size_t n) { co_await p.scale(n); }
-
-task<void> joined(scope& s) { co_await s.join(); }
+task<void> scale_to(primary<scale_proto>& p, std::size_t n) { co_await p.scale(n); }
 
 }  // namespace
 
@@ -604,10 +603,10 @@ TEST_CASE("a worker reaching max_messages during a reload is replaced once, by t
     primary_options o;
     o.max_messages = 50;
     o.wait_ready = true;  // the test decides when each of the reload's new workers is ready
-    with_primary(o, [](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(2));
         (void)co_await until_online(p, 2);
-        handle& second = *p.worker(2);
+        scale_handle& second = *p.worker(2);
         for (std::uint64_t seq = 1; seq < 50; ++seq) (void)co_await ping_ok(second, seq);
 
         reload_event reloaded;
@@ -654,10 +653,10 @@ TEST_CASE("scale() waits for a recycling under way, then retires the worker that
     primary_options o;
     o.max_messages = 5;
     o.wait_ready = true;  // the test decides when the replacement is ready
-    with_primary(o, [](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);
-        handle& old = *p.worker(1);
+        scale_handle& old = *p.worker(1);
         for (std::uint64_t seq = 1; seq <= 5; ++seq) (void)co_await ping_ok(old, seq);
         const unsigned fresh = (co_await next<fork_event>(p)).worker_id;
 
@@ -692,10 +691,10 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
     o.max_messages = 5;
     o.wait_ready = true;  // the first replacement never calls ready()
     o.ready_timeout = 300ms;
-    with_primary(o, [](primary<P>& p) -> task<void> {
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);
-        handle& old = *p.worker(1);
+        scale_handle& old = *p.worker(1);
         for (std::uint64_t seq = 1; seq <= 5; ++seq) (void)co_await ping_ok(old, seq);
 
         auto failed = co_await through<reload_event>(p);

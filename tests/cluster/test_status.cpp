@@ -24,7 +24,7 @@ using support::proto;
 
 namespace {
 
-constexpr auto heartbeat_timeout = 400ms;
+constexpr auto hung_after = 400ms;
 
 // serve_lines workers, round robin, restarted at once, hung ones killed soon.
 primary_options watched_servers() {
@@ -33,7 +33,7 @@ primary_options watched_servers() {
     o.restart.initial_delay = 1ms;
     o.restart.jitter = 0;
     o.restart.min_uptime = 0ms;
-    o.heartbeat_timeout = heartbeat_timeout;
+    o.heartbeat_timeout = hung_after;
     o.kill_timeout = 100ms;
     return o;
 }
@@ -121,7 +121,7 @@ TEST_CASE("status: a cluster's history — 100 connections, 1,000 messages, 3 cr
             CHECK(w.cpu_seconds >= 0);
             CHECK(w.restarts == 0);
             CHECK(w.connections_held == 0);
-            CHECK(w.heartbeat_rtt < heartbeat_timeout);
+            CHECK(w.heartbeat_rtt < hung_after);
             // settings and 500 pings one way; online, listening, the answers, 500 pongs and heartbeats the other.
             CHECK(w.counts.messages_sent >= 501);
             CHECK(w.counts.messages_received >= 503);

@@ -60,20 +60,14 @@ using support::send_go;
 
 // A whole run(): its main's waits are bounded too, this is for a stop that never ends it.
 constexpr auto run_limit = 30s;
-constexpr std::size_t cluster_size = 3;
-
-const char* mode_name(start_mode m) { return m == start_mode::fork ? "fork mode" : "exec mode"; }
+constexpr std::size_t reload_size = 3;
 
 const char* stop_name(int signo) { return signo == 0 ? "shutdown()" : sigabbrev_np(signo); }
-
-primary_options options_for(start_mode mode, const char* worker_behaviour) {
-    return support::scripted(mode, worker_behaviour);
-}
 
 // Fork-mode workers that ignore a stop, given `shutdown_timeout` to leave; each writes a
 // byte to `notify_fd`, when there is one, once asked to.
 primary_options ignoring_workers(std::chrono::milliseconds shutdown_timeout, int notify_fd = -1) {
-    auto o = options_for(start_mode::fork, behaviour::ignore_stop);
+    auto o = support::scripted(start_mode::fork, behaviour::ignore_stop);
     o.shutdown_timeout = shutdown_timeout;
     if (notify_fd >= 0) o.env[support::setting::notify_fd] = std::to_string(notify_fd);
     return o;
@@ -169,17 +163,12 @@ std::vector<handle*> handles_in(const std::vector<event<proto>>& events) {
     return out;
 }
 
-task<result<support::work_done>> ask(handle& h, std::uint64_t id) {
-    const support::work j{id};
-    co_return co_await h.request<support::work_done>(j, wait_limit);
-}
-
 // Asks worker id for a job and checks that it answers.
 task<void> check_answers(primary<proto>& p, unsigned id) {
     INFO("worker " << id);
     handle* h = p.worker(id);
     REQUIRE(h);
-    auto answer = co_await ask(*h, 1000 + id);
+    auto answer = co_await support::ask(*h, 1000 + id);
     REQUIRE(answer.has_value());
     CHECK(answer->worker_id == id);
 }
@@ -198,7 +187,7 @@ struct stop_scene {
 };
 
 task<void> ask_into(handle& h, std::uint64_t id, std::optional<result<support::work_done>>& out) {
-    out = co_await ask(h, id);
+    out = co_await support::ask(h, id);
 }
 
 // Gives each worker a job, and returns once every worker holds its own.
@@ -262,12 +251,13 @@ void with_running_primary(primary_options o, Body&& body) {
 TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exits 0, and run() returns 0") {
     const start_mode mode = GENERATE(start_mode::fork, start_mode::exec);
     const int stop = GENERATE(SIGTERM, SIGINT, 0);
-    INFO(mode_name(mode) << ", stopped by " << stop_name(stop));
-    auto o = options_for(mode, behaviour::hold_work);
+    INFO(to_string(mode) << " mode"
+                         << ", stopped by " << stop_name(stop));
+    auto o = support::scripted(mode, behaviour::hold_work);
     o.shutdown_timeout = 8s;
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
-            s.online = co_await start_workers(p, cluster_size);
+            s.online = co_await start_workers(p, reload_size);
             co_await hand_out_jobs(p, s);
             co_await stop_by(p, s, stop);
         });
@@ -285,7 +275,7 @@ TEST_CASE("SIGTERM, SIGINT or shutdown(): every worker finishes its request, exi
         check_handles(s, true);
         // With a signal, main is cancelled before the exits: nobody takes their events.
         if (stop == 0) {
-            CHECK(s.exits.size() == cluster_size);
+            CHECK(s.exits.size() == reload_size);
             check_exits(s.exits, true);
         }
     });
@@ -392,7 +382,7 @@ TEST_CASE("a first stop signal while main's own shutdown() runs does not cut the
 }
 
 TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() returns exit_code::failed") {
-    auto o = options_for(start_mode::fork, behaviour::answer_work);
+    auto o = support::scripted(start_mode::fork, behaviour::answer_work);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&s](primary<proto>& p) { return throw_after_starting(p, s); });
         CHECK(code == exit_code::failed);
@@ -401,7 +391,7 @@ TEST_CASE("a primary_main that throws stops the cluster gracefully, and run() re
 }
 
 TEST_CASE("fork-mode workers do not keep run()'s signalfd") {
-    auto o = options_for(start_mode::fork, behaviour::answer_work);
+    auto o = support::scripted(start_mode::fork, behaviour::answer_work);
     with_running_primary(o, [&](primary<proto>& p, stop_scene& s) {
         const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
             s.online = co_await start_workers(p, 2);
@@ -444,7 +434,7 @@ task<void> keep_asking(primary<proto>& p, request_load& load) {
         }
         handle& h = *up[turn++ % up.size()];
         const std::uint64_t id = ++next_id;
-        auto answer = co_await ask(h, id);
+        auto answer = co_await support::ask(h, id);
         if (answer && answer->id == id && answer->worker_id == h.id()) {
             ++load.answered[h.id()];
         } else {
@@ -510,31 +500,32 @@ void check_load(const request_load& load, const std::set<unsigned>& old, std::si
 TEST_CASE("a rolling reload by reload() or SIGHUP replaces every worker one at a time while requests are served") {
     const bool by_signal = GENERATE(false, true);
     INFO((by_signal ? "SIGHUP" : "reload()"));
-    with_running_primary(options_for(start_mode::fork, behaviour::answer_work), [&](primary<proto>& p, stop_scene& s) {
-        const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
-            s.online = co_await start_workers(p, cluster_size);
-            const auto old = listed_ids(p);
-            request_load load;
-            scope asking;
-            asking.spawn(keep_asking(p, load));
-            std::optional<reload_event> returned;
-            if (by_signal)
-                raise_signal(SIGHUP);
-            else
-                returned = co_await bounded(p.reload());
-            const auto events = co_await events_through_reload(p);
-            load.stop = true;
-            co_await bounded(joined(asking));
-            check_rolling(events, old, cluster_size);
-            check_load(load, old, cluster_size);
-            if (returned) CHECK(returned->replaced == cluster_size);
-            const auto now = listed_ids(p);
-            CHECK(now == ids_from(cluster_size + 1, cluster_size));
-            for (unsigned id : now) co_await check_answers(p, id);
-            co_await bounded(p.shutdown());
-        });
-        CHECK(code == exit_code::ok);
-    });
+    with_running_primary(support::scripted(start_mode::fork, behaviour::answer_work),
+                         [&](primary<proto>& p, stop_scene& s) {
+                             const int code = run_primary(p, [&](primary<proto>& p) -> task<void> {
+                                 s.online = co_await start_workers(p, reload_size);
+                                 const auto old = listed_ids(p);
+                                 request_load load;
+                                 scope asking;
+                                 asking.spawn(keep_asking(p, load));
+                                 std::optional<reload_event> returned;
+                                 if (by_signal)
+                                     raise_signal(SIGHUP);
+                                 else
+                                     returned = co_await bounded(p.reload());
+                                 const auto events = co_await events_through_reload(p);
+                                 load.stop = true;
+                                 co_await bounded(joined(asking));
+                                 check_rolling(events, old, reload_size);
+                                 check_load(load, old, reload_size);
+                                 if (returned) CHECK(returned->replaced == reload_size);
+                                 const auto now = listed_ids(p);
+                                 CHECK(now == ids_from(reload_size + 1, reload_size));
+                                 for (unsigned id : now) co_await check_answers(p, id);
+                                 co_await bounded(p.shutdown());
+                             });
+                             CHECK(code == exit_code::ok);
+                         });
 }
 
 namespace {
@@ -575,7 +566,7 @@ bool any_of(const std::vector<event<proto>>& events, const std::function<bool(co
 }  // namespace
 
 TEST_CASE("with wait_ready, a reload retires an old worker only after its replacement called ready()") {
-    auto o = options_for(start_mode::fork, behaviour::ready_on_go);
+    auto o = support::scripted(start_mode::fork, behaviour::ready_on_go);
     o.wait_ready = true;
     with_primary(o, [](primary<proto>& p) -> task<void> {
         co_await fork_workers(p, 2);
@@ -614,7 +605,7 @@ TEST_CASE(
     "with wait_ready, a new worker not ready within ready_timeout stops the reload and the old ones keep serving") {
     const char* failure = GENERATE(support::failure::never_ready, support::failure::crash);
     INFO("the second new worker: " << failure);
-    auto o = options_for(start_mode::fork, behaviour::answer_work);
+    auto o = support::scripted(start_mode::fork, behaviour::answer_work);
     o.wait_ready = true;
     o.ready_timeout = 600ms;
     with_primary(o, [&](primary<proto>& p) -> task<void> {
@@ -697,7 +688,7 @@ TEST_CASE("exec mode: a reload starts the exec program as it is on disk now") {
     const support::temp_dir dir;
     const std::string program = dir.file("worker");
     install_fixture(program);
-    auto o = options_for(start_mode::exec, behaviour::identify);
+    auto o = support::scripted(start_mode::exec, behaviour::identify);
     o.exec = program;
     with_primary(o, [&](primary<proto>& p) -> task<void> {
         co_await fork_workers(p, 2);
@@ -882,7 +873,7 @@ task<void> sighup() {
 TEST_CASE("SIGHUPs during a reload queue exactly one more reload, reload() calls among them or not") {
     const bool with_call = GENERATE(false, true);
     INFO((with_call ? "a reload() call queued between the SIGHUPs" : "SIGHUPs only"));
-    auto o = options_for(start_mode::fork, behaviour::ready_on_go);
+    auto o = support::scripted(start_mode::fork, behaviour::ready_on_go);
     // Each reload waits for the go of its new workers: the signals and calls come meanwhile.
     o.wait_ready = true;
     with_running_primary(o, [&](primary<proto>& p, stop_scene&) {
@@ -941,7 +932,7 @@ task<void> stop_when_waiting(primary<proto>& p, stop_scene& s, unsigned id) {
 TEST_CASE("a stop signal during a reload, by SIGHUP or from main, stops every worker gracefully, the new one too") {
     const bool by_signal = GENERATE(true, false);
     INFO((by_signal ? "reload by SIGHUP" : "reload() from main"));
-    auto o = options_for(start_mode::fork, behaviour::ready_on_go);
+    auto o = support::scripted(start_mode::fork, behaviour::ready_on_go);
     // The reload waits for its first new worker's go, which never comes: the stop comes first.
     o.wait_ready = true;
     o.shutdown_timeout = 8s;

@@ -56,11 +56,6 @@ task<std::string> systemd_env_of_worker(primary<proto>& p) {
     co_return m.value.text;
 }
 
-task<result<support::work_done>> ask(worker_handle<proto>& h, std::uint64_t id) {
-    const support::work j{id};
-    co_return co_await h.request<support::work_done>(j, support::wait_limit);
-}
-
 }  // namespace
 
 TEST_CASE("READY=1 once the workers are online, RELOADING=1 and READY=1 around a reload, STATUS=, then STOPPING=1") {
@@ -160,7 +155,7 @@ TEST_CASE("a NOTIFY_SOCKET that is not there: one line on stderr, and the cluste
             CHECK(ready);
             const auto reloaded = co_await bounded(p.reload());
             CHECK(reloaded.ok);
-            auto answer = co_await ask(*p.workers().front(), 7);
+            auto answer = co_await support::ask(*p.workers().front(), 7);
             REQUIRE(answer.has_value());
             CHECK(answer->id == 7);
         });

@@ -5,6 +5,7 @@
 #include <cluster/io.hpp>
 #include <cluster/io/async_mutex.hpp>
 
+#include "support/loop.hpp"
 #include "support/waiting.hpp"
 
 #include <coroutine>
@@ -18,13 +19,6 @@ using cluster::io::async_mutex;
 
 namespace {
 
-// Suspends until the next turn of the loop, behind everything posted before it.
-struct next_turn {
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const { io_context::current_or_throw().post(h); }
-    void await_resume() const noexcept {}
-};
-
 // Takes the lock, notes "<name> in", lets the loop turn `turns` times, notes "<name> out".
 task<void> hold_for(async_mutex& m, std::vector<std::string>& log, std::string name, int turns) {
     auto held = co_await m.lock();
@@ -33,20 +27,14 @@ task<void> hold_for(async_mutex& m, std::vector<std::string>& log, std::string n
         co_return;
     }
     log.push_back(name + " in");
-    for (int i = 0; i < turns; ++i) co_await next_turn{};
+    for (int i = 0; i < turns; ++i) co_await support::next_turn{};
     log.push_back(name + " out");
-}
-
-template <class Body>
-void run(Body body) {
-    io_context ctx;
-    sync_wait(body());
 }
 
 }  // namespace
 
 TEST_CASE("async_mutex lets one task in at a time, in the order they asked") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         async_mutex m;
         std::vector<std::string> log;
         scope s;
@@ -61,7 +49,7 @@ TEST_CASE("async_mutex lets one task in at a time, in the order they asked") {
 }
 
 TEST_CASE("async_mutex's guard unlocks when it goes, and a lock with nobody waiting is taken at once") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         async_mutex m;
         {
             auto first = co_await m.lock();
@@ -78,7 +66,7 @@ TEST_CASE("async_mutex's guard unlocks when it goes, and a lock with nobody wait
 }
 
 TEST_CASE("a waiter asked to stop gets no lock, and the ones behind it still do") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         async_mutex m;
         std::vector<std::string> log;
         std::stop_source stop_b;
@@ -94,7 +82,7 @@ TEST_CASE("a waiter asked to stop gets no lock, and the ones behind it still do"
 }
 
 TEST_CASE("a waiter stopped after the lock came to it, before it ran, passes the lock on") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         async_mutex m;
         std::vector<std::string> log;
         std::stop_source stop_b;
@@ -113,7 +101,7 @@ TEST_CASE("a waiter stopped after the lock came to it, before it ran, passes the
 }
 
 TEST_CASE("a waiter destroyed while waiting, or just after the lock came to it, leaves the lock usable") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         async_mutex m;
         std::vector<std::string> log;
         auto held = co_await m.lock();

@@ -4,6 +4,8 @@
 
 #include <cluster/io.hpp>
 
+#include "support/loop.hpp"
+
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -23,13 +25,6 @@ void run_on(Body body) {
     T subject;
     sync_wait(body(subject));
 }
-
-// Suspends until the next turn of the loop, behind everything posted before it.
-struct next_turn {
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const { io_context::current_or_throw().post(h); }
-    void await_resume() const noexcept {}
-};
 
 bool is_even(const int& v, std::uint64_t) noexcept { return v % 2 == 0; }
 
@@ -241,7 +236,7 @@ TEST_CASE("a task destroyed while waiting on a mailbox leaves it, woken or not")
             s.spawn(take_into(box, got));
             box.push(3);  // handed over, its resumption posted
         }                 // destroyed before its turn came: the post is taken back
-        co_await next_turn{};
+        co_await support::next_turn{};
         CHECK_FALSE(got.done);
         box.push(4);
         CHECK(box.try_take() == 4);
@@ -255,7 +250,7 @@ TEST_CASE("push never resumes a taker inside it, only on a later turn of the loo
         s.spawn(take_then_flag(box, resumed));
         box.push(1);
         CHECK_FALSE(resumed);
-        co_await next_turn{};  // queued behind the taker's resumption
+        co_await support::next_turn{};  // queued behind the taker's resumption
         CHECK(resumed);
         co_await s.join();
     });

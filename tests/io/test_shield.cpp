@@ -5,6 +5,7 @@
 #include <cluster/io.hpp>
 #include <cluster/io/shield.hpp>
 
+#include "support/loop.hpp"
 #include "support/waiting.hpp"
 
 #include <stdexcept>
@@ -50,16 +51,10 @@ struct shielded_call {
     }
 };
 
-template <class Body>
-void run(Body body) {
-    io_context ctx;
-    sync_wait(body());
-}
-
 }  // namespace
 
 TEST_CASE("shield gives the caller the task's value, or rethrows its exception") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         shielded_call c;
         c.go.set();
         co_await c.callers.join();
@@ -78,7 +73,7 @@ TEST_CASE("shield gives the caller the task's value, or rethrows its exception")
 }
 
 TEST_CASE("a stop asked of the caller ends its wait, the shielded task finishes all the same") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         shielded_call c;
         c.caller_stop.request_stop();
         co_await c.callers.join();
@@ -92,7 +87,7 @@ TEST_CASE("a stop asked of the caller ends its wait, the shielded task finishes 
 }
 
 TEST_CASE("the owner's stop reaches the shielded task") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         shielded_call c;
         c.owner.request_stop();
         co_await c.callers.join();
@@ -102,7 +97,7 @@ TEST_CASE("the owner's stop reaches the shielded task") {
 }
 
 TEST_CASE("a task of void is shielded too") {
-    run([]() -> task<void> {
+    support::run_on_loop([]() -> task<void> {
         scope owner;
         latch go;
         bool ran = false;

@@ -43,7 +43,7 @@ bool blocked(int signo) {
 task<result<int>> next_signal(const signal_set& s) { co_return co_await s.next(); }
 
 // The next signal's number, which must come.
-int received(const signal_set& s) {
+int signal_received(const signal_set& s) {
     auto r = sync_wait(next_signal(s));
     REQUIRE(r.has_value());
     return *r;
@@ -60,10 +60,10 @@ TEST_CASE("a raised signal is delivered by next()") {
     CHECK(blocked(SIGUSR1));
 
     REQUIRE(::raise(SIGUSR1) == 0);
-    CHECK(received(set) == SIGUSR1);
+    CHECK(signal_received(set) == SIGUSR1);
 
     REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
-    CHECK(received(set) == SIGUSR1);
+    CHECK(signal_received(set) == SIGUSR1);
 }
 
 TEST_CASE("a signal arriving while next() waits wakes it") {
@@ -113,7 +113,7 @@ TEST_CASE("a signal sent before next() is awaited is still delivered") {
     sigset_t pending;
     sigpending(&pending);
     CHECK(sigismember(&pending, SIGUSR1));
-    CHECK(received(set) == SIGUSR1);
+    CHECK(signal_received(set) == SIGUSR1);
 }
 
 TEST_CASE("a signal from a forked child reaches the parent's signal_set") {

@@ -55,7 +55,7 @@ task<void> check_passes(udp_socket& from, udp_socket& to, std::string_view text)
 }
 
 // What a socket from a worker's listen() tells its worker, written down.
-struct recording_host final : net::detail::listener_host {
+struct unlisten_log final : net::detail::listener_host {
     std::vector<std::uint32_t> unlistened;
     void acknowledge(std::uint64_t, bool) noexcept override {}
     void report_closed(std::uint32_t) noexcept override {}
@@ -195,7 +195,7 @@ TEST_CASE("bind: the address in use is refused with the step named, unless every
 }
 
 TEST_CASE("a socket from a worker's listen(): its worker leaving ends its receive, its close tells the primary once") {
-    recording_host host;
+    unlisten_log host;
     auto bound = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     const int fd = bound.native_handle();
     auto member = std::make_shared<net::detail::udp_membership>(&host, 7);
@@ -227,7 +227,7 @@ TEST_CASE("a socket from a worker's listen(): its worker leaving ends its receiv
 }
 
 TEST_CASE("a socket from listen() tells the primary when destroyed or replaced by assignment, and not once detached") {
-    recording_host host;
+    unlisten_log host;
     auto bound = udp_socket::bind(endpoint::udp("127.0.0.1", 0));
     auto dup = [&] { return unique_fd(::fcntl(bound.native_handle(), F_DUPFD_CLOEXEC, 0)); };
     {

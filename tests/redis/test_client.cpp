@@ -10,6 +10,7 @@
 #include <cluster/net/tcp_stream.hpp>
 #include <cluster/redis.hpp>
 
+#include "support/redis_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/waiting.hpp"
 
@@ -29,14 +30,6 @@ using support::bounded;
 using support::redis_server;
 
 namespace {
-
-redis::options options_for(net::endpoint server) {
-    redis::options o;
-    o.server = std::move(server);
-    o.backoff_min = 10ms;
-    o.backoff_max = 100ms;
-    return o;
-}
 
 task<redis::reply> succeeded(task<result<redis::reply>> command) {
     auto r = co_await bounded(std::move(command), "a reply");
@@ -74,7 +67,7 @@ task<void> stop_once_sent(redis::client& c, std::stop_source& stop, std::size_t 
 TEST_CASE("10,000 commands from as many tasks at once, over a Unix socket, are answered in order") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client c(options_for(server.unix_socket()));
+        redis::client c(support::redis_options(server.unix_socket()));
         (void)co_await connected(c);
         std::vector<task<result<redis::reply>>> incrs;
         for (int i = 0; i < 10000; ++i) incrs.push_back(c.command("INCR", "counter"));
@@ -92,7 +85,7 @@ TEST_CASE("10,000 commands from as many tasks at once, over a Unix socket, are a
 TEST_CASE("every reply type, over TCP: status, string (binary-safe), nil, integer, error, nested arrays") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client c(options_for(server.tcp()));
+        redis::client c(support::redis_options(server.tcp()));
         (void)co_await connected(c);
         const std::string binary("a\0b\r\nc", 6);
         auto set = co_await ok(c, "SET", "k", binary);
@@ -130,8 +123,8 @@ TEST_CASE("every reply type, over TCP: status, string (binary-safe), nil, intege
 TEST_CASE("a command that times out, and one cancelled by its stop token, leave the pipeline in order") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client c(options_for(server.tcp()));
-        redis::client pusher(options_for(server.tcp()));
+        redis::client c(support::redis_options(server.tcp()));
+        redis::client pusher(support::redis_options(server.tcp()));
         (void)co_await connected(c);
         (void)co_await connected(pusher);
 
@@ -157,7 +150,7 @@ TEST_CASE("a command that times out, and one cancelled by its stop token, leave 
 TEST_CASE("AUTH with a password or a user and password, and SELECT, at connect") {
     redis_server server({"--requirepass", "secret"});
     sync_wait([](redis_server& server) -> task<void> {
-        auto o = options_for(server.tcp());
+        auto o = support::redis_options(server.tcp());
         redis::client anonymous(o);
         (void)co_await connected(anonymous);
         auto refused = co_await ok(anonymous, "GET", "k");
@@ -204,7 +197,7 @@ TEST_CASE("AUTH with a password or a user and password, and SELECT, at connect")
 TEST_CASE("a server restart mid-stream: the command in flight fails, later ones succeed after reconnecting") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client c(options_for(server.tcp()));
+        redis::client c(support::redis_options(server.tcp()));
         (void)co_await connected(c);
         (void)co_await ok(c, "SET", "before", "1");
         auto restart = [](redis::client& c, redis_server& server) -> task<void> {
@@ -229,7 +222,7 @@ TEST_CASE("a server restart mid-stream: the command in flight fails, later ones 
 TEST_CASE("a server down at start: connect fails cleanly, and the client connects once it is up") {
     redis_server server({}, false);
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client c(options_for(server.tcp()));
+        redis::client c(support::redis_options(server.tcp()));
         auto first = co_await bounded(c.connect(), "the first attempt");
         CHECK(first.error() == std::errc::connection_refused);
         auto early = co_await c.command("PING");
@@ -246,10 +239,10 @@ TEST_CASE("a server down at start: connect fails cleanly, and the client connect
 TEST_CASE("limits: a reply over max_reply_bytes and commands past max_pending fail with a clear error") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client writer(options_for(server.tcp()));
+        redis::client writer(support::redis_options(server.tcp()));
         (void)co_await connected(writer);
         (void)co_await ok(writer, "SET", "big", std::string(4096, 'x'));
-        auto o = options_for(server.tcp());
+        auto o = support::redis_options(server.tcp());
         o.max_reply_bytes = 1024;
         o.max_pending = 1;
         redis::client c(o);
@@ -288,7 +281,7 @@ TEST_CASE("a server that answers with bytes that are not RESP: protocol_error, n
         };
         auto ep = net::local_endpoint(lfd);
         REQUIRE(ep.has_value());
-        redis::client c(options_for(*ep));
+        redis::client c(support::redis_options(*ep));
         (void)co_await connected(c);
         auto both = co_await bounded(when_all(c.command("PING"), fake(lfd)), "the bad reply");
         CHECK(std::get<0>(both).error() == redis::errc::protocol_error);

@@ -7,6 +7,7 @@
 #include <cluster/io.hpp>
 #include <cluster/redis.hpp>
 
+#include "support/redis_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/waiting.hpp"
 
@@ -20,14 +21,6 @@ using support::bounded;
 using support::redis_server;
 
 namespace {
-
-redis::options options_for(net::endpoint server) {
-    redis::options o;
-    o.server = std::move(server);
-    o.backoff_min = 10ms;
-    o.backoff_max = 100ms;
-    return o;
-}
 
 // Publishes to the one subscriber there is; the publisher may find its link down once,
 // after a restart it has not noticed yet, and reconnects.
@@ -48,8 +41,8 @@ task<void> publish(redis::client& c, std::string channel, std::string text) {
 TEST_CASE("SUBSCRIBE and PSUBSCRIBE: each message awaited with next(), naming its channel and pattern") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client pub(options_for(server.tcp()));
-        redis::subscriber sub(options_for(server.unix_socket()));
+        redis::client pub(support::redis_options(server.tcp()));
+        redis::subscriber sub(support::redis_options(server.unix_socket()));
         auto up = co_await bounded(sub.connect(), "connect");
         REQUIRE(up.has_value());
         auto pub_up = co_await bounded(pub.connect(), "connect");
@@ -82,8 +75,8 @@ TEST_CASE("SUBSCRIBE and PSUBSCRIBE: each message awaited with next(), naming it
 TEST_CASE("after a server restart the subscriber resubscribes, counts the restoration and receives again") {
     redis_server server;
     sync_wait([](redis_server& server) -> task<void> {
-        redis::client pub(options_for(server.tcp()));
-        redis::subscriber sub(options_for(server.tcp()));
+        redis::client pub(support::redis_options(server.tcp()));
+        redis::subscriber sub(support::redis_options(server.tcp()));
         auto up = co_await bounded(sub.connect(), "connect");
         REQUIRE(up.has_value());
         auto pub_up = co_await bounded(pub.connect(), "connect");

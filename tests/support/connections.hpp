@@ -66,6 +66,9 @@ inline cluster::task<listen_result> listening(cluster::primary<proto>& p) {
     co_return m.value;
 }
 
+// Where a worker listens, as its clients connect to it.
+inline cluster::net::endpoint where(const listen_result& r) { return cluster::net::endpoint(r.local); }
+
 // Forks n workers (as `o` says) and waits until each listens; returns where (the last one's view).
 inline cluster::task<listen_result> start_listening(cluster::primary<proto>& p, std::size_t n,
                                                     const cluster::fork_options& o = as_configured) {
@@ -114,7 +117,7 @@ inline cluster::task<cluster::result<cluster::tcp_stream>> dial(cluster::endpoin
 }
 
 // What one request got back.
-struct answer {
+struct line_reply {
     bool complete = false;   // a whole line came
     std::size_t bytes = 0;   // of the answer, whole or not
     unsigned worker_id = 0;  // who answered
@@ -123,9 +126,9 @@ struct answer {
 };
 
 // Sends "<c> <payload>\n" and reads the answer's line, within `limit`.
-inline cluster::task<answer> request(cluster::tcp_stream& s, char c, std::string payload,
-                                     std::chrono::milliseconds limit = 5000ms) {
-    answer a;
+inline cluster::task<line_reply> request(cluster::tcp_stream& s, char c, std::string payload,
+                                         std::chrono::milliseconds limit = 5000ms) {
+    line_reply a;
     const std::string line = std::string(1, c) + " " + payload + "\n";
     auto sent = co_await cluster::with_timeout(s.write(std::span(line.data(), line.size())), limit);
     if (!sent) {

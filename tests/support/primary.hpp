@@ -73,4 +73,10 @@ inline cluster::task<void> send_go(cluster::primary<proto>& p, unsigned id) {
     REQUIRE(sent.has_value());
 }
 
+// What scripted worker h answers to work `id`, within wait_limit.
+inline cluster::task<cluster::result<work_done>> ask(cluster::worker_handle<proto>& h, std::uint64_t id) {
+    const work j{id};
+    co_return co_await h.request<work_done>(j, wait_limit);
+}
+
 }  // namespace support

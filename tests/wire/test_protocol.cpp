@@ -85,7 +85,7 @@ std::vector<std::byte> payload_of(const T& msg) {
 }
 
 template <class T, class P>
-concept sendable = requires(wire::buffer& b, const T& m) { wire::encode_frame<P>(b, m); };
+concept framed_in = requires(wire::buffer& b, const T& m) { wire::encode_frame<P>(b, m); };
 
 }  // namespace
 
@@ -119,8 +119,8 @@ TEST_CASE("membership is checked at compile time", "[wire][protocol]") {
     STATIC_REQUIRE_FALSE(proto::contains<support::not_in_protocol>);
     STATIC_REQUIRE(wire::message_of<support::answer, proto>);
     STATIC_REQUIRE_FALSE(wire::message_of<support::not_in_protocol, proto>);
-    STATIC_REQUIRE(sendable<support::job, proto>);
-    STATIC_REQUIRE_FALSE(sendable<support::not_in_protocol, proto>);
+    STATIC_REQUIRE(framed_in<support::job, proto>);
+    STATIC_REQUIRE_FALSE(framed_in<support::not_in_protocol, proto>);
     STATIC_REQUIRE(std::is_same_v<proto::variant, std::variant<support::job, support::answer, support::pipe_end>>);
 }
 
@@ -150,7 +150,7 @@ TEST_CASE("an empty protocol carries no message and refuses every frame", "[wire
     using none = wire::protocol<>;
     STATIC_REQUIRE(none::size == 0);
     STATIC_REQUIRE_FALSE(none::contains<support::job>);
-    STATIC_REQUIRE_FALSE(sendable<support::job, none>);
+    STATIC_REQUIRE_FALSE(framed_in<support::job, none>);
     const auto payload = payload_of(support::job{1, "x"});
     auto decoded = none::decode(proto::id<support::job>, proto::fingerprint<support::job>, payload);
     REQUIRE_FALSE(decoded.has_value());

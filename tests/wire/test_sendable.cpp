@@ -31,10 +31,10 @@ struct holder {
     std::vector<std::map<std::string, std::optional<std::variant<int, std::string*>>>> deep;
 };
 BOOST_DESCRIBE_STRUCT(holder, (), (id, deep))
-struct derived : holder {
+struct derived_holder : holder {
     int extra = 0;
 };
-BOOST_DESCRIBE_STRUCT(derived, (holder), (extra))
+BOOST_DESCRIBE_STRUCT(derived_holder, (holder), (extra))
 
 }  // namespace sendable_test
 
@@ -62,15 +62,15 @@ TEST_CASE("a part no codec encodes makes every type around it unsendable", "[wir
     STATIC_REQUIRE_FALSE(sendable<std::optional<std::set<int>>>);
     STATIC_REQUIRE_FALSE(sendable<std::variant<int, std::function<void()>>>);
     STATIC_REQUIRE_FALSE(sendable<holder>);
-    STATIC_REQUIRE_FALSE(sendable<derived>);
+    STATIC_REQUIRE_FALSE(sendable<derived_holder>);
 }
 
 TEST_CASE("the walk finds the first unsendable part, with the members and steps that lead to it", "[wire][sendable]") {
     STATIC_REQUIRE(
         std::is_same_v<unsendable_in<holder>::type,
                        unsendable_part<std::string*, &holder::deep, step::element, step::value, step::alternative>>);
-    // A base's members are named by the base, as the codec flattens them into the derived.
+    // A base's members are named by the base, as the codec flattens them into the derived_holder.
     STATIC_REQUIRE(
-        std::is_same_v<unsendable_in<derived>::type,
+        std::is_same_v<unsendable_in<derived_holder>::type,
                        unsendable_part<std::string*, &holder::deep, step::element, step::value, step::alternative>>);
 }

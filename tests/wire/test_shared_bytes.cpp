@@ -49,7 +49,7 @@ BOOST_DESCRIBE_STRUCT(pair_of_blobs, (), (parts, note))
 }  // namespace sb_test
 
 using namespace sb_test;
-using proto = protocol<blob, pair_of_blobs, mixed>;
+using blob_proto = protocol<blob, pair_of_blobs, mixed>;
 
 namespace {
 
@@ -87,8 +87,8 @@ bool same(const shared_bytes& s, const std::vector<std::byte>& v) {
 // One raw frame with fds attached, as a hostile or buggy peer could send it.
 void send_raw_frame(int socket, std::span<const std::byte> payload, std::vector<int> fds) {
     const wire::frame_header h{static_cast<std::uint32_t>(payload.size()),
-                               proto::id<blob>,
-                               proto::fingerprint<blob>,
+                               blob_proto::id<blob>,
+                               blob_proto::fingerprint<blob>,
                                static_cast<std::uint16_t>(fds.size()),
                                0,
                                0};
@@ -125,7 +125,7 @@ std::vector<std::byte> blob_by_fd(std::uint64_t size) {
 std::string refusal_of(int fd, std::uint64_t declared_size, std::error_code& reason) {
     io_context ctx;
     auto [mine, theirs] = ipc::make_socket_pair().value();
-    channel<proto> ch(std::move(mine));
+    channel<blob_proto> ch(std::move(mine));
     send_raw_frame(theirs.get(), blob_by_fd(declared_size), {fd});
     auto m = sync_wait(ch.receive());
     CHECK_FALSE(m);
@@ -243,23 +243,24 @@ TEST_CASE("inline, gathered and memfd-backed shared_bytes cross between processe
     inline_big.high_water_mark = 64u << 20;  // gathered bytes count as queued too
     {
         io_context ctx;
-        auto from_child = support::channel_from_child<proto>(inline_big, [&](channel<proto>& out) -> task<int> {
-            const blob a{1, shared_bytes(std::span{small})};
-            const blob b{2, shared_bytes(std::span{large})};  // gathered: not copied into the batch
-            const blob c{3, in_memfd(huge)};                  // one fd
-            if (out.queued_bytes() != 0) co_return 1;
-            if (!out.try_send(a) || !out.try_send(b) || !out.try_send(c)) co_return 2;
-            // The batch holds b's bytes by reference until they are written.
-            if (b.bytes.use_count() != 2 || out.queued_bytes() < large.size()) co_return 3;
-            if (!co_await out.flush()) co_return 4;
-            if (b.bytes.use_count() != 1) co_return 5;
-            pair_of_blobs two;
-            two.parts = {shared_bytes(std::span{large}), in_memfd(small)};
-            two.note = "two";
-            if (!co_await out.send(two)) co_return 6;
-            if (out.stats().memfd_frames != 0) co_return 7;
-            co_return (co_await out.shutdown()) ? 0 : 8;
-        });
+        auto from_child =
+            support::channel_from_child<blob_proto>(inline_big, [&](channel<blob_proto>& out) -> task<int> {
+                const blob a{1, shared_bytes(std::span{small})};
+                const blob b{2, shared_bytes(std::span{large})};  // gathered: not copied into the batch
+                const blob c{3, in_memfd(huge)};                  // one fd
+                if (out.queued_bytes() != 0) co_return 1;
+                if (!out.try_send(a) || !out.try_send(b) || !out.try_send(c)) co_return 2;
+                // The batch holds b's bytes by reference until they are written.
+                if (b.bytes.use_count() != 2 || out.queued_bytes() < large.size()) co_return 3;
+                if (!co_await out.flush()) co_return 4;
+                if (b.bytes.use_count() != 1) co_return 5;
+                pair_of_blobs two;
+                two.parts = {shared_bytes(std::span{large}), in_memfd(small)};
+                two.note = "two";
+                if (!co_await out.send(two)) co_return 6;
+                if (out.stats().memfd_frames != 0) co_return 7;
+                co_return (co_await out.shutdown()) ? 0 : 8;
+            });
         auto& in = from_child.first;
         auto& child = from_child.second;
         std::vector<shared_bytes> kept;
@@ -313,10 +314,10 @@ TEST_CASE("large heap values go by reference, with more copied bytes, the memfd 
     auto [x, y] = ipc::make_socket_pair().value();
     ipc::channel_options roomy;
     roomy.high_water_mark = 64u << 20;  // one task sends megabytes before it receives
-    channel<proto> a(std::move(x), roomy);
+    channel<blob_proto> a(std::move(x), roomy);
     shared_bytes kept;
     {
-        channel<proto> b(std::move(y));
+        channel<blob_proto> b(std::move(y));
         sync_wait([&]() -> task<void> {
             // Above the memfd threshold, but nothing of it would be copied: inline, gathered.
             const blob by_ref{9, shared_bytes(std::span{big})};
@@ -360,8 +361,8 @@ TEST_CASE("values received inline and by fd stay valid after their channel is go
     {
         io_context ctx;
         auto [x, y] = ipc::make_socket_pair().value();
-        channel<proto> a(std::move(x), inline_big);
-        channel<proto> b(std::move(y), inline_big);
+        channel<blob_proto> a(std::move(x), inline_big);
+        channel<blob_proto> b(std::move(y), inline_big);
         sync_wait([&]() -> task<void> {
             const blob by_ref{1, shared_bytes(std::span{src})};
             const blob by_fd{2, in_memfd(src)};
@@ -430,7 +431,7 @@ TEST_CASE("an fd that is not a sealed memfd of the declared size is refused") {
         REQUIRE(::fcntl(m.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK) == 0);
         io_context ctx;
         auto [mine, theirs] = ipc::make_socket_pair().value();
-        channel<proto> ch(std::move(mine));
+        channel<blob_proto> ch(std::move(mine));
         send_raw_frame(theirs.get(), blob_by_fd(5), {m.get()});
         auto got = sync_wait(ch.receive());
         REQUIRE(got);
@@ -445,8 +446,8 @@ TEST_CASE("large frames reuse one receive buffer, and values keep theirs") {
     inline_big.memfd_threshold = 64u << 20;
     inline_big.high_water_mark = 64u << 20;  // one task sends it all before it receives
     auto [x, y] = ipc::make_socket_pair().value();
-    channel<proto> a(std::move(x), inline_big);
-    channel<proto> b(std::move(y), inline_big);
+    channel<blob_proto> a(std::move(x), inline_big);
+    channel<blob_proto> b(std::move(y), inline_big);
     sync_wait([&]() -> task<void> {
         std::vector<shared_bytes> kept;
         for (std::uint32_t i = 0; i < 6; ++i) {
@@ -485,7 +486,7 @@ void feed_blob(ipc::frame_reader& reader, std::uint64_t id, std::size_t size) {
     const auto contents = pattern(size, static_cast<std::uint32_t>(id));
     const blob msg{id, shared_bytes(std::span{contents})};
     wire::buffer frame;
-    auto fds = wire::encode_frame<proto>(frame, msg);
+    auto fds = wire::encode_frame<blob_proto>(frame, msg);
     REQUIRE(fds.empty());
     std::size_t fed = 0;
     while (fed < frame.size()) {
@@ -514,7 +515,8 @@ TEST_CASE("frame_reader keeps one large buffer warm for the next large frame, an
     REQUIRE((*first)->owner);
     const std::byte* first_buffer = (*first)->payload.data();
     {
-        auto decoded = wire::decode_frame<proto>((*first)->header, (*first)->payload, (*first)->fds, (*first)->owner);
+        auto decoded =
+            wire::decode_frame<blob_proto>((*first)->header, (*first)->payload, (*first)->fds, (*first)->owner);
         REQUIRE(decoded.has_value());
         CHECK(std::get<blob>(*decoded).bytes.data() == first_buffer + 16);  // shared, not copied
         reader.consume();

@@ -56,14 +56,14 @@ struct inventory {
 };
 BOOST_DESCRIBE_STRUCT(inventory, (), (counts))
 
-struct blob {
+struct bundle {
     std::uint32_t kind = 0;
     std::vector<std::uint64_t> data;
     std::vector<job> jobs;
     std::map<std::uint8_t, std::uint8_t> index;
     std::string text;
 };
-BOOST_DESCRIBE_STRUCT(blob, (), (kind, data, jobs, index, text))
+BOOST_DESCRIBE_STRUCT(bundle, (), (kind, data, jobs, index, text))
 
 struct named {
     std::string label;
@@ -316,15 +316,15 @@ TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation
     SECTION("vector of arithmetic") {
         auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{0xffffffffu});
         bytes.resize(20);
-        auto r = wire::decode<blob>(bytes);
+        auto r = wire::decode<bundle>(bytes);
         REQUIRE_FALSE(r.has_value());
         REQUIRE(r.error() == errc::length_overflow);
-        REQUIRE(r.error().message() == "blob.data: length exceeds the frame");
+        REQUIRE(r.error().message() == "bundle.data: length exceeds the frame");
     }
     SECTION("vector of structs, map and string") {
         auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{0}, std::uint32_t{0xffffffffu});
         bytes.resize(20);
-        REQUIRE(error_of<blob>(bytes) == "blob.jobs: length exceeds the frame");
+        REQUIRE(error_of<bundle>(bytes) == "bundle.jobs: length exceeds the frame");
 
         std::vector<std::byte> map_bytes;
         put<std::uint32_t>(map_bytes, 1);
@@ -332,7 +332,7 @@ TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation
         put<std::uint32_t>(map_bytes, 0);
         put<std::uint32_t>(map_bytes, 0x80000000u);
         map_bytes.resize(20);
-        REQUIRE(error_of<blob>(map_bytes) == "blob.index: length exceeds the frame");
+        REQUIRE(error_of<bundle>(map_bytes) == "bundle.index: length exceeds the frame");
 
         std::vector<std::byte> string_bytes;
         put<std::uint32_t>(string_bytes, 0xfffffff0u);
@@ -343,7 +343,7 @@ TEST_CASE("a 4 GiB length in a small frame is length_overflow, not an allocation
         // 8 elements of u64 need 64 bytes; 16 are left.
         auto bytes = bytes_of(std::uint32_t{1}, std::uint32_t{8});
         bytes.resize(24);
-        REQUIRE(error_of<blob>(bytes) == "blob.data: length exceeds the frame");
+        REQUIRE(error_of<bundle>(bytes) == "bundle.data: length exceeds the frame");
     }
 }
 
