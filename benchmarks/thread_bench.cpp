@@ -53,6 +53,7 @@ constexpr int repeats = 5;
 constexpr int rtt_rounds = 20'000;
 constexpr int warmup = 2'000;
 constexpr std::uint64_t oneway_count = 1'000'000;
+constexpr std::uint64_t oneway_window = 10'000;
 constexpr unsigned online_workers = 16;
 
 // What a sample asks of the worker.
@@ -132,17 +133,20 @@ double node_rtt_ns() {
 
 // ---- one way ----
 
+// The worker acknowledges every oneway_window messages: a sender that outran it by more than its
+// inbox holds (max_queued_bytes) would have the oldest dropped, as in process mode.
 task<double> oneway_per_second(primary<proto>& p, worker_handle<proto>& h) {
     auto s = make_sample(0, count);
     const auto start = clock_type::now();
     for (std::uint64_t i = 0; i < oneway_count; ++i) {
         s.id = i;
-        if (i + 1 == oneway_count) s.kind = last;
+        s.kind = (i + 1) % oneway_window == 0 ? last : count;
         auto sent = co_await h.send(s);
         if (!sent) std::abort();
+        if (s.kind != last) continue;
+        auto done = co_await p.next_message<ack>();
+        if (done.value.count != oneway_window) std::abort();
     }
-    auto done = co_await p.next_message<ack>();
-    if (done.value.count != oneway_count) std::abort();
     co_return static_cast<double>(oneway_count) / seconds_since(start);
 }
 

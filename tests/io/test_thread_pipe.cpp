@@ -6,7 +6,10 @@
 #include <cluster/io/doorbell.hpp>
 #include <cluster/io/thread_pipe.hpp>
 
+#include <time.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -70,6 +73,12 @@ struct other_side {
 };
 
 std::size_t one(const std::uint64_t&) noexcept { return 1; }
+
+std::chrono::nanoseconds thread_cpu_time() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -184,4 +193,46 @@ TEST_CASE("a receiver on another thread takes what was queued before the produce
     CHECK(got == std::vector<std::string>{"first", "second"});
     std::string late = "late";
     CHECK(p->push(std::move(late)) == errc::channel_closed);
+}
+
+TEST_CASE("after another thread's wake a loop spins io_context_options::spin at most, then sleeps") {
+    const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
+    if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
+    INFO(name_of(how));
+    using namespace std::chrono_literals;
+    constexpr auto spin = 20ms, quiet = 300ms;
+    auto p = std::make_shared<pipe_of_numbers>(64, &one, how);
+    std::atomic<bool> waiting{false};
+    std::chrono::nanoseconds cpu_while_quiet{};
+    std::thread consumer([p, &waiting, &cpu_while_quiet] {
+        io_context mine(io::io_context_options{.spin = spin});
+        p->consumer_open();
+        sync_wait([](pipe_of_numbers& from, std::atomic<bool>& w, std::chrono::nanoseconds& cpu) -> task<void> {
+            w.store(true);
+            auto first = co_await from.receive();
+            REQUIRE(first == 1u);
+            const auto before = thread_cpu_time();
+            auto second = co_await from.receive();
+            cpu = thread_cpu_time() - before;
+            REQUIRE(second == 2u);
+        }(*p, waiting, cpu_while_quiet));
+        p->consumer_close();
+    });
+    io_context ctx;
+    p->producer_open();
+    while (!waiting.load()) std::this_thread::yield();
+    sync_wait([](pipe_of_numbers& to) -> task<void> {
+        // Time for the consumer to wait for the first value, which then wakes it from here.
+        auto settled = co_await io::sleep_for(50ms);
+        REQUIRE(settled.has_value());
+        CHECK_FALSE(to.push(1));
+        // The window measured: the woken consumer waits for the second.
+        auto slept = co_await io::sleep_for(quiet);
+        REQUIRE(slept.has_value());
+        CHECK_FALSE(to.push(2));
+    }(*p));
+    p->producer_close();
+    consumer.join();
+    INFO("CPU time while waiting " << quiet.count() << " ms: " << cpu_while_quiet.count() / 1000 << " us");
+    CHECK(cpu_while_quiet < spin + 30ms);
 }

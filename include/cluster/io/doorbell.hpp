@@ -174,6 +174,7 @@ public:
 
 private:
     void on_wake(int, bool resume) {
+        ctx_->note_remote_wake();
         {
             const std::lock_guard lock(mutex_);
             sent_ = false;

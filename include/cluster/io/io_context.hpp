@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <cstdlib>
@@ -90,6 +91,10 @@ struct io_context_options {
     unsigned entries = 256;     // SQ size; a full SQ is submitted and refilled, never dropped
     unsigned cq_entries = 0;    // CQ size; 0 picks 8 × entries (overflow is still handled)
     bool defer_taskrun = true;  // try SINGLE_ISSUER | DEFER_TASKRUN before plain setup
+    // Once another thread woke the loop (a doorbell: a thread worker's message), it looks at
+    // its ring this long before it sleeps: the answer or the next message then costs neither
+    // thread a sleep and a wake-up. Loops no other thread wakes never spin; 0 turns it off.
+    std::chrono::nanoseconds spin = std::chrono::microseconds(50);
 };
 
 class io_context {
@@ -138,6 +143,8 @@ public:
     // each expect_remote(), or one forget_remote() if the other thread will not send it.
     void expect_remote() noexcept { ++in_flight_; }
     void forget_remote() noexcept { --in_flight_; }
+    // A remote wake arrived (a doorbell's): the loop spins before it sleeps next (spin).
+    void note_remote_wake() noexcept { woken_remotely_ = true; }
 
     // Submits what is queued now rather than at the end of the turn: for an op that another
     // thread is waiting on.
@@ -262,6 +269,10 @@ private:
 
     CLUSTER_DECL void submit_and_get_events();
 
+    // Before the loop sleeps, after a remote wake: submits what is queued, then looks for
+    // completions until `spin` has passed. True if some came.
+    CLUSTER_DECL bool spin_for_completions();
+
     // Completions the kernel holds for this ring: posted, or (DEFER_TASKRUN, COOP_TASKRUN) still
     // to run as task work, which the TASKRUN flag announces; or held back by a full CQ.
     [[nodiscard]] bool completions_waiting() const noexcept {
@@ -310,6 +321,8 @@ private:
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
     bool stopped_ = false;
+    std::chrono::nanoseconds spin_;
+    bool woken_remotely_ = false;  // since the loop last slept or spun
     detail::fifo<std::coroutine_handle<>> ready_;
     detail::fifo<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
     std::vector<detail::completion*> deferred_;

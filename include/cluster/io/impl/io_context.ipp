@@ -4,6 +4,7 @@
 
 #include <cluster/io/io_context.hpp>
 
+#include <sched.h>
 #include <sys/eventfd.h>
 
 #include <atomic>
@@ -38,7 +39,7 @@ inline void ring_memory_taken() noexcept {}
 
 }  // namespace detail
 
-CLUSTER_DECL io_context::io_context(io_context_options options) : owner_pid_(::getpid()) {
+CLUSTER_DECL io_context::io_context(io_context_options options) : owner_pid_(::getpid()), spin_(options.spin) {
     forget_in_forked_children();
     setup(options);
     previous_ = current_;
@@ -116,6 +117,8 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
         submit_and_get_events();
     } else if (external_) {
         wait_in_attached_loop();
+    } else if (in_flight_ > 0 && woken_remotely_ && spin_for_completions()) {
+        submit_and_get_events();
     } else if (in_flight_ > 0) {
         int r;
         do r = io_uring_submit_and_wait(&ring_, 1);
@@ -246,6 +249,20 @@ CLUSTER_DECL void io_context::flush_submissions() {
 CLUSTER_DECL void io_context::submit_and_get_events() {
     int r = io_uring_submit_and_get_events(&ring_);
     if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) throw_errno(-r, "io_uring_submit");
+}
+
+CLUSTER_DECL bool io_context::spin_for_completions() {
+    woken_remotely_ = false;
+    if (spin_.count() <= 0) return false;
+    if (io_uring_sq_ready(&ring_) > 0) flush_submissions();
+    const auto until = std::chrono::steady_clock::now() + spin_;
+    // Yielding, not pausing: where threads outnumber CPUs, the one this loop waits for may be
+    // waiting for this CPU.
+    do {
+        if (completions_waiting()) return true;
+        ::sched_yield();
+    } while (std::chrono::steady_clock::now() < until);
+    return false;
 }
 
 CLUSTER_DECL std::vector<detail::cqe_copy> io_context::take_cqes() {
