@@ -74,6 +74,9 @@ struct other_side {
 
 std::size_t one(const std::uint64_t&) noexcept { return 1; }
 
+// A loop's spin after a remote wake, and a wait long enough to show that it ends.
+constexpr std::chrono::milliseconds spin_bound{20}, quiet_window{300};
+
 std::chrono::nanoseconds thread_cpu_time() {
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -199,13 +202,11 @@ TEST_CASE("after another thread's wake a loop spins io_context_options::spin at 
     const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
     if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
     INFO(name_of(how));
-    using namespace std::chrono_literals;
-    constexpr auto spin = 20ms, quiet = 300ms;
     auto p = std::make_shared<pipe_of_numbers>(64, &one, how);
     std::atomic<bool> waiting{false};
     std::chrono::nanoseconds cpu_while_quiet{};
     std::thread consumer([p, &waiting, &cpu_while_quiet] {
-        io_context mine(io::io_context_options{.spin = spin});
+        io_context mine(io::io_context_options{.spin = spin_bound});
         p->consumer_open();
         sync_wait([](pipe_of_numbers& from, std::atomic<bool>& w, std::chrono::nanoseconds& cpu) -> task<void> {
             w.store(true);
@@ -223,16 +224,16 @@ TEST_CASE("after another thread's wake a loop spins io_context_options::spin at 
     while (!waiting.load()) std::this_thread::yield();
     sync_wait([](pipe_of_numbers& to) -> task<void> {
         // Time for the consumer to wait for the first value, which then wakes it from here.
-        auto settled = co_await io::sleep_for(50ms);
+        auto settled = co_await io::sleep_for(std::chrono::milliseconds(50));
         REQUIRE(settled.has_value());
         CHECK_FALSE(to.push(1));
         // The window measured: the woken consumer waits for the second.
-        auto slept = co_await io::sleep_for(quiet);
+        auto slept = co_await io::sleep_for(quiet_window);
         REQUIRE(slept.has_value());
         CHECK_FALSE(to.push(2));
     }(*p));
     p->producer_close();
     consumer.join();
-    INFO("CPU time while waiting " << quiet.count() << " ms: " << cpu_while_quiet.count() / 1000 << " us");
-    CHECK(cpu_while_quiet < spin + 30ms);
+    INFO("CPU time while waiting " << quiet_window.count() << " ms: " << cpu_while_quiet.count() / 1000 << " us");
+    CHECK(cpu_while_quiet < spin_bound + std::chrono::milliseconds(30));
 }
