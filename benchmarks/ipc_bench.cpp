@@ -20,6 +20,7 @@
 
 #include "blocking_io.hpp"
 #include "report.hpp"
+#include "sample.hpp"
 
 // co_await results are bound before they are tested: g++ 12 miscompiles
 // `if (!co_await x)` (see docs/runtime.md).
@@ -28,16 +29,6 @@ using namespace cluster;
 using clock_type = std::chrono::steady_clock;
 
 namespace bench_types {
-
-// Encodes to 64 bytes: the "small typed message" of every figure below.
-struct sample {
-    std::uint64_t id = 0;
-    std::uint32_t kind = 0;
-    double value = 0;
-    std::string name;
-    std::array<std::int32_t, 7> v{};
-};
-BOOST_DESCRIBE_STRUCT(sample, (), (id, kind, value, name, v))
 
 // A large payload: inline through the socket when heap-backed, as one fd when memfd-backed.
 struct blob {

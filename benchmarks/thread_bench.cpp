@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "report.hpp"
+#include "sample.hpp"
 
 // co_await results are bound before they are tested: g++ 12 miscompiles
 // `if (!co_await x)` (see docs/runtime.md).
@@ -26,16 +27,6 @@ using namespace cluster;
 using clock_type = std::chrono::steady_clock;
 
 namespace bench_types {
-
-// Encodes to 64 bytes, as ipc_bench's: the "small typed message" of every figure below.
-struct sample {
-    std::uint64_t id = 0;
-    std::uint32_t kind = 0;
-    double value = 0;
-    std::string name;
-    std::array<std::int32_t, 7> v{};
-};
-BOOST_DESCRIBE_STRUCT(sample, (), (id, kind, value, name, v))
 
 struct ack {
     std::uint64_t count = 0;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/descriptors.hpp"
+#include "support/lines.hpp"
 #include "support/waiting.hpp"
 
 #include <cluster/detail/sigpipe.hpp>
@@ -49,15 +50,6 @@ task<result<void>> worker_writes(unique_fd end, const std::string& text) {
     auto written = co_await io::write_all(end.get(), std::as_bytes(std::span(text)));
     end.reset();
     co_return written;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-        out.push_back(text.substr(at, nl - at));
-    if (at != text.size()) out.push_back("(unterminated) " + text.substr(at));
-    return out;
 }
 
 // What relay_lines writes to a file when the worker writes `text`, then exits.
@@ -124,7 +116,7 @@ TEST_CASE("a line that never ends keeps no more than output_line_limit waiting")
         for (const auto& w : lines.take_writes()) pieces += w;
     }
     CHECK(most_waiting <= output_line_limit);
-    const auto got = lines_of(pieces);
+    const auto got = support::lines_of(pieces);
     CHECK(got.size() == 256 * relay_chunk / output_line_limit - 1);  // the last piece still waits
     for (const auto& line : got) CHECK(line == prefix + endless_line(output_line_limit));
 }
@@ -136,7 +128,7 @@ TEST_CASE("a line cut for its length is not cut inside a UTF-8 character") {
     lines.take(euros + "\n");
     std::string joined;
     for (const auto& w : lines.take_writes()) {
-        for (const auto& line : lines_of(w)) {
+        for (const auto& line : support::lines_of(w)) {
             REQUIRE(line.starts_with(prefix));
             const std::string piece = line.substr(prefix.size());
             CHECK(piece.size() % 3 == 0);  // whole characters only
@@ -149,7 +141,7 @@ TEST_CASE("a line cut for its length is not cut inside a UTF-8 character") {
 
 TEST_CASE("relay_lines cuts an endless line into pieces of output_line_limit, and the lines around it stay whole") {
     const std::string endless = endless_line(16 * output_line_limit + 100);
-    const auto got = lines_of(relayed("before\n" + endless + "\nafter\n"));
+    const auto got = support::lines_of(relayed("before\n" + endless + "\nafter\n"));
     REQUIRE(got.size() == 1 + 17 + 1);
     CHECK(got.front() == prefix + "before");
     CHECK(got.back() == prefix + "after");
