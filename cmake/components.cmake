@@ -19,26 +19,7 @@
 # is found; ON makes a missing one an error; OFF leaves the component out. A package manager
 # (ports/cluster/portfile.cmake, conanfile.py) says ON or OFF, so that what a package holds
 # does not depend on what else happens to be on the machine that built it.
-set(CLUSTER_HAS_ASIO OFF)
-set(CLUSTER_HAS_BEAST OFF)
-find_path(CLUSTER_ASIO_INCLUDE_DIR boost/asio/io_context.hpp HINTS ${Boost_INCLUDE_DIRS})
-if(CLUSTER_ASIO_INCLUDE_DIR)
-    add_library(cluster_asio INTERFACE)
-    add_library(cluster::asio ALIAS cluster_asio)
-    set_target_properties(cluster_asio PROPERTIES EXPORT_NAME asio)
-    target_link_libraries(cluster_asio INTERFACE cluster)
-    set(CLUSTER_HAS_ASIO ON)
-    find_path(CLUSTER_BEAST_INCLUDE_DIR boost/beast/core.hpp HINTS ${Boost_INCLUDE_DIRS})
-    if(CLUSTER_BEAST_INCLUDE_DIR)
-        set(CLUSTER_HAS_BEAST ON)
-    else()
-        message(STATUS "cluster: Boost.Beast not found, so examples/beast_server is not built")
-    endif()
-else()
-    message(STATUS "cluster: Boost.Asio not found, so cluster::asio is not built")
-endif()
-
-foreach(component REDIS HTTP WEBSOCKET)
+foreach(component REDIS HTTP WEBSOCKET ASIO)
     set(CLUSTER_WITH_${component} AUTO CACHE STRING "Build cluster::${component}: AUTO (where its dependency is found), ON or OFF")
     set_property(CACHE CLUSTER_WITH_${component} PROPERTY STRINGS AUTO ON OFF)
     if(NOT CLUSTER_WITH_${component} MATCHES "^(AUTO|ON|OFF)$")
@@ -58,6 +39,35 @@ function(cluster_component_missing component why)
     endif()
     message(STATUS "cluster: ${why}, so cluster::${component} is not built")
 endfunction()
+
+# Boost.Asio is header-only, and Boost.System with it since Boost 1.69: cluster::asio links
+# cluster, whose Boost::headers and Threads::Threads are all Asio needs. Its headers are looked
+# for where Boost::headers points (Boost_INCLUDE_DIRS), which is the target's include path, and
+# clusterConfig.cmake.in looks there again: a Boost may lack them (vcpkg's boost-asio is a port
+# of its own). Boost.Beast, on Asio, is for examples/beast_server, its benchmark and
+# docs/asio.md's program only.
+set(CLUSTER_HAS_BEAST OFF)
+if(NOT CLUSTER_WITH_ASIO STREQUAL "OFF")
+    foreach(dir IN LISTS Boost_INCLUDE_DIRS)
+        if(EXISTS "${dir}/boost/asio/io_context.hpp")
+            set(CLUSTER_HAS_ASIO ON)
+        endif()
+        if(EXISTS "${dir}/boost/beast/core.hpp")
+            set(CLUSTER_HAS_BEAST ON)
+        endif()
+    endforeach()
+    if(CLUSTER_HAS_ASIO)
+        add_library(cluster_asio INTERFACE)
+        add_library(cluster::asio ALIAS cluster_asio)
+        set_target_properties(cluster_asio PROPERTIES EXPORT_NAME asio)
+        target_link_libraries(cluster_asio INTERFACE cluster)
+        if(NOT CLUSTER_HAS_BEAST)
+            message(STATUS "cluster: Boost.Beast not found, so examples/beast_server is not built")
+        endif()
+    else()
+        cluster_component_missing(asio "Boost.Asio's headers are not in Boost's include directories (${Boost_INCLUDE_DIRS})")
+    endif()
+endif()
 
 if(NOT CLUSTER_WITH_REDIS STREQUAL "OFF")
     find_package(PkgConfig QUIET)

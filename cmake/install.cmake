@@ -1,28 +1,34 @@
 # Install rules: headers, the exported cluster::cluster (header-only) and cluster::core (the
 # compiled core) targets, a CMake package config (find_package(cluster CONFIG)) and pkg-config
 # files. Each rule belongs to an install component, one per Debian package (cmake/package.cmake):
-# dev (the library), http, websocket and redis (the optional components, each with its headers).
+# dev (the library, and cluster::asio, whose Boost is the library's own), http, websocket and
+# redis (the optional components, each with its headers).
 include(CMakePackageConfigHelpers)
 
 set(CLUSTER_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/cluster")
 
 install(TARGETS cluster cluster_core EXPORT clusterTargets COMPONENT dev)
 install(DIRECTORY include/cluster TYPE INCLUDE COMPONENT dev
-        REGEX "/cluster/(http|websocket|redis)(\\.hpp|/.*)?$" EXCLUDE)
+        REGEX "/cluster/(http|websocket|redis|asio)(\\.hpp|/.*)?$" EXCLUDE)
 install(EXPORT clusterTargets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}" COMPONENT dev)
 # The optional components, each in an export of its own: find_package(cluster COMPONENTS
-# http websocket redis) finds those this install has (see clusterConfig.cmake.in).
-foreach(component redis http websocket)
+# http websocket redis asio) finds those this install has (see clusterConfig.cmake.in).
+foreach(component redis http websocket asio)
     string(TOUPPER ${component} upper)
     if(NOT CLUSTER_HAS_${upper})
         continue()
     endif()
     string(SUBSTRING ${upper} 0 1 first)
     string(SUBSTRING ${component} 1 -1 tail)
-    install(TARGETS cluster_${component} EXPORT cluster${first}${tail}Targets COMPONENT ${component})
-    install(EXPORT cluster${first}${tail}Targets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}" COMPONENT ${component})
-    install(FILES include/cluster/${component}.hpp DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/cluster" COMPONENT ${component})
-    install(DIRECTORY include/cluster/${component} DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/cluster" COMPONENT ${component})
+    # cluster::asio needs nothing libcluster-dev does not: it is in that package.
+    set(package ${component})
+    if(component STREQUAL "asio")
+        set(package dev)
+    endif()
+    install(TARGETS cluster_${component} EXPORT cluster${first}${tail}Targets COMPONENT ${package})
+    install(EXPORT cluster${first}${tail}Targets NAMESPACE cluster:: DESTINATION "${CLUSTER_CMAKE_DIR}" COMPONENT ${package})
+    install(FILES include/cluster/${component}.hpp DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/cluster" COMPONENT ${package})
+    install(DIRECTORY include/cluster/${component} DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/cluster" COMPONENT ${package})
 endforeach()
 if(CLUSTER_HTTP_FROM STREQUAL "sources")
     install(TARGETS cluster_llhttp EXPORT clusterHttpTargets COMPONENT http)

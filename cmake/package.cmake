@@ -1,5 +1,6 @@
 # The Debian packages `cpack -G DEB` makes from a build, one per install component: libcluster-dev
-# (the library), libcluster-{http,websocket,redis}-dev (the optional components this build has)
+# (the library, and cluster::asio where it is built: its Boost is the library's own),
+# libcluster-{http,websocket,redis}-dev (the optional components this build has)
 # and clusterctl. Each optional component is a package of its own so that its Depends can be
 # hard ones: apt-get install libcluster-websocket-dev brings wslay and llhttp, and a machine
 # without them does not have the component, rather than one that find_package cannot load.
@@ -23,14 +24,20 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME libcluster-dev)
 # Boost 1.81 is libboost1.81-dev in Debian 12, whose libboost-dev is 1.74; later releases' is newer.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "liburing-dev (>= 2.3), libboost1.81-dev | libboost-dev (>= 1.81)")
 set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "clusterctl")
+# cluster::asio, where this build has it, is in libcluster-dev (cmake/install.cmake).
+set(cluster_deb_asio "")
+if(CLUSTER_HAS_ASIO)
+    set(cluster_deb_asio "the Boost.Asio bridge (cluster::asio: find_package(cluster COMPONENTS
+asio)), ")
+endif()
 set(CPACK_COMPONENT_DEV_DESCRIPTION "Node.js's cluster module for C++20
 A primary process forks, supervises and feeds worker processes: typed
 messages checked at compile time, io_uring-driven IPC, coroutine awaitables
 for every event, and a supervisor that keeps a service up through crashes,
 hangs and reloads.
 This package has the headers (header-only: cluster::cluster, pkg-config
-cluster), the compiled core (cluster::core, pkg-config cluster-core) and the
-CMake package: find_package(cluster).")
+cluster), the compiled core (cluster::core, pkg-config cluster-core),
+${cluster_deb_asio}and the CMake package: find_package(cluster).")
 
 # The optional components: <component> <its Debian dependencies> <synopsis>. On Debian, llhttp
 # is node-llhttp's sources, built into the package (cmake/components.cmake).
