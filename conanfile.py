@@ -25,12 +25,15 @@ class ClusterConan(ConanFile):
     package_type = "static-library"
     settings = "os", "arch", "compiler", "build_type"
     options = {
+        "with_asio": [True, False],
         "with_http": [True, False],
         "with_websocket": [True, False],
         "with_redis": [True, False],
         "tools": [True, False],
     }
     default_options = {
+        # cluster::asio needs only Boost, which the package requires anyway.
+        "with_asio": True,
         "with_http": False,
         "with_websocket": False,
         "with_redis": False,
@@ -76,7 +79,7 @@ class ClusterConan(ConanFile):
         toolchain.cache_variables["CLUSTER_BUILD_EXAMPLES"] = False
         toolchain.cache_variables["CLUSTER_BUILD_BENCHMARKS"] = False
         toolchain.cache_variables["CLUSTER_BUILD_TOOLS"] = bool(self.options.tools)
-        for component in ("http", "websocket", "redis"):
+        for component in ("asio", "http", "websocket", "redis"):
             on = bool(self.options.get_safe(f"with_{component}"))
             toolchain.cache_variables[f"CLUSTER_WITH_{component.upper()}"] = "ON" if on else "OFF"
         toolchain.generate()
@@ -119,6 +122,11 @@ class ClusterConan(ConanFile):
         core.defines = ["CLUSTER_SEPARATE_COMPILATION"]
         core.requires = ["cluster"]
 
+        if self.options.with_asio:
+            asio = self.cpp_info.components["asio"]
+            asio.set_property("cmake_target_name", "cluster::asio")
+            asio.libdirs = []
+            asio.requires = ["cluster"]
         if self.options.with_http:
             http = self.cpp_info.components["http"]
             http.set_property("cmake_target_name", "cluster::http")

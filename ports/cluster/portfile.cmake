@@ -9,6 +9,7 @@ set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
+        asio CLUSTER_WITH_ASIO
         http CLUSTER_WITH_HTTP
         websocket CLUSTER_WITH_WEBSOCKET
         redis CLUSTER_WITH_REDIS
