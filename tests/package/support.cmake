@@ -30,7 +30,7 @@ function(build_consumer build_dir prefix_path target)
 endfunction()
 
 # build_components(<build dir> <prefix path> <components...>): builds components/'s program of
-# each component (websocket, redis) against the cluster that <prefix path> has, and runs it.
+# each component (websocket, redis, asio) against the cluster that <prefix path> has, and runs it.
 function(build_components build_dir prefix_path)
     # Comma-separated: run() takes its arguments as one list, which a ';' would split.
     string(REPLACE ";" "," component_list "${ARGN}")
@@ -39,6 +39,7 @@ function(build_components build_dir prefix_path)
     run(${CMAKE_COMMAND} --build "${build_dir}")
     set(websocket_prints "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=")
     set(redis_prints "redis consumer: refused cleanly")
+    set(asio_prints "asio consumer: 42")
     foreach(component IN LISTS ARGN)
         run("${build_dir}/${component}_consumer")
         if(NOT last_output MATCHES "${${component}_prints}")

@@ -52,7 +52,7 @@ recipe.set_version()
 if recipe.version != version:
     fail(f"set_version() gives {recipe.version}; CMakeLists.txt says {version}")
 
-options = {f"with_{c}": c in built for c in ("http", "websocket", "redis")}
+options = {f"with_{c}": c in built for c in ("asio", "http", "websocket", "redis")}
 options["tools"] = clusterctl.upper() in ("ON", "TRUE", "1", "YES")
 recipe = recipe_class(recipe_dir, options)
 recipe.validate()
