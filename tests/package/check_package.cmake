@@ -1,4 +1,5 @@
-# Script mode: install BUILD_DIR into WORK_DIR/prefix and build CONSUMER_DIR against it.
+# Script mode: install BUILD_DIR into WORK_DIR/prefix and build CONSUMER_DIR against it, and the
+# components' programs (components/) that COMPONENTS names.
 cmake_minimum_required(VERSION 3.20)
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
@@ -32,9 +33,18 @@ run("${WORK_DIR}/consumer_pc")
 if(NOT last_output MATCHES "consumer: 42")
     message(FATAL_ERROR "pkg-config consumer printed: ${last_output}")
 endif()
+# cluster::asio has no module of its own: cluster's flags are all its headers need (Boost's are
+# on the compiler's path, as Debian puts them).
+list(REMOVE_ITEM COMPONENTS "")
+if("asio" IN_LIST COMPONENTS)
+    run(${CXX} "${CMAKE_CURRENT_LIST_DIR}/components/asio.cpp" -o "${WORK_DIR}/asio_pc" ${flags})
+    run("${WORK_DIR}/asio_pc")
+    if(NOT last_output MATCHES "asio consumer: 42")
+        message(FATAL_ERROR "pkg-config asio consumer printed: ${last_output}")
+    endif()
+endif()
 
 # The optional components this build has (COMPONENTS): one consumer project, a program each.
-list(REMOVE_ITEM COMPONENTS "")
 if(COMPONENTS)
     build_components("${WORK_DIR}/components" "${prefix}" ${COMPONENTS})
 endif()
