@@ -360,15 +360,19 @@ inline std::optional<link_envelope> link_take::thread_take::await_resume() {
     return owner->took(std::move(ready));
 }
 
-// P's box for a message from one worker on its way to another, queued on `to`.
+// P's box for a message from one worker on its way to another, queued on `to`: moved on if this
+// is the box's last use (`last`) and nobody else holds it, else copied.
 template <class P>
-std::error_code queue_boxed(link& to, const boxed_message& b, std::uint32_t tag, std::uint16_t flags) {
+std::error_code queue_boxed(link& to, boxed_message& b, bool last, std::uint32_t tag, std::uint16_t flags) {
+    const bool take = last && b.value.use_count() == 1;
     return std::visit(
-        [&](const auto& m) {
+        [&](auto& m) {
             if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>)
                 return std::error_code{};  // an empty protocol's: none is ever decoded
+            else if (take)
+                return to.template queue_user<P>(std::move(m), tag, flags);
             else
-                return to.template queue_user<P>(m, tag, flags);
+                return to.template queue_user<P>(std::as_const(m), tag, flags);
         },
         unbox<P>(b));
 }
