@@ -21,6 +21,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 using namespace cluster;
@@ -56,16 +57,18 @@ void must(bool ok, const char* what) {
     if (!ok) throw std::runtime_error(what);
 }
 
-task<void> report_fd(worker<fd_proto>& w, int number, std::string label) {
-    const fd_report r{number, std::move(label)};
+// Labels are views of what outlives the wait (a literal, the message received): no temporary
+// std::string sits in a co_await.
+task<void> report_fd(worker<fd_proto>& w, int number, std::string_view label) {
+    const fd_report r{number, std::string(label)};
     auto sent = co_await w.send(r);
     must(sent.has_value(), "sending a report");
 }
 
 // What arrives through an fd it was handed: a byte written to it, and the number it had here.
-task<void> mark_and_report(worker<fd_proto>& w, const unique_fd& fd, std::string label) {
+task<void> mark_and_report(worker<fd_proto>& w, const unique_fd& fd, std::string_view label) {
     must(fd.valid() && ::write(fd.get(), "w", 1) == 1, "writing through a handed fd");
-    co_await report_fd(w, fd.get(), std::move(label));
+    co_await report_fd(w, fd.get(), label);
 }
 
 // A memfd, given away to the primary or to another worker, its number in its label; then
