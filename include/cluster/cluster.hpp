@@ -23,6 +23,7 @@
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
 #include <cluster/exit_code.hpp>
+#include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/job_pool.hpp>
 #include <cluster/leave_reason.hpp>

@@ -20,6 +20,7 @@
 #include <cluster/detail/worker_process.hpp>
 #include <cluster/error.hpp>
 #include <cluster/events.hpp>
+#include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
@@ -215,15 +216,16 @@ public:
         co_return incoming<T>{std::move(std::get<T>(detail::unbox<P>(m.value))), m.from, m.request_tag};
     }
 
-    // Answers a request from a worker; fails with peer_gone if that worker is gone.
+    // Answers a request from a worker; fails with peer_gone if that worker is gone. An rvalue
+    // (or hand_over(response)) is given away, as worker_handle::reply()'s is.
     template <class M, class R>
-        requires wire::message_of<std::remove_cvref_t<R>, P>
+        requires wire::message_of<detail::message_type<R>, P>
     io::task<result<void>> reply(const incoming<M>& to, R&& response) {
         io::refuse_awaited_temporary<R>();
         detail::check_replyable(to);
         handle* h = worker(to.from);
         if (!h || !h->is_connected()) co_return make_error_code(errc::peer_gone);
-        co_return co_await h->reply(to, response);
+        co_return co_await h->reply(to, std::forward<R>(response));
     }
 
     // Disconnects every worker and waits until each has exited (Node's cluster.disconnect()).

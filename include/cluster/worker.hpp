@@ -16,6 +16,7 @@
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/link.hpp>
 #include <cluster/detail/worker_core.hpp>
+#include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
@@ -85,18 +86,21 @@ public:
         co_return incoming<T>{std::move(std::get<T>(detail::unbox<P>(m->value))), m->from, m->request_tag};
     }
 
-    // To another worker, through the primary; dropped if that worker is gone.
+    // To another worker, through the primary; dropped if that worker is gone. An rvalue (or
+    // hand_over(msg)) is given away, as send()'s is: between threads it arrives as itself.
     template <class T>
-        requires wire::message_of<std::remove_cvref_t<T>, P>
+        requires wire::message_of<detail::message_type<T>, P>
     [[nodiscard]] auto send_to(unsigned worker_id, T&& msg) {
         io::refuse_awaited_temporary<T>();
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
-        return this->link_.template send_user<P>(msg, worker_id, wire::frame_flags::routed);
+        return this->link_.template send_user<P>(detail::forward_message(std::forward<T>(msg)), worker_id,
+                                                 wire::frame_flags::routed);
     }
 
-    // To every other worker, through the primary.
+    // To every other worker, through the primary. msg is copied, whatever it is passed as:
+    // every worker gets one of its own.
     template <class T>
         requires wire::message_of<std::remove_cvref_t<T>, P>
     [[nodiscard]] auto broadcast(T&& msg) {

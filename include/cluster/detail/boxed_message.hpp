@@ -32,8 +32,9 @@ struct protocol_ops {
     // A peer's message decoded as one of P's, with the checks of a frame on arrival: an error
     // means the peer broke the protocol.
     wire::decode_result<boxed_message> (*decode)(wire::raw_message&);
-    // Queues a boxed message on a link (a message from one worker, on its way to another).
-    std::error_code (*queue)(link&, const boxed_message&, std::uint32_t tag, std::uint16_t flags);
+    // Queues a boxed message on a link (a message from one worker, on its way to another);
+    // `last`: the box is not queued again, and its message may be moved out of it.
+    std::error_code (*queue)(link&, boxed_message&, bool last, std::uint32_t tag, std::uint16_t flags);
 };
 
 // The message in a box of protocol P's.

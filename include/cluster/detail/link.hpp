@@ -23,6 +23,7 @@
 #include <cluster/detail/link_envelope.hpp>
 #include <cluster/detail/message_clone.hpp>
 #include <cluster/detail/thread_link.hpp>
+#include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
 #include <cluster/io/task.hpp>
@@ -126,7 +127,8 @@ private:
 // One end of the link between a primary and a worker: it carries the control messages beside
 // the user's, and keeps the requests sent on it that wait for their answers. To a process it
 // is a channel on a socketpair, every message encoded; to a thread, two pipes that move each
-// message as it is (a copy of the sender's, its fds dup'd), no codec and no socket.
+// message as it is (the sender's own if given away, else a copy with its fds dup'd), no codec
+// and no socket.
 class link {
 public:
     using protocol = control::link_protocol;
@@ -154,11 +156,11 @@ public:
         return link_wait(thread_->out(), push(protocol::variant(clone_message(msg)), tag, flags, {}));
     }
 
-    // A message of the user's protocol P: encoded for a process, boxed for a thread.
+    // A message of the user's protocol P: encoded for a process, boxed for a thread. An rvalue
+    // is given away: moved into a thread's box as itself, or encoded and then dropped here.
     template <class P, class T>
-    [[nodiscard]] link_wait send_user(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
-        if (socket_) return link_wait(socket_->wait_for_room(socket_->queue(msg, tag, flags)));
-        return link_wait(thread_->out(), queue_user<P>(msg, tag, flags));
+    [[nodiscard]] link_wait send_user(T&& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        return wait_for_room(queue_user<P>(std::forward<T>(msg), tag, flags));
     }
 
     // Queues without waiting, whatever is queued already: a process's own small messages.
@@ -169,18 +171,20 @@ public:
     }
 
     template <class P, class T>
-    std::error_code queue_user(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
-        if (socket_) return socket_->queue(msg, tag, flags);
+    std::error_code queue_user(T&& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        using M = std::remove_cvref_t<T>;
         // A message the codec refuses has had its one error from protocol<>: no copy of it is
         // compiled, whose errors would only repeat that one.
-        if constexpr (!wire::sendable<T>) {
-            return make_error_code(errc::invalid_value);
+        if constexpr (!wire::sendable<M>) {
+            return socket_ ? socket_->queue(msg, tag, flags) : make_error_code(errc::invalid_value);
         } else {
-            auto value = std::make_shared<typename P::variant>(std::in_place_type<T>, clone_message(msg));
+            if (socket_) return encode_user(std::forward<T>(msg), tag, flags);
+            auto value =
+                std::make_shared<typename P::variant>(std::in_place_type<M>, boxed_value(std::forward<T>(msg)));
             wire::raw_message stub;
-            stub.type_id = P::template id<T>;
+            stub.type_id = P::template id<M>;
             return push(protocol::variant(std::move(stub)), tag, flags,
-                        boxed_message{std::move(value), stub.type_id, sizeof(T)});
+                        boxed_message{std::move(value), stub.type_id, sizeof(M)});
         }
     }
 
@@ -283,6 +287,17 @@ public:
 private:
     friend class link_take;
 
+    // Queued on the socket, with dups of its fds. A message given away is the sender's no
+    // longer, as it would be had it gone to a thread: its fds are closed now, not left open.
+    template <class T>
+    std::error_code encode_user(T&& msg, std::uint32_t tag, std::uint16_t flags) {
+        auto queued = socket_->queue(msg, tag, flags);
+        if constexpr (given_away<T>) {
+            [[maybe_unused]] const auto dropped = std::move(msg);
+        }
+        return queued;
+    }
+
     std::error_code push(protocol::variant value, std::uint32_t tag, std::uint16_t flags, boxed_message boxed) {
         if (forked_) return make_error_code(errc::forked_child);
         const std::size_t bytes = sizeof(link_envelope) + boxed.size;
@@ -345,15 +360,19 @@ inline std::optional<link_envelope> link_take::thread_take::await_resume() {
     return owner->took(std::move(ready));
 }
 
-// P's box for a message from one worker on its way to another, queued on `to`.
+// P's box for a message from one worker on its way to another, queued on `to`: moved on if this
+// is the box's last use (`last`) and nobody else holds it, else copied.
 template <class P>
-std::error_code queue_boxed(link& to, const boxed_message& b, std::uint32_t tag, std::uint16_t flags) {
+std::error_code queue_boxed(link& to, boxed_message& b, bool last, std::uint32_t tag, std::uint16_t flags) {
+    const bool take = last && b.value.use_count() == 1;
     return std::visit(
-        [&](const auto& m) {
+        [&](auto& m) {
             if constexpr (std::is_same_v<std::decay_t<decltype(m)>, std::monostate>)
                 return std::error_code{};  // an empty protocol's: none is ever decoded
+            else if (take)
+                return to.template queue_user<P>(std::move(m), tag, flags);
             else
-                return to.template queue_user<P>(m, tag, flags);
+                return to.template queue_user<P>(std::as_const(m), tag, flags);
         },
         unbox<P>(b));
 }
@@ -421,10 +440,10 @@ io::task<result<Reply>> ask_control(link& l, const T& msg, std::chrono::duration
 // timed_out, peer_gone (the other end disconnected or died first), unexpected_type (it
 // answered with another type), or the send's. An answer that does not decode cuts the link off.
 template <class P, class Reply, class T, class Rep, class Period>
-io::task<result<Reply>> request(link& l, const T& msg, std::chrono::duration<Rep, Period> timeout) {
+io::task<result<Reply>> request(link& l, T&& msg, std::chrono::duration<Rep, Period> timeout) {
     ipc::request_table<link_envelope>::slot slot(l.requests);
     if (slot.tag() == 0) co_return make_error_code(errc::peer_gone);
-    auto sent = co_await l.template send_user<P>(msg, slot.tag(), wire::frame_flags::request);
+    auto sent = co_await l.template send_user<P>(std::forward<T>(msg), slot.tag(), wire::frame_flags::request);
     auto answer = co_await answer_to(slot, std::move(sent), timeout);
     if (!answer) co_return answer.error();
     if (answer->is_boxed()) {
@@ -444,8 +463,9 @@ io::task<result<Reply>> request(link& l, const T& msg, std::chrono::duration<Rep
 }
 
 // What both ends offer their users alike: send, request, reply, in the user's protocol P.
-// Each takes its message as T&&, to refuse the temporaries GCC 12 would destroy twice
-// (io::refuse_awaited_temporary).
+// Each takes its message as T&&: an lvalue is copied (to a thread) or encoded, and left as it
+// was; an rvalue, or a name passed through hand_over(), is given away (docs/threads.md). T&& also
+// refuses the temporaries GCC 12 would destroy twice (io::refuse_awaited_temporary).
 template <class P>
 class link_end {
 public:
@@ -455,29 +475,30 @@ public:
     link_end& operator=(const link_end&) = delete;
 
     template <class T>
-        requires wire::message_of<std::remove_cvref_t<T>, P>
+        requires wire::message_of<message_type<T>, P>
     [[nodiscard]] auto send(T&& msg) {
         io::refuse_awaited_temporary<T>();
-        return link_.template send_user<P>(msg);
+        return link_.template send_user<P>(forward_message(std::forward<T>(msg)));
     }
 
     // Asks the other end and waits up to `timeout` for its reply, a Reply. Errors:
     // timed_out, peer_gone (the other end disconnected or died first), unexpected_type
     // (it answered with another type), or the send's.
     template <wire::message_of<P> Reply, class T, class Rep = std::int64_t, class Period = std::milli>
-        requires wire::message_of<std::remove_cvref_t<T>, P>
+        requires wire::message_of<message_type<T>, P>
     io::task<result<Reply>> request(T&& msg, std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(5)) {
         io::refuse_awaited_temporary<T>();
-        return detail::request<P, Reply>(link_, msg, timeout);
+        return detail::request<P, Reply>(link_, forward_message(std::forward<T>(msg)), timeout);
     }
 
     // Answers a request that came in on this link.
     template <class M, class R>
-        requires wire::message_of<std::remove_cvref_t<R>, P>
+        requires wire::message_of<message_type<R>, P>
     [[nodiscard]] auto reply(const incoming<M>& to, R&& response) {
         io::refuse_awaited_temporary<R>();
         check_replyable(to);
-        return link_.template send_user<P>(response, to.request_tag, wire::frame_flags::response);
+        return link_.template send_user<P>(forward_message(std::forward<R>(response)), to.request_tag,
+                                           wire::frame_flags::response);
     }
 
     [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return link_.stats(); }

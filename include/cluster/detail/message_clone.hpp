@@ -1,5 +1,5 @@
-// cluster::detail::clone_message(): a message's copy for a thread worker — copied as it is, and
-// each fd it holds dup'd, as a process's peer would get it through SCM_RIGHTS.
+// cluster::detail::clone_message() and boxed_value(): a message for a thread worker — a copy, each
+// fd it holds dup'd as SCM_RIGHTS would; or, given away, the sender's own object moved, fds and all.
 #pragma once
 
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include <boost/describe/modifiers.hpp>
 #include <boost/mp11/algorithm.hpp>
 
+#include <cluster/hand_over.hpp>
 #include <cluster/unique_fd.hpp>
 
 namespace cluster::detail {
@@ -122,6 +123,16 @@ struct of<std::optional<T>> {
 template <class T>
 T clone_message(const T& m) {
     return clone_parts::of<T>::copy(m);
+}
+
+// What a thread's box holds of a message passed as T&&: the message itself if the sender gave it
+// away (no copy, and its fds are the same descriptors), otherwise its clone.
+template <class T>
+std::remove_cvref_t<T> boxed_value(T&& m) {
+    if constexpr (given_away<T>)
+        return std::move(m);
+    else
+        return clone_message(m);
 }
 
 }  // namespace cluster::detail

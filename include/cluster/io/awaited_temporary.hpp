@@ -19,7 +19,8 @@ namespace cluster::io {
 // Whether an argument that deduced T, as a T&& parameter does, is a temporary that the bug
 // corrupts: an aggregate rvalue with something to destroy. A function's result or a
 // std::move()d name is safe, but the type system cannot tell them from a braced temporary,
-// so they are refused too; a named object, or a type with a constructor, is never refused.
+// so they are refused too (cluster::hand_over(name) gives a name away instead); a named
+// object, or a type with a constructor, is never refused.
 template <class T>
 inline constexpr bool destroyed_twice_when_awaited =
 #ifdef CLUSTER_REFUSES_AWAITED_TEMPORARIES
@@ -36,7 +37,8 @@ constexpr void refuse_awaited_temporary() noexcept {
     static_assert(!destroyed_twice_when_awaited<T>,
                   "cluster: GCC 12 destroys a braced temporary twice when it is inside co_await (GCC bug "
                   "101976), and a temporary of this type cannot be told from one: name the message first — "
-                  "`job j{...}; co_await h.request<R>(j);` — or give its type a constructor");
+                  "`job j{...}; co_await h.request<R>(j);` — or give its type a constructor; to give a named "
+                  "message away, pass cluster::hand_over(j) rather than std::move(j)");
 }
 
 }  // namespace cluster::io

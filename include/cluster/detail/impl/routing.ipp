@@ -111,9 +111,12 @@ CLUSTER_DECL io::task<void> router::forward(record& from, envelope&& e) {
         from.link.abort(boxed.error().code, std::move(boxed.error().path));
         co_return;
     }
-    for (const auto& target : targets(from, e.tag)) {
-        auto& to = target->link;
-        (void)co_await to.wait_for_room(s_.ops.queue(to, *boxed, from.id, wire::frame_flags::routed));
+    // Copied to all but the last, which takes the message itself: a send_to's goes on as it
+    // came, and a thread's fds in it travel on as the same descriptors.
+    const auto to = targets(from, e.tag);
+    for (std::size_t i = 0; i < to.size(); ++i) {
+        auto& l = to[i]->link;
+        (void)co_await l.wait_for_room(s_.ops.queue(l, *boxed, i + 1 == to.size(), from.id, wire::frame_flags::routed));
     }
 }
 
