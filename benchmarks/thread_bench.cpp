@@ -47,8 +47,9 @@ constexpr std::uint64_t oneway_count = 1'000'000;
 constexpr std::uint64_t oneway_window = 10'000;
 constexpr unsigned online_workers = 16;
 
-// What a sample asks of the worker.
-enum : std::uint32_t { echo = 1, count = 2, last = 3 };
+// What a sample asks of the worker. A rally: the worker plays ping-pong with the worker whose id
+// the sample's id names, and answers the primary with the nanoseconds its rounds took.
+enum : std::uint32_t { echo = 1, count = 2, last = 3, rally = 4, ping = 5, pong = 6 };
 
 sample make_sample(std::uint64_t id, std::uint32_t kind) {
     return sample{id, kind, 3.5, "sample-name1", {1, 2, 3, 4, 5, 6, 7}};
@@ -58,14 +59,41 @@ double seconds_since(clock_type::time_point start) {
     return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-// Echoes the echo samples, counts the others, and says how many once the last has come.
+// The rounds of a rally with worker `peer`, each a ping sent to it and its pong awaited, in
+// nanoseconds after the warm-up.
+task<std::uint64_t> rally_ns(worker<proto>& w, unsigned peer) {
+    auto s = make_sample(0, ping);
+    clock_type::time_point start;
+    for (int i = 0; i < warmup + rtt_rounds; ++i) {
+        if (i == warmup) start = clock_type::now();
+        s.id = static_cast<std::uint64_t>(i);
+        auto sent = co_await w.send_to(peer, s);
+        if (!sent) std::abort();
+        auto back = co_await w.receive<sample>();
+        if (!back || back->value.kind != pong || back->value.id != s.id) std::abort();
+    }
+    co_return static_cast<std::uint64_t>(seconds_since(start) * 1e9);
+}
+
+// Echoes the echo samples and pings, rallies when asked, counts the others, and says how many
+// once the last has come.
 task<void> worker_main(worker<proto>& w) {
     std::uint64_t counted = 0;
     while (auto m = co_await w.receive()) {
-        const auto* s = m->get_if<sample>();
+        auto* s = m->get_if<sample>();
         if (!s) continue;
         if (s->kind == echo) {
             (void)co_await w.send(*s);
+            continue;
+        }
+        if (s->kind == ping) {
+            s->kind = pong;
+            (void)co_await w.send_to(m->from, *s);
+            continue;
+        }
+        if (s->kind == rally) {
+            const ack took{co_await rally_ns(w, static_cast<unsigned>(s->id))};
+            (void)co_await w.send(took);
             continue;
         }
         ++counted;
@@ -109,16 +137,38 @@ task<double> rtt_ns(primary<proto>& p, worker_handle<proto>& h) {
     co_return seconds_since(start) * 1e9 / rtt_rounds;
 }
 
-double node_rtt_ns() {
+// Between the main thread and a worker, or between two workers through a MessageChannel.
+double node_rtt_ns(bool between_workers) {
     if (std::system("command -v node >/dev/null 2>&1") != 0) return 0;
-    const std::string cmd =
-        std::string("node ") + CLUSTER_BENCH_DIR + "/node/thread_rtt.js " + std::to_string(rtt_rounds);
+    const std::string cmd = std::string("node ") + CLUSTER_BENCH_DIR + "/node/thread_rtt.js " +
+                            std::to_string(rtt_rounds) + (between_workers ? " between" : " main");
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return 0;
     char line[256] = {};
     double ns = 0;
     if (std::fgets(line, sizeof line, p)) std::sscanf(line, "{\"round_trip_ns\":%lf", &ns);
     ::pclose(p);
+    return ns;
+}
+
+// A round trip between two workers: the first sends to the second with send_to(), which
+// answers the same way; the primary routes both.
+double between_workers_rtt_ns(start_mode mode) {
+    io_context ctx;
+    primary_options o;
+    o.mode = mode;
+    primary<proto> p(o, worker_main);
+    const double ns = sync_wait([](primary<proto>& self) -> task<double> {
+        auto& a = co_await self.fork();
+        auto& b = co_await self.fork();
+        for (int i = 0; i < 2; ++i) (void)co_await self.next<online_event>();
+        auto go = make_sample(b.id(), rally);
+        auto sent = co_await a.send(go);
+        if (!sent) std::abort();
+        auto took = co_await self.next_message<ack>();
+        co_return static_cast<double>(took.value.count) / rtt_rounds;
+    }(p));
+    sync_wait(p.shutdown());
     return ns;
 }
 
@@ -202,6 +252,13 @@ double online_ms(start_mode mode) {
     return ms;
 }
 
+void print_beside_node(const char* name, double ns, double node_ns, const char* baseline) {
+    if (node_ns > 0)
+        bench::print({name, ns, "ns", baseline, node_ns, "lower", "ratio <= 0.2"});
+    else
+        std::fprintf(stderr, "%s beside Node.js: skipped, node is not installed\n", name);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,25 +267,27 @@ int main(int argc, char** argv) {
                              "  worker_threads postMessage, messages one way beside a plain queue between two\n"
                              "  threads, 16 workers online beside 16 forked; one JSON line per figure.\n"))
         return 0;
-    std::vector<double> thread_rtt, fork_rtt, thread_rate, plain_rate, online_thread, online_fork;
+    std::vector<double> thread_rtt, fork_rtt, primary_rtt, primary_fork_rtt, thread_rate, plain_rate, online_thread,
+        online_fork;
     for (int r = 0; r < repeats; ++r) {
-        thread_rtt.push_back(with_one_worker<double>(start_mode::thread, rtt_ns));
-        fork_rtt.push_back(with_one_worker<double>(start_mode::fork, rtt_ns));
+        thread_rtt.push_back(between_workers_rtt_ns(start_mode::thread));
+        fork_rtt.push_back(between_workers_rtt_ns(start_mode::fork));
+        primary_rtt.push_back(with_one_worker<double>(start_mode::thread, rtt_ns));
+        primary_fork_rtt.push_back(with_one_worker<double>(start_mode::fork, rtt_ns));
         thread_rate.push_back(with_one_worker<double>(start_mode::thread, oneway_per_second));
         plain_rate.push_back(plain_queue_per_second());
         online_thread.push_back(online_ms(start_mode::thread));
         online_fork.push_back(online_ms(start_mode::fork));
     }
-    const double node_ns = node_rtt_ns();
-
-    if (node_ns > 0)
-        bench::print({"thread_rtt", bench::median(thread_rtt), "ns",
-                      "Node.js worker_threads postMessage round trip of the same object", node_ns, "lower",
-                      "ratio <= 0.2"});
-    else
-        std::fprintf(stderr, "thread_rtt beside Node.js: skipped, node is not installed\n");
+    print_beside_node("thread_rtt", bench::median(thread_rtt), node_rtt_ns(true),
+                      "Node.js: the same object's round trip between two worker_threads through a MessageChannel");
     bench::print({"thread_rtt_vs_process", bench::median(thread_rtt), "ns",
-                  "the same round trip with a forked worker (process mode)", bench::median(fork_rtt), "lower",
+                  "the same round trip between two forked workers (process mode)", bench::median(fork_rtt), "lower",
+                  "ratio <= 1"});
+    print_beside_node("thread_rtt_primary", bench::median(primary_rtt), node_rtt_ns(false),
+                      "Node.js: the same object's round trip between the main thread and a worker_thread");
+    bench::print({"thread_rtt_primary_vs_process", bench::median(primary_rtt), "ns",
+                  "the same round trip with a forked worker (process mode)", bench::median(primary_fork_rtt), "lower",
                   "ratio <= 1"});
     bench::print({"thread_oneway", bench::median(thread_rate), "messages/s",
                   "a plain queue between two threads: a deque under a mutex, a condition variable",

@@ -89,7 +89,6 @@ class link_take {
 
     struct thread_take {
         link* owner;
-        std::optional<link_envelope> ready;
         std::optional<slow_take> slow;
         std::optional<decltype(std::declval<slow_take&>().operator co_await())> awaiting;
 
@@ -101,8 +100,7 @@ class link_take {
 
 public:
     explicit link_take(socket_take t) noexcept : t_(std::in_place_index<0>, std::move(t)) {}
-    explicit link_take(link& l) noexcept
-        : t_(std::in_place_index<1>, thread_take{&l, std::nullopt, std::nullopt, std::nullopt}) {}
+    explicit link_take(link& l) noexcept : t_(std::in_place_index<1>, thread_take{&l, std::nullopt, std::nullopt}) {}
 
     [[gnu::always_inline]] bool await_ready() {
         return t_.index() == 0 ? std::get<0>(t_).await_ready() : std::get<1>(t_).await_ready();
@@ -309,14 +307,18 @@ private:
     }
 
     // A message taken off the pipe, counted; the end of the stream closes this side for reading.
-    std::optional<link_envelope> took(std::optional<link_envelope> e) noexcept {
+    std::optional<link_envelope> took(std::optional<link_envelope>&& e) noexcept {
         if (!e) {
             read_closed_ = true;
-            return e;
+            return std::nullopt;
         }
+        count_received(*e);
+        return std::move(e);
+    }
+
+    void count_received(const link_envelope& e) noexcept {
         ++stats_.frames_received;
-        stats_.bytes_received += weigh(*e);
-        return e;
+        stats_.bytes_received += weigh(e);
     }
 
     void end_thread_link() noexcept {
@@ -337,14 +339,12 @@ private:
     std::string reason_detail_;
 };
 
+// What came in a burst is taken in place, moved once: a thread link's messages move as themselves.
 inline bool link_take::thread_take::await_ready() {
     if (owner->read_closed_) return true;
     auto& arrived = owner->arrived_;
     if (arrived.empty()) owner->thread_->in().take_all(arrived);
-    if (arrived.empty()) return false;
-    ready.emplace(std::move(arrived.front()));
-    arrived.pop_front();
-    return true;
+    return !arrived.empty();
 }
 
 template <class Promise>
@@ -356,8 +356,12 @@ std::coroutine_handle<> link_take::thread_take::await_suspend(std::coroutine_han
 
 inline std::optional<link_envelope> link_take::thread_take::await_resume() {
     if (awaiting) return owner->took(awaiting->await_resume());
-    if (owner->read_closed_ && !ready) return std::nullopt;
-    return owner->took(std::move(ready));
+    auto& arrived = owner->arrived_;
+    if (owner->read_closed_ || arrived.empty()) return std::nullopt;
+    std::optional<link_envelope> e(std::in_place, std::move(arrived.front()));
+    arrived.pop_front();
+    owner->count_received(*e);
+    return e;
 }
 
 // P's box for a message from one worker on its way to another, queued on `to`: moved on if this

@@ -2,6 +2,7 @@
 // bounded queue, each side's tasks woken by a doorbell of their own; the end of the stream both ways.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -53,17 +54,16 @@ public:
         const std::lock_guard lock(mutex_);
         if (closed_) return make_error_code(errc::channel_closed);
         if (consumer_gone_) return make_error_code(errc::peer_gone);
-        queued_cost_ += weigh(v);
+        set_cost(queued_cost_ + weigh(v));
         items_.push_back(std::move(v));
         ++pushed_;
         if (data_) data_->ring();
         return {};
     }
 
-    [[nodiscard]] bool full() const {
-        const std::lock_guard lock(mutex_);
-        return queued_cost_ > high_water_ && !consumer_gone_;
-    }
+    // Read without the lock: a sender asks after every push, and a stale answer only sends it
+    // to wait_for_room(), which looks again under the lock, or lets one more value in.
+    [[nodiscard]] bool full() const noexcept { return full_.load(std::memory_order_relaxed); }
 
     // `queued` (push()'s result) once the queue is back under the high-water mark; peer_gone
     // if the consumer goes first.
@@ -93,7 +93,7 @@ public:
         const std::lock_guard lock(mutex_);
         consumer_gone_ = true;
         dropped.swap(items_);
-        queued_cost_ = 0;
+        set_cost(0);
         if (data_) data_->wake_here();
         data_.reset();
         if (room_) room_->ring();
@@ -122,15 +122,16 @@ public:
     // Every value queued, appended to `into` in order, under one lock: a consumer that keeps
     // up takes a burst at once instead of locking for each value. Never waits.
     void take_all(std::deque<T>& into) {
-        std::deque<T> taken;
         const std::lock_guard lock(mutex_);
         if (items_.empty()) return;
-        taken.swap(items_);
         const bool was_full = queued_cost_ > high_water_;
-        queued_cost_ = 0;
+        set_cost(0);
         if (was_full && room_) room_->ring();
-        if (into.empty()) return into.swap(taken);
-        for (auto& v : taken) into.push_back(std::move(v));
+        // A swap hands over the queue's blocks; a std::deque of its own here would take new
+        // ones from the heap at every burst.
+        if (into.empty()) return into.swap(items_);
+        for (auto& v : items_) into.push_back(std::move(v));
+        items_.clear();
     }
 
     // Whether values wait to be taken.
@@ -147,12 +148,18 @@ public:
 private:
     std::size_t weigh(const T& v) const noexcept { return cost_ ? cost_(v) : 1; }
 
+    // Under the lock.
+    void set_cost(std::size_t cost) noexcept {
+        queued_cost_ = cost;
+        full_.store(cost > high_water_ && !consumer_gone_, std::memory_order_relaxed);
+    }
+
     std::optional<T> take_locked() {
         if (items_.empty()) return std::nullopt;
         std::optional<T> v(std::move(items_.front()));
         items_.pop_front();
         const bool was_full = queued_cost_ > high_water_;
-        queued_cost_ -= weigh(*v);
+        set_cost(queued_cost_ - weigh(*v));
         if (was_full && queued_cost_ <= high_water_ && room_) room_->ring();
         return v;
     }
@@ -163,6 +170,7 @@ private:
     mutable std::mutex mutex_;
     std::deque<T> items_;
     std::size_t queued_cost_ = 0;
+    std::atomic<bool> full_ = false;  // queued_cost_ > high_water_ && !consumer_gone_
     std::uint64_t pushed_ = 0;
     bool closed_ = false;           // the producer sends no more
     bool consumer_gone_ = false;    // the consumer takes no more
