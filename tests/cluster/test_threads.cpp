@@ -3,6 +3,7 @@
 // mixing with process workers; its role and environment; scaling with threads.
 #include <catch2/catch.hpp>
 
+#include "support/descriptors.hpp"
 #include "support/events.hpp"
 #include "support/messages.hpp"
 #include "support/primary.hpp"
@@ -203,6 +204,25 @@ TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once,
     CHECK(gone.status.signal == SIGKILL);
     CHECK_FALSE(gone.exited_after_disconnect);
     CHECK(support::all_of<disconnect_event>(ended).size() == 1);
+}
+
+// A regression test: a thread worker's eventfd stayed open for as long as any handle of it did
+// (an event kept by the primary's code), where a process worker's descriptors go as it exits.
+TEST_CASE("a thread worker's descriptors go as it exits, not with the last event that holds its handle") {
+    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+        std::vector<event<P>> kept;  // each holds its worker's handle
+        std::size_t fds = 0;
+        for (unsigned n = 1; n <= 4; ++n) {
+            auto& h = co_await support::fork_worker(p);
+            const unsigned id = h.id();
+            auto left = co_await bounded(h.disconnect());
+            CHECK(left.has_value());
+            auto events = co_await support::events_through(p, id, event_kind::exit);
+            kept.insert(kept.end(), events.begin(), events.end());
+            if (n == 1) fds = support::open_fd_count();  // what the first start made for every one, counted
+        }
+        CHECK(support::open_fd_count() == fds);
+    });
 }
 
 TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns exit_code::gave_up") {
