@@ -209,6 +209,13 @@ task<void> tell_ready(scale_handle& h) {
 
 // ---- the primary ----
 
+// Options for workers started in `mode`, the rest as the defaults.
+primary_options started_as(start_mode mode) {
+    primary_options o;
+    o.mode = mode;
+    return o;
+}
+
 // Runs body against a primary of serving workers (see support::with_primary).
 template <class Body>
 void with_serving_workers(primary_options o, Body&& body) {
@@ -552,6 +559,28 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
         // Checked every 50 ms all along, and again now: still under the limit, still running.
         co_await expect_quiet(p, 6 * check_every);
         CHECK(listed_ids(p) == std::vector<unsigned>{idle, fresh});
+        CHECK(p.target() == 2);
+    });
+}
+
+namespace {
+
+constexpr auto thread_memory_checks = 50ms;
+
+}  // namespace
+
+// A regression test: a thread worker's resident set was read as the process's, above any
+// limit below the process's, and each thread worker was replaced at every check, without end.
+TEST_CASE("max_memory leaves thread workers alone: their resident set is the whole process's") {
+    auto o = started_as(start_mode::thread);
+    o.max_memory = 1;  // any process is above it
+    o.memory_check_interval = thread_memory_checks;
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        (void)co_await until_online(p, 2);
+        // Six checks' time: nothing is replaced.
+        co_await expect_quiet(p, 6 * thread_memory_checks);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 2});
         CHECK(p.target() == 2);
     });
 }
