@@ -1,6 +1,6 @@
 // What is a thread worker's own (docs/threads.md): an exception as its crash, with the message,
 // and its restart; a hang that stops the cluster; the options only a process has, refused;
-// mixing with process workers; its role and environment; scaling with threads.
+// mixing with process workers; its role and environment; reload.
 #include <catch2/catch.hpp>
 
 #include "support/descriptors.hpp"
@@ -252,17 +252,6 @@ TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns 
     const auto gave_up = support::all_of<gave_up_event>(seen);
     REQUIRE(gave_up.size() == 1);
     CHECK(gave_up.front().what.find("is a thread that sent no heartbeat") != std::string::npos);
-}
-
-TEST_CASE("scale() starts thread workers up to n and retires the oldest down to n") {
-    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
-        co_await bounded(p.scale(4));
-        CHECK(p.workers().size() == 4);
-        for (const auto* h : p.workers()) CHECK(h->is_thread());
-        co_await bounded(p.scale(1));
-        REQUIRE(p.workers().size() == 1);
-        CHECK(p.workers().front()->id() == 4);
-    });
 }
 
 TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {
