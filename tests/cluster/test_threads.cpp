@@ -1,6 +1,6 @@
 // What is a thread worker's own (docs/threads.md): an exception as its crash, with the message,
-// and its restart; a hang that stops the cluster; the options only a process has, refused;
-// mixing with process workers; its role and environment; reload.
+// and its restart; a hang that stops the cluster, or aborts the process; the options only a
+// process has, refused; mixing with process workers; its role and environment; reload.
 #include <catch2/catch.hpp>
 
 #include "support/descriptors.hpp"
@@ -13,6 +13,9 @@
 
 #include <boost/describe.hpp>
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -48,6 +51,7 @@ namespace {
 
 using support::bounded;
 using support::exit_of;
+using support::wait_limit;
 
 primary_options threads(restart_mode restart = restart_mode::temporary) {
     primary_options o;
@@ -252,6 +256,55 @@ TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns 
     const auto gave_up = support::all_of<gave_up_event>(seen);
     REQUIRE(gave_up.size() == 1);
     CHECK(gave_up.front().what.find("is a thread that sent no heartbeat") != std::string::npos);
+}
+
+namespace {
+
+constexpr auto aborting_timeout = 200ms;
+
+// In the child the test forks: a primary whose one thread worker hangs, with hung_thread
+// abort, its stderr into err_fd. It ends by that abort; if run() returned instead, it exits
+// with run()'s code (3 if something threw). No Catch assertion in the child.
+[[noreturn]] void primary_aborting_on_hang(int err_fd) {
+    ::prctl(PR_SET_DUMPABLE, 0);  // no core file of the abort this is about
+    if (::dup2(err_fd, STDERR_FILENO) < 0) ::_exit(4);
+    int code = 3;
+    try {
+        io_context ctx;
+        auto o = threads(restart_mode::permanent);
+        o.heartbeat_timeout = aborting_timeout;
+        o.hung_thread = hung_thread_action::abort;
+        primary<P> p(o, spin);
+        code = sync_wait(p.run([](primary<P>& self) -> task<void> {
+            (void)co_await self.fork();
+            for (;;) (void)co_await self.next_event();  // until the abort, or run() ends
+        }));
+    } catch (...) {}
+    ::_exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("hung_thread abort: a hung thread worker aborts the process at once, saying why on stderr") {
+    let_go = false;
+    const unique_fd err(::memfd_create("stderr", MFD_CLOEXEC));
+    REQUIRE(err);
+    std::fflush(nullptr);
+    auto child = child_process::fork();
+    REQUIRE(child.has_value());
+    if (child->is_child()) primary_aborting_on_hang(err.get());
+    io_context ctx;
+    auto status = sync_wait(bounded(child->wait(), 2 * wait_limit));
+    std::string text(4096, '\0');
+    const ssize_t n = ::pread(err.get(), text.data(), text.size(), 0);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    INFO("the primary's stderr:\n" << text);
+    REQUIRE(status.has_value());
+    CHECK(status->signal == SIGABRT);
+    const std::string said = "cluster: worker 1 is a thread that sent no heartbeat for " +
+                             std::to_string(aborting_timeout.count()) + " ms; a thread cannot be killed";
+    CHECK(text.find(said) != std::string::npos);
+    CHECK(text.find(": aborting\n") != std::string::npos);
 }
 
 TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {
