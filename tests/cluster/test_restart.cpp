@@ -464,7 +464,7 @@ TEST_CASE("permanent replaces every exit, transient only crashes, temporary none
     const bool expect_restart = replaced(mode, how);
     INFO(to_string(start) << " mode, " << mode_name(mode) << ", the worker " << ending_name(how)
                           << (expect_restart ? ": replaced" : ": not replaced"));
-    const support::thread_ends threads_ended;
+    support::thread_ends threads_ended;
     with_restart_policy(quick_restarts(mode, start), code_for(how), [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         (void)co_await events_through(p, 1, event_kind::online);
@@ -533,7 +533,7 @@ TEST_CASE("a worker that disconnected itself and then hangs is SIGKILLed after s
         if (!left) throw std::system_error(left.error(), "disconnect");
         while (!hang_over.load()) hang_over.wait(false);  // not even its loop runs
     };
-    const support::thread_ends threads_ended;
+    support::thread_ends threads_ended;
     auto o = quick_restarts(restart_mode::permanent, mode);
     o.shutdown_timeout = 200ms;
     with_restart_policy(std::move(o), leave_then_hang, [&](primary<proto>& p) -> task<void> {
@@ -605,7 +605,7 @@ TEST_CASE("a replacement starts no sooner than its restart delay") {
     INFO(to_string(mode) << " mode");
     auto o = quick_restarts(restart_mode::permanent, mode);
     o.restart.initial_delay = 300ms;
-    const support::thread_ends threads_ended;
+    support::thread_ends threads_ended;
     with_restart_policy(o, stay_until_disconnected, [&](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
         (void)co_await events_through(p, 1, event_kind::online);

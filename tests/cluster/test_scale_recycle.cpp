@@ -282,7 +282,7 @@ TEST_CASE("scaling down gives up a slot waiting for its restart before any runni
     auto o = started_as(mode);
     o.restart.initial_delay = restart_delay;
     o.restart.jitter = 0;
-    const support::thread_ends threads_ended;
+    support::thread_ends threads_ended;
     with_serving_workers(o, [&](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(3));
         (void)co_await until_online(p, 3);
@@ -748,7 +748,7 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
     o.max_messages = 5;
     o.wait_ready = true;  // the first replacement never calls ready()
     o.ready_timeout = 300ms;
-    const support::thread_ends threads_ended;
+    support::thread_ends threads_ended;
     with_serving_workers(o, [&](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);

@@ -4,6 +4,7 @@
 // descriptors afterwards waits for it first.
 #pragma once
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -22,11 +23,18 @@ namespace support {
 
 class thread_ends {
 public:
-    // Made before the primary, so that its eventfd is not counted as the cluster's.
-    thread_ends() : fd_(::eventfd(0, EFD_CLOEXEC)) {
-        REQUIRE(fd_);
-        ended_ = 0;
-        signal_fd_ = fd_.get();
+    // Made before the primary, so that its eventfd is not counted as the cluster's. The eventfd
+    // is the process's, made once and never closed: a thread's last write to it may come as
+    // the test ends (ThreadSanitizer sees no order between it and a close, the test reading
+    // the eventfd through io_uring). What an earlier test's threads counted is taken first.
+    thread_ends() {
+        static const int eventfd = ::eventfd(0, EFD_CLOEXEC);
+        REQUIRE(eventfd >= 0);
+        fd_ = eventfd;
+        pollfd readable{fd_, POLLIN, 0};
+        std::uint64_t stale = 0;
+        if (::poll(&readable, 1, 0) == 1) (void)!::read(fd_, &stale, sizeof stale);
+        signal_fd_ = fd_;
         owner_ = ::getpid();
     }
     thread_ends(const thread_ends&) = delete;
@@ -45,13 +53,15 @@ public:
         g.armed = true;
     }
 
-    // Waits, bounded, until n watched threads have ended.
-    [[nodiscard]] cluster::task<void> until(unsigned n) const {
-        while (ended_.load() < n) {
+    // Waits, bounded, until n watched threads have ended: each adds one to the eventfd's count,
+    // the last thing it does, so that reading it orders the thread's end before what follows.
+    [[nodiscard]] cluster::task<void> until(std::uint64_t n) {
+        while (ended_ < n) {
             std::uint64_t count = 0;
-            auto woken = co_await bounded(
-                cluster::io::read_exact(fd_.get(), std::as_writable_bytes(std::span(&count, 1))), "a thread's end");
+            auto woken = co_await bounded(cluster::io::read_exact(fd_, std::as_writable_bytes(std::span(&count, 1))),
+                                          "a thread's end");
             REQUIRE(woken.has_value());
+            ended_ += count;
         }
     }
 
@@ -60,16 +70,15 @@ private:
         bool armed = false;
         ~guard() {
             if (!armed) return;
-            ended_.fetch_add(1);
             const std::uint64_t one = 1;
             if (const int fd = signal_fd_.load(); fd >= 0) (void)!::write(fd, &one, sizeof one);
         }
     };
 
-    inline static std::atomic<unsigned> ended_{0};
     inline static std::atomic<int> signal_fd_{-1};
     inline static std::atomic<pid_t> owner_{0};
-    cluster::unique_fd fd_;
+    int fd_ = -1;
+    std::uint64_t ended_ = 0;  // of the watched threads, as the eventfd counted them
 };
 
 }  // namespace support
