@@ -267,6 +267,7 @@ constexpr auto aborting_timeout = 200ms;
 // with run()'s code (3 if something threw). No Catch assertion in the child.
 [[noreturn]] void primary_aborting_on_hang(int err_fd) {
     ::prctl(PR_SET_DUMPABLE, 0);  // no core file of the abort this is about
+    ::signal(SIGABRT, SIG_DFL);   // Catch's handler is the test's, not this primary's
     if (::dup2(err_fd, STDERR_FILENO) < 0) ::_exit(4);
     int code = 3;
     try {
