@@ -111,7 +111,7 @@ struct primary_options {
     std::chrono::milliseconds ready_timeout{30'000};  // a reload's new worker must be ready by then
     std::uint64_t max_messages = 0;                   // replace a worker after it received this many; 0: never
     std::uint64_t max_messages_jitter = 0;            // plus 0..this, so workers are not replaced together
-    std::size_t max_memory = 0;                       // replace a worker whose RSS exceeds this many bytes; 0: never
+    std::size_t max_memory = 0;                       // replace a process whose RSS exceeds this many bytes; 0: never
     std::chrono::milliseconds memory_check_interval{1'000};
     // Pins the worker of slot N to one CPU: the ((N - 1) mod count)th of those the primary may
     // run on (nginx's worker_cpu_affinity auto); its replacements get the same one. Off: workers

@@ -1,6 +1,13 @@
 // Scaling and recycling with real processes and signals: scale() up and down, SIGTTIN and
 // SIGTTOU sent to run(), max_messages and max_memory replacing a worker through the reload
 // path, resident_memory(), and how recycling, scaling and reload take turns.
+//
+// In thread mode too (GENERATE over start modes): scaling, SIGTTIN and SIGTTOU (signals to
+// the primary, which its thread workers do not take), max_messages with its jitter, and the
+// turns recycling, scaling and reload take, since a thread worker is scaled, counted and
+// replaced as a process is (a SIGKILL abandons it, as if killed: docs/threads.md). Processes
+// only: max_memory and resident_memory(), which read a process's resident set: a thread's is
+// the whole process's, which max_memory leaves alone (tested here too).
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -10,6 +17,7 @@
 #include "support/descriptors.hpp"
 #include "support/events.hpp"
 #include "support/primary.hpp"
+#include "support/thread_ends.hpp"
 #include "support/waiting.hpp"
 
 #include <signal.h>
@@ -96,6 +104,7 @@ std::uint64_t touch(std::vector<std::unique_ptr<unsigned char[]>>& held, std::si
 
 // Answers every message until the primary disconnects it. No Catch here: it runs in the worker.
 task<void> serve(worker<scale_proto>& w) {
+    support::thread_ends::watch();  // abandoned, a thread worker ends once its link is cut
     std::uint64_t received = 0;
     std::vector<std::unique_ptr<unsigned char[]>> held;
     while (auto m = co_await w.receive()) {
@@ -209,6 +218,13 @@ task<void> tell_ready(scale_handle& h) {
 
 // ---- the primary ----
 
+// Options for workers started in `mode`, the rest as the defaults.
+primary_options started_as(start_mode mode) {
+    primary_options o;
+    o.mode = mode;
+    return o;
+}
+
 // Runs body against a primary of serving workers (see support::with_primary).
 template <class Body>
 void with_serving_workers(primary_options o, Body&& body) {
@@ -218,7 +234,9 @@ void with_serving_workers(primary_options o, Body&& body) {
 }  // namespace
 
 TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and returns once they exited") {
-    with_serving_workers(primary_options{}, [](primary<scale_proto>& p) -> task<void> {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    with_serving_workers(started_as(mode), [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(2));
         CHECK(p.target() == 2);
         (void)co_await until_online(p, 2);
@@ -258,10 +276,13 @@ TEST_CASE("scale() forks up to n, retires the oldest gracefully down to n, and r
 }
 
 TEST_CASE("scaling down gives up a slot waiting for its restart before any running worker") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
     constexpr auto restart_delay = 750ms;
-    primary_options o;
+    auto o = started_as(mode);
     o.restart.initial_delay = restart_delay;
     o.restart.jitter = 0;
+    support::thread_ends threads_ended;
     with_serving_workers(o, [&](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(3));
         (void)co_await until_online(p, 3);
@@ -271,6 +292,8 @@ TEST_CASE("scaling down gives up a slot waiting for its restart before any runni
         auto killed = co_await next<exit_event>(p);
         CHECK(killed.worker_id == 2);
         CHECK(killed.status.signal == SIGKILL);
+        // An abandoned thread's descriptors are its own until it returns.
+        if (mode == start_mode::thread) co_await threads_ended.until(1);
         auto planned = co_await next<restart_scheduled_event>(p);
         CHECK(planned.worker_id == 2);
         CHECK(planned.delay == restart_delay);
@@ -376,13 +399,15 @@ private:
 }  // namespace
 
 TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never the last") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
     // Linux keeps a blocked signal pending even if it is ignored: the signalfd still reads it.
     const ignoring job_control{SIGTTIN, SIGTTOU};
     const std::size_t fds = open_fd_count();
     int code = -1;
     {
         io_context ctx;
-        primary<scale_proto> p(primary_options{}, serve);
+        primary<scale_proto> p(started_as(mode), serve);
         code = sync_wait(p.run(scale_by_signals));
     }
     CHECK(code == exit_code::ok);
@@ -391,7 +416,9 @@ TEST_CASE("in run(), SIGTTIN adds a worker and SIGTTOU retires the oldest, never
 }
 
 TEST_CASE("max_messages: the worker that got its 50th message is replaced through the reload path, losing nothing") {
-    primary_options o;
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    auto o = started_as(mode);
     o.max_messages = 50;
     with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
@@ -469,8 +496,10 @@ task<std::uint64_t> ping_until_replaced(primary<scale_proto>& p, std::uint64_t& 
 }  // namespace
 
 TEST_CASE("max_messages with jitter: each worker is replaced after between M and M + J messages") {
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
     constexpr std::size_t recycles = 8;
-    primary_options o;
+    auto o = started_as(mode);
     o.max_messages = limit;
     o.max_messages_jitter = jitter;
     with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
@@ -558,6 +587,28 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
 
 namespace {
 
+constexpr auto thread_memory_checks = 50ms;
+
+}  // namespace
+
+// A regression test: a thread worker's resident set was read as the process's, above any
+// limit below the process's, and each thread worker was replaced at every check, without end.
+TEST_CASE("max_memory leaves thread workers alone: their resident set is the whole process's") {
+    auto o = started_as(start_mode::thread);
+    o.max_memory = 1;  // any process is above it
+    o.memory_check_interval = thread_memory_checks;
+    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
+        co_await bounded(p.scale(2));
+        (void)co_await until_online(p, 2);
+        // Six checks' time: nothing is replaced.
+        co_await expect_quiet(p, 6 * thread_memory_checks);
+        CHECK(listed_ids(p) == std::vector<unsigned>{1, 2});
+        CHECK(p.target() == 2);
+    });
+}
+
+namespace {
+
 std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 
 // Never a process id: ids run below pid_max.
@@ -600,7 +651,9 @@ task<void> scale_to(primary<scale_proto>& p, std::size_t n) { co_await p.scale(n
 }  // namespace
 
 TEST_CASE("a worker reaching max_messages during a reload is replaced once, by the reload") {
-    primary_options o;
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    auto o = started_as(mode);
     o.max_messages = 50;
     o.wait_ready = true;  // the test decides when each of the reload's new workers is ready
     with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
@@ -650,7 +703,9 @@ TEST_CASE("a worker reaching max_messages during a reload is replaced once, by t
 }
 
 TEST_CASE("scale() waits for a recycling under way, then retires the worker that replaced the recycled one") {
-    primary_options o;
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    auto o = started_as(mode);
     o.max_messages = 5;
     o.wait_ready = true;  // the test decides when the replacement is ready
     with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
@@ -687,11 +742,14 @@ TEST_CASE("scale() waits for a recycling under way, then retires the worker that
 }
 
 TEST_CASE("max_messages: a worker whose replacement was not ready in time asks again after as many messages more") {
-    primary_options o;
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    auto o = started_as(mode);
     o.max_messages = 5;
     o.wait_ready = true;  // the first replacement never calls ready()
     o.ready_timeout = 300ms;
-    with_serving_workers(o, [](primary<scale_proto>& p) -> task<void> {
+    support::thread_ends threads_ended;
+    with_serving_workers(o, [&](primary<scale_proto>& p) -> task<void> {
         co_await bounded(p.scale(1));
         (void)co_await until_online(p, 1);
         scale_handle& old = *p.worker(1);
@@ -699,6 +757,8 @@ TEST_CASE("max_messages: a worker whose replacement was not ready in time asks a
 
         auto failed = co_await through<reload_event>(p);
         check_recycled(failed, false, 0, 2, stop_reason::not_ready);
+        // Killed at ready_timeout, a thread is abandoned: its descriptors are its own until it returns.
+        if (mode == start_mode::thread) co_await threads_ended.until(1);
         CHECK(listed_ids(p) == std::vector<unsigned>{1});
 
         // Asked again after five more, not before.

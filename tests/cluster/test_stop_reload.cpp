@@ -1,7 +1,8 @@
 // Stopping and reloading a supervised cluster with real processes and real signals, sent to
 // the test process while run() reads them: graceful stops by SIGTERM, SIGINT and shutdown(),
 // shutdown_timeout, a second stop signal, rolling reloads by reload() and SIGHUP, wait_ready
-// and ready_timeout, and exec-mode reloads that pick up the program replaced on disk.
+// and ready_timeout, exec-mode reloads that pick up the program replaced on disk, and a binary
+// upgrade (SIGUSR2) of a primary whose workers are threads.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -708,15 +709,23 @@ TEST_CASE("exec mode: a reload starts the exec program as it is on disk now") {
 
 namespace {
 
-// The fixture started on its own, as a primary, with its stdout to read line by line.
+// The fixture started on its own, as a primary, with its stdout (and, if asked, its stderr)
+// to read line by line, its environment the test's with `extra_env` ("NAME=value") added.
 class fixture_primary {
 public:
-    explicit fixture_primary(const std::string& program) {
+    explicit fixture_primary(const std::string& program, const std::vector<std::string>& extra_env = {},
+                             bool with_stderr = false) {
         auto out = support::make_pipe();
         posix_spawn_file_actions_t actions;
         posix_spawnattr_t attributes;
         ::posix_spawn_file_actions_init(&actions);
         ::posix_spawn_file_actions_adddup2(&actions, out[1].get(), STDOUT_FILENO);
+        if (with_stderr) ::posix_spawn_file_actions_adddup2(&actions, out[1].get(), STDERR_FILENO);
+        std::vector<std::string> env_strings = extra_env;
+        for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+        std::vector<char*> env;
+        for (auto& e : env_strings) env.push_back(e.data());
+        env.push_back(nullptr);
         ::posix_spawnattr_init(&attributes);
         sigset_t none;
         sigemptyset(&none);
@@ -724,7 +733,7 @@ public:
         ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
         std::string arg0 = program;
         char* argv[] = {arg0.data(), nullptr};
-        const int err = ::posix_spawn(&pid_, program.c_str(), &actions, &attributes, argv, environ);
+        const int err = ::posix_spawn(&pid_, program.c_str(), &actions, &attributes, argv, env.data());
         ::posix_spawn_file_actions_destroy(&actions);
         ::posix_spawnattr_destroy(&attributes);
         if (err != 0) throw std::system_error(err, std::system_category(), "posix_spawn " + program);
@@ -740,6 +749,7 @@ public:
     }
 
     void signal(int signo) const { REQUIRE(::kill(pid_, signo) == 0); }
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
     // Its next line of output, without the newline; fails the test after wait_limit.
     std::string next_line() {
@@ -811,6 +821,87 @@ TEST_CASE("exec mode's default program is the file the primary started from: rep
     read_exactly(fixture, {worker_line(3, second), worker_line(4, second), "reload 1 2"});
     fixture.signal(SIGTERM);
     CHECK(fixture.wait().success());
+}
+
+// ---- a binary upgrade with thread workers ----
+
+namespace {
+
+// A primary that is no child of the test's (an upgrade's successor, whose predecessor has
+// exited): signalled through a pidfd, so never a later process with its pid; SIGKILLed if the
+// test ends before it stopped.
+class adopted_primary {
+public:
+    explicit adopted_primary(pid_t pid) : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {}
+    adopted_primary(const adopted_primary&) = delete;
+    adopted_primary& operator=(const adopted_primary&) = delete;
+    ~adopted_primary() {
+        if (pidfd_) (void)::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    }
+
+    [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(pidfd_); }
+    [[nodiscard]] bool signal(int signo) const {
+        return ::syscall(SYS_pidfd_send_signal, pidfd_.get(), signo, nullptr, 0) == 0;
+    }
+    // Whether it ended within wait_limit (its pidfd turns readable).
+    [[nodiscard]] bool ended() const {
+        pollfd pfd{pidfd_.get(), POLLIN, 0};
+        return ::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(wait_limit).count())) == 1;
+    }
+
+private:
+    unique_fd pidfd_;
+};
+
+// What an upgrade's successor and its predecessor say, read from their shared output: the
+// successor's primary and worker lines, then the predecessor's word that the successor is
+// ready, in whatever order the two processes write them. Returns the successor's pid.
+pid_t read_upgrade(fixture_primary& fixture, std::uint64_t inode) {
+    std::set<std::string> wanted{"primary " + std::to_string(inode), worker_line(1, inode), worker_line(2, inode)};
+    const std::string started = "cluster: upgrade: primary " + std::to_string(fixture.pid()) + " started ";
+    const std::string stops = " is ready; primary " + std::to_string(fixture.pid()) + " stops";
+    pid_t successor = 0;
+    bool ready = false;
+    // Bounded: each line within wait_limit, and no more lines than an upgrade writes, twice.
+    for (int lines = 0; lines < 16 && (!wanted.empty() || !ready); ++lines) {
+        const std::string line = fixture.next_line();
+        if (wanted.erase(line)) continue;
+        if (line.starts_with(started)) {
+            const auto at = line.rfind(" primary ");
+            successor = static_cast<pid_t>(std::stol(line.substr(at + 9)));
+        } else if (line.ends_with(stops)) {
+            ready = true;
+            CHECK(line == "cluster: upgrade: primary " + std::to_string(successor) + stops);
+        } else {
+            FAIL("unexpected line: " << line);
+        }
+    }
+    CHECK(wanted.empty());
+    CHECK(ready);
+    return successor;
+}
+
+}  // namespace
+
+// docs/deployment.md's binary upgrade, where the workers are threads: the successor is a
+// process of its own that starts its own thread workers; the predecessor's leave with it.
+TEST_CASE("SIGUSR2 upgrades a primary of thread workers: the new primary's threads start, then the old one exits 0") {
+    const support::temp_dir dir;
+    const std::string program = dir.file("app");
+    install_fixture(program);
+    const std::uint64_t inode = inode_of(program);
+    fixture_primary fixture(program, {"CLUSTER_TEST_PRIMARY_MODE=thread"}, true);
+    read_exactly(fixture, {"primary " + std::to_string(inode), worker_line(1, inode), worker_line(2, inode)});
+    fixture.signal(SIGUSR2);
+    const pid_t successor = read_upgrade(fixture, inode);
+    REQUIRE(successor > 0);
+    CHECK(successor != fixture.pid());
+    const adopted_primary successor_primary(successor);
+    REQUIRE(successor_primary.valid());
+    CHECK(fixture.wait().success());
+    // The successor serves on alone, and stops as any primary does.
+    REQUIRE(successor_primary.signal(SIGTERM));
+    CHECK(successor_primary.ended());
 }
 
 // ---- what a reload does while the primary stops, or while another reload runs ----

@@ -1,8 +1,9 @@
 // What is a thread worker's own (docs/threads.md): an exception as its crash, with the message,
-// and its restart; a hang that stops the cluster; the options only a process has, refused;
-// mixing with process workers; its role and environment; scaling with threads.
+// and its restart; a hang that stops the cluster, or aborts the process; the options only a
+// process has, refused; mixing with process workers; its role and environment; reload.
 #include <catch2/catch.hpp>
 
+#include "support/descriptors.hpp"
 #include "support/events.hpp"
 #include "support/messages.hpp"
 #include "support/primary.hpp"
@@ -12,6 +13,9 @@
 
 #include <boost/describe.hpp>
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -47,6 +51,7 @@ namespace {
 
 using support::bounded;
 using support::exit_of;
+using support::wait_limit;
 
 primary_options threads(restart_mode restart = restart_mode::temporary) {
     primary_options o;
@@ -205,6 +210,25 @@ TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once,
     CHECK(support::all_of<disconnect_event>(ended).size() == 1);
 }
 
+// A regression test: a thread worker's eventfd stayed open for as long as any handle of it did
+// (an event kept by the primary's code), where a process worker's descriptors go as it exits.
+TEST_CASE("a thread worker's descriptors go as it exits, not with the last event that holds its handle") {
+    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+        std::vector<event<P>> kept;  // each holds its worker's handle
+        std::size_t fds = 0;
+        for (unsigned n = 1; n <= 4; ++n) {
+            auto& h = co_await support::fork_worker(p);
+            const unsigned id = h.id();
+            auto left = co_await bounded(h.disconnect());
+            CHECK(left.has_value());
+            auto events = co_await support::events_through(p, id, event_kind::exit);
+            kept.insert(kept.end(), events.begin(), events.end());
+            if (n == 1) fds = support::open_fd_count();  // what the first start made for every one, counted
+        }
+        CHECK(support::open_fd_count() == fds);
+    });
+}
+
 TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns exit_code::gave_up") {
     let_go = false;
     int code = -1;
@@ -234,15 +258,54 @@ TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns 
     CHECK(gave_up.front().what.find("is a thread that sent no heartbeat") != std::string::npos);
 }
 
-TEST_CASE("scale() starts thread workers up to n and retires the oldest down to n") {
-    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
-        co_await bounded(p.scale(4));
-        CHECK(p.workers().size() == 4);
-        for (const auto* h : p.workers()) CHECK(h->is_thread());
-        co_await bounded(p.scale(1));
-        REQUIRE(p.workers().size() == 1);
-        CHECK(p.workers().front()->id() == 4);
-    });
+namespace {
+
+constexpr auto aborting_timeout = 200ms;
+
+// In the child the test forks: a primary whose one thread worker hangs, with hung_thread
+// abort, its stderr into err_fd. It ends by that abort; if run() returned instead, it exits
+// with run()'s code (3 if something threw). No Catch assertion in the child.
+[[noreturn]] void primary_aborting_on_hang(int err_fd) {
+    ::prctl(PR_SET_DUMPABLE, 0);  // no core file of the abort this is about
+    ::signal(SIGABRT, SIG_DFL);   // Catch's handler is the test's, not this primary's
+    if (::dup2(err_fd, STDERR_FILENO) < 0) ::_exit(4);
+    int code = 3;
+    try {
+        io_context ctx;
+        auto o = threads(restart_mode::permanent);
+        o.heartbeat_timeout = aborting_timeout;
+        o.hung_thread = hung_thread_action::abort;
+        primary<P> p(o, spin);
+        code = sync_wait(p.run([](primary<P>& self) -> task<void> {
+            (void)co_await self.fork();
+            for (;;) (void)co_await self.next_event();  // until the abort, or run() ends
+        }));
+    } catch (...) {}
+    ::_exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("hung_thread abort: a hung thread worker aborts the process at once, saying why on stderr") {
+    let_go = false;
+    const unique_fd err(::memfd_create("stderr", MFD_CLOEXEC));
+    REQUIRE(err);
+    std::fflush(nullptr);
+    auto child = child_process::fork();
+    REQUIRE(child.has_value());
+    if (child->is_child()) primary_aborting_on_hang(err.get());
+    io_context ctx;
+    auto status = sync_wait(bounded(child->wait(), 2 * wait_limit));
+    std::string text(4096, '\0');
+    const ssize_t n = ::pread(err.get(), text.data(), text.size(), 0);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    INFO("the primary's stderr:\n" << text);
+    REQUIRE(status.has_value());
+    CHECK(status->signal == SIGABRT);
+    const std::string said = "cluster: worker 1 is a thread that sent no heartbeat for " +
+                             std::to_string(aborting_timeout.count()) + " ms; a thread cannot be killed";
+    CHECK(text.find(said) != std::string::npos);
+    CHECK(text.find(": aborting\n") != std::string::npos);
 }
 
 TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {

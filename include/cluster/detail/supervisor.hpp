@@ -452,7 +452,9 @@ private:
             tasks.spawn(until_exit(r, watch_thread(*this, r, o.heartbeat_timeout)));
         else if (o.heartbeat_timeout.count() > 0)
             tasks.spawn(until_exit(r, watch_heartbeats(r, o.heartbeat_timeout, o.kill_timeout)));
-        if (o.max_memory > 0) {
+        // A thread worker's resident set is the whole process's, which replacing it would not
+        // shrink: max_memory is a process's limit (docs/threads.md).
+        if (o.max_memory > 0 && !r->is_thread()) {
             auto recycle = [this](const record_ptr& over) { rollout.recycle(over, stop_reason::max_memory); };
             tasks.spawn(until_exit(r, watch_memory(r, o.max_memory, o.memory_check_interval, std::move(recycle))));
         }

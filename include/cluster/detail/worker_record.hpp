@@ -114,6 +114,7 @@ struct worker_record {
     void release() {
         link.close();
         child.detach();
+        if (thread) thread->release();
         out.reset();
         err.reset();
     }

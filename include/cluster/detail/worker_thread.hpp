@@ -67,7 +67,7 @@ public:
     // A thread that finished is joined. One still running cannot be stopped: it is left to
     // run detached, holding its own copies of what it uses, until it returns or the process ends.
     ~worker_thread() {
-        if (!thread_.joinable()) return;
+        if (!thread_.joinable()) return;  // joined, detached, or released
         if (state_->finished.load(std::memory_order_acquire))
             thread_.join();
         else
@@ -95,6 +95,21 @@ public:
     // What the thread's code threw, once it ended of it; empty otherwise.
     [[nodiscard]] const std::string& failure() const noexcept { return failure_; }
     [[nodiscard]] bool abandoned() const noexcept { return abandoned_; }
+
+    // Once wait() has returned: the holder's share of what it and the thread share goes now
+    // (the eventfd, closed here, or by an abandoned thread as it returns), not when the last
+    // handle of the worker does. A thread that finished is joined; one abandoned and still
+    // running is detached.
+    void release() noexcept {
+        if (!status_ || !state_) return;
+        if (thread_.joinable()) {
+            if (state_->finished.load(std::memory_order_acquire))
+                thread_.join();
+            else
+                thread_.detach();
+        }
+        state_.reset();
+    }
 
     // A thread takes no signal of its own. SIGKILL, which the supervisor sends a worker that
     // would not leave in time, abandons it: wait() ends as if it was killed, and the thread runs
