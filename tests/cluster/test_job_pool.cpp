@@ -39,11 +39,11 @@ struct work {
 };
 BOOST_DESCRIBE_STRUCT(work, (), (id, hold_ms, poison))
 
-struct answer {
+struct job_answer {
     std::uint64_t id = 0;
     std::uint32_t worker_id = 0;
 };
-BOOST_DESCRIBE_STRUCT(answer, (), (id, worker_id))
+BOOST_DESCRIBE_STRUCT(job_answer, (), (id, worker_id))
 
 // Worker to primary: it took job `id` and will not answer it.
 struct holding {
@@ -65,8 +65,8 @@ BOOST_DESCRIBE_STRUCT(release, (), ())
 }  // namespace pool_test
 
 using namespace pool_test;
-using pool_proto = protocol<work, answer, holding, answered_late, release>;
-using pool_type = job_pool<pool_proto, work, answer>;
+using pool_proto = protocol<work, job_answer, holding, answered_late, release>;
+using pool_type = job_pool<pool_proto, work, job_answer>;
 using done = pool_type::done;
 
 namespace {
@@ -84,7 +84,7 @@ task<bool> do_work(worker<pool_proto>& w, const work& j) {
 }
 
 task<void> reply_to(worker<pool_proto>& w, const incoming<work>& j) {
-    const answer a{j.value.id, w.id()};
+    const job_answer a{j.value.id, w.id()};
     (void)co_await w.reply(j, a);
 }
 

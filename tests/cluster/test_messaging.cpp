@@ -65,7 +65,7 @@ using support::note;
 using support::pipe_end;
 using support::tick;
 using P = protocol<job, answer, tick, note, seen, pipe_end, raw_bytes>;
-using handle = worker_handle<P>;
+using msg_handle = worker_handle<P>;
 
 namespace {
 
@@ -210,7 +210,7 @@ task<void> tell(worker<P>& w, std::string text) {
     (void)co_await w.send(n);
 }
 
-std::string outcome(const result<answer>& r) {
+std::string outcome_text(const result<answer>& r) {
     return r ? "answer " + std::to_string(r->id) + " of length " + std::to_string(r->count) : r.error().message();
 }
 
@@ -230,18 +230,18 @@ task<void> asking_worker(worker<P>& w) {
 
     const tick t{1};
     auto wrong = co_await w.request<answer>(t, patience);
-    co_await tell(w, outcome(wrong));
+    co_await tell(w, outcome_text(wrong));
 
     const job slow{2, "slow"};
     auto timed = co_await w.request<answer>(slow, 50ms);
-    co_await tell(w, outcome(timed));
+    co_await tell(w, outcome_text(timed));
     const job next{3, "next"};
     auto after = co_await w.request<answer>(next, patience);
-    co_await tell(w, outcome(after));
+    co_await tell(w, outcome_text(after));
 
     const job last{4, "leave"};
     auto gone = co_await w.request<answer>(last, patience);
-    expect(!gone && gone.error() == errc::peer_gone, "the last request ends in peer_gone, not " + outcome(gone));
+    expect(!gone && gone.error() == errc::peer_gone, "the last request ends in peer_gone, not " + outcome_text(gone));
     expect(w.stopping(), "a disconnected worker is stopping");
 }
 
@@ -328,7 +328,7 @@ constexpr std::uint64_t pairs = 5000;  // a job and a tick each: 10,000 messages
 std::string filler(std::uint64_t i) { return std::string(i % 50, static_cast<char>('a' + i % 26)); }
 
 // Jobs and ticks numbered 0 to n - 1, a job then a tick.
-task<void> send_pairs(handle& h, std::uint64_t n) {
+task<void> send_pairs(msg_handle& h, std::uint64_t n) {
     for (std::uint64_t i = 0; i < n; ++i) {
         const job j{i, filler(i)};
         auto sent = co_await h.send(j);
@@ -430,7 +430,7 @@ task<void> primary_asks(primary<P>& p) {
     }
 }
 
-task<void> reply_to_all(primary<P>& p, handle& h, std::vector<incoming<job>>& asked) {
+task<void> reply_to_all(primary<P>& p, msg_handle& h, std::vector<incoming<job>>& asked) {
     for (std::size_t k = asked.size(); k-- > 0;) {
         const auto& q = asked[k];
         REQUIRE(q.is_request());
@@ -482,7 +482,7 @@ task<void> worker_asks(primary<P>& p) {
     CHECK(exit.exited_after_disconnect);
 }
 
-task<void> ask_to_route(handle& h, std::uint64_t target, std::string text) {
+task<void> ask_to_route(msg_handle& h, std::uint64_t target, std::string text) {
     const job j{target, std::move(text)};
     auto sent = co_await h.send(j);
     REQUIRE(sent.has_value());
@@ -502,7 +502,7 @@ task<void> await_online(primary<P>& p, std::size_t n) {
 }
 
 task<void> routing(primary<P>& p) {
-    std::vector<handle*> w;
+    std::vector<msg_handle*> w;
     for (int i = 0; i < 5; ++i) w.push_back(&co_await support::fork_worker(p));  // ids 1 to 5
     // Online before anyone leaves, so that what follows for 1, 2 and 3 is only their end.
     co_await bounded(await_online(p, 5), "five workers online");
@@ -580,7 +580,7 @@ std::vector<misbehaviour> misbehaviours() {
     };
 }
 
-task<void> echo_tick(handle& h, std::uint64_t seq) {
+task<void> echo_tick(msg_handle& h, std::uint64_t seq) {
     const tick t{seq};
     auto echoed = co_await h.request<tick>(t, patience);
     REQUIRE(echoed.has_value());
@@ -614,7 +614,7 @@ task<void> cut_off(primary<P>& p) {
             REQUIRE(d);
             CHECK(d->error == m.error);
             CHECK(exit_of(events).status.success());
-        }  // its handle goes with its events
+        }  // its msg_handle goes with its events
         CHECK(open_fd_count() == fds);
         co_await echo_tick(good, ++seq);
     }
@@ -744,7 +744,7 @@ task<void> worker_forks(primary<P>& p) {
     CHECK(second.value.text == "child: socket closed y, send refused y, exit code 1, ended by its parent's loop");
     const job j{5, "after the child"};
     auto r = co_await h.request<answer>(j, patience);
-    CHECK(outcome(r) == "answer 5 of length 15");
+    CHECK(outcome_text(r) == "answer 5 of length 15");
     auto log = co_await finish(p, ids);
     CHECK(story(log[id]) == "fork online disconnect exit");  // nothing from the child, nothing twice
     const auto disconnected = support::all_of<disconnect_event>(log[id]);

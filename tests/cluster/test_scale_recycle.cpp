@@ -87,7 +87,7 @@ using support::listed_ids;
 using support::no_children;
 using support::open_fd_count;
 
-constexpr auto patience = support::wait_limit;
+constexpr auto scale_patience = support::wait_limit;
 constexpr std::size_t mib = std::size_t{1} << 20;
 constexpr std::size_t sample_stride = 4096;  // one byte read back per (small) page
 
@@ -201,7 +201,7 @@ void check_recycled(const std::vector<event<scale_proto>>& events, bool ok, unsi
 
 task<result<pong>> request_ping(scale_handle& h, std::uint64_t seq) {
     const ping m{seq};
-    co_return co_await h.request<pong>(m, patience);
+    co_return co_await h.request<pong>(m, scale_patience);
 }
 
 task<pong> ping_ok(scale_handle& h, std::uint64_t seq) {
@@ -557,7 +557,7 @@ TEST_CASE("max_memory: a worker above the limit is replaced through the reload p
         const unsigned big = ids[0], idle = ids[1];
 
         const hog allocate{allocated_mib};
-        auto touched = co_await p.worker(big)->request<hogged>(allocate, patience);
+        auto touched = co_await p.worker(big)->request<hogged>(allocate, scale_patience);
         REQUIRE(touched.has_value());
         CHECK(touched->checksum == 0x5a * (allocated_mib * mib / sample_stride));
 

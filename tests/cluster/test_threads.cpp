@@ -45,7 +45,7 @@ BOOST_DESCRIBE_STRUCT(whoami, (), (id, worker, role_id, env, pid))
 
 using support::job;
 using thread_test::whoami;
-using P = protocol<job, whoami>;
+using thread_proto = protocol<job, whoami>;
 
 namespace {
 
@@ -63,7 +63,7 @@ primary_options threads(restart_mode restart = restart_mode::temporary) {
 // Throws the first time its slot runs it, with the message the test looks for; after that,
 // answers jobs.
 std::atomic<int> crashes{0};
-task<void> crash_once(worker<P>& w) {
+task<void> crash_once(worker<thread_proto>& w) {
     if (crashes.fetch_add(1) == 0) throw std::runtime_error("bad input in job 7");
     while (auto m = co_await w.receive()) {
         if (auto* j = m->get_if<job>()) {
@@ -74,7 +74,7 @@ task<void> crash_once(worker<P>& w) {
 }
 
 // Says who it is, then waits to be disconnected.
-task<void> introduce(worker<P>& w) {
+task<void> introduce(worker<thread_proto>& w) {
     const char* env = cluster::getenv("THREAD_TEST_VALUE");
     const whoami me{w.id(), is_worker(), this_worker_id(), env ? env : "", w.pid()};
     (void)co_await w.send(me);
@@ -83,7 +83,7 @@ task<void> introduce(worker<P>& w) {
 
 // Turns its loop no more once it is online: the thread spins until the test lets it go.
 std::atomic<bool> let_go{false};
-task<void> spin(worker<P>&) {
+task<void> spin(worker<thread_proto>&) {
     while (!let_go.load()) {}
     co_return;
 }
@@ -94,7 +94,7 @@ TEST_CASE("a thread worker that throws exits with code 1 and the exception's mes
     crashes = 0;
     auto o = threads(restart_mode::permanent);
     o.restart.initial_delay = 1ms;
-    support::with_primary<P>(o, crash_once, [](primary<P>& p) -> task<void> {
+    support::with_primary<thread_proto>(o, crash_once, [](primary<thread_proto>& p) -> task<void> {
         auto& first = co_await support::fork_worker(p);
         CHECK(first.is_thread());
         auto events = co_await support::events_through(p, first.id(), event_kind::exit);
@@ -120,7 +120,7 @@ TEST_CASE("a thread worker that throws exits with code 1 and the exception's mes
 TEST_CASE("a thread worker knows it is a worker, sees its env option, and shares the primary's pid") {
     auto o = threads();
     o.env["THREAD_TEST_VALUE"] = "its own";
-    support::with_primary<P>(o, introduce, [](primary<P>& p) -> task<void> {
+    support::with_primary<thread_proto>(o, introduce, [](primary<thread_proto>& p) -> task<void> {
         CHECK(is_primary());
         auto& h = co_await support::fork_worker(p);
         auto me = co_await bounded(p.next_message<whoami>());
@@ -136,7 +136,7 @@ TEST_CASE("a thread worker knows it is a worker, sees its env option, and shares
 }
 
 TEST_CASE("options only a process can have are refused for a thread worker, naming them") {
-    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+    support::with_primary<thread_proto>(threads(), introduce, [](primary<thread_proto>& p) -> task<void> {
         fork_options with_cwd;
         with_cwd.cwd = "/tmp";
         fork_options with_exec;
@@ -162,7 +162,7 @@ TEST_CASE("options only a process can have are refused for a thread worker, nami
 }
 
 TEST_CASE("a fork-mode worker is refused while thread workers run, and allowed once they are gone") {
-    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+    support::with_primary<thread_proto>(threads(), introduce, [](primary<thread_proto>& p) -> task<void> {
         auto& t = co_await support::fork_worker(p);
         (void)co_await bounded(p.next<online_event>());
         fork_options as_process;
@@ -180,7 +180,7 @@ TEST_CASE("a fork-mode worker is refused while thread workers run, and allowed o
 }
 
 TEST_CASE("a thread worker cannot be signalled: kill() with anything but SIGKILL is not supported") {
-    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
+    support::with_primary<thread_proto>(threads(), introduce, [](primary<thread_proto>& p) -> task<void> {
         auto& h = co_await support::fork_worker(p);
         auto killed = h.kill(SIGTERM);
         REQUIRE_FALSE(killed.has_value());
@@ -190,11 +190,11 @@ TEST_CASE("a thread worker cannot be signalled: kill() with anything but SIGKILL
 }
 
 TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once, as if killed, and its link ends") {
-    std::vector<event<P>> ended;
+    std::vector<event<thread_proto>> ended;
     {
         io_context ctx;
-        primary<P> p(threads(), introduce);
-        sync_wait(bounded([](primary<P>& self, std::vector<event<P>>& out) -> task<void> {
+        primary<thread_proto> p(threads(), introduce);
+        sync_wait(bounded([](primary<thread_proto>& self, std::vector<event<thread_proto>>& out) -> task<void> {
             auto& h = co_await self.fork();
             const unsigned id = h.id();
             (void)co_await self.next<online_event>();
@@ -213,8 +213,8 @@ TEST_CASE("kill(SIGKILL) abandons a thread worker: its exit event comes at once,
 // A regression test: a thread worker's eventfd stayed open for as long as any handle of it did
 // (an event kept by the primary's code), where a process worker's descriptors go as it exits.
 TEST_CASE("a thread worker's descriptors go as it exits, not with the last event that holds its handle") {
-    support::with_primary<P>(threads(), introduce, [](primary<P>& p) -> task<void> {
-        std::vector<event<P>> kept;  // each holds its worker's handle
+    support::with_primary<thread_proto>(threads(), introduce, [](primary<thread_proto>& p) -> task<void> {
+        std::vector<event<thread_proto>> kept;  // each holds its worker's handle
         std::size_t fds = 0;
         for (unsigned n = 1; n <= 4; ++n) {
             auto& h = co_await support::fork_worker(p);
@@ -232,14 +232,14 @@ TEST_CASE("a thread worker's descriptors go as it exits, not with the last event
 TEST_CASE("a hung thread worker stops the cluster gracefully, and run() returns exit_code::gave_up") {
     let_go = false;
     int code = -1;
-    std::vector<event<P>> seen;
+    std::vector<event<thread_proto>> seen;
     {
         io_context ctx;
         auto o = threads(restart_mode::permanent);
         o.heartbeat_timeout = 200ms;
         o.shutdown_timeout = support::wait_limit;
-        primary<P> p(o, spin);
-        code = sync_wait(bounded(p.run([&seen](primary<P>& self) -> task<void> {
+        primary<thread_proto> p(o, spin);
+        code = sync_wait(bounded(p.run([&seen](primary<thread_proto>& self) -> task<void> {
             (void)co_await self.fork();
             for (;;) {
                 seen.push_back(co_await self.next_event());
@@ -275,8 +275,8 @@ constexpr auto aborting_timeout = 200ms;
         auto o = threads(restart_mode::permanent);
         o.heartbeat_timeout = aborting_timeout;
         o.hung_thread = hung_thread_action::abort;
-        primary<P> p(o, spin);
-        code = sync_wait(p.run([](primary<P>& self) -> task<void> {
+        primary<thread_proto> p(o, spin);
+        code = sync_wait(p.run([](primary<thread_proto>& self) -> task<void> {
             (void)co_await self.fork();
             for (;;) (void)co_await self.next_event();  // until the abort, or run() ends
         }));
@@ -309,16 +309,17 @@ TEST_CASE("hung_thread abort: a hung thread worker aborts the process at once, s
 }
 
 TEST_CASE("reload() replaces every thread worker with a new one in its slot, the old ones leaving gracefully") {
-    support::with_primary<P>(threads(restart_mode::permanent), introduce, [](primary<P>& p) -> task<void> {
-        co_await bounded(p.scale(2));
-        const auto before = support::listed_ids(p);
-        REQUIRE(before == std::vector<unsigned>{1, 2});
-        auto reloaded = co_await bounded(p.reload());
-        CHECK(reloaded.ok);
-        CHECK(reloaded.replaced == 2);
-        const auto after = support::listed_ids(p);
-        REQUIRE(after.size() == 2);
-        for (unsigned id : after) CHECK(id > 2);
-        for (const auto* h : p.workers()) CHECK(h->is_thread());
-    });
+    support::with_primary<thread_proto>(threads(restart_mode::permanent), introduce,
+                                        [](primary<thread_proto>& p) -> task<void> {
+                                            co_await bounded(p.scale(2));
+                                            const auto before = support::listed_ids(p);
+                                            REQUIRE(before == std::vector<unsigned>{1, 2});
+                                            auto reloaded = co_await bounded(p.reload());
+                                            CHECK(reloaded.ok);
+                                            CHECK(reloaded.replaced == 2);
+                                            const auto after = support::listed_ids(p);
+                                            REQUIRE(after.size() == 2);
+                                            for (unsigned id : after) CHECK(id > 2);
+                                            for (const auto* h : p.workers()) CHECK(h->is_thread());
+                                        });
 }

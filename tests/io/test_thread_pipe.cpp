@@ -72,7 +72,7 @@ struct other_side {
     }
 };
 
-std::size_t one(const std::uint64_t&) noexcept { return 1; }
+std::size_t count_one(const std::uint64_t&) noexcept { return 1; }
 
 // A loop's spin after a remote wake, and a wait long enough to show that it ends.
 constexpr std::chrono::milliseconds spin_bound{20}, quiet_window{300};
@@ -89,8 +89,8 @@ TEST_CASE("10,000 values each way at once arrive in order, through a bound of 64
     const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
     if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
     INFO(name_of(how));
-    auto there = std::make_shared<pipe_of_numbers>(64, &one, how);
-    auto back = std::make_shared<pipe_of_numbers>(64, &one, how);
+    auto there = std::make_shared<pipe_of_numbers>(64, &count_one, how);
+    auto back = std::make_shared<pipe_of_numbers>(64, &count_one, how);
     std::uint64_t wrong_here = 0;
     {
         io_context ctx;
@@ -111,7 +111,7 @@ TEST_CASE("a sender past the high-water mark waits until the other thread has ta
     INFO(name_of(how));
     constexpr std::size_t bound = 8;
     constexpr std::uint64_t pushed = 100;
-    auto p = std::make_shared<pipe_of_numbers>(bound, &one, how);
+    auto p = std::make_shared<pipe_of_numbers>(bound, &count_one, how);
     std::atomic<std::uint64_t> taken{0};
     std::atomic<bool> go{false};
     io_context ctx;
@@ -144,7 +144,7 @@ TEST_CASE("a consumer that goes fails the sends after it, and wakes a sender wai
     const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
     if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
     INFO(name_of(how));
-    auto p = std::make_shared<pipe_of_numbers>(1, &one, how);
+    auto p = std::make_shared<pipe_of_numbers>(1, &count_one, how);
     io_context ctx;
     p->producer_open();
     std::atomic<bool> go{false};
