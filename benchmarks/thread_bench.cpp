@@ -105,20 +105,29 @@ task<void> worker_main(worker<proto>& w) {
     }
 }
 
-// body(p, h) against a primary of one worker started in `mode`, on a loop of its own.
-template <class T, class Body>
-T with_one_worker(start_mode mode, Body body) {
+// body(p) against a primary whose workers start in `mode`, on a loop of its own.
+template <class Body>
+double with_primary(start_mode mode, Body body) {
     io_context ctx;
     primary_options o;
     o.mode = mode;
     primary<proto> p(o, worker_main);
-    T out = sync_wait([](primary<proto>& self, Body& b) -> task<T> {
-        auto& h = co_await self.fork();
-        (void)co_await self.next<online_event>();
-        co_return co_await b(self, h);
-    }(p, body));
+    const double out = sync_wait(body(p));
     sync_wait(p.shutdown());
     return out;
+}
+
+template <class Body>
+task<double> one_worker_then(primary<proto>& p, Body body) {
+    auto& h = co_await p.fork();
+    (void)co_await p.next<online_event>();
+    co_return co_await body(p, h);
+}
+
+// body(p, h) against a primary of one worker started in `mode`.
+template <class Body>
+double with_one_worker(start_mode mode, Body body) {
+    return with_primary(mode, [body](primary<proto>& p) { return one_worker_then(p, body); });
 }
 
 // ---- round trip ----
@@ -153,23 +162,15 @@ double node_rtt_ns(bool between_workers) {
 
 // A round trip between two workers: the first sends to the second with send_to(), which
 // answers the same way; the primary routes both.
-double between_workers_rtt_ns(start_mode mode) {
-    io_context ctx;
-    primary_options o;
-    o.mode = mode;
-    primary<proto> p(o, worker_main);
-    const double ns = sync_wait([](primary<proto>& self) -> task<double> {
-        auto& a = co_await self.fork();
-        auto& b = co_await self.fork();
-        for (int i = 0; i < 2; ++i) (void)co_await self.next<online_event>();
-        auto go = make_sample(b.id(), rally);
-        auto sent = co_await a.send(go);
-        if (!sent) std::abort();
-        auto took = co_await self.next_message<ack>();
-        co_return static_cast<double>(took.value.count) / rtt_rounds;
-    }(p));
-    sync_wait(p.shutdown());
-    return ns;
+task<double> between_workers_rtt_ns(primary<proto>& p) {
+    auto& a = co_await p.fork();
+    auto& b = co_await p.fork();
+    for (int i = 0; i < 2; ++i) (void)co_await p.next<online_event>();
+    auto go = make_sample(b.id(), rally);
+    auto sent = co_await a.send(go);
+    if (!sent) std::abort();
+    auto took = co_await p.next_message<ack>();
+    co_return static_cast<double>(took.value.count) / rtt_rounds;
 }
 
 // ---- one way ----
@@ -236,20 +237,12 @@ double plain_queue_per_second() {
 
 // ---- workers online ----
 
-// From the first fork() until `online_workers` workers in `mode` are online, in milliseconds.
-double online_ms(start_mode mode) {
-    io_context ctx;
-    primary_options o;
-    o.mode = mode;
-    primary<proto> p(o, worker_main);
-    const double ms = sync_wait([](primary<proto>& self) -> task<double> {
-        const auto start = clock_type::now();
-        for (unsigned i = 0; i < online_workers; ++i) (void)co_await self.fork();
-        for (unsigned i = 0; i < online_workers; ++i) (void)co_await self.next<online_event>();
-        co_return seconds_since(start) * 1e3;
-    }(p));
-    sync_wait(p.shutdown());
-    return ms;
+// From the first fork() until `online_workers` workers are online, in milliseconds.
+task<double> online_ms(primary<proto>& p) {
+    const auto start = clock_type::now();
+    for (unsigned i = 0; i < online_workers; ++i) (void)co_await p.fork();
+    for (unsigned i = 0; i < online_workers; ++i) (void)co_await p.next<online_event>();
+    co_return seconds_since(start) * 1e3;
 }
 
 void print_beside_node(const char* name, double ns, double node_ns, const char* baseline) {
@@ -270,14 +263,14 @@ int main(int argc, char** argv) {
     std::vector<double> thread_rtt, fork_rtt, primary_rtt, primary_fork_rtt, thread_rate, plain_rate, online_thread,
         online_fork;
     for (int r = 0; r < repeats; ++r) {
-        thread_rtt.push_back(between_workers_rtt_ns(start_mode::thread));
-        fork_rtt.push_back(between_workers_rtt_ns(start_mode::fork));
-        primary_rtt.push_back(with_one_worker<double>(start_mode::thread, rtt_ns));
-        primary_fork_rtt.push_back(with_one_worker<double>(start_mode::fork, rtt_ns));
-        thread_rate.push_back(with_one_worker<double>(start_mode::thread, oneway_per_second));
+        thread_rtt.push_back(with_primary(start_mode::thread, between_workers_rtt_ns));
+        fork_rtt.push_back(with_primary(start_mode::fork, between_workers_rtt_ns));
+        primary_rtt.push_back(with_one_worker(start_mode::thread, rtt_ns));
+        primary_fork_rtt.push_back(with_one_worker(start_mode::fork, rtt_ns));
+        thread_rate.push_back(with_one_worker(start_mode::thread, oneway_per_second));
         plain_rate.push_back(plain_queue_per_second());
-        online_thread.push_back(online_ms(start_mode::thread));
-        online_fork.push_back(online_ms(start_mode::fork));
+        online_thread.push_back(with_primary(start_mode::thread, online_ms));
+        online_fork.push_back(with_primary(start_mode::fork, online_ms));
     }
     print_beside_node("thread_rtt", bench::median(thread_rtt), node_rtt_ns(true),
                       "Node.js: the same object's round trip between two worker_threads through a MessageChannel");
