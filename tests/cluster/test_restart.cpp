@@ -8,11 +8,10 @@
 // min_uptime, which exits each mode replaces, restart delays), since a thread's exception is
 // its crash and kill(SIGKILL) abandons it as if killed (docs/threads.md); a worker that left
 // and then hangs, which the supervisor's SIGKILL abandons; and the heartbeats that are not
-// about killing: a busy worker, heartbeat_timeout 0, a stalled primary, a worker that
-// left. Processes only: a worker that _exit(1)s (in a thread, that ends the process), and the
-// SIGTERM and SIGKILL of a hung worker, since a thread cannot be signalled; what a hung thread
-// does instead (hung_thread_action) is cluster/threads'. The burst case too, for a reason not
-// found yet (see it).
+// about killing: a busy worker, a burst of messages, heartbeat_timeout 0, a stalled primary, a
+// worker that left. Processes only: a worker that _exit(1)s (in a thread, that ends the
+// process), and the SIGTERM and SIGKILL of a hung worker, since a thread cannot be signalled;
+// what a hung thread does instead (hung_thread_action) is cluster/threads'.
 #include <catch2/catch.hpp>
 
 #include <cluster/cluster.hpp>
@@ -788,16 +787,20 @@ task<void> send_a_burst(worker<proto>& w) {
 
 }  // namespace
 
-// Processes only, for now: in thread mode this case failed in 2 runs of 6 on a loaded 2-core
-// machine (g++ Release, ctest -j2 beside other builds), the worker taken for hung (exit reason
-// hung) during the burst; not explained yet, so not a difference by design: an open question
-// about a thread link's heartbeats under load.
+// Regression (thread mode): a thread's pipe, emptied by the primary as fast as the worker
+// fills it, never made the sender wait, so the worker's loop never turned during the burst
+// and its heartbeats were not sent: on a loaded machine the worker was taken for hung.
 TEST_CASE("a burst of messages does not hold up the heartbeats behind it into a false hang") {
-    auto o = watched();
+    const start_mode mode = GENERATE(start_mode::fork, start_mode::thread);
+    INFO(to_string(mode) << " mode");
+    auto o = watched(mode);
     o.heartbeat_timeout = 200ms;
     with_restart_policy(o, send_a_burst, [](primary<proto>& p) -> task<void> {
         handle& h = co_await fork_worker(p);
-        for (unsigned received = 0; received < burst;) {
+        // A thread worker's burst can outrun this loop on a busy machine, and the primary then
+        // drops the oldest message events past max_queued_bytes, as documented: those count as
+        // come, since what is checked here is the worker's heartbeats.
+        for (unsigned received = 0; received + p.overload().events_dropped < burst;) {
             auto e = co_await bounded(p.next_event());
             if (auto* gone = e.get_if<exit_event>())
                 FAIL("worker exited after " << received << " messages, stop reason: " << to_string(gone->reason));

@@ -117,6 +117,36 @@ TEST_CASE("a thread worker that throws exits with code 1 and the exception's mes
     });
 }
 
+// Sends a burst of jobs, then the number of turns its loop took meanwhile, as the last job's id.
+constexpr std::uint64_t burst_jobs = 10 * 1024;
+task<void> send_burst_counting_turns(worker<thread_proto>& w) {
+    const auto before = io::io_context::current()->turns();
+    for (std::uint64_t i = 0; i < burst_jobs; ++i) {
+        const job j{i, {}};
+        auto sent = co_await w.send(j);
+        if (!sent) co_return;
+    }
+    const job turned{io::io_context::current()->turns() - before, {}};
+    (void)co_await w.send(turned);
+    (void)co_await w.receive();
+}
+
+// Regression: the primary empties a thread worker's pipe as fast as it fills, so a send never
+// waited for room and the worker's loop did not turn until the burst ended: its heartbeats were
+// not sent, and on a loaded machine it was taken for hung (cluster/restart's burst case).
+TEST_CASE("a thread worker's loop turns during a burst of sends, however fast the primary empties its pipe") {
+    support::with_primary<thread_proto>(threads(), send_burst_counting_turns,
+                                        [](primary<thread_proto>& p) -> task<void> {
+                                            (void)co_await support::fork_worker(p);
+                                            for (std::uint64_t i = 0; i < burst_jobs; ++i) {
+                                                auto j = co_await bounded(p.next_message<job>());
+                                                REQUIRE(j.value.id == i);
+                                            }
+                                            auto turned = co_await bounded(p.next_message<job>());
+                                            CHECK(turned.value.id >= burst_jobs / 1024);
+                                        });
+}
+
 TEST_CASE("a thread worker knows it is a worker, sees its env option, and shares the primary's pid") {
     auto o = threads();
     o.env["THREAD_TEST_VALUE"] = "its own";

@@ -26,6 +26,8 @@
 #include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
+#include <cluster/io/io_context.hpp>
+#include <cluster/io/ops.hpp>
 #include <cluster/io/task.hpp>
 #include <cluster/ipc/channel.hpp>
 #include <cluster/ipc/request_table.hpp>
@@ -45,13 +47,14 @@ class link_wait {
     struct thread_wait {
         envelope_pipe* pipe;
         std::error_code queued;
+        bool turn_first;  // the loop takes a turn before this send completes
         std::optional<slow_wait> slow;
         std::optional<decltype(std::declval<slow_wait&>().operator co_await())> awaiting;
 
-        bool await_ready() const { return queued || !pipe->full(); }
+        bool await_ready() const { return !turn_first && (queued || !pipe->full()); }
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
-            slow.emplace(pipe->wait_for_room(queued));
+            slow.emplace(turn_first ? after_a_turn(*pipe, queued) : pipe->wait_for_room(queued));
             awaiting.emplace(slow->operator co_await());
             return awaiting->await_suspend(h);
         }
@@ -60,12 +63,17 @@ class link_wait {
             if (queued) return queued;
             return {};
         }
+
+        static slow_wait after_a_turn(envelope_pipe& pipe, std::error_code queued) {
+            (void)co_await io::nop();
+            co_return co_await pipe.wait_for_room(queued);
+        }
     };
 
 public:
     explicit link_wait(socket_wait w) noexcept : w_(std::in_place_index<0>, std::move(w)) {}
-    link_wait(envelope_pipe& pipe, std::error_code queued) noexcept
-        : w_(std::in_place_index<1>, thread_wait{&pipe, queued, std::nullopt, std::nullopt}) {}
+    link_wait(envelope_pipe& pipe, std::error_code queued, bool turn_first) noexcept
+        : w_(std::in_place_index<1>, thread_wait{&pipe, queued, turn_first, std::nullopt, std::nullopt}) {}
 
     bool await_ready() { return w_.index() == 0 ? std::get<0>(w_).await_ready() : std::get<1>(w_).await_ready(); }
     template <class Promise>
@@ -151,7 +159,7 @@ public:
     template <class T>
     [[nodiscard]] link_wait send(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         if (socket_) return link_wait(socket_->wait_for_room(socket_->queue(msg, tag, flags)));
-        return link_wait(thread_->out(), push(protocol::variant(clone_message(msg)), tag, flags, {}));
+        return wait_for_room(push(protocol::variant(clone_message(msg)), tag, flags, {}));
     }
 
     // A message of the user's protocol P: encoded for a process, boxed for a thread. An rvalue
@@ -197,7 +205,7 @@ public:
 
     [[nodiscard]] link_wait wait_for_room(std::error_code queued) {
         if (socket_) return link_wait(socket_->wait_for_room(queued));
-        return link_wait(thread_->out(), queued);
+        return link_wait(thread_->out(), queued, takes_a_turn());
     }
 
     // Delivers what was queued, then tells the other end no more is coming.
@@ -296,6 +304,21 @@ private:
         return queued;
     }
 
+    // A sender that finds room every time never suspends, so its loop never turns and its
+    // timers (its heartbeats among them) wait for the burst to end. A process's channel fills
+    // until the loop writes it out; a thread's pipe, emptied by the other thread as it fills,
+    // may never be full. So every sends_per_turn-th send in one turn of the loop waits for the
+    // next turn first, as a channel's sender would wait for its socket.
+    bool takes_a_turn() noexcept {
+        const auto* loop = io::io_context::current();
+        const std::uint64_t turn = loop ? loop->turns() : 0;
+        if (turn != send_turn_) {
+            send_turn_ = turn;
+            sends_this_turn_ = 0;
+        }
+        return ++sends_this_turn_ % sends_per_turn == 0;
+    }
+
     std::error_code push(protocol::variant value, std::uint32_t tag, std::uint16_t flags, boxed_message boxed) {
         if (forked_) return make_error_code(errc::forked_child);
         const std::size_t bytes = sizeof(link_envelope) + boxed.size;
@@ -332,6 +355,9 @@ private:
     std::optional<thread_end> thread_;
     std::deque<link_envelope> arrived_;  // a thread link's, taken off its pipe in a burst
     ipc::channel_stats stats_;           // a thread link's
+    static constexpr unsigned sends_per_turn = 1024;
+    std::uint64_t send_turn_ = 0;  // the loop's turn of the last send on a thread link
+    unsigned sends_this_turn_ = 0;
     bool read_closed_ = false;
     bool ended_ = false;
     bool forked_ = false;

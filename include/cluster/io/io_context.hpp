@@ -115,6 +115,9 @@ public:
     [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
     [[nodiscard]] unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+    // How many turns the loop has taken: work that runs on without suspending can tell whether
+    // the loop has turned since it last looked.
+    [[nodiscard]] std::uint64_t turns() const noexcept { return turns_; }
 
     // Returns `count` SQEs' worth of space, submitting what is queued when the SQ is full.
     // The caller must fill exactly `count` SQEs from `sqe()` before yielding.
@@ -320,6 +323,7 @@ private:
     pthread_t owner_thread_ = ::pthread_self();  // the thread that made it, and drives it
     io_context* previous_ = nullptr;
     std::size_t in_flight_ = 0;
+    std::uint64_t turns_ = 0;
     bool stopped_ = false;
     std::chrono::nanoseconds spin_;
     bool woken_remotely_ = false;  // since the loop last slept or spun

@@ -105,6 +105,7 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
     stay_out_of_forked_child();
     const detail::trampoline::saved outer_trampoline;
     CLUSTER_MARK_STACK_BASE();
+    ++turns_;
     install_trampoline();
     resume_ready();
     dispatch_stashed();
