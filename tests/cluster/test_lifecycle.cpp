@@ -97,6 +97,15 @@ task<support::identity> identity_of(primary<proto>& p, unsigned id) {
     co_return *me;
 }
 
+// What worker id reported about itself among `events`.
+support::identity identity_from(const std::vector<event<proto>>& events, unsigned id) {
+    const support::identity* me = nullptr;
+    for (const auto& e : events)
+        if (e.worker_id() == id && !me) me = e.message<support::identity>();
+    REQUIRE(me);
+    return *me;
+}
+
 std::string read_file(const std::string& path) {
     const unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     return fd ? support::read_all(fd.get()) : "";
@@ -765,8 +774,18 @@ TEST_CASE("a mixed cluster: a thread worker and an exec-mode process worker side
         CHECK(thread.pid() == ::getpid());
         CHECK(process.pid() != ::getpid());
         const unsigned thread_id = thread.id(), process_id = process.id();
-        const auto in_thread = co_await identity_of(p, thread_id);
-        const auto in_process = co_await identity_of(p, process_id);
+        // Both report and exit, in either order: every event until both have exited, each
+        // worker's identity then picked out by its id.
+        std::vector<event<proto>> events;
+        for (unsigned exited = 0; exited < 2;) {
+            events.push_back(co_await bounded(p.next_event()));
+            if (const auto* x = events.back().get_if<exit_event>()) {
+                CHECK(x->status.success());
+                ++exited;
+            }
+        }
+        const auto in_thread = identity_from(events, thread_id);
+        const auto in_process = identity_from(events, process_id);
         for (const auto* me : {&in_thread, &in_process}) {
             CHECK(me->worker);
             CHECK_FALSE(me->primary);
