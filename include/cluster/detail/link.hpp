@@ -9,7 +9,6 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -353,8 +352,8 @@ private:
 
     std::optional<socket_channel> socket_;
     std::optional<thread_end> thread_;
-    std::deque<link_envelope> arrived_;  // a thread link's, taken off its pipe in a burst
-    ipc::channel_stats stats_;           // a thread link's
+    envelope_pipe::batch arrived_;  // a thread link's, taken off its pipe in a burst
+    ipc::channel_stats stats_;      // a thread link's
     static constexpr unsigned sends_per_turn = 1024;
     std::uint64_t send_turn_ = 0;  // the loop's turn of the last send on a thread link
     unsigned sends_this_turn_ = 0;

@@ -5,11 +5,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <cluster/error.hpp>
 #include <cluster/io/doorbell.hpp>
@@ -26,6 +26,27 @@ class thread_pipe {
 public:
     // What a value weighs toward the high-water mark: its bytes, say.
     using cost_fn = std::size_t (*)(const T&) noexcept;
+
+    // Values take_all() took at once, read front to back on the consumer's thread. Its storage
+    // and the pipe's trade places at each burst, so neither side allocates once both have grown,
+    // and no block allocated on one thread is freed on the other.
+    class batch {
+    public:
+        [[nodiscard]] bool empty() const noexcept { return next_ == items_.size(); }
+        T& front() noexcept { return items_[next_]; }
+        void pop_front() noexcept {
+            if (++next_ == items_.size()) clear();
+        }
+
+    private:
+        friend class thread_pipe;
+        void clear() noexcept {
+            items_.clear();
+            next_ = 0;
+        }
+        std::vector<T> items_;
+        std::size_t next_ = 0;
+    };
 
     // Past `high_water` weighed (cost), a sender waits for room, as a channel's does.
     explicit thread_pipe(std::size_t high_water, cost_fn cost, wake_method how = probed_wake_method()) noexcept
@@ -89,10 +110,11 @@ public:
     }
     // Takes no more: what is queued is dropped, and the producer's sends fail with peer_gone.
     void consumer_close() {
-        std::deque<T> dropped;
+        std::vector<T> dropped;
         const std::lock_guard lock(mutex_);
         consumer_gone_ = true;
         dropped.swap(items_);
+        next_ = 0;
         set_cost(0);
         if (data_) data_->wake_here();
         data_.reset();
@@ -121,23 +143,29 @@ public:
 
     // Every value queued, appended to `into` in order, under one lock: a consumer that keeps
     // up takes a burst at once instead of locking for each value. Never waits.
-    void take_all(std::deque<T>& into) {
+    void take_all(batch& into) {
         const std::lock_guard lock(mutex_);
-        if (items_.empty()) return;
+        if (next_ == items_.size()) return;
         const bool was_full = queued_cost_ > high_water_;
         set_cost(0);
         if (was_full && room_) room_->ring();
-        // A swap hands over the queue's blocks; a std::deque of its own here would take new
-        // ones from the heap at every burst.
-        if (into.empty()) return into.swap(items_);
-        for (auto& v : items_) into.push_back(std::move(v));
+        if (into.empty()) {
+            into.clear();
+            into.items_.swap(items_);
+            into.next_ = std::exchange(next_, 0);
+            return;
+        }
+        into.items_.erase(into.items_.begin(), into.items_.begin() + static_cast<std::ptrdiff_t>(into.next_));
+        into.next_ = 0;
+        for (auto i = next_; i < items_.size(); ++i) into.items_.push_back(std::move(items_[i]));
         items_.clear();
+        next_ = 0;
     }
 
     // Whether values wait to be taken.
     [[nodiscard]] bool has_queued() const {
         const std::lock_guard lock(mutex_);
-        return !items_.empty();
+        return next_ != items_.size();
     }
     // How many values were ever pushed (for statistics; any thread).
     [[nodiscard]] std::uint64_t pushed() const {
@@ -155,9 +183,17 @@ private:
     }
 
     std::optional<T> take_locked() {
-        if (items_.empty()) return std::nullopt;
-        std::optional<T> v(std::move(items_.front()));
-        items_.pop_front();
+        if (next_ == items_.size()) return std::nullopt;
+        std::optional<T> v(std::move(items_[next_]));
+        if (++next_ == items_.size()) {
+            items_.clear();
+            next_ = 0;
+        } else if (next_ >= compact_after && 2 * next_ >= items_.size()) {
+            // A consumer taking one at a time from a producer that keeps ahead: the values
+            // taken leave the vector's front, a move each, paid for by as many takes before.
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(next_));
+            next_ = 0;
+        }
         const bool was_full = queued_cost_ > high_water_;
         set_cost(queued_cost_ - weigh(*v));
         if (was_full && queued_cost_ <= high_water_ && room_) room_->ring();
@@ -168,7 +204,9 @@ private:
     const cost_fn cost_;
     const wake_method method_;
     mutable std::mutex mutex_;
-    std::deque<T> items_;
+    static constexpr std::size_t compact_after = 64;
+    std::vector<T> items_;  // taken from next_ on
+    std::size_t next_ = 0;
     std::size_t queued_cost_ = 0;
     std::atomic<bool> full_ = false;  // queued_cost_ > high_water_ && !consumer_gone_
     std::uint64_t pushed_ = 0;
