@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
@@ -149,8 +150,12 @@ public:
     // Suspends the calling task until the wake that arm() asked for arrives.
     [[nodiscard]] waiter wait() noexcept { return waiter{*this}; }
 
-    // Wakes the tasks waiting, if any, from any thread with a loop.
+    // Wakes the tasks waiting, if any, from any thread with a loop. Looks first without the lock:
+    // arm() and ring() are called under the caller's own lock (see arm()), which orders the
+    // look after any arm() that came first; a producer that keeps ahead of its consumer rings
+    // at every value, and finds nobody waiting.
     void ring() {
+        if (!armed_.load(std::memory_order_relaxed)) return;
         const std::lock_guard lock(mutex_);
         if (!armed_) return;
         armed_ = false;
@@ -191,9 +196,9 @@ private:
     std::uint64_t count_ = 0;    // eventfd: the read's buffer
     bool read_pending_ = false;  // eventfd: a read of it is in flight (the owner's thread only)
     std::mutex mutex_;
-    bool armed_ = false;    // a task waits and no wake is on its way: ring() sends one
-    bool sent_ = false;     // ring() sent a wake that has not arrived yet
-    bool arrived_ = false;  // for the destructor's wait
+    std::atomic<bool> armed_ = false;  // a task waits and no wake is on its way: ring() sends one
+    bool sent_ = false;                // ring() sent a wake that has not arrived yet
+    bool arrived_ = false;             // for the destructor's wait
     detail::parked_list waiting_;
     io::detail::member_completion<doorbell, &doorbell::on_wake> hook_{this};
 };
