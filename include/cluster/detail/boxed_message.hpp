@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include <cluster/detail/box_pool.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/wire/decode_error.hpp>
 #include <cluster/wire/protocol.hpp>
@@ -47,7 +48,7 @@ template <class P>
 wire::decode_result<boxed_message> decode_boxed(wire::raw_message& m) {
     auto decoded = wire::decode_raw<P>(m);
     if (!decoded) return decoded.error();
-    return boxed_message{std::make_shared<typename P::variant>(std::move(*decoded)), m.type_id, m.payload.size()};
+    return boxed_message{make_box<typename P::variant>(std::move(*decoded)), m.type_id, m.payload.size()};
 }
 
 }  // namespace cluster::detail

@@ -184,8 +184,7 @@ public:
             return socket_ ? socket_->queue(msg, tag, flags) : make_error_code(errc::invalid_value);
         } else {
             if (socket_) return encode_user(std::forward<T>(msg), tag, flags);
-            auto value =
-                std::make_shared<typename P::variant>(std::in_place_type<M>, boxed_value(std::forward<T>(msg)));
+            auto value = make_box<typename P::variant>(std::in_place_type<M>, boxed_value(std::forward<T>(msg)));
             wire::raw_message stub;
             stub.type_id = P::template id<M>;
             return push(protocol::variant(std::move(stub)), tag, flags,
