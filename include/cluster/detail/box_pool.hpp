@@ -62,17 +62,17 @@ private:
         std::size_t count = 0;
     };
 
-    // Blocks freed by one thread, taken by another: the depot lives as long as the process, so
-    // a thread that ends after its boxes went elsewhere leaves nothing behind it.
+    // Blocks freed by one thread, taken by another. Nothing in it is destroyed, so a thread that
+    // ends after its boxes went elsewhere, or one still running at exit, leaves nothing behind.
     struct depot {
         std::mutex mutex;
-        std::array<block*, classes> batches{};
-        std::array<std::size_t, classes> counts{};
+        std::array<block*, classes> batches;  // no initialisers: depot_{} zeroes them
+        std::array<std::size_t, classes> counts;
     };
 
     struct thread_cache {
         std::array<chain, classes> chains{};
-        thread_cache() = default;
+        thread_cache() noexcept { (void)fork_safe_; }
         thread_cache(const thread_cache&) = delete;
         thread_cache& operator=(const thread_cache&) = delete;
         ~thread_cache() {
@@ -113,17 +113,18 @@ private:
         return {first, batch};
     }
 
-    static depot& shared() noexcept {
-        static depot* const d = [] {
-            auto* made = new depot;
-            // A process forked while another thread held the lock would find it held for ever:
-            // a primary forks workers while its thread workers send.
-            ::pthread_atfork([] { shared().mutex.lock(); }, [] { shared().mutex.unlock(); },
-                             [] { shared().mutex.unlock(); });
-            return made;
-        }();
-        return *d;
+    static depot& shared() noexcept { return depot_; }
+
+    // A process forked while another thread held the depot's lock would find it held for ever,
+    // and a primary forks workers while its thread workers send: the lock is taken around
+    // fork(). Registered as the program starts, before a thread can hold it; and the depot is
+    // constant-initialised, so that no guard of a first use can be left held either.
+    static bool lock_depot_around_fork() noexcept {
+        ::pthread_atfork([] { depot_.mutex.lock(); }, [] { depot_.mutex.unlock(); }, [] { depot_.mutex.unlock(); });
+        return true;
     }
+    static inline constinit depot depot_{};
+    static inline const bool fork_safe_ = lock_depot_around_fork();
 
     static thread_cache& cache() noexcept {
         static thread_local thread_cache mine;
