@@ -71,13 +71,19 @@ TEST_CASE("boxes past the largest class come from the heap and go back to it") {
 }
 
 TEST_CASE("a process forked while another thread trades batches makes boxes: the depot's lock is not left held") {
+    // Under AddressSanitizer boxes never reach the depot, and a trader would only put clang 14's
+    // own allocator through fork(), which a child does not always survive (1 in 100 hung in
+    // CI): there the children check instead that their boxes bypass the depot.
+    constexpr bool trade = cluster::io::detail::recycle_frames;
     std::atomic<bool> done = false;
-    std::thread trader([&] {
-        while (!done) {
-            auto boxes = make_boxes(box_pool::kept_per_thread);
-            for (void* b : boxes) box_pool::deallocate(b, box_bytes);
-        }
-    });
+    std::thread trader;
+    if (trade)
+        trader = std::thread([&] {
+            while (!done) {
+                auto boxes = make_boxes(box_pool::kept_per_thread);
+                for (void* b : boxes) box_pool::deallocate(b, box_bytes);
+            }
+        });
     constexpr int forks = 100;
     int clean = 0;
     for (int i = 0; i < forks; ++i) {
@@ -86,12 +92,12 @@ TEST_CASE("a process forked while another thread trades batches makes boxes: the
             ::alarm(10);  // a lock left held hangs the child: the alarm ends it, and the test fails
             auto boxes = make_boxes(2 * box_pool::kept_per_thread);
             for (void* b : boxes) box_pool::deallocate(b, box_bytes);
-            ::_exit(0);
+            ::_exit(trade || box_pool::batches_waiting(box_bytes) == 0 ? 0 : 1);
         }
         int status = 0;
         if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ++clean;
     }
     done = true;
-    trader.join();
+    if (trader.joinable()) trader.join();
     CHECK(clean == forks);
 }
