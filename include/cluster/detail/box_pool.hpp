@@ -48,8 +48,8 @@ public:
     static std::size_t batches_waiting(std::size_t size) {
         const std::size_t c = class_of(size);
         if (!io::detail::recycle_frames || c >= classes) return 0;
-        const std::lock_guard lock(shared().mutex);
-        return shared().counts[c];
+        const std::lock_guard lock(depot_.mutex);
+        return depot_.counts[c];
     }
 
 private:
@@ -72,6 +72,7 @@ private:
 
     struct thread_cache {
         std::array<chain, classes> chains{};
+        // Names fork_safe_: an inline variable no code names may be left out of the program.
         thread_cache() noexcept { (void)fork_safe_; }
         thread_cache(const thread_cache&) = delete;
         thread_cache& operator=(const thread_cache&) = delete;
@@ -92,11 +93,10 @@ private:
         mine.head = std::exchange(last->next, nullptr);
         mine.count -= batch;
         {
-            auto& d = shared();
-            const std::lock_guard lock(d.mutex);
-            if (d.counts[c] < batches_in_depot) {
-                first->next_batch = std::exchange(d.batches[c], first);
-                ++d.counts[c];
+            const std::lock_guard lock(depot_.mutex);
+            if (depot_.counts[c] < batches_in_depot) {
+                first->next_batch = std::exchange(depot_.batches[c], first);
+                ++depot_.counts[c];
                 return;
             }
         }
@@ -104,16 +104,13 @@ private:
     }
 
     static chain take_batch(std::size_t c) noexcept {
-        auto& d = shared();
-        const std::lock_guard lock(d.mutex);
-        block* first = d.batches[c];
+        const std::lock_guard lock(depot_.mutex);
+        block* first = depot_.batches[c];
         if (!first) return {};
-        d.batches[c] = first->next_batch;
-        --d.counts[c];
+        depot_.batches[c] = first->next_batch;
+        --depot_.counts[c];
         return {first, batch};
     }
-
-    static depot& shared() noexcept { return depot_; }
 
     // A process forked while another thread held the depot's lock would find it held for ever,
     // and a primary forks workers while its thread workers send: the lock is taken around
