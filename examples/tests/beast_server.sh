@@ -66,12 +66,19 @@ begin_in_progress() {
     ws_pid=$!
     exec 5<>"/dev/tcp/127.0.0.1/$port"
     in_progress=$(pid_on 5)
-    local tries
+    # Each miss is kept open until the hit: under least_connections, a worker with fewer
+    # connections than $in_progress's (the WebSocket may be on it too) gets every new one
+    # while its count stays lower, and misses closed at once would keep it so.
+    local tries fd misses=()
     for tries in {1..50}; do
-        exec 6<>"/dev/tcp/127.0.0.1/$port"
-        [[ $(pid_on 6) == "$in_progress" ]] && break
-        exec 6<&-
+        exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+        if [[ $(pid_on "$fd") == "$in_progress" ]]; then
+            exec 6<&"$fd" {fd}<&-
+            break
+        fi
+        misses+=("$fd")
     done
+    for fd in "${misses[@]}"; do exec {fd}<&-; done
     [[ -e /dev/fd/6 ]] || fail "50 connections, none to worker $in_progress"
     printf 'GET /pid HTTP/1.1\r\nHost: test\r\n' >&5
     local i line
