@@ -51,6 +51,7 @@ struct settings {
     bool native = false;        // accept on the listener's own socket, with an Asio acceptor
     bool ignores_stop = false;  // sessions that never look at the stop; run() with a grace
     bool accepts_late = false;  // accepts nothing until the worker is leaving
+    std::string where = "127.0.0.1:0";
 };
 
 ba::awaitable<void> tell(worker<proto>& w, std::string text) {
@@ -148,7 +149,7 @@ task<void> asio_worker(worker<proto>& w, const settings& s) {
         ba::io_context io{1};
         listener_options o;
         o.max_connections = s.max_connections;
-        auto l = co_await w.listen(endpoint("127.0.0.1:0"), s.how, o);
+        auto l = co_await w.listen(endpoint::parse(s.where).value(), s.how, o);
         co_await say_listening(w, l);
         std::optional<asio::acceptor> acceptor;
         if (s.native) {
@@ -345,6 +346,27 @@ TEST_CASE("shared and reuseport: an Asio acceptor on the listener's own socket a
         CHECK(counted.text == "native 1");
         auto again = co_await bounded(support::served_by(at(a), "again"));
         CHECK(again == a.worker_id);
+    });
+}
+
+TEST_CASE("shared and reuseport: a connection the primary hands over ends the acceptor's wait on its own socket") {
+    const schedule how = GENERATE(schedule::shared, schedule::reuseport);
+    INFO(to_string(how));
+    settings s;
+    s.how = how;
+    s.where = "fd:web";
+    with_asio_workers(s, [](primary<proto>& p) -> task<void> {
+        // A spare beside the adopted socket (a binary upgrade's): the primary accepts on it.
+        net::listen_options spare;
+        spare.reuse_port = true;
+        auto first = listen_socket(endpoint("127.0.0.1:0"), spare);
+        const endpoint address = local_endpoint(first.get()).value();
+        (void)p.adopt(std::move(first), "web");
+        (void)p.adopt(listen_socket(address, spare), "web.1");
+        const auto a = co_await support::start_listening(p, 1);
+        // One at a time: each the kernel puts in the spare is handed over while the worker waits on its own.
+        for (int i = 0; i < 16; ++i)
+            CHECK(co_await bounded(support::served_by(address, "one" + std::to_string(i))) == a.worker_id);
     });
 }
 

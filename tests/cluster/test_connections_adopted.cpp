@@ -46,6 +46,20 @@ unique_fd loopback_socket(int type, bool listening, bool reuse_port = false) {
     return fd;
 }
 
+// Another socket on `address`, in `first`'s SO_REUSEPORT group, listening; with `keep_flag`
+// false its SO_REUSEPORT is cleared once it listens, as if it had never set it.
+unique_fd twin_of(const endpoint& address, bool keep_flag = true) {
+    unique_fd twin(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(twin.valid());
+    int on = 1;
+    REQUIRE(::setsockopt(twin.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    REQUIRE(::bind(twin.get(), address.data(), address.size()) == 0);
+    REQUIRE(::listen(twin.get(), 64) == 0);
+    on = keep_flag ? 1 : 0;
+    REQUIRE(::setsockopt(twin.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    return twin;
+}
+
 ino_t inode_of(int fd) {
     struct stat st {};
     REQUIRE(::fstat(fd, &st) == 0);
@@ -177,13 +191,8 @@ TEST_CASE("adopt() refuses a name or an address taken, and a listen on a name no
         auto invalid = p.try_adopt(loopback_socket(SOCK_STREAM, true), "a:b");
         REQUIRE_FALSE(invalid.has_value());
         CHECK(invalid.error() == endpoint_errc::invalid_name);
-        // A second socket on the same address, which SO_REUSEPORT lets it bind.
-        unique_fd twin(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const int on = 1;
-        REQUIRE(::setsockopt(twin.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
-        REQUIRE(::bind(twin.get(), address.data(), address.size()) == 0);
-        REQUIRE(::listen(twin.get(), 8) == 0);
-        auto same_address = p.try_adopt(std::move(twin), "twin");
+        // A second socket on the same address that does not say SO_REUSEPORT: no spare.
+        auto same_address = p.try_adopt(twin_of(address, false), "twin");
         REQUIRE_FALSE(same_address.has_value());
         CHECK(same_address.error() == std::errc::address_in_use);
 
@@ -192,6 +201,49 @@ TEST_CASE("adopt() refuses a name or an address taken, and a listen on a name no
         CHECK(r.error == EBADF);
         INFO(r.what);
         CHECK(r.what.find("no socket was adopted as \"nothing\"") != std::string::npos);
+    });
+}
+
+// What a binary upgrade hands its successor under reuseport: every slot's socket on one address.
+TEST_CASE("a second socket adopted on an address, both with SO_REUSEPORT, is a spare that a slot or the primary "
+          "accepts on, and nothing queued on it waits") {
+    struct variation {
+        schedule how;
+        std::size_t workers;
+    };
+    const variation v = GENERATE(variation{schedule::reuseport, 2}, variation{schedule::reuseport, 1},
+                                 variation{schedule::round_robin, 2}, variation{schedule::shared, 2});
+    const schedule how = v.how;
+    const std::size_t workers = v.workers;
+    INFO(to_string(how) << ", " << workers << " workers");
+    support::with_listener_workers(support::options_for(how, "fd:web"), [&](primary<proto>& p) -> task<void> {
+        auto first = loopback_socket(SOCK_STREAM, true, true);
+        const endpoint address = local_endpoint(first.get()).value();
+        auto twin = twin_of(address);
+        const std::set<ino_t> sockets{inode_of(first.get()), inode_of(twin.get())};
+        (void)p.adopt(std::move(first), "web");
+        CHECK(p.adopt(std::move(twin), "web.1") == endpoint::inherited("web.1"));
+
+        // Before anyone listens: the kernel spreads them over both sockets.
+        constexpr int clients = 16;
+        std::vector<tcp_stream> waiting;
+        for (int i = 0; i < clients; ++i)
+            waiting.push_back(co_await support::bounded(support::ask_later(address, 'c', "w" + std::to_string(i))));
+        (void)co_await support::start_listening(p, workers);
+        for (int i = 0; i < clients; ++i) {
+            const unsigned id = co_await support::bounded(support::answer_of(waiting[i], "w" + std::to_string(i)));
+            CHECK(id >= 1);
+        }
+        // One at a time, while the workers wait: one the primary hands over is not left waiting.
+        for (int i = 0; i < clients; ++i) CHECK(co_await support::bounded(support::served_by(address)) >= 1);
+        std::set<ino_t> held;
+        for (auto* h : p.workers())
+            for (const ino_t ino : sockets)
+                if (holds_socket(h->pid(), ino)) held.insert(ino);
+        // reuseport: each slot accepts on a socket of its own, the spare included if there is a slot for it.
+        if (how == schedule::reuseport) CHECK(held.size() == workers);
+        if (how == schedule::shared) CHECK(held.size() == 1);
+        if (how == schedule::round_robin) CHECK(held.empty());
     });
 }
 

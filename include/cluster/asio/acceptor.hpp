@@ -44,6 +44,13 @@ struct acceptor_state {
             if (state->native) state->native->close(ignored);
         }
     };
+    struct canceller {
+        acceptor_state* state;
+        void operator()() const noexcept {
+            boost::system::error_code ignored;
+            if (state->native) state->native->cancel(ignored);
+        }
+    };
 
     acceptor_state(const Executor& ex, net::listener l) : listener(std::move(l)) {
         std::string what;
@@ -60,6 +67,8 @@ struct acceptor_state {
     // connection costs what it costs Asio alone.
     std::optional<boost::asio::basic_socket_acceptor<Protocol, Executor>> native;
     std::optional<std::stop_callback<closer>> close_native;
+    // The primary handed a connection over: the native accepts end, and go through the listener.
+    std::optional<std::stop_callback<canceller>> cancel_on_handed;
     std::stop_source cancel;  // acceptor::cancel() for accepts through the listener
 };
 
@@ -128,11 +137,15 @@ public:
         if (!state_->native || !state_->native->is_open() || !state_->listener.accepts_on_socket())
             return by_listener();
         auto& native = *state_->native;
+        handed_ = state_->listener.handed_token();
+        state_->cancel_on_handed.emplace(handed_, typename acceptor_state<Protocol, Executor>::canceller{state_.get()});
         native.async_accept(ex_, std::move(*this));
     }
 
     void operator()(const boost::system::error_code& ec, Socket socket) {
         if (!ec) return complete(ec, connection<Socket>{std::move(socket), state_->listener.count_accepted()});
+        // Ended for a connection the primary handed over: that one, or the next, comes next.
+        if (ec == boost::asio::error::operation_aborted && handed_.stop_requested()) return start();
         // The socket was stopped (a graceful stop) or given up (leaving): what is left comes
         // through the listener. Cancelled while the listener still accepts: the caller's cancel.
         const bool by_caller = ec == boost::asio::error::operation_aborted && state_->listener.accepts_on_socket();
@@ -167,6 +180,7 @@ private:
     Executor io_executor_;
     Executor1 ex_;
     Handler handler_;
+    std::stop_token handed_;  // the listener's handed_token() as the native accept began
 };
 
 }  // namespace detail

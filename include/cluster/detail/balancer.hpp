@@ -123,9 +123,13 @@ public:
             what = "a socket was adopted as \"" + name + "\" already";
             return errno_code(EEXIST);
         }
-        if (listeners_.contains(keys[1])) {
-            what = "the cluster has a socket on " + keys[1] + " already";
-            return errno_code(EADDRINUSE);
+        if (auto at = listeners_.find(keys[1]); at != listeners_.end()) {
+            if (!takes_spare(*at->second, *inherited)) {
+                what = "the cluster has a socket on " + keys[1] + " already";
+                return errno_code(EADDRINUSE);
+            }
+            add_spare(at->second, std::move(inherited->fd), std::move(keys[0]));
+            return *named;
         }
         auto l = std::make_shared<listening_socket>(next_listener_++, &options_->pick);
         l->adopted = true;
@@ -140,31 +144,39 @@ public:
 
     // What a binary upgrade's successor takes over: every TCP socket a worker listens on (an
     // adopted one nobody uses stays behind), under its adopted name or "listen-<id>". Under
-    // reuseport, one slot's socket stands for the address: the successor's first slot accepts
-    // on it, and its other slots open their own beside it.
+    // reuseport, every slot's socket, the first under that name and the others under
+    // "<name>.<n>": the successor adopts them as one socket with spares, and its slots accept
+    // on them, so none closes and nothing the kernel queued on them is lost.
     [[nodiscard]] std::vector<handed_socket> handover() const {
         std::vector<handed_socket> out;
         for (const auto& [id, l] : by_id_) {
             if (l->udp || l->idle || l->stopped) continue;
-            const int fd = l->socket ? l->socket.get() : l->per_slot.empty() ? -1 : l->per_slot.begin()->second.get();
-            if (fd < 0) continue;
-            const std::string& key = l->keys.front();
-            out.push_back({fd, l->adopted ? key.substr(3) : "listen-" + std::to_string(id)});
+            const std::string name = l->adopted ? l->keys.front().substr(3) : "listen-" + std::to_string(id);
+            const auto fds = sockets_of(*l);
+            for (std::size_t n = 0; n < fds.size(); ++n)
+                out.push_back({fds[n], n == 0 ? name : name + "." + std::to_string(n)});
         }
         return out;
     }
 
     // The successor serves `handed` now: this primary never shuts them down, nor removes a Unix
-    // socket's file, as it would its own; it closes its copies as it stops.
+    // socket's file, as it would its own. It keeps one copy of each address's, closed as it
+    // stops; its workers accept on theirs until they leave.
     void handed_over(const std::vector<handed_socket>& handed) {
         for (auto& [id, l] : by_id_) {
             if (l->udp) continue;
             for (const auto& h : handed) {
                 auto slot = std::find_if(l->per_slot.begin(), l->per_slot.end(),
                                          [&](const auto& s) { return s.second.get() == h.fd; });
-                if (slot == l->per_slot.end()) continue;
-                l->socket = std::move(slot->second);
-                l->per_slot.erase(slot);
+                if (slot != l->per_slot.end()) {
+                    if (!l->socket) l->socket = std::move(slot->second);
+                    l->per_slot.erase(slot);
+                }
+                auto spare = std::find_if(l->spares.begin(), l->spares.end(),
+                                          [&](const auto& s) { return s.socket.get() == h.fd; });
+                if (spare == l->spares.end()) continue;
+                stop_accepting_on(*spare);
+                l->spares.erase(spare);
             }
             l->adopted = true;
             l->file = net::socket_file{};
@@ -281,8 +293,13 @@ public:
             const admit_function admit_here = [this, &l = *l](unique_fd socket) { admit(l, std::move(socket)); };
             if (!l->adopted) sweep(l->socket.get(), admit_here);
             for (auto& [slot, s] : l->per_slot) sweep(s.get(), admit_here);
+            for (auto& spare : l->spares) {
+                stop_accepting_on(spare);
+                sweep(spare.socket.get(), admit_here);
+            }
             if (!l->adopted) ::shutdown(l->socket.get(), SHUT_RD);
             for (auto& [slot, s] : l->per_slot) ::shutdown(s.get(), SHUT_RD);
+            for (auto& spare : l->spares) ::shutdown(spare.socket.get(), SHUT_RD);
             l->waiting.clear();
         }
     }
@@ -290,12 +307,10 @@ public:
     // Around a fork-mode worker's fork(): every connection accepted by then is one the
     // balancer knows of, which the child closes, and none is accepted until it exists.
     void pause_accepting() {
-        for (auto& [id, l] : by_id_)
-            if (l->acceptor) l->acceptor->pause();
+        for (auto& a : acceptors()) a->pause();
     }
     void resume_accepting() {
-        for (auto& [id, l] : by_id_)
-            if (l->acceptor) l->acceptor->resume();
+        for (auto& a : acceptors()) a->resume();
     }
 
     // In a fork-mode worker, still inside fork(): the primary's sockets (adopted ones too),
@@ -305,6 +320,10 @@ public:
             if (l->acceptor) l->acceptor->close_queued_in_forked_child();
             ::close(l->socket.get());
             for (const auto& [slot, s] : l->per_slot) ::close(s.get());
+            for (const auto& spare : l->spares) {
+                if (spare.acceptor) spare.acceptor->close_queued_in_forked_child();
+                ::close(spare.socket.get());
+            }
             for (const auto& c : l->waiting) ::close(c.socket.get());
             for (const int fd : l->peeking) ::close(fd);
         }
@@ -312,6 +331,15 @@ public:
     }
 
 private:
+    // A socket adopted beside the first on its address, both with SO_REUSEPORT: a binary
+    // upgrade's predecessor hands over each of its reuseport slots' sockets. A reuseport slot
+    // without a socket takes one before opening its own; until then, the kernel goes on
+    // queueing connections on it, and the primary accepts them and hands them on.
+    struct spare_socket {
+        unique_fd socket;
+        std::shared_ptr<detail::acceptor> acceptor;  // while the socket is active and no slot took it
+    };
+
     struct listening_socket {
         listening_socket(std::uint32_t i, const net::pick_function* custom)
             : id(i), picker(net::schedule::round_robin, custom) {}
@@ -327,6 +355,7 @@ private:
         bool adopted = false;           // handed to the primary: kept open, never shut down
         bool idle = false;              // adopted, and nobody listens: the next listener picks the schedule
         std::map<unsigned, unique_fd> per_slot;      // reuseport: each slot's socket, which its next worker reuses
+        std::vector<spare_socket> spares;            // adopted on the same address, for slots yet to take them
         unsigned adopted_slot = 0;                   // reuseport: the slot accepting on the adopted socket, if any
         std::shared_ptr<detail::acceptor> acceptor;  // where the primary accepts
         bool stopped = false;
@@ -525,16 +554,70 @@ private:
         return true;
     }
 
-    // `l` serves `s` from now on: where the primary accepts, it starts accepting.
+    // `l` serves `s` from now on: where the primary accepts, it starts accepting; on spares,
+    // whatever the schedule.
     void start(listening_socket& l, net::schedule s, io::scope& tasks) {
         l.sched = s;
         l.picker = detail::picker(s, &options_->pick);
         l.tasks = &tasks;
         l.idle = false;
-        if (!net::primary_accepts(s)) return;
-        l.acceptor = std::make_shared<detail::acceptor>(
-            l.socket.get(), [this, &l](unique_fd socket) { admit(l, std::move(socket)); }, counts_);
-        tasks.spawn(detail::acceptor::run(l.acceptor));
+        for (auto& spare : l.spares) spare.acceptor = accept_on(l, spare.socket.get());
+        if (net::primary_accepts(s)) l.acceptor = accept_on(l, l.socket.get());
+    }
+
+    // The primary accepting on `fd`, each connection admitted to `l`.
+    std::shared_ptr<detail::acceptor> accept_on(listening_socket& l, int fd) {
+        auto a = std::make_shared<detail::acceptor>(
+            fd, [this, &l](unique_fd socket) { admit(l, std::move(socket)); }, counts_);
+        l.tasks->spawn(detail::acceptor::run(a));
+        return a;
+    }
+
+    // Whether `s`, adopted on `l`'s address, joins it as a spare: both set SO_REUSEPORT.
+    static bool takes_spare(const listening_socket& l, const net::inherited_socket& s) noexcept {
+        return l.adopted && !l.udp && l.options.reuse_port && s.reuse_port;
+    }
+
+    // A spare of a socket already serving is accepted on at once.
+    void add_spare(const std::shared_ptr<listening_socket>& l, unique_fd fd, std::string key) {
+        auto& spare = l->spares.emplace_back(spare_socket{std::move(fd), nullptr});
+        if (!l->idle && !l->stopped) spare.acceptor = accept_on(*l, spare.socket.get());
+        listeners_.emplace(key, l);
+        l->keys.push_back(std::move(key));
+    }
+
+    // The primary accepts on the spare no more: what it accepted is handed on first.
+    static void stop_accepting_on(spare_socket& spare) {
+        if (spare.acceptor) spare.acceptor->stop();
+        spare.acceptor.reset();
+    }
+
+    // A spare for a reuseport slot: the primary no longer accepts on it.
+    static unique_fd take_spare(listening_socket& l) {
+        auto spare = std::move(l.spares.back());
+        l.spares.pop_back();
+        stop_accepting_on(spare);
+        return std::move(spare.socket);
+    }
+
+    // Every listening socket of `l`'s, the one that stands for it first.
+    static std::vector<int> sockets_of(const listening_socket& l) {
+        std::vector<int> fds;
+        if (l.socket) fds.push_back(l.socket.get());
+        for (const auto& [slot, s] : l.per_slot) fds.push_back(s.get());
+        for (const auto& spare : l.spares) fds.push_back(spare.socket.get());
+        return fds;
+    }
+
+    // Where the primary accepts, on every socket.
+    std::vector<std::shared_ptr<detail::acceptor>> acceptors() const {
+        std::vector<std::shared_ptr<detail::acceptor>> out;
+        for (const auto& [id, l] : by_id_) {
+            if (l->acceptor) out.push_back(l->acceptor);
+            for (const auto& spare : l->spares)
+                if (spare.acceptor) out.push_back(spare.acceptor);
+        }
+        return out;
     }
 
     void enlist(const std::shared_ptr<listening_socket>& l, std::vector<std::string> keys) {
@@ -579,6 +662,7 @@ private:
             l.adopted_slot = slot;
             return l.socket.get();
         }
+        if (!l.spares.empty()) return l.per_slot.emplace(slot, take_spare(l)).first->second.get();
         if (!l.adopted && l.socket) return l.per_slot.emplace(slot, std::move(l.socket)).first->second.get();
         std::string step;
         auto opened = open_socket(l, l.local, step);
@@ -609,6 +693,7 @@ private:
         if (!l.members.empty() || !l.awaiting.empty() || l.idle) return;
         if (l.acceptor) l.acceptor->stop();
         l.acceptor.reset();
+        for (auto& spare : l.spares) stop_accepting_on(spare);
         for (const auto& [slot, s] : l.per_slot) stop_listening(s.get());
         l.per_slot.clear();
         l.adopted_slot = 0;

@@ -254,7 +254,6 @@ public:
         return !ids.empty() && std::all_of(ids.begin(), ids.end(), [this](unsigned s) { return serving(s); });
     }
 
-    // What a binary upgrade's successor finds in its environment besides its sockets.
     // What a binary upgrade's successor finds in its environment besides its sockets: the
     // systemd variables this primary took out of its own, for the successor to take over.
     [[nodiscard]] std::map<std::string, std::string> successor_environment() const {

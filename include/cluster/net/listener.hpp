@@ -135,6 +135,7 @@ public:
     std::size_t open_ = 0;
     std::uint64_t accepted_ = 0;
     io::mailbox<handed_connection> handed_;
+    std::stop_source handed_waiting_;  // requested while handed_ holds connections
     std::stop_source stop_;
     notifier room_;  // a connection closed, or accepting stopped
     notifier idle_;  // no connection open any more
@@ -192,6 +193,12 @@ public:
     // or it was closed.
     [[nodiscard]] std::stop_token stop_token() const noexcept {
         return state_ ? state_->stop_.get_token() : std::stop_token{};
+    }
+    // Requested while connections the primary handed over wait (shared, reuseport: a spare
+    // socket's, see docs/connections.md), a fresh token once they are taken: code accepting on
+    // native_handle() stops its accept then, and accept() takes them.
+    [[nodiscard]] std::stop_token handed_token() const noexcept {
+        return state_ ? state_->handed_waiting_.get_token() : std::stop_token{};
     }
 
 private:

@@ -20,6 +20,7 @@ CLUSTER_DECL void detail::listener_state::offer(std::uint64_t seq, unique_fd soc
         return;
     }
     handed_.push(handed_connection{seq, std::move(socket)});
+    handed_waiting_.request_stop();
 }
 
 CLUSTER_DECL void detail::listener_state::stop_accepting() noexcept {
@@ -107,6 +108,7 @@ CLUSTER_DECL io::task<result<tcp_stream>> listener::take_handed(std::shared_ptr<
         if (state->stopped_) co_return make_error_code(errc::listener_closed);
         co_return std::make_error_code(std::errc::operation_canceled);
     }
+    if (state->handed_.size() == 0) state->handed_waiting_ = std::stop_source{};
     if (state->host_) state->host_->acknowledge(handed->seq, true);
     tcp_stream stream(std::move(handed->socket));
     stream.shared_ = true;
@@ -115,21 +117,28 @@ CLUSTER_DECL io::task<result<tcp_stream>> listener::take_handed(std::shared_ptr<
 
 CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_on_socket(std::shared_ptr<detail::listener_state> state) {
     auto mine = co_await io::current_stop_token();
-    while (state->accepting() && state->at_limit(0)) {
-        const bool woke = co_await state->room_.wait();
-        if (!woke) co_return std::make_error_code(std::errc::operation_canceled);
+    for (;;) {
+        while (state->accepting() && state->at_limit(0)) {
+            const bool woke = co_await state->room_.wait();
+            if (!woke) co_return std::make_error_code(std::errc::operation_canceled);
+        }
+        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
+        std::stop_source either;
+        std::stop_callback on_mine(mine, detail::stop_with{&either});
+        std::stop_callback on_leaving(state->stop_.get_token(), detail::stop_with{&either});
+        std::stop_callback on_handed(state->handed_waiting_.get_token(), detail::stop_with{&either});
+        auto accepted = co_await accept_ready(state->socket_.get(), either.get_token());
+        if (accepted) co_return track(state, std::move(*accepted));
+        // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
+        // on it comes through the primary.
+        if (accepted.error() == std::errc::invalid_argument) state->socket_stopped_ = true;
+        if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
+        // Woken for a handed connection that another accept took first: wait again.
+        if (accepted.error() == std::errc::operation_canceled && !mine.stop_requested() &&
+            !state->stop_.stop_requested())
+            continue;
+        co_return accepted.error();
     }
-    if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
-    std::stop_source either;
-    std::stop_callback on_mine(mine, detail::stop_with{&either});
-    std::stop_callback on_leaving(state->stop_.get_token(), detail::stop_with{&either});
-    auto accepted = co_await accept_ready(state->socket_.get(), either.get_token());
-    if (accepted) co_return track(state, std::move(*accepted));
-    // EINVAL: the socket no longer listens; the cluster is stopping, and what was queued
-    // on it comes through the primary.
-    if (accepted.error() == std::errc::invalid_argument) state->socket_stopped_ = true;
-    if (state->takes_handed_only()) co_return co_await take_handed(std::move(state));
-    co_return accepted.error();
 }
 
 CLUSTER_DECL io::task<result<tcp_stream>> listener::accept_ready(int fd, std::stop_token stop) {
