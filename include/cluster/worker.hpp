@@ -86,8 +86,9 @@ public:
         co_return incoming<T>{std::move(std::get<T>(detail::unbox<P>(m->value))), m->from, m->request_tag};
     }
 
-    // To another worker, through the primary; dropped if that worker is gone. An rvalue (or
-    // hand_over(msg)) is given away, as send()'s is: between threads it arrives as itself.
+    // To another worker, through the primary, or straight from one thread worker to another;
+    // dropped if that worker is gone. An rvalue (or hand_over(msg)) is given away, as send()'s
+    // is: between threads it arrives as itself.
     template <class T>
         requires wire::message_of<detail::message_type<T>, P>
     [[nodiscard]] auto send_to(unsigned worker_id, T&& msg) {
@@ -95,8 +96,7 @@ public:
         if (worker_id == 0 || worker_id == wire::frame_flags::all_workers)
             throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                                     "cluster: send_to() needs a worker id (use send() for the primary)");
-        return this->link_.template send_user<P>(detail::forward_message(std::forward<T>(msg)), worker_id,
-                                                 wire::frame_flags::routed);
+        return this->link_.template send_routed<P>(detail::forward_message(std::forward<T>(msg)), worker_id);
     }
 
     // To every other worker, through the primary. msg is copied, whatever it is passed as:

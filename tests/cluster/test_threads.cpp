@@ -353,3 +353,82 @@ TEST_CASE("reload() replaces every thread worker with a new one in its slot, the
                                             for (const auto* h : p.workers()) CHECK(h->is_thread());
                                         });
 }
+
+namespace {
+
+constexpr std::uint64_t relayed = 10'000;
+
+// "send <id>" (job `n`): sends jobs 0..n-1 to worker <id>, the last one saying "last", then
+// tells the primary "sent". What comes from another worker is checked for order, and its
+// last one answered to the primary: how many came, and whether in order and from one sender.
+task<void> relay(worker<thread_proto>& w) {
+    std::uint64_t expected = 0, wrong = 0;
+    unsigned sender = 0;
+    while (auto m = co_await w.receive()) {
+        const auto* j = m->get_if<job>();
+        if (!j) continue;
+        if (m->from != 0) {
+            if (j->id != expected++ || (sender != 0 && sender != m->from)) ++wrong;
+            sender = m->from;
+            if (j->text != "last") continue;
+            const job summary{expected, (wrong == 0 ? "in order from " : "wrong from ") + std::to_string(sender)};
+            (void)co_await w.send(summary);
+            continue;
+        }
+        const auto to = static_cast<unsigned>(std::stoul(j->text.substr(5)));
+        for (std::uint64_t i = 0; i < j->id; ++i) {
+            job next{i, i + 1 == j->id ? "last" : ""};
+            auto sent = co_await w.send_to(to, hand_over(next));
+            if (!sent) break;
+        }
+        const job done{j->id, "sent"};
+        (void)co_await w.send(done);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("send_to between two thread workers goes straight to the other, in order, and not through the primary") {
+    support::with_primary<thread_proto>(threads(), relay, [](primary<thread_proto>& p) -> task<void> {
+        auto& a = co_await support::fork_worker(p);
+        auto& b = co_await support::fork_worker(p);
+        const job go{relayed, "send " + std::to_string(b.id())};
+        auto asked = co_await a.send(go);
+        REQUIRE(asked.has_value());
+        for (int i = 0; i < 2; ++i) {
+            auto said = co_await bounded(p.next_message<job>());
+            if (said.value.text == "sent") continue;
+            CHECK(said.value.id == relayed);
+            CHECK(said.value.text == "in order from " + std::to_string(a.id()));
+        }
+        // The primary took a's few control messages and "sent", not its 10,000 to b.
+        const auto status = p.status();
+        REQUIRE(status.workers.size() == 2);
+        for (const auto& w : status.workers) CHECK(w.counts.messages_received < relayed / 10);
+    });
+}
+
+TEST_CASE("send_to from a thread worker to a thread worker gone is dropped, and the next one takes its own") {
+    support::with_primary<thread_proto>(threads(), relay, [](primary<thread_proto>& p) -> task<void> {
+        auto& a = co_await support::fork_worker(p);
+        auto& b = co_await support::fork_worker(p);
+        const job before{1, "send " + std::to_string(b.id())};
+        (void)co_await a.send(before);  // a has b's pipe in hand from now on
+        for (int i = 0; i < 2; ++i) (void)co_await bounded(p.next_message<job>());
+        auto left = co_await bounded(b.disconnect());
+        REQUIRE(left.has_value());
+        const job lost{3, "send " + std::to_string(b.id())};
+        (void)co_await a.send(lost);
+        auto said = co_await bounded(p.next_message<job>());
+        CHECK(said.value.text == "sent");
+        auto& c = co_await support::fork_worker(p);
+        const job go{100, "send " + std::to_string(c.id())};
+        (void)co_await a.send(go);
+        for (int i = 0; i < 2; ++i) {
+            auto m = co_await bounded(p.next_message<job>());
+            if (m.value.text == "sent") continue;
+            CHECK(m.value.id == 100);  // c's summary: nothing of b's 3 came to anyone
+            CHECK(m.value.text == "in order from " + std::to_string(a.id()));
+        }
+    });
+}

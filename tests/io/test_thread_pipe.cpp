@@ -74,6 +74,30 @@ struct other_side {
 
 std::size_t count_one(const std::uint64_t&) noexcept { return 1; }
 
+// The consumer of `p` on a thread and loop of its own: it takes nothing until go(), then
+// counts what it takes until the producer closes.
+struct counting_consumer {
+    std::atomic<std::uint64_t> taken{0};
+    std::atomic<bool> started{false};
+    std::thread thread;
+
+    explicit counting_consumer(pipe_ptr p) {
+        thread = std::thread([this, p] {
+            io_context mine;
+            p->consumer_open();
+            while (!started.load()) std::this_thread::yield();
+            sync_wait([](pipe_of_numbers& from, std::atomic<std::uint64_t>& count) -> task<void> {
+                while (auto v = co_await from.receive()) count.fetch_add(1);
+            }(*p, taken));
+            p->consumer_close();
+        });
+    }
+    ~counting_consumer() {
+        if (thread.joinable()) thread.join();
+    }
+    void go() { started.store(true); }
+};
+
 // A loop's spin after a remote wake, and a wait long enough to show that it ends.
 constexpr std::chrono::milliseconds spin_bound{20}, quiet_window{300};
 
@@ -105,39 +129,46 @@ TEST_CASE("10,000 values each way at once arrive in order, through a bound of 64
     CHECK(wrong_here == 0);
 }
 
-TEST_CASE("a sender past the high-water mark waits until the other thread has taken enough") {
+// The pipe's own producer waits on its side's doorbell; another thread that pushes (a thread
+// worker's send_to another) waits on a doorbell of its own, which the pipe rings with it.
+TEST_CASE("a sender past the high-water mark waits until the other thread has taken enough, the pipe's or another") {
     const auto how = GENERATE(io::wake_method::msg_ring, io::wake_method::eventfd);
     if (how == io::wake_method::msg_ring && io::probed_wake_method() != io::wake_method::msg_ring) return;
-    INFO(name_of(how));
+    const bool another = GENERATE(false, true);
+    INFO(name_of(how) << (another ? ", another thread's producer" : ", the pipe's producer"));
     constexpr std::size_t bound = 8;
     constexpr std::uint64_t pushed = 100;
     auto p = std::make_shared<pipe_of_numbers>(bound, &count_one, how);
-    std::atomic<std::uint64_t> taken{0};
-    std::atomic<bool> go{false};
-    io_context ctx;
-    p->producer_open();
-    std::thread consumer([p, &taken, &go] {
-        io_context mine;
-        p->consumer_open();
-        while (!go.load()) std::this_thread::yield();
-        sync_wait([](pipe_of_numbers& from, std::atomic<std::uint64_t>& count) -> task<void> {
-            while (auto v = co_await from.receive()) count.fetch_add(1);
-        }(*p, taken));
-        p->consumer_close();
-    });
-    std::error_code last;
-    for (std::uint64_t i = 0; i < pushed; ++i) last = p->push(std::uint64_t(i));
-    CHECK_FALSE(last);
-    CHECK(p->full());
-    go.store(true);
-    auto room = sync_wait(p->wait_for_room(last));
-    CHECK(room.has_value());
-    // Room means the queue is back within its bound: the rest was taken first. The consumer
-    // counts a value once its receive has returned it, so the last one taken may not be yet.
-    CHECK(taken.load() + 1 >= pushed - bound);
-    p->producer_close();
-    consumer.join();
-    CHECK(taken.load() == pushed);
+    counting_consumer consumer(p);
+    {
+        io_context ctx;
+        std::optional<io::doorbell> mine;
+        if (another)
+            mine.emplace(how);
+        else
+            p->producer_open();
+        for (std::uint64_t i = 0; i < pushed; ++i) CHECK_FALSE(p->push(std::uint64_t(i)));
+        CHECK(p->full());
+        if (another) CHECK_FALSE(p->room_or_arm(*mine));
+        consumer.go();
+        if (another) {
+            sync_wait([](pipe_of_numbers& to, io::doorbell& bell) -> task<void> {
+                do {
+                    co_await bell.wait();
+                } while (!to.room_or_arm(bell));
+            }(*p, *mine));
+            p->forget_producer(*mine);
+        } else {
+            auto room = sync_wait(p->wait_for_room({}));
+            CHECK(room.has_value());
+        }
+        // Room means the queue is back within its bound: the rest was taken first. The consumer
+        // counts a value once its receive has returned it, so the last one taken may not be yet.
+        CHECK(consumer.taken.load() + 1 >= pushed - bound);
+        p->producer_close();
+    }
+    consumer.thread.join();
+    CHECK(consumer.taken.load() == pushed);
 }
 
 TEST_CASE("a consumer that goes fails the sends after it, and wakes a sender waiting for room") {

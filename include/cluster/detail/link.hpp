@@ -16,12 +16,14 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/link_envelope.hpp>
 #include <cluster/detail/message_clone.hpp>
 #include <cluster/detail/thread_link.hpp>
+#include <cluster/detail/thread_peers.hpp>
 #include <cluster/hand_over.hpp>
 #include <cluster/incoming.hpp>
 #include <cluster/io/awaited_temporary.hpp>
@@ -38,22 +40,28 @@ namespace cluster::detail {
 class link;
 
 // What a send on a link waits for: room below the high-water mark, on a socket's send queue
-// or a thread link's pipe. Either way it completes at once while there is room.
+// or a thread link's pipe (another thread worker's, for a send straight to it). Either way it
+// completes at once while there is room.
 class link_wait {
     using socket_wait = decltype(std::declval<ipc::channel<control::link_protocol>&>().wait_for_room({}));
     using slow_wait = io::task<result<void>>;
 
     struct thread_wait {
-        envelope_pipe* pipe;
+        envelope_pipe* pipe;  // none: nothing to wait for
         std::error_code queued;
-        bool turn_first;  // the loop takes a turn before this send completes
+        bool turn_first;                    // the loop takes a turn before this send completes
+        io::doorbell* bell;                 // another thread worker's pipe: the sender's doorbell for room
+        const bool* ended;                  // and whether the sender's link has ended meanwhile
+        std::shared_ptr<thread_link> peer;  // that pipe's link, held while this waits
         std::optional<slow_wait> slow;
         std::optional<decltype(std::declval<slow_wait&>().operator co_await())> awaiting;
 
-        bool await_ready() const { return !turn_first && (queued || !pipe->full()); }
+        bool await_ready() const { return !turn_first && (queued || !pipe || !pipe->full()); }
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) {
-            slow.emplace(turn_first ? after_a_turn(*pipe, queued) : pipe->wait_for_room(queued));
+            slow.emplace(turn_first ? after_a_turn()
+                         : bell     ? peer_room(pipe, bell, ended)
+                                    : pipe->wait_for_room(queued));
             awaiting.emplace(slow->operator co_await());
             return awaiting->await_suspend(h);
         }
@@ -63,16 +71,37 @@ class link_wait {
             return {};
         }
 
-        static slow_wait after_a_turn(envelope_pipe& pipe, std::error_code queued) {
+        // Another thread worker's pipe: room there, or this sender's link ended meanwhile.
+        static slow_wait peer_room(envelope_pipe* pipe, io::doorbell* bell, const bool* ended) {
+            while (pipe && !pipe->room_or_arm(*bell)) {
+                co_await bell->wait();
+                if (*ended) co_return make_error_code(errc::channel_closed);
+            }
+            co_return result<void>{};
+        }
+        slow_wait after_a_turn() {
             (void)co_await io::nop();
-            co_return co_await pipe.wait_for_room(queued);
+            if (bell) co_return co_await peer_room(pipe, bell, ended);
+            co_return co_await pipe->wait_for_room(queued);
         }
     };
 
 public:
     explicit link_wait(socket_wait w) noexcept : w_(std::in_place_index<0>, std::move(w)) {}
     link_wait(envelope_pipe& pipe, std::error_code queued, bool turn_first) noexcept
-        : w_(std::in_place_index<1>, thread_wait{&pipe, queued, turn_first, std::nullopt, std::nullopt}) {}
+        : w_(std::in_place_index<1>,
+             thread_wait{&pipe, queued, turn_first, nullptr, nullptr, nullptr, std::nullopt, std::nullopt}) {}
+    // Into another thread worker's pipe, waiting for room there on `bell` unless `ended`
+    // becomes true; with no pipe, nothing to wait for.
+    link_wait(std::shared_ptr<thread_link> peer, bool turn_first, io::doorbell& bell, const bool& ended) noexcept
+        : w_(std::in_place_index<1>, thread_wait{peer ? &peer->to_worker : nullptr,
+                                                 {},
+                                                 turn_first,
+                                                 &bell,
+                                                 &ended,
+                                                 std::move(peer),
+                                                 std::nullopt,
+                                                 std::nullopt}) {}
 
     bool await_ready() { return w_.index() == 0 ? std::get<0>(w_).await_ready() : std::get<1>(w_).await_ready(); }
     template <class Promise>
@@ -158,7 +187,7 @@ public:
     template <class T>
     [[nodiscard]] link_wait send(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         if (socket_) return link_wait(socket_->wait_for_room(socket_->queue(msg, tag, flags)));
-        return wait_for_room(push(protocol::variant(clone_message(msg)), tag, flags, {}));
+        return wait_for_room(push(thread_->out(), protocol::variant(clone_message(msg)), tag, flags, {}));
     }
 
     // A message of the user's protocol P: encoded for a process, boxed for a thread. An rvalue
@@ -168,11 +197,29 @@ public:
         return wait_for_room(queue_user<P>(std::forward<T>(msg), tag, flags));
     }
 
+    // To worker `to`, routed: straight into its pipe when both are thread workers of one
+    // primary (see thread_peers), else through the primary. A worker gone drops it either way.
+    template <class P, class T>
+    [[nodiscard]] link_wait send_routed(T&& msg, unsigned to) {
+        if constexpr (wire::sendable<std::remove_cvref_t<T>>) {
+            if (auto peer = peer_link(to)) {
+                const auto queued =
+                    push_user<P>(peer->to_worker, std::forward<T>(msg), thread_->worker_id, wire::frame_flags::routed);
+                if (queued) {
+                    forget_peer(to);
+                    peer.reset();
+                }
+                return link_wait(std::move(peer), takes_a_turn(), peer_room(), ended_);
+            }
+        }
+        return send_user<P>(std::forward<T>(msg), to, wire::frame_flags::routed);
+    }
+
     // Queues without waiting, whatever is queued already: a process's own small messages.
     template <class T>
     std::error_code queue(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         if (socket_) return socket_->queue(msg, tag, flags);
-        return push(protocol::variant(clone_message(msg)), tag, flags, {});
+        return push(thread_->out(), protocol::variant(clone_message(msg)), tag, flags, {});
     }
 
     template <class P, class T>
@@ -184,11 +231,7 @@ public:
             return socket_ ? socket_->queue(msg, tag, flags) : make_error_code(errc::invalid_value);
         } else {
             if (socket_) return encode_user(std::forward<T>(msg), tag, flags);
-            auto value = make_box<typename P::variant>(std::in_place_type<M>, boxed_value(std::forward<T>(msg)));
-            wire::raw_message stub;
-            stub.type_id = P::template id<M>;
-            return push(protocol::variant(std::move(stub)), tag, flags,
-                        boxed_message{std::move(value), stub.type_id, sizeof(M)});
+            return push_user<P>(thread_->out(), std::forward<T>(msg), tag, flags);
         }
     }
 
@@ -317,10 +360,22 @@ private:
         return ++sends_this_turn_ % sends_per_turn == 0;
     }
 
-    std::error_code push(protocol::variant value, std::uint32_t tag, std::uint16_t flags, boxed_message boxed) {
+    // msg in P's box, queued on `to` (this link's pipe, or another thread worker's).
+    template <class P, class T>
+    std::error_code push_user(envelope_pipe& to, T&& msg, std::uint32_t tag, std::uint16_t flags) {
+        using M = std::remove_cvref_t<T>;
+        auto value = make_box<typename P::variant>(std::in_place_type<M>, boxed_value(std::forward<T>(msg)));
+        wire::raw_message stub;
+        stub.type_id = P::template id<M>;
+        return push(to, protocol::variant(std::move(stub)), tag, flags,
+                    boxed_message{std::move(value), stub.type_id, sizeof(M)});
+    }
+
+    std::error_code push(envelope_pipe& to, protocol::variant value, std::uint32_t tag, std::uint16_t flags,
+                         boxed_message boxed) {
         if (forked_) return make_error_code(errc::forked_child);
         const std::size_t bytes = sizeof(link_envelope) + boxed.size;
-        auto pushed = thread_->out().push(link_envelope(std::move(value), tag, flags, std::move(boxed)));
+        auto pushed = to.push(link_envelope(std::move(value), tag, flags, std::move(boxed)));
         if (pushed) return pushed;
         ++stats_.frames_sent;
         stats_.bytes_sent += bytes;
@@ -345,14 +400,50 @@ private:
     void end_thread_link() noexcept {
         if (!thread_ || forked_ || ended_) return;
         ended_ = true;
+        forget_peers();
         thread_->out().producer_close();
         thread_->in().consumer_close();
+    }
+
+    // Worker `to`'s thread link, if it is a thread worker of this one's primary and this link
+    // is a thread worker's; null otherwise. Kept once looked up; ones that no longer take
+    // values are dropped as another is added.
+    std::shared_ptr<thread_link> peer_link(unsigned to) {
+        if (!thread_ || !thread_->peers || ended_ || forked_) return nullptr;
+        for (const auto& [id, l] : peers_seen_)
+            if (id == to) return l;
+        auto l = thread_->peers->find(to);
+        if (!l) return nullptr;
+        std::erase_if(peers_seen_, [](const auto& seen) { return !seen.second->to_worker.taking(); });
+        peers_seen_.emplace_back(to, l);
+        return l;
+    }
+    void forget_peer(unsigned to) {
+        std::erase_if(peers_seen_, [to](const auto& seen) { return seen.first == to; });
+    }
+
+    // This thread's doorbell for room in other thread workers' pipes, made on first use.
+    io::doorbell& peer_room() {
+        if (!peer_room_) peer_room_.emplace();
+        return *peer_room_;
+    }
+
+    // As the link ends, on this thread: no pipe rings the doorbell any more, and sends that
+    // wait for room in one end (channel_closed), as they would on this link's own pipe.
+    void forget_peers() noexcept {
+        if (peer_room_) {
+            for (const auto& [id, l] : peers_seen_) l->to_worker.forget_producer(*peer_room_);
+            peer_room_->wake_here();
+        }
+        peers_seen_.clear();
     }
 
     std::optional<socket_channel> socket_;
     std::optional<thread_end> thread_;
     envelope_pipe::batch arrived_;  // a thread link's, taken off its pipe in a burst
-    ipc::channel_stats stats_;      // a thread link's
+    std::vector<std::pair<unsigned, std::shared_ptr<thread_link>>> peers_seen_;  // see peer_link()
+    std::optional<io::doorbell> peer_room_;                                      // see peer_room()
+    ipc::channel_stats stats_;                                                   // a thread link's
     static constexpr unsigned sends_per_turn = 1024;
     std::uint64_t send_turn_ = 0;  // the loop's turn of the last send on a thread link
     unsigned sends_this_turn_ = 0;

@@ -45,6 +45,7 @@
 #include <cluster/detail/stdio_relay.hpp>
 #include <cluster/detail/stopping.hpp>
 #include <cluster/detail/systemd_notifier.hpp>
+#include <cluster/detail/thread_peers.hpp>
 #include <cluster/detail/typed_parts.hpp>
 #include <cluster/detail/upgrade.hpp>
 #include <cluster/detail/watchdogs.hpp>
@@ -285,6 +286,8 @@ public:
     io::io_context* const ctx;
     overload_counts overload;  // what the primary shed or dropped; fds_lost: of the workers gone
     worker_table workers;
+    // The thread workers' links, which they send to one another on (see thread_peers).
+    std::shared_ptr<thread_peers> thread_workers = std::make_shared<thread_peers>();
     event_queue events{workers, overload, options.max_queued_bytes};
     slot_table slots;
     detail::balancer balancer;  // before tasks: its accept loops are among them
@@ -371,6 +374,9 @@ private:
             return std::make_error_code(std::errc::invalid_argument);
         }
         auto [mine, theirs] = make_thread_link(ipc::channel_options{}.high_water_mark);
+        theirs.peers = thread_workers;
+        theirs.worker_id = id;
+        thread_workers->add(id, mine.shared);
         // sched_setaffinity(0) pins the calling thread: the worker's own, as it starts.
         auto pin = o.cpu_affinity ? cpu_for(slot) : std::nullopt;
         const std::string pin_warning = pin ? pin->warning_for(id) : std::string();

@@ -2,6 +2,7 @@
 // bounded queue, each side's tasks woken by a doorbell of their own; the end of the stream both ways.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +21,9 @@ namespace cluster::io {
 
 // Shared by its two threads (a shared_ptr each). Each side opens its doorbell on its own
 // thread before it uses the pipe, and closes it there before its loop goes: producer_open()
-// and producer_close(), consumer_open() and consumer_close().
+// and producer_close(), consumer_open() and consumer_close(). Other threads may push too (a
+// thread worker's send_to() another): each waits for room on a doorbell of its own thread's,
+// which it takes back with forget_producer() before the doorbell goes.
 template <class T>
 class thread_pipe {
 public:
@@ -66,6 +69,7 @@ public:
         closed_ = true;
         if (room_) room_->wake_here();
         room_.reset();
+        ring_others();
         if (data_) data_->ring();
     }
 
@@ -102,6 +106,29 @@ public:
         }
     }
 
+    // For another producer: true if there is room (or the pipe takes no more values, which its
+    // next push() says); else `mine`, its own thread's doorbell, is armed, to be rung with the
+    // producer's once there is room, and the caller awaits mine.wait() at once.
+    bool room_or_arm(doorbell& mine) {
+        const std::lock_guard lock(mutex_);
+        if (closed_ || consumer_gone_ || queued_cost_ <= high_water_) return true;
+        mine.arm();
+        if (std::find(others_.begin(), others_.end(), &mine) == others_.end()) others_.push_back(&mine);
+        return false;
+    }
+
+    // Whether values are still taken: neither side has closed.
+    [[nodiscard]] bool taking() const {
+        const std::lock_guard lock(mutex_);
+        return !closed_ && !consumer_gone_;
+    }
+
+    // Another producer's doorbell is going: the pipe rings it no more.
+    void forget_producer(doorbell& mine) {
+        const std::lock_guard lock(mutex_);
+        std::erase(others_, &mine);
+    }
+
     // ---- the consumer's side, on its thread ----
 
     void consumer_open() {
@@ -118,7 +145,7 @@ public:
         set_cost(0);
         if (data_) data_->wake_here();
         data_.reset();
-        if (room_) room_->ring();
+        ring_room();
     }
 
     // The next value; nothing once the producer closed and all it queued was taken, or once
@@ -148,7 +175,7 @@ public:
         if (next_ == items_.size()) return;
         const bool was_full = queued_cost_ > high_water_;
         set_cost(0);
-        if (was_full && room_) room_->ring();
+        if (was_full) ring_room();
         if (into.empty()) {
             into.clear();
             into.items_.swap(items_);
@@ -196,8 +223,18 @@ private:
         }
         const bool was_full = queued_cost_ > high_water_;
         set_cost(queued_cost_ - weigh(*v));
-        if (was_full && queued_cost_ <= high_water_ && room_) room_->ring();
+        if (was_full && queued_cost_ <= high_water_) ring_room();
         return v;
+    }
+
+    // Under the lock: every producer waiting for room looks again.
+    void ring_room() {
+        if (room_) room_->ring();
+        ring_others();
+    }
+    void ring_others() {
+        for (doorbell* other : others_) other->ring();
+        others_.clear();
     }
 
     const std::size_t high_water_;
@@ -210,10 +247,11 @@ private:
     std::size_t queued_cost_ = 0;
     std::atomic<bool> full_ = false;  // queued_cost_ > high_water_ && !consumer_gone_
     std::uint64_t pushed_ = 0;
-    bool closed_ = false;           // the producer sends no more
-    bool consumer_gone_ = false;    // the consumer takes no more
-    std::optional<doorbell> data_;  // the consumer's: a value came, or the end
-    std::optional<doorbell> room_;  // the producer's: room came, or the consumer went
+    bool closed_ = false;            // the producer sends no more
+    bool consumer_gone_ = false;     // the consumer takes no more
+    std::optional<doorbell> data_;   // the consumer's: a value came, or the end
+    std::optional<doorbell> room_;   // the producer's: room came, or the consumer went
+    std::vector<doorbell*> others_;  // other producers' waiting for room: rung with room_, then forgotten
 };
 
 }  // namespace cluster::io
