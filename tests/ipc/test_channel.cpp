@@ -194,6 +194,55 @@ TEST_CASE("an fd sent in a message arrives open and usable") {
     CHECK(open_fd_count() == before - 1);  // the write end went, nothing else stayed open
 }
 
+// The primary's handoffs: it keeps each connection open until the worker answers, so the
+// frame carries its descriptor as it is. Small, and above the memfd threshold, where the
+// memfd is the queue's own and closes once sent.
+TEST_CASE("a lent fd is sent as it is, without a dup, and stays the sender's") {
+    const bool in_memfd = GENERATE(false, true);
+    io_context ctx;
+    ipc::channel_options sender_options;
+    sender_options.memfd_threshold = 256;
+    pair_of_channels p(sender_options);
+    auto [read_end, write_end] = support::make_pipe();
+    const pipe_end msg{std::string(in_memfd ? 1000 : 10, 'x'), std::move(write_end)};
+    const auto before = open_fd_count();
+    REQUIRE_FALSE(p.a.lend(msg));
+    CHECK(open_fd_count() == before + (in_memfd ? 1 : 0));  // the memfd, and no dup
+    sync_wait([&]() -> task<void> {
+        auto m = co_await p.b.receive();
+        REQUIRE(m);
+        auto& got = std::get<pipe_end>(*m);
+        CHECK(got.label == msg.label);
+        REQUIRE(::write(got.fd.get(), "hi", 2) == 2);
+    }());
+    CHECK(open_fd_count() == before);  // the received copy and the memfd are gone
+    REQUIRE(::write(msg.fd.get(), "!", 1) == 1);
+    char buf[4] = {};
+    REQUIRE(::read(read_end.get(), buf, sizeof buf) == 3);
+    CHECK(std::string(buf, 3) == "hi!");
+}
+
+TEST_CASE("a lent fd still queued is left open when the channel closes, or in a forked child") {
+    io_context ctx;
+    pair_of_channels p;
+    auto [read_end, write_end] = support::make_pipe();
+    const pipe_end msg{"lent", std::move(write_end)};
+    REQUIRE_FALSE(p.a.lend(msg));
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        p.a.close_queued_fds_in_forked_child();
+        _exit(::fcntl(msg.fd.get(), F_GETFD) >= 0 ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    const auto before = open_fd_count();
+    p.a.close();
+    CHECK(::fcntl(msg.fd.get(), F_GETFD) >= 0);
+    CHECK(open_fd_count() == before - 1);  // the channel's socket, nothing else
+}
+
 TEST_CASE("more fds than one sendmsg may carry are split across writes") {
     io_context ctx;
     pair_of_channels p;

@@ -772,8 +772,9 @@ private:
         distribute(*l, std::move(c));
     }
 
-    // Offers `c` to the worker the schedule picks. The channel sends a dup, and ours is kept
-    // until the answer; with no descriptor left for the dup, the connection is shed.
+    // Offers `c` to the worker the schedule picks. Ours is kept until the answer, so a worker
+    // process's channel sends it as it is (lent); a thread's takes a dup, and with no
+    // descriptor left for it the connection is shed.
     void distribute(listening_socket& l, pending_connection c) {
         for (;;) {
             auto target = choose(l, c);
@@ -783,7 +784,7 @@ private:
             offer.listener = l.id;
             offer.seq = seq;
             offer.socket = std::move(c.socket);
-            const std::error_code failed = target->link.queue(offer);
+            const std::error_code failed = target->link.lend(offer);
             c.socket = std::move(offer.socket);
             if (!failed) {
                 ++l.open[target->id];

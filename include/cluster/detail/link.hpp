@@ -222,6 +222,14 @@ public:
         return push(thread_->out(), protocol::variant(clone_message(msg)), tag, flags, {});
     }
 
+    // queue() for a message whose fds the sender keeps open until the other end answers it
+    // (the primary's handoffs): a socket sends them as they are; a thread takes a copy, dup'd.
+    template <class T>
+    std::error_code lend(const T& msg) {
+        if (socket_) return socket_->lend(msg);
+        return queue(msg);
+    }
+
     template <class P, class T>
     std::error_code queue_user(T&& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         using M = std::remove_cvref_t<T>;

@@ -89,6 +89,14 @@ public:
         return s_->sender.queue(msg, tag, flags);
     }
 
+    // queue() for a message whose fds the caller keeps open until the peer has answered it:
+    // sent as they are, not dup'd (see send_queue::lend).
+    template <wire::message_of<P> T>
+        requires wire::carries_fds<T>
+    std::error_code lend(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
+        return s_->sender.lend(msg, tag, flags);
+    }
+
     // What send() waits for after queueing, for a message queue() took: the result of
     // `queued`, once the socket has drained below the high-water mark if it had not.
     [[nodiscard]] auto wait_for_room(std::error_code queued) { return s_->sender.wait_for_room(queued); }

@@ -58,6 +58,38 @@ struct waiter {
     }
 };
 
+// A descriptor a queued frame carries: a dup the queue owns, closed once the batch has
+// gone, or the sender's own, lent: the sender keeps it open until the peer has answered,
+// which it cannot do before the frame is written (see send_queue::lend).
+class queued_fd {
+public:
+    static queued_fd owned(unique_fd fd) noexcept { return queued_fd(fd.release(), true); }
+    static queued_fd lent(int fd) noexcept { return queued_fd(fd, false); }
+    queued_fd(queued_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)), owned_(other.owned_) {}
+    queued_fd& operator=(queued_fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+            owned_ = other.owned_;
+        }
+        return *this;
+    }
+    ~queued_fd() { reset(); }
+
+    [[nodiscard]] bool is_owned() const noexcept { return owned_; }
+    friend int raw_fd(const queued_fd& q) noexcept { return q.fd_; }
+
+private:
+    queued_fd(int fd, bool owned) noexcept : fd_(fd), owned_(owned) {}
+    void reset() noexcept {
+        if (owned_ && fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+    int fd_;
+    bool owned_;
+};
+
 }  // namespace detail
 
 class send_queue {
@@ -87,7 +119,19 @@ public:
                 return queued(size);
             }
         }
-        return queue_with_fds_or_memfd(msg, tag, flags);
+        return queue_with_fds_or_memfd(msg, tag, flags, fd_use::dup);
+    }
+
+    // queue() for a message whose fds the caller keeps open until the peer has answered it
+    // (the primary's handoffs): they are sent as they are, not dup'd and closed again, which
+    // spares two system calls per fd. The answer proves the frame written; if the peer goes
+    // first, the socket is shut down before the caller closes them, so no write can still
+    // name them.
+    template <class T>
+        requires wire::carries_fds<T>
+    std::error_code lend(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+        if (write_error_) return write_error_;
+        return queue_with_fds_or_memfd(msg, tag, flags, fd_use::lend);
     }
 
     // Completes at once unless more than the high-water mark is queued, then once the socket
@@ -160,7 +204,7 @@ private:
     // Offsets in marks count the whole stream, gathered runs included.
     struct batch {
         wire::buffer bytes;
-        std::vector<unique_fd> fds;
+        std::vector<detail::queued_fd> fds;
         std::vector<fd_mark> marks;
         wire::gather_list gather;
         [[nodiscard]] std::size_t size() const noexcept { return bytes.size() + gather.total; }
@@ -187,8 +231,11 @@ private:
     // std::error_code() calls std::system_category() in libstdc++, a call per message.
     static std::error_code no_error() noexcept { return make_error_code(errc{}); }
 
+    // How a queued frame holds the fds its message refers to.
+    enum class fd_use { dup, lend };
+
     template <class T>
-    std::error_code queue_with_fds_or_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+    std::error_code queue_with_fds_or_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags, fd_use use) {
         const std::size_t start = filling_.bytes.size();
         const std::size_t stream_start = filling_.size();
         const std::size_t fds_before = filling_.fds.size();
@@ -200,13 +247,13 @@ private:
             wire::fd_list fds;
             wire::detail::encode_frame_to(filling_.bytes, msg, wire::encoded_size(msg), tag, flags, &filling_.gather,
                                           &fds);
-            ec = adopt_dups(fds);
+            ec = take_fds(fds, use);
             if (!ec && filling_.bytes.size() - start > wire::frame_header_size + options_.memfd_threshold) {
                 undo(start, fds_before, runs_before);
-                ec = queue_in_memfd(msg, tag, flags);
+                ec = queue_in_memfd(msg, tag, flags, use);
             }
         } else {
-            ec = queue_in_memfd(msg, tag, flags);  // queue() took it inline if it was small enough
+            ec = queue_in_memfd(msg, tag, flags, use);  // queue() took it inline if it was small enough
         }
         if (ec) {
             undo(start, fds_before, runs_before);
@@ -220,14 +267,14 @@ private:
     CLUSTER_DECL void undo(std::size_t bytes, std::size_t fds, std::size_t runs);
 
     template <class T>
-    std::error_code queue_in_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags) {
+    std::error_code queue_in_memfd(const T& msg, std::uint32_t tag, std::uint16_t flags, fd_use use) {
         const std::size_t size = wire::encoded_size(msg);
         if (size > options_.max_frame_size) return make_error_code(errc::frame_too_large);
         wire::fd_list fds;
         auto memfd = make_sealed_memfd(size, [&](std::byte* p) { wire::encode_to(p, msg, &fds); });
         if (!memfd) return memfd.error();
-        if (auto ec = adopt_dups(fds)) return ec;
-        filling_.fds.push_back(std::move(*memfd));
+        if (auto ec = take_fds(fds, use)) return ec;
+        filling_.fds.push_back(detail::queued_fd::owned(std::move(*memfd)));
         ++stats_.memfd_frames;
         queue_memfd_header(wire::frame_header{static_cast<std::uint32_t>(size), wire::type_id<T>, wire::fingerprint<T>,
                                               static_cast<std::uint16_t>(fds.size() + 1),
@@ -237,8 +284,9 @@ private:
 
     CLUSTER_DECL void queue_memfd_header(const wire::frame_header& h);
 
-    // The message's fds are borrowed and it may be gone before the batch is written.
-    CLUSTER_DECL std::error_code adopt_dups(const wire::fd_list& fds);
+    // The message's fds are borrowed and it may be gone before the batch is written: each is
+    // dup'd, unless the caller lends it.
+    CLUSTER_DECL std::error_code take_fds(const wire::fd_list& fds, fd_use use);
 
     CLUSTER_DECL void schedule_flush();
 

@@ -34,7 +34,8 @@ CLUSTER_DECL void send_queue::wake_all() {
 
 CLUSTER_DECL void send_queue::close_queued_fds_in_forked_child() const noexcept {
     for (const auto* b : {&filling_, &sending_})
-        for (const auto& fd : b->fds) ::close(fd.get());
+        for (const auto& fd : b->fds)
+            if (fd.is_owned()) ::close(raw_fd(fd));  // a lent one is its sender's to close
 }
 
 CLUSTER_DECL void send_queue::drop_in_forked_child(std::error_code ec) noexcept {
@@ -57,7 +58,7 @@ CLUSTER_DECL result<void> send_queue::result_so_far() const noexcept {
 
 CLUSTER_DECL void send_queue::undo(std::size_t bytes, std::size_t fds, std::size_t runs) {
     filling_.bytes.truncate(bytes);
-    filling_.fds.resize(fds);
+    filling_.fds.erase(filling_.fds.begin() + static_cast<std::ptrdiff_t>(fds), filling_.fds.end());
     while (filling_.gather.runs.size() > runs) {
         filling_.gather.total -= filling_.gather.runs.back().bytes.size();
         filling_.gather.runs.pop_back();
@@ -69,11 +70,15 @@ CLUSTER_DECL void send_queue::queue_memfd_header(const wire::frame_header& h) {
                                                                          wire::frame_header_size));
 }
 
-CLUSTER_DECL std::error_code send_queue::adopt_dups(const wire::fd_list& fds) {
+CLUSTER_DECL std::error_code send_queue::take_fds(const wire::fd_list& fds, fd_use use) {
     for (int raw : fds) {
+        if (use == fd_use::lend) {
+            filling_.fds.push_back(detail::queued_fd::lent(raw));
+            continue;
+        }
         unique_fd dup(::fcntl(raw, F_DUPFD_CLOEXEC, 0));
         if (!dup) return errno_code(errno);
-        filling_.fds.push_back(std::move(dup));
+        filling_.fds.push_back(detail::queued_fd::owned(std::move(dup)));
     }
     return {};
 }
@@ -161,7 +166,8 @@ CLUSTER_DECL void send_queue::prepare_write() {
         send_msg_.msg_iov = send_iovs_.data();
         send_msg_.msg_iovlen = send_iovs_.size();
     }
-    io::attach_fds(send_msg_, send_control_, std::span<const unique_fd>(sending_.fds).subspan(fds_sent_, fd_count));
+    io::attach_fds(send_msg_, send_control_,
+                   std::span<const detail::queued_fd>(sending_.fds).subspan(fds_sent_, fd_count));
     pending_fds_ = fd_count;
 }
 
