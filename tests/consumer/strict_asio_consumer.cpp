@@ -1,6 +1,6 @@
 // strict_consumer.cpp's check for the Asio bridge: a worker that serves with Asio, every public
 // template of cluster/asio.hpp instantiated, built under the warnings a careful user turns on
-// with the headers included as a consumer's are. Built, not run.
+// with the headers included as a consumer's are. Compiled only.
 #include <cluster/asio.hpp>
 #include <cluster/cluster.hpp>
 

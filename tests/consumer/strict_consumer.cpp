@@ -1,6 +1,6 @@
 // A program as a careful user writes one, built with the warnings such a user turns on: the
 // library's headers are included as a consumer includes them (-I, not -isystem), and every
-// public template below is instantiated, so a warning inside them shows here. Built, not run.
+// public template below is instantiated, so a warning inside them shows here. Compiled only.
 #include <cluster/cluster.hpp>
 #include <cluster/metrics.hpp>
 

@@ -20,7 +20,7 @@ endif()
 check_options_used("${err}" ${cache_variables})
 
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/test_package" -B "${WORK_DIR}/test_package"
-    "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_CXX_COMPILER=${CXX})
+    "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_CXX_COMPILER=${CXX} ${consumer_build_type})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/test_package")
 run("${WORK_DIR}/test_package/test_package")
 if(NOT last_output MATCHES "consumer: 42")
