@@ -2,10 +2,10 @@
 # Installs what the tests need, then builds and runs every test twice: with g++ optimised, as
 # a user builds (with the benchmarks, the inlining checks and the packages' tests), and with
 # clang++ under ASan + UBSan (with the fuzzers); then the thread-mode tests under
-# ThreadSanitizer (scripts/tsan.sh). The tests and examples build on the compiled core
-# (cluster::core); the benchmarks, fuzzers and the package and consumer tests' programs
-# header-only, as docs/architecture.md says. Everything builds with -Wall -Wextra -Wpedantic
-# -Werror, from sources formatted as .clang-format says.
+# ThreadSanitizer (scripts/tsan.sh). The tests, examples and benchmarks build on the compiled
+# core (cluster::core); the fuzzers and the package and consumer tests' programs header-only, as
+# docs/architecture.md says. Everything builds with -Wall -Wextra -Wpedantic -Werror, from
+# sources formatted as .clang-format says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -34,11 +34,13 @@ run_config() {
 # with clang++, under which g++ compiled the tests three to four times slower, in a build
 # without optimisation that keeps its asserts and line tables (-g1: what a sanitizer's report
 # needs, in a smaller build than full debug info's). The benchmarks are built (not run) once,
-# optimised, and so are the install and the packages tested (CLUSTER_TEST_PACKAGE); the fuzzers
-# are clang's, with the sanitizers they run under anyway.
-run_config gcc-release g++ -DCMAKE_BUILD_TYPE=Release -DCLUSTER_FUZZ=OFF
+# optimised, and so are the install and the packages tested (CLUSTER_TEST_PACKAGE) and the
+# docs' programs run (CLUSTER_TEST_DOCS: short programs of the library's everyday calls, which
+# the tests exercise under the sanitizers too); the fuzzers are clang's, with the sanitizers they
+# run under anyway.
+run_config gcc-release g++ -DCMAKE_BUILD_TYPE=Release -DCLUSTER_FUZZ=OFF -DCLUSTER_BENCHMARKS_HEADER_ONLY=OFF
 run_config clang-sanitize clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON \
-    -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF
+    -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF -DCLUSTER_TEST_DOCS=OFF
 # The thread-mode tests once more, under ThreadSanitizer (clang++): a few programs, not the tree.
 scripts/tsan.sh
 echo "both configurations and the ThreadSanitizer run passed"
