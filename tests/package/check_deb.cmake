@@ -137,15 +137,12 @@ if(CLUSTERCTL)
 endif()
 
 build_consumer("${WORK_DIR}/consumer" "${root}/usr" cluster::core)
-# The components' packages: their config and targets load (an imported target whose files are
-# missing stops find_package), and their dependencies are where the targets say.
-# cluster::websocket's program there brings cluster::http along.
+# The components' packages load; cluster::websocket brings cluster::http along. Their programs
+# are built from an install (check_package.cmake), which these packages are made of.
 set(programs ${COMPONENTS})
 list(REMOVE_ITEM programs http)
 if(programs)
-    string(REPLACE ";" "," component_list "${programs}")
-    run(${CMAKE_COMMAND} -S "${CMAKE_CURRENT_LIST_DIR}/components" -B "${WORK_DIR}/components"
-        "-DCMAKE_PREFIX_PATH=${root}/usr" -DCMAKE_CXX_COMPILER=${CXX} -DCOMPONENTS=${component_list})
+    configure_components("${WORK_DIR}/components" "${root}/usr" ${programs})
 endif()
 
 # pkg-config, with the packages' .pc files found where they are, not where dpkg would put them

@@ -1,7 +1,7 @@
 # Script mode: runs ports/cluster/portfile.cmake with stand-ins for vcpkg's functions (vcpkg/),
 # with the features FEATURES, installs the package as vcpkg does into a scratch
-# installed/<triplet> tree, and builds consumer/ and components/ there as vcpkg's toolchain
-# would find them (CMAKE_PREFIX_PATH); and checks ports/cluster/vcpkg.json against the build.
+# installed/<triplet> tree, and builds consumer/ there and configures components/, as vcpkg's
+# toolchain would find them (CMAKE_PREFIX_PATH); and checks ports/cluster/vcpkg.json against the build.
 cmake_minimum_required(VERSION 3.20)
 include("${CMAKE_CURRENT_LIST_DIR}/support.cmake")
 include("${CMAKE_CURRENT_LIST_DIR}/vcpkg/stand_in.cmake")
@@ -101,7 +101,9 @@ endif()
 build_consumer("${WORK_DIR}/consumer" "${installed}" cluster::core)
 set(programs ${FEATURES})
 list(FILTER programs INCLUDE REGEX "^(websocket|redis|asio)$")
+# The components load from the port's package; their programs are built from an install
+# (check_package.cmake), which the port's build makes with the same rules.
 if(programs)
-    build_components("${WORK_DIR}/components" "${installed}" ${programs})
+    configure_components("${WORK_DIR}/components" "${installed}" ${programs})
 endif()
 message(STATUS "the port built with '${stand_in_options}', and its package served a consumer")

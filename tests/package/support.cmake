@@ -34,13 +34,21 @@ function(build_consumer build_dir prefix_path target)
     endif()
 endfunction()
 
-# build_components(<build dir> <prefix path> <components...>): builds components/'s program of
-# each component (websocket, redis, asio) against the cluster that <prefix path> has, and runs it.
-function(build_components build_dir prefix_path)
+# configure_components(<build dir> <prefix path> <components...>): configures components/ for
+# those components (websocket, redis, asio) against the cluster that <prefix path> has: their
+# config and targets load (an imported target whose files are missing stops find_package), and
+# their dependencies are where the targets say.
+function(configure_components build_dir prefix_path)
     # Comma-separated: run() takes its arguments as one list, which a ';' would split.
     string(REPLACE ";" "," component_list "${ARGN}")
     run(${CMAKE_COMMAND} -S "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/components" -B "${build_dir}"
         "-DCMAKE_PREFIX_PATH=${prefix_path}" -DCMAKE_CXX_COMPILER=${CXX} ${consumer_build_type} -DCOMPONENTS=${component_list})
+endfunction()
+
+# build_components(<build dir> <prefix path> <components...>): configures components/ so, then
+# builds each component's program and runs it.
+function(build_components build_dir prefix_path)
+    configure_components("${build_dir}" "${prefix_path}" ${ARGN})
     run(${CMAKE_COMMAND} --build "${build_dir}")
     set(websocket_prints "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=")
     set(redis_prints "redis consumer: refused cleanly")
