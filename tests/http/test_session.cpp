@@ -1,6 +1,7 @@
 // cluster::http::server sessions over real loopback connections, a raw client on the other end:
 // routes with their headers and bodies, keep-alive, pipelining (synchronous and coroutine
-// handlers), 413 and 431, 408 for a head too slow, and the upgrade hook.
+// handlers), 413 and 431, 408 for a head too slow, the upgrade hook, and which connections get
+// TCP_NODELAY.
 //
 // Note for g++ 12: results of co_await are always named before they are tested.
 #include <catch2/catch.hpp>
@@ -9,8 +10,15 @@
 #include <cluster/io.hpp>
 #include <cluster/net.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <array>
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -56,6 +64,20 @@ struct upgrading_handler {
         auto sent = co_await u.stream.write(said);
         REQUIRE(sent.has_value());
         (void)co_await u.stream.shutdown(SHUT_WR);
+    }
+};
+
+// Answers plainly, or switches to "idle" and then holds the stream until the client closes.
+struct holding_upgrade_handler {
+    void operator()(const http::request& req, http::response& res) const {
+        if (req.path() != "/switch" || !res.switch_protocols("idle")) res.send("200 OK", "text/plain", "plain");
+    }
+    task<void> on_upgrade(http::upgraded u) const {
+        std::array<char, 64> buf;
+        for (;;) {
+            auto n = co_await u.stream.read_some(buf);
+            if (!n || *n == 0) co_return;
+        }
     }
 };
 
@@ -127,6 +149,27 @@ task<std::string> until_closed(tcp_stream& client) {
         if (!n || *n == 0) co_return got;
         got.append(buf.data(), *n);
     }
+}
+
+// TCP_NODELAY on the server's end of `client`: the descriptor of this process whose peer is
+// the client's own address.
+std::optional<int> server_end_nodelay(const tcp_stream& client) {
+    sockaddr_in mine{};
+    socklen_t len = sizeof mine;
+    REQUIRE(::getsockname(client.native_handle(), reinterpret_cast<sockaddr*>(&mine), &len) == 0);
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        const int fd = std::stoi(entry.path().filename().string());
+        sockaddr_in peer{};
+        socklen_t peer_len = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 || peer.sin_family != AF_INET ||
+            peer.sin_port != mine.sin_port || peer.sin_addr.s_addr != mine.sin_addr.s_addr)
+            continue;
+        int value = -1;
+        socklen_t value_len = sizeof value;
+        REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &value_len) == 0);
+        return value;
+    }
+    return std::nullopt;
 }
 
 task<tcp_stream> connected(const endpoint& where) {
@@ -264,5 +307,32 @@ TEST_CASE("upgrade: on_upgrade takes the stream after 101, with the request and 
         auto got3 = co_await until_closed(refused);
         CHECK(got3.find("HTTP/1.1 200 OK") == 0);
         CHECK(got3.find("Connection: close\r\n") != std::string::npos);
+    });
+}
+
+// Nagle's algorithm only holds back data behind unacknowledged data: the server pays
+// TCP_NODELAY's system call for a connection that outlives an answer, as nginx does.
+TEST_CASE("TCP_NODELAY: set on a connection kept alive or upgraded, not on one closed after its answer") {
+    holding_upgrade_handler h;
+    with_server(h, {}, [](const endpoint& where) -> task<void> {
+        auto kept = co_await connected(where);
+        auto answered = co_await exchange(kept, "GET /k HTTP/1.1\r\nHost: t\r\n\r\n", 1);
+        CHECK(answered.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(server_end_nodelay(kept) == std::optional<int>(1));
+
+        // Bytes after the request leave the server lingering, half-closed, until this end closes.
+        auto closed = co_await connected(where);
+        auto sent =
+            co_await closed.write(std::string_view("GET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nMORE"));
+        REQUIRE(sent.has_value());
+        auto last = co_await until_closed(closed);
+        CHECK(last.find("Connection: close\r\n") != std::string::npos);
+        CHECK(server_end_nodelay(closed) == std::optional<int>(0));
+
+        auto upgraded = co_await connected(where);
+        auto switched = co_await exchange(
+            upgraded, "GET /switch HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: idle\r\n\r\n", 1);
+        CHECK(switched.find("HTTP/1.1 101 Switching Protocols\r\n") == 0);
+        CHECK(server_end_nodelay(upgraded) == std::optional<int>(1));
     });
 }

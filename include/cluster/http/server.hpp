@@ -50,13 +50,13 @@ public:
 private:
     // The answers to all the requests in one read leave in one write.
     static io::task<void> serve_connection(net::tcp_stream stream, server& self) {
-        (void)stream.set_nodelay();
         connection c(self.limits_, self.drain_);
         watchdog::watch watch(self.dog_);
         std::array<char, read_buffer_size> in;
         std::span<const char> rest;  // read, and not parsed yet
         bool filled = false;         // the last read filled `in`: more may be waiting
         bool switched = false;
+        bool nodelay = false;
         while (!c.closing()) {
             auto n = co_await stream.read_some(in).with_stop_token(watch.begin(c.next(), c.requests_begun()));
             if (watch.request_timed_out()) {
@@ -77,6 +77,13 @@ private:
                 }
             } else {
                 co_return;  // the client left, or the watchdog gave up on a read
+            }
+            // Nagle's algorithm holds a small segment back only while earlier data is unacknowledged,
+            // and closing pushes out what is queued: TCP_NODELAY is for a connection that stays
+            // open after this answer, and, as nginx does, only such a one pays its system call.
+            if (!nodelay && (!c.closing() || switched)) {
+                (void)stream.set_nodelay();
+                nodelay = true;
             }
             // A write_some loop, not stream.write(): that is a task, allocated per call.
             for (std::string_view out = c.output(); !out.empty();) {
