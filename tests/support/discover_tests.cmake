@@ -1,0 +1,43 @@
+# Script mode: the CTest tests of PROGRAM, a test program built from files of tests/<folder>/,
+# written to OUTPUT: "<folder>/<x>: <case>" for each case of tests/<folder>/test_<x>.cpp.
+# tests/CMakeLists.txt runs it after each build of PROGRAM, which lists its cases with their
+# files (support/catch_main.cpp); each test runs its one case, in WORKING_DIRECTORY, for TIMEOUT s.
+execute_process(COMMAND "${PROGRAM}" --list-test-files RESULT_VARIABLE rc OUTPUT_VARIABLE listing ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${PROGRAM} --list-test-files failed (${rc}):\n${err}")
+endif()
+# Line by line, not as a CMake list: a list would not split where a name has an open '['.
+set(script "")
+while(NOT listing STREQUAL "")
+    string(FIND "${listing}" "\n" end)
+    string(SUBSTRING "${listing}" 0 ${end} line)
+    if(end EQUAL -1)
+        set(listing "")
+    else()
+        math(EXPR end "${end} + 1")
+        string(SUBSTRING "${listing}" ${end} -1 listing)
+    endif()
+    string(FIND "${line}" "\t" tab)
+    string(SUBSTRING "${line}" 0 ${tab} file)
+    math(EXPR after "${tab} + 1")
+    string(SUBSTRING "${line}" ${after} -1 name)
+    file(RELATIVE_PATH relative "${TESTS_DIR}" "${file}")
+    if(NOT relative MATCHES "^([^/]+)/test_([^/]+)\\.cpp$")
+        message(FATAL_ERROR "${PROGRAM}: case \"${name}\" is in ${file}, not in a tests/<folder>/test_<x>.cpp")
+    endif()
+    set(test "${CMAKE_MATCH_1}/${CMAKE_MATCH_2}: ${name}")
+    if(test MATCHES "]==]")
+        message(FATAL_ERROR "${PROGRAM}: the case \"${name}\" has a ]==], which this script's quoting cannot hold")
+    endif()
+    # A case's name is also Catch's filter, in which these characters have meanings of their own.
+    set(filter "${name}")
+    foreach(char \\ , [ ])
+        string(REPLACE "${char}" "\\${char}" filter "${filter}")
+    endforeach()
+    string(APPEND script "add_test([==[${test}]==] [==[${PROGRAM}]==] [==[${filter}]==])\n"
+           "set_tests_properties([==[${test}]==] PROPERTIES TIMEOUT ${TIMEOUT} WORKING_DIRECTORY [==[${WORKING_DIRECTORY}]==])\n")
+endwhile()
+if(script STREQUAL "")
+    message(FATAL_ERROR "${PROGRAM} has no test case")
+endif()
+file(WRITE "${OUTPUT}" "${script}")
