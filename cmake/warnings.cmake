@@ -22,5 +22,8 @@ if(CLUSTER_SANITIZE)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
         target_compile_options(cluster_warnings INTERFACE -fno-sanitize=function)
     endif()
-    target_link_options(cluster_warnings INTERFACE -fsanitize=address,undefined)
+    # Position-dependent programs: a test starts hundreds of times, and a PIE one spent 0.1 s of
+    # each start applying ASan's 860,000 relocations (0.23 s for a test that asserts one thing).
+    target_link_options(cluster_warnings INTERFACE -fsanitize=address,undefined
+                                                   $<$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>:-no-pie>)
 endif()
