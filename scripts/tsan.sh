@@ -3,8 +3,8 @@
 # threads' loops (io/thread_pipe), the pool of messages' boxes (detail/box_pool), thread workers
 # (cluster/threads), messages moved between threads (cluster/moved_messages), and the messaging,
 # restart and scaling suites, whose cases run with thread workers too. A report fails the run.
-# scripts/test.sh calls it after its two configurations; it builds these files only, each a
-# program of its own (CLUSTER_TESTS_ALONE).
+# scripts/test.sh calls it after its two configurations; it builds these files only, as one
+# program (CLUSTER_TESTS_SELECTED).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${TSAN_BUILD_DIR:-build/clang-tsan}
@@ -12,9 +12,9 @@ tests=(io_thread_pipe detail_box_pool cluster_threads cluster_messaging cluster_
 cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
     -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCLUSTER_WERROR=ON \
     -DCLUSTER_BUILD_TESTS=ON -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_BUILD_EXAMPLES=OFF -DCLUSTER_FUZZ=OFF \
-    -DCLUSTER_TEST_PACKAGE=OFF -DCLUSTER_TESTS_ALONE="$(IFS=';'; echo "${tests[*]}")" >/dev/null
+    -DCLUSTER_TEST_PACKAGE=OFF -DCLUSTER_TESTS_SELECTED="$(IFS=';'; echo "${tests[*]}")" >/dev/null
 start=$SECONDS
-cmake --build "$dir" --target "${tests[@]}" -j "$(nproc)"
+cmake --build "$dir" --target selected_tests -j "$(nproc)"
 built=$SECONDS
 # halt_on_error: the first report ends the test with exitcode, so ctest sees it fail.
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
