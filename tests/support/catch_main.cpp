@@ -8,8 +8,7 @@
 
 namespace {
 
-// One run lists every file's tests: Catch's own listing takes one run per file (to filter by
-// its tag) and one more to list its reporters, which cost a minute of ASan programs' start-ups.
+// Every file's tests in one run (tests/CMakeLists.txt says why).
 int list_test_files() {
     for (auto const& test : Catch::getRegistryHub().getTestCaseRegistry().getAllTests()) {
         if (!test.isHidden()) {
