@@ -1,7 +1,8 @@
 # Script mode: the CTest tests of PROGRAM, a test program built from files of tests/<folder>/,
 # written to OUTPUT: "<folder>/<x>: <case>" for each case of tests/<folder>/test_<x>.cpp.
 # tests/CMakeLists.txt runs it after each build of PROGRAM, which lists its cases with their
-# files (support/catch_main.cpp); each test runs its one case, in WORKING_DIRECTORY, for TIMEOUT s.
+# files (support/catch_main.cpp); each test runs its one case, in WORKING_DIRECTORY, for TIMEOUT s,
+# taking PROCESSORS of CTest's slots.
 execute_process(COMMAND "${PROGRAM}" --list-test-files RESULT_VARIABLE rc OUTPUT_VARIABLE listing ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${PROGRAM} --list-test-files failed (${rc}):\n${err}")
@@ -38,7 +39,7 @@ while(NOT listing STREQUAL "")
         string(REPLACE "${char}" "\\${char}" filter "${filter}")
     endforeach()
     string(APPEND script "add_test([==[${test}]==] [==[${PROGRAM}]==] [==[${filter}]==])\n"
-           "set_tests_properties([==[${test}]==] PROPERTIES TIMEOUT ${TIMEOUT} WORKING_DIRECTORY [==[${WORKING_DIRECTORY}]==])\n")
+           "set_tests_properties([==[${test}]==] PROPERTIES TIMEOUT ${TIMEOUT} PROCESSORS ${PROCESSORS} WORKING_DIRECTORY [==[${WORKING_DIRECTORY}]==])\n")
 endwhile()
 if(script STREQUAL "")
     message(FATAL_ERROR "${PROGRAM} has no test case")
