@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,14 +30,18 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+// The clock of the kernel's receive timestamps (SO_TIMESTAMPNS), which end each delivery.
+using clock_type = std::chrono::system_clock;
 
 constexpr const char* measures =
     "C WebSocket clients on each chat instance (GET /ws); --senders of them send messages, each\n"
     "stamped with its id and send time, and every client must receive every message exactly once.\n"
     "Throughput phase: --messages sent with at most --window of them not yet delivered to every\n"
     "client. Paced phase: --paced messages at --rate per second. For each phase, one line:\n"
-    "  <phase>: delivered=D seconds=S deliveries_per_s=R p50_ms=P p99_ms=Q missing=M duplicates=U\n"
+    "  <phase>: delivered=D seconds=S deliveries_per_s=R p50_ms=P p99_ms=Q read_p50_ms=P read_p99_ms=Q\n"
+    "           missing=M duplicates=U\n"
+    "A delivery's latency ends when the kernel has it in the client's socket (SO_TIMESTAMPNS); read_*\n"
+    "end when this program, one process standing for every client, has read it.\n"
     "Exits 1 if a message is missing or delivered twice, or a phase outlives --timeout.\n"
     "Options: --targets HOST:PORT,... (required), --clients N per target (50), --senders N (4),\n"
     "--messages N (2000), --window N (8), --paced N (1000), --rate R (200), --size B (64),\n"
@@ -126,6 +132,7 @@ struct connection {
     std::string in;
     std::string out;
     std::uint32_t warm_from = 0;    // bit t: a warm-up message from target t has arrived
+    std::int64_t arrived_ns = 0;    // when the kernel received the last bytes read
     std::vector<std::uint8_t> got;  // per message id of the phase
 };
 
@@ -138,7 +145,8 @@ struct phase_state {
     unsigned outstanding = 0;              // sent, not yet complete
     std::uint64_t delivered = 0;
     std::uint64_t duplicates = 0;
-    std::vector<std::int64_t> latencies_ns;
+    std::vector<std::int64_t> latencies_ns;       // send to arrival in the receiver's socket
+    std::vector<std::int64_t> read_latencies_ns;  // send to this program's read
     std::int64_t first_send = 0;
     std::int64_t last_delivery = 0;
 };
@@ -187,6 +195,7 @@ public:
         phase_.messages = messages;
         phase_.receivers.assign(messages, 0);
         phase_.latencies_ns.reserve(std::size_t{messages} * conns_.size());
+        phase_.read_latencies_ns.reserve(std::size_t{messages} * conns_.size());
         for (auto& c : conns_) c.got.assign(messages, 0);
         const std::int64_t interval = rate ? 1'000'000'000 / rate : 0;
         phase_.first_send = now_ns();
@@ -226,6 +235,7 @@ private:
         if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) fail_errno("connect");
         const int one = 1;
         ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (::setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) fail_errno("SO_TIMESTAMPNS");
         char host[INET_ADDRSTRLEN];
         ::inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
         c.out = "GET /ws HTTP/1.1\r\nHost: " + std::string(host) + ':' + std::to_string(ntohs(addr.sin_port)) +
@@ -287,15 +297,43 @@ private:
         }
     }
 
+    // Each read's frames are handled before the next read, with the time that read's bytes arrived.
+    // A short read leaves nothing behind: the level-triggered epoll_wait reports what comes next.
     void receive(connection& c, std::size_t index) {
         char buf[65536];
         for (;;) {
-            const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-            if (n < 0 && errno == EAGAIN) break;
+            const ssize_t n = receive_stamped(c, buf, sizeof buf);
+            if (n < 0 && errno == EAGAIN) return;
             if (n < 0) fail_errno("recv");
             if (n == 0) fail("client " + std::to_string(index) + ": the server closed the connection");
             c.in.append(buf, static_cast<std::size_t>(n));
+            handle_input(c, index);
+            if (static_cast<std::size_t>(n) < sizeof buf) return;
         }
+    }
+
+    // recv, leaving in c.arrived_ns when the kernel received the last of the bytes read.
+    static ssize_t receive_stamped(connection& c, char* buf, std::size_t size) {
+        iovec iov{buf, size};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(c.fd, &msg, 0);
+        if (n <= 0) return n;
+        c.arrived_ns = now_ns();
+        for (cmsghdr* m = CMSG_FIRSTHDR(&msg); m; m = CMSG_NXTHDR(&msg, m)) {
+            if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_TIMESTAMPNS) continue;
+            timespec ts{};
+            std::memcpy(&ts, CMSG_DATA(m), sizeof ts);
+            c.arrived_ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+        }
+        return n;
+    }
+
+    void handle_input(connection& c, std::size_t index) {
         std::size_t at = 0;
         if (!c.open) {
             const auto end = c.in.find("\r\n\r\n");
@@ -367,10 +405,10 @@ private:
             return;
         }
         c.got[id] = 1;
-        const auto now = now_ns();
         ++phase_.delivered;
-        phase_.latencies_ns.push_back(now - sent);
-        phase_.last_delivery = now;
+        phase_.latencies_ns.push_back(c.arrived_ns - sent);
+        phase_.read_latencies_ns.push_back(now_ns() - sent);
+        phase_.last_delivery = c.arrived_ns;
         if (++phase_.receivers[id] == conns_.size()) {
             ++phase_.complete;
             --phase_.outstanding;
@@ -378,23 +416,28 @@ private:
     }
 
     bool report(const char* name) {
-        auto& l = phase_.latencies_ns;
-        std::sort(l.begin(), l.end());
-        const auto percentile = [&](double q) {
-            if (l.empty()) return 0.0;
-            const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(l.size())));
-            return static_cast<double>(l[std::max<std::size_t>(rank, 1) - 1]) / 1e6;
-        };
+        const double p50 = percentile(phase_.latencies_ns, 0.50);
+        const double p99 = percentile(phase_.latencies_ns, 0.99);
+        const double read_p50 = percentile(phase_.read_latencies_ns, 0.50);
+        const double read_p99 = percentile(phase_.read_latencies_ns, 0.99);
         const std::uint64_t expected = std::uint64_t{phase_.messages} * conns_.size();
         const double secs = static_cast<double>(phase_.last_delivery - phase_.first_send) / 1e9;
-        std::printf("%s: delivered=%llu seconds=%.4f deliveries_per_s=%.1f p50_ms=%.4f p99_ms=%.4f missing=%llu "
-                    "duplicates=%llu\n",
+        std::printf("%s: delivered=%llu seconds=%.4f deliveries_per_s=%.1f p50_ms=%.4f p99_ms=%.4f read_p50_ms=%.4f "
+                    "read_p99_ms=%.4f missing=%llu duplicates=%llu\n",
                     name, static_cast<unsigned long long>(phase_.delivered), secs,
-                    secs > 0 ? static_cast<double>(phase_.delivered) / secs : 0.0, percentile(0.50), percentile(0.99),
+                    secs > 0 ? static_cast<double>(phase_.delivered) / secs : 0.0, p50, p99, read_p50, read_p99,
                     static_cast<unsigned long long>(expected - phase_.delivered),
                     static_cast<unsigned long long>(phase_.duplicates));
         std::fflush(stdout);
         return phase_.delivered == expected && phase_.duplicates == 0;
+    }
+
+    // In milliseconds; sorts `l`.
+    static double percentile(std::vector<std::int64_t>& l, double q) {
+        if (l.empty()) return 0.0;
+        std::sort(l.begin(), l.end());
+        const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(l.size())));
+        return static_cast<double>(l[std::max<std::size_t>(rank, 1) - 1]) / 1e6;
     }
 
     const settings& s_;

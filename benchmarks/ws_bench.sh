@@ -4,7 +4,9 @@
 # for each server, 2 instances x --workers workers on 127.0.0.1 and 127.0.0.2 sharing it;
 # ws_bench's clients (--clients on each instance) send stamped messages that every client
 # must receive exactly once. Figures: frames delivered per second with --window messages in
-# flight, and p50/p99 end-to-end latency at --rate messages per second.
+# flight, and p50/p99 latency at --rate messages per second, from a sender's send to the
+# kernel's receive timestamp in each receiving client's socket: not to when ws_bench, one
+# process standing for all the clients, has read it (it prints that too, as read_p99_ms).
 # Ends with one JSON object per figure, one per line, as every benchmark here does.
 #
 #   benchmarks/ws_bench.sh [--chat PATH] [--bench PATH] [--build-dir DIR] [--rounds N]
