@@ -41,9 +41,10 @@ run_config() {
 # run under anyway.
 # Optimised, the tests wait on events more than they compute: two to a core keep it busy (at
 # one a quarter of it sat idle) and end in 40% less time. Under the sanitizers they compute
-# more: three to two cores (at one to a core a sixth of the machine sat idle: 282 s against
-# 237 s), and the cases timed against a bound, which two to a core pushed past it
-# (cluster/overload: back within 2 s, in 2.5), take two of those slots (tests/CMakeLists.txt).
+# more: three to two cores (at one to a core a sixth of the machine sat idle: 282 and 300 s,
+# against 237, 278 and 261 s at three), and the cases timed against a bound, which two to a
+# core pushed past it (cluster/overload: back within 2 s, in 2.5), take two of those slots
+# (tests/CMakeLists.txt).
 run_config gcc-release g++ "$((2 * jobs))" "${gold[@]}" -DCMAKE_BUILD_TYPE=Release -DCLUSTER_FUZZ=OFF -DCLUSTER_BENCHMARKS_HEADER_ONLY=OFF
 run_config clang-sanitize clang++ "$((3 * jobs / 2))" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON \
     -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF -DCLUSTER_TEST_DOCS=OFF
