@@ -39,9 +39,11 @@ constexpr const char* measures =
     "Throughput phase: --messages sent with at most --window of them not yet delivered to every\n"
     "client. Paced phase: --paced messages at --rate per second. For each phase, one line:\n"
     "  <phase>: delivered=D seconds=S deliveries_per_s=R p50_ms=P p99_ms=Q read_p50_ms=P read_p99_ms=Q\n"
-    "           missing=M duplicates=U\n"
+    "           first_p50_ms=P first_p99_ms=Q local_p99_ms=Q remote_p99_ms=Q missing=M duplicates=U\n"
     "A delivery's latency ends when the kernel has it in the client's socket (SO_TIMESTAMPNS); read_*\n"
-    "end when this program, one process standing for every client, has read it.\n"
+    "end when this program, one process standing for every client, has read it. first_*: each\n"
+    "message's first delivery alone; local_, remote_: deliveries to clients of the sender's own\n"
+    "target, of the others.\n"
     "Exits 1 if a message is missing or delivered twice, or a phase outlives --timeout.\n"
     "Options: --targets HOST:PORT,... (required), --clients N per target (50), --senders N (4),\n"
     "--messages N (2000), --window N (8), --paced N (1000), --rate R (200), --size B (64),\n"
@@ -147,6 +149,9 @@ struct phase_state {
     std::uint64_t duplicates = 0;
     std::vector<std::int64_t> latencies_ns;       // send to arrival in the receiver's socket
     std::vector<std::int64_t> read_latencies_ns;  // send to this program's read
+    std::vector<std::int64_t> first_ns;           // each message's first delivery: one hop at most
+    std::vector<std::int64_t> local_ns;           // to clients of the sender's own instance
+    std::vector<std::int64_t> remote_ns;          // to clients of the other instances
     std::int64_t first_send = 0;
     std::int64_t last_delivery = 0;
 };
@@ -196,6 +201,7 @@ public:
         phase_.receivers.assign(messages, 0);
         phase_.latencies_ns.reserve(std::size_t{messages} * conns_.size());
         phase_.read_latencies_ns.reserve(std::size_t{messages} * conns_.size());
+        phase_.first_ns.reserve(messages);
         for (auto& c : conns_) c.got.assign(messages, 0);
         const std::int64_t interval = rate ? 1'000'000'000 / rate : 0;
         phase_.first_send = now_ns();
@@ -218,7 +224,11 @@ public:
 private:
     static std::int64_t seconds(unsigned s) { return std::int64_t{s} * 1'000'000'000; }
 
-    std::size_t sender_index(unsigned id) const { return std::size_t{id % s_.senders} * conns_.size() / s_.senders; }
+    std::size_t sender_index(unsigned long id) const {
+        return std::size_t{id % s_.senders} * conns_.size() / s_.senders;
+    }
+
+    std::size_t target_of(std::size_t index) const { return index / s_.clients; }
 
     // "<tag><id> <send ns> " padded with 'x' to --size bytes.
     std::string stamped(char tag, unsigned id) const {
@@ -406,7 +416,11 @@ private:
         }
         c.got[id] = 1;
         ++phase_.delivered;
-        phase_.latencies_ns.push_back(c.arrived_ns - sent);
+        const std::int64_t latency = c.arrived_ns - sent;
+        phase_.latencies_ns.push_back(latency);
+        if (phase_.receivers[id] == 0) phase_.first_ns.push_back(latency);
+        const bool local = target_of(static_cast<std::size_t>(&c - conns_.data())) == target_of(sender_index(id));
+        (local ? phase_.local_ns : phase_.remote_ns).push_back(latency);
         phase_.read_latencies_ns.push_back(now_ns() - sent);
         phase_.last_delivery = c.arrived_ns;
         if (++phase_.receivers[id] == conns_.size()) {
@@ -423,9 +437,12 @@ private:
         const std::uint64_t expected = std::uint64_t{phase_.messages} * conns_.size();
         const double secs = static_cast<double>(phase_.last_delivery - phase_.first_send) / 1e9;
         std::printf("%s: delivered=%llu seconds=%.4f deliveries_per_s=%.1f p50_ms=%.4f p99_ms=%.4f read_p50_ms=%.4f "
-                    "read_p99_ms=%.4f missing=%llu duplicates=%llu\n",
+                    "read_p99_ms=%.4f first_p50_ms=%.4f first_p99_ms=%.4f local_p99_ms=%.4f remote_p99_ms=%.4f "
+                    "missing=%llu duplicates=%llu\n",
                     name, static_cast<unsigned long long>(phase_.delivered), secs,
                     secs > 0 ? static_cast<double>(phase_.delivered) / secs : 0.0, p50, p99, read_p50, read_p99,
+                    percentile(phase_.first_ns, 0.50), percentile(phase_.first_ns, 0.99),
+                    percentile(phase_.local_ns, 0.99), percentile(phase_.remote_ns, 0.99),
                     static_cast<unsigned long long>(expected - phase_.delivered),
                     static_cast<unsigned long long>(phase_.duplicates));
         std::fflush(stdout);

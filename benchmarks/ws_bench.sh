@@ -6,8 +6,10 @@
 # must receive exactly once. Figures: frames delivered per second with --window messages in
 # flight, and p50/p99 latency at --rate messages per second, from a sender's send to the
 # kernel's receive timestamp in each receiving client's socket: not to when ws_bench, one
-# process standing for all the clients, has read it (it prints that too, as read_p99_ms).
-# Ends with one JSON object per figure, one per line, as every benchmark here does.
+# process standing for all the clients, has read it (it prints that too, as read_p99_ms). Beside
+# them, for information, the p99 of each message's first delivery alone and of those to the
+# other instance's clients. Ends with one JSON object per figure, one per line, as every
+# benchmark here does.
 #
 #   benchmarks/ws_bench.sh [--chat PATH] [--bench PATH] [--build-dir DIR] [--rounds N]
 #                          [--workers N] [--clients N] [--senders N] [--messages N]
@@ -18,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,12s/^# \{0,1\}//p' "$0"
+    sed -n '2,16s/^# \{0,1\}//p' "$0"
     cat <<EOF
 
   --chat PATH       the chat server under test (default: build examples/chat in --build-dir, Release)
@@ -225,7 +227,10 @@ wait_listening() {  # pid host port log
 # A field (deliveries_per_s, p50_ms, ...) of one of ws_bench's lines.
 field() { sed -nE "s/.* $1=([0-9.]+).*/\\1/p" <<<"$2"; }
 
-# results: server, round, deliveries/s, p50 ms, p99 ms (the last two of the paced phase).
+# results: server, round, deliveries/s, then of the paced phase: p50 ms, p99 ms, and the p99 of
+# each message's first delivery (ours: the sender's worker to one of its own clients, a wake-up
+# after the send; Node's chat passes every message through its primary first) and of the
+# deliveries to the other instance's clients (the longest way, through Redis).
 results=$tmp/results.tsv
 : >"$results"
 
@@ -257,11 +262,13 @@ measure() {  # server round
     fi
     rate_line=$(grep '^throughput:' "$out")
     paced_line=$(grep '^paced:' "$out")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$what" "$round" "$(field deliveries_per_s "$rate_line")" \
-        "$(field p50_ms "$paced_line")" "$(field p99_ms "$paced_line")" >>"$results"
-    printf '  %-6s %10.0f deliveries/s (p99 %.2f ms)   at %s msg/s: p50 %.3f ms, p99 %.3f ms\n' "$what" \
-        "$(field deliveries_per_s "$rate_line")" "$(field p99_ms "$rate_line")" "$rate" \
-        "$(field p50_ms "$paced_line")" "$(field p99_ms "$paced_line")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$what" "$round" "$(field deliveries_per_s "$rate_line")" \
+        "$(field p50_ms "$paced_line")" "$(field p99_ms "$paced_line")" "$(field first_p99_ms "$paced_line")" \
+        "$(field remote_p99_ms "$paced_line")" >>"$results"
+    printf '  %-6s %10.0f deliveries/s (p99 %.2f ms)   at %s msg/s: p50 %.3f ms, p99 %.3f ms (first %.3f, remote %.3f)\n' \
+        "$what" "$(field deliveries_per_s "$rate_line")" "$(field p99_ms "$rate_line")" "$rate" \
+        "$(field p50_ms "$paced_line")" "$(field p99_ms "$paced_line")" "$(field first_p99_ms "$paced_line")" \
+        "$(field remote_p99_ms "$paced_line")"
 }
 
 node_version=$(node --version)
@@ -287,7 +294,7 @@ done
 stop_group "$redis_pid" redis-server "$tmp/redis.log"
 
 # --- summary: medians over the rounds ---------------------------------------------------
-median_of() {  # server field (3: deliveries/s, 4: p50, 5: p99)
+median_of() {  # server field (3: deliveries/s, 4: p50, 5: p99, 6: first p99, 7: remote p99)
     awk -F'\t' -v s="$1" -v f="$2" '$1 == s { v[++n] = $f }
         END {
             for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
@@ -302,9 +309,11 @@ figure() {  # name value unit baseline baseline_value better target
 }
 
 echo
-printf '%-6s %14s %12s %12s   (median of %s rounds)\n' server deliveries/s "p50 ms" "p99 ms" "$rounds"
+printf '%-6s %14s %12s %12s %14s %15s   (median of %s rounds)\n' server deliveries/s "p50 ms" "p99 ms" \
+    "first p99 ms" "remote p99 ms" "$rounds"
 for s in "${servers[@]}"; do
-    printf '%-6s %14.0f %12.3f %12.3f\n' "$s" "$(median_of "$s" 3)" "$(median_of "$s" 4)" "$(median_of "$s" 5)"
+    printf '%-6s %14.0f %12.3f %12.3f %14.3f %15.3f\n' "$s" "$(median_of "$s" 3)" "$(median_of "$s" 4)" \
+        "$(median_of "$s" 5)" "$(median_of "$s" 6)" "$(median_of "$s" 7)"
 done
 echo
 node_setup="Node.js $node_version cluster + ws $ws_version + node-redis $redis_version (benchmarks/node/chat.js), 2 instances x $workers workers"
@@ -314,3 +323,6 @@ figure ws_p99_vs_node "$(median_of ours 5)" "ms (p99)" \
     "$node_setup; $total clients, $rate messages/s" "$(median_of node 5)" lower "ratio <= 0.33"
 figure ws_p50_vs_node "$(median_of ours 4)" "ms (p50)" \
     "$node_setup; $total clients, $rate messages/s" "$(median_of node 4)" lower "none (information)"
+figure ws_first_delivery_p99_vs_node "$(median_of ours 6)" "ms (p99)" \
+    "$node_setup; $total clients, $rate messages/s; each message's first delivery" "$(median_of node 6)" lower \
+    "none (information)"
