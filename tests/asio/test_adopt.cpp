@@ -240,6 +240,47 @@ TEST_CASE(
     });
 }
 
+// Regression: the native accept ended by both at once was taken as ended for the handed
+// connection alone, and went on to give it, the caller's cancel lost.
+TEST_CASE("cluster::asio::acceptor: a cancel as the primary hands a connection over ends the accept operation_aborted, "
+          "and the next accept takes that connection") {
+    on_both_loops([](ba::io_context& asio) -> task<void> {
+        recording_host host;
+        // shared: Asio accepts on the listener's own socket, until a connection is handed over.
+        auto state = std::make_shared<net::detail::listener_state>(&host, 1, schedule::shared, endpoint{},
+                                                                   support::tcp_listener(), listener_options{});
+        asio::acceptor acceptor(asio, listener(state));
+        auto elsewhere = support::tcp_listener();
+        auto pair = co_await support::connect_pair(elsewhere.get());
+        std::vector<std::string> log;
+        auto record = [&log](const boost::system::error_code& ec, asio::connection<> c) {
+            if (ec) return log.push_back(ec == ba::error::operation_aborted ? "aborted" : ec.message());
+            log.push_back(c.socket.is_open() ? "connection" : "no socket");
+        };
+        ba::cancellation_signal cancel;
+        SECTION("by cancel()") {
+            acceptor.async_accept(record);
+            ba::post(asio, [&] {
+                state->offer(1, pair.server.release());
+                acceptor.cancel();
+            });
+        }
+        SECTION("by the handler's cancellation slot") {
+            acceptor.async_accept(ba::bind_cancellation_slot(cancel.slot(), record));
+            ba::post(asio, [&] {
+                state->offer(1, pair.server.release());
+                cancel.emit(ba::cancellation_type::terminal);
+            });
+        }
+        co_await asio::run(asio);
+        acceptor.async_accept(record);
+        asio.restart();
+        co_await asio::run(asio);
+        CHECK(log == std::vector<std::string>{"aborted", "connection"});
+        CHECK(host.acks == std::vector<std::pair<std::uint64_t, bool>>{{1, true}});
+    });
+}
+
 TEST_CASE("adopt() refuses what is no connected stream of its protocol, saying why, the stream left as it was") {
     on_both_loops([](ba::io_context& asio) -> task<void> {
         SECTION("a stream that holds no socket: adopted before, or released") {

@@ -9,6 +9,8 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -138,19 +140,25 @@ public:
             return by_listener();
         auto& native = *state_->native;
         handed_ = state_->listener.handed_token();
+        cancelled_ = state_->cancel.get_token();
+        by_slot_ = boost::asio::cancellation_state(boost::asio::get_associated_cancellation_slot(handler_),
+                                                   boost::asio::enable_total_cancellation());
         state_->cancel_on_handed.emplace(handed_, typename acceptor_state<Protocol, Executor>::canceller{state_.get()});
         native.async_accept(ex_, std::move(*this));
     }
 
     void operator()(const boost::system::error_code& ec, Socket socket) {
         if (!ec) return complete(ec, connection<Socket>{std::move(socket), state_->listener.count_accepted()});
+        const bool aborted = ec == boost::asio::error::operation_aborted;
+        // The caller's cancel ends it, even where a connection handed over at the same moment
+        // ended the native accept too: that connection waits for the next accept.
+        if (aborted && (cancelled_.stop_requested() || by_slot_.cancelled() != boost::asio::cancellation_type::none))
+            return complete(ec, connection<Socket>{std::move(socket), {}});
         // Ended for a connection the primary handed over: that one, or the next, comes next.
-        if (ec == boost::asio::error::operation_aborted && handed_.stop_requested()) return start();
+        if (aborted && handed_.stop_requested()) return start();
         // The socket was stopped (a graceful stop) or given up (leaving): what is left comes
-        // through the listener. Cancelled while the listener still accepts: the caller's cancel.
-        const bool by_caller = ec == boost::asio::error::operation_aborted && state_->listener.accepts_on_socket();
-        if (ec == boost::asio::error::invalid_argument || (ec == boost::asio::error::operation_aborted && !by_caller) ||
-            ec == boost::asio::error::bad_descriptor)
+        // through the listener.
+        if (aborted || ec == boost::asio::error::invalid_argument || ec == boost::asio::error::bad_descriptor)
             return by_listener();
         complete(ec, connection<Socket>{std::move(socket), {}});
     }
@@ -158,10 +166,9 @@ public:
     // What the native accept's completion runs with: the handler's.
     using executor_type = boost::asio::associated_executor_t<Handler, Executor>;
     executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler_, io_executor_); }
-    using cancellation_slot_type = boost::asio::associated_cancellation_slot_t<Handler>;
-    cancellation_slot_type get_cancellation_slot() const noexcept {
-        return boost::asio::get_associated_cancellation_slot(handler_);
-    }
+    // The handler's, through by_slot_, which remembers whether it was used.
+    using cancellation_slot_type = boost::asio::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return by_slot_.slot(); }
     using allocator_type = boost::asio::associated_allocator_t<Handler>;
     allocator_type get_allocator() const noexcept { return boost::asio::get_associated_allocator(handler_); }
 
@@ -180,7 +187,9 @@ private:
     Executor io_executor_;
     Executor1 ex_;
     Handler handler_;
-    std::stop_token handed_;  // the listener's handed_token() as the native accept began
+    std::stop_token handed_;                   // the listener's handed_token() as the native accept began
+    std::stop_token cancelled_;                // and acceptor::cancel()'s
+    boost::asio::cancellation_state by_slot_;  // the handler's cancellation slot, relayed to the native accept
 };
 
 }  // namespace detail
