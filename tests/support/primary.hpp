@@ -11,6 +11,7 @@
 #include <cluster/cluster.hpp>
 
 #include "descriptors.hpp"
+#include "forked_faults.hpp"
 #include "scripted_worker.hpp"
 #include "waiting.hpp"
 
@@ -20,18 +21,25 @@ namespace support {
 inline constexpr std::chrono::milliseconds body_limit = 60s;
 
 // Runs body(p) against a primary on a fresh loop, shuts it down, and checks that no
-// descriptor and no child outlives it.
+// descriptor and no child outlives it, and that no forked worker died of a fault.
 template <class P, class Body>
 void with_primary(cluster::primary_options o, typename cluster::primary<P>::worker_main main, Body&& body) {
     const std::size_t fds = open_fd_count();
+    const forked_fault_watch faults;
+    auto watched = [main = std::move(main)](cluster::worker<P>& w) {
+        count_faults_in_worker();
+        return main(w);
+    };
     {
         cluster::io_context ctx;
-        cluster::primary<P> p(std::move(o), std::move(main));
+        cluster::primary<P> p(std::move(o), std::move(watched));
         cluster::sync_wait(bounded(body(p), body_limit));
         cluster::sync_wait(bounded(p.shutdown()));
     }
     CHECK(open_fd_count() == fds);
     CHECK(no_children());
+    INFO("the last fault: signal " << faults.last_signal());
+    CHECK(faults.count() == 0);
 }
 
 // Options for scripted workers running `behaviour`, started in `mode`: in exec mode they run
