@@ -1,6 +1,7 @@
 // runtime_bench: a 64-byte ping-pong between two processes over a socketpair with
 // co_await read/write, beside the same ping-pong with blocking read/write; and the cost
-// of one co_await of a task that completes at once, beside the leanest task there can be.
+// of one co_await of a task that completes at once, beside the leanest task there can be (and,
+// for information, the leanest eager one: the floor of any task type).
 #include <cluster/cluster.hpp>
 
 #include <sys/socket.h>
@@ -76,25 +77,30 @@ struct block {
 thread_local block* free_frames = nullptr;
 constexpr std::size_t frame_bytes = 256;
 
+struct recycled_frame {
+    static void* operator new(std::size_t size) {
+        if (size > frame_bytes) std::abort();
+        if (auto* b = free_frames) return std::exchange(free_frames, b->next);
+        return ::operator new(frame_bytes);
+    }
+    static void operator delete(void* p, std::size_t) noexcept { free_frames = new (p) block{free_frames}; }
+};
+
+// Hands control back to whoever awaits the task, or to its caller if nobody does yet.
+template <class Promise>
+struct to_awaiter {
+    bool await_ready() noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept { return h.promise().awaiter; }
+    void await_resume() noexcept {}
+};
+
+// Lazy, as the library's tasks are: it starts when awaited, and resumes its awaiter at the end.
 template <class T>
 struct task {
-    struct promise_type {
-        static void* operator new(std::size_t size) {
-            if (size > frame_bytes) std::abort();
-            if (auto* b = free_frames) return std::exchange(free_frames, b->next);
-            return ::operator new(frame_bytes);
-        }
-        static void operator delete(void* p, std::size_t) noexcept { free_frames = new (p) block{free_frames}; }
+    struct promise_type : recycled_frame {
         task get_return_object() noexcept { return task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
         std::suspend_always initial_suspend() noexcept { return {}; }
-        struct to_awaiter {
-            bool await_ready() noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-                return h.promise().awaiter;
-            }
-            void await_resume() noexcept {}
-        };
-        to_awaiter final_suspend() noexcept { return {}; }
+        to_awaiter<promise_type> final_suspend() noexcept { return {}; }
         void return_value(T v) noexcept { value = v; }
         [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
         std::coroutine_handle<> awaiter = std::noop_coroutine();
@@ -111,6 +117,39 @@ struct task {
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> a) noexcept {
             h.promise().awaiter = a;
             return h;
+        }
+        T await_resume() noexcept { return h.promise().value; }
+    };
+    awaiter operator co_await() && noexcept { return {handle}; }
+    std::coroutine_handle<promise_type> handle;
+};
+
+// Eager: it runs as it is called, so awaiting one that has finished suspends nothing. The floor
+// of any task type, lazy or not.
+template <class T>
+struct eager_task {
+    struct promise_type : recycled_frame {
+        eager_task get_return_object() noexcept {
+            return eager_task{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        to_awaiter<promise_type> final_suspend() noexcept { return {}; }
+        void return_value(T v) noexcept { value = v; }
+        [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+        std::coroutine_handle<> awaiter = std::noop_coroutine();
+        T value{};
+    };
+    explicit eager_task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+    eager_task(eager_task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
+    ~eager_task() {
+        if (handle) handle.destroy();
+    }
+    struct awaiter {
+        std::coroutine_handle<promise_type> h;
+        bool await_ready() noexcept { return h.done(); }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> a) noexcept {
+            h.promise().awaiter = a;
+            return std::noop_coroutine();
         }
         T await_resume() noexcept { return h.promise().value; }
     };
@@ -142,12 +181,19 @@ double leanest_co_await_ready_ns() {
     return t.handle.promise().value;
 }
 
+double eager_co_await_ready_ns() {
+    auto t = co_await_ready_ns<leanest::eager_task>();  // done as it returns
+    if (!t.handle.done()) std::abort();
+    return t.handle.promise().value;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (bench::answered_help(argc, argv,
                              "  A 64-byte ping-pong over a socketpair with co_await, beside blocking read/write,\n"
-                             "  and the cost of a co_await that completes at once, beside the leanest task;\n"
+                             "  and the cost of a co_await that completes at once, beside the leanest task (and\n"
+                             "  the leanest eager one, the floor of any task type);\n"
                              "  one JSON line per figure.\n"))
         return 0;
     int sv[2];
@@ -172,14 +218,18 @@ int main(int argc, char** argv) {
     ::close(sv[0]);
     ::waitpid(pid, nullptr, 0);
 
-    std::vector<double> ready_ns, leanest_ns;
+    std::vector<double> ready_ns, leanest_ns, eager_ns;
     for (int r = 0; r < repeats; ++r) {
         ready_ns.push_back(ctx.run_until(co_await_ready_ns<task>()));
         leanest_ns.push_back(leanest_co_await_ready_ns());
+        eager_ns.push_back(eager_co_await_ready_ns());
     }
 
     bench::print({"pingpong_rtt", bench::median(uring), "ns", "blocking read/write ping-pong on the same socketpair",
                   bench::median(raw), "lower", "ratio <= 1.10"});
     bench::print({"co_await_ready_ns", bench::median(ready_ns), "ns", "the same co_await of the leanest task",
                   bench::median(leanest_ns), "lower", "report"});
+    bench::print({"co_await_ready_eager_floor_ns", bench::median(eager_ns), "ns",
+                  "the same co_await of the leanest lazy task", bench::median(leanest_ns), "lower",
+                  "none (information)"});
 }
