@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -94,29 +95,36 @@ struct to_awaiter {
     void await_resume() noexcept {}
 };
 
-// Lazy, as the library's tasks are: it starts when awaited, and resumes its awaiter at the end.
-template <class T>
-struct task {
+// Lazy (Eager false), as the library's tasks are: it starts when awaited, and resumes its
+// awaiter at the end. Eager: it runs as it is called, so awaiting one that has finished suspends
+// nothing, the floor of any task type.
+template <class T, bool Eager>
+struct basic_task {
     struct promise_type : recycled_frame {
-        task get_return_object() noexcept { return task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-        std::suspend_always initial_suspend() noexcept { return {}; }
+        basic_task get_return_object() noexcept {
+            return basic_task{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::conditional_t<Eager, std::suspend_never, std::suspend_always> initial_suspend() noexcept { return {}; }
         to_awaiter<promise_type> final_suspend() noexcept { return {}; }
         void return_value(T v) noexcept { value = v; }
         [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
         std::coroutine_handle<> awaiter = std::noop_coroutine();
         T value{};
     };
-    explicit task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-    task(task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
-    ~task() {
+    explicit basic_task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+    basic_task(basic_task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
+    ~basic_task() {
         if (handle) handle.destroy();
     }
     struct awaiter {
         std::coroutine_handle<promise_type> h;
-        bool await_ready() noexcept { return false; }
+        bool await_ready() noexcept { return Eager && h.done(); }
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> a) noexcept {
             h.promise().awaiter = a;
-            return h;
+            if constexpr (Eager)
+                return std::noop_coroutine();
+            else
+                return h;
         }
         T await_resume() noexcept { return h.promise().value; }
     };
@@ -124,38 +132,10 @@ struct task {
     std::coroutine_handle<promise_type> handle;
 };
 
-// Eager: it runs as it is called, so awaiting one that has finished suspends nothing. The floor
-// of any task type, lazy or not.
 template <class T>
-struct eager_task {
-    struct promise_type : recycled_frame {
-        eager_task get_return_object() noexcept {
-            return eager_task{std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        to_awaiter<promise_type> final_suspend() noexcept { return {}; }
-        void return_value(T v) noexcept { value = v; }
-        [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
-        std::coroutine_handle<> awaiter = std::noop_coroutine();
-        T value{};
-    };
-    explicit eager_task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-    eager_task(eager_task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
-    ~eager_task() {
-        if (handle) handle.destroy();
-    }
-    struct awaiter {
-        std::coroutine_handle<promise_type> h;
-        bool await_ready() noexcept { return h.done(); }
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<> a) noexcept {
-            h.promise().awaiter = a;
-            return std::noop_coroutine();
-        }
-        T await_resume() noexcept { return h.promise().value; }
-    };
-    awaiter operator co_await() && noexcept { return {handle}; }
-    std::coroutine_handle<promise_type> handle;
-};
+using task = basic_task<T, false>;
+template <class T>
+using eager_task = basic_task<T, true>;
 }  // namespace leanest
 
 constexpr int ready_rounds = 10'000'000;
