@@ -124,9 +124,9 @@ task<event_log> finish(primary<P>& p, std::set<unsigned> ids) {
 }
 
 template <class Proto, class T>
-std::vector<std::uint8_t> frame_of(const T& msg) {
+std::vector<std::uint8_t> frame_of(const T& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
     wire::buffer out;
-    (void)wire::encode_frame<Proto>(out, msg);
+    (void)wire::encode_frame<Proto>(out, msg, tag, flags);
     const auto* first = reinterpret_cast<const std::uint8_t*>(out.bytes().data());
     return {first, first + out.size()};
 }
@@ -245,11 +245,22 @@ task<void> asking_worker(worker<P>& w) {
     expect(w.stopping(), "a disconnected worker is stopping");
 }
 
+void write_fully(int fd, const std::vector<std::uint8_t>& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        expect(n > 0, "writing raw bytes");
+        done += static_cast<std::size_t>(n);
+    }
+}
+
 // Passes a note on when the primary asks (a job "send_to" naming the worker in its id, or
-// "broadcast"), and reports each note it gets as seen.
+// "broadcast"), and reports each note it gets as seen; writes raw_bytes to its socket.
 task<void> routing_worker(worker<P>& w) {
     while (auto m = co_await w.receive()) {
-        if (auto* j = m->get_if<job>()) {
+        if (auto* r = m->get_if<raw_bytes>()) {
+            write_fully(w.native_handle(), r->bytes);
+        } else if (auto* j = m->get_if<job>()) {
             const note n{w.id(), j->text + " from " + std::to_string(w.id())};
             if (j->text == "send_to")
                 (void)co_await w.send_to(static_cast<unsigned>(j->id), n);
@@ -258,6 +269,43 @@ task<void> routing_worker(worker<P>& w) {
         } else if (auto* n = m->get_if<note>()) {
             const seen s{w.id(), m->from, n->text};
             (void)co_await w.send(s);
+        }
+    }
+}
+
+// Worker 1, given the primary's job "burst" (its id a count of rounds), sends that many rounds of
+// a tick to worker 2, a tick to every other worker, a tick to worker 3 and one to the primary, as
+// fast as they queue: they reach the primary many to a read. Workers 2 and 3 each get two streams
+// of ticks, the ones sent to them (even) and the broadcasts (odd), which each must keep; and, as
+// both go through the primary between processes, one run of consecutive ticks (2 from 0, 3 from
+// 1). Once it has them all, each says so (a seen's text).
+task<void> burst_worker(worker<P>& w) {
+    std::uint64_t expected = 0, got = 0, next = w.id() == 2 ? 0 : 1;
+    std::array<std::uint64_t, 2> next_of_stream{w.id() == 2 ? 0u : 2u, 1};
+    bool interleaved = true;
+    std::optional<std::uint64_t> out_of_order;
+    while (auto m = co_await w.receive()) {
+        if (auto* j = m->get_if<job>()) {
+            expected = 2 * j->id;
+            for (std::uint64_t i = 0; w.id() == 1 && i < j->id; ++i) {
+                const tick to_2{2 * i}, to_all{2 * i + 1}, to_3{2 * i + 2}, to_primary{i};
+                (void)co_await w.send_to(2, to_2);
+                (void)co_await w.broadcast(to_all);
+                (void)co_await w.send_to(3, to_3);
+                (void)co_await w.send(to_primary);
+            }
+        } else if (auto* t = m->get_if<tick>()) {
+            interleaved = interleaved && t->seq == next++;
+            auto& stream = next_of_stream[t->seq % 2];
+            if (t->seq != stream && !out_of_order) out_of_order = t->seq;
+            stream = t->seq + 2;
+            if (++got == expected) {
+                const seen s{w.id(), 1,
+                             out_of_order  ? "out of order at tick " + std::to_string(*out_of_order)
+                             : interleaved ? "each stream in order, interleaved as sent"
+                                           : "each stream in order"};
+                (void)co_await w.send(s);
+            }
         }
     }
 }
@@ -288,15 +336,6 @@ task<void> fd_worker(worker<P>& w) {
     const std::string text = "through " + theirs->value.label + " from worker " + std::to_string(w.id());
     expect(::write(theirs->value.fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()),
            "writing through the primary's pipe");
-}
-
-void write_fully(int fd, const std::vector<std::uint8_t>& bytes) {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        expect(n > 0, "writing raw bytes");
-        done += static_cast<std::size_t>(n);
-    }
 }
 
 // Echoes tick requests, and writes raw_bytes straight to its socket, then exits at once
@@ -501,6 +540,34 @@ task<void> await_online(primary<P>& p, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) (void)co_await p.next<online_event>();
 }
 
+constexpr std::uint64_t burst_rounds = 5000;
+
+task<void> bursts(primary<P>& p) {
+    std::vector<msg_handle*> w;
+    for (int i = 0; i < 3; ++i) w.push_back(&co_await support::fork_worker(p));  // ids 1 to 3
+    co_await bounded(await_online(p, 3), "three workers online");
+    // The receivers first: each has its count before the first tick can reach it.
+    for (int i = 2; i >= 0; --i) co_await ask_to_route(*w[static_cast<std::size_t>(i)], burst_rounds, "burst");
+    auto ticks = co_await bounded(take_messages<tick>(p, burst_rounds), "worker 1's ticks to the primary");
+    std::uint64_t in_order = 0;
+    while (in_order < ticks.size() && ticks[in_order].value.seq == in_order && ticks[in_order].from == 1) ++in_order;
+    CHECK(in_order == burst_rounds);
+    auto got = co_await bounded(take_messages<seen>(p, 2), "the receivers' reports");
+    auto reports = sorted(got);
+    // Between thread workers a send_to goes straight, and need not keep its place among broadcasts.
+    const std::string_view interleaved = ", interleaved as sent";
+    if (mode_under_test == start_mode::thread)
+        for (auto& r : reports)
+            if (r.ends_with(interleaved)) r.resize(r.size() - interleaved.size());
+    const std::string whole =
+        mode_under_test == start_mode::fork ? "each stream in order, interleaved as sent" : "each stream in order";
+    const std::vector<std::string> expected{"2 got from 1: " + whole, "3 got from 1: " + whole};
+    CHECK(reports == expected);
+    const std::set<unsigned> ids{1, 2, 3};
+    auto log = co_await finish(p, ids);
+    for (unsigned id : ids) CHECK(story(log[id]) == "fork disconnect exit");  // nothing more reached anyone
+}
+
 task<void> routing(primary<P>& p) {
     std::vector<msg_handle*> w;
     for (int i = 0; i < 5; ++i) w.push_back(&co_await support::fork_worker(p));  // ids 1 to 5
@@ -625,6 +692,33 @@ task<void> cut_off(primary<P>& p) {
     auto log = co_await finish(p, ids);
     CHECK(story(log[good_id]) == "disconnect exit");
     CHECK(story(log[fresh_id]) == "fork online disconnect exit");
+}
+
+// A worker's routed messages, one of which does not check out, and a message for the primary
+// after them, written at once: the one before reaches its target, the sender is cut off at the
+// bad one, and what came after it is not read.
+task<void> cut_off_mid_burst(primary<P>& p) {
+    (void)co_await support::fork_worker(p);  // 1, the target
+    auto& bad = co_await support::fork_worker(p);
+    co_await bounded(await_online(p, 2), "two workers online");
+    auto bytes = frame_of<P>(note{2, "before"}, 1, wire::frame_flags::routed);
+    const auto broken = frame_of<protocol<support::older::job>>(support::older::job{7}, 1, wire::frame_flags::routed);
+    const auto after = frame_of<P>(note{2, "after, for the primary"});
+    bytes.insert(bytes.end(), broken.begin(), broken.end());
+    bytes.insert(bytes.end(), after.begin(), after.end());
+    const raw_bytes raw{bytes, false};
+    (void)co_await bad.send(raw);
+    auto got = co_await bounded(take_messages<seen>(p, 1), "the note before");
+    CHECK(sorted(got) == std::vector<std::string>{"1 got from 2: before"});
+    const std::set<unsigned> sender{2};
+    auto log = co_await bounded(events_until_exit(p, sender), "the sender's exit");
+    REQUIRE(story(log[2]) == "fork disconnect exit");  // no message: what came after was not read
+    const auto* d = log[2][1].get_if<disconnect_event>();
+    REQUIRE(d);
+    CHECK(d->error == errc::schema_mismatch);
+    const std::set<unsigned> target{1};
+    auto rest = co_await finish(p, target);
+    CHECK(story(rest[1]) == "disconnect exit");
 }
 
 // Regression: a worker that exited with a message from the primary in its socket, unread,
@@ -809,6 +903,12 @@ TEST_CASE("send_to reaches one worker and broadcast every other, from the sender
     with_primary(mode, routing_worker, routing);
 }
 
+TEST_CASE("messages for other workers that come many to a read keep each target's order, and the primary's own") {
+    const start_mode mode = each_mode();
+    INFO(to_string(mode));
+    with_primary(mode, burst_worker, bursts);
+}
+
 TEST_CASE("fds in messages go from a worker to the primary and back, and work") {
     const start_mode mode = each_mode();
     INFO(to_string(mode));
@@ -819,6 +919,10 @@ TEST_CASE("fds in messages go from a worker to the primary and back, and work") 
 
 TEST_CASE("a worker that breaks the protocol or dies mid-frame is cut off and the primary carries on") {
     with_primary(raw_worker, cut_off);
+}
+
+TEST_CASE("a routed message that does not check out cuts its sender off there, after what came before it") {
+    with_primary(routing_worker, cut_off_mid_burst);
 }
 
 TEST_CASE("during heavy traffic each worker's events keep their order") {

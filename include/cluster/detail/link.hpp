@@ -272,6 +272,14 @@ public:
         return link_take(*this);
     }
 
+    // The next message if it is here already (what the last read brought, or a thread link's
+    // pipe holds); nothing if it would have to wait, or once the link has ended.
+    [[nodiscard]] std::optional<envelope> try_receive() {
+        auto next = receive();
+        if (!next.await_ready()) return std::nullopt;
+        return next.await_resume();
+    }
+
     // Whether what the other end sent waits unread here.
     [[nodiscard]] bool has_unread() const noexcept {
         if (socket_) {

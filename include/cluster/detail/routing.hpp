@@ -51,10 +51,16 @@ private:
     // A worker's w.listen(): the balancer opens or shares the socket; a listening event follows.
     CLUSTER_DECL void listen_for(const record_ptr& r, const control::listen_request& ask, std::uint32_t tag);
 
-    // A message from one worker to another (or to all others): checked as the primary checks
-    // what it receives, then on its way marked with the sender's id. Messages for a worker
-    // that is gone are dropped.
-    CLUSTER_DECL io::task<void> forward(record& from, envelope&& e);
+    // Messages from one worker to another (or to all others), as many as came in a row in one
+    // read: each checked as the primary checks what it receives, then on its way marked with
+    // the sender's id. Messages for a worker that is gone are dropped. False if one of them broke
+    // the protocol: the sender is cut off there, and nothing after it is read.
+    CLUSTER_DECL io::task<bool> forward(record& from, std::vector<envelope>& burst);
+
+    // A run of those messages for the same destination, target by target: each target's link
+    // is visited once for the run, not once a message (at 256 workers it is cold by the time
+    // its turn comes round), and the targets are looked up once.
+    CLUSTER_DECL io::task<void> deliver(record& from, std::uint32_t to, std::vector<boxed_message>& run);
 
     CLUSTER_DECL std::vector<record_ptr> targets(const record& from, std::uint32_t to) const;
 

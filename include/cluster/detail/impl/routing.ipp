@@ -7,11 +7,23 @@
 namespace cluster::detail {
 
 CLUSTER_DECL io::task<void> router::pump(record_ptr r) {
+    std::vector<envelope> burst;
     while (auto e = co_await r->link.receive()) {
-        if (e->flags & wire::frame_flags::routed)
-            co_await forward(*r, std::move(*e));
-        else
+        if (!(e->flags & wire::frame_flags::routed)) {
             dispatch(r, std::move(*e));
+            continue;
+        }
+        // The routed messages that follow it, as far as they are here already, go on together;
+        // one that is not routed waits for them, in the order they came.
+        burst.push_back(std::move(*e));
+        std::optional<envelope> after;
+        while ((after = r->link.try_receive()) && (after->flags & wire::frame_flags::routed)) {
+            burst.push_back(std::move(*after));
+            after.reset();
+        }
+        const bool sound = co_await forward(*r, burst);
+        burst.clear();
+        if (after && sound) dispatch(r, std::move(*after));
     }
     r->end_link();
     s_.slots.notify();
@@ -102,21 +114,40 @@ CLUSTER_DECL void router::listen_for(const record_ptr& r, const control::listen_
                                        handle_of(r)));
 }
 
-CLUSTER_DECL io::task<void> router::forward(record& from, envelope&& e) {
-    if (e.value.index() < control::count) co_return;
-    // A thread's message comes boxed; a process's is decoded here, and cuts it off if it fails.
-    auto boxed = e.is_boxed() ? wire::decode_result<boxed_message>(std::move(e.boxed))
-                              : s_.ops.decode(std::get<wire::raw_message>(e.value));
-    if (!boxed) {
-        from.link.abort(boxed.error().code, std::move(boxed.error().path));
-        co_return;
+CLUSTER_DECL io::task<bool> router::forward(record& from, std::vector<envelope>& burst) {
+    std::vector<boxed_message> run;
+    std::uint32_t run_to = 0;
+    for (auto& e : burst) {
+        if (e.value.index() < control::count) continue;
+        // A thread's message comes boxed; a process's is decoded here, and cuts it off if it fails.
+        auto boxed = e.is_boxed() ? wire::decode_result<boxed_message>(std::move(e.boxed))
+                                  : s_.ops.decode(std::get<wire::raw_message>(e.value));
+        if (!boxed) {
+            co_await deliver(from, run_to, run);
+            from.link.abort(boxed.error().code, std::move(boxed.error().path));
+            co_return false;
+        }
+        if (!run.empty() && e.tag != run_to) {
+            co_await deliver(from, run_to, run);
+            run.clear();
+        }
+        run_to = e.tag;
+        run.push_back(std::move(*boxed));
     }
-    // Copied to all but the last, which takes the message itself: a send_to's goes on as it
-    // came, and a thread's fds in it travel on as the same descriptors.
-    const auto to = targets(from, e.tag);
-    for (std::size_t i = 0; i < to.size(); ++i) {
-        auto& l = to[i]->link;
-        (void)co_await l.wait_for_room(s_.ops.queue(l, *boxed, i + 1 == to.size(), from.id, wire::frame_flags::routed));
+    co_await deliver(from, run_to, run);
+    co_return true;
+}
+
+// Copied to all targets but the last, which takes each message itself: a send_to's goes on as it
+// came, and a thread's fds in it travel on as the same descriptors.
+CLUSTER_DECL io::task<void> router::deliver(record& from, std::uint32_t to, std::vector<boxed_message>& run) {
+    if (run.empty()) co_return;
+    const auto targets = this->targets(from, to);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto& l = targets[i]->link;
+        const bool last = i + 1 == targets.size();
+        for (auto& m : run)
+            (void)co_await l.wait_for_room(s_.ops.queue(l, m, last, from.id, wire::frame_flags::routed));
     }
 }
 
