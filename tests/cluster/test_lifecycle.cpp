@@ -412,6 +412,35 @@ TEST_CASE("64 workers on a small machine all come online and all leave after dis
     });
 }
 
+namespace {
+
+// Answers each ping with a note of how many descriptors it has open.
+task<void> count_own_fds(worker<proto>& w) {
+    while (auto m = co_await w.receive()) {
+        if (!m->is<support::ping>() || !m->is_request()) continue;
+        const support::note n{w.id(), std::to_string(open_fd_count())};
+        (void)co_await w.reply(*m, n);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a fork-mode worker holds none of the primary's descriptors for the workers before it") {
+    auto o = options_for(start_mode::fork, behaviour::hello_then_return);  // count_own_fds runs instead
+    o.stdio = {output_mode::relay, output_mode::pipe};                     // each sibling's link, pidfd and two pipes
+    support::with_primary<proto>(std::move(o), count_own_fds, [](primary<proto>& p) -> task<void> {
+        std::vector<std::string> counts;
+        for (int i = 0; i < 8; ++i) {
+            auto& h = co_await fork_worker(p);
+            const support::ping ask{};
+            auto counted = co_await h.request<support::note>(ask, wait_limit);
+            REQUIRE(counted.has_value());
+            counts.push_back(counted->text);
+        }
+        CHECK(std::count(counts.begin(), counts.end(), counts.front()) == 8);  // the eighth as the first
+    });
+}
+
 TEST_CASE("200 fork/exit cycles leave no zombie and no descriptor behind") {
     with_primary(options_for(start_mode::fork, behaviour::hello_then_return), [](primary<proto>& p) -> task<void> {
         const std::size_t fds = open_fd_count();

@@ -13,8 +13,10 @@
 #include <boost/describe.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -222,25 +224,28 @@ TEST_CASE("a lent fd is sent as it is, without a dup, and stays the sender's") {
     CHECK(std::string(buf, 3) == "hi!");
 }
 
-TEST_CASE("a lent fd still queued is left open when the channel closes, or in a forked child") {
+TEST_CASE(
+    "of the fds queued, a forked child must close the channel's dups and not a lent one, which closing leaves open") {
     io_context ctx;
     pair_of_channels p;
     auto [read_end, write_end] = support::make_pipe();
-    const pipe_end msg{"lent", std::move(write_end)};
-    REQUIRE_FALSE(p.a.lend(msg));
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        p.a.close_queued_fds_in_forked_child();
-        _exit(::fcntl(msg.fd.get(), F_GETFD) >= 0 ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    const pipe_end lent{"lent", std::move(write_end)};
+    REQUIRE_FALSE(p.a.lend(lent));
+    const pipe_end copied{"copied", unique_fd(::dup(read_end.get()))};
+    REQUIRE_FALSE(p.a.queue(copied));
+    std::vector<int> owned;
+    p.a.owned_queued_fds(owned);
+    REQUIRE(owned.size() == 1);  // the dup queue() made of copied's, and not lent's
+    CHECK(owned[0] != copied.fd.get());
+    struct stat queued {
+    }, original{};
+    REQUIRE(::fstat(owned[0], &queued) == 0);
+    REQUIRE(::fstat(copied.fd.get(), &original) == 0);
+    CHECK(queued.st_ino == original.st_ino);
     const auto before = open_fd_count();
     p.a.close();
-    CHECK(::fcntl(msg.fd.get(), F_GETFD) >= 0);
-    CHECK(open_fd_count() == before - 1);  // the channel's socket, nothing else
+    CHECK(::fcntl(lent.fd.get(), F_GETFD) >= 0);
+    CHECK(open_fd_count() == before - 2);  // the channel's socket and its dup, nothing else
 }
 
 TEST_CASE("more fds than one sendmsg may carry are split across writes") {

@@ -338,8 +338,8 @@ public:
         read_closed_ = true;
         reason_ = make_error_code(errc::forked_child);
     }
-    void close_queued_fds_in_forked_child() const noexcept {
-        if (socket_) socket_->close_queued_fds_in_forked_child();
+    void owned_queued_fds(std::vector<int>& fds) const {
+        if (socket_) socket_->owned_queued_fds(fds);
     }
 
     [[nodiscard]] const ipc::channel_stats& stats() const noexcept { return socket_ ? socket_->stats() : stats_; }

@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/control.hpp>
@@ -119,11 +120,11 @@ struct worker_record {
         err.reset();
     }
 
-    // In a forked sibling: the primary's descriptors for this worker are not the sibling's.
-    void close_in_forked_child() const noexcept {
-        link.close_queued_fds_in_forked_child();
+    // The primary's descriptors for this worker, which a sibling forked now must close.
+    void fds_for_forked_sibling(std::vector<int>& fds) const {
+        link.owned_queued_fds(fds);
         for (int fd : {link.native_handle(), child.pidfd(), out.get(), err.get(), status_pipe.get()})
-            if (fd >= 0) ::close(fd);
+            if (fd >= 0) fds.push_back(fd);
     }
 
     // The worker's stdout or stderr as the primary reads it: relayed or piped; else -1.

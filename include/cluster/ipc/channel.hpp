@@ -146,8 +146,8 @@ public:
     }
     [[nodiscard]] int native_handle() const noexcept { return s_->fd.get(); }
 
-    // In a process forked while fds wait in the send queue: see send_queue.
-    void close_queued_fds_in_forked_child() const noexcept { s_->sender.close_queued_fds_in_forked_child(); }
+    // The fds waiting in the send queue that a process forked meanwhile must close: see send_queue.
+    void owned_queued_fds(std::vector<int>& fds) const { s_->sender.owned_queued_fds(fds); }
     // In a process forked from this channel's owner without exec, which is not that owner: its
     // copy of the socket is closed, so it can never speak for the owner nor send what the owner
     // had queued, which is dropped. Sends then fail with errc::forked_child and receive() ends.

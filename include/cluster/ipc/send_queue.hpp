@@ -180,9 +180,10 @@ public:
     // Resumes everyone waiting: after fail(), their sends fail.
     CLUSTER_DECL void wake_all();
 
-    // In a process forked while fds wait to be sent: they are the parent's to send, and a
-    // child that kept them would hold, say, a client's connection open.
-    CLUSTER_DECL void close_queued_fds_in_forked_child() const noexcept;
+    // The fds that wait to be sent and are this queue's to close (a lent one is its sender's):
+    // a process forked meanwhile must close them, or it would hold, say, a client's
+    // connection open.
+    CLUSTER_DECL void owned_queued_fds(std::vector<int>& fds) const;
 
     // In a process forked from this queue's owner: what is queued is the parent's to send,
     // and is dropped here (its fds closed), with the ops and waiters, which are the parent's

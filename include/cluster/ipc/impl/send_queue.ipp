@@ -32,10 +32,10 @@ CLUSTER_DECL void send_queue::wake_all() {
     wake(flush_waiters_);
 }
 
-CLUSTER_DECL void send_queue::close_queued_fds_in_forked_child() const noexcept {
+CLUSTER_DECL void send_queue::owned_queued_fds(std::vector<int>& fds) const {
     for (const auto* b : {&filling_, &sending_})
         for (const auto& fd : b->fds)
-            if (fd.is_owned()) ::close(raw_fd(fd));  // a lent one is its sender's to close
+            if (fd.is_owned()) fds.push_back(raw_fd(fd));
 }
 
 CLUSTER_DECL void send_queue::drop_in_forked_child(std::error_code ec) noexcept {
