@@ -17,8 +17,9 @@ for arg in "$@"; do
         # prometheus: its promtool, which checks the metrics pages the tests make; tmux: the
         # terminal clusterctl top is drawn in and read back from; dpkg-dev: dpkg-shlibdeps, which
         # cpack runs for the clusterctl package's Depends (tests/package/check_deb.cmake);
-        # ninja-build: the generator scripts/test.sh builds with.
-        --test) packages+=(ninja-build catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
+        # ninja-build and lld: the generator scripts/test.sh builds with, and the linker of its
+        # sanitizers' programs.
+        --test) packages+=(ninja-build lld catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
                            python3-websockets libhiredis-dev redis-server chromium prometheus tmux dpkg-dev) ;;
         --demo) packages+=(wrk) ;;
         *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;

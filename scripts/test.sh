@@ -16,9 +16,11 @@ jobs=$(nproc)
 # and gold links them in half the time of the default linker (it comes with binutils, as that
 # one does); a user's build keeps the defaults. Not the sanitizers' programs: they are linked
 # position-dependent (cmake/warnings.cmake), where gold warns of every symbol in ASan's list
-# of those to export.
+# of those to export: LLVM's lld links them, in a quarter of the time (cluster_tests: 1.4 s
+# against 5.7 s).
 generator=(-G Ninja)
 gold=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=gold -DCMAKE_SHARED_LINKER_FLAGS=-fuse-ld=gold)
+lld=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld -DCMAKE_SHARED_LINKER_FLAGS=-fuse-ld=lld)
 run_config() {
     local name=$1 cxx=$2 tests=$3; shift 3
     echo "=== $name ==="
@@ -46,7 +48,7 @@ run_config() {
 # core pushed past it (cluster/overload: back within 2 s, in 2.5), take two of those slots
 # (tests/CMakeLists.txt).
 run_config gcc-release g++ "$((2 * jobs))" "${gold[@]}" -DCMAKE_BUILD_TYPE=Release -DCLUSTER_FUZZ=OFF -DCLUSTER_BENCHMARKS_HEADER_ONLY=OFF
-run_config clang-sanitize clang++ "$((3 * jobs / 2))" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON \
+run_config clang-sanitize clang++ "$((3 * jobs / 2))" "${lld[@]}" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCLUSTER_SANITIZE=ON \
     -DCLUSTER_BUILD_BENCHMARKS=OFF -DCLUSTER_TEST_PACKAGE=OFF -DCLUSTER_TEST_DOCS=OFF
 # The thread-mode tests once more, under ThreadSanitizer (clang++): a few programs, not the tree.
 scripts/tsan.sh

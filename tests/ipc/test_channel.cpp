@@ -237,8 +237,8 @@ TEST_CASE(
     p.a.owned_queued_fds(owned);
     REQUIRE(owned.size() == 1);  // the dup queue() made of copied's, and not lent's
     CHECK(owned[0] != copied.fd.get());
-    struct stat queued {
-    }, original{};
+    struct stat queued = {};
+    struct stat original = {};
     REQUIRE(::fstat(owned[0], &queued) == 0);
     REQUIRE(::fstat(copied.fd.get(), &original) == 0);
     CHECK(queued.st_ino == original.st_ino);
