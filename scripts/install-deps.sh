@@ -3,13 +3,18 @@
 # everything the test suite uses too (clang, sanitizer and libFuzzer runtimes, clang-format,
 # nginx and curl for the test behind nginx, systemd's systemd-socket-activate and
 # systemd-analyze, python3 for the tests' helpers, hiredis with a real redis-server for
-# cluster::redis and the chat example, chromium for the chat page's test); with --demo, wrk as well, which scripts/http_demo.sh puts a load on
+# cluster::redis and the chat example, chromium for the chat page's test); with --test-build,
+# only what building the tests with g++ needs of that (scripts/test.sh installs the rest while
+# they build); with --demo, wrk as well, which scripts/http_demo.sh puts a load on
 # http_server with.
 set -euo pipefail
 
 # node-llhttp: the C sources of Node's HTTP parser, which cluster::http builds; libwslay-dev:
 # the WebSocket framing cluster::websocket uses (cmake/components.cmake).
 packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp libwslay-dev)
+# Of --test's, what configuring and building the tests with g++ needs: the generator, Catch2,
+# hiredis for cluster::redis, and python3, which the package tests are configured with.
+test_build=(ninja-build catch2 libhiredis-dev python3)
 for arg in "$@"; do
     case $arg in
         # python3-websockets: the WebSocket client tests/websocket/ws_echo_cases.py and
@@ -19,10 +24,11 @@ for arg in "$@"; do
         # cpack runs for the clusterctl package's Depends (tests/package/check_deb.cmake);
         # ninja-build and lld: the generator scripts/test.sh builds with, and the linker of its
         # sanitizers' programs.
-        --test) packages+=(ninja-build lld catch2 clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd python3
-                           python3-websockets libhiredis-dev redis-server chromium prometheus tmux dpkg-dev) ;;
+        --test-build) packages+=("${test_build[@]}") ;;
+        --test) packages+=("${test_build[@]}" lld clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd
+                           python3-websockets redis-server chromium prometheus tmux dpkg-dev) ;;
         --demo) packages+=(wrk) ;;
-        *) echo "install-deps.sh: unknown option '$arg' (--test, --demo)" >&2; exit 2 ;;
+        *) echo "install-deps.sh: unknown option '$arg' (--test, --test-build, --demo)" >&2; exit 2 ;;
     esac
 done
 

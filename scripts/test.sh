@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then builds and runs every test twice: with g++ optimised, as
+# Installs what the tests need (what building them needs first, the rest while g++ builds),
+# and builds and runs every test twice: with g++ optimised, as
 # a user builds (with the benchmarks, the inlining checks and the packages' tests), and with
 # clang++ under ASan + UBSan (with the fuzzers); then the thread-mode tests under
 # ThreadSanitizer (scripts/tsan.sh). The tests, examples and benchmarks build on the compiled
@@ -8,8 +9,21 @@
 # sources formatted as .clang-format says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --test
-scripts/format.sh --check
+# What the g++ build needs first; the rest of what the tests need (clang, the servers, a
+# browser, clang-format) installs while it builds: apt on a fresh machine waits on the disk
+# and the network more than it computes. The tests wait for it, and the format check with them.
+scripts/install-deps.sh --test-build
+mkdir -p build
+scripts/install-deps.sh --test >build/install-deps.log 2>&1 &
+installing=$!
+tests_need_installed() {
+    [[ -n $installing ]] || return 0
+    local start=$SECONDS
+    wait "$installing" || { cat build/install-deps.log; echo "scripts/install-deps.sh --test failed" >&2; exit 1; }
+    installing=
+    echo "=== the tests' packages: waited $((SECONDS - start)) s for them ==="
+    scripts/format.sh --check
+}
 
 jobs=$(nproc)
 # Ninja schedules the 250-odd targets of a configuration without make's per-directory passes,
@@ -28,8 +42,10 @@ run_config() {
     local start=$SECONDS
     cmake --build "build/$name" -j "$jobs"
     local built=$SECONDS
+    tests_need_installed
+    local testing=$SECONDS
     (cd "build/$name" && ctest --output-on-failure -j "$tests" --timeout 300)
-    echo "=== $name: built in $((built - start)) s, tested in $((SECONDS - built)) s ==="
+    echo "=== $name: built in $((built - start)) s, tested in $((SECONDS - testing)) s ==="
 }
 
 # Two configurations cover what three did in two thirds of the time (CI's budget is 25
