@@ -12,8 +12,9 @@ set -euo pipefail
 # node-llhttp: the C sources of Node's HTTP parser, which cluster::http builds; libwslay-dev:
 # the WebSocket framing cluster::websocket uses (cmake/components.cmake).
 packages=(g++ cmake make pkg-config liburing-dev libboost1.81-dev node-llhttp libwslay-dev)
-# Of --test's, what configuring and building the tests with g++ needs: the generator, Catch2,
-# hiredis for cluster::redis, and python3, which the package tests are configured with.
+# Of --test's, what configuring and building the tests with g++ needs: the generator
+# scripts/test.sh builds with (ninja-build), Catch2, hiredis for cluster::redis, and python3,
+# which the package tests are configured with.
 test_build=(ninja-build catch2 libhiredis-dev python3)
 for arg in "$@"; do
     case $arg in
@@ -21,9 +22,8 @@ for arg in "$@"; do
         # tests/chat/chat_cases.py drive; chromium: the headless browser that loads chat's page;
         # prometheus: its promtool, which checks the metrics pages the tests make; tmux: the
         # terminal clusterctl top is drawn in and read back from; dpkg-dev: dpkg-shlibdeps, which
-        # cpack runs for the clusterctl package's Depends (tests/package/check_deb.cmake);
-        # ninja-build and lld: the generator scripts/test.sh builds with, and the linker of its
-        # sanitizers' programs.
+        # cpack runs for the clusterctl package's Depends (tests/package/check_deb.cmake); lld:
+        # the linker of scripts/test.sh's sanitizers' programs.
         --test-build) packages+=("${test_build[@]}") ;;
         --test) packages+=("${test_build[@]}" lld clang libclang-rt-14-dev clang-format-16 nginx-light curl systemd
                            python3-websockets redis-server chromium prometheus tmux dpkg-dev) ;;
