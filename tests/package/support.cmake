@@ -14,7 +14,8 @@ endfunction()
 # The consumers are built as the README builds: Release. Without a build type g++ 12 emits the
 # body of every inline coroutine a header defines, used or not, and takes twice as long.
 set(consumer_build_type -DCMAKE_BUILD_TYPE=Release)
-set(consumer_cxx_flags -O2)
+# A makefile's consumer compiles with its CXXFLAGS.
+separate_arguments(consumer_cxx_flags UNIX_COMMAND "-O2 $ENV{CXXFLAGS}")
 
 # build_consumer(<build dir> <prefix path> <target> [<cmake option>...]): builds consumer/
 # against the cluster that <prefix path> has, linking <target>, and runs it; the package it
