@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <span>
@@ -132,6 +134,51 @@ TEST_CASE(
             for (std::size_t i = 0; i < log.size(); ++i) CHECK(log[i] == (i % 2 ? "asio" : "cluster"));
         },
         options);
+}
+
+// Linux 6.18 signals a DEFER_TASKRUN ring's eventfd some 16 ms after a completion that another
+// thread or process causes: a loop waiting in Asio's reactor woke that late, and beast_server
+// under round_robin took 20 ms a connection.
+TEST_CASE("a loop waiting in Asio's reactor wakes at once for a completion another thread causes: its ring is not "
+          "DEFER_TASKRUN") {
+    on_both_loops([](ba::io_context& asio) -> task<void> {
+        CHECK((io::io_context::current()->setup_flags() & IORING_SETUP_DEFER_TASKRUN) == 0);
+        int ends[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0);
+        const unique_fd mine(ends[0]);
+        const unique_fd theirs(ends[1]);
+        ba::steady_timer keeps_asio_waiting(asio, 1h);
+        keeps_asio_waiting.async_wait([](const boost::system::error_code&) {});
+        scope s;
+        s.spawn(asio::run(asio));
+        constexpr int rounds = 21;
+        std::atomic<std::chrono::steady_clock::rep> written{0};
+        // Each round: a byte from here, and back from the thread once it has it, timed there.
+        std::thread answerer([&written, fd = theirs.get()] {
+            char byte;
+            for (int i = 0; i < rounds && ::read(fd, &byte, 1) == 1; ++i) {
+                written = std::chrono::steady_clock::now().time_since_epoch().count();
+                if (::write(fd, &byte, 1) != 1) return;
+            }
+        });
+        std::vector<std::chrono::steady_clock::duration> waits;
+        char byte = 'p';
+        for (int i = 0; i < rounds; ++i) {
+            auto sent = co_await io::write(mine.get(), std::span(&byte, 1));
+            auto got = co_await io::read(mine.get(), std::span(&byte, 1));
+            const auto woken = std::chrono::steady_clock::now().time_since_epoch();
+            if (!sent || !got || *got != 1) break;
+            waits.push_back(woken - std::chrono::steady_clock::duration(written.load()));
+        }
+        answerer.join();
+        keeps_asio_waiting.cancel();
+        co_await s.join();
+        REQUIRE(waits.size() == rounds);
+        std::nth_element(waits.begin(), waits.begin() + rounds / 2, waits.end());
+        const auto median = std::chrono::duration_cast<std::chrono::microseconds>(waits[rounds / 2]);
+        INFO("median wake after the byte was written: " << median.count() << " us");
+        CHECK(median < 8ms);
+    });
 }
 
 TEST_CASE(

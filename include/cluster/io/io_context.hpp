@@ -87,10 +87,22 @@ root_coroutine run_root(task<T>& t) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Whether this program's loops may wait in another library's loop (external_loop): the Asio
+// bridge (cluster/asio.hpp) says so as the program starts, before any loop is made.
+inline bool external_loops_in_program = false;
+
+}  // namespace detail
+
 struct io_context_options {
-    unsigned entries = 256;     // SQ size; a full SQ is submitted and refilled, never dropped
-    unsigned cq_entries = 0;    // CQ size; 0 picks 8 × entries (overflow is still handled)
-    bool defer_taskrun = true;  // try SINGLE_ISSUER | DEFER_TASKRUN before plain setup
+    unsigned entries = 256;   // SQ size; a full SQ is submitted and refilled, never dropped
+    unsigned cq_entries = 0;  // CQ size; 0 picks 8 × entries (overflow is still handled)
+    // Try SINGLE_ISSUER | DEFER_TASKRUN before plain setup; by default, not in a program whose
+    // loops may wait in another's, where the ring's eventfd wakes that loop: Linux 6.18 signals
+    // it for a DEFER_TASKRUN ring's completion some 16 ms late (15-23 ms, a socketpair's byte
+    // from another process), for a plain ring's within 0.1 ms.
+    bool defer_taskrun = !detail::external_loops_in_program;
     // Once another thread woke the loop (a doorbell: a thread worker's message), it looks at
     // its ring this long before it sleeps: the answer or the next message then costs neither
     // thread a sleep and a wake-up. Loops no other thread wakes never spin; 0 turns it off.

@@ -28,6 +28,10 @@
 
 namespace cluster::asio::detail {
 
+// The cluster loop waits in Asio's reactor for its ring's eventfd: its rings are then made so
+// that the kernel signals it as a completion comes (io_context_options::defer_taskrun).
+inline const bool external_loops_declared = (io::detail::external_loops_in_program = true);
+
 class shared_thread final : public io::external_loop {
 public:
     shared_thread(boost::asio::io_context& asio, io::io_context& cluster)
