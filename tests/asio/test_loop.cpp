@@ -170,6 +170,7 @@ TEST_CASE("a loop waiting in Asio's reactor wakes at once for a completion anoth
             if (!sent || !got || *got != 1) break;
             waits.push_back(woken - std::chrono::steady_clock::duration(written.load()));
         }
+        ::shutdown(mine.get(), SHUT_RDWR);  // the thread's read ends, should a round have failed
         answerer.join();
         keeps_asio_waiting.cancel();
         co_await s.join();

@@ -85,10 +85,6 @@ root_coroutine run_root(task<T>& t) {
     co_await start{t.handle()};
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // Whether this program's loops may wait in another library's loop (external_loop): the Asio
 // bridge (cluster/asio.hpp) says so as the program starts, before any loop is made.
 inline bool external_loops_in_program = false;
