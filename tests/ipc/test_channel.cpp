@@ -121,6 +121,81 @@ TEST_CASE("everything sent in one loop turn goes out in one write") {
     });
 }
 
+namespace {
+
+// Bytes waiting unread in `c`'s socket.
+int unread_in(const channel<proto>& c) {
+    int n = 0;
+    REQUIRE(::ioctl(c.native_handle(), FIONREAD, &n) == 0);
+    return n;
+}
+
+// Some loop turns: a message through another pair of channels, which leaves with the end of
+// a turn and comes back in a later one, as anything scheduled to leave would have.
+task<void> some_turns() {
+    pair_of_channels other;
+    const job ping{0, "ping"};
+    REQUIRE_FALSE(other.a.queue(ping));
+    auto back = co_await other.b.receive();
+    REQUIRE(back);
+}
+
+}  // namespace
+
+TEST_CASE("held messages wait for the next message, and leave ahead of it in one write") {
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        for (std::uint64_t i = 0; i < 3; ++i) REQUIRE_FALSE(p.a.hold(job{i, "held"}, 8));
+        co_await some_turns();
+        CHECK(p.a.stats().writes == 0);
+        CHECK(unread_in(p.b) == 0);
+
+        const job next{3, "sent"};
+        auto sent = co_await p.a.send(next);
+        REQUIRE(sent);
+        for (std::uint64_t i = 0; i < 4; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            auto* got = std::get_if<job>(&*m);
+            REQUIRE(got);
+            CHECK(got->id == i);
+        }
+        CHECK(p.a.stats().writes == 1);
+        CHECK(p.a.stats().frames_sent == 4);
+    });
+}
+
+TEST_CASE("the most-th message held in a row sends them all, and release() and flush() send what is held") {
+    with_channels([&](pair_of_channels& p) -> task<void> {
+        for (std::uint64_t i = 0; i < 8; ++i) REQUIRE_FALSE(p.a.hold(job{i, "held"}, 8));
+        for (std::uint64_t i = 0; i < 8; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            CHECK(std::get<job>(*m).id == i);
+        }
+        CHECK(p.a.stats().writes == 1);
+
+        // The count starts again with the next batch: seven held wait.
+        for (std::uint64_t i = 8; i < 15; ++i) REQUIRE_FALSE(p.a.hold(job{i, "held"}, 8));
+        co_await some_turns();
+        CHECK(p.a.stats().writes == 1);
+        p.a.release();
+        for (std::uint64_t i = 8; i < 15; ++i) {
+            auto m = co_await p.b.receive();
+            REQUIRE(m);
+            CHECK(std::get<job>(*m).id == i);
+        }
+        CHECK(p.a.stats().writes == 2);
+
+        REQUIRE_FALSE(p.a.hold(job{15, "held"}, 8));
+        auto flushed = co_await p.a.flush();
+        REQUIRE(flushed);
+        CHECK(p.a.stats().writes == 3);
+        auto last = co_await p.b.receive();
+        REQUIRE(last);
+        CHECK(std::get<job>(*last).id == 15);
+    });
+}
+
 TEST_CASE("a send with impossible flags throws and leaves the batch as it was") {
     with_channels([&](pair_of_channels& p) -> task<void> {
         REQUIRE(p.a.try_send(job{1, "before"}));

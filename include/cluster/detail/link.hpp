@@ -230,6 +230,17 @@ public:
         return queue(msg);
     }
 
+    // queue() for an answer that may wait to leave with the next message, up to `most` of
+    // them or until release() (see send_queue::hold). A thread's pipe takes it at once.
+    template <class T>
+    std::error_code hold(const T& msg, std::size_t most) {
+        if (socket_) return socket_->hold(msg, most);
+        return queue(msg);
+    }
+    void release() {
+        if (socket_) socket_->release();
+    }
+
     template <class P, class T>
     std::error_code queue_user(T&& msg, std::uint32_t tag = 0, std::uint16_t flags = 0) {
         using M = std::remove_cvref_t<T>;

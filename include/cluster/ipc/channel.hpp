@@ -97,6 +97,14 @@ public:
         return s_->sender.lend(msg, tag, flags);
     }
 
+    // queue() for a small message that may wait to leave with the next batch, up to `most`
+    // of them (see send_queue::hold); release() sends what waits at the end of this turn.
+    template <wire::message_of<P> T>
+    std::error_code hold(const T& msg, std::size_t most) {
+        return s_->sender.hold(msg, 0, 0, most);
+    }
+    void release() { s_->sender.release(); }
+
     // What send() waits for after queueing, for a message queue() took: the result of
     // `queued`, once the socket has drained below the high-water mark if it had not.
     [[nodiscard]] auto wait_for_room(std::error_code queued) { return s_->sender.wait_for_room(queued); }

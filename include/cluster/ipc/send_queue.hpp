@@ -134,6 +134,28 @@ public:
         return queue_with_fds_or_memfd(msg, tag, flags, fd_use::lend);
     }
 
+    // queue() for a small message the peer need not have at once (a worker's answers about
+    // its connections): it leaves with the next batch that leaves for another reason — any
+    // other frame, flush(), release() — and schedules none of its own until it is the
+    // `most`-th held in a row. Several then cost the peer one read and one wake-up, not one
+    // each; and nothing queued after one can overtake it.
+    template <class T>
+        requires(!wire::carries_fds<T>)
+    std::error_code hold(const T& msg, std::uint32_t tag, std::uint16_t flags, std::size_t most) {
+        if (filling_.size() == 0) held_ = 0;
+        const std::size_t size = wire::encoded_size(msg);
+        if (++held_ >= most || size > options_.memfd_threshold) return queue(msg, tag, flags);
+        if (write_error_) return write_error_;
+        wire::detail::encode_plain_frame_to(filling_.bytes, msg, size, tag, flags);
+        count_frame(size);
+        return no_error();
+    }
+
+    // What hold() queued leaves now, at the end of this turn.
+    void release() {
+        if (filling_.size() > 0) schedule_flush();
+    }
+
     // Completes at once unless more than the high-water mark is queued, then once the socket
     // has drained below it; gives `queued`'s error, or the queue's.
     struct send_awaiter : waiter {
@@ -159,6 +181,7 @@ public:
         void await_suspend(std::coroutine_handle<> awaiting) {
             this->suspend_on(q, awaiting);
             q.flush_waiters_.push_back(this);
+            q.release();  // what was held must not wait for company
         }
         result<void> await_resume() const noexcept { return q.result_so_far(); }
     };
@@ -223,10 +246,13 @@ private:
     // Only the first frame of a turn has a flush to schedule: the rest skip the call. Inline,
     // as queue() is: compiled once, or left to the compiler, it was a call per message.
     [[gnu::always_inline]] std::error_code queued(std::size_t payload) {
-        ++stats_.frames_sent;
-        stats_.bytes_sent += wire::frame_header_size + payload;
+        count_frame(payload);
         if (!flush_scheduled_ && write_idle_) schedule_flush();
         return no_error();
+    }
+    [[gnu::always_inline]] void count_frame(std::size_t payload) noexcept {
+        ++stats_.frames_sent;
+        stats_.bytes_sent += wire::frame_header_size + payload;
     }
 
     // std::error_code() calls std::system_category() in libstdc++, a call per message.
@@ -347,6 +373,7 @@ private:
     std::size_t fds_sent_ = 0;    // and the fds themselves
     bool write_idle_ = true;
     bool flush_scheduled_ = false;
+    std::size_t held_ = 0;  // frames hold() queued in a row into the batch filling now
     std::error_code write_error_;
     std::vector<waiter*> blocked_senders_, flush_waiters_;
     msghdr send_msg_{};
