@@ -53,9 +53,11 @@ namespace {
 struct recording_host final : net::detail::listener_host {
     std::vector<std::pair<std::uint64_t, bool>> acks;
     int closes = 0;
+    std::size_t acks_sent = 0;  // acks.size() when the answers last had to leave at once
     void acknowledge(std::uint64_t seq, bool accepted) noexcept override { acks.emplace_back(seq, accepted); }
-    void report_closed(std::uint32_t) noexcept override { ++closes; }
+    void report_closed(std::uint32_t, bool) noexcept override { ++closes; }
     void report_unlisten(std::uint32_t) noexcept override {}
+    void send_answers() noexcept override { acks_sent = acks.size(); }
 };
 
 // A listener the way a worker has one under a schedule where the primary hands connections.

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cerrno>
 #include <set>
 #include <span>
@@ -39,6 +40,19 @@ task<void> until_exit_of(primary<proto>& p, unsigned id) {
     for (;;) {
         const auto e = co_await support::bounded(p.next<exit_event>());
         if (e.worker_id == id) co_return;
+    }
+}
+
+// What comes on `s` until its end (or a reset), within the tests' wait limit.
+task<std::string> rest_of(tcp_stream& s) {
+    std::string got;
+    std::array<char, 128> buf{};
+    for (;;) {
+        auto n = co_await s.read_some(std::span(buf)).with_timeout(support::wait_limit);
+        INFO("after '" << got << "': " << (n ? "end of stream" : n.error().message()));
+        REQUIRE((n || n.error() == std::errc::connection_reset));
+        if (!n || *n == 0) co_return got;
+        got.append(buf.data(), *n);
     }
 }
 
@@ -122,6 +136,28 @@ TEST_CASE("a killed or failing worker's sockets stay open: clients wait for its 
         CHECK(next.worker_id != a.worker_id);
         CHECK(next.port == a.port);
         const unsigned id = co_await support::bounded(support::answer_of(waiting, "held"));
+        CHECK(id == next.worker_id);
+    });
+}
+
+TEST_CASE("a hung worker killed after it read a request it held its answer about: the client sees the end, and the "
+          "request goes to no other worker") {
+    auto o = support::options_for(schedule::round_robin);
+    o.heartbeat_timeout = 200ms;
+    o.kill_timeout = 100ms;
+    o.restart.mode = restart_mode::permanent;
+    o.restart.initial_delay = 0ms;
+    o.restart.jitter = 0;
+    support::with_listener_workers(o, [](primary<proto>& p) -> task<void> {
+        const auto a = co_await support::start_listening(p, 1);
+        auto frozen = co_await support::bounded(support::ask_later(where(a), 'c', "freeze"));
+        co_await until_exit_of(p, a.worker_id);
+        const auto next = co_await support::listening(p);
+        CHECK(next.worker_id != a.worker_id);
+        // Handed to the replacement, the connection would stay open, its request read.
+        const std::string answer = co_await support::bounded(rest_of(frozen));
+        CHECK(answer.empty());
+        const unsigned id = co_await support::bounded(support::served_by(where(a)));
         CHECK(id == next.worker_id);
     });
 }

@@ -58,7 +58,8 @@ task<void> check_passes(udp_socket& from, udp_socket& to, std::string_view text)
 struct unlisten_log final : net::detail::listener_host {
     std::vector<std::uint32_t> unlistened;
     void acknowledge(std::uint64_t, bool) noexcept override {}
-    void report_closed(std::uint32_t) noexcept override {}
+    void report_closed(std::uint32_t, bool) noexcept override {}
+    void send_answers() noexcept override {}
     void report_unlisten(std::uint32_t listener) noexcept override { unlistened.push_back(listener); }
 };
 

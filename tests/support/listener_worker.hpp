@@ -36,7 +36,8 @@ inline std::string env_or(const char* name, std::string fallback = {}) {
 }
 
 // One request on the connection ("c <payload>"), answered "<worker id> <payload>", then
-// closed. A worker that is leaving drops a connection that has not asked yet.
+// closed. A worker that is leaving drops a connection that has not asked yet. The payload
+// "freeze" stops the worker dead once read, a hung worker's loop: no answer, no heartbeat.
 inline cluster::task<void> serve_one(cluster::worker<proto>& w, cluster::tcp_stream s) {
     std::string got;
     std::array<char, 256> buf{};
@@ -46,6 +47,8 @@ inline cluster::task<void> serve_one(cluster::worker<proto>& w, cluster::tcp_str
         got.append(buf.data(), *n);
     }
     const std::string line = got.substr(0, got.find('\n'));
+    if (line == "c freeze")
+        for (;;) ::pause();
     const std::string reply = std::to_string(w.id()) + " " + (line.size() > 2 ? line.substr(2) : "") + "\n";
     (void)co_await s.write(std::span(reply.data(), reply.size()));
     (void)co_await s.close();

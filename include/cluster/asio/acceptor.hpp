@@ -85,6 +85,7 @@ io::task<result<connection<Socket>>> accept_as(std::shared_ptr<State> state, Exe
     net::listener& l = state->listener;
     auto accepted = co_await l.accept().with_stop_token(either.get_token());
     if (!accepted) co_return accepted.error();
+    l.answer_now();  // an Asio socket closes without a shutdown
     std::string what;
     if (const int family = l.local().family(); family_fits<typename Socket::protocol_type>(family))
         co_return adopt_connected<Socket>(std::move(where), *accepted,

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <cluster/detail/acceptor.hpp>
+#include <cluster/detail/connection_touched.hpp>
 #include <cluster/detail/control.hpp>
 #include <cluster/detail/handoff.hpp>
 #include <cluster/detail/head_peek.hpp>
@@ -57,6 +58,7 @@ struct handed_socket {
 // would otherwise pin descriptors until none are left for the workers that do answer.
 // Node hands one at a time; a few in flight keep a burst flowing.
 inline constexpr std::size_t max_unanswered_handoffs = 16;
+static_assert(control::answers_held_at_most < max_unanswered_handoffs);
 
 // The most memory one socket's peeks at request heads hold at once (sticky keys): past it,
 // or past its backlog's worth of peeks, connections go by address without one.
@@ -241,10 +243,13 @@ public:
     }
 
     // The worker's channel ended: it takes nothing more, and what it was handed and had not
-    // taken goes to the others. A worker that dies or leaves did not close its listeners: if
-    // its slot is kept (a restart is coming, or a reload's new worker has yet to listen), its
-    // sockets stay open, their connections waiting for the slot's next worker. Otherwise they
-    // close once it was the last.
+    // taken goes to the others. Not what it began to serve, though its answer had not come (a
+    // worker holds its answers a little, see control::answers_held_at_most): a request it read
+    // would never reach the next worker, whose client would wait for an answer to it. The
+    // primary closes those, as the worker would have. A worker that dies or leaves did not
+    // close its listeners: if its slot is kept (a restart is coming, or a reload's new worker
+    // has yet to listen), its sockets stay open, their connections waiting for the slot's next
+    // worker. Otherwise they close once it was the last.
     void worker_gone(const record& h, bool slot_kept) {
         const auto all = sockets();
         for (const auto& l : all) {
@@ -254,7 +259,8 @@ public:
             else if (!has_member_in(*l, h.home_slot))
                 l->awaiting.insert(h.home_slot);
         }
-        for (std::uint64_t seq : handoff_.unanswered(h.id)) (void)acknowledged(h, seq, false);
+        for (std::uint64_t seq : handoff_.unanswered(h.id))
+            (void)acknowledged(h, seq, connection_touched(handoff_.socket_of(seq)));
         for (const auto& l : all) {
             retry_waiting(*l);  // sticky clients that waited for it: it is gone, they go elsewhere
             close_if_unused(*l);

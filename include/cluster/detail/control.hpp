@@ -3,6 +3,7 @@
 // beside the user's.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -129,6 +130,14 @@ struct handoff_ack {
     bool accepted = false;
 };
 BOOST_DESCRIBE_STRUCT(handoff_ack, (), (seq, accepted))
+
+// A worker holds its answers about connections it took, and those that closed, to send
+// them with its next message: at most this many, for at most this long. Under load they
+// then cost the primary one wake-up for several, not one each (a new connection per request
+// cost it two). Fewer than the primary's window of unanswered handoffs, so that no worker is
+// passed over for answers it only holds.
+inline constexpr std::size_t answers_held_at_most = 8;
+inline constexpr std::chrono::milliseconds answers_held_for{2};
 
 // Worker to primary: `count` connections handed out by `listener` have closed (for the
 // schedules that weigh open connections).

@@ -57,6 +57,12 @@ public:
         return out;
     }
 
+    // The primary's copy of the connection offered as `seq`; -1 if it is no longer offered.
+    [[nodiscard]] int socket_of(std::uint64_t seq) const noexcept {
+        auto it = in_flight_.find(seq);
+        return it == in_flight_.end() ? -1 : it->second.c.socket.get();
+    }
+
     [[nodiscard]] std::size_t size() const noexcept { return in_flight_.size(); }
     // Offered to `worker_id` and not answered yet.
     [[nodiscard]] std::size_t in_flight_to(unsigned worker_id) const noexcept {

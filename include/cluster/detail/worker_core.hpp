@@ -196,7 +196,19 @@ private:
     CLUSTER_DECL void stop_listeners() noexcept;
 
     CLUSTER_DECL void acknowledge(std::uint64_t seq, bool accepted) noexcept override;
-    CLUSTER_DECL void report_closed(std::uint32_t listener) noexcept override;
+    CLUSTER_DECL void report_closed(std::uint32_t listener, bool room_again) noexcept override;
+    void send_answers() noexcept override { link_.release(); }
+
+    // An answer the primary need not have at once (see control::answers_held_at_most): held
+    // for the link's next message, and sent within answers_held_for whatever comes.
+    template <class T>
+    void hold_answer(const T& answer) noexcept {
+        (void)link_.hold(answer, control::answers_held_at_most);
+        if (!background_) return link_.release();
+        if (std::exchange(answers_release_armed_, true)) return;
+        background_->spawn(release_answers(*this));
+    }
+    static CLUSTER_DECL io::task<void> release_answers(worker_core& self);
     CLUSTER_DECL void report_unlisten(std::uint32_t listener) noexcept override;
 
     // False once the primary has asked this worker to leave: nothing follows that.
@@ -239,8 +251,9 @@ private:
     bool leaving_ = false;  // it called disconnect()
     std::string failure_;   // what main threw
     cluster::leave_reason leave_reason_ = cluster::leave_reason::staying;
-    io::latch pump_ended_;             // the primary's stream has ended, or it disconnected this worker
-    io::scope* background_ = nullptr;  // run()'s: the tasks that end with it
+    io::latch pump_ended_;                // the primary's stream has ended, or it disconnected this worker
+    io::scope* background_ = nullptr;     // run()'s: the tasks that end with it
+    bool answers_release_armed_ = false;  // release_answers() is on its way
     std::uint64_t max_messages_ = 0;
     std::uint64_t received_ = 0;
     std::chrono::microseconds round_trip_{};  // the last heartbeat's, for the next one to report

@@ -55,7 +55,10 @@ struct stop_with {
 class listener_host {
 public:
     virtual void acknowledge(std::uint64_t seq, bool accepted) noexcept = 0;
-    virtual void report_closed(std::uint32_t listener) noexcept = 0;
+    // room_again: the listener refused a connection at its limit, and has room now.
+    virtual void report_closed(std::uint32_t listener, bool room_again) noexcept = 0;
+    // What the two above held for the worker's next message leaves now.
+    virtual void send_answers() noexcept = 0;
     virtual void report_unlisten(std::uint32_t listener) noexcept = 0;
 
 protected:
@@ -199,6 +202,13 @@ public:
     // native_handle() stops its accept then, and accept() takes them.
     [[nodiscard]] std::stop_token handed_token() const noexcept {
         return state_ ? state_->handed_waiting_.get_token() : std::stop_token{};
+    }
+    // The worker tells the primary now that it took what it accepted, rather than with its
+    // next message (or within 2 ms): for a connection given to code that may close it
+    // without a shutdown, whose client sees the end only once the primary, told, closes its
+    // own copy.
+    void answer_now() const noexcept {
+        if (state_ && state_->host_) state_->host_->send_answers();
     }
 
 private:

@@ -101,6 +101,7 @@ CLUSTER_DECL io::task<int> worker_core::run(const std::function<io::task<void>(w
     }
     report_metrics();  // what was counted since the last heartbeat, so the cluster's totals lose none
     (void)co_await io::with_timeout(leave(), final_flush_timeout);
+    background_ = nullptr;  // its tasks end with it, release_answers() among them
     co_return code;
 }
 
@@ -241,14 +242,25 @@ CLUSTER_DECL void worker_core::stop_listeners() noexcept {
         if (auto member = weak.lock()) member->leave();
 }
 
+// A refusal goes at once, and takes what was held with it: the primary offers the connection
+// elsewhere without waiting.
 CLUSTER_DECL void worker_core::acknowledge(std::uint64_t seq, bool accepted) noexcept {
     const control::handoff_ack ack{seq, accepted};
-    (void)link_.send(ack);
+    if (accepted) return hold_answer(ack);
+    (void)link_.queue(ack);
 }
 
-CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener) noexcept {
+// Room again goes at once too: connections may be waiting in the primary for it.
+CLUSTER_DECL void worker_core::report_closed(std::uint32_t listener, bool room_again) noexcept {
     const control::connections_closed closed{listener, 1};
-    (void)link_.send(closed);
+    if (!room_again) return hold_answer(closed);
+    (void)link_.queue(closed);
+}
+
+CLUSTER_DECL io::task<void> worker_core::release_answers(worker_core& self) {
+    (void)co_await io::sleep_for(control::answers_held_for);
+    self.answers_release_armed_ = false;
+    self.link_.release();
 }
 
 CLUSTER_DECL void worker_core::report_unlisten(std::uint32_t listener) noexcept {

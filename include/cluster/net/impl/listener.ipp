@@ -47,7 +47,7 @@ CLUSTER_DECL void detail::listener_state::close() noexcept {
 CLUSTER_DECL void detail::listener_state::closed() noexcept {
     --open_;
     const bool room_again = std::exchange(refused_at_limit_, false);
-    if ((reports_closes_ || room_again) && host_) host_->report_closed(id_);
+    if ((reports_closes_ || room_again) && host_) host_->report_closed(id_, room_again);
     room_.notify();
     if (open_ == 0) idle_.notify();
 }
