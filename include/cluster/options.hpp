@@ -117,11 +117,6 @@ struct primary_options {
     // run on (nginx's worker_cpu_affinity auto); its replacements get the same one. Off: workers
     // run wherever the primary may. See docs/deployment.md.
     bool cpu_affinity = false;
-    // The primary's thread runs as SCHED_BATCH (from SCHED_OTHER only) while the primary runs:
-    // with every CPU busy, its wake-ups wait for a worker's turn to end rather than cut it
-    // short; its workers run as it did before. Not in thread mode. Read when the primary
-    // starts: see docs/deployment.md.
-    bool yield_to_workers = true;
     // run(): SIGTERM/SIGINT stop, SIGHUP reloads, SIGTTIN/SIGTTOU add/remove a worker, SIGUSR2
     // upgrades the binary, SIGUSR1 reopens log.file.
     bool handle_signals = true;

@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include <cluster/detail/batch_scheduling.hpp>
 #include <cluster/detail/cpu_pin.hpp>
 #include <cluster/error.hpp>
 #include <cluster/io/child_process.hpp>
@@ -278,7 +277,6 @@ result<launched> launch(const primary_options& o, const std::vector<std::string>
     if (child->is_child()) {
         const child_setup setup(o, status[1].get(), primary);
         setup.apply(out->worker.get(), err->worker.get());
-        batch_scheduling::leave_in_this_thread();
         // After stdio: a warning goes where the worker's stderr goes.
         if (const int failed = pin ? pin->apply() : 0) cpu_pin::warn(pin_warning, failed);
         if (image) setup.exec(*image, link->second.get());

@@ -23,7 +23,6 @@
 #include <vector>
 
 #include <cluster/detail/balancer.hpp>
-#include <cluster/detail/batch_scheduling.hpp>
 #include <cluster/detail/boxed_message.hpp>
 #include <cluster/detail/cluster_history.hpp>
 #include <cluster/detail/control.hpp>
@@ -278,9 +277,6 @@ public:
 
     // ---- the state every job shares ----
     primary_options options;
-    // Not in thread mode: thread workers' messages to the primary wait on its thread, and
-    // yielding there cost thread_oneway 10-15% (docs/performance.md).
-    const batch_scheduling batch{options.yield_to_workers && options.mode != start_mode::thread};  // given back last
     log_file logs{options.log};  // first: what the primary says from now on goes there
     const protocol_ops ops;
     std::unique_ptr<worker_handle<erased>> (*const make_handle)(record&);
@@ -391,7 +387,6 @@ private:
         auto pinned = pin ? std::make_shared<const cpu_pin>(std::move(*pin)) : nullptr;
         auto started = worker_thread::start(
             [run = thread_main, id, end = std::move(theirs), pinned, pin_warning, env = o.env]() mutable {
-                batch_scheduling::leave_in_this_thread();
                 if (const int failed = pinned ? pinned->apply() : 0) cpu_pin::warn(pin_warning, failed);
                 return run(id, std::move(end), env);
             });
