@@ -283,8 +283,7 @@ TEST_CASE("cluster::asio::acceptor serves under every schedule, and its worker l
     s.how = how;
     with_asio_workers(s, [how](primary<proto>& p) -> task<void> {
         const auto a = co_await support::start_listening(p, 2);
-        std::set<unsigned> ids;
-        for (int i = 0; i < 8; ++i) ids.insert(co_await bounded(support::served_by(at(a), "r" + std::to_string(i))));
+        const auto ids = co_await support::served_by_workers(at(a), 8, 2);
         if (how == schedule::round_robin || how == schedule::least_connections || how == schedule::reuseport)
             CHECK(ids.size() == 2);
         auto kept = co_await bounded(support::hold_one(at(a), "kept"));

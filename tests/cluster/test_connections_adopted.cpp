@@ -115,8 +115,7 @@ TEST_CASE("an adopted socket serves every schedule, found by its name or its add
         const auto b = co_await support::start_listening(p, 1, by_address);
         CHECK(a.local == address.to_string());
         CHECK(b.local == address.to_string());
-        std::set<unsigned> ids;
-        for (int i = 0; i < 8; ++i) ids.insert(co_await support::bounded(support::served_by(address)));
+        const auto ids = co_await support::served_by_workers(address, 8, 2);
         // shared: whichever accepts first; sticky: one client address; custom: the first (options_for).
         if (how != schedule::shared && how != schedule::sticky && how != schedule::custom)
             CHECK(ids == std::set<unsigned>{a.worker_id, b.worker_id});

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <system_error>
@@ -209,6 +210,16 @@ inline cluster::task<unsigned> served_by(cluster::endpoint to, std::string paylo
     INFO("request: " << a.error.message());
     REQUIRE(a.complete);
     co_return a.worker_id;
+}
+
+// Who answered `count` requests, each on a new connection, and while fewer than `workers` had,
+// more, up to 64 in all: under reuseport the kernel hashes each connection's ports to a
+// socket, and 8 may all reach one of two workers (1 time in 128).
+inline cluster::task<std::set<unsigned>> served_by_workers(cluster::endpoint to, int count, std::size_t workers) {
+    std::set<unsigned> ids;
+    for (int i = 0; i < 64 && (i < count || ids.size() < workers); ++i)
+        ids.insert(co_await bounded(served_by(to, "r" + std::to_string(i))));
+    co_return ids;
 }
 
 // A connection kept open at its worker ("k"), and who took it.
