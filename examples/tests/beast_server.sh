@@ -64,22 +64,25 @@ begin_in_progress() {
     : >"$dir/ws"  # emptied here: the background job's own redirection may come after the check below
     "${ws_client[@]}" hold "$port" >>"$dir/ws" 2>&1 &
     ws_pid=$!
-    exec 5<>"/dev/tcp/127.0.0.1/$port"
-    in_progress=$(pid_on 5)
-    # Each miss is kept open until the hit: under least_connections, a worker with fewer
-    # connections than $in_progress's (the WebSocket may be on it too) gets every new one
-    # while its count stays lower, and misses closed at once would keep it so.
-    local tries fd misses=()
+    # Connections are opened, and kept, until two reach one worker: with 2 workers, 3 at most.
+    # Waiting for one to reach a given worker would not do: under least_connections the other
+    # gets every new one while its count is lower, and under shared the kernel may wake the
+    # other's accept for all of them.
+    local tries fd pid
+    local -A on=()  # worker pid -> a connection to it
     for tries in {1..50}; do
         exec {fd}<>"/dev/tcp/127.0.0.1/$port"
-        if [[ $(pid_on "$fd") == "$in_progress" ]]; then
-            exec 6<&"$fd" {fd}<&-
+        pid=$(pid_on "$fd")
+        [[ -n $pid ]] || fail "no answer to GET /pid"
+        if [[ -n ${on[$pid]:-} ]]; then
+            in_progress=$pid
+            exec 5<&"${on[$pid]}" 6<&"$fd" {fd}<&-
             break
         fi
-        misses+=("$fd")
+        on[$pid]=$fd
     done
-    for fd in "${misses[@]}"; do exec {fd}<&-; done
-    [[ -e /dev/fd/6 ]] || fail "50 connections, none to worker $in_progress"
+    for fd in "${on[@]}"; do exec {fd}<&-; done
+    [[ -e /dev/fd/6 ]] || fail "50 connections, no two to one worker"
     printf 'GET /pid HTTP/1.1\r\nHost: test\r\n' >&5
     local i line
     for i in {1..200}; do
