@@ -1,22 +1,27 @@
 // Values moved between two threads' loops by thread_pipe, woken by doorbells through each wake
-// method: order both ways at once, backpressure, the end of either side, a doorbell's wake.
+// method: order both ways at once, backpressure, the end of either side, a doorbell's wake, and
+// a wake that finds its loop spinning.
 #include <catch2/catch.hpp>
 
 #include <cluster/io.hpp>
 #include <cluster/io/doorbell.hpp>
 #include <cluster/io/thread_pipe.hpp>
 
+#include <sys/syscall.h>
 #include <time.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "support/syscall_filter.hpp"
 
 using namespace cluster;
 
@@ -259,4 +264,59 @@ TEST_CASE("after another thread's wake a loop spins io_context_options::spin at 
     consumer.join();
     INFO("CPU time over " << quiet_window.count() << " ms idle: " << cpu_while_quiet.count() / 1000 << " us");
     CHECK(cpu_while_quiet < spin_bound + std::chrono::milliseconds(30));
+}
+
+TEST_CASE("a wake rung while its loop spins is taken from memory: neither thread enters the kernel for it") {
+    if (io::probed_wake_method() != io::wake_method::msg_ring) return;  // an eventfd's wake is a write
+    std::atomic<io::doorbell*> armed{nullptr};
+    std::atomic<bool> consumer_ended{false};
+    // Set on each thread and read here once both have ended: Catch is not thread-safe.
+    bool consumer_filtered = false, producer_filtered = false, woken = false;
+    std::exception_ptr consumer_failed, producer_failed;
+    support::counted_calls = 0;
+    std::thread consumer([&] {
+        // A long spin: the second wake finds it spinning, however late it comes.
+        io_context mine(io::io_context_options{.spin = std::chrono::seconds(5)});
+        io::doorbell bell;
+        try {
+            sync_wait([&]() -> task<void> {
+                bell.arm();
+                auto first = bell.wait();
+                armed.store(&bell);
+                co_await first;  // through the kernel, which woke this loop from its sleep
+                // From here the loop must not enter the kernel, and its spin's yields are counted.
+                consumer_filtered = support::filter_this_thread(SYS_io_uring_enter, SYS_sched_yield);
+                if (!consumer_filtered) co_return;
+                bell.arm();
+                co_await bell.wait();
+                woken = true;
+            }());
+        } catch (...) {
+            consumer_failed = std::current_exception();
+        }
+        consumer_ended.store(true);
+    });
+    std::thread producer([&] {
+        io_context ctx;
+        io::doorbell* bell = nullptr;
+        while (!(bell = armed.load())) std::this_thread::yield();
+        try {
+            bell->ring();
+            producer_filtered = support::filter_this_thread(SYS_io_uring_enter);
+            // The consumer's loop spins once it has yielded, waiting for this wake; or it has ended.
+            while (support::counted_calls.load() == 0 && !consumer_ended.load()) std::this_thread::yield();
+            if (producer_filtered && !consumer_ended.load()) bell->ring();
+        } catch (...) {
+            producer_failed = std::current_exception();
+        }
+    });
+    producer.join();
+    consumer.join();
+    support::restore_sigsys();
+    REQUIRE(consumer_filtered);
+    REQUIRE(producer_filtered);
+    CHECK_FALSE(producer_failed);
+    CHECK_FALSE(consumer_failed);
+    CHECK(woken);
+    CHECK(support::counted_calls.load() >= 1);
 }

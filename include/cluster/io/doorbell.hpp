@@ -160,6 +160,9 @@ public:
         if (!armed_) return;
         armed_ = false;
         sent_ = true;
+        // A loop that spins takes the wake from memory: neither thread enters the kernel. Not an
+        // eventfd's, whose read stays in flight until the write it waits for.
+        if (method_ == wake_method::msg_ring && ctx_->leave_while_spinning(&hook_)) return;
         if (method_ == wake_method::eventfd) {
             const std::uint64_t one = 1;
             (void)!::write(event_.get(), &one, sizeof one);

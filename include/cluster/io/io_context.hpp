@@ -21,6 +21,7 @@
 
 #include <cluster/error.hpp>
 #include <cluster/io/detail/fifo.hpp>
+#include <cluster/io/detail/spinning_wakes.hpp>
 #include <cluster/io/detail/trampoline.hpp>
 #include <cluster/io/external_loop.hpp>
 #include <cluster/io/task.hpp>
@@ -156,6 +157,11 @@ public:
     void forget_remote() noexcept { --in_flight_; }
     // A remote wake arrived (a doorbell's): the loop spins before it sleeps next (spin).
     void note_remote_wake() noexcept { woken_remotely_ = true; }
+    // From another thread, in place of the CQE it would post: true if this loop spins now and
+    // will complete `c` (res 0) as that CQE, with no system call on either side.
+    [[nodiscard]] bool leave_while_spinning(detail::completion* c) {
+        return spinning_wakes_.leave(reinterpret_cast<std::uintptr_t>(c));
+    }
 
     // Submits what is queued now rather than at the end of the turn: for an op that another
     // thread is waiting on.
@@ -281,13 +287,21 @@ private:
     CLUSTER_DECL void submit_and_get_events();
 
     // Before the loop sleeps, after a remote wake: submits what is queued, then looks for
-    // completions until `spin` has passed. True if some came.
+    // completions, and wakes left in spinning_wakes_, until `spin` has passed. True if some came.
     CLUSTER_DECL bool spin_for_completions();
 
     // Completions the kernel holds for this ring: posted, or (DEFER_TASKRUN, COOP_TASKRUN) still
     // to run as task work, which the TASKRUN flag announces; or held back by a full CQ.
     [[nodiscard]] bool completions_waiting() const noexcept {
         return io_uring_cq_ready(&ring_) > 0 ||
+               (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+
+    // Whether a turn that does not wait has anything to ask the kernel for: SQEs to submit, or
+    // completions it holds as task work or overflow. CQEs in the ring need no call (reap()), nor
+    // do wakes left while the loop spun.
+    [[nodiscard]] bool kernel_has_work() const noexcept {
+        return io_uring_sq_ready(&ring_) > 0 ||
                (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
     }
 
@@ -335,6 +349,7 @@ private:
     bool stopped_ = false;
     std::chrono::nanoseconds spin_;
     bool woken_remotely_ = false;  // since the loop last slept or spun
+    detail::spinning_wakes spinning_wakes_;
     detail::fifo<std::coroutine_handle<>> ready_;
     detail::fifo<detail::cqe_copy> stashed_;  // CQEs out of the ring, not yet dispatched
     std::vector<detail::completion*> deferred_;

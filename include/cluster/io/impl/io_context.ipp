@@ -115,11 +115,11 @@ CLUSTER_DECL void io_context::run_once(std::coroutine_handle<> until) {
     const bool busy = !ready_.empty() || !deferred_.empty();
     if (busy || stopped_ || (until && until.done())) {
         if (busy && external_) external_->poll();
-        submit_and_get_events();
+        if (kernel_has_work()) submit_and_get_events();
     } else if (external_) {
         wait_in_attached_loop();
     } else if (in_flight_ > 0 && woken_remotely_ && spin_for_completions()) {
-        submit_and_get_events();
+        if (kernel_has_work()) submit_and_get_events();
     } else if (in_flight_ > 0) {
         int r;
         do r = io_uring_submit_and_wait(&ring_, 1);
@@ -257,13 +257,14 @@ CLUSTER_DECL bool io_context::spin_for_completions() {
     if (spin_.count() <= 0) return false;
     if (io_uring_sq_ready(&ring_) > 0) flush_submissions();
     const auto until = std::chrono::steady_clock::now() + spin_;
+    spinning_wakes_.open();
     // Yielding, not pausing: where threads outnumber CPUs, the one this loop waits for may be
     // waiting for this CPU.
-    do {
-        if (completions_waiting()) return true;
+    while (!completions_waiting() && !spinning_wakes_.any() && std::chrono::steady_clock::now() < until)
         ::sched_yield();
-    } while (std::chrono::steady_clock::now() < until);
-    return false;
+    const std::size_t before = stashed_.size();
+    spinning_wakes_.close([this](std::uintptr_t w) { stashed_.push_back({w, 0, 0}); });
+    return stashed_.size() > before || completions_waiting();
 }
 
 CLUSTER_DECL std::vector<detail::cqe_copy> io_context::take_cqes() {
