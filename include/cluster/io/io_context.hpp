@@ -290,23 +290,24 @@ private:
     // completions, and wakes left in spinning_wakes_, until `spin` has passed. True if some came.
     CLUSTER_DECL bool spin_for_completions();
 
-    // Completions the kernel holds for this ring: posted, or (DEFER_TASKRUN, COOP_TASKRUN) still
-    // to run as task work, which the TASKRUN flag announces; or held back by a full CQ.
+    // Completions the kernel holds for this ring: still to run as task work (DEFER_TASKRUN,
+    // COOP_TASKRUN), which the TASKRUN flag announces, or held back by a full CQ.
+    [[nodiscard]] bool completions_held() const noexcept {
+        return (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+
+    // Completions for this ring: posted, or held.
     [[nodiscard]] bool completions_waiting() const noexcept {
-        return io_uring_cq_ready(&ring_) > 0 ||
-               (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+        return io_uring_cq_ready(&ring_) > 0 || completions_held();
     }
 
     // Whether a turn that does not wait has anything to ask the kernel for: SQEs to submit, or
-    // completions it holds as task work or overflow. CQEs in the ring need no call (reap()), nor
-    // do wakes left while the loop spun.
-    [[nodiscard]] bool kernel_has_work() const noexcept {
-        return io_uring_sq_ready(&ring_) > 0 ||
-               (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-    }
+    // completions it holds. CQEs in the ring need no call (reap()), nor do wakes left while the
+    // loop spun.
+    [[nodiscard]] bool kernel_has_work() const noexcept { return io_uring_sq_ready(&ring_) > 0 || completions_held(); }
 
     // A turn that waited in the attached loop: it may have run work that is ready now, and
-    // completions the kernel holds as task work come out only when asked for.
+    // completions the kernel holds (task work, overflow) come out only when asked for.
     CLUSTER_DECL void wait_in_attached_loop();
 
     CLUSTER_DECL std::vector<detail::cqe_copy> take_cqes();

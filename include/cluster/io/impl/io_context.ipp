@@ -161,7 +161,7 @@ CLUSTER_DECL bool io_context::arm_notification() {
 
 CLUSTER_DECL void io_context::wait_in_attached_loop() {
     external_->wait();
-    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) submit_and_get_events();
+    if (completions_held()) submit_and_get_events();
 }
 
 CLUSTER_DECL void io_context::forget_in_forked_children() {
