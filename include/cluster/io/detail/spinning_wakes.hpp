@@ -32,14 +32,16 @@ public:
     // The spinning loop's look: one load, no lock.
     [[nodiscard]] bool any() const noexcept { return any_.load(std::memory_order_acquire); }
 
-    // Closes it and hands each wake left to `take`.
+    // Closes it and hands each wake left to `take`: true if there was one.
     template <class Take>
-    void close(Take take) {
+    bool close(Take take) {
         const std::lock_guard lock(mutex_);
         open_ = false;
         for (const std::uintptr_t w : left_) take(w);
+        const bool took = !left_.empty();
         left_.clear();
         any_.store(false, std::memory_order_relaxed);
+        return took;
     }
 
 private:

@@ -262,9 +262,8 @@ CLUSTER_DECL bool io_context::spin_for_completions() {
     // waiting for this CPU.
     while (!completions_waiting() && !spinning_wakes_.any() && std::chrono::steady_clock::now() < until)
         ::sched_yield();
-    const std::size_t before = stashed_.size();
-    spinning_wakes_.close([this](std::uintptr_t w) { stashed_.push_back({w, 0, 0}); });
-    return stashed_.size() > before || completions_waiting();
+    const bool left = spinning_wakes_.close([this](std::uintptr_t w) { stashed_.push_back({w, 0, 0}); });
+    return left || completions_waiting();
 }
 
 CLUSTER_DECL std::vector<detail::cqe_copy> io_context::take_cqes() {
