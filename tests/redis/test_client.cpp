@@ -14,6 +14,8 @@
 #include "support/redis_server.hpp"
 #include "support/waiting.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstddef>
 #include <span>
@@ -61,6 +63,21 @@ task<void> stop_once_sent(redis::client& c, std::stop_source& stop, std::size_t 
     stop.request_stop();
     co_return;
 }
+
+// An end-of-turn hook that reads, without waiting, what the server's side of a connection
+// has been sent by then.
+struct hook_reading : io::detail::completion {
+    int fd;
+    std::string got;
+    explicit hook_reading(int server_side) : fd(server_side) {
+        complete = [](io::detail::completion* self, int, unsigned, bool) noexcept {
+            auto* me = static_cast<hook_reading*>(self);
+            char buf[256];
+            const ssize_t n = ::recv(me->fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) me->got.assign(buf, static_cast<std::size_t>(n));
+        };
+    }
+};
 
 }  // namespace
 
@@ -285,6 +302,32 @@ TEST_CASE("a server that answers with bytes that are not RESP: protocol_error, n
         (void)co_await connected(c);
         auto both = co_await bounded(when_all(c.command("PING"), fake(lfd)), "the bad reply");
         CHECK(std::get<0>(both).error() == redis::errc::protocol_error);
+        co_await c.close();
+    }(listening.get()));
+}
+
+TEST_CASE("a command leaves at the end of its turn, ahead of the end-of-turn writes queued after it") {
+    // Regression: the command went through the ring, after every other end-of-turn write of
+    // its turn: a chat worker's PUBLISH waited for its frames to a hundred WebSockets.
+    auto listening = net::listen_socket(net::endpoint::tcp("127.0.0.1", 0));
+    sync_wait([](int lfd) -> task<void> {
+        auto ep = net::local_endpoint(lfd);
+        REQUIRE(ep.has_value());
+        redis::client c(support::redis_options(*ep));
+        (void)co_await connected(c);
+        auto server_side = co_await net::accept(lfd);  // connected already
+        REQUIRE(server_side.has_value());
+        auto answer = [](net::tcp_stream& s) -> task<void> {
+            auto sent = co_await s.write(std::string_view("+PONG\r\n"));
+            REQUIRE(sent.has_value());
+        };
+        hook_reading after(server_side->native_handle());
+        scope commands;
+        commands.spawn([](redis::client& c) -> task<void> { (void)co_await ok(c, "PING"); }(c));
+        io_context::current_or_throw().defer(&after);
+        co_await bounded(answer(*server_side), "the answer");
+        co_await commands.join();  // ok() bounds the wait for the PONG
+        CHECK(after.got == "*1\r\n$4\r\nPING\r\n");
         co_await c.close();
     }(listening.get()));
 }

@@ -2,6 +2,8 @@
 // connect, AUTH and SELECT, batched writes, replies read in order, reconnect with backoff.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -14,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include <cluster/io/io_context.hpp>
 #include <cluster/io/latch.hpp>
 #include <cluster/io/mailbox.hpp>
 #include <cluster/io/ops.hpp>
@@ -51,6 +54,9 @@ public:
         : options_(std::move(o)), events_(events), read_buffer_(64 * 1024), attempt_(std::make_shared<io::latch>()) {}
     link(const link&) = delete;
     link& operator=(const link&) = delete;
+    ~link() {
+        if (flushing_) flushing_->cancel_defer(&flush_hook_);
+    }
 
     [[nodiscard]] bool connected() const noexcept { return connected_; }
     [[nodiscard]] bool closed() const noexcept { return closed_; }
@@ -91,10 +97,15 @@ public:
         wake_attempt_waiters({});
     }
 
-    // Queues RESP bytes for the writer, which sends everything queued in one write.
+    // Queues RESP bytes. Everything queued in a turn of the loop leaves at its end in one send,
+    // straight into the kernel's buffer, in turn with the loop's other end-of-turn writes (a
+    // worker's channel, its WebSockets): a command queued before a hundred WebSocket frames does
+    // not wait behind them. What the buffer has no room for goes through the writer.
     void send(std::string_view bytes) {
         outbox_.append(bytes);
-        if (wake_writer_.size() == 0) wake_writer_.push(true);
+        if (writing_ || flushing_) return;
+        flushing_ = &io::io_context::current_or_throw();
+        flushing_->defer(&flush_hook_);
     }
 
 private:
@@ -127,6 +138,7 @@ private:
             wake_attempt_waiters({});
             const std::error_code why = co_await run();
             connected_ = false;
+            writing_ = false;
             outbox_.clear();
             stream_ = net::tcp_stream{};
             events_.on_link_down(closed_ ? make_error_code(errc::closed) : why);
@@ -197,10 +209,27 @@ private:
         }
     }
 
+    void on_flush(int, bool resume) {
+        flushing_ = nullptr;
+        if (resume && connected_ && !writing_) write_now();
+    }
+
+    void write_now() {
+        if (outbox_.empty()) return;
+        const ssize_t n = ::send(stream_.native_handle(), outbox_.data(), outbox_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(outbox_.size())) return outbox_.clear();
+        if (n > 0) outbox_.erase(0, static_cast<std::size_t>(n));
+        // A full buffer, or a broken connection, whose write then fails as its read does.
+        writing_ = true;
+        wake_writer_.push(true);
+    }
+
+    // What write_now() could not send, through the ring, with whatever is queued meanwhile.
     task<std::error_code> write_loop() {
         std::string sending;
         for (;;) {
             if (outbox_.empty()) {
+                writing_ = false;
                 auto woken = co_await wake_writer_.take();
                 if (!woken) co_return std::make_error_code(std::errc::operation_canceled);
                 continue;
@@ -219,6 +248,9 @@ private:
     net::tcp_stream stream_;
     std::string outbox_;
     io::mailbox<bool> wake_writer_;
+    bool writing_ = false;                // the writer has bytes to send: send() leaves them to it
+    io::io_context* flushing_ = nullptr;  // where flush_hook_ waits for the end of the turn
+    io::detail::member_completion<link, &link::on_flush> flush_hook_{this};
     std::shared_ptr<io::latch> attempt_;
     std::error_code last_attempt_;
     std::string last_refusal_;
