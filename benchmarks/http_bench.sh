@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # http_bench: requests per second of examples/http_server (2 workers) under each schedule,
-# beside nginx (worker_processes 2, reuseport) and Node.js cluster + http (2 workers), and of
+# beside nginx (worker_processes 2, reuseport deferred: TCP_DEFER_ACCEPT, as http_server sets it)
+# and Node.js cluster + http (2 workers, which cannot defer accepts), and of
 # examples/beast_server (Boost.Beast clustered by cluster::asio) beside Beast alone
 # (benchmarks/beast_alone: an io_context per thread, SO_REUSEPORT), all driven by wrk in the
 # same run: first over keep-alive connections, then with a new connection per request
@@ -23,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,19s/^# \{0,1\}//p' "$0"
+    sed -n '2,20s/^# \{0,1\}//p' "$0"
     cat <<EOF
 
   --server PATH       http_server binary (default: build it in --build-dir, Release); beast_server
@@ -226,7 +227,7 @@ http {
     access_log off;
     $(nginx_temp_paths "$dir")
     server {
-        listen 127.0.0.1:$port reuseport;
+        listen 127.0.0.1:$port reuseport deferred;
         keepalive_requests 1000000;
         keepalive_timeout 600s;
         location = / {
@@ -482,7 +483,7 @@ for b in "${beast_list[@]}"; do servers+=("beast-$b"); done
 if ((compare)); then
     echo "http_bench: $(nproc) CPUs; $workers workers per server; wrk -t$threads -c$connections, ${duration} s per measurement after ${warmup} s of warm-up, $rounds rounds"
     echo "  http_server: $server"
-    echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport"
+    echo "  nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: nginx\///'), worker_processes $workers, reuseport deferred"
     echo "  affinity: ${affinity_list[*]} (on: http_server --cpu-affinity, nginx worker_cpu_affinity auto)"
     echo "  node: $(node --version), cluster + http, $workers workers, SCHED_RR"
     if ((${#beast_list[@]})); then
@@ -607,7 +608,7 @@ for mode in "${mode_list[@]}"; do
     [[ $mode == close ]] && how=", a new connection per request"
     if [[ -n $best ]]; then
         figure "http_vs_nginx$sfx" "$best_rps" "requests/s" \
-            "$nginx_version, worker_processes $workers, reuseport$how (http_server's best schedule: $best)" \
+            "$nginx_version, worker_processes $workers, reuseport deferred$how (http_server's best schedule: $best)" \
             "$nginx_rps" higher "ratio >= 1.1"
         figure "http_vs_node$sfx" "$best_rps" "requests/s" \
             "Node.js $node_version cluster + http, $workers workers, SCHED_RR$how (http_server's best schedule: $best)" \
@@ -615,7 +616,7 @@ for mode in "${mode_list[@]}"; do
     fi
     if [[ -n $best_pinned ]]; then
         figure "http_vs_nginx_pinned$sfx" "$best_pinned_rps" "requests/s" \
-            "$nginx_version, worker_processes $workers, reuseport, worker_cpu_affinity auto$how (http_server --cpu-affinity's best schedule: $best_pinned)" \
+            "$nginx_version, worker_processes $workers, reuseport deferred, worker_cpu_affinity auto$how (http_server --cpu-affinity's best schedule: $best_pinned)" \
             "$pinned_nginx_rps" higher "ratio >= 1.1"
     fi
     if [[ -n $best && -n $best_pinned ]]; then

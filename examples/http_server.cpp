@@ -135,6 +135,7 @@ private:
 task<void> worker_main(worker<proto>& w, const settings& s) {
     listener_options o;
     o.sticky = s.key;
+    o.socket.defer_accept = 1s;  // HTTP's clients speak first: accepted with their request there
     auto connections = co_await w.listen(s.where, s.how, o);
     routes app(w.id());
     // Once the primary disconnects this worker (a stop, a reload, a scale-down), accept()

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -95,6 +96,7 @@ inline std::optional<settings> parse_settings(int argc, char** argv) {
     s.workers = *workers == 0 ? cluster::cpu_count() : static_cast<unsigned>(*workers);
     s.how = *how;
     s.listening.sticky = *key;
+    s.listening.socket.defer_accept = std::chrono::seconds(1);  // HTTP's clients speak first
     s.redis.server = *redis;
     s.redis_text = option(argc, argv, "--redis", "127.0.0.1:6379");
     s.ws.max_message_bytes = *max_message;

@@ -11,12 +11,15 @@
 #include "support/listener_worker.hpp"
 #include "support/temp_dir.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <array>
 #include <cerrno>
+#include <filesystem>
 #include <set>
 #include <span>
 #include <string>
@@ -54,6 +57,23 @@ task<std::string> rest_of(tcp_stream& s) {
         if (!n || *n == 0) co_return got;
         got.append(buf.data(), *n);
     }
+}
+
+// TCP_DEFER_ACCEPT of each socket this process, the primary, listens on at `at`.
+std::vector<int> defer_accept_on(const std::string& at) {
+    std::vector<int> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        const int fd = std::stoi(entry.path().filename().string());
+        int listening = 0, defer = 0;
+        socklen_t len = sizeof listening;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) continue;
+        const auto local = net::local_endpoint(fd);
+        if (!local || local->to_string() != at) continue;
+        len = sizeof defer;
+        REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len) == 0);
+        found.push_back(defer);
+    }
+    return found;
 }
 
 mode_t mode_of(const std::string& path) {
@@ -235,6 +255,22 @@ TEST_CASE("listen_options::mode on a TCP endpoint or an abstract name is refused
         CHECK(r.error == EINVAL);
         INFO(r.what);
         CHECK(r.what.find("mode") != std::string::npos);
+    });
+}
+
+TEST_CASE(
+    "listen_options::defer_accept is set on every socket the primary opens for it, and its connections are served") {
+    const schedule how = GENERATE(schedule::round_robin, schedule::shared, schedule::reuseport);
+    INFO(to_string(how));
+    auto o = support::options_for(how);
+    o.env[support::setting::defer_accept] = "1";
+    support::with_listener_workers(o, [how](primary<proto>& p) -> task<void> {
+        const auto a = co_await support::start_listening(p, 2);
+        const auto sockets = defer_accept_on(a.local);
+        CHECK(sockets.size() == (how == schedule::reuseport ? 2U : 1U));
+        CHECK(sockets == std::vector<int>(sockets.size(), 1));
+        const auto served = co_await served_by_n(endpoint::parse(a.local).value(), 4);
+        CHECK_FALSE(served.empty());
     });
 }
 

@@ -1,7 +1,8 @@
 // cluster::endpoint and listen_socket: parsing and printing every form (inherited names too),
 // relative Unix paths made absolute, addresses from the kernel, listening on IPv4, IPv6, Unix
 // paths and abstract names with the kernel choosing the port, stale and live Unix socket
-// files, a socket file's mode and its safe removal, SO_REUSEPORT, IPV6_V6ONLY, and the sticky hash.
+// files, a socket file's mode and its safe removal, SO_REUSEPORT, IPV6_V6ONLY, TCP_DEFER_ACCEPT,
+// and the sticky hash.
 #include <catch2/catch.hpp>
 
 #include <cluster/net/endpoint.hpp>
@@ -12,12 +13,16 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 using namespace cluster;
 using namespace cluster::net;
@@ -60,6 +66,21 @@ struct temp_path {
     }
     ~temp_path() { ::unlink(path.c_str()); }
 };
+
+// Whether `fd` has a connection to accept within `wait` (0: now).
+bool acceptable(int fd, int wait_ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, wait_ms) == 1;
+}
+
+// The connection `listening` has queued, and its peer's address.
+std::pair<unique_fd, endpoint> accept_one(int listening) {
+    unique_fd accepted(::accept4(listening, nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted.valid());
+    auto peer = peer_endpoint(accepted.get());
+    REQUIRE(peer.has_value());
+    return {std::move(accepted), *peer};
+}
 
 bool is_socket_file(const std::string& path) {
     struct stat st {};
@@ -384,6 +405,40 @@ TEST_CASE("reuse_port lets sockets share a port, without it the second bind is E
         CHECK(e.code() == std::errc::address_in_use);
         CHECK_THAT(e.what(), Catch::StartsWith("cluster: cannot listen on " + ep.to_string() + ": bind"));
     }
+}
+
+TEST_CASE(
+    "defer_accept: a connection is accepted with its first bytes, or once silent past the delay, not as it opens") {
+    auto plain = listen_socket(endpoint::tcp("127.0.0.1", 0));
+    CHECK(socket_option(plain.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT) == 0);
+    auto deferred = listen_socket(endpoint::tcp("127.0.0.1", 0), {.defer_accept = std::chrono::seconds(1)});
+    CHECK(socket_option(deferred.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT) == 1);
+    auto talker = connect_to(bound(deferred.get()));
+    auto silent = connect_to(bound(deferred.get()));
+    REQUIRE(talker.has_value());
+    REQUIRE(silent.has_value());
+    // Both handshakes are done, as the clients see it; neither connection is the server's yet.
+    CHECK_FALSE(acceptable(deferred.get(), 0));
+    REQUIRE(::send(talker->get(), "GET", 3, MSG_NOSIGNAL) == 3);
+    REQUIRE(acceptable(deferred.get(), 10'000));
+    auto [first, first_peer] = accept_one(deferred.get());
+    CHECK(first_peer == bound(talker->get()));
+    std::array<char, 8> buf{};
+    CHECK(::recv(first.get(), buf.data(), buf.size(), MSG_DONTWAIT) == 3);  // there already
+    // The silent one once its second (1 s late) handshake is done: it may still speak.
+    REQUIRE(acceptable(deferred.get(), 10'000));
+    auto [second, second_peer] = accept_one(deferred.get());
+    CHECK(second_peer == bound(silent->get()));
+    CHECK(::recv(second.get(), buf.data(), buf.size(), MSG_DONTWAIT) == -1);
+    CHECK(errno == EAGAIN);
+}
+
+TEST_CASE("defer_accept on a Unix socket, which has no such option, changes nothing") {
+    temp_path file("defer");
+    auto fd = listen_socket(endpoint::unix_socket(file.path), {.defer_accept = std::chrono::seconds(1)});
+    auto client = connect_to(bound(fd.get()));
+    REQUIRE(client.has_value());
+    CHECK(acceptable(fd.get(), 0));
 }
 
 TEST_CASE("listen_socket on a Unix path and on an abstract name") {

@@ -10,9 +10,11 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -38,10 +40,13 @@ bool close_on_exec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
 
 }  // namespace
 
-TEST_CASE("inspect_inherited takes a listening socket: its address, SO_REUSEPORT and IPV6_V6ONLY, now close-on-exec") {
+TEST_CASE("inspect_inherited takes a listening socket: its address, SO_REUSEPORT, IPV6_V6ONLY and TCP_DEFER_ACCEPT, "
+          "now close-on-exec") {
     auto tcp = open_socket(AF_INET, SOCK_STREAM);
     const int on = 1;
     REQUIRE(::setsockopt(tcp.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    const int five_seconds = 5;  // the kernel's retransmissions make it 7
+    REQUIRE(::setsockopt(tcp.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &five_seconds, sizeof five_seconds) == 0);
     bind_loopback(tcp.get());
     REQUIRE(::listen(tcp.get(), 8) == 0);
     REQUIRE_FALSE(close_on_exec(tcp.get()));
@@ -53,6 +58,7 @@ TEST_CASE("inspect_inherited takes a listening socket: its address, SO_REUSEPORT
     CHECK(taken->local == address);
     CHECK(taken->reuse_port);
     CHECK_FALSE(taken->v6_only.has_value());
+    CHECK(taken->defer_accept == std::chrono::seconds(7));
     CHECK(close_on_exec(taken->fd.get()));
 
     auto v6 = open_socket(AF_INET6, SOCK_STREAM);
@@ -62,6 +68,7 @@ TEST_CASE("inspect_inherited takes a listening socket: its address, SO_REUSEPORT
         auto taken6 = inspect_inherited(std::move(v6), why);
         REQUIRE(taken6.has_value());
         CHECK_FALSE(taken6->reuse_port);
+        CHECK(taken6->defer_accept == std::chrono::seconds(0));
         CHECK(taken6->v6_only == std::optional<bool>(true));
     }
 

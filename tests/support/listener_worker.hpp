@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <deque>
 #include <span>
@@ -26,6 +27,8 @@ namespace support {
 namespace setting {
 // The socket file's mode a listener_worker asks for, in octal ("660"); none if unset.
 inline constexpr const char* mode = "CLUSTER_TEST_MODE";
+// The listen_options::defer_accept it asks for, in seconds; none if unset.
+inline constexpr const char* defer_accept = "CLUSTER_TEST_DEFER_ACCEPT";
 }  // namespace setting
 
 namespace listener_worker {
@@ -82,6 +85,8 @@ inline cluster::task<void> listen_again(cluster::worker<proto>& w, std::deque<cl
     cluster::listener_options lo;
     if (const auto mode = env_or(setting::mode); !mode.empty())
         lo.socket.mode = static_cast<mode_t>(std::stoul(mode, nullptr, 8));
+    if (const auto defer = env_or(setting::defer_accept); !defer.empty())
+        lo.socket.defer_accept = std::chrono::seconds(std::stoul(defer));
     auto opened = co_await w.try_listen(at, how, lo);
     listen_result r;
     r.worker_id = w.id();

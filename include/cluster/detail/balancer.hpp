@@ -140,6 +140,7 @@ public:
         l->socket = std::move(inherited->fd);
         l->options.reuse_port = inherited->reuse_port;
         l->options.v6_only = inherited->v6_only;
+        l->options.defer_accept = inherited->defer_accept;
         enlist(l, std::move(keys));
         return *named;
     }
@@ -393,6 +394,7 @@ private:
         o.replace_stale_unix_socket = ask.replace_stale_unix_socket;
         o.reuse_port = s == net::schedule::reuseport;
         if (ask.mode >= 0) o.mode = static_cast<mode_t>(ask.mode);
+        o.defer_accept = std::chrono::seconds(ask.defer_accept_s);
         return o;
     }
 
@@ -554,6 +556,7 @@ private:
         auto o = options_of(ask, s);
         o.reuse_port = l.options.reuse_port;
         o.v6_only = l.options.v6_only;
+        o.defer_accept = l.options.defer_accept;
         l.options = o;
         l.key = key_of(ask);
         start(l, s, tasks);

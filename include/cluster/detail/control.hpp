@@ -92,6 +92,7 @@ struct listen_request {
     bool reuse_address = true;
     bool replace_stale_unix_socket = true;
     std::int32_t mode = -1;  // the socket file's; -1: none asked
+    std::uint32_t defer_accept_s = 0;
     // The sticky key: net::sticky_key::source, its name, and the peek's limits.
     std::uint8_t key_from = 0;
     std::string key_name;
@@ -99,8 +100,8 @@ struct listen_request {
     std::uint32_t peek_timeout_ms = 0;
 };
 BOOST_DESCRIBE_STRUCT(listen_request, (),
-                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket, mode, key_from,
-                       key_name, peek_bytes, peek_timeout_ms))
+                      (endpoint, schedule, backlog, v6_only, reuse_address, replace_stale_unix_socket, mode,
+                       defer_accept_s, key_from, key_name, peek_bytes, peek_timeout_ms))
 
 // Primary to worker, the answer: the listener's id and address, and the socket to accept
 // on when the worker accepts itself (shared, reuseport); or the errno and the step that failed.

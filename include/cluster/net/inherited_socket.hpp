@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,9 +22,10 @@ namespace cluster::net {
 
 struct inherited_socket {
     unique_fd fd;
-    endpoint local;               // the address it is bound to
-    bool reuse_port = false;      // SO_REUSEPORT: sockets beside it may bind the same address
-    std::optional<bool> v6_only;  // an IPv6 socket's IPV6_V6ONLY
+    endpoint local;                        // the address it is bound to
+    bool reuse_port = false;               // SO_REUSEPORT: sockets beside it may bind the same address
+    std::optional<bool> v6_only;           // an IPv6 socket's IPV6_V6ONLY
+    std::chrono::seconds defer_accept{0};  // an IP socket's TCP_DEFER_ACCEPT, as the kernel rounded it
 };
 
 namespace detail {
@@ -61,6 +64,8 @@ inline result<inherited_socket> inspect_inherited(unique_fd fd, std::string& why
     if (out.local.is_ip()) {
         const auto reuse_port = detail::socket_option(out.fd.get(), SOL_SOCKET, SO_REUSEPORT);
         out.reuse_port = reuse_port && *reuse_port != 0;
+        const auto defer_accept = detail::socket_option(out.fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT);
+        if (defer_accept) out.defer_accept = std::chrono::seconds(*defer_accept);
     }
     if (out.local.family() == AF_INET6) {
         const auto v6_only = detail::socket_option(out.fd.get(), IPPROTO_IPV6, IPV6_V6ONLY);

@@ -1,14 +1,17 @@
 // cluster::net::listen_socket: a stream socket listening on an endpoint, with the options servers
-// need (address and port reuse, backlog, dual-stack IPv6, a socket file's mode), and the safe reuse
-// and removal of a Unix socket file.
+// need (address and port reuse, backlog, dual-stack IPv6, deferred accept, a socket file's mode),
+// and the safe reuse and removal of a Unix socket file.
 #pragma once
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -33,6 +36,14 @@ struct listen_options {
     // IPV6_V6ONLY for IPv6 endpoints: true serves IPv6 only, false also IPv4 (as
     // ::ffff:a.b.c.d). Unset keeps the system's default, net.ipv6.bindv6only.
     std::optional<bool> v6_only = std::nullopt;
+    // TCP_DEFER_ACCEPT (IP only; a Unix socket has none): a connection is accepted once its
+    // first bytes arrive, or once it has been silent about this long (the kernel counts it in
+    // SYN-ACK retransmissions: 1 s, then 3, 7...), not as its handshake ends. A server whose
+    // clients speak first, as HTTP's do, then finds the request there: no read armed and no
+    // wake-up per connection for bytes still on their way, and no descriptor held by a client
+    // that connects and says nothing. Not for a protocol where the server speaks first (a
+    // greeting, SMTP): its clients would wait that long. 0: off, the system's default.
+    std::chrono::seconds defer_accept{0};
     // A Unix socket file outlives a process that crashed, and bind() then fails. Replace
     // such a file, but only one that is a socket and refuses connections: never a file of
     // another kind, and never a socket somebody listens on.
@@ -132,6 +143,12 @@ inline result<unique_fd> open_listening(const endpoint& ep, const listen_options
         if (r && ep.family() == AF_INET6 && o.v6_only) {
             step = "setsockopt(IPV6_V6ONLY)";
             r = set_socket_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, *o.v6_only ? 1 : 0);
+        }
+        if (r && o.defer_accept.count() > 0) {
+            step = "setsockopt(TCP_DEFER_ACCEPT)";
+            r = set_socket_option(
+                fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                static_cast<int>(std::min<std::chrono::seconds::rep>(o.defer_accept.count(), INT_MAX)));
         }
         if (!r) return r.error();
     }

@@ -141,6 +141,8 @@ CLUSTER_DECL io::task<result<net::listener>> worker_core::open_listener(const ne
     ask.reuse_address = o.socket.reuse_address;
     ask.replace_stale_unix_socket = o.socket.replace_stale_unix_socket;
     ask.mode = o.socket.mode ? static_cast<std::int32_t>(*o.socket.mode) : -1;
+    ask.defer_accept_s =
+        static_cast<std::uint32_t>(std::clamp<std::chrono::seconds::rep>(o.socket.defer_accept.count(), 0, UINT32_MAX));
     ask.key_from = static_cast<std::uint8_t>(o.sticky.from);
     ask.key_name = o.sticky.name();
     ask.peek_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(o.sticky.peek_bytes, UINT32_MAX));
